@@ -1,0 +1,13 @@
+"""Backoffice: what happens when self-service cannot finish the job.
+
+Owns the hand-off desk (queueing conversations for a human agent with their place in line) and,
+as it grows, the after-sales ticket service, routing, SLAs, permissions, audit and return
+pick-up planning.
+
+Must not know about channel wire formats or NLU; it receives decisions from the dialogue and
+writes through the conversation store.
+"""
+
+from backoffice.handoff import HandoffDesk, QueuePlace
+
+__all__ = ["HandoffDesk", "QueuePlace"]

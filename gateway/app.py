@@ -1,0 +1,52 @@
+"""The aiohttp application: channel routes plus ``GET /health``."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from channels.base import json_response
+from gateway.runtime import Gateway
+from store import InboundMessage, Message
+
+log = logging.getLogger(__name__)
+
+GATEWAY_KEY = web.AppKey("gateway", Gateway)
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application:
+    """The web app; starting it starts the gateway, cleaning it up stops the gateway."""
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    app[GATEWAY_KEY] = gateway
+
+    async def start(_: web.Application) -> None:
+        await gateway.start(wait_for_nlu=wait_for_nlu)
+
+    async def stop(_: web.Application) -> None:
+        await gateway.stop()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    app.router.add_get("/health", health)
+
+    async def on_message(message: InboundMessage) -> list[Message]:
+        if gateway.turns is None:
+            raise web.HTTPServiceUnavailable(text="the gateway is starting")
+        return await gateway.turns(message)
+
+    for channel in gateway.channels:
+        app.router.add_routes(channel.routes(on_message))
+    return app
+
+
+async def health(request: web.Request) -> web.Response:
+    """200 once the store and the NLU server answer; 503 with what is missing otherwise."""
+    gateway = request.app[GATEWAY_KEY]
+    checks = await gateway.ready()
+    body: dict[str, object] = {"status": "ok" if all(checks.values()) else "starting", **checks}
+    if gateway.nlu_error:
+        body["status"] = "degraded"
+        body["nlu_error"] = gateway.nlu_error
+    return json_response(body, status=200 if all(checks.values()) else 503)

@@ -1,0 +1,172 @@
+"""Build and run the gateway's components: store, shop, NLU, dialogue, backoffice, channels."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Self
+
+from backoffice import HandoffDesk
+from channels import InputChannel, RestInput
+from dialogue import DialogueEngine
+from gateway.settings import Settings
+from gateway.turns import TurnProcessor
+from nlu import NluClient, NluProject, OfflineNlu, RasaNluClient
+from nlu.server import EmbeddedRasaServer
+from shop import MongoOrderService, load_orders_file
+from store import ConversationStore
+from store.embedded import EmbeddedMongo
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """The running gateway. Use :class:`GatewayBuilder` to make one."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: ConversationStore | None,
+        nlu: NluClient | None,
+        channels: list[InputChannel],
+    ) -> None:
+        self.settings = settings
+        self.channels = channels
+        self._given_store = store
+        self._given_nlu = nlu
+        self._embedded_mongo: EmbeddedMongo | None = None
+        self._embedded_rasa: EmbeddedRasaServer | None = None
+        self._nlu_start: asyncio.Task[None] | None = None
+        self.store: ConversationStore | None = None
+        self.orders: MongoOrderService | None = None
+        self.nlu: NluClient | None = None
+        self.turns: TurnProcessor | None = None
+        self.nlu_error: str | None = None
+
+    @property
+    def nlu_url(self) -> str | None:
+        if self._embedded_rasa is not None:
+            return self._embedded_rasa.url
+        return ", ".join(self.settings.rasa_urls) or None
+
+    async def start_store(self) -> ConversationStore:
+        if self.store is not None:
+            return self.store
+        if self._given_store is not None:
+            store = self._given_store
+        elif self.settings.mongodb_uri:
+            store = ConversationStore.from_uri(self.settings.mongodb_uri, self.settings.mongodb_database)
+        else:
+            self._embedded_mongo = EmbeddedMongo(self.settings.var_dir / "mongo")
+            await self._embedded_mongo.start()
+            store = ConversationStore.from_uri(self._embedded_mongo.uri, self.settings.mongodb_database)
+        await store.ensure_indexes()
+        self.orders = MongoOrderService(store.db)
+        await self.orders.ensure_indexes()
+        self.store = store
+        return store
+
+    async def start_nlu(self) -> NluClient:
+        client: NluClient
+        if self._given_nlu is not None:
+            client = self._given_nlu
+        elif self.settings.rasa_urls:
+            client = RasaNluClient(
+                list(self.settings.rasa_urls), self.settings.rasa_token, self.settings.nlu_timeout_seconds
+            )
+        else:
+            project = NluProject(models_dir=self.settings.models_dir, var_dir=self.settings.var_dir)
+            self.settings.var_dir.mkdir(parents=True, exist_ok=True)
+            model = await asyncio.to_thread(project.train)
+            self._embedded_rasa = EmbeddedRasaServer(project, model)
+            await self._embedded_rasa.start()
+            client = RasaNluClient(
+                self._embedded_rasa.url, self._embedded_rasa.token, self.settings.nlu_timeout_seconds
+            )
+        self.nlu = client
+        return client
+
+    async def start(self, *, wait_for_nlu: bool = True) -> None:
+        """Start the store at once and the NLU (training if needed) before or after returning.
+
+        With ``wait_for_nlu=False`` the web server can answer ``/health`` with 503 while the
+        NLU trains and starts; messages meanwhile get the dialogue's fallback.
+        """
+        store = await self.start_store()
+        # Until the NLU is up the dialogue treats it as an outage (clarify, offer a human).
+        self.turns = TurnProcessor(store, OfflineNlu("the NLU server is starting"), self._dialogue(store))
+        if wait_for_nlu:
+            await self._bring_up_nlu()
+        else:
+            self._nlu_start = asyncio.create_task(self._bring_up_nlu())
+
+    async def _bring_up_nlu(self) -> None:
+        assert self.turns is not None
+        try:
+            self.turns.nlu = await self.start_nlu()
+        except Exception as exc:
+            self.nlu_error = str(exc)
+            self.turns.nlu = OfflineNlu(f"the NLU server failed to start: {exc}")
+            log.exception("NLU failed to start; the dialogue falls back until it is fixed")
+            raise
+        await self.turns.recover()
+
+    def _dialogue(self, store: ConversationStore) -> DialogueEngine:
+        assert self.orders is not None
+        return DialogueEngine(self.orders, HandoffDesk(store))
+
+    async def ready(self) -> dict[str, bool]:
+        store_ok = self.store is not None and await self.store.ping()
+        nlu_ok = self.nlu is not None and await self.nlu.ready()
+        return {"store": store_ok, "nlu": nlu_ok}
+
+    async def seed_orders(self, path: Path) -> int:
+        orders = load_orders_file(path)
+        await self.start_store()
+        assert self.orders is not None
+        return await self.orders.upsert(orders)
+
+    async def stop(self) -> None:
+        if self._nlu_start is not None and not self._nlu_start.done():
+            self._nlu_start.cancel()
+        if self.nlu is not None and self.nlu is not self._given_nlu:
+            await self.nlu.close()
+        if self._embedded_rasa is not None:
+            await self._embedded_rasa.stop()
+        if self.store is not None and self.store is not self._given_store:
+            await self.store.close()
+        if self._embedded_mongo is not None:
+            await self._embedded_mongo.stop()
+        self.store = None
+        self.nlu = None
+
+
+class GatewayBuilder:
+    """Configure a :class:`Gateway` step by step; anything not given comes from settings."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings or Settings.from_env()
+        self._store: ConversationStore | None = None
+        self._nlu: NluClient | None = None
+        self._channels: list[InputChannel] | None = None
+
+    def settings(self, settings: Settings) -> Self:
+        self._settings = settings
+        return self
+
+    def store(self, store: ConversationStore) -> Self:
+        self._store = store
+        return self
+
+    def nlu(self, client: NluClient) -> Self:
+        self._nlu = client
+        return self
+
+    def channels(self, *channels: InputChannel) -> Self:
+        self._channels = list(channels)
+        return self
+
+    def build(self) -> Gateway:
+        channels = self._channels if self._channels is not None else [RestInput()]
+        return Gateway(self._settings, self._store, self._nlu, channels)

@@ -1,0 +1,44 @@
+"""Gateway settings, from the environment with embedded defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    mongodb_uri: str | None = None
+    """A real MongoDB (replica set or sharded cluster); unset starts the embedded nx-27017."""
+    mongodb_database: str = "aftersales"
+    rasa_urls: tuple[str, ...] = ()
+    """Rasa servers started with ``--enable-api``; empty starts one from ``.venv-rasa``."""
+    rasa_token: str | None = None
+    nlu_timeout_seconds: float = 5.0
+    var_dir: Path = REPO_ROOT / "var"
+    models_dir: Path = REPO_ROOT / "models"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        urls = tuple(u.strip() for u in env.get("RASA_URL", "").split(",") if u.strip())
+        return cls(
+            host=env.get("GATEWAY_HOST", defaults.host),
+            port=int(env.get("GATEWAY_PORT", defaults.port)),
+            mongodb_uri=env.get("MONGODB_URI") or None,
+            mongodb_database=env.get("MONGODB_DATABASE", defaults.mongodb_database),
+            rasa_urls=urls,
+            rasa_token=env.get("RASA_TOKEN") or None,
+            nlu_timeout_seconds=float(env.get("NLU_TIMEOUT_SECONDS", defaults.nlu_timeout_seconds)),
+            var_dir=Path(env.get("GATEWAY_VAR_DIR", defaults.var_dir)),
+        )
+
+    def with_changes(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,158 @@
+"""The turn pipeline: channel → store → NLU → dialogue → backoffice → outbox.
+
+Every inbound message is persisted before anything else; a message is marked processed only
+after its replies are in the outbox, so a crash in between is finished by :meth:`recover` on the
+next start, and a redelivered message gets the replies already given instead of a second turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from dialogue import DialogueEngine, TurnInput
+from nlu import NluClient, NluUnavailable, ParseResult
+from store import ConversationState, ConversationStore, Event, InboundMessage, Message, OutboundMessage
+from store.mongo import InboundReceipt
+
+log = logging.getLogger(__name__)
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class TurnProcessor:
+    def __init__(self, store: ConversationStore, nlu: NluClient, dialogue: DialogueEngine) -> None:
+        self.store = store
+        self.nlu = nlu
+        self.dialogue = dialogue
+        # Turns of one conversation run one at a time, in arrival order.
+        self._locks = KeyedLocks()
+
+    async def __call__(self, inbound: InboundMessage) -> list[Message]:
+        receipt = await self.store.accept_inbound(inbound)
+        if receipt.duplicate:
+            log.info("redelivery of %s/%s", inbound.channel, inbound.channel_message_id)
+        return await self._process(receipt)
+
+    async def recover(self) -> int:
+        """Finish turns whose inbound message was stored but never processed (e.g. a crash)."""
+        pending = await self.store.unprocessed_inbound()
+        for message in pending:
+            conversation = await self.store.get_conversation(message.conversation_id)
+            customer = await self.store.get_customer(message.customer_id)
+            if conversation is None or customer is None:
+                log.error("cannot recover message %s: conversation or customer missing", message.id)
+                continue
+            await self._process(InboundReceipt(message, conversation, customer, duplicate=False))
+        if pending:
+            log.info("recovered %d unprocessed inbound messages", len(pending))
+        return len(pending)
+
+    async def _process(self, receipt: InboundReceipt) -> list[Message]:
+        async with self._locks.hold(receipt.message.conversation_id):
+            return await self._turn(receipt)
+
+    async def _turn(self, receipt: InboundReceipt) -> list[Message]:
+        message, customer = receipt.message, receipt.customer
+        current = await self.store.get_message(message.id)
+        if current is not None and current.processed:
+            return await self.store.replies_to(message.id)
+        # Re-read: an earlier turn of this conversation may have changed it while we waited.
+        conversation = await self.store.get_conversation(message.conversation_id) or receipt.conversation
+        if conversation.state != ConversationState.BOT:
+            # With a human (or closed): store only, the bot stays silent.
+            await self.store.mark_processed(message.id)
+            return []
+
+        parse = await self._understand(message, conversation.channel)
+        outcome = await self.dialogue.respond(
+            TurnInput(
+                conversation_id=conversation.id,
+                customer_id=customer.id,
+                channel=conversation.channel,
+                text=message.text,
+                parse=parse,
+                slots=conversation.slots,
+                language=conversation.language,
+                identities=customer.identities,
+            )
+        )
+        replies = [
+            await self.store.record_outbound(
+                OutboundMessage(
+                    channel=conversation.channel,
+                    recipient_id=conversation.sender_id,
+                    conversation_id=conversation.id,
+                    text=reply.text,
+                    quick_replies=list(reply.quick_replies),
+                    in_reply_to=message.id,
+                ),
+                customer_id=customer.id,
+                sequence=sequence,
+            )
+            for sequence, reply in enumerate(outcome.replies)
+        ]
+        await self.store.save_conversation(conversation.id, slots=outcome.slots, language=outcome.language)
+        for name, data in outcome.events:
+            await self.store.log_event(
+                Event(
+                    name=name,
+                    conversation_id=conversation.id,
+                    customer_id=customer.id,
+                    channel=conversation.channel,
+                    data=data,
+                )
+            )
+        await self.store.mark_processed(message.id)
+        return replies
+
+    async def _understand(self, message: Message, channel: str) -> ParseResult | None:
+        try:
+            parse = await self.nlu.parse(message.text, message_id=message.id)
+        except NluUnavailable as exc:
+            log.error("NLU unavailable, falling back: %s", exc)
+            await self.store.log_event(
+                Event(
+                    name="nlu_unavailable",
+                    conversation_id=message.conversation_id,
+                    customer_id=message.customer_id,
+                    channel=channel,
+                    data={"error": str(exc)[:500]},
+                )
+            )
+            return None
+        await self.store.log_event(
+            Event(
+                name="nlu_parsed",
+                conversation_id=message.conversation_id,
+                customer_id=message.customer_id,
+                channel=channel,
+                data={
+                    "intent": parse.intent.name,
+                    "confidence": parse.intent.confidence,
+                    "entities": [e.entity for e in parse.entities],
+                },
+            )
+        )
+        return parse

@@ -1,0 +1,134 @@
+"""The gateway's one entry point.
+
+    python run.py [serve] [--host H] [--port P] [--seed-orders FILE]
+    python run.py nlu train [--force]
+    python run.py nlu parse < lines.txt
+    python run.py seed --orders FILE.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway import GatewayBuilder, Settings, build_app
+from nlu import NluProject, NluUnavailable
+from nlu.project import TrainingFailed
+from shop import SeedError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run.py", description="Multi-channel after-sales service gateway.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gateway (the default command)")
+    _serve_options(serve)
+
+    nlu = commands.add_parser("nlu", help="train the NLU model or parse text with it")
+    nlu_commands = nlu.add_subparsers(dest="nlu_command", metavar="NLU_COMMAND", required=True)
+    train = nlu_commands.add_parser("train", help="train if the training data or config changed")
+    train.add_argument("--force", action="store_true", help="train even if the model is up to date")
+    nlu_commands.add_parser("parse", help="read UTF-8 lines on stdin, write Rasa /model/parse JSON lines")
+
+    seed = commands.add_parser("seed", help="load (upsert) orders into the embedded demo shop")
+    seed.add_argument("--orders", type=Path, required=True, metavar="FILE.json", help='{"orders": [...]}')
+
+    _serve_options(parser)  # `python run.py --port 9000` means `serve --port 9000`
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "nlu" and args.nlu_command == "train":
+            NluProject().train(force=args.force)
+            return 0
+        if args.command == "nlu" and args.nlu_command == "parse":
+            return asyncio.run(_parse_lines())
+        if args.command == "seed":
+            return asyncio.run(_seed(args.orders))
+        return asyncio.run(_serve(args.host, args.port, args.seed_orders))
+    except (TrainingFailed, SeedError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    env = Settings.from_env()
+    parser.add_argument("--host", default=env.host, help=f"interface to listen on (default {env.host})")
+    parser.add_argument("--port", type=int, default=env.port, help=f"port to listen on (default {env.port})")
+    parser.add_argument("--seed-orders", type=Path, metavar="FILE.json", help="upsert these orders at start")
+
+
+async def _serve(host: str, port: int, seed_orders: Path | None) -> int:
+    settings = Settings.from_env().with_changes(host=host, port=port)
+    gateway = GatewayBuilder(settings).build()
+    if seed_orders is not None:
+        count = await gateway.seed_orders(seed_orders)
+        print(f"seeded {count} orders from {seed_orders}", file=sys.stderr)
+    app = build_app(gateway, wait_for_nlu=False)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    base = f"http://{host}:{port}"
+    print(
+        f"Gateway listening on {base}\n"
+        f"  health        GET  {base}/health  (503 until the store and NLU are ready)\n"
+        f"  REST channel  POST {base}/webhooks/rest/webhook  {{\"sender\": \"...\", \"message\": \"...\"}}\n"
+        f"  store         {settings.mongodb_uri or 'embedded nx-27017, data in ' + str(settings.var_dir / 'mongo')}\n"
+        f"  NLU           {', '.join(settings.rasa_urls) or 'embedded Rasa server (trains on first start)'}",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    print("shutting down", file=sys.stderr, flush=True)
+    await runner.cleanup()
+    return 0
+
+
+async def _parse_lines() -> int:
+    gateway = GatewayBuilder(Settings.from_env()).build()
+    try:
+        client = await gateway.start_nlu()
+        for line in sys.stdin:
+            text = line.rstrip("\r\n")
+            if not text.strip():
+                continue
+            try:
+                result = await client.parse(text)
+            except NluUnavailable as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            print(json.dumps(result.model_dump(mode="json", exclude_none=True), ensure_ascii=False), flush=True)
+    finally:
+        with contextlib.suppress(Exception):
+            await gateway.stop()
+    return 0
+
+
+async def _seed(path: Path) -> int:
+    gateway = GatewayBuilder(Settings.from_env()).build()
+    try:
+        count = await gateway.seed_orders(path)
+    finally:
+        await gateway.stop()
+    print(f"seeded {count} orders from {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

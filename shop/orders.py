@@ -1,0 +1,100 @@
+"""The order-service interface and the embedded demo shop on MongoDB."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pymongo import DESCENDING, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shop.models import Order
+
+
+class SeedError(ValueError):
+    """An orders file that cannot be loaded; the message says where and why."""
+
+
+class OrderService(ABC):
+    """What self-service needs from the shop's order system."""
+
+    @abstractmethod
+    async def get(self, order_id: str) -> Order | None: ...
+
+    @abstractmethod
+    async def recent_for_customer(
+        self, *, phone: str | None = None, email: str | None = None, limit: int = 5
+    ) -> list[Order]: ...
+
+
+class MongoOrderService(OrderService):
+    """The embedded demo shop: orders in the ``orders`` collection of the gateway's database."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.orders = db["orders"]
+
+    async def ensure_indexes(self) -> None:
+        await self.orders.create_index("order_id", unique=True)
+        await self.orders.create_index("customer.phone")
+        await self.orders.create_index("customer.email")
+
+    async def get(self, order_id: str) -> Order | None:
+        doc = await self.orders.find_one({"order_id": order_id}, {"_id": 0})
+        return Order.model_validate(doc) if doc else None
+
+    async def recent_for_customer(
+        self, *, phone: str | None = None, email: str | None = None, limit: int = 5
+    ) -> list[Order]:
+        found: dict[str, Order] = {}
+        for field, value in (("customer.phone", phone), ("customer.email", email)):
+            if not value:
+                continue
+            cursor = self.orders.find({field: value}, {"_id": 0}).sort("paid_at", DESCENDING).limit(limit)
+            async for doc in cursor:
+                order = Order.model_validate(doc)
+                found[order.order_id] = order
+        ranked = sorted(found.values(), key=lambda o: (o.paid_at is not None, o.paid_at), reverse=True)
+        return ranked[:limit]
+
+    async def upsert(self, orders: list[Order]) -> int:
+        """Insert or replace orders by ``order_id``; returns how many were written."""
+        if not orders:
+            return 0
+        operations = [
+            UpdateOne({"order_id": o.order_id}, {"$set": o.model_dump(mode="json")}, upsert=True) for o in orders
+        ]
+        result = await self.orders.bulk_write(operations, ordered=True)
+        return result.upserted_count + result.modified_count + result.matched_count - result.modified_count
+
+
+def load_orders_file(path: Path) -> list[Order]:
+    """Read and validate ``{"orders": [...]}``; every problem is reported before anything is written."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SeedError(f"{path}: no such file") from exc
+    except json.JSONDecodeError as exc:
+        raise SeedError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("orders"), list):
+        raise SeedError(f'{path}: expected an object {{"orders": [...]}}')
+    orders: list[Order] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(payload["orders"]):
+        try:
+            order = Order.model_validate(raw)
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = ".".join(str(p) for p in error["loc"])
+                problems.append(f"orders[{index}].{where}: {error['msg']}")
+            continue
+        if order.order_id in seen:
+            problems.append(f"orders[{index}].order_id: duplicate {order.order_id}")
+        seen.add(order.order_id)
+        orders.append(order)
+    if problems:
+        raise SeedError(f"{path}: " + "; ".join(problems[:20]))
+    return orders

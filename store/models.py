@@ -1,0 +1,148 @@
+"""The normalised data model shared by every channel and layer (pydantic v2).
+
+A channel adapter turns whatever arrives into an :class:`InboundMessage` and turns an
+:class:`OutboundMessage` into whatever its wire format needs. Nothing here knows a wire format.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_TEXT_CHARS = 4000
+"""Longest message text accepted from any channel (about two screens of chat)."""
+
+
+def utcnow() -> datetime:
+    # MongoDB stores milliseconds; truncate so a round-trip compares equal.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class Direction(StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+class ConversationState(StrEnum):
+    BOT = "bot"
+    WAITING_AGENT = "waiting_agent"
+    AGENT = "agent"
+    CLOSED = "closed"
+
+
+class Attachment(BaseModel):
+    """Metadata of a file that came with a message; the bytes live in the media store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description="image, audio, document …")
+    content_type: str | None = None
+    url: str | None = None
+    media_id: str | None = None
+    filename: str | None = None
+    size: int | None = None
+
+
+class QuickReply(BaseModel):
+    """A choice offered to the customer; ``payload`` is sent back as the message text."""
+
+    title: str
+    payload: str
+
+
+class InboundMessage(BaseModel):
+    """What a channel adapter hands to the gateway for every customer message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str = Field(min_length=1, max_length=32)
+    sender_id: str = Field(min_length=1, max_length=256, description="the customer's id on that channel")
+    channel_message_id: str = Field(
+        min_length=1,
+        max_length=512,
+        description="unique within the channel; a redelivery carries the same id and is stored once",
+    )
+    text: str = Field(default="", max_length=MAX_TEXT_CHARS)
+    attachments: list[Attachment] = Field(default_factory=list)
+    received_at: datetime = Field(default_factory=utcnow)
+    profile: dict[str, str] = Field(
+        default_factory=dict,
+        description="identities the channel vouches for, e.g. phone or email, used to link the customer",
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("text")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+
+class OutboundMessage(BaseModel):
+    """A reply for the customer, addressed to the channel the conversation is on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str
+    recipient_id: str
+    conversation_id: str
+    text: str
+    quick_replies: list[QuickReply] = Field(default_factory=list)
+    in_reply_to: str | None = Field(default=None, description="id of the inbound message this answers")
+    author: str = Field(default="bot", description="bot, agent:<id> or system")
+
+
+class Message(BaseModel):
+    """A stored message, either direction."""
+
+    id: str
+    conversation_id: str
+    customer_id: str
+    channel: str
+    direction: Direction
+    text: str
+    attachments: list[Attachment] = Field(default_factory=list)
+    quick_replies: list[QuickReply] = Field(default_factory=list)
+    channel_message_id: str | None = None
+    in_reply_to: str | None = None
+    author: str = "customer"
+    created_at: datetime
+    processed: bool = True
+    delivered: bool = False
+
+
+class Customer(BaseModel):
+    id: str
+    name: str | None = None
+    identities: dict[str, str] = Field(
+        default_factory=dict, description="channel-scoped ids: phone, email, telegram, app, rest …"
+    )
+    language: str | None = None
+    created_at: datetime
+
+
+class Conversation(BaseModel):
+    id: str
+    customer_id: str
+    channel: str
+    sender_id: str
+    state: ConversationState = ConversationState.BOT
+    slots: dict[str, Any] = Field(default_factory=dict)
+    language: str = "zh"
+    created_at: datetime
+    updated_at: datetime
+    handed_off_at: datetime | None = None
+
+
+class Event(BaseModel):
+    """One line of the metrics event log (``nlu_parsed``, ``handed_off`` …)."""
+
+    name: str
+    conversation_id: str | None = None
+    customer_id: str | None = None
+    channel: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    at: datetime = Field(default_factory=utcnow)

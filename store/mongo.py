@@ -1,0 +1,364 @@
+"""MongoDB persistence of customers, conversations, messages and events.
+
+Written for real MongoDB (standalone, replica set or sharded) and for the embedded
+nx-27017 server. nx-27017 stores datetimes written through ``$set`` as strings and ignores
+``$setOnInsert`` in an upsert that also has ``$set``, so this module compares and orders by
+integers (queue tickets, ObjectId-ordered string ids), never by an updated datetime, and
+creates documents with plain inserts guarded by unique indexes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from bson import ObjectId
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from store.models import (
+    Conversation,
+    ConversationState,
+    Customer,
+    Direction,
+    Event,
+    InboundMessage,
+    Message,
+    OutboundMessage,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+OPEN_STATES = (ConversationState.BOT, ConversationState.WAITING_AGENT, ConversationState.AGENT)
+
+
+def new_id() -> str:
+    """A string id that sorts by creation time, like an ObjectId."""
+    return str(ObjectId())
+
+
+def _aware(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+M = TypeVar("M", Customer, Conversation, Message)
+
+
+def _from_doc(model: type[M], doc: dict[str, Any]) -> M:
+    data = {("id" if k == "_id" else k): _aware(v) for k, v in doc.items()}
+    return model.model_validate(data)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundReceipt:
+    """What :meth:`ConversationStore.accept_inbound` stored (or found already stored)."""
+
+    message: Message
+    conversation: Conversation
+    customer: Customer
+    duplicate: bool
+
+
+class ConversationStore:
+    """The one conversation store every channel writes to and every layer reads from."""
+
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str = "aftersales") -> None:
+        self.client = client
+        self.db: AsyncDatabase[dict[str, Any]] = client[database]
+        self.customers = self.db["customers"]
+        self.conversations = self.db["conversations"]
+        self.messages = self.db["messages"]
+        self.events = self.db["events"]
+        self.counters = self.db["counters"]
+
+    @classmethod
+    def from_uri(cls, uri: str, database: str = "aftersales") -> ConversationStore:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            uri, tz_aware=True, serverSelectionTimeoutMS=5000
+        )
+        return cls(client, database)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def ping(self) -> bool:
+        try:
+            await self.client.admin.command("ping")
+        except Exception as exc:  # any failure means "not ready"; the caller only needs yes/no
+            log.debug("store ping failed: %s", exc)
+            return False
+        return True
+
+    async def ensure_indexes(self) -> None:
+        for identity in ("phone", "email", "telegram", "app", "rest", "sms", "voice"):
+            field = f"identities.{identity}"
+            await self.customers.create_index(
+                field, unique=True, partialFilterExpression={field: {"$exists": True}}
+            )
+        await self.conversations.create_index(
+            "open_key", unique=True, partialFilterExpression={"open_key": {"$exists": True}}
+        )
+        # nx-27017 cannot put _id into a compound index; a conversation's documents are few
+        # enough that sorting them by _id after the index lookup costs nothing.
+        await self.conversations.create_index("customer_id")
+        await self.conversations.create_index([("state", ASCENDING), ("queue_ticket", ASCENDING)])
+        await self.messages.create_index(
+            [("channel", ASCENDING), ("channel_message_id", ASCENDING)], unique=True
+        )
+        await self.messages.create_index("conversation_id")
+        await self.messages.create_index([("in_reply_to", ASCENDING)])
+        await self.messages.create_index([("direction", ASCENDING), ("processed", ASCENDING)])
+        await self.events.create_index([("name", ASCENDING), ("at", ASCENDING)])
+        await self.events.create_index([("conversation_id", ASCENDING)])
+
+    # -- customers -------------------------------------------------------------------------
+
+    async def resolve_customer(self, channel: str, sender_id: str, profile: dict[str, str]) -> Customer:
+        """Find the customer behind a channel identity, linking vouched-for identities."""
+        doc = await self.customers.find_one({f"identities.{channel}": sender_id})
+        if doc is None:
+            for kind in ("phone", "email"):
+                if value := profile.get(kind):
+                    doc = await self.customers.find_one({f"identities.{kind}": value})
+                    if doc is not None:
+                        break
+        if doc is None:
+            identities = {channel: sender_id, **_linkable(profile)}
+            new = {
+                "_id": new_id(),
+                "identities": identities,
+                "name": profile.get("name"),
+                "created_at": utcnow(),
+            }
+            try:
+                await self.customers.insert_one(new)
+                return _from_doc(Customer, new)
+            except DuplicateKeyError:
+                # A concurrent first message created this customer; use that one.
+                doc = await self.customers.find_one({f"identities.{channel}": sender_id})
+                if doc is None:
+                    raise
+        missing = {
+            f"identities.{kind}": value
+            for kind, value in {channel: sender_id, **_linkable(profile)}.items()
+            if doc.get("identities", {}).get(kind) != value
+        }
+        if missing:
+            try:
+                await self.customers.update_one({"_id": doc["_id"]}, {"$set": missing})
+                doc = await self.customers.find_one({"_id": doc["_id"]}) or doc
+            except DuplicateKeyError:
+                log.warning("identity already belongs to another customer: %s", sorted(missing))
+        return _from_doc(Customer, doc)
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        doc = await self.customers.find_one({"_id": customer_id})
+        return _from_doc(Customer, doc) if doc else None
+
+    # -- conversations ---------------------------------------------------------------------
+
+    async def open_conversation(self, customer: Customer, channel: str, sender_id: str) -> Conversation:
+        """The customer's open conversation on this channel identity, created when there is none."""
+        key = f"{channel}:{sender_id}"
+        doc = await self.conversations.find_one({"open_key": key})
+        if doc is not None:
+            return _from_doc(Conversation, doc)
+        now = utcnow()
+        new = {
+            "_id": new_id(),
+            "open_key": key,
+            "customer_id": customer.id,
+            "channel": channel,
+            "sender_id": sender_id,
+            "state": ConversationState.BOT.value,
+            "slots": {},
+            "language": customer.language or "zh",
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            await self.conversations.insert_one(new)
+        except DuplicateKeyError:
+            doc = await self.conversations.find_one({"open_key": key})
+            if doc is None:
+                raise
+            return _from_doc(Conversation, doc)
+        return _from_doc(Conversation, new)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        doc = await self.conversations.find_one({"_id": conversation_id})
+        return _from_doc(Conversation, doc) if doc else None
+
+    async def save_conversation(
+        self,
+        conversation_id: str,
+        *,
+        slots: dict[str, Any] | None = None,
+        language: str | None = None,
+    ) -> None:
+        changes: dict[str, Any] = {"updated_at": utcnow()}
+        if slots is not None:
+            changes["slots"] = slots
+        if language is not None:
+            changes["language"] = language
+        await self.conversations.update_one({"_id": conversation_id}, {"$set": changes})
+
+    async def hand_to_queue(self, conversation_id: str, reason: str) -> int:
+        """Move a conversation to ``waiting_agent`` with a queue ticket; returns the ticket."""
+        counter = await self.counters.find_one_and_update(
+            {"_id": "queue_ticket"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        ticket = int(counter["value"])
+        await self.conversations.update_one(
+            {"_id": conversation_id, "state": ConversationState.BOT.value},
+            {
+                "$set": {
+                    "state": ConversationState.WAITING_AGENT.value,
+                    "queue_ticket": ticket,
+                    "handoff_reason": reason,
+                    "handed_off_at": utcnow(),
+                    "updated_at": utcnow(),
+                }
+            },
+        )
+        return ticket
+
+    async def queue_position(self, conversation_id: str) -> int | None:
+        """1-based place among conversations waiting for an agent, or None if not waiting."""
+        doc = await self.conversations.find_one({"_id": conversation_id})
+        if not doc or doc.get("state") != ConversationState.WAITING_AGENT.value:
+            return None
+        ahead = await self.conversations.count_documents(
+            {"state": ConversationState.WAITING_AGENT.value, "queue_ticket": {"$lt": doc["queue_ticket"]}}
+        )
+        return ahead + 1
+
+    async def waiting_conversations(self, limit: int = 100) -> list[Conversation]:
+        cursor = (
+            self.conversations.find({"state": ConversationState.WAITING_AGENT.value})
+            .sort("queue_ticket", ASCENDING)
+            .limit(limit)
+        )
+        return [_from_doc(Conversation, d) async for d in cursor]
+
+    # -- messages --------------------------------------------------------------------------
+
+    async def accept_inbound(self, inbound: InboundMessage) -> InboundReceipt:
+        """Persist an inbound message exactly once; a redelivery returns the stored one."""
+        existing = await self.messages.find_one(
+            {"channel": inbound.channel, "channel_message_id": inbound.channel_message_id}
+        )
+        if existing is not None:
+            return await self._receipt(existing, duplicate=True)
+        customer = await self.resolve_customer(inbound.channel, inbound.sender_id, inbound.profile)
+        conversation = await self.open_conversation(customer, inbound.channel, inbound.sender_id)
+        doc = {
+            "_id": new_id(),
+            "conversation_id": conversation.id,
+            "customer_id": customer.id,
+            "channel": inbound.channel,
+            "direction": Direction.INBOUND.value,
+            "text": inbound.text,
+            "attachments": [a.model_dump(exclude_none=True) for a in inbound.attachments],
+            "channel_message_id": inbound.channel_message_id,
+            "author": "customer",
+            "metadata": inbound.metadata,
+            "created_at": inbound.received_at,
+            "processed": False,
+        }
+        try:
+            await self.messages.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.messages.find_one(
+                {"channel": inbound.channel, "channel_message_id": inbound.channel_message_id}
+            )
+            if existing is None:
+                raise
+            return await self._receipt(existing, duplicate=True)
+        return InboundReceipt(_from_doc(Message, doc), conversation, customer, duplicate=False)
+
+    async def _receipt(self, doc: dict[str, Any], *, duplicate: bool) -> InboundReceipt:
+        conversation = await self.get_conversation(doc["conversation_id"])
+        customer = await self.get_customer(doc["customer_id"])
+        if conversation is None or customer is None:
+            raise LookupError(f"message {doc['_id']} points at a missing conversation or customer")
+        return InboundReceipt(_from_doc(Message, doc), conversation, customer, duplicate=duplicate)
+
+    async def record_outbound(self, outbound: OutboundMessage, customer_id: str, sequence: int) -> Message:
+        """Store a reply in the outbox. Replies to one inbound message are keyed by their
+        sequence, so re-running a turn after a crash cannot store a reply twice."""
+        reply_key = f"reply:{outbound.in_reply_to}:{sequence}" if outbound.in_reply_to else f"push:{new_id()}"
+        doc = {
+            "_id": new_id(),
+            "conversation_id": outbound.conversation_id,
+            "customer_id": customer_id,
+            "channel": outbound.channel,
+            "direction": Direction.OUTBOUND.value,
+            "text": outbound.text,
+            "quick_replies": [q.model_dump() for q in outbound.quick_replies],
+            "channel_message_id": reply_key,
+            "in_reply_to": outbound.in_reply_to,
+            "author": outbound.author,
+            "recipient_id": outbound.recipient_id,
+            "created_at": utcnow(),
+            "delivered": False,
+        }
+        try:
+            await self.messages.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.messages.find_one(
+                {"channel": outbound.channel, "channel_message_id": reply_key}
+            )
+            if existing is None:
+                raise
+            return _from_doc(Message, existing)
+        return _from_doc(Message, doc)
+
+    async def get_message(self, message_id: str) -> Message | None:
+        doc = await self.messages.find_one({"_id": message_id})
+        return _from_doc(Message, doc) if doc else None
+
+    async def replies_to(self, inbound_id: str) -> list[Message]:
+        cursor = self.messages.find({"in_reply_to": inbound_id}).sort("channel_message_id", ASCENDING)
+        return [_from_doc(Message, d) async for d in cursor]
+
+    async def mark_processed(self, message_id: str) -> None:
+        await self.messages.update_one({"_id": message_id}, {"$set": {"processed": True}})
+
+    async def mark_delivered(self, message_ids: list[str]) -> None:
+        if message_ids:
+            await self.messages.update_many({"_id": {"$in": message_ids}}, {"$set": {"delivered": True}})
+
+    async def unprocessed_inbound(self, limit: int = 1000) -> list[Message]:
+        cursor = (
+            self.messages.find({"direction": Direction.INBOUND.value, "processed": False})
+            .sort("_id", ASCENDING)
+            .limit(limit)
+        )
+        return [_from_doc(Message, d) async for d in cursor]
+
+    async def history(self, conversation_id: str, limit: int = 200) -> list[Message]:
+        cursor = self.messages.find({"conversation_id": conversation_id}).sort("_id", ASCENDING).limit(limit)
+        return [_from_doc(Message, d) async for d in cursor]
+
+    async def count_messages(self, **query: Any) -> int:
+        return await self.messages.count_documents(query)
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def log_event(self, event: Event) -> None:
+        await self.events.insert_one(event.model_dump())
+
+    async def events_for(self, conversation_id: str) -> list[Event]:
+        cursor = self.events.find({"conversation_id": conversation_id}, {"_id": 0}).sort("at", ASCENDING)
+        return [Event.model_validate({k: _aware(v) for k, v in d.items()}) async for d in cursor]
+
+
+def _linkable(profile: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in profile.items() if k in ("phone", "email") and v}
