@@ -11,7 +11,6 @@ from aiohttp import web
 
 from store.models import InboundMessage, Message
 
-
 _dumps = partial(json.dumps, ensure_ascii=False)
 
 

@@ -1,6 +1,6 @@
 """Start the embedded MongoDB-protocol server (nx-27017) when no ``MONGODB_URI`` is set.
 
-The server keeps a file database under ``var/`` so data survives a restart, listens on a free
+The server keeps one SQLite file per database under ``var/mongo`` so data survives a restart, listens on a free
 loopback port, and is stopped with the gateway.
 """
 
@@ -49,9 +49,6 @@ class EmbeddedMongo:
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
-    @property
-    def database_file(self) -> Path:
-        return self.data_dir / "gateway.db"
 
     async def start(self, timeout: float = 20.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -60,8 +57,8 @@ class EmbeddedMongo:
         pid_file.unlink(missing_ok=True)
         command = [
             _server_binary(),
-            "--db",
-            str(self.database_file),
+            "--data-dir",  # one SQLite file per database, so databases are isolated
+            str(self.data_dir),
             "--host",
             "127.0.0.1",
             "--port",
@@ -85,7 +82,7 @@ class EmbeddedMongo:
                     raise EmbeddedMongoError(f"nx-27017 exited with {self._process.returncode}; see {log_file}")
                 try:
                     await client.admin.command("ping")
-                    log.info("embedded MongoDB (nx-27017) on %s, data in %s", self.uri, self.database_file)
+                    log.info("embedded MongoDB (nx-27017) on %s, data in %s", self.uri, self.data_dir)
                     return
                 except Exception:  # not listening yet
                     await asyncio.sleep(0.1)

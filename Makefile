@@ -1,0 +1,20 @@
+# `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
+.PHONY: setup run test lint bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	.venv/bin/python run.py serve --seed-orders shop/demo_orders.json
+
+test: setup
+	.venv/bin/python -m pytest
+
+lint: setup
+	.venv/bin/ruff check .
+
+bench: setup
+	.venv/bin/python bench/throughput.py
+
+clean:
+	rm -rf var models .pytest_cache .ruff_cache

@@ -1,0 +1,148 @@
+"""Whole conversations through the REST channel, with the real Rasa server and MongoDB server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp.test_utils import TestClient
+
+from store import ConversationState, ConversationStore
+from tests.helpers import Chat, unique_sender
+
+
+async def events(store: ConversationStore, name: str) -> list[dict[str, object]]:
+    return [e async for e in store.events.find({"name": name}, {"_id": 0})]
+
+
+async def conversation_of(store: ConversationStore, sender: str) -> dict[str, object]:
+    doc = await store.conversations.find_one({"sender_id": sender})
+    assert doc is not None
+    return doc
+
+
+async def test_greeting_offers_what_the_bot_can_do(client: TestClient[object, object]) -> None:
+    replies = await Chat(client, unique_sender()).send("你好")
+    assert "售后" in str(replies[0]["text"])
+    assert [b["payload"] for b in replies[0]["buttons"]] == ["查询订单", "转人工"]  # type: ignore[index]
+
+
+async def test_order_lookup_with_the_id_in_the_first_message(
+    client: TestClient[object, object], store: ConversationStore
+) -> None:
+    texts = await Chat(client, unique_sender()).texts("帮我查一下订单202611150001到哪了")
+    answer = texts[0]
+    assert "202611150001" in answer and "已发货" in answer
+    # The latest logistics descriptions, newest first, exactly as the order gives them.
+    assert answer.index("【杭州】快件已发往 西湖营业部") < answer.index("【杭州】快件已到达 杭州转运中心")
+    completed = await events(store, "self_service_completed")
+    assert [e["data"] for e in completed] == [{"flow": "order_status", "order_id": "202611150001"}]
+
+
+async def test_order_lookup_asks_for_the_id_when_it_is_missing(
+    client: TestClient[object, object], store: ConversationStore
+) -> None:
+    chat = Chat(client, unique_sender())
+    asked = await chat.texts("我的快递到哪了")
+    assert "订单号" in asked[0]
+    assert not await events(store, "self_service_completed")
+    answer = await chat.texts("2026111700000456")
+    assert "拣货" in answer[0] and "暂无物流信息" in answer[0]
+    assert len(await events(store, "self_service_completed")) == 1
+
+
+async def test_a_known_customer_chooses_from_recent_orders(client: TestClient[object, object]) -> None:
+    chat = Chat(client, unique_sender(), phone="13800138000")
+    offer = await chat.send("查订单")
+    assert [b["payload"] for b in offer[0]["buttons"]] == [  # type: ignore[index]
+        "202611180002",
+        "202611150001",
+        "202611020003",
+    ]
+    answer = await chat.texts("3")
+    assert "202611020003" in answer[0] and "已签收" in answer[0]
+
+
+async def test_an_unknown_order_id_is_asked_again(client: TestClient[object, object]) -> None:
+    chat = Chat(client, unique_sender())
+    texts = await chat.texts("查询订单 99999999999999")
+    assert "没有找到" in texts[0]
+    texts = await chat.texts("202611100005")
+    assert "已取消" in texts[0] and "订单已取消，款项已原路退回" in texts[0]
+
+
+async def test_english_questions_get_english_answers(client: TestClient[object, object]) -> None:
+    chat = Chat(client, unique_sender())
+    asked = await chat.texts("where is my order")
+    assert asked == ["Please tell me your order number (10–20 digits) and I'll look it up."]
+    answer = await chat.texts("202611190006")
+    assert answer[0].startswith("Order 202611190006 (English Grammar in Use) is shipped")
+    assert answer[1] == "Is there anything else I can help with?"
+
+
+async def test_hand_off_on_request_then_the_bot_stays_silent(
+    client: TestClient[object, object], store: ConversationStore
+) -> None:
+    first, second = Chat(client, unique_sender()), Chat(client, unique_sender())
+    assert "第 1 位" in (await first.texts("转人工"))[0]
+    assert "第 2 位" in (await second.texts("我要找人工客服"))[0]
+
+    assert await first.send("你好？有人吗") == []
+    assert await first.send("查一下订单202611150001") == []
+    conversation = await conversation_of(store, first.sender)
+    assert conversation["state"] == ConversationState.WAITING_AGENT
+    # Silent, but nothing is lost: every customer message is stored.
+    assert await store.count_messages(conversation_id=conversation["_id"], direction="in") == 3
+    handed = await events(store, "handed_off")
+    assert [e["data"]["reason"] for e in handed] == ["customer_asked", "customer_asked"]  # type: ignore[index]
+
+
+async def test_two_turns_not_understood_in_a_row_hand_off(
+    client: TestClient[object, object], store: ConversationStore
+) -> None:
+    chat = Chat(client, unique_sender())
+    clarify = await chat.send("今天天气怎么样")
+    assert "没有理解" in str(clarify[0]["text"])
+    assert clarify[0]["buttons"] == [{"title": "转人工", "payload": "转人工"}]
+    handoff = await chat.texts("给我讲个笑话吧")
+    assert "转接人工客服" in handoff[0]
+    assert (await conversation_of(store, chat.sender))["state"] == ConversationState.WAITING_AGENT
+    handed = await events(store, "handed_off")
+    assert handed[0]["data"]["reason"] == "not_understood"  # type: ignore[index]
+
+
+async def test_an_understood_turn_resets_the_not_understood_count(
+    client: TestClient[object, object], store: ConversationStore
+) -> None:
+    chat = Chat(client, unique_sender())
+    await chat.send("今天天气怎么样")
+    await chat.send("你好")
+    await chat.send("给我讲个笑话吧")
+    assert (await conversation_of(store, chat.sender))["state"] == ConversationState.BOT
+
+
+async def test_a_retried_message_is_stored_once_and_answered_the_same(
+    client: TestClient[object, object], store: ConversationStore
+) -> None:
+    chat = Chat(client, unique_sender())
+    first = await chat.send("查一下订单202611150001", message_id="client-42")
+    retry = await chat.send("查一下订单202611150001", message_id="client-42")
+    assert retry == first
+    conversation = await conversation_of(store, chat.sender)
+    assert await store.count_messages(conversation_id=conversation["_id"], direction="in") == 1
+    assert await store.count_messages(conversation_id=conversation["_id"], direction="out") == len(first)
+    assert len(await events(store, "self_service_completed")) == 1
+
+
+async def test_concurrent_retries_make_one_turn(client: TestClient[object, object], store: ConversationStore) -> None:
+    chat = Chat(client, unique_sender())
+    answers = await asyncio.gather(*(chat.send("你好", message_id="dup") for _ in range(5)))
+    assert all(a == answers[0] for a in answers)
+    assert await store.count_messages(direction="in") == 1
+    assert await store.count_messages(direction="out") == len(answers[0])
+
+
+async def test_every_turn_logs_the_nlu_result(client: TestClient[object, object], store: ConversationStore) -> None:
+    await Chat(client, unique_sender()).send("查一下订单202611150001")
+    parsed = await events(store, "nlu_parsed")
+    assert parsed[0]["data"]["intent"] == "order_status"  # type: ignore[index]
+    assert parsed[0]["data"]["entities"] == ["order_id"]  # type: ignore[index]
