@@ -1,0 +1,93 @@
+"""When the NLU server is down or slow, conversations degrade instead of failing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway import Gateway, GatewayBuilder, Settings, build_app
+from nlu import RasaNluClient
+from nlu.server import free_port
+from store import ConversationState, ConversationStore
+from tests.conftest import DEMO_ORDERS
+from tests.helpers import Chat, unique_sender
+
+
+@pytest_asyncio.fixture
+async def dead_nlu() -> AsyncIterator[RasaNluClient]:
+    """A client for a port where nothing listens: a real connection refusal."""
+    client = RasaNluClient(f"http://127.0.0.1:{free_port()}", "token", timeout=2)
+    yield client
+    await client.close()
+
+
+@pytest_asyncio.fixture
+async def outage_client(
+    settings: Settings, store: ConversationStore, dead_nlu: RasaNluClient
+) -> AsyncIterator[tuple[TestClient[object, object], Gateway]]:
+    gateway = GatewayBuilder(settings).store(store).nlu(dead_nlu).build()
+    async with TestClient(TestServer(build_app(gateway))) as http:
+        await gateway.seed_orders(DEMO_ORDERS)
+        yield http, gateway
+
+
+async def test_nlu_down_clarifies_offers_a_human_then_hands_off(
+    outage_client: tuple[TestClient[object, object], Gateway],
+    store: ConversationStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    http, _ = outage_client
+    chat = Chat(http, unique_sender())
+    with caplog.at_level(logging.ERROR, logger="gateway.turns"):
+        first = await chat.send("我的快递到哪了")
+    assert "系统有点忙" in str(first[0]["text"])
+    assert first[0]["buttons"] == [{"title": "转人工", "payload": "转人工"}]
+    assert any("NLU unavailable" in r.getMessage() for r in caplog.records)
+
+    second = await chat.texts("喂？")
+    assert "转接人工客服" in second[0]
+    conversation = await store.conversations.find_one({"sender_id": chat.sender})
+    assert conversation is not None and conversation["state"] == ConversationState.WAITING_AGENT
+    assert await store.events.count_documents({"name": "nlu_unavailable"}) == 2
+    handed = await store.events.find_one({"name": "handed_off"})
+    assert handed is not None and handed["data"]["reason"] == "nlu_unavailable"
+
+
+async def test_health_reports_the_nlu_outage(outage_client: tuple[TestClient[object, object], Gateway]) -> None:
+    http, _ = outage_client
+    response = await http.get("/health")
+    assert response.status == 503
+    assert await response.json() == {"status": "starting", "store": True, "nlu": False}
+
+
+async def test_an_order_id_is_still_answered_when_the_nlu_fails_mid_flow(
+    client: TestClient[object, object], gateway: Gateway, dead_nlu: RasaNluClient
+) -> None:
+    chat = Chat(client, unique_sender())
+    assert "订单号" in (await chat.texts("我的快递到哪了"))[0]
+    assert gateway.turns is not None
+    gateway.turns.nlu = dead_nlu
+    answer = await chat.texts("202611150001")
+    assert "已发货" in answer[0]
+
+
+async def test_a_slow_nlu_times_out_into_the_fallback(settings: Settings, store: ConversationStore) -> None:
+    async def slow_parse(_: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response({})
+
+    slow = web.Application()
+    slow.router.add_post("/model/parse", slow_parse)
+    async with TestServer(slow) as slow_server:
+        nlu = RasaNluClient(str(slow_server.make_url("")), timeout=0.5)
+        gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
+        async with TestClient(TestServer(build_app(gateway))) as http:
+            replies = await Chat(http, unique_sender()).texts("查订单")
+        await nlu.close()
+    assert "系统有点忙" in replies[0]

@@ -1,0 +1,41 @@
+"""A message accepted before a crash is answered after the restart; none is lost or doubled."""
+
+from __future__ import annotations
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway import GatewayBuilder, Settings, build_app
+from nlu import RasaNluClient
+from store import ConversationStore, InboundMessage
+from tests.conftest import DEMO_ORDERS
+from tests.helpers import Chat
+
+
+async def test_unprocessed_messages_are_answered_on_start(
+    settings: Settings, store: ConversationStore, nlu: RasaNluClient
+) -> None:
+    # A gateway accepted (persisted) this message, then died before answering it.
+    accepted = await store.accept_inbound(
+        InboundMessage(
+            channel="rest",
+            sender_id="crash-victim",
+            channel_message_id="crash-victim:m-1",
+            text="查一下订单202611150001",
+        )
+    )
+    assert await store.unprocessed_inbound() != []
+
+    gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
+    await gateway.seed_orders(DEMO_ORDERS)
+    async with TestClient(TestServer(build_app(gateway))) as http:
+        assert await store.unprocessed_inbound() == []
+        replies = await store.replies_to(accepted.message.id)
+        assert "202611150001" in replies[0].text and "已发货" in replies[0].text
+
+        # The customer's client retries the delivery it never got an answer to.
+        retry = await Chat(http, "crash-victim").texts("查一下订单202611150001", message_id="m-1")
+        assert retry == [r.text for r in replies]
+
+    assert await store.count_messages(direction="in") == 1
+    assert await store.count_messages(direction="out") == len(replies)
+    assert await store.events.count_documents({"name": "self_service_completed"}) == 1
