@@ -12,6 +12,7 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 
 bench: setup
 	.venv/bin/python bench/throughput.py

@@ -30,8 +30,9 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nlu import NluProject
-from nlu.server import EmbeddedRasaServer, free_port
+from nlu.server import EmbeddedRasaServer
 from store.embedded import EmbeddedMongo
+from supervisor import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIME_LIMIT_SECONDS = 120

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
+from pymongo.errors import PyMongoError
 
 from channels.base import json_response
 from gateway.runtime import Gateway
@@ -18,7 +20,7 @@ MAX_REQUEST_BYTES = 1024 * 1024
 
 def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application:
     """The web app; starting it starts the gateway, cleaning it up stops the gateway."""
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[json_errors])
     app[GATEWAY_KEY] = gateway
 
     async def start(_: web.Application) -> None:
@@ -39,6 +41,25 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     for channel in gateway.channels:
         app.router.add_routes(channel.routes(on_message))
     return app
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Failures become JSON a client can act on; a store outage says "retry later"."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except PyMongoError as exc:
+        log.error("store unavailable during %s %s: %s", request.method, request.path, exc)
+        response = json_response(
+            {"error": "store_unavailable", "detail": "the conversation store is unavailable; retry later"}, 503
+        )
+        response.headers["Retry-After"] = "5"
+        return response
+    except Exception:
+        log.exception("unhandled error during %s %s", request.method, request.path)
+        return json_response({"error": "internal_error", "detail": "the gateway failed; retry later"}, 500)
 
 
 async def health(request: web.Request) -> web.Response:

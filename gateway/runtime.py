@@ -168,5 +168,5 @@ class GatewayBuilder:
         return self
 
     def build(self) -> Gateway:
-        channels = self._channels if self._channels is not None else [RestInput()]
+        channels: list[InputChannel] = self._channels if self._channels is not None else [RestInput()]
         return Gateway(self._settings, self._store, self._nlu, channels)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from dialogue import DialogueEngine, TurnInput
 from nlu import NluClient, NluUnavailable, ParseResult
@@ -115,15 +116,7 @@ class TurnProcessor:
         ]
         await self.store.save_conversation(conversation.id, slots=outcome.slots, language=outcome.language)
         for name, data in outcome.events:
-            await self.store.log_event(
-                Event(
-                    name=name,
-                    conversation_id=conversation.id,
-                    customer_id=customer.id,
-                    channel=conversation.channel,
-                    data=data,
-                )
-            )
+            await self._log(message, conversation.channel, name, data)
         await self.store.mark_processed(message.id)
         return replies
 
@@ -132,27 +125,20 @@ class TurnProcessor:
             parse = await self.nlu.parse(message.text, message_id=message.id)
         except NluUnavailable as exc:
             log.error("NLU unavailable, falling back: %s", exc)
-            await self.store.log_event(
-                Event(
-                    name="nlu_unavailable",
-                    conversation_id=message.conversation_id,
-                    customer_id=message.customer_id,
-                    channel=channel,
-                    data={"error": str(exc)[:500]},
-                )
-            )
+            await self._log(message, channel, "nlu_unavailable", {"error": str(exc)[:500]})
             return None
+        entities = [e.entity for e in parse.entities]
+        data = {"intent": parse.intent.name, "confidence": parse.intent.confidence, "entities": entities}
+        await self._log(message, channel, "nlu_parsed", data)
+        return parse
+
+    async def _log(self, message: Message, channel: str, name: str, data: dict[str, Any]) -> None:
         await self.store.log_event(
             Event(
-                name="nlu_parsed",
+                name=name,
                 conversation_id=message.conversation_id,
                 customer_id=message.customer_id,
                 channel=channel,
-                data={
-                    "intent": parse.intent.name,
-                    "confidence": parse.intent.confidence,
-                    "entities": [e.entity for e in parse.entities],
-                },
+                data=data,
             )
         )
-        return parse

@@ -1,33 +1,26 @@
 """Start the embedded MongoDB-protocol server (nx-27017) when no ``MONGODB_URI`` is set.
 
-The server keeps one SQLite file per database under ``var/mongo`` so data survives a restart, listens on a free
-loopback port, and is stopped with the gateway.
+The server keeps one SQLite file per database under ``var/mongo`` so data survives a restart,
+listens on a free loopback port, and is stopped with the gateway.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import signal
-import socket
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
+from supervisor import ChildProcess, ChildStartError, free_port
 
 log = logging.getLogger(__name__)
 
 
-class EmbeddedMongoError(RuntimeError):
+class EmbeddedMongoError(ChildStartError):
     pass
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _server_binary() -> str:
@@ -38,21 +31,19 @@ def _server_binary() -> str:
 
 
 class EmbeddedMongo:
-    """One nx-27017 child process with its database file in ``data_dir``."""
+    """One nx-27017 child process with its databases in ``data_dir``."""
 
     def __init__(self, data_dir: Path, port: int = 0) -> None:
         self.data_dir = data_dir
-        self.port = port or _free_port()
-        self._process: asyncio.subprocess.Process | None = None
+        self.port = port or free_port()
+        self._child = ChildProcess("nx-27017", data_dir / "nx-27017.log")
 
     @property
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
-
     async def start(self, timeout: float = 20.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log_file = self.data_dir / "nx-27017.log"
         pid_file = self.data_dir / "nx-27017.pid"
         pid_file.unlink(missing_ok=True)
         command = [
@@ -64,43 +55,24 @@ class EmbeddedMongo:
             "--port",
             str(self.port),
             "--log-file",
-            str(log_file),
+            str(self._child.log_path),
             "--pid-file",
             str(pid_file),
         ]
-        self._process = await asyncio.create_subprocess_exec(
-            *command,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(self.uri, serverSelectionTimeoutMS=300)
-        started = time.monotonic()
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.uri, serverSelectionTimeoutMS=300)
+
+        async def answers() -> bool:
+            try:
+                await client.admin.command("ping")
+            except PyMongoError:
+                return False
+            return True
+
         try:
-            while time.monotonic() - started < timeout:
-                if self._process.returncode is not None:
-                    raise EmbeddedMongoError(f"nx-27017 exited with {self._process.returncode}; see {log_file}")
-                try:
-                    await client.admin.command("ping")
-                    log.info("embedded MongoDB (nx-27017) on %s, data in %s", self.uri, self.data_dir)
-                    return
-                except Exception:  # not listening yet
-                    await asyncio.sleep(0.1)
+            await self._child.start(command, ready=answers, timeout=timeout)
         finally:
             await client.close()
-        await self.stop()
-        raise EmbeddedMongoError(f"nx-27017 did not answer within {timeout:.0f} s; see {log_file}")
+        log.info("embedded MongoDB (nx-27017) on %s, data in %s", self.uri, self.data_dir)
 
     async def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        await self._child.stop(grace_seconds=10)

@@ -214,6 +214,8 @@ class ConversationStore:
         counter = await self.counters.find_one_and_update(
             {"_id": "queue_ticket"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
         )
+        if counter is None:  # upsert with ReturnDocument.AFTER always returns a document
+            raise RuntimeError("queue ticket counter missing after upsert")
         ticket = int(counter["value"])
         await self.conversations.update_one(
             {"_id": conversation_id, "state": ConversationState.BOT.value},

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import aiohttp
 
-from nlu.server import EmbeddedRasaServer, free_port
+from nlu.server import EmbeddedRasaServer
 from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from supervisor import free_port
 from tests.conftest import DEMO_ORDERS, REPO_ROOT
 
 RUN = [sys.executable, str(REPO_ROOT / "run.py")]

@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import Gateway, GatewayBuilder, Settings, build_app
 from nlu import RasaNluClient
-from nlu.server import free_port
 from store import ConversationState, ConversationStore
+from supervisor import free_port
 from tests.conftest import DEMO_ORDERS
 from tests.helpers import Chat, unique_sender
 

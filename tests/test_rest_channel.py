@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
-from aiohttp.test_utils import TestClient
+from pathlib import Path
+from typing import Any
 
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pymongo import AsyncMongoClient
+
+from gateway import GatewayBuilder, Settings, build_app
+from nlu import OfflineNlu
 from store import ConversationStore
+from store.embedded import EmbeddedMongo
 from store.models import MAX_TEXT_CHARS
 
 WEBHOOK = "/webhooks/rest/webhook"
@@ -68,3 +75,29 @@ async def test_replies_follow_rasas_rest_shape(client: TestClient[object, object
     replies = await response.json()
     assert replies and all(set(r) <= {"recipient_id", "text", "buttons"} for r in replies)
     assert all(r["recipient_id"] == "shape-check" for r in replies)
+
+
+async def test_a_store_outage_answers_503_json_and_the_retry_is_answered_once(tmp_path: Path) -> None:
+    mongo = EmbeddedMongo(tmp_path / "mongo")
+    await mongo.start()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo.uri, serverSelectionTimeoutMS=500)
+    store = ConversationStore(client)
+    gateway = GatewayBuilder(Settings(var_dir=tmp_path / "var")).store(store).nlu(OfflineNlu("test")).build()
+    body = {"sender": "outage", "message": "你好", "message_id": "m-1"}
+    try:
+        async with TestClient(TestServer(build_app(gateway))) as http:
+            await mongo.stop()
+            response = await http.post(WEBHOOK, json=body)
+            assert response.status == 503
+            assert response.headers["Retry-After"] == "5"
+            assert (await response.json())["error"] == "store_unavailable"
+
+            # The same port comes back with the same data directory: the retry goes through.
+            mongo = EmbeddedMongo(tmp_path / "mongo", port=mongo.port)
+            await mongo.start()
+            response = await http.post(WEBHOOK, json=body)
+            assert response.status == 200
+            assert await store.count_messages(direction="in") == 1
+    finally:
+        await client.close()
+        await mongo.stop()
