@@ -46,6 +46,9 @@ class InputChannel(ABC):
     """Receives messages from one channel and registers its HTTP routes on the gateway."""
 
     name: ClassVar[str]
+    replies_in_response: ClassVar[bool] = False
+    """True for synchronous channels (REST): the turn's replies go back in the HTTP response,
+    so they leave the outbox as delivered; other channels' replies wait for their sender."""
 
     @abstractmethod
     def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:

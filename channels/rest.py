@@ -30,6 +30,7 @@ PROFILE_FIELDS = ("phone", "email", "name")
 
 class RestInput(InputChannel):
     name: ClassVar[str] = "rest"
+    replies_in_response: ClassVar[bool] = True
 
     def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
         async def webhook(request: web.Request) -> web.Response:

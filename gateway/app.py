@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pymongo.errors import PyMongoError
 
-from channels.base import json_response
+from channels.base import InboundHandler, InputChannel, json_response
 from gateway.runtime import Gateway
 from store import InboundMessage, Message
 
@@ -33,14 +33,21 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     app.on_cleanup.append(stop)
     app.router.add_get("/health", health)
 
-    async def on_message(message: InboundMessage) -> list[Message]:
-        if gateway.turns is None:
-            raise web.HTTPServiceUnavailable(text="the gateway is starting")
-        return await gateway.turns(message)
-
     for channel in gateway.channels:
-        app.router.add_routes(channel.routes(on_message))
+        app.router.add_routes(channel.routes(_inbound_handler(gateway, channel)))
     return app
+
+
+def _inbound_handler(gateway: Gateway, channel: InputChannel) -> InboundHandler:
+    async def on_message(message: InboundMessage) -> list[Message]:
+        if gateway.turns is None or gateway.store is None:
+            raise web.HTTPServiceUnavailable(text="the gateway is starting")
+        replies = await gateway.turns(message)
+        if channel.replies_in_response:
+            await gateway.store.mark_delivered([r.id for r in replies if not r.delivered])
+        return replies
+
+    return on_message
 
 
 @web.middleware

@@ -146,3 +146,11 @@ async def test_every_turn_logs_the_nlu_result(client: TestClient[object, object]
     parsed = await events(store, "nlu_parsed")
     assert parsed[0]["data"]["intent"] == "order_status"  # type: ignore[index]
     assert parsed[0]["data"]["entities"] == ["order_id"]  # type: ignore[index]
+
+
+async def test_rest_replies_leave_the_outbox_as_delivered(
+    client: TestClient[object, object], store: ConversationStore
+) -> None:
+    replies = await Chat(client, unique_sender()).send("查一下订单202611150001")
+    assert await store.count_messages(direction="out") == len(replies)
+    assert await store.count_messages(direction="out", delivered=False) == 0

@@ -31,10 +31,12 @@ async def test_unprocessed_messages_are_answered_on_start(
         assert await store.unprocessed_inbound() == []
         replies = await store.replies_to(accepted.message.id)
         assert "202611150001" in replies[0].text and "已发货" in replies[0].text
+        assert await store.count_messages(direction="out", delivered=False) == len(replies), "no one got them yet"
 
         # The customer's client retries the delivery it never got an answer to.
         retry = await Chat(http, "crash-victim").texts("查一下订单202611150001", message_id="m-1")
         assert retry == [r.text for r in replies]
+        assert await store.count_messages(direction="out", delivered=False) == 0
 
     assert await store.count_messages(direction="in") == 1
     assert await store.count_messages(direction="out") == len(replies)
