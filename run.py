@@ -23,6 +23,7 @@ from gateway import GatewayBuilder, Settings, build_app
 from nlu import NluProject, NluUnavailable
 from nlu.project import TrainingFailed
 from shop import SeedError
+from supervisor import ChildStartError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "seed":
             return asyncio.run(_seed(args.orders))
         return asyncio.run(_serve(args.host, args.port, args.seed_orders))
-    except (TrainingFailed, SeedError) as exc:
+    except (TrainingFailed, SeedError, ChildStartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. the port is taken
+        print(f"error: {exc.strerror or exc}", file=sys.stderr)
         return 2
 
 
@@ -73,30 +77,32 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
 async def _serve(host: str, port: int, seed_orders: Path | None) -> int:
     settings = Settings.from_env().with_changes(host=host, port=port)
     gateway = GatewayBuilder(settings).build()
-    if seed_orders is not None:
-        count = await gateway.seed_orders(seed_orders)
-        print(f"seeded {count} orders from {seed_orders}", file=sys.stderr)
-    app = build_app(gateway, wait_for_nlu=False)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    base = f"http://{host}:{port}"
-    print(
-        f"Gateway listening on {base}\n"
-        f"  health        GET  {base}/health  (503 until the store and NLU are ready)\n"
-        f"  REST channel  POST {base}/webhooks/rest/webhook  {{\"sender\": \"...\", \"message\": \"...\"}}\n"
-        f"  store         {settings.mongodb_uri or 'embedded nx-27017, data in ' + str(settings.var_dir / 'mongo')}\n"
-        f"  NLU           {', '.join(settings.rasa_urls) or 'embedded Rasa server (trains on first start)'}",
-        flush=True,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    print("shutting down", file=sys.stderr, flush=True)
-    await runner.cleanup()
+    runner = web.AppRunner(build_app(gateway, wait_for_nlu=False), handle_signals=False, access_log=None)
+    try:
+        if seed_orders is not None:
+            count = await gateway.seed_orders(seed_orders)
+            print(f"seeded {count} orders from {seed_orders}", file=sys.stderr)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        base = f"http://{host}:{port}"
+        store = settings.mongodb_uri or f"embedded nx-27017, data in {settings.var_dir / 'mongo'}"
+        print(
+            f"Gateway listening on {base}\n"
+            f"  health        GET  {base}/health  (503 until the store and NLU are ready)\n"
+            f"  REST channel  POST {base}/webhooks/rest/webhook  {{\"sender\": \"...\", \"message\": \"...\"}}\n"
+            f"  store         {store}\n"
+            f"  NLU           {', '.join(settings.rasa_urls) or 'embedded Rasa server (trains on first start)'}",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        print("shutting down", file=sys.stderr, flush=True)
+    finally:
+        await runner.cleanup()  # stops the gateway and its child servers
+        await gateway.stop()  # in case the app never started (seed or bind failed)
     return 0
 
 

@@ -44,12 +44,6 @@ class Gateway:
         self.turns: TurnProcessor | None = None
         self.nlu_error: str | None = None
 
-    @property
-    def nlu_url(self) -> str | None:
-        if self._embedded_rasa is not None:
-            return self._embedded_rasa.url
-        return ", ".join(self.settings.rasa_urls) or None
-
     async def start_store(self) -> ConversationStore:
         if self.store is not None:
             return self.store

@@ -357,10 +357,6 @@ class ConversationStore:
     async def log_event(self, event: Event) -> None:
         await self.events.insert_one(event.model_dump())
 
-    async def events_for(self, conversation_id: str) -> list[Event]:
-        cursor = self.events.find({"conversation_id": conversation_id}, {"_id": 0}).sort("at", ASCENDING)
-        return [Event.model_validate({k: _aware(v) for k, v in d.items()}) async for d in cursor]
-
 
 def _linkable(profile: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in profile.items() if k in ("phone", "email") and v}

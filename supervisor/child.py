@@ -32,10 +32,6 @@ class ChildProcess:
         self.log_path = log_path
         self._process: asyncio.subprocess.Process | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.returncode is None
-
     async def start(
         self,
         command: Sequence[str],
