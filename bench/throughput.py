@@ -48,6 +48,12 @@ TEXTS = [
 ]
 
 
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) jiffies from /proc/stat: on a shared VM, steal explains slow runs."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields)
+
+
 def progress(done: int, total: int, label: str) -> None:
     if done % max(1, total // 20) == 0 or done == total:
         print(f"\r  {label}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
@@ -150,8 +156,10 @@ async def main() -> None:
         base = f"http://127.0.0.1:{port}"
         try:
             await wait_healthy(base)
+            steal_before, total_before = cpu_times()
             rows = await bench_rasa(rasa, args.parses)
             rows += await bench_gateway(base, args.turns)
+            steal_after, total_after = cpu_times()
         finally:
             gateway.terminate()
             await gateway.wait()
@@ -161,7 +169,9 @@ async def main() -> None:
     print(f"\n{'measurement':<34} {'n':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7}")
     for label, r in rows:
         print(f"{label:<34} {r['n']:>5.0f} {r['rps']:>8.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['errors']:>7.0f}")
-    print(f"\n{os.cpu_count()} CPUs; embedded nx-27017 store; one Rasa server; one gateway process.")
+    steal = 100 * (steal_after - steal_before) / max(1, total_after - total_before)
+    print(f"\n{os.cpu_count()} CPUs (CPU steal during the run: {steal:.1f} %); embedded nx-27017 store; "
+          "one Rasa server; one gateway process.")
 
 
 async def wait_healthy(base: str) -> None:
