@@ -20,6 +20,27 @@ async def conversation_of(store: ConversationStore, sender: str) -> dict[str, ob
     return doc
 
 
+async def test_a_whole_conversation(client: TestClient[object, object], store: ConversationStore) -> None:
+    """Greeting, lookup with and without the id, hand-off, silence after it, a retried message."""
+    chat = Chat(client, unique_sender())
+    assert "售后" in (await chat.texts("您好", message_id="1"))[0]
+    assert "已发货" in (await chat.texts("订单202611150001到哪了", message_id="2"))[0]
+    assert "订单号" in (await chat.texts("我还有个快递没到", message_id="3"))[0]
+    assert "已签收" in (await chat.texts("202611020003", message_id="4"))[0]
+    handoff = await chat.texts("转人工", message_id="5")
+    assert "第 1 位" in handoff[0]
+    assert await chat.send("还在吗", message_id="6") == []
+    assert await chat.texts("转人工", message_id="5") == handoff, "a retry gets the reply it missed"
+
+    conversation = await conversation_of(store, chat.sender)
+    assert conversation["state"] == ConversationState.WAITING_AGENT
+    history = await store.history(str(conversation["_id"]))
+    inbound = [m.text for m in history if m.direction == "in"]
+    assert inbound == ["您好", "订单202611150001到哪了", "我还有个快递没到", "202611020003", "转人工", "还在吗"]
+    completed = await events(store, "self_service_completed")
+    assert [e["data"]["order_id"] for e in completed] == ["202611150001", "202611020003"]  # type: ignore[index]
+
+
 async def test_greeting_offers_what_the_bot_can_do(client: TestClient[object, object]) -> None:
     replies = await Chat(client, unique_sender()).send("你好")
     assert "售后" in str(replies[0]["text"])
