@@ -1,9 +1,9 @@
 """The gateway's one entry point.
 
-    python run.py [serve] [--host H] [--port P] [--seed-orders FILE]
-    python run.py nlu train [--force]
-    python run.py nlu parse < lines.txt
-    python run.py seed --orders FILE.json
+python run.py [serve] [--host H] [--port P] [--seed-orders FILE]
+python run.py nlu train [--force]
+python run.py nlu parse < lines.txt
+python run.py seed --orders FILE.json
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ async def _serve(host: str, port: int, seed_orders: Path | None) -> int:
         print(
             f"Gateway listening on {base}\n"
             f"  health        GET  {base}/health  (503 until the store and NLU are ready)\n"
-            f"  REST channel  POST {base}/webhooks/rest/webhook  {{\"sender\": \"...\", \"message\": \"...\"}}\n"
+            f'  REST channel  POST {base}/webhooks/rest/webhook  {{"sender": "...", "message": "..."}}\n'
             f"  store         {store}\n"
             f"  NLU           {', '.join(settings.rasa_urls) or 'embedded Rasa server (trains on first start)'}",
             flush=True,

@@ -59,9 +59,7 @@ def progress(done: int, total: int, label: str) -> None:
         print(f"\r  {label}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
-async def measure(
-    label: str, total: int, concurrency: int, call: Callable[[int], Awaitable[None]]
-) -> dict[str, float]:
+async def measure(label: str, total: int, concurrency: int, call: Callable[[int], Awaitable[None]]) -> dict[str, float]:
     latencies: list[float] = []
     counter = itertools.count()
     errors = 0
@@ -105,9 +103,12 @@ async def bench_rasa(rasa: EmbeddedRasaServer, total: int) -> list[tuple[str, di
 
         await measure("rasa warm-up", 20, 1, parse)
         for concurrency in (1, 16):
-            rows.append((f"Rasa /model/parse, {concurrency:>2} callers", await measure(
-                f"rasa c={concurrency}", total, concurrency, parse
-            )))
+            rows.append(
+                (
+                    f"Rasa /model/parse, {concurrency:>2} callers",
+                    await measure(f"rasa c={concurrency}", total, concurrency, parse),
+                )
+            )
     return rows
 
 
@@ -126,9 +127,12 @@ async def bench_gateway(base: str, total: int) -> list[tuple[str, dict[str, floa
                     response.raise_for_status()
                     await response.read()
 
-            rows.append((f"Gateway full turn, {concurrency:>2} senders", await measure(
-                f"gateway c={concurrency}", total, concurrency, turn
-            )))
+            rows.append(
+                (
+                    f"Gateway full turn, {concurrency:>2} senders",
+                    await measure(f"gateway c={concurrency}", total, concurrency, turn),
+                )
+            )
     return rows
 
 
@@ -146,12 +150,24 @@ async def main() -> None:
         rasa = EmbeddedRasaServer(project, project.train())
         await asyncio.gather(mongo.start(), rasa.start())
         port = free_port()
-        env = dict(os.environ, MONGODB_URI=mongo.uri, RASA_URL=rasa.url, RASA_TOKEN=rasa.token,
-                   GATEWAY_VAR_DIR=str(var / "gateway"))
+        env = dict(
+            os.environ,
+            MONGODB_URI=mongo.uri,
+            RASA_URL=rasa.url,
+            RASA_TOKEN=rasa.token,
+            GATEWAY_VAR_DIR=str(var / "gateway"),
+        )
         gateway = await asyncio.create_subprocess_exec(
-            sys.executable, str(REPO_ROOT / "run.py"), "serve", "--port", str(port),
-            "--seed-orders", str(REPO_ROOT / "shop" / "demo_orders.json"),
-            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            str(REPO_ROOT / "run.py"),
+            "serve",
+            "--port",
+            str(port),
+            "--seed-orders",
+            str(REPO_ROOT / "shop" / "demo_orders.json"),
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -170,8 +186,10 @@ async def main() -> None:
     for label, r in rows:
         print(f"{label:<34} {r['n']:>5.0f} {r['rps']:>8.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['errors']:>7.0f}")
     steal = 100 * (steal_after - steal_before) / max(1, total_after - total_before)
-    print(f"\n{os.cpu_count()} CPUs (CPU steal during the run: {steal:.1f} %); embedded nx-27017 store; "
-          "one Rasa server; one gateway process.")
+    print(
+        f"\n{os.cpu_count()} CPUs (CPU steal during the run: {steal:.1f} %); embedded nx-27017 store; "
+        "one Rasa server; one gateway process."
+    )
 
 
 async def wait_healthy(base: str) -> None:

@@ -18,6 +18,7 @@ NOT_UNDERSTOOD_LIMIT = 2
 
 NOT_UNDERSTOOD_INTENTS = frozenset({"out_of_scope", FALLBACK_INTENT})
 
+
 class DialogueEngine:
     def __init__(self, orders: OrderService, handoff: HandoffDesk) -> None:
         self.handoff = handoff

@@ -104,4 +104,3 @@ def _item_names(order: Order, language: str) -> str:
 
 def _describe(order: Order) -> str:
     return f"{order.order_id} {order.items[0].name}"
-

@@ -16,8 +16,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
     },
     "choose_order": {
         "zh": "您最近有以下订单，请问要查询哪一个？也可以直接发送订单号。\n{choices}",
-        "en": "These are your recent orders. Which one shall I look up? You can also send an order number.\n"
-        "{choices}",
+        "en": "These are your recent orders. Which one shall I look up? You can also send an order number.\n{choices}",
     },
     "order_not_found": {
         "zh": "没有找到订单号 {order_id} 的订单，请核对后重新发送订单号。",
@@ -37,13 +36,13 @@ TEMPLATES: dict[str, dict[str, str]] = {
     },
     "clarify": {
         "zh": "抱歉，我没有理解您的意思。您可以换个说法，比如“查一下我的订单”，或者回复“转人工”联系人工客服。",
-        "en": "Sorry, I didn't understand that. You could rephrase it, e.g. \"where is my order\", "
-        "or say \"agent\" to talk to a person.",
+        "en": 'Sorry, I didn\'t understand that. You could rephrase it, e.g. "where is my order", '
+        'or say "agent" to talk to a person.',
     },
     "nlu_down": {
         "zh": "抱歉，系统有点忙，暂时没能理解您的问题。您可以稍后再试，或者回复“转人工”联系人工客服。",
         "en": "Sorry, I'm having trouble understanding right now. Please try again shortly, "
-        "or say \"agent\" to talk to a person.",
+        'or say "agent" to talk to a person.',
     },
     "handoff": {
         "zh": "正在为您转接人工客服，您当前排在第 {position} 位，请稍候，客服会在这里回复您。",

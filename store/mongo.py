@@ -79,9 +79,7 @@ class ConversationStore:
 
     @classmethod
     def from_uri(cls, uri: str, database: str = "aftersales") -> ConversationStore:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            uri, tz_aware=True, serverSelectionTimeoutMS=5000
-        )
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000)
         return cls(client, database)
 
     async def close(self) -> None:
@@ -98,9 +96,7 @@ class ConversationStore:
     async def ensure_indexes(self) -> None:
         for identity in ("phone", "email", "telegram", "app", "rest", "sms", "voice"):
             field = f"identities.{identity}"
-            await self.customers.create_index(
-                field, unique=True, partialFilterExpression={field: {"$exists": True}}
-            )
+            await self.customers.create_index(field, unique=True, partialFilterExpression={field: {"$exists": True}})
         await self.conversations.create_index(
             "open_key", unique=True, partialFilterExpression={"open_key": {"$exists": True}}
         )
@@ -108,9 +104,7 @@ class ConversationStore:
         # enough that sorting them by _id after the index lookup costs nothing.
         await self.conversations.create_index("customer_id")
         await self.conversations.create_index([("state", ASCENDING), ("queue_ticket", ASCENDING)])
-        await self.messages.create_index(
-            [("channel", ASCENDING), ("channel_message_id", ASCENDING)], unique=True
-        )
+        await self.messages.create_index([("channel", ASCENDING), ("channel_message_id", ASCENDING)], unique=True)
         await self.messages.create_index("conversation_id")
         await self.messages.create_index([("in_reply_to", ASCENDING)])
         await self.messages.create_index([("direction", ASCENDING), ("processed", ASCENDING)])
@@ -314,9 +308,7 @@ class ConversationStore:
         try:
             await self.messages.insert_one(doc)
         except DuplicateKeyError:
-            existing = await self.messages.find_one(
-                {"channel": outbound.channel, "channel_message_id": reply_key}
-            )
+            existing = await self.messages.find_one({"channel": outbound.channel, "channel_message_id": reply_key})
             if existing is None:
                 raise
             return _from_doc(Message, existing)

@@ -52,9 +52,7 @@ async def test_help_lists_the_subcommands() -> None:
 
 async def test_nlu_parse_writes_one_rasa_parse_object_per_line(rasa: EmbeddedRasaServer) -> None:
     lines = "你好\n\n帮我查下订单 202611150001 到哪了\nI want to talk to a human\n"
-    code, out, err = await run_cli(
-        "nlu", "parse", stdin=lines, env=clean_env(RASA_URL=rasa.url, RASA_TOKEN=rasa.token)
-    )
+    code, out, err = await run_cli("nlu", "parse", stdin=lines, env=clean_env(RASA_URL=rasa.url, RASA_TOKEN=rasa.token))
     assert code == 0, err
     results = [json.loads(line) for line in out.splitlines()]
     assert [r["text"] for r in results] == ["你好", "帮我查下订单 202611150001 到哪了", "I want to talk to a human"]
@@ -165,4 +163,3 @@ def _processes() -> list[str]:
             except OSError:
                 continue
     return lines
-
