@@ -47,7 +47,7 @@ if [[ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$want" ]]; then
   [[ -x .venv/bin/python ]] || "$python" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | quiet_pip
   .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | quiet_pip
-  .venv/bin/python -c 'import aiohttp, pymongo, pydantic, nx_27017' 
+  .venv/bin/python -c 'import aiohttp, pymongo, pydantic, nx_27017'
   echo "$want" > .venv/.setup-stamp
 fi
 
@@ -61,7 +61,7 @@ if [[ "$(cat .venv-rasa/.setup-stamp 2>/dev/null)" != "$want" ]]; then
   [[ -x .venv-rasa/bin/python ]] || "$RASA_PYTHON" -m venv .venv-rasa
   .venv-rasa/bin/python -m pip install -q --upgrade pip 2>&1 | quiet_pip
   .venv-rasa/bin/python -m pip install -q -c nlu/rasa-constraints.txt rasa==3.6.21 jieba 2>&1 | quiet_pip
-  .venv-rasa/bin/rasa --version >/dev/null
+  SQLALCHEMY_SILENCE_UBER_WARNING=1 RASA_TELEMETRY_ENABLED=false .venv-rasa/bin/rasa --version >/dev/null 2>&1
   echo "$want" > .venv-rasa/.setup-stamp
 fi
 
