@@ -3,6 +3,7 @@
 python run.py [serve] [--host H] [--port P] [--seed-orders FILE]
 python run.py nlu train [--force]
 python run.py nlu parse < lines.txt
+python run.py nlu eval FILE.yml [--threshold X] [--today YYYY-MM-DD] [--png FILE] [--json FILE]
 python run.py seed --orders FILE.json
 """
 
@@ -15,13 +16,18 @@ import json
 import logging
 import signal
 import sys
+from datetime import date
 from pathlib import Path
 
 from aiohttp import web
+from tqdm import tqdm
 
 from gateway import GatewayBuilder, Settings, build_app
 from nlu import NluProject, NluUnavailable
+from nlu.evaluation import evaluate, format_report, load_test_examples, reference_date, write_confusion_png
 from nlu.project import TrainingFailed
+from nlu.rasa_yaml import RasaDataError
+from nlu.understanding import UnderstandingClient, today_in
 from shop import SeedError
 from supervisor import ChildStartError
 
@@ -39,6 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     train = nlu_commands.add_parser("train", help="train if the training data or config changed")
     train.add_argument("--force", action="store_true", help="train even if the model is up to date")
     nlu_commands.add_parser("parse", help="read UTF-8 lines on stdin, write Rasa /model/parse JSON lines")
+    evaluate = nlu_commands.add_parser("eval", help="evaluate on Rasa NLU test data; writes a confusion-matrix PNG")
+    evaluate.add_argument("file", type=Path, metavar="FILE.yml", help="Rasa NLU YAML, `dialect` metadata as tags")
+    evaluate.add_argument("--threshold", type=float, help="confidence threshold (default: NLU_CONFIDENCE_THRESHOLD)")
+    evaluate.add_argument(
+        "--today", type=date.fromisoformat, help="what 今天 means (default: the file's `# reference_date:`, else today)"
+    )
+    evaluate.add_argument("--png", type=Path, help="confusion matrix image (default var/nlu-eval/confusion.png)")
+    evaluate.add_argument("--json", type=Path, dest="json_out", metavar="FILE", help="also write the report as JSON")
 
     seed = commands.add_parser("seed", help="load (upsert) orders into the embedded demo shop")
     seed.add_argument("--orders", type=Path, required=True, metavar="FILE.json", help='{"orders": [...]}')
@@ -56,10 +70,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "nlu" and args.nlu_command == "parse":
             return asyncio.run(_parse_lines())
+        if args.command == "nlu" and args.nlu_command == "eval":
+            return asyncio.run(_evaluate(args.file, args.threshold, args.today, args.png, args.json_out))
         if args.command == "seed":
             return asyncio.run(_seed(args.orders))
         return asyncio.run(_serve(args.host, args.port, args.seed_orders))
-    except (TrainingFailed, SeedError, ChildStartError) as exc:
+    except (TrainingFailed, SeedError, ChildStartError, RasaDataError, NluUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. the port is taken
@@ -124,6 +140,41 @@ async def _parse_lines() -> int:
         with contextlib.suppress(Exception):
             await gateway.stop()
     return 0
+
+
+async def _evaluate(
+    path: Path, threshold: float | None, today: date | None, png: Path | None, json_out: Path | None
+) -> int:
+    examples = load_test_examples(path)  # fails early, before Rasa starts, on a bad file
+    if not examples:
+        raise RasaDataError(f"{path}: no intent examples")
+    settings = Settings.from_env()
+    threshold = settings.nlu_confidence_threshold if threshold is None else threshold
+    day = today or reference_date(path) or today_in(settings.timezone)()
+    gateway = GatewayBuilder(settings).build()
+    try:
+        # The threshold is applied afterwards, so one pass also gives the calibration table.
+        client = UnderstandingClient(await gateway.start_rasa(), confidence_threshold=0.0, today=lambda: day)
+        try:
+            with tqdm(total=len(examples), desc="parsing", unit="msg", file=sys.stderr) as bar:
+                report = await evaluate(client, examples, threshold=threshold, on_progress=lambda *_: bar.update())
+        finally:
+            await client.close()
+    finally:
+        await gateway.stop()
+    print(f"{path}: relative dates against {day.isoformat()}")
+    print(format_report(report))
+    image = write_confusion_png(report, png or settings.var_dir / "nlu-eval" / "confusion.png")
+    print(f"\nconfusion matrix: {image}")
+    if json_out is not None:
+        await asyncio.to_thread(_write_json, json_out, report.as_dict())
+        print(f"report: {json_out}")
+    return 0
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 async def _seed(path: Path) -> int:

@@ -19,7 +19,9 @@ class HandoffDesk:
     def __init__(self, store: ConversationStore) -> None:
         self.store = store
 
-    async def enqueue(self, conversation_id: str, *, reason: str, channel: str, customer_id: str) -> QueuePlace:
+    async def enqueue(
+        self, conversation_id: str, *, reason: str, channel: str, customer_id: str, intent: str | None = None
+    ) -> QueuePlace:
         ticket = await self.store.hand_to_queue(conversation_id, reason)
         position = await self.store.queue_position(conversation_id) or 1
         await self.store.log_event(
@@ -28,7 +30,7 @@ class HandoffDesk:
                 conversation_id=conversation_id,
                 customer_id=customer_id,
                 channel=channel,
-                data={"reason": reason, "queue_ticket": ticket, "position": position},
+                data={"reason": reason, "intent": intent, "queue_ticket": ticket, "position": position},
             )
         )
         return QueuePlace(ticket=ticket, position=position)

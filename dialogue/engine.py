@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from backoffice import HandoffDesk
-from dialogue.language import detect_language
+from dialogue.language import reply_language
 from dialogue.order_status import OrderStatusFlow
-from dialogue.replies import say
+from dialogue.replies import TOPICS, say, topic_label
 from dialogue.turn import Reply, Turn, TurnInput, TurnOutcome
 from nlu.client import FALLBACK_INTENT
 from shop import OrderService
@@ -19,6 +19,12 @@ NOT_UNDERSTOOD_LIMIT = 2
 NOT_UNDERSTOOD_INTENTS = frozenset({"out_of_scope", FALLBACK_INTENT})
 
 
+def _detected_language(turn_input: TurnInput) -> str | None:
+    extra = turn_input.parse.model_extra if turn_input.parse is not None else None
+    language = (extra or {}).get("language")
+    return language if isinstance(language, str) else None
+
+
 class DialogueEngine:
     def __init__(self, orders: OrderService, handoff: HandoffDesk) -> None:
         self.handoff = handoff
@@ -27,7 +33,7 @@ class DialogueEngine:
     async def respond(self, turn_input: TurnInput) -> TurnOutcome:
         turn = Turn(
             input=turn_input,
-            language=detect_language(turn_input.text, turn_input.language),
+            language=reply_language(turn_input.text, _detected_language(turn_input), turn_input.language),
             slots=dict(turn_input.slots),
         )
         handed_off = await self._route(turn)
@@ -53,9 +59,15 @@ class DialogueEngine:
             turn.say("greet", quick_replies=self._menu(turn.language))
         elif intent == "affirm":
             turn.say("affirm_open", quick_replies=self._menu(turn.language))
-        elif intent == "deny":
+        elif intent in ("deny", "goodbye"):
             turn.slots.pop("active_flow", None)
             turn.say("goodbye")
+        elif intent == "thanks":
+            turn.say("thanks", quick_replies=self._menu(turn.language))
+        elif intent == "inform" and turn.entity("order_id"):
+            await self.order_status.start(turn)  # a bare order number: the likeliest wish is its status
+        elif intent in TOPICS:
+            return await self._hand_off(turn, reason="needs_agent", topic=intent)
         else:
             # An intent this version has no flow for yet: treat as not understood.
             return await self._not_understood(turn)
@@ -72,17 +84,21 @@ class DialogueEngine:
         turn.say("nlu_down" if nlu_down else "clarify", quick_replies=(human,))
         return False
 
-    async def _hand_off(self, turn: Turn, *, reason: str) -> bool:
+    async def _hand_off(self, turn: Turn, *, reason: str, topic: str | None = None) -> bool:
         place = await self.handoff.enqueue(
             turn.input.conversation_id,
             reason=reason,
             channel=turn.input.channel,
             customer_id=turn.input.customer_id,
+            intent=topic or turn.intent,
         )
         turn.slots.pop("active_flow", None)
         turn.slots.pop("requested_slot", None)
         turn.slots["failed_turns"] = 0
-        turn.say("handoff", position=place.position)
+        if topic is not None:
+            turn.say("handoff_topic", topic=topic_label(topic, turn.language), position=place.position)
+        else:
+            turn.say("handoff", position=place.position)
         return True
 
     @staticmethod

@@ -8,6 +8,13 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
+def reply_language(text: str, detected: str | None, previous: str = "zh") -> str:
+    """The NLU's detected language when it has one, else a guess from the text."""
+    if detected in ("zh", "en"):
+        return detected
+    return detect_language(text, previous)
+
+
 def detect_language(text: str, previous: str = "zh") -> str:
     """``zh`` if the text has Chinese characters, ``en`` if it has English words, else ``previous``.
 

@@ -49,9 +49,33 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "en": "I'm putting you through to an agent. You are number {position} in the queue; "
         "please wait, an agent will reply here.",
     },
+    "handoff_topic": {
+        "zh": "{topic}需要人工客服为您办理，正在为您转接，您当前排在第 {position} 位，请稍候，客服会在这里回复您。",
+        "en": "An agent will handle your {topic} request. You are number {position} in the queue; "
+        "please wait, an agent will reply here.",
+    },
+    "thanks": {
+        "zh": "不客气，很高兴能帮到您！还有其他可以帮您的吗？",
+        "en": "You're welcome! Is there anything else I can help with?",
+    },
     "quick_order": {"zh": "查询订单", "en": "Track my order"},
     "quick_human": {"zh": "转人工", "en": "Talk to an agent"},
 }
+
+TOPICS: dict[str, dict[str, str]] = {
+    "change_address": {"zh": "修改收货地址", "en": "address change"},
+    "change_delivery_time": {"zh": "修改配送时间", "en": "delivery time change"},
+    "refund": {"zh": "退款", "en": "refund"},
+    "return_refund": {"zh": "退货退款", "en": "return and refund"},
+    "exchange": {"zh": "换货", "en": "exchange"},
+    "resend": {"zh": "补发", "en": "resend"},
+    "compensation": {"zh": "赔偿", "en": "compensation"},
+    "complaint": {"zh": "投诉", "en": "complaint"},
+    "urge": {"zh": "催促处理", "en": "follow-up"},
+    "invoice": {"zh": "发票", "en": "invoice"},
+    "policy_question": {"zh": "售后政策咨询", "en": "after-sales policy"},
+}
+"""After-sales topics the bot recognises; those without a self-service flow yet go to an agent."""
 
 STATUS_LABELS: dict[str, dict[str, str]] = {
     "paid": {"zh": "已付款，等待仓库拣货", "en": "paid and waiting to be picked"},
@@ -65,6 +89,11 @@ STATUS_LABELS: dict[str, dict[str, str]] = {
 def say(key: str, language: str, **values: Any) -> str:
     options = TEMPLATES[key]
     return options.get(language, options["zh"]).format(**values)
+
+
+def topic_label(intent: str, language: str) -> str:
+    labels = TOPICS.get(intent)
+    return labels.get(language, labels["zh"]) if labels else intent
 
 
 def status_label(status: str, language: str) -> str:

@@ -14,6 +14,7 @@ from gateway.settings import Settings
 from gateway.turns import TurnProcessor
 from nlu import NluClient, NluProject, OfflineNlu, RasaNluClient
 from nlu.server import EmbeddedRasaServer
+from nlu.understanding import UnderstandingClient, today_in
 from shop import MongoOrderService, load_orders_file
 from store import ConversationStore
 from store.embedded import EmbeddedMongo
@@ -62,10 +63,21 @@ class Gateway:
         return store
 
     async def start_nlu(self) -> NluClient:
-        client: NluClient
+        """The NLU the turns use: normaliser and entity rules over the Rasa server(s)."""
         if self._given_nlu is not None:
-            client = self._given_nlu
-        elif self.settings.rasa_urls:
+            self.nlu = self._given_nlu
+            return self.nlu
+        self.nlu = UnderstandingClient(
+            await self.start_rasa(),
+            confidence_threshold=self.settings.nlu_confidence_threshold,
+            today=today_in(self.settings.timezone),
+        )
+        return self.nlu
+
+    async def start_rasa(self) -> NluClient:
+        """The Rasa transport alone: the configured servers, or an embedded one (trained if needed)."""
+        client: NluClient
+        if self.settings.rasa_urls:
             client = RasaNluClient(
                 list(self.settings.rasa_urls), self.settings.rasa_token, self.settings.nlu_timeout_seconds
             )
@@ -78,7 +90,6 @@ class Gateway:
             client = RasaNluClient(
                 self._embedded_rasa.url, self._embedded_rasa.token, self.settings.nlu_timeout_seconds
             )
-        self.nlu = client
         return client
 
     async def start(self, *, wait_for_nlu: bool = True) -> None:

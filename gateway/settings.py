@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from nlu.understanding import DEFAULT_CONFIDENCE_THRESHOLD, DEFAULT_TIMEZONE
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -21,6 +23,10 @@ class Settings:
     """Rasa servers started with ``--enable-api``; empty starts one from ``.venv-rasa``."""
     rasa_token: str | None = None
     nlu_timeout_seconds: float = 5.0
+    nlu_confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD
+    """Intent confidence below which the dialogue asks to rephrase (``run.py nlu eval`` calibrates it)."""
+    timezone: str = DEFAULT_TIMEZONE
+    """The shop's time zone: what 明天 and 周六 mean."""
     var_dir: Path = REPO_ROOT / "var"
     models_dir: Path = REPO_ROOT / "models"
 
@@ -37,6 +43,8 @@ class Settings:
             rasa_urls=urls,
             rasa_token=env.get("RASA_TOKEN") or None,
             nlu_timeout_seconds=float(env.get("NLU_TIMEOUT_SECONDS", defaults.nlu_timeout_seconds)),
+            nlu_confidence_threshold=float(env.get("NLU_CONFIDENCE_THRESHOLD", defaults.nlu_confidence_threshold)),
+            timezone=env.get("SHOP_TIMEZONE", defaults.timezone),
             var_dir=Path(env.get("GATEWAY_VAR_DIR", defaults.var_dir)),
         )
 

@@ -129,6 +129,19 @@ class TurnProcessor:
             return None
         entities = [e.entity for e in parse.entities]
         data = {"intent": parse.intent.name, "confidence": parse.intent.confidence, "entities": entities}
+        extra = parse.model_extra or {}
+        await self.store.record_understanding(
+            message.id,
+            {
+                "normalized_text": extra.get("normalized_text", message.text),
+                "language": extra.get("language"),
+                "traditional": extra.get("traditional", False),
+                "varieties": extra.get("varieties", []),
+                "intent": parse.intent.name,
+                "confidence": parse.intent.confidence,
+                "entities": [e.model_dump(exclude_none=True) for e in parse.entities],
+            },
+        )
         await self._log(message, channel, "nlu_parsed", data)
         return parse
 

@@ -5,16 +5,25 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import opencc
+
+from nlu.normalize import LEXICON_PATH, TextNormaliser
+from nlu.rasa_yaml import load_document, read_examples, render_training_yaml
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PROJECT_DIR = Path(__file__).resolve().parent / "project"
+NLU_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = NLU_DIR / "project"
+NORMALISER_FILES = (NLU_DIR / "normalize.py", NLU_DIR / "numerals.py", NLU_DIR / "rasa_yaml.py")
+"""Code that shapes the training text: a change to it changes the model."""
 
 
 class TrainingFailed(RuntimeError):
@@ -53,15 +62,46 @@ class NluProject:
         yield from sorted((self.project_dir / "data").rglob("*.yml"))
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes the trained model: inputs and the Rasa pins."""
+        """Hash of everything that changes the trained model: data, config, normaliser, Rasa pins."""
         digest = hashlib.sha256()
         constraints = self.project_dir.parent / "rasa-constraints.txt"
-        for path in [*self.input_files(), constraints]:
-            digest.update(path.relative_to(self.project_dir.parent).as_posix().encode())
+        for path in self.input_files():
+            digest.update(path.relative_to(self.project_dir).as_posix().encode())
             digest.update(b"\0")
             digest.update(path.read_bytes())
             digest.update(b"\0")
+        for path in [constraints, self.lexicon_path, *NORMALISER_FILES]:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(f"opencc {opencc.__version__}".encode())
         return digest.hexdigest()[:16]
+
+    @property
+    def lexicon_path(self) -> Path:
+        return LEXICON_PATH
+
+    def build_training_data(self, out_dir: Path) -> int:
+        """Write the training data, normalised exactly as parse input will be, into ``out_dir``.
+
+        Returns the number of examples. Regex and lookup items are copied unchanged.
+        """
+        normaliser = TextNormaliser()
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True)
+        total = 0
+        for source in sorted((self.project_dir / "data").rglob("*.yml")):
+            by_intent: dict[str, list[str]] = {}
+            for example in read_examples(source):
+                text = normaliser(example.text)
+                texts = by_intent.setdefault(example.intent, [])
+                if text and text not in texts:
+                    texts.append(text)
+            others = [item for item in load_document(source).get("nlu") or [] if "intent" not in item]
+            total += sum(len(texts) for texts in by_intent.values())
+            target = out_dir / source.relative_to(self.project_dir / "data")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(render_training_yaml(by_intent.items(), others), encoding="utf-8")
+        return total
 
     def model_path(self) -> Path:
         return self.models_dir / f"nlu-{self.fingerprint()}.tar.gz"
@@ -83,6 +123,8 @@ class NluProject:
         if not self.rasa_bin.exists():
             raise TrainingFailed(f"Rasa is not installed at {self.rasa_bin}; run `make setup`")
         self.models_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = self.var_dir / "nlu-build" / "data"
+        count = self.build_training_data(data_dir)
         partial_name = target.name.removesuffix(".tar.gz") + "-partial"
         command = [
             str(self.rasa_bin),
@@ -91,7 +133,7 @@ class NluProject:
             "--config",
             str(self.project_dir / "config.yml"),
             "--nlu",
-            str(self.project_dir / "data"),
+            str(data_dir),
             "--domain",
             str(self.project_dir / "domain.yml"),
             "--out",
@@ -99,10 +141,14 @@ class NluProject:
             "--fixed-model-name",
             partial_name,
         ]
-        print(f"Training NLU model {target.name} (Rasa prints epoch progress) …", file=sys.stderr, flush=True)
+        print(
+            f"Training NLU model {target.name} on {count} normalised examples (Rasa prints epoch progress) …",
+            file=sys.stderr,
+            flush=True,
+        )
         result = subprocess.run(
             command,
-            cwd=self.var_dir if self.var_dir.is_dir() else self.project_dir,
+            cwd=self.var_dir,
             env=rasa_environment(self.var_dir),
             stdout=subprocess.DEVNULL if quiet else sys.stderr,
             stderr=subprocess.STDOUT if not quiet else subprocess.PIPE,

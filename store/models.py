@@ -112,6 +112,11 @@ class Message(BaseModel):
     created_at: datetime
     processed: bool = True
     delivered: bool = False
+    understanding: dict[str, Any] | None = None
+    """For inbound text: what the NLU made of it (normalised text, language, intent, entities).
+
+    ``text`` stays exactly as the customer sent it.
+    """
 
 
 class Customer(BaseModel):

@@ -325,6 +325,10 @@ class ConversationStore:
     async def mark_processed(self, message_id: str) -> None:
         await self.messages.update_one({"_id": message_id}, {"$set": {"processed": True}})
 
+    async def record_understanding(self, message_id: str, understanding: dict[str, Any]) -> None:
+        """Keep the NLU's reading (normalised text, intent, entities) beside the original text."""
+        await self.messages.update_one({"_id": message_id}, {"$set": {"understanding": understanding}})
+
     async def mark_delivered(self, message_ids: list[str]) -> None:
         if message_ids:
             await self.messages.update_many({"_id": {"$in": message_ids}}, {"$set": {"delivered": True}})

@@ -51,16 +51,68 @@ async def test_help_lists_the_subcommands() -> None:
 
 
 async def test_nlu_parse_writes_one_rasa_parse_object_per_line(rasa: EmbeddedRasaServer) -> None:
-    lines = "你好\n\n帮我查下订单 202611150001 到哪了\nI want to talk to a human\n"
+    lines = "你好\n\n幫我查下訂單 二零二六幺幺幺五洞洞洞幺 到咗边度\nI want to talk to a human\n"
     code, out, err = await run_cli("nlu", "parse", stdin=lines, env=clean_env(RASA_URL=rasa.url, RASA_TOKEN=rasa.token))
     assert code == 0, err
     results = [json.loads(line) for line in out.splitlines()]
-    assert [r["text"] for r in results] == ["你好", "帮我查下订单 202611150001 到哪了", "I want to talk to a human"]
+    assert [r["text"] for r in results] == [
+        "你好",
+        "幫我查下訂單 二零二六幺幺幺五洞洞洞幺 到咗边度",
+        "I want to talk to a human",
+    ]
     for result in results:
-        assert {"text", "intent", "entities", "intent_ranking"} <= set(result)
+        assert {"text", "intent", "entities", "intent_ranking", "normalized_text", "language"} <= set(result)
         assert {"name", "confidence"} <= set(result["intent"])
     assert [r["intent"]["name"] for r in results] == ["greet", "order_status", "human_handoff"]
+    assert [r["language"] for r in results] == ["zh", "zh", "en"]
+    assert results[1]["normalized_text"] == "帮我查下订单 202611150001 到了哪里"
+    assert results[1]["traditional"] is True and results[1]["varieties"] == ["cantonese"]
     assert [(e["entity"], e["value"]) for e in results[1]["entities"]] == [("order_id", "202611150001")]
+
+
+async def test_nlu_eval_prints_metrics_and_writes_a_confusion_matrix(rasa: EmbeddedRasaServer, tmp_path: Path) -> None:
+    test_file = tmp_path / "small.yml"
+    test_file.write_text(
+        "# reference_date: 2026-11-20\n"
+        'version: "3.1"\n'
+        "nlu:\n"
+        "- intent: order_status\n"
+        "  examples:\n"
+        "  - text: |\n"
+        '      我嘅訂單[二零二六幺幺幺五洞洞洞幺]{"entity": "order_id", "value": "202611150001"}到咗边度\n'
+        "    metadata:\n"
+        "      dialect: cantonese\n"
+        "- intent: change_delivery_time\n"
+        "  examples:\n"
+        "  - text: |\n"
+        '      改到[听日]{"entity": "date", "value": "2026-11-21"}送\n'
+        "    metadata:\n"
+        "      dialect: cantonese\n"
+        "- intent: out_of_scope\n"
+        "  examples: |\n"
+        "    - 今天天气怎么样\n",
+        encoding="utf-8",
+    )
+    png, report = tmp_path / "confusion.png", tmp_path / "report.json"
+    env = clean_env(RASA_URL=rasa.url, RASA_TOKEN=rasa.token)
+    code, out, err = await run_cli("nlu", "eval", str(test_file), "--png", str(png), "--json", str(report), env=env)
+    assert code == 0, err
+    for heading in ("intent accuracy", "macro F1", "out-of-scope rejected", "variety tag", "entity", "threshold"):
+        assert heading in out
+    assert "against 2026-11-20" in out
+    assert png.read_bytes().startswith(b"\x89PNG")
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert data["examples"] == 3
+    assert set(data["per_tag"]) == {"cantonese", "untagged"}
+    assert set(data["entities"]) == {"order_id", "date"}
+
+
+async def test_nlu_eval_rejects_a_bad_file_before_starting_anything(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("nlu:\n- intent: greet\n  examples: |\n    hello without a dash\n", encoding="utf-8")
+    code, _, err = await run_cli("nlu", "eval", str(bad), env=clean_env(RASA_URL="http://127.0.0.1:9", RASA_TOKEN="x"))
+    assert code == 2
+    assert "error:" in err and "without '- '" in err
 
 
 async def test_nlu_parse_fails_clearly_without_a_server() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from nlu import NluProject
 from nlu.project import PROJECT_DIR, TrainingFailed
+from nlu.rasa_yaml import read_examples
 
 
 @pytest.fixture
@@ -27,13 +28,13 @@ def test_the_fingerprint_follows_data_config_and_pins(project_copy: NluProject) 
     original = project_copy.fingerprint()
     assert project_copy.fingerprint() == original, "stable for unchanged inputs"
 
-    nlu_file = project_copy.project_dir / "data" / "nlu.yml"
+    nlu_file = project_copy.project_dir / "data" / "general.yml"
     nlu_file.write_text(nlu_file.read_text(encoding="utf-8") + "    - 查物流\n", encoding="utf-8")
     changed_data = project_copy.fingerprint()
     assert changed_data != original
 
     config = project_copy.project_dir / "config.yml"
-    config.write_text(config.read_text(encoding="utf-8").replace("epochs: 100", "epochs: 50"), encoding="utf-8")
+    config.write_text(config.read_text(encoding="utf-8").replace("epochs: ", "epochs: 1"), encoding="utf-8")
     assert project_copy.fingerprint() not in (original, changed_data)
 
     extra = project_copy.project_dir / "data" / "more.yml"
@@ -54,3 +55,17 @@ def test_a_changed_project_needs_training_and_says_what_is_missing(project_copy:
     assert project_copy.needs_training()
     with pytest.raises(TrainingFailed, match="make setup"):
         project_copy.train()
+
+
+def test_training_data_is_normalised_like_parse_input(project_copy: NluProject, tmp_path: Path) -> None:
+    data = project_copy.project_dir / "data"
+    (data / "extra.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: order_status\n  examples: |\n    - 我嘅訂單喺邊度\n    - 我的订单在哪里\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "built"
+    assert project_copy.build_training_data(out) > 40
+    built = read_examples(out / "extra.yml")
+    assert [e.text for e in built] == ["我的订单在哪里"], "normalised, and the duplicate it became dropped"
+    regex = (out / "regex.yml").read_text(encoding="utf-8")
+    assert "\\d{10,20}" in regex, "regex features are copied unchanged"
