@@ -24,18 +24,20 @@ _REASON_CUES: tuple[tuple[str, tuple[str, ...]], ...] = (
               "expired", "rotten", "spoil", "mou?ldy")),
     ("描述不符", ("描述不符", "与描述", "和描述", "跟描述", "不符合描述", "和图片不", "跟图片不", "与图片不",
               "图片不一样", "色差", "货不对板", "与页面不符", "not as described")),
-    ("发错货", ("发错", "寄错", "错发", "发成了", "不是我买的", "不是我要的", "送错", "wrong item", "wrong product",
-             "sent the wrong")),
-    ("尺码不符", ("尺码", "尺寸不", "码数", "太大了", "太小了", "偏大", "偏小", "不合身", "穿不下", "穿不了",
-              "大了一码", "小了一码", "wrong size", "too (?:small|big|large)", "doesn'?t fit")),
-    ("少件", ("少件", "少了", "少发", "漏发", "缺件", "缺了", "少一", "没有赠品", "赠品没", "没收到赠品", "missing",
-            "short")),
-    ("破损", ("破损", "破了", "碎了", "摔碎", "摔坏", "压坏", "压扁", "碰坏", "磕坏", "裂了", "裂开", "烂了", "凹了",
-            "变形", "漏了", "洒了", "broken", "damaged", "cracked", "smashed")),
+    ("发错货", ("发错", "寄错", "错发", "发成了", "发成", "不是我买的", "不是我要的", "送错", "wrong item",
+             "wrong product", "wrong model", "wrong colou?r", "wrong one", "sent the wrong")),
+    ("尺码不符", ("尺码", "尺寸不", "码数", "码.{0,2}[大小]了", "买[大小]了", "太大了", "太小了", "偏大", "偏小",
+              "不合身", "穿不下", "穿不了", "不对码", "大了一码", "小了一码", "wrong size", "too (?:small|big|large)",
+              "doesn'?t fit")),
+    ("少件", ("少件", "少了", "少发", "漏发", "漏寄", "漏了", "缺件", "缺了", "少一", "没有赠品", "赠品没",
+            "没收到赠品", "missing", "short")),
+    ("破损", ("破损", "破了", "碎", "摔坏", "压坏", "压扁", "压瘪", "碰坏", "磕坏", "裂了", "裂开", "烂了", "全烂",
+            "凹了", "变形", "漏液", "漏水", "洒了", "broken", "damaged", "cracked", "smashed", "crushed")),
     ("七天无理由", ("七天无理由", "7天无理由", "无理由", "不想要了", "不喜欢", "拍错了", "买错了", "不需要了", "不要了",
                "changed my mind", "don'?t want it", "no reason")),
-    ("质量问题", ("质量", "坏了", "不能用", "用不了", "开不了机", "不工作", "瑕疵", "掉色", "起球", "开线", "脱胶",
-              "故障", "defective", "faulty", "doesn'?t work", "not working", "quality")),
+    ("质量问题", ("质量", "坏了", "不能用", "用不了", "开不了机", "不工作", "没声音", "没有声音", "没反应", "不亮",
+              "充不进电", "瑕疵", "掉色", "起球", "开线", "脱胶", "故障", "defective", "faulty", "doesn'?t work",
+              "not working", "stopped working", "quality")),
 )  # fmt: skip
 _REASON_PATTERNS = tuple((reason, re.compile("|".join(cues), re.IGNORECASE)) for reason, cues in _REASON_CUES)
 
@@ -54,9 +56,12 @@ _QUANTITY = re.compile(
 )
 _AMOUNT = re.compile(
     r"(?:(?:¥|￥|rmb|cny)\s*(?P<pre>\d+(?:\.\d{1,2})?))"
-    r"|(?:(?P<num>\d+(?:\.\d{1,2})?)\s*(?:块钱|块|元|rmb|yuan|cny|dollars?|bucks)(?:(?P<jiao>\d)(?:毛|角)?)?)",
+    r"|(?:(?P<num>\d+(?:\.\d{1,2})?)\s*(?:块钱|块|元|蚊|rmb|yuan|cny|dollars?|bucks)(?:(?P<jiao>\d)(?:毛|角)?)?)",
     re.IGNORECASE,
 )
+
+_PRICE_TALK = re.compile(r"差价|降价|价保|便宜了|降了|价格|price", re.IGNORECASE)
+_BARE_PRICE = re.compile(r"(?<![\d.])\d{1,5}(?:\.\d{1,2})?(?![\d.])")
 
 _WEEKDAY = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6, "末": 5}
 _EN_WEEKDAY = {"monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5, "sunday": 6}
@@ -77,9 +82,9 @@ TIME_SLOTS = {
 }
 _SLOT_WORDS = re.compile(
     r"(?P<morning>上午|早上|早晨|清早|一早|上昼|morning)"
-    r"|(?P<noon>中午|晌午|noon|lunch ?time)"
+    r"|(?P<noon>中午|noon|lunch ?time)"
     r"|(?P<afternoon>下午|午后|afternoon)"
-    r"|(?P<evening>晚上|傍晚|夜里|今晚|明晚|evening|tonight)",
+    r"|(?P<evening>晚上|傍晚|夜里|夜间|今晚|明晚|evening|tonight)",
     re.IGNORECASE,
 )
 _HOUR_RANGE = re.compile(r"(上午|下午|晚上|中午)?(\d{1,2})(?:点|:00)(?:半)?\s*(?:到|至|-|~)\s*(\d{1,2})(?:点|:00)?")
@@ -98,7 +103,10 @@ _ADDRESS_MARKER = re.compile(
 _BARE_ADDRESS = re.compile(
     r"[\u4e00-\u9fff]{2,}(?:省|自治区|市)[\u4e00-\u9fff\d\s-]*?(?:区|县|市)[\u4e00-\u9fff\w\s-]*?(?:路|街|道|巷|弄|号|村|镇)[^,.!?;，。！？；]*"
 )
-_ADDRESS_END = re.compile(r"[,.!?;，。！？；]|谢谢|麻烦|吧$|可以吗|行吗|好吗")
+_ADDRESS_END = re.compile(r"[,!?;，。！？；]|\.(?!\d)|谢谢|麻烦|订单|单号|可以吗|行吗|好吗|可不可以|能不能")
+_ENGLISH_ADDRESS_END = re.compile(r"[!?;。！？；]|\.(?:\s|$)|\b(?:thanks|thank you|please|pls)\b", re.IGNORECASE)
+_ADDRESS_LEAD = re.compile(r"^(?:(?:给我|帮我|请|麻烦)?(?:改成|改为|改到|换成|寄到|送到|发到|写成|写)\s*)+")
+_ADDRESS_TAIL = re.compile(r"(?:去|来|吗|呢|呗|啊|呀|吧|了|哈|就行|就好|就可以|就中)+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +174,22 @@ def _quantities(text: str) -> Iterator[Extracted]:
 
 
 def _amounts(text: str) -> Iterator[Extracted]:
+    found = False
     for match in _AMOUNT.finditer(text):
         raw = match.group("pre") or match.group("num")
         value = float(raw)
         if match.group("jiao"):
             value += int(match.group("jiao")) / 10
-        yield Extracted("amount", int(value) if value.is_integer() else round(value, 2), match.start(), match.end())
+        found = True
+        yield Extracted("amount", _number(value), match.start(), match.end())
+    if not found and _PRICE_TALK.search(text):
+        # "买的时候199现在159了": in price-protection talk a bare number is a price.
+        for match in _BARE_PRICE.finditer(text):
+            yield Extracted("amount", _number(float(match.group(0))), match.start(), match.end())
+
+
+def _number(value: float) -> int | float:
+    return int(value) if value.is_integer() else round(value, 2)
 
 
 def _dates(text: str, today: date) -> Iterator[Extracted]:
@@ -268,10 +286,10 @@ def _time_slots(text: str) -> Iterator[Extracted]:
             yield Extracted("time_slot", f"{first:02d}:00-{last:02d}:00", match.start(), match.end())
     if ranges:
         return
+    # Every slot word: in "今天下午送, 我不在, 能改成晚上吗" the dialogue takes the last one.
     for match in _SLOT_WORDS.finditer(text):
         slot = next(name for name, value in match.groupdict().items() if value)
         yield Extracted("time_slot", TIME_SLOTS[slot], match.start(), match.end())
-        return  # one slot per message
 
 
 def _reason(text: str) -> Iterator[Extracted]:
@@ -285,16 +303,22 @@ def _reason(text: str) -> Iterator[Extracted]:
 
 
 def _address(text: str) -> Iterator[Extracted]:
-    for cue in _ADDRESS_CUE.finditer(text):
+    # The last cue wins: in "收货地址啊我填错了改到杭州市…" the address follows 改到.
+    for cue in reversed(list(_ADDRESS_CUE.finditer(text))):
         start = cue.end()
-        end_match = _ADDRESS_END.search(text, start)
+        english = text[start : start + 1].isascii()
+        end_match = (_ENGLISH_ADDRESS_END if english else _ADDRESS_END).search(text, start)
         end = end_match.start() if end_match else len(text)
         candidate = text[start:end].strip()
+        lead = _ADDRESS_LEAD.match(candidate)
+        if lead:
+            candidate = candidate[lead.end() :]
+        candidate = _ADDRESS_TAIL.sub("", candidate).strip(" ,")
         if len(candidate) >= 4 and _ADDRESS_MARKER.search(candidate) and not _RELATIVE_DAY.fullmatch(candidate):
             offset = text.index(candidate, start)
             yield Extracted("address", candidate, offset, offset + len(candidate))
             return
     bare = _BARE_ADDRESS.search(text)
     if bare is not None:
-        candidate = bare.group(0).strip()
+        candidate = _ADDRESS_TAIL.sub("", bare.group(0)).strip()
         yield Extracted("address", candidate, bare.start(), bare.start() + len(candidate))

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway import Gateway, GatewayBuilder, Settings, build_app
 from nlu import NluProject, RasaNluClient
 from nlu.server import EmbeddedRasaServer
+from nlu.understanding import UnderstandingClient
 from store import ConversationStore
 from store.embedded import EmbeddedMongo
 
@@ -44,8 +45,9 @@ async def rasa(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Embedd
 
 
 @pytest_asyncio.fixture
-async def nlu(rasa: EmbeddedRasaServer) -> AsyncIterator[RasaNluClient]:
-    client = RasaNluClient(rasa.url, rasa.token, timeout=30)
+async def nlu(rasa: EmbeddedRasaServer) -> AsyncIterator[UnderstandingClient]:
+    """The gateway's NLU as production builds it: normaliser and entity rules over the real Rasa server."""
+    client = UnderstandingClient(RasaNluClient(rasa.url, rasa.token, timeout=30))
     yield client
     await client.close()
 
@@ -65,7 +67,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest_asyncio.fixture
-async def gateway(settings: Settings, store: ConversationStore, nlu: RasaNluClient) -> Gateway:
+async def gateway(settings: Settings, store: ConversationStore, nlu: UnderstandingClient) -> Gateway:
     return GatewayBuilder(settings).store(store).nlu(nlu).build()
 
 

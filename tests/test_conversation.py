@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from store import ConversationState, ConversationStore
@@ -175,3 +176,45 @@ async def test_rest_replies_leave_the_outbox_as_delivered(
     replies = await Chat(client, unique_sender()).send("查一下订单202611150001")
     assert await store.count_messages(direction="out") == len(replies)
     assert await store.count_messages(direction="out", delivered=False) == 0
+
+
+async def test_the_original_text_is_kept_beside_what_the_nlu_read(
+    client: TestClient[object, object], store: ConversationStore
+) -> None:
+    chat = Chat(client, unique_sender())
+    replies = await chat.texts("我嘅訂單二零二六幺幺幺五洞洞洞幺喺邊度？")
+    assert "202611150001" in replies[0] and "已发货" in replies[0]
+    conversation = await conversation_of(store, chat.sender)
+    (message,) = [m for m in await store.history(str(conversation["_id"])) if m.direction == "in"]
+    assert message.text == "我嘅訂單二零二六幺幺幺五洞洞洞幺喺邊度？"
+    assert message.understanding is not None
+    assert message.understanding["normalized_text"] == "我的订单202611150001在哪里?"
+    assert message.understanding["traditional"] is True
+    assert message.understanding["varieties"] == ["cantonese"]
+    assert message.understanding["intent"] == "order_status"
+    assert [(e["entity"], e["value"]) for e in message.understanding["entities"]] == [("order_id", "202611150001")]
+
+
+@pytest.mark.parametrize(
+    ("text", "topic", "intent"),
+    [
+        ("还没发货，帮我取消订单退款", "退款", "refund"),
+        ("收到的杯子碎了，我要赔偿", "赔偿", "compensation"),
+        ("俺要开个发票", "发票", "invoice"),
+    ],
+)
+async def test_after_sales_requests_without_a_flow_yet_go_to_an_agent_with_the_topic(
+    client: TestClient[object, object], store: ConversationStore, text: str, topic: str, intent: str
+) -> None:
+    chat = Chat(client, unique_sender())
+    (reply,) = await chat.texts(text)
+    assert reply.startswith(topic) and "转接" in reply
+    handed = await events(store, "handed_off")
+    assert handed[0]["data"]["reason"] == "needs_agent"  # type: ignore[index]
+    assert handed[0]["data"]["intent"] == intent  # type: ignore[index]
+
+
+async def test_thanks_and_goodbye(client: TestClient[object, object]) -> None:
+    chat = Chat(client, unique_sender())
+    assert "不客气" in (await chat.texts("多谢晒"))[0]
+    assert "祝您生活愉快" in (await chat.texts("拜拜"))[0]

@@ -97,7 +97,7 @@ def test_reasons_map_to_the_preset_list(text: str, reason: str) -> None:
         ("地址改成浙江省杭州市西湖区文三路398号5幢1201，谢谢", "浙江省杭州市西湖区文三路398号5幢1201"),
         ("寄到上海市浦东新区张江路六十八号", "上海市浦东新区张江路68号"),
         ("浙江省杭州市西湖区文三路398号", "浙江省杭州市西湖区文三路398号"),
-        ("please ship it to 12 Baker Street, London", "12 Baker Street"),
+        ("please ship it to 12 Baker Street, London", "12 Baker Street, London"),
     ],
 )
 def test_addresses_after_a_cue_or_on_their_own(text: str, address: str) -> None:
