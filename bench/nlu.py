@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -99,6 +100,8 @@ async def main(train: bool, rounds: int) -> None:
             normaliser.normalise(text)
     per_call = (time.perf_counter() - started) / (20 * len(sample)) * 1e6
     print(f"normaliser alone: {per_call:.0f} µs per utterance")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"load average (1, 5, 15 min): {load} on {os.cpu_count()} CPUs — latency grows with other work")
     print(TARGETS)
 
 
