@@ -3,7 +3,8 @@
 Nothing here trusts a solver: the schedule, loads, distances and cost are recomputed from the
 problem's matrices for the routes as given, with the earliest feasible schedule (a vehicle
 leaves as early as it may and waits when it arrives before a stop's window opens, which never
-makes a later stop harder to reach in time). Every violation is reported, not just the first.
+makes a later stop harder to reach in time; the departure is then put off by any wait at the first
+stop). Every violation is reported, not just the first.
 """
 
 from __future__ import annotations
@@ -161,6 +162,12 @@ def _route(problem: RoutingProblem, vehicle: Vehicle, route: Route, violations: 
         time = start + stop.service_time
         visits.append(Visit(stop_id, arrival, start, time, load))
         here = stop.location
+    if visits and visits[0].start > visits[0].arrival:
+        # Leave later rather than wait at the first stop: same feasibility, shorter day.
+        wait = visits[0].start - visits[0].arrival
+        departure += wait
+        first = visits[0]
+        visits[0] = Visit(first.stop_id, first.start, first.start, first.departure, first.load_after)
     end = problem.end_location(vehicle)
     distance += int(problem.distance[here, end])
     return_time = time + int(problem.duration[here, end])

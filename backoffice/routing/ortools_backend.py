@@ -263,8 +263,10 @@ class _Model:
             if stop.penalty is not None:
                 routing.AddDisjunction([index], stop.penalty)
             if stop.allowed_vehicles is not None:
-                allowed = [vehicle_number[v] for v in stop.allowed_vehicles if v in vehicle_number]
-                routing.SetAllowedVehiclesForIndex(allowed, index)
+                allowed = sorted(vehicle_number[v] for v in stop.allowed_vehicles if v in vehicle_number)
+                # -1 keeps "unserved" possible; an empty list then means "only unserved" (unlike
+                # SetAllowedVehiclesForIndex, where empty means any vehicle).
+                routing.VehicleVar(index).SetValues([-1, *allowed])
 
     def solution(self, assignment: Any, tracker: ProgressTracker) -> RoutingSolution:
         problem, routing, manager = self.problem, self.routing, self.manager

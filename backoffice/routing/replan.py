@@ -61,7 +61,7 @@ def progress_at(problem: RoutingProblem, solution: RoutingSolution, now: int) ->
     for route in report.routes:
         vehicle = problem.vehicle_by_id[route.vehicle_id]
         done = [visit for visit in route.visits if visit.departure <= now]
-        if now < route.departure:
+        if now <= route.departure:
             continue  # still at its depot: nothing on board yet, it may be given any stop
         location = stops[done[-1].stop_id].location if done else vehicle.start_location
         onboard = vehicle.onboard or zero_load(width)
