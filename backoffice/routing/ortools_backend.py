@@ -11,7 +11,8 @@ be left unserved; a linear constraint for each depot's handling capacity.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from backoffice.routing.model import (
     RoutingSolution,
     SolveOptions,
     SolveStats,
+    Vehicle,
     zero_load,
 )
 
@@ -52,6 +54,9 @@ class OrToolsSettings:
     ruined_visits: int = 10
     extra_operators: tuple[str, ...] = ()
     """Local-search operators to switch on beyond OR-Tools' defaults, e.g. ``use_or_opt``."""
+    trim_fleet: bool = True
+    """Search with the vehicles a first solution used plus spares, not the whole identical fleet."""
+    spare_share: float = 0.1
     log_search: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -63,27 +68,58 @@ class OrToolsBackend(RoutingBackend):
         self.settings = settings or OrToolsSettings()
 
     def solve(self, problem: RoutingProblem, options: SolveOptions) -> RoutingSolution:
-        model = _Model(problem)
-        params = self._parameters(options)
         tracker = ProgressTracker(options.progress)
+        if options.progress is not None:
+            options.progress.started(options.time_limit)
+        try:
+            return self._solve(problem, options, tracker)
+        finally:
+            if options.progress is not None:
+                options.progress.finished()
+
+    def _solve(self, problem: RoutingProblem, options: SolveOptions, tracker: ProgressTracker) -> RoutingSolution:
+        initial: list[list[int]] | None = None
+        full_fleet = problem.vehicles
+        if self.settings.trim_fleet and len(problem.vehicles) > len(_identical_groups(problem.vehicles)):
+            # Every vehicle, used or not, is a start and an end node that OR-Tools' operators try
+            # next to every stop; with 250 identical vehicles for 1000 stops that dominates the
+            # search. Build a first solution with the whole fleet, then search with the vehicles
+            # it used plus a few spares of each kind (identical vehicles are interchangeable).
+            first = _Model(problem)
+            first_params = self._parameters(options.time_limit)
+            first_params.solution_limit = 1
+            assignment = first.routing.SolveWithParameters(first_params)
+            if assignment is None:
+                raise NoSolutionFound(f"OR-Tools found no first plan in {options.time_limit:g} s")
+            routes = first.routes(assignment)
+            used = {v.id for v, r in zip(problem.vehicles, routes, strict=True) if r}
+            kept = _trimmed_fleet(problem, used, self.settings.spare_share)
+            problem = replace(problem, vehicles=kept)
+            by_id = dict(zip([v.id for v in full_fleet], routes, strict=True))
+            initial = [by_id[v.id] for v in kept]
+        model = _Model(problem)
         routing = model.routing
 
         def on_solution() -> None:
             tracker.offer(int(routing.CostVar().Value()))
 
         routing.AddAtSolutionCallback(on_solution)
-        if options.progress is not None:
-            options.progress.started(options.time_limit)
-        try:
+        params = self._parameters(max(0.05, options.time_limit - tracker.elapsed()))
+        if initial is not None:
+            routing.CloseModelWithParameters(params)
+            nodes = [[model.first_stop_node + stop for stop in route] for route in initial]
+            start = routing.ReadAssignmentFromRoutes(nodes, True)
+            assignment = routing.SolveFromAssignmentWithParameters(start, params) if start else None
+        else:
             assignment = routing.SolveWithParameters(params)
-        finally:
-            if options.progress is not None:
-                options.progress.finished()
         if assignment is None:
             raise NoSolutionFound(f"OR-Tools found no plan in {options.time_limit:g} s (status {routing.status()})")
-        return model.solution(assignment, tracker)
+        solution = model.solution(assignment, tracker)
+        used = {r.vehicle_id for r in solution.routes}
+        spare = tuple(Route(v.id, ()) for v in full_fleet if v.id not in used)
+        return replace(solution, routes=solution.routes + spare)
 
-    def _parameters(self, options: SolveOptions) -> Any:
+    def _parameters(self, time_limit: float) -> Any:
         settings = self.settings
         params = pywrapcp.DefaultRoutingSearchParameters()
         params.first_solution_strategy = getattr(FIRST_SOLUTION, settings.first_solution)
@@ -115,8 +151,29 @@ class OrToolsBackend(RoutingBackend):
             setattr(target, last, value)
         # OR-Tools' own randomness (LNS, ILS) is seeded through its CP solver; the seed changes
         # nothing for the deterministic GLS default.
-        params.time_limit.FromMilliseconds(max(1, int(options.time_limit * 1000)))
+        params.time_limit.FromMilliseconds(max(1, int(time_limit * 1000)))
         return params
+
+
+def _vehicle_kind(vehicle: Vehicle) -> Vehicle:
+    return replace(vehicle, id="")
+
+
+def _identical_groups(vehicles: tuple[Vehicle, ...]) -> dict[Vehicle, list[Vehicle]]:
+    groups: dict[Vehicle, list[Vehicle]] = {}
+    for vehicle in vehicles:
+        groups.setdefault(_vehicle_kind(vehicle), []).append(vehicle)
+    return groups
+
+
+def _trimmed_fleet(problem: RoutingProblem, used: set[str], spare_share: float = 0.1) -> tuple[Vehicle, ...]:
+    kept: set[str] = set()
+    for members in _identical_groups(problem.vehicles).values():
+        in_use = [v for v in members if v.id in used]
+        spares = [v for v in members if v.id not in used]
+        kept.update(v.id for v in in_use)
+        kept.update(v.id for v in spares[: max(2, math.ceil(spare_share * len(in_use)))])
+    return tuple(v for v in problem.vehicles if v.id in kept)
 
 
 class _Model:
@@ -267,6 +324,19 @@ class _Model:
                 # -1 keeps "unserved" possible; an empty list then means "only unserved" (unlike
                 # SetAllowedVehiclesForIndex, where empty means any vehicle).
                 routing.VehicleVar(index).SetValues([-1, *allowed])
+
+    def routes(self, assignment: Any) -> list[list[int]]:
+        """Each vehicle's visits as positions in ``problem.stops``."""
+        routing, manager = self.routing, self.manager
+        result: list[list[int]] = []
+        for number in range(len(self.problem.vehicles)):
+            nodes: list[int] = []
+            index = assignment.Value(routing.NextVar(routing.Start(number)))
+            while not routing.IsEnd(index):
+                nodes.append(int(manager.IndexToNode(index)) - self.first_stop_node)
+                index = assignment.Value(routing.NextVar(index))
+            result.append(nodes)
+        return result
 
     def solution(self, assignment: Any, tracker: ProgressTracker) -> RoutingSolution:
         problem, routing, manager = self.problem, self.routing, self.manager
