@@ -100,7 +100,7 @@ async def test_planner_plans_from_the_store_then_replans_with_changes(store: Con
     assert plan["feasibility"] == {"feasible": True, "violations": []}
     assert plan["totals"]["stops"] + plan["totals"]["unserved"] == 14
     assert (tmp_path / "routes" / f"plan-{plan['_id']}.png").read_bytes()[:4] == b"\x89PNG"
-    assert (await pickups.get(plan["routes"][0]["stops"][0]["pickup_id"])).status is PickupStatus.PLANNED  # type: ignore[union-attr]
+    assert (await pickups.get(plan["routes"][0]["stops"][0]["pickup_id"])).status is PickupStatus.PLANNED
     planned_records = await planner.ledger.entries(kind="planned", plan_id=plan["_id"])
     assert len(planned_records) == len(plan["routes"])
 
@@ -119,8 +119,8 @@ async def test_planner_plans_from_the_store_then_replans_with_changes(store: Con
         time_limit=1.0,
     )
     assert replanned["revision"] == 2 and replanned["replaces"] == plan["_id"]
-    assert (await pickups.get_plan(plan["_id"]))["status"] == "superseded"  # type: ignore[index]
-    assert (await pickups.get(late)).status is PickupStatus.CANCELLED  # type: ignore[union-attr]
+    assert (await pickups.get_plan(plan["_id"]))["status"] == "superseded"
+    assert (await pickups.get(late)).status is PickupStatus.CANCELLED
     stops = [s for r in replanned["routes"] for s in r["stops"]]
     ids = [s["pickup_id"] for s in stops]
     assert late not in ids and len(ids) == len(set(ids))

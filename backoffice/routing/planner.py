@@ -522,7 +522,6 @@ def plan_document(
     old_routes = {r["vehicle_id"]: r for r in (replaces or {}).get("routes", [])}
     routes: list[dict[str, Any]] = []
     for route in report.routes:
-        vehicle = problem.vehicle_by_id[route.vehicle_id]
         kind = day.vehicle_types[route.vehicle_id]
         state = progress.get(route.vehicle_id)
         done_ids = state.done if state else ()
@@ -553,20 +552,21 @@ def plan_document(
                     "load_after": _load_dict(visit.load_after),
                 }
             )
-        start_site = day.sites[vehicle.start_location]
         depot = depots[fleet_depot[route.vehicle_id]]
+        depot_site = day.sites[depot.location]
         departed = state is not None and state.departed and route.vehicle_id in old_routes
-        first_departure = old_routes[route.vehicle_id]["depart"] if departed else None
+        # A re-planned vehicle keeps the day's departure; its route is drawn from the depot.
+        departure = clock_seconds(old_routes[route.vehicle_id]["depart"]) if departed else route.departure
         routes.append(
             {
                 "vehicle_id": route.vehicle_id,
                 "vehicle_type": kind.id,
                 "depot_id": depot.id,
-                "start": {"lat": start_site.lat, "lon": start_site.lon},
-                "end": {"lat": day.sites[depot.location].lat, "lon": day.sites[depot.location].lon},
-                "depart": first_departure or clock_text(route.departure),
+                "start": {"lat": depot_site.lat, "lon": depot_site.lon},
+                "end": {"lat": depot_site.lat, "lon": depot_site.lon},
+                "depart": clock_text(departure),
                 "return": clock_text(route.return_time),
-                "duration_min": round(route.duration / 60, 1),
+                "duration_min": round((route.return_time - departure) / 60, 1),
                 "distance_km": distance_km,
                 "max_load": _load_dict(route.max_load),
                 "picked_up": _load_dict(route.picked_up),
