@@ -35,15 +35,18 @@ log = logging.getLogger(__name__)
 
 FIRST_SOLUTION = routing_enums_pb2.FirstSolutionStrategy
 METAHEURISTIC = routing_enums_pb2.LocalSearchMetaheuristic
+SAVINGS_UP_TO = 300
 
 
 @dataclass(frozen=True, slots=True)
 class OrToolsSettings:
     """Search settings; the defaults are the best combination ``bench/routes.py`` found."""
 
-    first_solution: str = "PARALLEL_CHEAPEST_INSERTION"
+    first_solution: str | None = None
+    """None: savings up to ``SAVINGS_UP_TO`` stops (best start on RC208), parallel cheapest
+    insertion beyond (savings opens far too many routes on 1000-customer instances)."""
     metaheuristic: str = "GUIDED_LOCAL_SEARCH"
-    guided_local_search_lambda: float = 0.1
+    guided_local_search_lambda: float = 0.2
     neighbors_ratio: float = 1.0
     """Share of the nearest nodes local-search operators consider (1.0 = all)."""
     min_neighbors: int = 1
@@ -86,7 +89,7 @@ class OrToolsBackend(RoutingBackend):
             # search. Build a first solution with the whole fleet, then search with the vehicles
             # it used plus a few spares of each kind (identical vehicles are interchangeable).
             first = _Model(problem)
-            first_params = self._parameters(options.time_limit)
+            first_params = self._parameters(options.time_limit, len(problem.stops))
             first_params.solution_limit = 1
             assignment = first.routing.SolveWithParameters(first_params)
             if assignment is None:
@@ -104,9 +107,12 @@ class OrToolsBackend(RoutingBackend):
             tracker.offer(int(routing.CostVar().Value()))
 
         routing.AddAtSolutionCallback(on_solution)
-        params = self._parameters(max(0.05, options.time_limit - tracker.elapsed()))
+        stops = len(problem.stops)
+        # Closing the model (neighbour lists, filters) takes seconds on 1000 stops: close it
+        # first, so that the search gets what is left of the time limit.
+        routing.CloseModelWithParameters(self._parameters(options.time_limit, stops))
+        params = self._parameters(max(0.05, options.time_limit - tracker.elapsed()), stops)
         if initial is not None:
-            routing.CloseModelWithParameters(params)
             nodes = [[model.first_stop_node + stop for stop in route] for route in initial]
             start = routing.ReadAssignmentFromRoutes(nodes, True)
             assignment = routing.SolveFromAssignmentWithParameters(start, params) if start else None
@@ -119,10 +125,13 @@ class OrToolsBackend(RoutingBackend):
         spare = tuple(Route(v.id, ()) for v in full_fleet if v.id not in used)
         return replace(solution, routes=solution.routes + spare)
 
-    def _parameters(self, time_limit: float) -> Any:
+    def _parameters(self, time_limit: float, stops: int) -> Any:
         settings = self.settings
         params = pywrapcp.DefaultRoutingSearchParameters()
-        params.first_solution_strategy = getattr(FIRST_SOLUTION, settings.first_solution)
+        first = settings.first_solution
+        if first is None:
+            first = "SAVINGS" if stops <= SAVINGS_UP_TO else "PARALLEL_CHEAPEST_INSERTION"
+        params.first_solution_strategy = getattr(FIRST_SOLUTION, first)
         params.local_search_metaheuristic = getattr(METAHEURISTIC, settings.metaheuristic)
         params.guided_local_search_lambda_coefficient = settings.guided_local_search_lambda
         params.ls_operator_neighbors_ratio = settings.neighbors_ratio
