@@ -27,7 +27,7 @@ def test_replan_keeps_done_stops_applies_changes_and_starts_from_current_positio
     assert report.feasible, report.violations
     busiest = max(report.routes, key=lambda r: len(r.visits))
     assert len(busiest.visits) >= 3
-    now = busiest.visits[1].departure  # its second stop has just been served
+    now = busiest.visits[1].departure - 1  # serving its second stop; the third is not begun
 
     progress = progress_at(problem, plan, now)
     state = progress[busiest.vehicle_id]
@@ -107,7 +107,9 @@ async def test_planner_plans_from_the_store_then_replans_with_changes(store: Con
     route = max(plan["routes"], key=lambda r: len(r["stops"]))
     hours, minutes = map(int, route["stops"][0]["departure"].split(":"))
     now = f"{hours + (minutes + 1) // 60:02d}:{(minutes + 1) % 60:02d}"  # just after the first pick-up
-    late = next(s["pickup_id"] for s in route["stops"][1:])
+    # ...so it is committed to its first two stops (served, and under way to the second)
+    assert len(route["stops"]) >= 3
+    late = route["stops"][2]["pickup_id"]  # the vehicle is on its way to the second stop, not the third
     extra = demo_pickups("2026-11-23", 15)[-1].model_dump() | {"pickup_id": "late-call-1"}
     await pickups.request_pickup(PickupRequest.model_validate(extra))
     replanned = await planner.replan(
@@ -126,8 +128,8 @@ async def test_planner_plans_from_the_store_then_replans_with_changes(store: Con
     assert late not in ids and len(ids) == len(set(ids))
     assert "late-call-1" in ids or "late-call-1" in [u["pickup_id"] for u in replanned["unserved"]]
     same_vehicle = next(r for r in replanned["routes"] if r["vehicle_id"] == route["vehicle_id"])
-    assert same_vehicle["stops"][0]["pickup_id"] == route["stops"][0]["pickup_id"]
-    assert same_vehicle["stops"][0].get("done") is True
+    assert [s["pickup_id"] for s in same_vehicle["stops"][:2]] == [s["pickup_id"] for s in route["stops"][:2]]
+    assert same_vehicle["stops"][0].get("done") is True and same_vehicle["stops"][1].get("done") is True
     assert same_vehicle["depart"] == route["depart"]
 
     actual = await planner.record_actual(replanned["_id"], route["vehicle_id"], distance_km=50.0)

@@ -334,7 +334,7 @@ class RoutePlanner:
             unserved=tuple(u["pickup_id"] for u in old["unserved"] if u["pickup_id"] in base.stop_by_id),
             stats=SolveStats(backend=old["backend"], seconds=0.0, objective=0),
         )
-        progress = progress_at(base, previous, clock_seconds(now))
+        progress = progress_at(base, previous, clock_seconds(now), frozenset(cancelled))
         first_position = len(day.sites) - len(positions or {})
         for number, vehicle_id in enumerate(positions or {}):
             state = progress[vehicle_id]

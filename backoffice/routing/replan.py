@@ -1,7 +1,8 @@
 """Re-planning during the day: what is done stays done, the rest is planned again.
 
 From the plan being driven and the time now, :func:`progress_at` works out for each vehicle the
-stops already served, where it is, when it can go on, and what it carries. :func:`remaining_problem`
+stops it is committed to (served, or already on its way to), where it will be when it can go
+on, and what it carries. :func:`remaining_problem`
 turns that, plus the changes (stops added or cancelled, vehicles delayed), into a new problem
 whose vehicles start where they are now. :func:`merge` puts the done part back in front of the
 new routes, so the day's plan stays whole.
@@ -23,7 +24,7 @@ from backoffice.routing.model import Load, Route, RoutingProblem, RoutingSolutio
 class VehicleProgress:
     vehicle_id: str
     done: tuple[str, ...]
-    """Stops served by ``now``, in order."""
+    """Stops served, being served or under way to at ``now``, in order: no longer re-planned."""
     location: int
     available_from: int
     onboard: Load
@@ -41,9 +42,12 @@ class Changes:
     """Extra time before each named vehicle can go on (breakdown, traffic, late driver)."""
 
 
-def progress_at(problem: RoutingProblem, solution: RoutingSolution, now: int) -> dict[str, VehicleProgress]:
-    """Each vehicle's state at ``now`` assuming it kept to the plan: a stop counts as done once
-    its service has ended. Replace entries with reported positions when the telematics know better."""
+def progress_at(
+    problem: RoutingProblem, solution: RoutingSolution, now: int, cancelled: frozenset[str] = frozenset()
+) -> dict[str, VehicleProgress]:
+    """Each vehicle's state at ``now`` assuming it kept to the plan. Its position is its last
+    committed stop, from that stop's planned departure on. Replace entries with reported
+    positions when the telematics know better."""
     report = check_routes(problem, solution.routes, solution.unserved)
     stops = problem.stop_by_id
     width = len(problem.dimensions)
@@ -60,9 +64,17 @@ def progress_at(problem: RoutingProblem, solution: RoutingSolution, now: int) ->
         )
     for route in report.routes:
         vehicle = problem.vehicle_by_id[route.vehicle_id]
-        done = [visit for visit in route.visits if visit.departure <= now]
         if now <= route.departure:
             continue  # still at its depot: nothing on board yet, it may be given any stop
+        # A stop is committed once the vehicle has set off for it: served, being served, or
+        # under way to it (a van is not turned round mid-street). A cancelled stop never is.
+        done = []
+        left_previous = route.departure
+        for visit in route.visits:
+            if left_previous > now or visit.stop_id in cancelled:
+                break
+            done.append(visit)
+            left_previous = visit.departure
         location = stops[done[-1].stop_id].location if done else vehicle.start_location
         onboard = vehicle.onboard or zero_load(width)
         for visit in done:
