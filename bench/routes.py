@@ -57,6 +57,7 @@ def main() -> int:
     args = parser.parse_args()
 
     rows = []
+    load_before = os.getloadavg()[0]
     steal_before, total_before = cpu_times()
     for spec in args.instances.split(","):
         name, seconds = spec.split(":")
@@ -104,7 +105,10 @@ def main() -> int:
             f"{r['best_known']:10.1f} {r['gap']:+7.2f}% {r['routes']:6d} {'yes' if r['feasible'] else 'NO':>8} "
             f"{quarter} {half}"
         )
-    print(f"\n{os.cpu_count()} CPUs, CPU steal during the run {steal:.1f} %")
+    print(
+        f"\n{os.cpu_count()} CPUs, CPU steal during the run {steal:.1f} %, load average "
+        f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after (other work on the machine slows solves)"
+    )
 
     failures = 0
     for r in rows:

@@ -8,7 +8,7 @@ from pathlib import Path
 from backoffice.routing.backend import backend_named
 from backoffice.routing.demo import demo_pickups
 from backoffice.routing.feasibility import check, check_routes
-from backoffice.routing.fleet import load_fleet
+from backoffice.routing.fleet import GeoPoint, load_fleet
 from backoffice.routing.model import SolveOptions
 from backoffice.routing.pickups import PickupRequest, PickupStatus, PickupStore
 from backoffice.routing.planner import RoutePlanner
@@ -138,3 +138,9 @@ async def test_planner_plans_from_the_store_then_replans_with_changes(store: Con
     assert row["planned_co2_kg"] == same_vehicle["co2_kg"]  # the re-plan's record supersedes the first
     assert row["actual_co2_kg"] == actual["co2_kg"]
     assert report["ledger"]["ok"] and report["records"] == len(plan["routes"]) + len(replanned["routes"]) + 1
+
+    # The van reports where it is: it goes on from there.
+    reported = await planner.replan(
+        replanned["_id"], now=now, positions={route["vehicle_id"]: GeoPoint(lat=31.25, lon=121.45)}, time_limit=0.5
+    )
+    assert reported["revision"] == 3 and reported["feasibility"]["feasible"]

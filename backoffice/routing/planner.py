@@ -75,6 +75,8 @@ class DayProblem:
     vehicle_types: Mapping[str, VehicleTypeConfig]
     not_plannable: Mapping[str, str]
     """Pick-ups left out before solving, with the reason."""
+    position_locations: Mapping[str, int]
+    """Location index of each reported vehicle position."""
 
 
 def build_day_problem(
@@ -169,6 +171,7 @@ def build_day_problem(
         pickups={p.pickup_id: p for p in plannable},
         vehicle_types=vehicle_types,
         not_plannable=not_plannable,
+        position_locations=position_index,
     )
 
 
@@ -335,12 +338,9 @@ class RoutePlanner:
             stats=SolveStats(backend=old["backend"], seconds=0.0, objective=0),
         )
         progress = progress_at(base, previous, clock_seconds(now), frozenset(cancelled))
-        first_position = len(day.sites) - len(positions or {})
-        for number, vehicle_id in enumerate(positions or {}):
-            state = progress[vehicle_id]
-            progress[vehicle_id] = VehicleProgress(
-                vehicle_id, state.done, first_position + number, state.available_from, state.onboard, True, state.driven
-            )
+        for vehicle_id, location in day.position_locations.items():
+            # Reported by the van: it goes on from there (it has left its depot).
+            progress[vehicle_id] = replace(progress[vehicle_id], location=location, departed=True)
         changes = Changes(
             add=tuple(s for s in day.problem.stops if s.id in added_ids),
             cancel=frozenset(cancelled),
