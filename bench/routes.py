@@ -96,14 +96,14 @@ def main() -> int:
     steal = 100 * (steal_after - steal_before) / max(1, total_after - total_before)
 
     print(f"\n{'instance':10} {'n':>5} {'limit':>6} {'backend':8} {'cost':>10} {'best known':>10} {'gap':>8}"
-          f" {'routes':>6} {'feasible':>8} {'at 1/4':>9} {'at 1/2':>9}")  # fmt: skip
+          f" {'routes':>6} {'feasible':>8} {'at 1/4':>9} {'at 1/2':>9} {'wall':>7}")  # fmt: skip
     for r in rows:
         quarter = f"{r['quarter']:9.1f}" if r["quarter"] is not None else f"{'-':>9}"
         half = f"{r['half']:9.1f}" if r["half"] is not None else f"{'-':>9}"
         print(
             f"{r['instance']:10} {r['customers']:5d} {r['seconds']:5.0f}s {r['backend']:8} {r['cost']:10.1f} "
             f"{r['best_known']:10.1f} {r['gap']:+7.2f}% {r['routes']:6d} {'yes' if r['feasible'] else 'NO':>8} "
-            f"{quarter} {half}"
+            f"{quarter} {half} {r['wall']:6.1f}s"
         )
     print(
         f"\n{os.cpu_count()} CPUs, CPU steal during the run {steal:.1f} %, load average "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -51,6 +52,12 @@ async def test_pickups_plan_image_actuals_and_carbon_over_http(http: TestClient[
     page = await (await http.get("/console/routes")).text()
     assert f"/api/routes/plans/{plan['_id']}.png" in page and plan["routes"][0]["vehicle_id"] in page
 
+    # Planning the day again replaces the plan: only the new one's CO2 counts as planned.
+    response = await http.post("/api/routes/plan", json={"date": DAY, "time_limit": 0.5, "backend": "ortools"})
+    assert response.status == 201
+    first, plan = plan, await response.json()
+    assert (await (await http.get(f"/api/routes/plans/{first['_id']}")).json())["status"] == "superseded"
+
     vehicle = plan["routes"][0]["vehicle_id"]
     response = await http.post(
         f"/api/routes/plans/{plan['_id']}/actuals", json={"vehicle_id": vehicle, "distance_km": 80}
@@ -61,7 +68,8 @@ async def test_pickups_plan_image_actuals_and_carbon_over_http(http: TestClient[
     row = next(v for v in carbon["vehicles"] if v["transport_id"] == vehicle)
     assert row["planned_co2_kg"] == plan["routes"][0]["co2_kg"]
     assert row["actual_co2_kg"] == actual["co2_kg"]
-    assert carbon["ledger"]["ok"]
+    assert carbon["ledger"]["ok"] and carbon["plan_id"] == plan["_id"]
+    assert carbon["planned_co2_kg"] == pytest.approx(plan["totals"]["co2_kg"], abs=0.01)
 
 
 async def test_bad_requests_get_json_errors(http: TestClient[object, object]) -> None:

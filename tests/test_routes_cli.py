@@ -19,10 +19,8 @@ async def test_seed_plan_replan_and_carbon_from_the_command_line(
     code, out, err = await run_cli("routes", "seed-demo", "--date", DAY, "--count", "12", env=env)
     assert code == 0, err
     assert "12 demo pick-ups added" in out
-    code, out, _ = await run_cli("routes", "seed-demo", "--date", DAY, "--count", "12", env=env)
-    assert "0 demo pick-ups added" in out, "seeding twice stores nothing new"
 
-    code, out, err = await run_cli("routes", "plan", "--date", DAY, "--time-limit", "1", "--json", env=env)
+    code, out, err = await run_cli("routes", "plan", "--date", DAY, "--time-limit", "0.5", "--json", env=env)
     assert code == 0, err
     plan = json.loads(out)
     assert plan["totals"]["stops"] == 12 and plan["feasibility"]["feasible"]
@@ -33,7 +31,7 @@ async def test_seed_plan_replan_and_carbon_from_the_command_line(
 
     vehicle = plan["routes"][0]["vehicle_id"]
     code, out, err = await run_cli(
-        "routes", "replan", "--plan", plan["_id"], "--now", "08:00", "--delay", f"{vehicle}=45", "--time-limit", "1",
+        "routes", "replan", "--plan", plan["_id"], "--now", "08:00", "--delay", f"{vehicle}=45", "--time-limit", "0.5",
         env=env,
     )  # fmt: skip
     assert code == 0, err

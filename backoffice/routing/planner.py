@@ -293,7 +293,11 @@ class RoutePlanner:
         objective = objective or self.fleet.objective
         day = build_day_problem(self.fleet, pickups, objective=objective)
         outcome = await self.solver(day.problem, backend, time_limit)
-        return await self._publish(day, outcome, date=date, objective=objective, time_limit=time_limit)
+        previous = await self.store.latest_plan(date)
+        plan = await self._publish(day, outcome, date=date, objective=objective, time_limit=time_limit)
+        if previous is not None and previous.get("status") != "superseded":
+            await self.store.supersede(str(previous["_id"]), plan["_id"])  # one plan per day counts
+        return plan
 
     async def replan(
         self,
@@ -471,9 +475,13 @@ class RoutePlanner:
         return record
 
     async def carbon_report(self, date: str) -> dict[str, Any]:
+        """Planned CO2 of the day's current plan against what was driven, per vehicle."""
         entries = await self.ledger.entries(date=date)
         verification = await self.ledger.verify()
-        rows = compare([e.record for e in entries])
+        current = await self.store.latest_plan(date)
+        current_id = current["_id"] if current else None
+        counted = [e.record for e in entries if e.record["kind"] == "actual" or e.record.get("plan_id") == current_id]
+        rows = compare(counted)
         planned_total = round(sum(r.planned_kg for r in rows), 3)
         actual_total = round(sum(r.actual_kg for r in rows if r.actual_kg is not None), 3)
         return {
@@ -487,6 +495,7 @@ class RoutePlanner:
                 }
                 for r in rows
             ],
+            "plan_id": current_id,
             "planned_co2_kg": planned_total,
             "actual_co2_kg": actual_total,
             "records": len(entries),
