@@ -1,5 +1,5 @@
 # `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
-.PHONY: setup run test lint bench bench-nlu clean
+.PHONY: setup run test lint bench bench-nlu bench-routes clean
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,11 @@ bench: setup
 
 bench-nlu: setup
 	.venv/bin/python bench/nlu.py --train
+
+# Route planning only needs the gateway venv (about 9 minutes: 2 backends x (30 s + 2 x 120 s)).
+bench-routes:
+	@test -x .venv/bin/python || { echo "bench-routes: run 'make setup' first" >&2; exit 1; }
+	.venv/bin/python bench/routes.py
 
 clean:
 	rm -rf var models .pytest_cache .ruff_cache

@@ -5,6 +5,7 @@ python run.py nlu train [--force]
 python run.py nlu parse < lines.txt
 python run.py nlu eval FILE.yml [--threshold X] [--today YYYY-MM-DD] [--png FILE] [--json FILE]
 python run.py seed --orders FILE.json
+python run.py routes solve|plan|seed-demo|replan|actual|carbon …
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
+from pymongo.asynchronous.database import AsyncDatabase
 from tqdm import tqdm
 
+from backoffice.routing.cli import add_routes_commands, run_routes_command
 from gateway import GatewayBuilder, Settings, build_app
 from nlu import NluProject, NluUnavailable
 from nlu.evaluation import evaluate, format_report, load_test_examples, reference_date, write_confusion_png
@@ -57,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     seed = commands.add_parser("seed", help="load (upsert) orders into the embedded demo shop")
     seed.add_argument("--orders", type=Path, required=True, metavar="FILE.json", help='{"orders": [...]}')
 
+    add_routes_commands(commands)
+
     _serve_options(parser)  # `python run.py --port 9000` means `serve --port 9000`
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -74,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_evaluate(args.file, args.threshold, args.today, args.png, args.json_out))
         if args.command == "seed":
             return asyncio.run(_seed(args.orders))
+        if args.command == "routes":
+            return asyncio.run(run_routes_command(args, _database, Settings.from_env().var_dir))
         return asyncio.run(_serve(args.host, args.port, args.seed_orders))
     except (TrainingFailed, SeedError, ChildStartError, RasaDataError, NluUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -185,6 +194,16 @@ async def _seed(path: Path) -> int:
         await gateway.stop()
     print(f"seeded {count} orders from {path}")
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _database() -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    """The gateway's database (embedded nx-27017 unless MONGODB_URI is set), for one command."""
+    gateway = GatewayBuilder(Settings.from_env()).build()
+    try:
+        yield (await gateway.start_store()).db
+    finally:
+        await gateway.stop()
 
 
 if __name__ == "__main__":

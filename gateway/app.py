@@ -9,6 +9,7 @@ from aiohttp.typedefs import Handler
 from pymongo.errors import PyMongoError
 
 from channels.base import InboundHandler, InputChannel, json_response
+from gateway.routes_api import RoutesApi
 from gateway.runtime import Gateway
 from store import InboundMessage, Message
 
@@ -35,6 +36,10 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
 
     for channel in gateway.channels:
         app.router.add_routes(channel.routes(_inbound_handler(gateway, channel)))
+
+    routes_api = RoutesApi(gateway)  # return pick-up route planning
+    app.router.add_routes(routes_api.routes())
+    app.on_cleanup.append(routes_api.close)
     return app
 
 

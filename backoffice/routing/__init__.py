@@ -1,0 +1,31 @@
+"""Return pick-up route planning: vehicles with capacities, customers' time windows, return
+warehouses, CO2 per route, and re-planning during the day.
+
+Owns the solver-neutral model (``model``), the VRPLIB reader (``vrplib``), the matrices, two
+solver backends behind one interface (``ortools_backend``, ``pyvrp_backend``), the independent
+feasibility checker, CO2 arithmetic, re-planning, drawing plans, the fleet file, the pick-up
+and plan collections (``pickups``) and the planner that ties them together; carbon records go
+to the hash-chained ledger (``backoffice.ledger``).
+
+Must not know channels, NLU, dialogue or HTTP: the gateway serves it, and the self-service
+return flow hands it approved pick-ups through :meth:`PickupStore.request_pickup`.
+"""
+
+from backoffice.routing.backend import DEFAULT_BACKEND, NoSolutionFound, RoutingBackend, backend_named
+from backoffice.routing.model import Route, RoutingProblem, RoutingSolution, SolveOptions
+from backoffice.routing.pickups import Pickup, PickupRequest, PickupStatus, PickupStore
+
+__all__ = [
+    "DEFAULT_BACKEND",
+    "NoSolutionFound",
+    "Pickup",
+    "PickupRequest",
+    "PickupStatus",
+    "PickupStore",
+    "Route",
+    "RoutingBackend",
+    "RoutingProblem",
+    "RoutingSolution",
+    "SolveOptions",
+    "backend_named",
+]

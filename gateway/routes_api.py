@@ -1,0 +1,263 @@
+"""HTTP API and console page of return pick-up route planning (``backoffice/routing``).
+
+Solves run in a one-worker process pool, one at a time, so the event loop keeps serving the
+channels while OR-Tools or PyVRP search. The fleet file comes from ``ROUTES_FLEET_FILE``
+(default: the demo fleet shipped with the package).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from backoffice.routing.backend import BACKENDS
+from backoffice.routing.fleet import CLOCK, Fleet, FleetError, GeoPoint, Objective, load_fleet
+from backoffice.routing.pickups import DATE, PickupRequest, PickupStore
+from backoffice.routing.planner import PlanningError, RoutePlanner, SolverRunner, process_solver
+from channels.base import json_response
+from gateway.runtime import Gateway
+
+MAX_TIME_LIMIT_SECONDS = 120.0
+M = TypeVar("M", bound=BaseModel)
+
+
+class PlanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    date: str | None = Field(default=None, pattern=DATE)
+    time_limit: float = Field(default=10.0, gt=0, le=MAX_TIME_LIMIT_SECONDS)
+    backend: str | None = Field(default=None, pattern="^(" + "|".join(BACKENDS) + ")$")
+    objective: Objective | None = None
+
+
+class ReplanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    now: str = Field(pattern=CLOCK)
+    add: list[str] = Field(default_factory=list)
+    cancel: list[str] = Field(default_factory=list)
+    delays_minutes: dict[str, float] = Field(default_factory=dict)
+    positions: dict[str, GeoPoint] = Field(default_factory=dict)
+    time_limit: float = Field(default=10.0, gt=0, le=MAX_TIME_LIMIT_SECONDS)
+    backend: str | None = Field(default=None, pattern="^(" + "|".join(BACKENDS) + ")$")
+
+
+class ActualRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vehicle_id: str
+    distance_km: float = Field(ge=0)
+    fuel_used_l: float | None = Field(default=None, ge=0)
+    kwh: float | None = Field(default=None, ge=0)
+    route: list[str] | None = None
+
+
+class RoutesApi:
+    def __init__(self, gateway: Gateway, fleet: Fleet | None = None, solver: SolverRunner | None = None) -> None:
+        self.gateway = gateway
+        self._fleet = fleet
+        self._solver = solver
+        self._executor: ProcessPoolExecutor | None = None
+        self._planner: RoutePlanner | None = None
+        self._solving = asyncio.Lock()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/api/routes/plans/latest", self.latest),
+            web.get("/api/routes/plans/{plan_id}.png", self.image),  # before the catch-all {plan_id}
+            web.get("/api/routes/plans/{plan_id}", self.get_plan),
+            web.post("/api/routes/plan", self.plan),
+            web.post("/api/routes/plans/{plan_id}/replan", self.replan),
+            web.post("/api/routes/plans/{plan_id}/actuals", self.actual),
+            web.get("/api/routes/carbon", self.carbon),
+            web.post("/api/routes/pickups", self.request_pickup),
+            web.get("/console/routes", self.console),
+        ]
+
+    async def close(self, _: web.Application | None = None) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def planner(self) -> RoutePlanner:
+        store = self.gateway.store
+        if store is None:
+            raise web.HTTPServiceUnavailable(text="the gateway is starting")
+        if self._planner is None or self._planner.store.pickups.database is not store.db:
+            try:
+                fleet = self._fleet or load_fleet(_fleet_file())
+            except FleetError as exc:
+                raise _error(500, "fleet_file", str(exc)) from exc
+            solver = self._solver or process_solver(self._pool())
+            self._planner = RoutePlanner(PickupStore(store.db), fleet, self.gateway.settings.var_dir, solver)
+            await self._planner.ensure_indexes()
+        return self._planner
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            # spawn, not fork: the gateway process has threads (pymongo) that fork would copy mid-state.
+            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return self._executor
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    async def latest(self, request: web.Request) -> web.Response:
+        planner = await self.planner()
+        plan = await planner.store.latest_plan(request.query.get("date"))
+        if plan is None:
+            raise _error(404, "not_found", "no plan yet")
+        return json_response(plan)
+
+    async def get_plan(self, request: web.Request) -> web.Response:
+        return json_response(await self._plan(request))
+
+    async def image(self, request: web.Request) -> web.FileResponse:
+        planner = await self.planner()
+        return web.FileResponse(await planner.png(await self._plan(request)), headers={"Content-Type": "image/png"})
+
+    async def plan(self, request: web.Request) -> web.Response:
+        body = await _body(request, PlanRequest)
+        planner = await self.planner()
+        async with self._solving:
+            try:
+                plan = await planner.plan_day(
+                    body.date or planner.tomorrow(),
+                    backend=body.backend,
+                    time_limit=body.time_limit,
+                    objective=body.objective,
+                )
+            except PlanningError as exc:
+                raise _error(409, "planning_failed", str(exc)) from exc
+        return json_response(plan, status=201)
+
+    async def replan(self, request: web.Request) -> web.Response:
+        body = await _body(request, ReplanRequest)
+        planner = await self.planner()
+        async with self._solving:
+            try:
+                plan = await planner.replan(
+                    request.match_info["plan_id"],
+                    now=body.now,
+                    add=body.add,
+                    cancel=body.cancel,
+                    delays_minutes=body.delays_minutes,
+                    positions=body.positions,
+                    backend=body.backend,
+                    time_limit=body.time_limit,
+                )
+            except PlanningError as exc:
+                raise _error(409, "planning_failed", str(exc)) from exc
+        return json_response(plan, status=201)
+
+    async def actual(self, request: web.Request) -> web.Response:
+        body = await _body(request, ActualRequest)
+        if body.fuel_used_l is not None and body.kwh is not None:
+            raise _error(400, "invalid_payload", "give fuel_used_l or kwh, not both")
+        planner = await self.planner()
+        try:
+            record = await planner.record_actual(
+                request.match_info["plan_id"],
+                body.vehicle_id,
+                distance_km=body.distance_km,
+                energy=body.fuel_used_l if body.fuel_used_l is not None else body.kwh,
+                route=body.route,
+            )
+        except PlanningError as exc:
+            raise _error(404, "not_found", str(exc)) from exc
+        return json_response(record, status=201)
+
+    async def carbon(self, request: web.Request) -> web.Response:
+        planner = await self.planner()
+        date = request.query.get("date") or planner.tomorrow()
+        return json_response(await planner.carbon_report(date))
+
+    async def request_pickup(self, request: web.Request) -> web.Response:
+        body = await _body(request, PickupRequest)
+        planner = await self.planner()
+        pickup, created = await planner.store.request_pickup(body)
+        return json_response(pickup.model_dump(mode="json"), status=201 if created else 200)
+
+    async def console(self, request: web.Request) -> web.Response:
+        planner = await self.planner()
+        plan = await planner.store.latest_plan(request.query.get("date"))
+        return web.Response(text=_console_page(plan), content_type="text/html", charset="utf-8")
+
+    async def _plan(self, request: web.Request) -> dict[str, Any]:
+        planner = await self.planner()
+        plan = await planner.store.get_plan(request.match_info["plan_id"])
+        if plan is None:
+            raise _error(404, "not_found", f"no plan {request.match_info['plan_id']}")
+        return plan
+
+
+def _fleet_file() -> Path | None:
+    value = os.environ.get("ROUTES_FLEET_FILE")
+    return Path(value) if value else None
+
+
+def _error(status: int, code: str, detail: str) -> web.HTTPException:
+    cls = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 409: web.HTTPConflict}.get(
+        status, web.HTTPInternalServerError
+    )
+    return cls(text=json_response({"error": code, "detail": detail}).text, content_type="application/json")
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    try:
+        data = await request.json() if request.can_read_body else {}
+    except ValueError as exc:
+        raise _error(400, "invalid_json", "the body is not JSON") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise _error(400, "invalid_payload", f"{where}: {first['msg']}" if where else first["msg"]) from exc
+
+
+def _console_page(plan: dict[str, Any] | None) -> str:
+    if plan is None:
+        body = "<p>No plan yet. Run <code>python run.py routes plan</code> or POST /api/routes/plan.</p>"
+    else:
+        rows = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(v))}</td>"
+                for v in (
+                    r["vehicle_id"],
+                    r["vehicle_type"],
+                    r["depot_id"],
+                    f"{r['depart']}-{r['return']}",
+                    len(r["stops"]),
+                    f"{r['distance_km']:.1f}",
+                    f"{r['max_load']['parcels']} / {r['max_load']['weight_kg']:.0f} kg / {r['max_load']['volume_l']} l",
+                    f"{r['co2_kg']:.2f}",
+                )
+            )
+            + "</tr>"
+            for r in plan["routes"]
+        )
+        unserved = "".join(
+            f"<li>{html.escape(u['pickup_id'])}: {html.escape(u['reason'])}</li>" for u in plan["unserved"]
+        )
+        totals = plan["totals"]
+        body = (
+            f"<p>Plan {html.escape(plan['_id'])} for {html.escape(plan['date'])}, revision {plan['revision']}, "
+            f"{html.escape(plan['backend'])}: {totals['stops']} stops, {totals['distance_km']:.1f} km, "
+            f"{totals['co2_kg']:.1f} kg CO2, {totals['cost_yuan']:.0f} yuan.</p>"
+            "<table border=1 cellpadding=4><tr><th>vehicle</th><th>type</th><th>depot</th><th>time</th>"
+            "<th>stops</th><th>km</th><th>max load</th><th>kg CO2</th></tr>"
+            f"{rows}</table>"
+            f"<ul>{unserved}</ul>"
+            f'<img src="/api/routes/plans/{html.escape(plan["_id"])}.png" alt="route map" style="max-width:100%">'
+        )
+    head = '<!doctype html><html lang="zh"><meta charset="utf-8"><title>Pick-up routes</title>'
+    return f"{head}<h1>Pick-up routes</h1>{body}</html>"
