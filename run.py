@@ -4,6 +4,7 @@ python run.py [serve] [--host H] [--port P] [--seed-orders FILE]
 python run.py nlu train [--force]
 python run.py nlu parse < lines.txt
 python run.py seed --orders FILE.json
+python run.py ocr IMAGE [IMAGE ...] [--json] [--order-check] [--engine combined|rapidocr|tesseract]
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway import GatewayBuilder, Settings, build_app
+from media_ocr.batch import read_files
+from media_ocr.engines import ENGINE_NAMES, EngineUnavailable
+from media_ocr.validation import OrderCheck
 from nlu import NluProject, NluUnavailable
 from nlu.project import TrainingFailed
 from shop import SeedError
@@ -43,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     seed = commands.add_parser("seed", help="load (upsert) orders into the embedded demo shop")
     seed.add_argument("--orders", type=Path, required=True, metavar="FILE.json", help='{"orders": [...]}')
 
+    ocr = commands.add_parser("ocr", help="read return slips, labels and invoices from photos")
+    ocr.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    ocr.add_argument("--json", action="store_true", help="one JSON object per image and line on stdout")
+    ocr.add_argument("--order-check", action="store_true", help="check the fields against the shop's orders")
+    ocr.add_argument("--engine", choices=ENGINE_NAMES, default=Settings.from_env().ocr_engine, help="OCR engine")
+
     _serve_options(parser)  # `python run.py --port 9000` means `serve --port 9000`
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -58,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_parse_lines())
         if args.command == "seed":
             return asyncio.run(_seed(args.orders))
+        if args.command == "ocr":
+            return asyncio.run(_ocr(args.images, args.engine, as_json=args.json, order_check=args.order_check))
         return asyncio.run(_serve(args.host, args.port, args.seed_orders))
-    except (TrainingFailed, SeedError, ChildStartError) as exc:
+    except (TrainingFailed, SeedError, ChildStartError, EngineUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. the port is taken
@@ -134,6 +146,18 @@ async def _seed(path: Path) -> int:
         await gateway.stop()
     print(f"seeded {count} orders from {path}")
     return 0
+
+
+async def _ocr(images: list[Path], engine: str, *, as_json: bool, order_check: bool) -> int:
+    if not order_check:
+        return await read_files(images, engine=engine, as_json=as_json)
+    gateway = GatewayBuilder(Settings.from_env()).build()
+    try:
+        await gateway.start_store()
+        assert gateway.orders is not None
+        return await read_files(images, engine=engine, as_json=as_json, check=OrderCheck(gateway.orders))
+    finally:
+        await gateway.stop()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ class Settings:
     nlu_timeout_seconds: float = 5.0
     var_dir: Path = REPO_ROOT / "var"
     models_dir: Path = REPO_ROOT / "models"
+    ocr_engine: str = "combined"
+    """Photo OCR engine: combined, rapidocr or tesseract."""
+    ocr_workers: int = 1
+    """OCR worker processes (each about 300 MB and one CPU core while reading)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -38,6 +42,8 @@ class Settings:
             rasa_token=env.get("RASA_TOKEN") or None,
             nlu_timeout_seconds=float(env.get("NLU_TIMEOUT_SECONDS", defaults.nlu_timeout_seconds)),
             var_dir=Path(env.get("GATEWAY_VAR_DIR", defaults.var_dir)),
+            ocr_engine=env.get("OCR_ENGINE", defaults.ocr_engine),
+            ocr_workers=int(env.get("OCR_WORKERS", defaults.ocr_workers)),
         )
 
     def with_changes(self, **changes: object) -> Settings:

@@ -99,7 +99,7 @@ class FieldReading:
 
     value: FieldValue
     confidence: float
-    source: Literal["text", "barcode", "text+barcode"]
+    source: Literal["text", "barcode", "text+barcode", "correction"]
     box: Box | None = None
     raw: str = ""
     doubts: list[str] = field(default_factory=list)
@@ -140,9 +140,13 @@ class OcrResult(BaseModel):
     regions: dict[str, list[list[float]]] = Field(
         default_factory=dict, description="each field's outline on the original photo (4 corner points)"
     )
+    private_regions: list[list[list[float]]] = Field(
+        default_factory=list, description="outlines of lines with personal data, to blur on the photo"
+    )
     barcodes: list[dict[str, str]] = Field(default_factory=list)
     text: list[str] = Field(default_factory=list, description="the text read, personal data masked")
     order_checked: bool = False
+    shop_problems: list[str] = Field(default_factory=list, description="review reasons found by the order check")
     corrections: list[Correction] = Field(default_factory=list)
     seconds: float = 0.0
     timings: dict[str, float] = Field(default_factory=dict)

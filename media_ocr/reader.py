@@ -37,6 +37,8 @@ class Reading:
     barcodes: list[Barcode] = field(default_factory=list)
     regions: dict[str, list[list[float]]] = field(default_factory=dict)
     """Each field's outline on the original photo, for highlighting it for a reviewer."""
+    line_outlines: list[tuple[str, list[list[float]]]] = field(default_factory=list)
+    """Each line's text and outline on the original photo (to blur personal data on it)."""
     doubts: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     notes: dict[str, object] = field(default_factory=dict)
@@ -101,6 +103,7 @@ class PhotoReader:
             notes=dict(page.notes),
         )
         reading.regions = _regions(reading, page)
+        reading.line_outlines = [(line.text, outline(line.box, page)) for line in lines]
         return reading
 
 
@@ -108,7 +111,7 @@ def _regions(reading: Reading, page: PreparedImage) -> dict[str, list[list[float
     regions: dict[str, list[list[float]]] = {}
     for name, found in reading.fields.items():
         if found.box is not None and found.source != "barcode":
-            regions[name] = _outline(found.box, page)
+            regions[name] = outline(found.box, page)
         elif found.source == "barcode":
             code = next((b for b in reading.barcodes if str(found.value) in b.text), None)
             if code is not None and code.box is not None:
@@ -117,6 +120,7 @@ def _regions(reading: Reading, page: PreparedImage) -> dict[str, list[list[float
     return regions
 
 
-def _outline(box: Box, page: PreparedImage) -> list[list[float]]:
+def outline(box: Box, page: PreparedImage) -> list[list[float]]:
+    """A box on the prepared page as four corner points on the original photo."""
     corners = np.array([[box.x0, box.y0], [box.x1, box.y0], [box.x1, box.y1], [box.x0, box.y1]], dtype=np.float64)
     return [[round(float(x), 1), round(float(y), 1)] for x, y in to_original(page.transform, corners)]
