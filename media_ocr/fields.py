@@ -207,9 +207,9 @@ def _label_boundary(text: str, start: int, end: int, label: str) -> bool:
     """ASCII labels (SKU, Qty) must stand alone: ``SKU-TEA-500`` is a value, not a label."""
     if not label.isascii():
         return True
-    before = text[start - 1] if start > 0 else ""
-    after = text[end] if end < len(text) else ""
-    return not (before.isascii() and before.isalnum()) and not (after.isascii() and (after.isalnum() or after in "-_"))
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    return not _is_word_character(before) and not (_is_word_character(after) or after in "-_")
 
 
 def _is_cjk(character: str) -> bool:
@@ -486,6 +486,29 @@ class FieldExtractor:
                 extraction.retry[name] = retry
         self._apply_barcodes(extraction, list(barcodes))
         return extraction
+
+    def may_hold_field(self, lines: list[TextLine], index: int) -> bool:
+        """Whether the rest of a long line (only its beginning read so far) may hold a field:
+        it starts with a field label, or it sits where a lone label's value would be. Lines
+        starting with another label (地址, 联系电话 …) or text under no label (titles,
+        footers) do not."""
+        line = lines[index]
+        hits = self.labels.find(Span.of(line).text)
+        if any(hit.field is not None for hit in hits):
+            return True
+        if hits and hits[0].start == 0:
+            return False
+        for other in lines:
+            span = Span.of(other)
+            other_hits = self.labels.find(span.text)
+            alone = len(other_hits) == 1 and other_hits[0].field is not None and other_hits[0].end == len(span.text)
+            if not alone or other is line:
+                continue
+            beside = other.box.vertical_overlap(line.box) >= 0.5 and other.box.x1 <= line.box.x0 + other.box.height
+            under = line.box.y0 >= other.box.centre_y and line.box.horizontal_overlap(other.box) >= 0.3
+            if beside or (under and line.box.y0 - other.box.y1 < other.box.height * 2.5):
+                return True
+        return False
 
     def reread(self, extraction: Extraction, name: str, line: TextLine) -> None:
         """Use another reading of a field's value region (see :attr:`Extraction.retry`)."""

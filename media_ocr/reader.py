@@ -65,7 +65,7 @@ class PhotoReader:
         timings["barcodes"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        lines = self.engine.read_page(page)
+        lines = self.engine.read_page(page, self.extractor.may_hold_field)
         timings["recognise"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
