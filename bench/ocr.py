@@ -74,15 +74,19 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-damage", type=int, default=4, help="images per damage type (default 4)")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--severity", type=float, default=1.0, help="damage strength (1: the degraded set)")
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--show-misses", action="store_true", help="list every wrong or flagged field")
     args = parser.parse_args()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
 
-    samples = [s for s in tqdm(evaluation_set(args.seed, args.per_damage), desc="generating", unit="image",
+    samples = [s for s in tqdm(evaluation_set(args.seed, args.per_damage, severity=args.severity), desc="generating", unit="image",
                                 total=args.per_damage * len(DAMAGES), file=sys.stderr, leave=False)]  # fmt: skip
     images = [(sample, sample.png()) for sample in samples]
-    print(f"{len(samples)} images ({args.per_damage} per damage type, seed {args.seed}), engines: {', '.join(engines)}")
+    print(
+        f"{len(samples)} images ({args.per_damage} per damage type, seed {args.seed}, severity {args.severity}), "
+        f"engines: {', '.join(engines)}"
+    )
 
     with tempfile.TemporaryDirectory(prefix="bench-ocr-") as tmp:
         mongo = EmbeddedMongo(Path(tmp) / "mongo")

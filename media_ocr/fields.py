@@ -171,7 +171,7 @@ class LabelFinder:
         position = 0
         folded = _ascii_fold(text)
         while position < len(text):
-            hit = self._exact(folded, position) or self._fuzzy(text, position)
+            hit = self._exact(folded, position) or self._fuzzy(folded, position)
             if hit is None:
                 position += 1
                 continue
@@ -187,8 +187,12 @@ class LabelFinder:
 
     def _fuzzy(self, text: str, position: int) -> LabelHit | None:
         """One character misread in a label of three or more CJK characters (订单号码 → 订单号权);
-        in a two-character label only when the label is alone or followed by a colon."""
+        in a two-character label only when the label is alone or followed by a colon; or one
+        character dropped from a label of four or more when a colon follows (会员ID → 会员D：)."""
         for label, name in self.entries:
+            dropped = self._dropped(text, position, label)
+            if dropped is not None:
+                return LabelHit(name, position, dropped, exact=False)
             size = len(label)
             window = text[position : position + size]
             if label.isascii() or len(window) != size or not _is_cjk(window[0]):
@@ -200,6 +204,20 @@ class LabelFinder:
             alone = position == 0 and (position + size == len(text) or text[position + size] in ":：")
             if size >= 3 or alone:
                 return LabelHit(name, position, position + size, exact=False)
+        return None
+
+    @staticmethod
+    def _dropped(text: str, position: int, label: str) -> int | None:
+        """End of ``label`` read with one character missing and a colon after it, else None."""
+        size = len(label) - 1
+        if size < 3 or not _is_cjk(label[0]):
+            return None
+        end = position + size
+        if end >= len(text) or text[end] not in ":：":
+            return None
+        window = text[position:end]
+        if any(label[:i] + label[i + 1 :] == window for i in range(len(label))):
+            return end
         return None
 
 
@@ -463,7 +481,7 @@ class FieldExtractor:
         self.labels = LabelFinder(self.config)
 
     def extract(self, lines: Iterable[TextLine], barcodes: Iterable[Barcode] = ()) -> Extraction:
-        spans = [Span.of(line, index) for index, line in enumerate(lines)]
+        spans = [self._best_reading(Span.of(line, index)) for index, line in enumerate(lines)]
         spans = [s for s in spans if s.text]
         hits = {id(span): self.labels.find(span.text) for span in spans}
         candidates: dict[str, list[_Candidate]] = {name: [] for name in FIELD_NAMES}
@@ -475,17 +493,30 @@ class FieldExtractor:
                 end = line_hits[index + 1].start if index + 1 < len(line_hits) else len(span.text)
                 inline = _strip_separators(span.part(hit.end, end))
                 label = span.part(hit.start, hit.end)
-                value = inline if inline.text else self._neighbour_value(label, span, spans, hits)
-                candidates[hit.field].append(_Candidate(hit.field, value, label, span, hit.exact))
+                values: list[Span | None] = (
+                    [inline] if inline.text else [*self._neighbour_values(label, span, spans, hits)]
+                )
+                for value in values or [None]:
+                    candidates[hit.field].append(_Candidate(hit.field, value, label, span, hit.exact))
         extraction = Extraction(readings={})
         for name in FIELD_NAMES:
-            reading, retry = self._choose(name, candidates[name], hits)
+            reading, retry = self._choose(name, candidates[name], spans, hits)
             if reading is not None:
                 extraction.readings[name] = reading
-            elif retry is not None:
+            if retry is not None:
                 extraction.retry[name] = retry
         self._apply_barcodes(extraction, list(barcodes))
         return extraction
+
+    def _best_reading(self, span: Span) -> Span:
+        """A garbled line where the second engine reads a label (数量 read as “RO”): take the
+        second engine's reading of it."""
+        second = span.second
+        if second is None or not second.text or self.labels.find(span.text):
+            return span
+        if not any(hit.field is not None for hit in self.labels.find(second.text)):
+            return span
+        return Span(second.text, second.confidences, span.box, origin=span.origin)
 
     def may_hold_field(self, lines: list[TextLine], index: int) -> bool:
         """Whether the rest of a long line (only its beginning read so far) may hold a field:
@@ -534,25 +565,25 @@ class FieldExtractor:
         span.confidences = [confidence] * len(span.text)
         return PARSERS[name](span, self.config)
 
-    def _neighbour_value(
+    def _neighbour_values(
         self, label: Span, line: Span, spans: list[Span], hits: dict[int, list[LabelHit]]
-    ) -> Span | None:
-        """The value cell for a label that stands alone: to its right (forms) or below it (header tables)."""
+    ) -> list[Span]:
+        """Value cells for a label that stands alone: the cell to its right (forms) and the one
+        below it (header tables); the caller keeps whichever parses."""
         height = max(label.box.height, 8.0)
+        found: list[Span] = []
         right = [
             s
             for s in spans
             if s is not line
             and s.box.vertical_overlap(label.box) >= 0.5
             and s.box.x0 >= label.box.x1 - height * 0.5
-            and s.box.x0 - label.box.x1 < height * 12
+            and s.box.x0 - label.box.x1 < height * 5
         ]
         if right:
-            nearest = min(right, key=lambda s: s.box.x0)
-            value = self._up_to_label(nearest, hits)
+            value = self._up_to_label(min(right, key=lambda s: s.box.x0), hits)
             if value is not None:
-                return value
-            # The right neighbour is another label (a header row): the value is below.
+                found.append(value)
         below = [
             s
             for s in spans
@@ -562,9 +593,10 @@ class FieldExtractor:
             and s.box.horizontal_overlap(label.box) >= 0.3
         ]
         if below:
-            nearest = min(below, key=lambda s: s.box.y0)
-            return self._up_to_label(nearest, hits)
-        return None
+            value = self._up_to_label(min(below, key=lambda s: s.box.y0), hits)
+            if value is not None:
+                found.append(value)
+        return found
 
     @staticmethod
     def _up_to_label(span: Span, hits: dict[int, list[LabelHit]]) -> Span | None:
@@ -614,13 +646,15 @@ class FieldExtractor:
         return None
 
     def _choose(
-        self, name: str, candidates: list[_Candidate], hits: dict[int, list[LabelHit]]
+        self, name: str, candidates: list[_Candidate], spans: list[Span], hits: dict[int, list[LabelHit]]
     ) -> tuple[FieldReading | None, Box | None]:
+        """The field's reading (None if its label is nowhere) and, when its label was found
+        but no value could be read, the region to read again."""
         readings: list[FieldReading] = []
         retry: Box | None = None
         for candidate in candidates:
             if candidate.value_span is None:
-                retry = retry or self._value_region(candidate)
+                retry = retry or self._value_region(candidate, spans, hits)
                 continue
             if candidate.value_span.second is None and candidate.line.second is not None:
                 own = candidate.line.text.find(candidate.value_span.text)
@@ -628,7 +662,7 @@ class FieldExtractor:
                     candidate.value_span.second = candidate.line.second
             parsed = self._parse_with_opinion(name, candidate.value_span)
             if parsed is None or parsed.value is None:
-                retry = retry or self._value_region(candidate)
+                retry = retry or self._value_region(candidate, spans, hits)
                 if parsed is not None and parsed.doubts:
                     readings.append(
                         FieldReading(None, 0.0, "text", candidate.value_span.box, parsed.raw, parsed.doubts)
@@ -649,7 +683,12 @@ class FieldExtractor:
             )
         found = [r for r in readings if r.value is not None]
         if not found:
-            return (readings[0] if readings else None), retry
+            if not candidates:
+                return None, None
+            # The label is there but its value is not readable: never silently absent.
+            unreadable = readings[0] if readings else FieldReading(None, 0.0, "text", candidates[0].label_span.box)
+            unreadable.doubts.append(f"{name}: its label is on the photo but the value could not be read")
+            return unreadable, retry
         best = max(found, key=lambda r: r.confidence)
         others = {r.value for r in found} - {best.value}
         if others:
@@ -660,10 +699,24 @@ class FieldExtractor:
         return best, None
 
     @staticmethod
-    def _value_region(candidate: _Candidate) -> Box:
-        """Where the value probably is: the rest of the label's line, a generous width to the right."""
+    def _value_region(candidate: _Candidate, spans: list[Span], hits: dict[int, list[LabelHit]]) -> Box:
+        """Where the value probably is: right of the label, or below it when the label is one
+        of a row of header labels (a header table)."""
         label = candidate.label_span.box
-        return Box(label.x1, label.y0 - label.height * 0.2, label.x1 + label.height * 14, label.y1 + label.height * 0.2)
+        height = max(label.height, 8.0)
+        row_labels = [
+            s.box
+            for s in spans
+            if s is not candidate.line
+            and hits.get(id(s))
+            and hits[id(s)][0].start == 0
+            and s.box.vertical_overlap(label) >= 0.5
+        ]
+        headers_right = [b for b in row_labels if b.x0 >= label.x1 - height * 0.5]
+        if not headers_right:
+            return Box(label.x1, label.y0 - height * 0.2, label.x1 + height * 14, label.y1 + height * 0.2)
+        right_edge = min(min(b.x0 for b in headers_right) - height * 0.5, label.x0 + height * 8)
+        return Box(label.x0 - height * 0.5, label.y1 + height * 0.3, max(right_edge, label.x1), label.y1 + height * 2.4)
 
     def _apply_barcodes(self, extraction: Extraction, barcodes: list[Barcode]) -> None:
         """An order number in a QR code or barcode confirms or replaces the printed one."""

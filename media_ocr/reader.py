@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 SECOND_OPINION_BELOW = 0.9
 """Fields read with less confidence than this get a second engine's reading of their line."""
+GARBLED_BELOW = 0.6
+"""Short lines without a label read with less confidence than this get a second reading too."""
 
 
 @dataclass(slots=True)
@@ -71,18 +73,21 @@ class PhotoReader:
         clock = time.perf_counter()
         extraction = self.extractor.extract(lines, barcodes)
         # Doubtful values: another engine re-reads just their lines, then extract again.
-        doubtful = sorted(
-            {
-                found.line
-                for found in extraction.readings.values()
-                if found.line is not None
-                and found.confidence < SECOND_OPINION_BELOW
-                and lines[found.line].second_opinion is None
-            }
-        )
+        doubtful = {
+            found.line
+            for found in extraction.readings.values()
+            if found.line is not None and found.confidence < SECOND_OPINION_BELOW
+        }
+        # Badly read short lines may be labels (a header cell): let the other engine try them.
+        doubtful |= {
+            index
+            for index, line in enumerate(lines)
+            if line.confidence < GARBLED_BELOW and len(line.text) <= 6 and not self.extractor.labels.find(line.text)
+        }
+        doubtful = {index for index in doubtful if lines[index].second_opinion is None}
         if doubtful:
             clock_opinions = time.perf_counter()
-            self.engine.second_opinions(page, [lines[index] for index in doubtful])
+            self.engine.second_opinions(page, [lines[index] for index in sorted(doubtful)])
             timings["second_opinions"] = time.perf_counter() - clock_opinions
             extraction = self.extractor.extract(lines, barcodes)
         # A label whose value could not be read: read just that region again.

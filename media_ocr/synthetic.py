@@ -501,45 +501,51 @@ def shrink(image: Gray, factor: float) -> Gray:
     return cv2.resize(image, (int(width * factor), int(height * factor)), interpolation=cv2.INTER_AREA)
 
 
-def damage(image: Image.Image, kind: Damage, rng: random.Random) -> tuple[Image.Image, dict[str, object]]:
-    """The image as a phone would have taken it, and the damage parameters used."""
+def damage(
+    image: Image.Image, kind: Damage, rng: random.Random, severity: float = 1.0
+) -> tuple[Image.Image, dict[str, object]]:
+    """The image as a phone would have taken it, and the damage parameters used.
+
+    ``severity`` 1 is the benchmark's degraded set; 1.5 is harsher on every damage type.
+    """
     generator = np.random.default_rng(rng.randrange(2**32))
     gray: Gray = np.array(image.convert("L"))
-    meta: dict[str, object] = {}
+    meta: dict[str, object] = {"severity": severity}
     match kind:
         case "clean":
             pass
         case "rotation":
-            angle = rng.choice((-1, 1)) * rng.uniform(3, 12)
+            angle = rng.choice((-1, 1)) * rng.uniform(3, min(25.0, 12 * severity))
             meta["angle"] = angle
             gray = rotate(gray, angle, generator)
         case "perspective":
-            gray = perspective(gray, generator)
+            gray = perspective(gray, generator, strength=min(0.15, 0.08 * severity))
         case "blur":
-            sigma = rng.uniform(1.4, 2.0)
+            sigma = rng.uniform(1.4, 2.0) * severity
             meta["sigma"] = sigma
             gray = blur(gray, sigma)
         case "noise":
-            gray = noise(gray, generator)
+            gray = noise(gray, generator, sigma=24 * severity, salt=0.01 * severity)
         case "low_contrast":
-            gray = low_contrast(gray, rng.randint(115, 135), rng.randint(175, 190))
+            squeeze = int(30 * (severity - 1))
+            gray = low_contrast(gray, rng.randint(115, 135) + squeeze, rng.randint(175, 190) - squeeze // 2)
         case "shadow":
-            gray = shadow(gray, generator, rng.uniform(0.45, 0.6))
+            gray = shadow(gray, generator, min(0.85, rng.uniform(0.45, 0.6) * severity))
         case "jpeg":
-            quality = rng.randint(8, 14)
+            quality = max(4, int(rng.randint(8, 14) / severity))
             meta["quality"] = quality
             gray = jpeg(gray, quality)
         case "small":
-            factor = rng.uniform(0.42, 0.5)
+            factor = rng.uniform(0.42, 0.5) / severity
             meta["factor"] = factor
             gray = shrink(gray, factor)
         case "photo":
             # Several at once, as a real phone photo: angle, shadow, a little blur, compression.
-            gray = perspective(gray, generator, strength=0.05)
-            gray = shadow(gray, generator, rng.uniform(0.3, 0.45))
-            gray = blur(gray, rng.uniform(0.8, 1.2))
-            gray = noise(gray, generator, sigma=8, salt=0.0)
-            gray = jpeg(gray, rng.randint(30, 50))
+            gray = perspective(gray, generator, strength=min(0.12, 0.05 * severity))
+            gray = shadow(gray, generator, min(0.8, rng.uniform(0.3, 0.45) * severity))
+            gray = blur(gray, rng.uniform(0.8, 1.2) * severity)
+            gray = noise(gray, generator, sigma=8 * severity, salt=0.0)
+            gray = jpeg(gray, max(10, int(rng.randint(30, 50) / severity)))
     return Image.fromarray(gray), meta
 
 
@@ -547,23 +553,31 @@ def damage(image: Image.Image, kind: Damage, rng: random.Random) -> tuple[Image.
 
 
 def make_sample(
-    layout: Layout, kind: Damage, rng: random.Random, *, slip: ReturnSlip | None = None, name: str | None = None
+    layout: Layout,
+    kind: Damage,
+    rng: random.Random,
+    *,
+    slip: ReturnSlip | None = None,
+    name: str | None = None,
+    severity: float = 1.0,
 ) -> Sample:
     if slip is None:
         printed_reason = layout != "invoice"
         slip = random_slip(rng, with_reason=printed_reason, with_date=printed_reason)
     clean, meta = render(slip, layout, rng)
-    damaged, damage_meta = damage(clean, kind, rng)
+    damaged, damage_meta = damage(clean, kind, rng, severity)
     meta.update(damage_meta)
     return Sample(name or f"{layout}-{kind}", layout, kind, slip, damaged, meta)
 
 
-def evaluation_set(seed: int = 2026, per_damage: int = 4, damages: tuple[Damage, ...] = DAMAGES) -> Iterator[Sample]:
+def evaluation_set(
+    seed: int = 2026, per_damage: int = 4, damages: tuple[Damage, ...] = DAMAGES, severity: float = 1.0
+) -> Iterator[Sample]:
     """``per_damage`` images for every damage type, cycling through the layouts (deterministic)."""
     rng = random.Random(seed)
     number = 0
     for kind in damages:
         for _ in range(per_damage):
             layout = LAYOUTS[number % len(LAYOUTS)]
-            yield make_sample(layout, kind, rng, name=f"{number:03d}-{layout}-{kind}")
+            yield make_sample(layout, kind, rng, name=f"{number:03d}-{layout}-{kind}", severity=severity)
             number += 1
