@@ -80,8 +80,9 @@ async def main() -> int:
     args = parser.parse_args()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
 
-    samples = [s for s in tqdm(evaluation_set(args.seed, args.per_damage, severity=args.severity), desc="generating", unit="image",
-                                total=args.per_damage * len(DAMAGES), file=sys.stderr, leave=False)]  # fmt: skip
+    generated = evaluation_set(args.seed, args.per_damage, severity=args.severity)
+    total = args.per_damage * len(DAMAGES)
+    samples = list(tqdm(generated, desc="generating", unit="image", total=total, file=sys.stderr, leave=False))
     images = [(sample, sample.png()) for sample in samples]
     print(
         f"{len(samples)} images ({args.per_damage} per damage type, seed {args.seed}, severity {args.severity}), "
@@ -166,7 +167,7 @@ def report(results: dict[str, dict[str, Tally]]) -> None:
     for engine in engines:
         t = totals[engine]
         ordered = sorted(t.seconds)
-        p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
         unflagged = f"{t.wrong_unflagged} ({t.wrong_unflagged / t.wrong:.0%})" if t.wrong else "0"
         print(
             f"{engine:<10} {t.right:>5}/{t.fields:<5} {t.right / t.fields:>6.1%} {t.wrong:>3} {unflagged:>19} "

@@ -578,7 +578,7 @@ class FieldExtractor:
             if s is not line
             and s.box.vertical_overlap(label.box) >= 0.5
             and s.box.x0 >= label.box.x1 - height * 0.5
-            and s.box.x0 - label.box.x1 < height * 5
+            and s.box.x0 - label.box.x1 < height * 12
         ]
         if right:
             value = self._up_to_label(min(right, key=lambda s: s.box.x0), hits)

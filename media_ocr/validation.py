@@ -11,6 +11,7 @@ Must not know about channels, dialogue or how the image was read.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -66,6 +67,9 @@ class OrderCheck:
         if order.status in self.policy.unreturnable:
             problems.append(f"order_id: order {order.order_id} is {order.status.value}; nothing to return yet")
         item_quantity = self._check_sku(fields, order, problems)
+        if item_quantity is not None:
+            # The order exists and holds the SKU read beside it: the number is corroborated.
+            _confirm(fields["order_id"], "order_id")
         quantity = fields.get("quantity")
         wanted = quantity.value if quantity is not None else None
         if isinstance(wanted, int) and item_quantity is not None and wanted > item_quantity:
@@ -98,17 +102,17 @@ class OrderCheck:
         skus = {item.sku.upper(): item for item in order.items}
         value = str(reading.value).upper()
         if value in skus:
+            _confirm(reading, "sku")
             return skus[value].quantity
-        # The engines disagreed, or a letter was read as a digit: the order settles it when
-        # exactly one of its SKUs matches.
-        candidates = {str(v).upper() for v in (reading.value, *reading.alternatives) if v is not None}
-        matches = {sku for sku in skus if sku in candidates or sku.translate(_CONFUSABLE) in _folded(candidates)}
+        # The engines disagreed, a letter was read as a digit or a dash got lost: the order
+        # settles it when exactly one of its SKUs matches.
+        candidates = {_sku_key(str(v)) for v in (reading.value, *reading.alternatives) if v is not None}
+        matches = {sku for sku in skus if _sku_key(sku) in candidates}
         if len(matches) == 1:
             (sku,) = matches
             reading.raw = f"{reading.raw} (read as {reading.value})"
             reading.value = skus[sku].sku
-            reading.confidence = max(reading.confidence, self.policy.min_confidence)
-            reading.doubts = [d for d in reading.doubts if not d.startswith("sku: the engines disagree")]
+            _confirm(reading, "sku")
             return skus[sku].quantity
         listed = ", ".join(item.sku for item in order.items)
         problems.append(f"sku: {reading.value} is not in order {order.order_id} (it has {listed})")
@@ -120,7 +124,13 @@ class OrderCheck:
             return
         extra = order.customer.model_extra or {}
         known = extra.get("customer_id") or extra.get("id") or (order.model_extra or {}).get("customer_id")
-        if known is not None and str(known).upper() != str(reading.value).upper():
+        if known is None:
+            return  # this shop does not say who its customers are by id: nothing to compare
+        candidates = {_sku_key(str(v)) for v in (reading.value, *reading.alternatives) if v is not None}
+        if str(known).upper() == str(reading.value).upper() or _sku_key(str(known)) in candidates:
+            reading.value = str(known)
+            _confirm(reading, "customer_id")
+        else:
             problems.append(f"customer_id: {reading.value} is not the customer of order {order.order_id}")
 
     def _check_date(self, fields: dict[str, FieldReading], order: Order, problems: list[str]) -> None:
@@ -134,8 +144,19 @@ class OrderCheck:
             problems.append(f"return_date: {returned} is in the future")
 
 
-def _folded(values: set[str]) -> set[str]:
-    return {v.translate(_CONFUSABLE) for v in values}
+CONFIRMED = 0.9
+"""Confidence of a value the shop confirms (an SKU of the order, the order's customer)."""
+
+
+def _confirm(reading: FieldReading, name: str) -> None:
+    """The shop knows this value: trust it, and forget doubts about which way it was read."""
+    reading.confidence = max(reading.confidence, CONFIRMED)
+    reading.doubts = [d for d in reading.doubts if not d.startswith(f"{name}: the engines disagree")]
+
+
+def _sku_key(sku: str) -> str:
+    """An SKU as OCR may garble it: upper case, no separators (dashes get lost), look-alikes folded."""
+    return re.sub(r"[-_./\s]", "", sku.upper()).translate(_CONFUSABLE)
 
 
 def preset_problems(fields: dict[str, FieldReading], config: FieldConfig) -> list[str]:
