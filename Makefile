@@ -1,5 +1,5 @@
 # `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench bench-ocr clean
 
 setup:
 	@bash scripts/setup.sh
@@ -16,6 +16,9 @@ lint: setup
 
 bench: setup
 	.venv/bin/python bench/throughput.py
+
+bench-ocr: setup
+	.venv/bin/python bench/ocr.py --per-damage 6
 
 clean:
 	rm -rf var models .pytest_cache .ruff_cache

@@ -20,7 +20,7 @@ from typing import Any
 
 from media_ocr.fields import FieldConfig
 from media_ocr.model import FIELD_NAMES, Correction, FieldReading, FieldValue, OcrResult
-from media_ocr.privacy import holds_personal_data, mask_text
+from media_ocr.privacy import MaskingFilter, holds_personal_data, mask_text
 from media_ocr.reader import PhotoReader, Reading
 from media_ocr.store import OcrResultStore
 from media_ocr.validation import OrderCheck, ReviewPolicy, corrected_reading, decide, preset_problems
@@ -28,6 +28,7 @@ from shop import OrderService
 from store.media import MediaStore
 
 log = logging.getLogger(__name__)
+log.addFilter(MaskingFilter())  # nothing read off a photo reaches the log unmasked
 
 MAX_IMAGE_BYTES = 15 * 1024 * 1024
 """Largest photo accepted (phone cameras write 2–8 MB)."""
