@@ -145,9 +145,13 @@ class LabelHit:
     exact: bool
 
 
+_LABEL_LOOKALIKES = str.maketrans({"1": "i", "l": "i", "|": "i", "!": "i", "0": "o"})
+
+
 def _ascii_fold(text: str) -> str:
-    """Latin letters compared case-insensitively (订单ID, Order No)."""
-    return "".join(c.lower() if c.isascii() else c for c in text)
+    """Latin letters compared case-insensitively and with look-alikes merged (会员ID read as
+    会员1D), one character for one, so positions stay as they are."""
+    return "".join(c.lower() if c.isascii() else c for c in text).translate(_LABEL_LOOKALIKES)
 
 
 def _is_word_character(character: str) -> bool:
@@ -461,7 +465,6 @@ class Extraction:
 
     readings: dict[str, FieldReading]
     retry: dict[str, Box] = field(default_factory=dict)
-    doubts: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -642,7 +645,9 @@ class FieldExtractor:
                 end = line_hits[index + 1].start if index + 1 < len(line_hits) else len(line.text)
                 return _strip_separators(line.part(hit.end, end))
         if not line_hits:
-            return _strip_separators(line)
+            # No label recognised in the other reading: its value is what follows a colon.
+            colon = next((i for i, c in enumerate(line.text) if c in ":："), -1)
+            return _strip_separators(line.part(colon + 1, len(line.text)))
         return None
 
     def _choose(

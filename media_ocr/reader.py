@@ -41,7 +41,6 @@ class Reading:
     """Each field's outline on the original photo, for highlighting it for a reviewer."""
     line_outlines: list[tuple[str, list[list[float]]]] = field(default_factory=list)
     """Each line's text and outline on the original photo (to blur personal data on it)."""
-    doubts: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     notes: dict[str, object] = field(default_factory=dict)
 
@@ -103,7 +102,6 @@ class PhotoReader:
             engine=self.engine.name,
             lines=lines,
             barcodes=barcodes,
-            doubts=extraction.doubts,
             timings=timings,
             notes=dict(page.notes),
         )

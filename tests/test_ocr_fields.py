@@ -187,6 +187,7 @@ def test_header_table_layout_value_in_the_cell_below_the_label() -> None:
 def test_a_misread_label_character_is_tolerated() -> None:
     assert fields_of(line("订单号权：202611150001")) == {"order_id": "202611150001"}
     assert fields_of(line("会员D：VIP36645294")) == {"customer_id": "VIP36645294"}
+    assert fields_of(line("会员1D：C16130433")) == {"customer_id": "C16130433"}
 
 
 def test_a_label_whose_value_cannot_be_read_is_never_silently_absent() -> None:
