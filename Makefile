@@ -1,5 +1,5 @@
 # `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
-.PHONY: setup run test lint bench bench-nlu bench-routes clean
+.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr clean
 
 setup:
 	@bash scripts/setup.sh
@@ -24,6 +24,9 @@ bench-nlu: setup
 bench-routes:
 	@test -x .venv/bin/python || { echo "bench-routes: run 'make setup' first" >&2; exit 1; }
 	.venv/bin/python bench/routes.py
+
+bench-ocr: setup
+	.venv/bin/python bench/ocr.py --per-damage 6
 
 clean:
 	rm -rf var models .pytest_cache .ruff_cache

@@ -6,6 +6,7 @@ python run.py nlu parse < lines.txt
 python run.py nlu eval FILE.yml [--threshold X] [--today YYYY-MM-DD] [--png FILE] [--json FILE]
 python run.py seed --orders FILE.json
 python run.py routes solve|plan|seed-demo|replan|actual|carbon …
+python run.py ocr IMAGE [IMAGE ...] [--json] [--order-check] [--engine combined|rapidocr|tesseract]
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from tqdm import tqdm
 
 from backoffice.routing.cli import add_routes_commands, run_routes_command
 from gateway import GatewayBuilder, Settings, build_app
+from media_ocr.batch import read_files
+from media_ocr.engines import ENGINE_NAMES, EngineUnavailable
+from media_ocr.validation import OrderCheck
 from nlu import NluProject, NluUnavailable
 from nlu.evaluation import evaluate, format_report, load_test_examples, reference_date, write_confusion_png
 from nlu.project import TrainingFailed
@@ -63,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--orders", type=Path, required=True, metavar="FILE.json", help='{"orders": [...]}')
 
     add_routes_commands(commands)
+    ocr = commands.add_parser("ocr", help="read return slips, labels and invoices from photos")
+    ocr.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    ocr.add_argument("--json", action="store_true", help="one JSON object per image and line on stdout")
+    ocr.add_argument("--order-check", action="store_true", help="check the fields against the shop's orders")
+    ocr.add_argument("--engine", choices=ENGINE_NAMES, default=Settings.from_env().ocr_engine, help="OCR engine")
 
     _serve_options(parser)  # `python run.py --port 9000` means `serve --port 9000`
     args = parser.parse_args(argv)
@@ -83,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_seed(args.orders))
         if args.command == "routes":
             return asyncio.run(run_routes_command(args, _database, Settings.from_env().var_dir))
+        if args.command == "ocr":
+            return asyncio.run(_ocr(args.images, args.engine, as_json=args.json, order_check=args.order_check))
         return asyncio.run(_serve(args.host, args.port, args.seed_orders))
-    except (TrainingFailed, SeedError, ChildStartError, RasaDataError, NluUnavailable) as exc:
+    except (TrainingFailed, SeedError, ChildStartError, RasaDataError, NluUnavailable, EngineUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. the port is taken
@@ -202,6 +213,18 @@ async def _database() -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
     gateway = GatewayBuilder(Settings.from_env()).build()
     try:
         yield (await gateway.start_store()).db
+    finally:
+        await gateway.stop()
+
+
+async def _ocr(images: list[Path], engine: str, *, as_json: bool, order_check: bool) -> int:
+    if not order_check:
+        return await read_files(images, engine=engine, as_json=as_json)
+    gateway = GatewayBuilder(Settings.from_env()).build()
+    try:
+        await gateway.start_store()
+        assert gateway.orders is not None
+        return await read_files(images, engine=engine, as_json=as_json, check=OrderCheck(gateway.orders))
     finally:
         await gateway.stop()
 

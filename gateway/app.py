@@ -9,6 +9,7 @@ from aiohttp.typedefs import Handler
 from pymongo.errors import PyMongoError
 
 from channels.base import InboundHandler, InputChannel, json_response
+from gateway.ocr_routes import ocr_routes
 from gateway.routes_api import RoutesApi
 from gateway.runtime import Gateway
 from store import InboundMessage, Message
@@ -33,6 +34,7 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     app.router.add_get("/health", health)
+    app.router.add_routes(ocr_routes(gateway))
 
     for channel in gateway.channels:
         app.router.add_routes(channel.routes(_inbound_handler(gateway, channel)))

@@ -12,12 +12,15 @@ from channels import InputChannel, RestInput
 from dialogue import DialogueEngine
 from gateway.settings import Settings
 from gateway.turns import TurnProcessor
+from media_ocr.pipeline import OcrService, OcrWorkers
+from media_ocr.store import OcrResultStore
 from nlu import NluClient, NluProject, OfflineNlu, RasaNluClient
 from nlu.server import EmbeddedRasaServer
 from nlu.understanding import UnderstandingClient, today_in
 from shop import MongoOrderService, load_orders_file
 from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.media import MediaStore
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,9 @@ class Gateway:
         self.nlu: NluClient | None = None
         self.turns: TurnProcessor | None = None
         self.nlu_error: str | None = None
+        self.ocr: OcrService | None = None
+        self.ocr_workers = OcrWorkers(settings.ocr_engine, settings.ocr_workers)
+        """Started on the first photo (a worker takes a few seconds to load its models)."""
 
     async def start_store(self) -> ConversationStore:
         if self.store is not None:
@@ -59,6 +65,8 @@ class Gateway:
         await store.ensure_indexes()
         self.orders = MongoOrderService(store.db)
         await self.orders.ensure_indexes()
+        self.ocr = OcrService(self.ocr_workers, OcrResultStore(store.db), MediaStore(store.db), self.orders)
+        await self.ocr.ensure_indexes()
         self.store = store
         return store
 
@@ -135,6 +143,7 @@ class Gateway:
     async def stop(self) -> None:
         if self._nlu_start is not None and not self._nlu_start.done():
             self._nlu_start.cancel()
+        self.ocr_workers.close()
         if self.nlu is not None and self.nlu is not self._given_nlu:
             await self.nlu.close()
         if self._embedded_rasa is not None:

@@ -29,6 +29,10 @@ class Settings:
     """The shop's time zone: what 明天 and 周六 mean."""
     var_dir: Path = REPO_ROOT / "var"
     models_dir: Path = REPO_ROOT / "models"
+    ocr_engine: str = "combined"
+    """Photo OCR engine: combined, rapidocr or tesseract."""
+    ocr_workers: int = 1
+    """OCR worker processes (each about 300 MB and one CPU core while reading)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -46,6 +50,8 @@ class Settings:
             nlu_confidence_threshold=float(env.get("NLU_CONFIDENCE_THRESHOLD", defaults.nlu_confidence_threshold)),
             timezone=env.get("SHOP_TIMEZONE", defaults.timezone),
             var_dir=Path(env.get("GATEWAY_VAR_DIR", defaults.var_dir)),
+            ocr_engine=env.get("OCR_ENGINE", defaults.ocr_engine),
+            ocr_workers=int(env.get("OCR_WORKERS", defaults.ocr_workers)),
         )
 
     def with_changes(self, **changes: object) -> Settings:

@@ -1,8 +1,13 @@
 """Photo OCR: return slips, labels, invoices and damage photos into checked, structured fields.
 
-Owns image preprocessing, text recognition (Tesseract and a second engine), barcode decoding
-and field extraction. Must not know about channels, dialogue or tickets: it reads images and
-returns fields with confidences.
+Owns reading photos: preprocessing (:mod:`~media_ocr.preprocess`), text recognition with
+Tesseract and RapidOCR (:mod:`~media_ocr.engines`), barcodes (:mod:`~media_ocr.barcodes`), field
+extraction (:mod:`~media_ocr.fields`), checks against the shop's orders and the review decision
+(:mod:`~media_ocr.validation`), masking personal data (:mod:`~media_ocr.privacy`), the reviewer's
+picture (:mod:`~media_ocr.review`), results and their corrections (:mod:`~media_ocr.store`), the
+worker pool and service (:mod:`~media_ocr.pipeline`), the command line (:mod:`~media_ocr.batch`)
+and synthetic test documents (:mod:`~media_ocr.synthetic`).
 
-The walking skeleton has no OCR path yet; the OCR issue builds it here.
+Must not know about channels, dialogue or tickets: it reads images and returns fields with
+confidences and review reasons; the gateway attaches them to conversations.
 """

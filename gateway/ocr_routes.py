@@ -1,0 +1,244 @@
+"""Photo OCR over HTTP, for the backoffice and for channel attachments.
+
+``POST /api/ocr``
+    a ``multipart/form-data`` upload (file part ``image``; optional ``engine``), a raw
+    ``image/*`` body, or JSON referring to a stored photo: ``{"media_id": "<sha256>"}`` or a
+    message's attachment ``{"message_id": "...", "attachment": 0}``. Reads it (in a worker
+    process), checks it against the shop's orders, stores it and answers 201 with the result.
+``GET /api/ocr/{id}``
+    a stored result (text with personal data masked).
+``GET /api/ocr/{id}/image``
+    the photo with doubtful fields outlined in red and personal data blurred (PNG).
+``POST /api/ocr/{id}/corrections``
+    ``{"field", "value", "who", "why"}``: a human's correction, recorded with who and why.
+
+Errors are JSON ``{"error": code, "detail": text}`` like the REST channel's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from channels.base import json_response
+from gateway.runtime import Gateway
+from media_ocr.engines import ENGINE_NAMES
+from media_ocr.model import OcrResult
+from media_ocr.pipeline import MAX_IMAGE_BYTES, OcrFailed, OcrService
+from media_ocr.review import review_image
+from media_ocr.store import ConcurrentChange
+
+MAX_JSON_BYTES = 64 * 1024
+
+
+class OcrRequestError(Exception):
+    """A request the OCR endpoints refuse; becomes a 4xx with a JSON error body."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _json_errors(handler: Handler) -> Handler:
+    @wraps(handler)
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except OcrRequestError as error:
+            return json_response({"error": error.code, "detail": error.detail}, status=error.status)
+
+    return handle
+
+
+def ocr_routes(gateway: Gateway) -> list[web.RouteDef]:
+    def service() -> OcrService:
+        if gateway.ocr is None:
+            raise web.HTTPServiceUnavailable(text="the gateway is starting")
+        return gateway.ocr
+
+    async def read(request: web.Request) -> web.Response:
+        ocr = service()
+        content_type = request.content_type
+        try:
+            if content_type == "multipart/form-data":
+                data, filename, image_type, engine = await _multipart(request)
+                result = await ocr.read_bytes(
+                    data, image=filename, content_type=image_type, engine=engine, source={"upload": filename}
+                )
+            elif content_type.startswith("image/"):
+                data = await _limited_body(request, MAX_IMAGE_BYTES)
+                name = request.query.get("name", "upload")
+                engine = _engine(request.query.get("engine"))
+                result = await ocr.read_bytes(
+                    data, image=name, content_type=content_type, engine=engine, source={"upload": name}
+                )
+            elif content_type == "application/json":
+                result = await _by_reference(gateway, ocr, await _json(request))
+            else:
+                raise OcrRequestError(
+                    415, "unsupported_media_type", "send multipart/form-data, an image/* body or JSON with media_id"
+                )
+        except OcrFailed as exc:
+            raise OcrRequestError(400, "unreadable_image", str(exc)) from exc
+        return json_response(_view(result), status=201)
+
+    async def get(request: web.Request) -> web.Response:
+        result = await service().get(request.match_info["result_id"])
+        if result is None:
+            raise OcrRequestError(404, "not_found", "no such OCR result")
+        return json_response(_view(result))
+
+    async def image(request: web.Request) -> web.Response:
+        ocr = service()
+        result = await ocr.get(request.match_info["result_id"])
+        if result is None or result.media_id is None:
+            raise OcrRequestError(404, "not_found", "no such OCR result or photo")
+        photo = await ocr.media.get(result.media_id)
+        if photo is None:
+            raise OcrRequestError(404, "not_found", "the photo is no longer stored")
+        return web.Response(body=review_image(photo, result), content_type="image/png")
+
+    async def correct(request: web.Request) -> web.Response:
+        payload = await _json(request)
+        missing = [k for k in ("field", "who", "why") if not isinstance(payload.get(k), str) or not payload[k].strip()]
+        if missing or "value" not in payload:
+            fields = [*missing, *([] if "value" in payload else ["value"])]
+            raise OcrRequestError(400, "missing_field", f"required: {', '.join(fields)} (who and why non-empty)")
+        value = payload["value"]
+        if (value is not None and not isinstance(value, str | int)) or isinstance(value, bool):
+            raise OcrRequestError(400, "invalid_field", "'value' must be a string, an integer or null")
+        try:
+            result = await service().correct(
+                request.match_info["result_id"],
+                payload["field"],
+                value,
+                who=payload["who"].strip()[:128],
+                why=payload["why"].strip()[:1000],
+            )
+        except LookupError as exc:
+            raise OcrRequestError(404, "not_found", str(exc)) from exc
+        except ConcurrentChange as exc:
+            raise OcrRequestError(409, "conflict", str(exc)) from exc
+        except ValueError as exc:
+            raise OcrRequestError(400, "invalid_value", str(exc)) from exc
+        return json_response(_view(result))
+
+    return [
+        web.post("/api/ocr", _json_errors(read)),
+        web.get("/api/ocr/{result_id}", _json_errors(get)),
+        web.get("/api/ocr/{result_id}/image", _json_errors(image)),
+        web.post("/api/ocr/{result_id}/corrections", _json_errors(correct)),
+    ]
+
+
+def _view(result: OcrResult) -> dict[str, Any]:
+    # Timings are for the benchmark; private regions only drive blurring.
+    return result.model_dump(mode="json", exclude={"timings", "private_regions"})
+
+
+def _engine(name: str | None) -> str | None:
+    if name is None or name == "":
+        return None
+    if name not in ENGINE_NAMES:
+        raise OcrRequestError(400, "invalid_field", f"engine must be one of {', '.join(ENGINE_NAMES)}")
+    return name
+
+
+async def _limited_body(request: web.Request, limit: int) -> bytes:
+    # The app's 1 MiB body limit suits chat messages, not photos: read the stream ourselves.
+    if request.content_length is not None and request.content_length > limit:
+        raise OcrRequestError(413, "too_large", f"the image is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise OcrRequestError(413, "too_large", f"the image is larger than {limit} bytes")
+        chunks.append(chunk)
+    if not size:
+        raise OcrRequestError(400, "empty_image", "the request has no image")
+    return b"".join(chunks)
+
+
+async def _multipart(request: web.Request) -> tuple[bytes, str, str | None, str | None]:
+    reader = await request.multipart()
+    data: bytes | None = None
+    filename, image_type, engine = "upload", None, None
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "image":
+            filename = part.filename or filename
+            image_type = part.headers.get("Content-Type")
+            chunks: list[bytes] = []
+            size = 0
+            while chunk := await part.read_chunk(64 * 1024):
+                size += len(chunk)
+                if size > MAX_IMAGE_BYTES:
+                    raise OcrRequestError(413, "too_large", f"the image is larger than {MAX_IMAGE_BYTES} bytes")
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        elif part.name == "engine":
+            engine = _engine((await part.text()).strip())
+    if not data:
+        raise OcrRequestError(400, "missing_field", "the form has no non-empty file part 'image'")
+    return data, filename, image_type, engine
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    body = await _limited_body(request, MAX_JSON_BYTES)
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OcrRequestError(400, "invalid_json", "the request body is not UTF-8 JSON") from exc
+    if not isinstance(payload, dict):
+        raise OcrRequestError(400, "invalid_payload", "expected a JSON object")
+    return payload
+
+
+async def _by_reference(gateway: Gateway, ocr: OcrService, payload: dict[str, Any]) -> OcrResult:
+    """Read a photo already stored: by media id, or as a stored message's attachment."""
+    engine = _engine(payload.get("engine"))
+    if isinstance(payload.get("media_id"), str):
+        media_id = payload["media_id"]
+        source: dict[str, Any] = {"media_id": media_id}
+        image = media_id
+    elif isinstance(payload.get("message_id"), str):
+        media_id, source, image = await _attachment(gateway, payload["message_id"], payload.get("attachment", 0))
+    else:
+        raise OcrRequestError(400, "missing_field", "give 'media_id', or 'message_id' (and 'attachment')")
+    try:
+        return await ocr.read_media(media_id, image=image, source=source, engine=engine)
+    except LookupError as exc:
+        raise OcrRequestError(404, "not_found", str(exc)) from exc
+
+
+async def _attachment(gateway: Gateway, message_id: str, index: object) -> tuple[str, dict[str, Any], str]:
+    if gateway.store is None:
+        raise web.HTTPServiceUnavailable(text="the gateway is starting")
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise OcrRequestError(400, "invalid_field", "'attachment' must be a non-negative integer")
+    message = await gateway.store.get_message(message_id)
+    if message is None:
+        raise OcrRequestError(404, "not_found", f"no message {message_id}")
+    if index >= len(message.attachments):
+        raise OcrRequestError(404, "not_found", f"message {message_id} has no attachment {index}")
+    attachment = message.attachments[index]
+    if attachment.media_id is None:
+        raise OcrRequestError(404, "not_found", "that attachment's bytes are not in the media store")
+    source = {
+        "channel": message.channel,
+        "message_id": message.id,
+        "conversation_id": message.conversation_id,
+        "attachment": index,
+    }
+    return attachment.media_id, source, attachment.filename or attachment.media_id
