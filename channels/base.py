@@ -9,7 +9,8 @@ from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
-from store.models import InboundMessage, Message
+from store.media import MediaRejected as MediaRejected  # raised by MediaSink.save
+from store.models import Attachment, InboundMessage, Message
 
 _dumps = partial(json.dumps, ensure_ascii=False)
 
@@ -53,3 +54,50 @@ class InputChannel(ABC):
     @abstractmethod
     def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
         """The routes this channel serves; each calls ``on_message`` for every message."""
+
+    async def start(self, on_message: InboundHandler) -> None:
+        """Begin receiving without HTTP (e.g. Telegram polling); called once the store is up."""
+        return None
+
+    async def stop(self) -> None:
+        """Stop receiving; called at shutdown."""
+        return None
+
+
+class DeliveryFailed(Exception):
+    """Sending failed; ``permanent`` means retrying cannot help (blocked bot, unknown chat)."""
+
+    def __init__(self, detail: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.permanent = permanent
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait (rate limits), if it said."""
+
+
+class OutputChannel(ABC):
+    """Sends stored replies to one channel; the outbox dispatcher calls it, never the dialogue."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    async def send(self, message: Message) -> str | None:
+        """Deliver one outbox message to ``message.recipient_id``; returns the provider's message id if it gives one.
+
+        Raises :class:`DeliveryFailed` when the provider refused or could not be reached.
+        """
+
+    async def start(self) -> None:
+        """Open connections; called once before the first send."""
+        return None
+
+    async def close(self) -> None:
+        """Release connections; called at shutdown."""
+        return None
+
+
+class MediaSink(Protocol):
+    """Where adapters put downloaded attachments (the media store); returns their metadata."""
+
+    async def save(self, data: bytes, content_type: str, filename: str | None = None) -> Attachment:
+        """Store the bytes by content hash; raises :class:`MediaRejected` over the limits."""
+        ...

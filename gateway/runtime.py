@@ -7,17 +7,21 @@ import logging
 from pathlib import Path
 from typing import Self
 
+from aiohttp import web
+
 from backoffice import HandoffDesk
-from channels import InputChannel, RestInput
+from channels import InboundHandler, InputChannel, OutputChannel, RestInput
 from dialogue import DialogueEngine
+from gateway.outbox import OutboxDispatcher, RetryPolicy
 from gateway.settings import Settings
 from gateway.turns import TurnProcessor
 from nlu import NluClient, NluProject, OfflineNlu, RasaNluClient
 from nlu.server import EmbeddedRasaServer
 from nlu.understanding import UnderstandingClient, today_in
 from shop import MongoOrderService, load_orders_file
-from store import ConversationStore
+from store import ConversationStore, InboundMessage, Message
 from store.embedded import EmbeddedMongo
+from store.media import MediaStore
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +35,14 @@ class Gateway:
         store: ConversationStore | None,
         nlu: NluClient | None,
         channels: list[InputChannel],
+        senders: list[OutputChannel] | None = None,
+        media: MediaStore | None = None,
     ) -> None:
         self.settings = settings
         self.channels = channels
+        self.senders = senders or []
+        self.media = media or MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
+        self.outbox: OutboxDispatcher | None = None
         self._given_store = store
         self._given_nlu = nlu
         self._embedded_mongo: EmbeddedMongo | None = None
@@ -57,6 +66,7 @@ class Gateway:
             await self._embedded_mongo.start()
             store = ConversationStore.from_uri(self._embedded_mongo.uri, self.settings.mongodb_database)
         await store.ensure_indexes()
+        self.media.use_collection(store.media)
         self.orders = MongoOrderService(store.db)
         await self.orders.ensure_indexes()
         self.store = store
@@ -101,6 +111,19 @@ class Gateway:
         store = await self.start_store()
         # Until the NLU is up the dialogue treats it as an outage (clarify, offer a human).
         self.turns = TurnProcessor(store, OfflineNlu("the NLU server is starting"), self._dialogue(store))
+        self.outbox = OutboxDispatcher(
+            store,
+            self.senders,
+            RetryPolicy(
+                base_delay=self.settings.outbox_base_delay,
+                max_delay=self.settings.outbox_max_delay,
+                max_attempts=self.settings.outbox_max_attempts,
+            ),
+            poll_interval=self.settings.outbox_poll_interval,
+        )
+        await self.outbox.start()  # resumes replies a previous run did not deliver
+        for channel in self.channels:
+            await channel.start(self.handler_for(channel))
         if wait_for_nlu:
             await self._bring_up_nlu()
         else:
@@ -116,6 +139,21 @@ class Gateway:
             log.exception("NLU failed to start; the dialogue falls back until it is fixed")
             raise
         await self.turns.recover()
+
+    def handler_for(self, channel: InputChannel) -> InboundHandler:
+        """What a channel calls for every message: persist, run the turn, hand replies to the outbox."""
+
+        async def on_message(message: InboundMessage) -> list[Message]:
+            if self.turns is None or self.store is None:
+                raise web.HTTPServiceUnavailable(text="the gateway is starting")
+            replies = await self.turns(message)
+            if channel.replies_in_response:
+                await self.store.mark_delivered([r.id for r in replies if not r.delivered])
+            elif self.outbox is not None:
+                self.outbox.wake(message.channel)
+            return replies
+
+        return on_message
 
     def _dialogue(self, store: ConversationStore) -> DialogueEngine:
         assert self.orders is not None
@@ -133,6 +171,14 @@ class Gateway:
         return await self.orders.upsert(orders)
 
     async def stop(self) -> None:
+        for channel in self.channels:
+            try:
+                await channel.stop()
+            except Exception:
+                log.exception("stopping the %s channel failed", channel.name)
+        if self.outbox is not None:
+            await self.outbox.stop()
+            self.outbox = None
         if self._nlu_start is not None and not self._nlu_start.done():
             self._nlu_start.cancel()
         if self.nlu is not None and self.nlu is not self._given_nlu:
@@ -155,6 +201,8 @@ class GatewayBuilder:
         self._store: ConversationStore | None = None
         self._nlu: NluClient | None = None
         self._channels: list[InputChannel] | None = None
+        self._senders: list[OutputChannel] | None = None
+        self._media: MediaStore | None = None
 
     def settings(self, settings: Settings) -> Self:
         self._settings = settings
@@ -172,6 +220,31 @@ class GatewayBuilder:
         self._channels = list(channels)
         return self
 
+    def senders(self, *senders: OutputChannel) -> Self:
+        self._senders = list(senders)
+        return self
+
+    def media(self, media: MediaStore) -> Self:
+        self._media = media
+        return self
+
     def build(self) -> Gateway:
-        channels: list[InputChannel] = self._channels if self._channels is not None else [RestInput()]
-        return Gateway(self._settings, self._store, self._nlu, channels)
+        settings = self._settings
+        media = self._media or MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
+        channels: list[InputChannel] = [RestInput()]
+        senders: list[OutputChannel] = []
+        if self._channels is None or self._senders is None:
+            configured = configured_channels(settings, media)
+            channels += [pair[0] for pair in configured]
+            senders += [pair[1] for pair in configured]
+        if self._channels is not None:
+            channels = self._channels
+        if self._senders is not None:
+            senders = self._senders
+        return Gateway(settings, self._store, self._nlu, channels, senders, media)
+
+
+def configured_channels(settings: Settings, media: MediaStore) -> list[tuple[InputChannel, OutputChannel]]:
+    """The channels whose credentials are configured (REST is always on)."""
+    configured: list[tuple[InputChannel, OutputChannel]] = []
+    return configured

@@ -76,6 +76,7 @@ class ConversationStore:
         self.messages = self.db["messages"]
         self.events = self.db["events"]
         self.counters = self.db["counters"]
+        self.media = self.db["media"]
 
     @classmethod
     def from_uri(cls, uri: str, database: str = "aftersales") -> ConversationStore:
@@ -108,6 +109,7 @@ class ConversationStore:
         await self.messages.create_index("conversation_id")
         await self.messages.create_index([("in_reply_to", ASCENDING)])
         await self.messages.create_index([("direction", ASCENDING), ("processed", ASCENDING)])
+        await self.messages.create_index([("channel", ASCENDING), ("delivered", ASCENDING), ("failed", ASCENDING)])
         await self.events.create_index([("name", ASCENDING), ("at", ASCENDING)])
         await self.events.create_index([("conversation_id", ASCENDING)])
 
@@ -304,6 +306,10 @@ class ConversationStore:
             "recipient_id": outbound.recipient_id,
             "created_at": utcnow(),
             "delivered": False,
+            # Outbox state; an epoch-millisecond integer because nx-27017 turns $set datetimes into strings.
+            "attempts": 0,
+            "next_attempt_ms": 0,
+            "failed": False,
         }
         try:
             await self.messages.insert_one(doc)
@@ -332,6 +338,38 @@ class ConversationStore:
     async def mark_delivered(self, message_ids: list[str]) -> None:
         if message_ids:
             await self.messages.update_many({"_id": {"$in": message_ids}}, {"$set": {"delivered": True}})
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def pending_outbound(self, channel: str, limit: int = 200) -> list[tuple[Message, int]]:
+        """Undelivered replies for a channel, oldest first, each with when it may next be tried
+        (epoch milliseconds). Not-yet-due ones are included so a sender can keep per-recipient order."""
+        cursor = (
+            self.messages.find(
+                {"channel": channel, "direction": Direction.OUTBOUND.value, "delivered": False, "failed": False}
+            )
+            .sort("_id", ASCENDING)
+            .limit(limit)
+        )
+        return [(_from_doc(Message, d), int(d.get("next_attempt_ms", 0))) async for d in cursor]
+
+    async def mark_sent(self, message_id: str, provider_message_id: str | None) -> None:
+        changes: dict[str, Any] = {"delivered": True}
+        if provider_message_id is not None:
+            changes["provider_message_id"] = provider_message_id
+        await self.messages.update_one({"_id": message_id}, {"$set": changes})
+
+    async def schedule_retry(self, message_id: str, attempts: int, next_attempt_ms: int, error: str) -> None:
+        await self.messages.update_one(
+            {"_id": message_id},
+            {"$set": {"attempts": attempts, "next_attempt_ms": next_attempt_ms, "last_error": error[:500]}},
+        )
+
+    async def mark_send_failed(self, message_id: str, attempts: int, error: str) -> None:
+        """Give up on a reply (kept, with the reason, for an agent to see)."""
+        await self.messages.update_one(
+            {"_id": message_id}, {"$set": {"attempts": attempts, "failed": True, "last_error": error[:500]}}
+        )
 
     async def unprocessed_inbound(self, limit: int = 1000) -> list[Message]:
         cursor = (

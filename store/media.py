@@ -1,0 +1,135 @@
+"""The media store: attachment bytes on disk by SHA-256, their metadata in the ``media`` collection.
+
+Files live at ``<root>/<first two hex digits>/<sha256>``, so the same photo sent twice (or on two
+channels) is kept once. Size and type limits are checked before anything is written; the type
+is taken from the bytes' signature when it is one we know, not only from what the sender said.
+
+Must not know which channel an attachment came from or what will read it (OCR, agents).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from store.models import Attachment, utcnow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_ALLOWED_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "application/pdf"})
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+)
+
+_KNOWN_BY_SIGNATURE = frozenset({content_type for _, content_type in _SIGNATURES} | {"image/webp"})
+
+
+def sniff_content_type(data: bytes, declared: str) -> str:
+    """The type the bytes say they are. A declared type we know a signature for must match it
+    (a "photo" that is not one becomes ``application/octet-stream``); others are taken as declared."""
+    for signature, content_type in _SIGNATURES:
+        if data.startswith(signature):
+            return content_type
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    declared = declared.split(";")[0].strip().lower()
+    if not declared or declared in _KNOWN_BY_SIGNATURE:
+        return "application/octet-stream"
+    return declared
+
+
+class MediaRejected(ValueError):
+    """An attachment over the size limit or of a type not accepted; ``reason`` says which."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class MediaStore:
+    """Content-addressed attachment storage (what channel adapters know as a ``MediaSink``)."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        allowed_types: frozenset[str] = DEFAULT_ALLOWED_TYPES,
+    ) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self.allowed_types = allowed_types
+        self._metadata: AsyncCollection[dict[str, Any]] | None = None
+
+    def use_collection(self, collection: AsyncCollection[dict[str, Any]]) -> None:
+        """Where metadata goes; the gateway sets it once the store is up."""
+        self._metadata = collection
+
+    def path_of(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def check(self, size: int, content_type: str) -> None:
+        """Raise :class:`MediaRejected` if a file of this size and type would be refused."""
+        if size > self.max_bytes:
+            raise MediaRejected("too_large", f"the file has {size} bytes; the limit is {self.max_bytes}")
+        if content_type not in self.allowed_types:
+            raise MediaRejected("type_not_allowed", f"files of type {content_type} are not accepted")
+
+    async def save(self, data: bytes, content_type: str, filename: str | None = None) -> Attachment:
+        actual_type = sniff_content_type(data, content_type)
+        self.check(len(data), actual_type)
+        sha256 = hashlib.sha256(data).hexdigest()
+        await asyncio.to_thread(self._write, sha256, data)
+        if self._metadata is not None:
+            with contextlib.suppress(DuplicateKeyError):  # the same bytes were stored before
+                await self._metadata.insert_one(
+                    {
+                        "_id": sha256,
+                        "content_type": actual_type,
+                        "size": len(data),
+                        "filename": filename,
+                        "created_at": utcnow(),
+                    }
+                )
+        return Attachment(
+            kind=actual_type.split("/")[0] if actual_type.startswith(("image/", "audio/", "video/")) else "document",
+            content_type=actual_type,
+            media_id=sha256,
+            filename=filename,
+            size=len(data),
+        )
+
+    async def read(self, sha256: str) -> bytes:
+        return await asyncio.to_thread(self.path_of(sha256).read_bytes)
+
+    def _write(self, sha256: str, data: bytes) -> None:
+        path = self.path_of(sha256)
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write beside the target and rename, so a reader never sees half a file.
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        log.debug("stored media %s (%d bytes)", sha256, len(data))
