@@ -22,7 +22,7 @@ from pathlib import Path
 from aiohttp import web
 from tqdm import tqdm
 
-from gateway import GatewayBuilder, Settings, build_app
+from gateway import GatewayBuilder, Settings, SettingsError, build_app
 from nlu import NluProject, NluUnavailable
 from nlu.evaluation import evaluate, format_report, load_test_examples, reference_date, write_confusion_png
 from nlu.project import TrainingFailed
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "seed":
             return asyncio.run(_seed(args.orders))
         return asyncio.run(_serve(args.host, args.port, args.seed_orders))
-    except (TrainingFailed, SeedError, ChildStartError, RasaDataError, NluUnavailable) as exc:
+    except (TrainingFailed, SeedError, ChildStartError, RasaDataError, NluUnavailable, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. the port is taken
@@ -106,6 +106,7 @@ async def _serve(host: str, port: int, seed_orders: Path | None) -> int:
             f"Gateway listening on {base}\n"
             f"  health        GET  {base}/health  (503 until the store and NLU are ready)\n"
             f'  REST channel  POST {base}/webhooks/rest/webhook  {{"sender": "...", "message": "..."}}\n'
+            f"  channels      {', '.join(c.name for c in gateway.channels)}\n"
             f"  store         {store}\n"
             f"  NLU           {', '.join(settings.rasa_urls) or 'embedded Rasa server (trains on first start)'}",
             flush=True,

@@ -20,6 +20,18 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=_dumps)
 
 
+def national_phone(raw: str) -> str:
+    """A phone number as the shop keeps it: digits only, a mainland China ``+86`` prefix dropped.
+
+    Telegram contacts and Twilio give E.164 (``+8613800138000``); orders carry ``13800138000``,
+    and the identity link only works when both spell it the same.
+    """
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    if len(digits) == 13 and digits.startswith("86"):
+        return digits[2:]
+    return digits
+
+
 class InboundHandler(Protocol):
     """Accepts one normalised inbound message and returns the replies of that turn.
 

@@ -11,6 +11,8 @@ from aiohttp import web
 
 from backoffice import HandoffDesk
 from channels import InboundHandler, InputChannel, OutputChannel, RestInput
+from channels.sms import TwilioSmsInput, TwilioSmsOutput
+from channels.telegram import TelegramInput, TelegramOutput, make_bot
 from dialogue import DialogueEngine
 from gateway.outbox import OutboxDispatcher, RetryPolicy
 from gateway.settings import Settings
@@ -110,7 +112,12 @@ class Gateway:
         """
         store = await self.start_store()
         # Until the NLU is up the dialogue treats it as an outage (clarify, offer a human).
-        self.turns = TurnProcessor(store, OfflineNlu("the NLU server is starting"), self._dialogue(store))
+        self.turns = TurnProcessor(
+            store,
+            OfflineNlu("the NLU server is starting"),
+            self._dialogue(store),
+            media_max_bytes=self.media.max_bytes,
+        )
         self.outbox = OutboxDispatcher(
             store,
             self.senders,
@@ -247,4 +254,35 @@ class GatewayBuilder:
 def configured_channels(settings: Settings, media: MediaStore) -> list[tuple[InputChannel, OutputChannel]]:
     """The channels whose credentials are configured (REST is always on)."""
     configured: list[tuple[InputChannel, OutputChannel]] = []
+    if settings.telegram_bot_token:
+        if settings.telegram_mode not in ("webhook", "polling"):
+            raise SettingsError(f"TELEGRAM_MODE must be webhook or polling, not {settings.telegram_mode!r}")
+        if settings.telegram_mode == "webhook" and not settings.telegram_webhook_secret:
+            raise SettingsError("TELEGRAM_BOT_TOKEN in webhook mode needs TELEGRAM_WEBHOOK_SECRET")
+        bot = make_bot(settings.telegram_bot_token, settings.telegram_api_base_url)
+        telegram_in = TelegramInput(
+            bot,
+            media,
+            webhook_secret=settings.telegram_webhook_secret,
+            polling=settings.telegram_mode == "polling",
+            public_base_url=settings.public_base_url,
+        )
+        configured.append((telegram_in, TelegramOutput(bot)))
+    if settings.twilio_account_sid or settings.twilio_auth_token:
+        if not (settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from_number):
+            raise SettingsError("the SMS channel needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER")
+        sms_in = TwilioSmsInput(
+            settings.twilio_auth_token, settings.twilio_account_sid, public_base_url=settings.public_base_url
+        )
+        sms_out = TwilioSmsOutput(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            settings.twilio_from_number,
+            api_base_url=settings.twilio_api_base_url,
+        )
+        configured.append((sms_in, sms_out))
     return configured
+
+
+class SettingsError(ValueError):
+    """A channel is configured half-way; the gateway refuses to start rather than run insecurely."""
