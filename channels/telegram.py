@@ -163,9 +163,10 @@ class TelegramInput(InputChannel):
                     await on_message(await self.to_inbound(update))
                 except (InvalidInbound, Ignored) as reason:
                     log.info("telegram update %s skipped: %s", update.update_id, reason)
-                except TelegramError as exc:
-                    log.error("telegram update %s: Bot API call failed, will retry: %s", update.update_id, exc)
-                    break  # offset stays: the update comes again
+                except Exception as exc:  # Bot API or store trouble: the update comes again
+                    log.error("telegram update %s not taken, will retry: %s", update.update_id, exc)
+                    await asyncio.sleep(1.0)
+                    break  # offset stays
                 offset = update.update_id + 1
 
     # -- Update → InboundMessage -----------------------------------------------------------

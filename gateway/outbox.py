@@ -111,7 +111,9 @@ class OutboxDispatcher:
             try:
                 async with asyncio.timeout(self.policy.send_timeout):
                     provider_id = await sender.send(message)
-            except (DeliveryFailed, TimeoutError) as exc:
+            except Exception as exc:  # DeliveryFailed, a timeout, or a sender bug: all get the backoff
+                if not isinstance(exc, DeliveryFailed | TimeoutError):
+                    log.exception("the %s sender failed unexpectedly", channel)
                 held.add(recipient)
                 await self._failed(message.id, message.attempts + 1, exc, message.conversation_id, channel)
                 continue

@@ -174,3 +174,16 @@ async def test_media_over_the_limits_is_refused_before_anything_is_written(tmp_p
         await media.save(b"MZ\x90\x00 not a photo", "image/jpeg")  # the bytes are not a JPEG
     assert wrong_type.value.reason == "type_not_allowed"
     assert not (tmp_path / "media").exists()
+
+
+async def test_a_sender_bug_is_backed_off_like_a_failure(store: ConversationStore) -> None:
+    class Broken(FlakySender):
+        async def send(self, message: Message) -> str | None:
+            raise RuntimeError("bug")
+
+    clock = Clock()
+    outbox = OutboxDispatcher(store, [Broken()], POLICY, clock_ms=clock)
+    await queue(store, "fake", "x")
+    await outbox.deliver_due("fake")
+    [(message, due)] = await store.pending_outbound("fake")
+    assert message.attempts == 1 and due == clock.ms + 2000

@@ -308,3 +308,26 @@ async def test_the_customer_is_told_when_a_photo_is_refused(
         await wait_for(told)
     assert sum("无法接收" in s["text"] for s in standin.sent) == 1
     assert [p for p in (tmp_path / "var" / "media").rglob("*") if p.is_file()] == []
+
+
+async def test_a_message_taken_before_a_crash_is_answered_after_the_restart(
+    tmp_path: Path, store: ConversationStore, nlu: NluClient, standin: BotApiStandIn
+) -> None:
+    # The gateway stored this update (Telegram got its 200), then died before the turn ran.
+    await store.accept_inbound(
+        InboundMessage(
+            channel="telegram", sender_id=str(CHAT), channel_message_id="7001", text="查一下订单202611150001"
+        )
+    )
+    settings = Settings(var_dir=tmp_path / "var", outbox_poll_interval=0.05)
+    gateway = telegram_gateway(settings, store, nlu, standin.base_url)
+    await gateway.seed_orders(DEMO_ORDERS)
+    async with TestClient(TestServer(build_app(gateway))):
+
+        async def answered() -> bool:
+            await asyncio.sleep(0.02)
+            return any("202611150001" in s["text"] for s in standin.sent)
+
+        await wait_for(answered)
+    assert all(s["chat_id"] == str(CHAT) for s in standin.sent)
+    assert await store.count_messages(direction="out", delivered=False) == 0
