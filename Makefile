@@ -1,5 +1,5 @@
 # `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
-.PHONY: setup run test lint bench bench-nlu clean
+.PHONY: setup run test lint bench bench-nlu bench-channels clean
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,9 @@ bench: setup
 
 bench-nlu: setup
 	.venv/bin/python bench/nlu.py --train
+
+bench-channels: setup
+	.venv/bin/python bench/channels.py
 
 clean:
 	rm -rf var models .pytest_cache .ruff_cache
