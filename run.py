@@ -16,12 +16,14 @@ import json
 import logging
 import signal
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
 from aiohttp import web
 from tqdm import tqdm
 
+from channels.app_im import sign_user
 from gateway import GatewayBuilder, Settings, SettingsError, build_app
 from nlu import NluProject, NluUnavailable
 from nlu.evaluation import evaluate, format_report, load_test_examples, reference_date, write_confusion_png
@@ -107,6 +109,7 @@ async def _serve(host: str, port: int, seed_orders: Path | None) -> int:
             f"  health        GET  {base}/health  (503 until the store and NLU are ready)\n"
             f'  REST channel  POST {base}/webhooks/rest/webhook  {{"sender": "...", "message": "..."}}\n'
             f"  channels      {', '.join(c.name for c in gateway.channels)}\n"
+            f"{_chat_page_line(settings, base)}"
             f"  store         {store}\n"
             f"  NLU           {', '.join(settings.rasa_urls) or 'embedded Rasa server (trains on first start)'}",
             flush=True,
@@ -121,6 +124,15 @@ async def _serve(host: str, port: int, seed_orders: Path | None) -> int:
         await runner.cleanup()  # stops the gateway and its child servers
         await gateway.stop()  # in case the app never started (seed or bind failed)
     return 0
+
+
+def _chat_page_line(settings: Settings, base: str) -> str:
+    """A signed link to the customer chat page for a demo user, when the app channel is on."""
+    if not settings.app_im_secret:
+        return ""
+    expires = int(time.time()) + 24 * 3600
+    token = sign_user(settings.app_im_secret, "demo", expires)
+    return f"  chat page     {base}/chat?user=demo&expires={expires}&token={token}  (demo user, 24 h)\n"
 
 
 async def _parse_lines() -> int:

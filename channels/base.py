@@ -79,11 +79,15 @@ class InputChannel(ABC):
 class DeliveryFailed(Exception):
     """Sending failed; ``permanent`` means retrying cannot help (blocked bot, unknown chat)."""
 
-    def __init__(self, detail: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, detail: str, *, permanent: bool = False, retry_after: float | None = None, offline: bool = False
+    ) -> None:
         super().__init__(detail)
         self.permanent = permanent
         self.retry_after = retry_after
         """Seconds the provider asked us to wait (rate limits), if it said."""
+        self.offline = offline
+        """The customer is not connected (app); the channel delivers on reconnect, so this is no failure."""
 
 
 class OutputChannel(ABC):
@@ -110,6 +114,12 @@ class OutputChannel(ABC):
 class MediaSink(Protocol):
     """Where adapters put downloaded attachments (the media store); returns their metadata."""
 
+    max_bytes: int
+
     async def save(self, data: bytes, content_type: str, filename: str | None = None) -> Attachment:
         """Store the bytes by content hash; raises :class:`MediaRejected` over the limits."""
+        ...
+
+    async def describe(self, media_id: str) -> Attachment | None:
+        """Metadata of media stored earlier (e.g. uploaded before the message referencing it)."""
         ...

@@ -123,6 +123,12 @@ class OutboxDispatcher:
 
     async def _failed(self, message_id: str, attempts: int, exc: Exception, conversation_id: str, channel: str) -> None:
         error = str(exc) or type(exc).__name__
+        if isinstance(exc, DeliveryFailed) and exc.offline:
+            # Not an attempt: look again much later; the channel replays it when the customer is back.
+            await self.store.schedule_retry(
+                message_id, attempts - 1, self.clock_ms() + int(self.policy.max_delay * 1000), error
+            )
+            return
         permanent = isinstance(exc, DeliveryFailed) and exc.permanent
         if permanent or attempts >= self.policy.max_attempts:
             log.error("giving up on reply %s via %s after %d attempts: %s", message_id, channel, attempts, error)

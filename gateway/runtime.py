@@ -11,6 +11,7 @@ from aiohttp import web
 
 from backoffice import HandoffDesk
 from channels import InboundHandler, InputChannel, OutputChannel, RestInput
+from channels.app_im import AppImInput, AppImOutput, Connections
 from channels.sms import TwilioSmsInput, TwilioSmsOutput
 from channels.telegram import TelegramInput, TelegramOutput, make_bot
 from dialogue import DialogueEngine
@@ -39,12 +40,14 @@ class Gateway:
         channels: list[InputChannel],
         senders: list[OutputChannel] | None = None,
         media: MediaStore | None = None,
+        feed: StoreFeed | None = None,
     ) -> None:
         self.settings = settings
         self.channels = channels
         self.senders = senders or []
         self.media = media or MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
         self.outbox: OutboxDispatcher | None = None
+        self.feed = feed or StoreFeed()
         self._given_store = store
         self._given_nlu = nlu
         self._embedded_mongo: EmbeddedMongo | None = None
@@ -69,6 +72,7 @@ class Gateway:
             store = ConversationStore.from_uri(self._embedded_mongo.uri, self.settings.mongodb_database)
         await store.ensure_indexes()
         self.media.use_collection(store.media)
+        self.feed.store = store
         self.orders = MongoOrderService(store.db)
         await self.orders.ensure_indexes()
         self.store = store
@@ -238,22 +242,51 @@ class GatewayBuilder:
     def build(self) -> Gateway:
         settings = self._settings
         media = self._media or MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
+        feed = StoreFeed()
         channels: list[InputChannel] = [RestInput()]
         senders: list[OutputChannel] = []
         if self._channels is None or self._senders is None:
-            configured = configured_channels(settings, media)
+            configured = configured_channels(settings, media, feed)
             channels += [pair[0] for pair in configured]
             senders += [pair[1] for pair in configured]
         if self._channels is not None:
             channels = self._channels
         if self._senders is not None:
             senders = self._senders
-        return Gateway(settings, self._store, self._nlu, channels, senders, media)
+        return Gateway(settings, self._store, self._nlu, channels, senders, media, feed)
 
 
-def configured_channels(settings: Settings, media: MediaStore) -> list[tuple[InputChannel, OutputChannel]]:
+class StoreFeed:
+    """The store's conversation history for channels that replay it (app IM), bound at start."""
+
+    def __init__(self) -> None:
+        self.store: ConversationStore | None = None
+
+    def _store(self) -> ConversationStore:
+        if self.store is None:
+            raise web.HTTPServiceUnavailable(text="the gateway is starting")
+        return self.store
+
+    async def channel_history(
+        self, channel: str, sender_id: str, after_id: str | None = None, limit: int = 100
+    ) -> list[Message]:
+        return await self._store().channel_history(channel, sender_id, after_id, limit)
+
+    async def mark_delivered(self, message_ids: list[str]) -> None:
+        await self._store().mark_delivered(message_ids)
+
+    async def mark_read(self, channel: str, sender_id: str, up_to_id: str) -> int:
+        return await self._store().mark_read(channel, sender_id, up_to_id)
+
+
+def configured_channels(
+    settings: Settings, media: MediaStore, feed: StoreFeed
+) -> list[tuple[InputChannel, OutputChannel]]:
     """The channels whose credentials are configured (REST is always on)."""
     configured: list[tuple[InputChannel, OutputChannel]] = []
+    if settings.app_im_secret:
+        connections = Connections()
+        configured.append((AppImInput(settings.app_im_secret, connections, media, feed), AppImOutput(connections)))
     if settings.telegram_bot_token:
         if settings.telegram_mode not in ("webhook", "polling"):
             raise SettingsError(f"TELEGRAM_MODE must be webhook or polling, not {settings.telegram_mode!r}")

@@ -46,6 +46,8 @@ class Settings:
     telegram_mode: str = "webhook"
     """``webhook`` (production) or ``polling`` (development, no public URL needed)."""
     telegram_api_base_url: str = "https://api.telegram.org"
+    app_im_secret: str | None = None
+    """Set to enable the app IM websocket; the shop's backend signs user tokens with it."""
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     """Both set enable the SMS channel."""
@@ -83,6 +85,7 @@ class Settings:
             telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET") or None,
             telegram_mode=env.get("TELEGRAM_MODE", defaults.telegram_mode),
             telegram_api_base_url=(env.get("TELEGRAM_API_BASE_URL") or defaults.telegram_api_base_url).rstrip("/"),
+            app_im_secret=env.get("APP_IM_SECRET") or None,
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
             twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,

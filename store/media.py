@@ -108,11 +108,27 @@ class MediaStore:
                     }
                 )
         return Attachment(
-            kind=actual_type.split("/")[0] if actual_type.startswith(("image/", "audio/", "video/")) else "document",
+            kind=_kind(actual_type),
             content_type=actual_type,
             media_id=sha256,
             filename=filename,
             size=len(data),
+        )
+
+    async def describe(self, media_id: str) -> Attachment | None:
+        """The metadata of stored media, or None if there is no such file."""
+        if self._metadata is None or len(media_id) != 64:
+            return None
+        doc = await self._metadata.find_one({"_id": media_id})
+        if doc is None or not self.path_of(media_id).exists():
+            return None
+        content_type = str(doc["content_type"])
+        return Attachment(
+            kind=_kind(content_type),
+            content_type=content_type,
+            media_id=media_id,
+            filename=doc.get("filename"),
+            size=doc.get("size"),
         )
 
     async def read(self, sha256: str) -> bytes:
@@ -133,3 +149,7 @@ class MediaStore:
             Path(temp).unlink(missing_ok=True)
             raise
         log.debug("stored media %s (%d bytes)", sha256, len(data))
+
+
+def _kind(content_type: str) -> str:
+    return content_type.split("/")[0] if content_type.startswith(("image/", "audio/", "video/")) else "document"

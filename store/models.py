@@ -113,6 +113,7 @@ class Message(BaseModel):
     created_at: datetime
     processed: bool = True
     delivered: bool = False
+    read: bool = Field(default=False, description="outbound: the customer's client reported it seen")
     attempts: int = Field(default=0, description="outbound: failed send attempts so far")
     failed: bool = Field(default=False, description="outbound: given up (permanent error or too many attempts)")
     understanding: dict[str, Any] | None = None

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from bson import ObjectId
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -370,6 +370,37 @@ class ConversationStore:
         await self.messages.update_one(
             {"_id": message_id}, {"$set": {"attempts": attempts, "failed": True, "last_error": error[:500]}}
         )
+
+    async def channel_history(
+        self, channel: str, sender_id: str, after_id: str | None = None, limit: int = 100
+    ) -> list[Message]:
+        """Messages of this channel identity's open conversation after ``after_id`` (ids sort by
+        time), oldest first; without ``after_id`` the latest ``limit``."""
+        conversation = await self.conversations.find_one({"open_key": f"{channel}:{sender_id}"})
+        if conversation is None:
+            return []
+        query: dict[str, Any] = {"conversation_id": conversation["_id"]}
+        if after_id is None:
+            cursor = self.messages.find(query).sort("_id", DESCENDING).limit(limit)
+            return list(reversed([_from_doc(Message, d) async for d in cursor]))
+        query["_id"] = {"$gt": after_id}
+        cursor = self.messages.find(query).sort("_id", ASCENDING).limit(limit)
+        return [_from_doc(Message, d) async for d in cursor]
+
+    async def mark_read(self, channel: str, sender_id: str, up_to_id: str) -> int:
+        """The customer has seen our messages up to and including ``up_to_id``."""
+        conversation = await self.conversations.find_one({"open_key": f"{channel}:{sender_id}"})
+        if conversation is None:
+            return 0
+        result = await self.messages.update_many(
+            {
+                "conversation_id": conversation["_id"],
+                "direction": Direction.OUTBOUND.value,
+                "_id": {"$lte": up_to_id},
+            },
+            {"$set": {"read": True, "delivered": True}},
+        )
+        return result.modified_count
 
     async def unprocessed_inbound(self, limit: int = 1000) -> list[Message]:
         cursor = (

@@ -175,7 +175,7 @@ def test_sms_is_enabled_only_when_fully_configured() -> None:
 # -- end to end ---------------------------------------------------------------------------
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
+async def wait_for(condition: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
     for _ in range(int(seconds / 0.02)):
         if await condition():
             return

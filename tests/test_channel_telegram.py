@@ -219,7 +219,7 @@ def telegram_gateway(settings: Settings, store: ConversationStore, nlu: NluClien
     )
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
+async def wait_for(condition: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
     for _ in range(int(seconds / 0.02)):
         if await condition():
             return
