@@ -213,6 +213,9 @@ class AppImInput(InputChannel):
         except InvalidInbound as error:
             log.info("app frame from %s refused: %s", user, error.detail)
             await _error(socket, error.code, error.detail, **error.extra)
+        except Exception:  # e.g. the store is down: the client keeps the message unacked and resends it
+            log.exception("app frame from %s failed", user)
+            await _error(socket, "unavailable", "the message could not be taken now; it will be resent")
 
     async def parse_message(self, user: str, frame: dict[str, Any]) -> InboundMessage:
         client_id = frame.get("client_id")

@@ -210,3 +210,25 @@ async def test_resume_without_an_id_replays_recent_history(app_client: TestClien
         await socket.send_json({"type": "resume", "after": after})
         frame = await next_frame(socket, "message")
         assert frame["text"] == "第一条" and frame["direction"] == "in"
+
+
+async def test_a_message_the_gateway_cannot_take_gets_an_error_and_can_be_resent(
+    store: ConversationStore, tmp_path: Path
+) -> None:
+    failures = [RuntimeError("store down")]
+
+    async def flaky(message: InboundMessage) -> list[Message]:
+        if failures:
+            raise failures.pop()
+        await store.accept_inbound(message)
+        return []
+
+    app = web.Application()
+    app.router.add_routes(AppImInput(SECRET, Connections(), MediaStore(tmp_path), store).routes(flaky))
+    async with TestClient(TestServer(app)) as http, http.ws_connect(f"{WS_PATH}?{auth('u1')}") as socket:
+        frame = {"type": "message", "client_id": "r1", "text": "在吗"}
+        await socket.send_json(frame)
+        assert (await next_frame(socket))["error"] == "unavailable"
+        await socket.send_json(frame)
+        assert (await next_frame(socket))["type"] == "ack"
+    assert await store.count_messages(channel="app") == 1

@@ -205,9 +205,11 @@ async def test_an_sms_conversation_through_the_gateway_survives_an_outage(
         assert (await http.post(WEBHOOK_PATH, data=form, headers=headers)).status == 200  # Twilio retried
 
         async def answered() -> bool:
-            return any("202611150001" in s["Body"] for s in standin.sent)
+            replies = await store.count_messages(direction="out")
+            return replies > 0 and await store.count_messages(direction="out", delivered=False) == 0
 
         await wait_for(answered)
+        assert any("202611150001" in s["Body"] for s in standin.sent)
         assert all(s["To"] == CUSTOMER and s["From"] == FROM_NUMBER for s in standin.sent)
         assert len(standin.sent) == await store.count_messages(direction="out")
 

@@ -219,6 +219,13 @@ def telegram_gateway(settings: Settings, store: ConversationStore, nlu: NluClien
     )
 
 
+async def all_replies_sent(store: ConversationStore) -> bool:
+    """The turn's replies are in the outbox and all of them went out (a turn may give several)."""
+    return await store.count_messages(direction="out") > 0 and (
+        await store.count_messages(direction="out", delivered=False) == 0
+    )
+
+
 async def wait_for(condition: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
     for _ in range(int(seconds / 0.02)):
         if await condition():
@@ -243,9 +250,10 @@ async def test_a_conversation_through_the_gateway_survives_an_outage_and_a_resta
 
         async def answered() -> bool:
             await asyncio.sleep(0.02)
-            return any("202611150001" in t for t in await sent_texts())
+            return await all_replies_sent(store)
 
         await wait_for(answered)
+        assert any("202611150001" in t for t in await sent_texts())
         assert len(standin.sent) == await store.count_messages(direction="out")
         assert await store.count_messages(channel="telegram", direction="in") == 1
 
@@ -326,8 +334,9 @@ async def test_a_message_taken_before_a_crash_is_answered_after_the_restart(
 
         async def answered() -> bool:
             await asyncio.sleep(0.02)
-            return any("202611150001" in s["text"] for s in standin.sent)
+            return await all_replies_sent(store)
 
         await wait_for(answered)
+    assert any("202611150001" in s["text"] for s in standin.sent)
     assert all(s["chat_id"] == str(CHAT) for s in standin.sent)
-    assert await store.count_messages(direction="out", delivered=False) == 0
+    assert len(standin.sent) == await store.count_messages(direction="out")
