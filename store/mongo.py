@@ -9,6 +9,7 @@ creates documents with plain inserts guarded by unique indexes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +54,10 @@ M = TypeVar("M", Customer, Conversation, Message)
 def _from_doc(model: type[M], doc: dict[str, Any]) -> M:
     data = {("id" if k == "_id" else k): _aware(v) for k, v in doc.items()}
     return model.model_validate(data)
+
+
+class MergeRefused(ValueError):
+    """A customer merge that would lose or mix up identities; nothing was changed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +161,63 @@ class ConversationStore:
     async def get_customer(self, customer_id: str) -> Customer | None:
         doc = await self.customers.find_one({"_id": customer_id})
         return _from_doc(Customer, doc) if doc else None
+
+    async def merge_customers(self, source_id: str, target_id: str, *, actor: str, reason: str) -> Customer:
+        """Fold ``source`` into ``target``: its identities, conversations and messages move over.
+
+        Explicit (an agent or the shop's backend decides, never a guess) and audited: a
+        ``customers_merged`` event records who, why and which identities moved. Written without a
+        transaction (standalone MongoDB has none): the event is written first as a journal and
+        every step is idempotent, so re-running an interrupted merge finishes it.
+        Raises :class:`MergeRefused` for unknown customers, a merge into itself, or identities of
+        the same kind with different values on both (an agent must pick one first).
+        """
+        if source_id == target_id:
+            raise MergeRefused("a customer cannot be merged into itself")
+        source = await self.customers.find_one({"_id": source_id})
+        target = await self.customers.find_one({"_id": target_id})
+        if source is None or target is None:
+            raise MergeRefused(f"unknown customer: {source_id if source is None else target_id}")
+        journal_id = f"merge:{source_id}:{target_id}"
+        journal = await self.events.find_one({"_id": journal_id})
+        if journal is None:
+            if source.get("merged_into"):
+                raise MergeRefused(f"customer {source_id} was already merged into {source['merged_into']}")
+            moving: dict[str, str] = dict(source.get("identities", {}))
+            theirs: dict[str, str] = target.get("identities", {})
+            conflicts = sorted(k for k, v in moving.items() if k in theirs and theirs[k] != v)
+            if conflicts:
+                raise MergeRefused(f"both customers have a different {', '.join(conflicts)}")
+            journal = {
+                "_id": journal_id,
+                "name": "customers_merged",
+                "customer_id": target_id,
+                "data": {
+                    "source": source_id,
+                    "target": target_id,
+                    "actor": actor,
+                    "reason": reason,
+                    "identities": moving,
+                },
+                "at": utcnow(),
+            }
+            with contextlib.suppress(DuplicateKeyError):
+                await self.events.insert_one(journal)
+        moving = dict(journal["data"]["identities"])
+        if moving:
+            # Unset first: the unique identity indexes allow a value on one customer only.
+            await self.customers.update_one({"_id": source_id}, {"$unset": {f"identities.{k}": "" for k in moving}})
+            await self.customers.update_one(
+                {"_id": target_id}, {"$set": {f"identities.{k}": v for k, v in moving.items()}}
+            )
+        await self.conversations.update_many({"customer_id": source_id}, {"$set": {"customer_id": target_id}})
+        await self.messages.update_many({"customer_id": source_id}, {"$set": {"customer_id": target_id}})
+        await self.customers.update_one({"_id": source_id}, {"$set": {"merged_into": target_id}})
+        merged = await self.get_customer(target_id)
+        if merged is None:
+            raise MergeRefused(f"customer {target_id} disappeared during the merge")
+        log.info("customer %s merged into %s by %s: %s", source_id, target_id, actor, reason)
+        return merged
 
     # -- conversations ---------------------------------------------------------------------
 
