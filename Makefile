@@ -1,5 +1,5 @@
 # `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
-.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr clean
+.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-channels clean
 
 setup:
 	@bash scripts/setup.sh
@@ -27,6 +27,9 @@ bench-routes:
 
 bench-ocr: setup
 	.venv/bin/python bench/ocr.py --per-damage 6
+
+bench-channels: setup
+	.venv/bin/python bench/channels.py
 
 clean:
 	rm -rf var models .pytest_cache .ruff_cache

@@ -18,6 +18,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -28,7 +29,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tqdm import tqdm
 
 from backoffice.routing.cli import add_routes_commands, run_routes_command
-from gateway import GatewayBuilder, Settings, build_app
+from channels.app_im import sign_user
+from gateway import GatewayBuilder, Settings, SettingsError, build_app
 from media_ocr.batch import read_files
 from media_ocr.engines import ENGINE_NAMES, EngineUnavailable
 from media_ocr.validation import OrderCheck
@@ -95,7 +97,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ocr":
             return asyncio.run(_ocr(args.images, args.engine, as_json=args.json, order_check=args.order_check))
         return asyncio.run(_serve(args.host, args.port, args.seed_orders))
-    except (TrainingFailed, SeedError, ChildStartError, RasaDataError, NluUnavailable, EngineUnavailable) as exc:
+    except (
+        TrainingFailed,
+        SeedError,
+        ChildStartError,
+        RasaDataError,
+        NluUnavailable,
+        EngineUnavailable,
+        SettingsError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. the port is taken
@@ -126,6 +136,8 @@ async def _serve(host: str, port: int, seed_orders: Path | None) -> int:
             f"Gateway listening on {base}\n"
             f"  health        GET  {base}/health  (503 until the store and NLU are ready)\n"
             f'  REST channel  POST {base}/webhooks/rest/webhook  {{"sender": "...", "message": "..."}}\n'
+            f"  channels      {', '.join(c.name for c in gateway.channels)}\n"
+            f"{_chat_page_line(settings, base)}"
             f"  store         {store}\n"
             f"  NLU           {', '.join(settings.rasa_urls) or 'embedded Rasa server (trains on first start)'}",
             flush=True,
@@ -140,6 +152,15 @@ async def _serve(host: str, port: int, seed_orders: Path | None) -> int:
         await runner.cleanup()  # stops the gateway and its child servers
         await gateway.stop()  # in case the app never started (seed or bind failed)
     return 0
+
+
+def _chat_page_line(settings: Settings, base: str) -> str:
+    """A signed link to the customer chat page for a demo user, when the app channel is on."""
+    if not settings.app_im_secret:
+        return ""
+    expires = int(time.time()) + 24 * 3600
+    token = sign_user(settings.app_im_secret, "demo", expires)
+    return f"  chat page     {base}/chat?user=demo&expires={expires}&token={token}  (demo user, 24 h)\n"
 
 
 async def _parse_lines() -> int:

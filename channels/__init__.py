@@ -8,7 +8,15 @@ Must not know about dialogue, NLU or the database: an adapter only sees the inbo
 the messages it returns.
 """
 
-from channels.base import InboundHandler, InputChannel, InvalidInbound
+from channels.base import DeliveryFailed, InboundHandler, InputChannel, InvalidInbound, MediaSink, OutputChannel
 from channels.rest import RestInput
 
-__all__ = ["InboundHandler", "InputChannel", "InvalidInbound", "RestInput"]
+__all__ = [
+    "DeliveryFailed",
+    "InboundHandler",
+    "InputChannel",
+    "InvalidInbound",
+    "MediaSink",
+    "OutputChannel",
+    "RestInput",
+]

@@ -9,7 +9,8 @@ from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
-from store.models import InboundMessage, Message
+from store.media import MediaRejected as MediaRejected  # raised by MediaSink.save
+from store.models import Attachment, InboundMessage, Message
 
 _dumps = partial(json.dumps, ensure_ascii=False)
 
@@ -17,6 +18,18 @@ _dumps = partial(json.dumps, ensure_ascii=False)
 def json_response(data: Any, status: int = 200) -> web.Response:
     """A JSON response with Chinese left readable (UTF-8), not \\u-escaped."""
     return web.json_response(data, status=status, dumps=_dumps)
+
+
+def national_phone(raw: str) -> str:
+    """A phone number as the shop keeps it: digits only, a mainland China ``+86`` prefix dropped.
+
+    Telegram contacts and Twilio give E.164 (``+8613800138000``); orders carry ``13800138000``,
+    and the identity link only works when both spell it the same.
+    """
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    if len(digits) == 13 and digits.startswith("86"):
+        return digits[2:]
+    return digits
 
 
 class InboundHandler(Protocol):
@@ -53,3 +66,60 @@ class InputChannel(ABC):
     @abstractmethod
     def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
         """The routes this channel serves; each calls ``on_message`` for every message."""
+
+    async def start(self, on_message: InboundHandler) -> None:
+        """Begin receiving without HTTP (e.g. Telegram polling); called once the store is up."""
+        return None
+
+    async def stop(self) -> None:
+        """Stop receiving; called at shutdown."""
+        return None
+
+
+class DeliveryFailed(Exception):
+    """Sending failed; ``permanent`` means retrying cannot help (blocked bot, unknown chat)."""
+
+    def __init__(
+        self, detail: str, *, permanent: bool = False, retry_after: float | None = None, offline: bool = False
+    ) -> None:
+        super().__init__(detail)
+        self.permanent = permanent
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait (rate limits), if it said."""
+        self.offline = offline
+        """The customer is not connected (app); the channel delivers on reconnect, so this is no failure."""
+
+
+class OutputChannel(ABC):
+    """Sends stored replies to one channel; the outbox dispatcher calls it, never the dialogue."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    async def send(self, message: Message) -> str | None:
+        """Deliver one outbox message to ``message.recipient_id``; returns the provider's message id if it gives one.
+
+        Raises :class:`DeliveryFailed` when the provider refused or could not be reached.
+        """
+
+    async def start(self) -> None:
+        """Open connections; called once before the first send."""
+        return None
+
+    async def close(self) -> None:
+        """Release connections; called at shutdown."""
+        return None
+
+
+class MediaSink(Protocol):
+    """Where adapters put downloaded attachments (the media store); returns their metadata."""
+
+    max_bytes: int
+
+    async def save(self, data: bytes, content_type: str, filename: str | None = None) -> Attachment:
+        """Store the bytes by content hash; raises :class:`MediaRejected` over the limits."""
+        ...
+
+    async def describe(self, media_id: str) -> Attachment | None:
+        """Metadata of media stored earlier (e.g. uploaded before the message referencing it)."""
+        ...

@@ -8,7 +8,7 @@ Holds no business rules of its own: those live in the layer packages it wires.
 """
 
 from gateway.app import build_app
-from gateway.runtime import Gateway, GatewayBuilder
+from gateway.runtime import Gateway, GatewayBuilder, SettingsError
 from gateway.settings import Settings
 
-__all__ = ["Gateway", "GatewayBuilder", "Settings", "build_app"]
+__all__ = ["Gateway", "GatewayBuilder", "Settings", "SettingsError", "build_app"]

@@ -8,11 +8,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pymongo.errors import PyMongoError
 
-from channels.base import InboundHandler, InputChannel, json_response
+from channels.base import json_response
 from gateway.ocr_routes import ocr_routes
 from gateway.routes_api import RoutesApi
 from gateway.runtime import Gateway
-from store import InboundMessage, Message
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +36,12 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     app.router.add_routes(ocr_routes(gateway))
 
     for channel in gateway.channels:
-        app.router.add_routes(channel.routes(_inbound_handler(gateway, channel)))
+        app.router.add_routes(channel.routes(gateway.handler_for(channel)))
 
     routes_api = RoutesApi(gateway)  # return pick-up route planning
     app.router.add_routes(routes_api.routes())
     app.on_cleanup.append(routes_api.close)
     return app
-
-
-def _inbound_handler(gateway: Gateway, channel: InputChannel) -> InboundHandler:
-    async def on_message(message: InboundMessage) -> list[Message]:
-        if gateway.turns is None or gateway.store is None:
-            raise web.HTTPServiceUnavailable(text="the gateway is starting")
-        replies = await gateway.turns(message)
-        if channel.replies_in_response:
-            await gateway.store.mark_delivered([r.id for r in replies if not r.delivered])
-        return replies
-
-    return on_message
 
 
 @web.middleware

@@ -7,9 +7,15 @@ import logging
 from pathlib import Path
 from typing import Self
 
+from aiohttp import web
+
 from backoffice import HandoffDesk
-from channels import InputChannel, RestInput
+from channels import InboundHandler, InputChannel, OutputChannel, RestInput
+from channels.app_im import AppImInput, AppImOutput, Connections
+from channels.sms import TwilioSmsInput, TwilioSmsOutput
+from channels.telegram import TelegramInput, TelegramOutput, make_bot
 from dialogue import DialogueEngine
+from gateway.outbox import OutboxDispatcher, RetryPolicy
 from gateway.settings import Settings
 from gateway.turns import TurnProcessor
 from media_ocr.pipeline import OcrService, OcrWorkers
@@ -18,7 +24,7 @@ from nlu import NluClient, NluProject, OfflineNlu, RasaNluClient
 from nlu.server import EmbeddedRasaServer
 from nlu.understanding import UnderstandingClient, today_in
 from shop import MongoOrderService, load_orders_file
-from store import ConversationStore
+from store import ConversationStore, InboundMessage, Message
 from store.embedded import EmbeddedMongo
 from store.media import MediaStore
 
@@ -34,9 +40,16 @@ class Gateway:
         store: ConversationStore | None,
         nlu: NluClient | None,
         channels: list[InputChannel],
+        senders: list[OutputChannel] | None = None,
+        media: MediaStore | None = None,
+        feed: StoreFeed | None = None,
     ) -> None:
         self.settings = settings
         self.channels = channels
+        self.senders = senders or []
+        self.media = media or MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
+        self.outbox: OutboxDispatcher | None = None
+        self.feed = feed or StoreFeed()
         self._given_store = store
         self._given_nlu = nlu
         self._embedded_mongo: EmbeddedMongo | None = None
@@ -63,9 +76,11 @@ class Gateway:
             await self._embedded_mongo.start()
             store = ConversationStore.from_uri(self._embedded_mongo.uri, self.settings.mongodb_database)
         await store.ensure_indexes()
+        self.media.use_collection(store.media)
+        self.feed.store = store
         self.orders = MongoOrderService(store.db)
         await self.orders.ensure_indexes()
-        self.ocr = OcrService(self.ocr_workers, OcrResultStore(store.db), MediaStore(store.db), self.orders)
+        self.ocr = OcrService(self.ocr_workers, OcrResultStore(store.db), self.media, self.orders)
         await self.ocr.ensure_indexes()
         self.store = store
         return store
@@ -108,7 +123,25 @@ class Gateway:
         """
         store = await self.start_store()
         # Until the NLU is up the dialogue treats it as an outage (clarify, offer a human).
-        self.turns = TurnProcessor(store, OfflineNlu("the NLU server is starting"), self._dialogue(store))
+        self.turns = TurnProcessor(
+            store,
+            OfflineNlu("the NLU server is starting"),
+            self._dialogue(store),
+            media_max_bytes=self.media.max_bytes,
+        )
+        self.outbox = OutboxDispatcher(
+            store,
+            self.senders,
+            RetryPolicy(
+                base_delay=self.settings.outbox_base_delay,
+                max_delay=self.settings.outbox_max_delay,
+                max_attempts=self.settings.outbox_max_attempts,
+            ),
+            poll_interval=self.settings.outbox_poll_interval,
+        )
+        await self.outbox.start()  # resumes replies a previous run did not deliver
+        for channel in self.channels:
+            await channel.start(self.handler_for(channel))
         if wait_for_nlu:
             await self._bring_up_nlu()
         else:
@@ -124,6 +157,21 @@ class Gateway:
             log.exception("NLU failed to start; the dialogue falls back until it is fixed")
             raise
         await self.turns.recover()
+
+    def handler_for(self, channel: InputChannel) -> InboundHandler:
+        """What a channel calls for every message: persist, run the turn, hand replies to the outbox."""
+
+        async def on_message(message: InboundMessage) -> list[Message]:
+            if self.turns is None or self.store is None:
+                raise web.HTTPServiceUnavailable(text="the gateway is starting")
+            replies = await self.turns(message)
+            if channel.replies_in_response:
+                await self.store.mark_delivered([r.id for r in replies if not r.delivered])
+            elif self.outbox is not None:
+                self.outbox.wake(message.channel)
+            return replies
+
+        return on_message
 
     def _dialogue(self, store: ConversationStore) -> DialogueEngine:
         assert self.orders is not None
@@ -141,6 +189,14 @@ class Gateway:
         return await self.orders.upsert(orders)
 
     async def stop(self) -> None:
+        for channel in self.channels:
+            try:
+                await channel.stop()
+            except Exception:
+                log.exception("stopping the %s channel failed", channel.name)
+        if self.outbox is not None:
+            await self.outbox.stop()
+            self.outbox = None
         if self._nlu_start is not None and not self._nlu_start.done():
             self._nlu_start.cancel()
         self.ocr_workers.close()
@@ -164,6 +220,8 @@ class GatewayBuilder:
         self._store: ConversationStore | None = None
         self._nlu: NluClient | None = None
         self._channels: list[InputChannel] | None = None
+        self._senders: list[OutputChannel] | None = None
+        self._media: MediaStore | None = None
 
     def settings(self, settings: Settings) -> Self:
         self._settings = settings
@@ -181,6 +239,91 @@ class GatewayBuilder:
         self._channels = list(channels)
         return self
 
+    def senders(self, *senders: OutputChannel) -> Self:
+        self._senders = list(senders)
+        return self
+
+    def media(self, media: MediaStore) -> Self:
+        self._media = media
+        return self
+
     def build(self) -> Gateway:
-        channels: list[InputChannel] = self._channels if self._channels is not None else [RestInput()]
-        return Gateway(self._settings, self._store, self._nlu, channels)
+        settings = self._settings
+        media = self._media or MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
+        feed = StoreFeed()
+        channels: list[InputChannel] = [RestInput()]
+        senders: list[OutputChannel] = []
+        if self._channels is None or self._senders is None:
+            configured = configured_channels(settings, media, feed)
+            channels += [pair[0] for pair in configured]
+            senders += [pair[1] for pair in configured]
+        if self._channels is not None:
+            channels = self._channels
+        if self._senders is not None:
+            senders = self._senders
+        return Gateway(settings, self._store, self._nlu, channels, senders, media, feed)
+
+
+class StoreFeed:
+    """The store's conversation history for channels that replay it (app IM), bound at start."""
+
+    def __init__(self) -> None:
+        self.store: ConversationStore | None = None
+
+    def _store(self) -> ConversationStore:
+        if self.store is None:
+            raise web.HTTPServiceUnavailable(text="the gateway is starting")
+        return self.store
+
+    async def channel_history(
+        self, channel: str, sender_id: str, after_id: str | None = None, limit: int = 100
+    ) -> list[Message]:
+        return await self._store().channel_history(channel, sender_id, after_id, limit)
+
+    async def mark_delivered(self, message_ids: list[str]) -> None:
+        await self._store().mark_delivered(message_ids)
+
+    async def mark_read(self, channel: str, sender_id: str, up_to_id: str) -> int:
+        return await self._store().mark_read(channel, sender_id, up_to_id)
+
+
+def configured_channels(
+    settings: Settings, media: MediaStore, feed: StoreFeed
+) -> list[tuple[InputChannel, OutputChannel]]:
+    """The channels whose credentials are configured (REST is always on)."""
+    configured: list[tuple[InputChannel, OutputChannel]] = []
+    if settings.app_im_secret:
+        connections = Connections()
+        configured.append((AppImInput(settings.app_im_secret, connections, media, feed), AppImOutput(connections)))
+    if settings.telegram_bot_token:
+        if settings.telegram_mode not in ("webhook", "polling"):
+            raise SettingsError(f"TELEGRAM_MODE must be webhook or polling, not {settings.telegram_mode!r}")
+        if settings.telegram_mode == "webhook" and not settings.telegram_webhook_secret:
+            raise SettingsError("TELEGRAM_BOT_TOKEN in webhook mode needs TELEGRAM_WEBHOOK_SECRET")
+        bot = make_bot(settings.telegram_bot_token, settings.telegram_api_base_url)
+        telegram_in = TelegramInput(
+            bot,
+            media,
+            webhook_secret=settings.telegram_webhook_secret,
+            polling=settings.telegram_mode == "polling",
+            public_base_url=settings.public_base_url,
+        )
+        configured.append((telegram_in, TelegramOutput(bot)))
+    if settings.twilio_account_sid or settings.twilio_auth_token:
+        if not (settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from_number):
+            raise SettingsError("the SMS channel needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER")
+        sms_in = TwilioSmsInput(
+            settings.twilio_auth_token, settings.twilio_account_sid, public_base_url=settings.public_base_url
+        )
+        sms_out = TwilioSmsOutput(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            settings.twilio_from_number,
+            api_base_url=settings.twilio_api_base_url,
+        )
+        configured.append((sms_in, sms_out))
+    return configured
+
+
+class SettingsError(ValueError):
+    """A channel is configured half-way; the gateway refuses to start rather than run insecurely."""

@@ -33,6 +33,34 @@ class Settings:
     """Photo OCR engine: combined, rapidocr or tesseract."""
     ocr_workers: int = 1
     """OCR worker processes (each about 300 MB and one CPU core while reading)."""
+    media_dir: Path | None = None
+    """Attachments by content hash; unset means ``<var_dir>/media``."""
+    media_max_bytes: int = 10 * 1024 * 1024
+    public_base_url: str | None = None
+    """The gateway's address as providers see it (behind a proxy), e.g. ``https://cs.example.com``;
+    used for Twilio signatures and Telegram's webhook registration."""
+    outbox_base_delay: float = 2.0
+    outbox_max_delay: float = 600.0
+    outbox_max_attempts: int = 12
+    outbox_poll_interval: float = 1.0
+    telegram_bot_token: str | None = None
+    """Set to enable the Telegram channel."""
+    telegram_webhook_secret: str | None = None
+    """Required in webhook mode: Telegram sends it in ``X-Telegram-Bot-Api-Secret-Token``."""
+    telegram_mode: str = "webhook"
+    """``webhook`` (production) or ``polling`` (development, no public URL needed)."""
+    telegram_api_base_url: str = "https://api.telegram.org"
+    app_im_secret: str | None = None
+    """Set to enable the app IM websocket; the shop's backend signs user tokens with it."""
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    """Both set enable the SMS channel."""
+    twilio_from_number: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+
+    @property
+    def media_root(self) -> Path:
+        return self.media_dir or self.var_dir / "media"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +80,22 @@ class Settings:
             var_dir=Path(env.get("GATEWAY_VAR_DIR", defaults.var_dir)),
             ocr_engine=env.get("OCR_ENGINE", defaults.ocr_engine),
             ocr_workers=int(env.get("OCR_WORKERS", defaults.ocr_workers)),
+            media_dir=Path(env["MEDIA_DIR"]) if env.get("MEDIA_DIR") else None,
+            media_max_bytes=int(env.get("MEDIA_MAX_BYTES", defaults.media_max_bytes)),
+            public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+            outbox_base_delay=float(env.get("OUTBOX_BASE_DELAY_SECONDS", defaults.outbox_base_delay)),
+            outbox_max_delay=float(env.get("OUTBOX_MAX_DELAY_SECONDS", defaults.outbox_max_delay)),
+            outbox_max_attempts=int(env.get("OUTBOX_MAX_ATTEMPTS", defaults.outbox_max_attempts)),
+            outbox_poll_interval=float(env.get("OUTBOX_POLL_SECONDS", defaults.outbox_poll_interval)),
+            telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN") or None,
+            telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET") or None,
+            telegram_mode=env.get("TELEGRAM_MODE", defaults.telegram_mode),
+            telegram_api_base_url=(env.get("TELEGRAM_API_BASE_URL") or defaults.telegram_api_base_url).rstrip("/"),
+            app_im_secret=env.get("APP_IM_SECRET") or None,
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+            twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
+            twilio_api_base_url=(env.get("TWILIO_API_BASE_URL") or defaults.twilio_api_base_url).rstrip("/"),
         )
 
     def with_changes(self, **changes: object) -> Settings:

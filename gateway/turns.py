@@ -20,6 +20,8 @@ from store.mongo import InboundReceipt
 
 log = logging.getLogger(__name__)
 
+MEDIA_NOTICE_SEQUENCE = 900  # after any dialogue reply in the reply-key order
+
 
 class KeyedLocks:
     """One asyncio lock per key, dropped when nobody holds or waits for it."""
@@ -43,8 +45,16 @@ class KeyedLocks:
 
 
 class TurnProcessor:
-    def __init__(self, store: ConversationStore, nlu: NluClient, dialogue: DialogueEngine) -> None:
+    def __init__(
+        self,
+        store: ConversationStore,
+        nlu: NluClient,
+        dialogue: DialogueEngine,
+        *,
+        media_max_bytes: int = 10 * 1024 * 1024,
+    ) -> None:
         self.store = store
+        self.media_max_bytes = media_max_bytes
         self.nlu = nlu
         self.dialogue = dialogue
         # Turns of one conversation run one at a time, in arrival order.
@@ -54,7 +64,33 @@ class TurnProcessor:
         receipt = await self.store.accept_inbound(inbound)
         if receipt.duplicate:
             log.info("redelivery of %s/%s", inbound.channel, inbound.channel_message_id)
-        return await self._process(receipt)
+        replies = await self._process(receipt)
+        if inbound.metadata.get("rejected_attachments"):
+            replies.append(await self._media_refused_notice(receipt))
+        return replies
+
+    async def _media_refused_notice(self, receipt: InboundReceipt) -> Message:
+        """Tell the customer an attachment was refused (too large, wrong type); keyed so a
+        redelivery does not say it twice."""
+        conversation = receipt.conversation
+        limit = f"{self.media_max_bytes / 1024 / 1024:g}"
+        text = (
+            f"Sorry, we could not accept your file. Please send a JPG/PNG photo or a PDF of at most {limit} MB."
+            if conversation.language == "en"
+            else f"抱歉，您发送的文件无法接收。请发送不超过 {limit} MB 的 JPG/PNG 照片或 PDF。"
+        )
+        return await self.store.record_outbound(
+            OutboundMessage(
+                channel=conversation.channel,
+                recipient_id=conversation.sender_id,
+                conversation_id=conversation.id,
+                text=text,
+                in_reply_to=receipt.message.id,
+                author="system",
+            ),
+            customer_id=receipt.customer.id,
+            sequence=MEDIA_NOTICE_SEQUENCE,
+        )
 
     async def recover(self) -> int:
         """Finish turns whose inbound message was stored but never processed (e.g. a crash)."""

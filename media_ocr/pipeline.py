@@ -25,7 +25,7 @@ from media_ocr.reader import PhotoReader, Reading
 from media_ocr.store import OcrResultStore
 from media_ocr.validation import OrderCheck, ReviewPolicy, corrected_reading, decide, preset_problems
 from shop import OrderService
-from store.media import MediaStore
+from store.media import MediaRejected, MediaStore
 
 log = logging.getLogger(__name__)
 log.addFilter(MaskingFilter())  # nothing read off a photo reaches the log unmasked
@@ -173,7 +173,11 @@ class OcrService:
         """Store the photo, read it in a worker and keep the checked result."""
         if len(data) > MAX_IMAGE_BYTES:
             raise OcrFailed(f"the image has {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
-        stored = await self.media.put(data, content_type=content_type, filename=image)
+        try:
+            stored = await self.media.save(data, content_type or "application/octet-stream", filename=image)
+        except MediaRejected as exc:
+            raise OcrFailed(exc.detail) from exc
+        assert stored.media_id is not None  # save() always names what it stored
         return await self._read(data, image=image, media_id=stored.media_id, source=source or {}, engine=engine)
 
     async def read_media(

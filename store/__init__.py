@@ -20,7 +20,7 @@ from store.models import (
     OutboundMessage,
     QuickReply,
 )
-from store.mongo import ConversationStore, InboundReceipt
+from store.mongo import ConversationStore, InboundReceipt, MergeRefused
 
 __all__ = [
     "Attachment",
@@ -32,6 +32,7 @@ __all__ = [
     "Event",
     "InboundMessage",
     "InboundReceipt",
+    "MergeRefused",
     "Message",
     "OutboundMessage",
     "QuickReply",

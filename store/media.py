@@ -1,69 +1,168 @@
-"""The media store: bytes of uploaded files and channel attachments, in GridFS, keyed by sha256.
+"""The media store: attachment bytes on disk by SHA-256, their metadata in the ``media`` collection.
 
-An :class:`~store.models.Attachment`'s ``media_id`` is the sha256 of its bytes, so the same photo
-sent twice is stored once and a reference can be checked against its content. GridFS works on
-real MongoDB (replica sets, sharding) and on the embedded nx-27017 server alike.
+Files live at ``<root>/<first two hex digits>/<sha256>``, so the same photo sent twice (or on two
+channels) is kept once. Size and type limits are checked before anything is written; the type
+is taken from the bytes' signature when it is one we know, not only from what the sender said.
+
+Must not know which channel an attachment came from or what will read it (OCR, agents).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
+import os
 import re
-from dataclasses import dataclass
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from gridfs import AsyncGridFSBucket
-from gridfs.errors import FileExists, NoFile
-from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
+
+from store.models import Attachment, utcnow
 
 log = logging.getLogger(__name__)
 
-MEDIA_ID = re.compile(r"^[0-9a-f]{64}$")
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_ALLOWED_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "application/pdf"})
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+)
+
+_KNOWN_BY_SIGNATURE = frozenset({content_type for _, content_type in _SIGNATURES} | {"image/webp"})
 
 
-@dataclass(frozen=True, slots=True)
-class StoredMedia:
-    media_id: str
-    size: int
-    content_type: str | None
-    filename: str | None
+def sniff_content_type(data: bytes, declared: str) -> str:
+    """The type the bytes say they are. A declared type we know a signature for must match it
+    (a "photo" that is not one becomes ``application/octet-stream``); others are taken as declared."""
+    for signature, content_type in _SIGNATURES:
+        if data.startswith(signature):
+            return content_type
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    declared = declared.split(";")[0].strip().lower()
+    if not declared or declared in _KNOWN_BY_SIGNATURE:
+        return "application/octet-stream"
+    return declared
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class MediaRejected(ValueError):
+    """An attachment over the size limit or of a type not accepted; ``reason`` says which."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
 
 
 class MediaStore:
-    """Stores and returns file bytes by content hash (bucket ``media``)."""
+    """Content-addressed attachment storage (what channel adapters know as a ``MediaSink``)."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], bucket: str = "media") -> None:
-        self.bucket = AsyncGridFSBucket(db, bucket_name=bucket)
-        self.files = db[f"{bucket}.files"]
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        allowed_types: frozenset[str] = DEFAULT_ALLOWED_TYPES,
+    ) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self.allowed_types = allowed_types
+        self._metadata: AsyncCollection[dict[str, Any]] | None = None
 
-    async def put(self, data: bytes, *, content_type: str | None = None, filename: str | None = None) -> StoredMedia:
-        """Store ``data`` unless the same bytes are stored already; returns its media id."""
-        media_id = hashlib.sha256(data).hexdigest()
-        if await self.files.find_one({"_id": media_id}, {"_id": 1}) is None:
-            metadata = {"content_type": content_type, "sha256": media_id}
-            try:
-                await self.bucket.upload_from_stream_with_id(media_id, filename or media_id, data, metadata=metadata)
-            except (FileExists, DuplicateKeyError):
-                log.debug("media %s stored concurrently", media_id)  # same bytes: nothing lost
-        return StoredMedia(media_id, len(data), content_type, filename)
+    def use_collection(self, collection: AsyncCollection[dict[str, Any]]) -> None:
+        """Where metadata goes; the gateway sets it once the store is up."""
+        self._metadata = collection
+
+    def path_of(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def check(self, size: int, content_type: str) -> None:
+        """Raise :class:`MediaRejected` if a file of this size and type would be refused."""
+        if size > self.max_bytes:
+            raise MediaRejected("too_large", f"the file has {size} bytes; the limit is {self.max_bytes}")
+        if content_type not in self.allowed_types:
+            raise MediaRejected("type_not_allowed", f"files of type {content_type} are not accepted")
+
+    async def save(self, data: bytes, content_type: str, filename: str | None = None) -> Attachment:
+        actual_type = sniff_content_type(data, content_type)
+        self.check(len(data), actual_type)
+        sha256 = hashlib.sha256(data).hexdigest()
+        await asyncio.to_thread(self._write, sha256, data)
+        if self._metadata is not None:
+            with contextlib.suppress(DuplicateKeyError):  # the same bytes were stored before
+                await self._metadata.insert_one(
+                    {
+                        "_id": sha256,
+                        "content_type": actual_type,
+                        "size": len(data),
+                        "filename": filename,
+                        "created_at": utcnow(),
+                    }
+                )
+        return Attachment(
+            kind=_kind(actual_type),
+            content_type=actual_type,
+            media_id=sha256,
+            filename=filename,
+            size=len(data),
+        )
+
+    async def describe(self, media_id: str) -> Attachment | None:
+        """The metadata of stored media, or None if there is no such file."""
+        if self._metadata is None or len(media_id) != 64:
+            return None
+        doc = await self._metadata.find_one({"_id": media_id})
+        if doc is None or not self.path_of(media_id).exists():
+            return None
+        content_type = str(doc["content_type"])
+        return Attachment(
+            kind=_kind(content_type),
+            content_type=content_type,
+            media_id=media_id,
+            filename=doc.get("filename"),
+            size=doc.get("size"),
+        )
 
     async def get(self, media_id: str) -> bytes | None:
-        if not MEDIA_ID.match(media_id):
+        """The stored bytes, or None for an unknown or malformed id (never a path outside the root)."""
+        if not _SHA256.fullmatch(media_id):
             return None
         try:
-            stream = await self.bucket.open_download_stream(media_id)
-        except NoFile:
+            return await self.read(media_id)
+        except FileNotFoundError:
             return None
-        data: bytes = await stream.read()
-        return data
 
-    async def describe(self, media_id: str) -> StoredMedia | None:
-        if not MEDIA_ID.match(media_id):
-            return None
-        doc = await self.files.find_one({"_id": media_id})
-        if doc is None:
-            return None
-        metadata = doc.get("metadata") or {}
-        return StoredMedia(media_id, int(doc.get("length", 0)), metadata.get("content_type"), doc.get("filename"))
+    async def read(self, sha256: str) -> bytes:
+        return await asyncio.to_thread(self.path_of(sha256).read_bytes)
+
+    def _write(self, sha256: str, data: bytes) -> None:
+        path = self.path_of(sha256)
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write beside the target and rename, so a reader never sees half a file.
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        log.debug("stored media %s (%d bytes)", sha256, len(data))
+
+
+def _kind(content_type: str) -> str:
+    return content_type.split("/")[0] if content_type.startswith(("image/", "audio/", "video/")) else "document"

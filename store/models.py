@@ -109,9 +109,13 @@ class Message(BaseModel):
     channel_message_id: str | None = None
     in_reply_to: str | None = None
     author: str = "customer"
+    recipient_id: str | None = Field(default=None, description="outbound: the channel's id of the customer")
     created_at: datetime
     processed: bool = True
     delivered: bool = False
+    read: bool = Field(default=False, description="outbound: the customer's client reported it seen")
+    attempts: int = Field(default=0, description="outbound: failed send attempts so far")
+    failed: bool = Field(default=False, description="outbound: given up (permanent error or too many attempts)")
     understanding: dict[str, Any] | None = None
     """For inbound text: what the NLU made of it (normalised text, language, intent, entities).
 

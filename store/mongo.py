@@ -9,13 +9,14 @@ creates documents with plain inserts guarded by unique indexes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from bson import ObjectId
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -55,6 +56,10 @@ def _from_doc(model: type[M], doc: dict[str, Any]) -> M:
     return model.model_validate(data)
 
 
+class MergeRefused(ValueError):
+    """A customer merge that would lose or mix up identities; nothing was changed."""
+
+
 @dataclass(frozen=True, slots=True)
 class InboundReceipt:
     """What :meth:`ConversationStore.accept_inbound` stored (or found already stored)."""
@@ -76,6 +81,7 @@ class ConversationStore:
         self.messages = self.db["messages"]
         self.events = self.db["events"]
         self.counters = self.db["counters"]
+        self.media = self.db["media"]
 
     @classmethod
     def from_uri(cls, uri: str, database: str = "aftersales") -> ConversationStore:
@@ -108,6 +114,7 @@ class ConversationStore:
         await self.messages.create_index("conversation_id")
         await self.messages.create_index([("in_reply_to", ASCENDING)])
         await self.messages.create_index([("direction", ASCENDING), ("processed", ASCENDING)])
+        await self.messages.create_index([("channel", ASCENDING), ("delivered", ASCENDING), ("failed", ASCENDING)])
         await self.events.create_index([("name", ASCENDING), ("at", ASCENDING)])
         await self.events.create_index([("conversation_id", ASCENDING)])
 
@@ -154,6 +161,63 @@ class ConversationStore:
     async def get_customer(self, customer_id: str) -> Customer | None:
         doc = await self.customers.find_one({"_id": customer_id})
         return _from_doc(Customer, doc) if doc else None
+
+    async def merge_customers(self, source_id: str, target_id: str, *, actor: str, reason: str) -> Customer:
+        """Fold ``source`` into ``target``: its identities, conversations and messages move over.
+
+        Explicit (an agent or the shop's backend decides, never a guess) and audited: a
+        ``customers_merged`` event records who, why and which identities moved. Written without a
+        transaction (standalone MongoDB has none): the event is written first as a journal and
+        every step is idempotent, so re-running an interrupted merge finishes it.
+        Raises :class:`MergeRefused` for unknown customers, a merge into itself, or identities of
+        the same kind with different values on both (an agent must pick one first).
+        """
+        if source_id == target_id:
+            raise MergeRefused("a customer cannot be merged into itself")
+        source = await self.customers.find_one({"_id": source_id})
+        target = await self.customers.find_one({"_id": target_id})
+        if source is None or target is None:
+            raise MergeRefused(f"unknown customer: {source_id if source is None else target_id}")
+        journal_id = f"merge:{source_id}:{target_id}"
+        journal = await self.events.find_one({"_id": journal_id})
+        if journal is None:
+            if source.get("merged_into"):
+                raise MergeRefused(f"customer {source_id} was already merged into {source['merged_into']}")
+            moving: dict[str, str] = dict(source.get("identities", {}))
+            theirs: dict[str, str] = target.get("identities", {})
+            conflicts = sorted(k for k, v in moving.items() if k in theirs and theirs[k] != v)
+            if conflicts:
+                raise MergeRefused(f"both customers have a different {', '.join(conflicts)}")
+            journal = {
+                "_id": journal_id,
+                "name": "customers_merged",
+                "customer_id": target_id,
+                "data": {
+                    "source": source_id,
+                    "target": target_id,
+                    "actor": actor,
+                    "reason": reason,
+                    "identities": moving,
+                },
+                "at": utcnow(),
+            }
+            with contextlib.suppress(DuplicateKeyError):
+                await self.events.insert_one(journal)
+        moving = dict(journal["data"]["identities"])
+        if moving:
+            # Unset first: the unique identity indexes allow a value on one customer only.
+            await self.customers.update_one({"_id": source_id}, {"$unset": {f"identities.{k}": "" for k in moving}})
+            await self.customers.update_one(
+                {"_id": target_id}, {"$set": {f"identities.{k}": v for k, v in moving.items()}}
+            )
+        await self.conversations.update_many({"customer_id": source_id}, {"$set": {"customer_id": target_id}})
+        await self.messages.update_many({"customer_id": source_id}, {"$set": {"customer_id": target_id}})
+        await self.customers.update_one({"_id": source_id}, {"$set": {"merged_into": target_id}})
+        merged = await self.get_customer(target_id)
+        if merged is None:
+            raise MergeRefused(f"customer {target_id} disappeared during the merge")
+        log.info("customer %s merged into %s by %s: %s", source_id, target_id, actor, reason)
+        return merged
 
     # -- conversations ---------------------------------------------------------------------
 
@@ -304,6 +368,10 @@ class ConversationStore:
             "recipient_id": outbound.recipient_id,
             "created_at": utcnow(),
             "delivered": False,
+            # Outbox state; an epoch-millisecond integer because nx-27017 turns $set datetimes into strings.
+            "attempts": 0,
+            "next_attempt_ms": 0,
+            "failed": False,
         }
         try:
             await self.messages.insert_one(doc)
@@ -332,6 +400,69 @@ class ConversationStore:
     async def mark_delivered(self, message_ids: list[str]) -> None:
         if message_ids:
             await self.messages.update_many({"_id": {"$in": message_ids}}, {"$set": {"delivered": True}})
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def pending_outbound(self, channel: str, limit: int = 200) -> list[tuple[Message, int]]:
+        """Undelivered replies for a channel, oldest first, each with when it may next be tried
+        (epoch milliseconds). Not-yet-due ones are included so a sender can keep per-recipient order."""
+        cursor = (
+            self.messages.find(
+                {"channel": channel, "direction": Direction.OUTBOUND.value, "delivered": False, "failed": False}
+            )
+            .sort("_id", ASCENDING)
+            .limit(limit)
+        )
+        return [(_from_doc(Message, d), int(d.get("next_attempt_ms", 0))) async for d in cursor]
+
+    async def mark_sent(self, message_id: str, provider_message_id: str | None) -> None:
+        changes: dict[str, Any] = {"delivered": True}
+        if provider_message_id is not None:
+            changes["provider_message_id"] = provider_message_id
+        await self.messages.update_one({"_id": message_id}, {"$set": changes})
+
+    async def schedule_retry(self, message_id: str, attempts: int, next_attempt_ms: int, error: str) -> None:
+        await self.messages.update_one(
+            {"_id": message_id},
+            {"$set": {"attempts": attempts, "next_attempt_ms": next_attempt_ms, "last_error": error[:500]}},
+        )
+
+    async def mark_send_failed(self, message_id: str, attempts: int, error: str) -> None:
+        """Give up on a reply (kept, with the reason, for an agent to see)."""
+        await self.messages.update_one(
+            {"_id": message_id}, {"$set": {"attempts": attempts, "failed": True, "last_error": error[:500]}}
+        )
+
+    async def channel_history(
+        self, channel: str, sender_id: str, after_id: str | None = None, limit: int = 100
+    ) -> list[Message]:
+        """Messages of this channel identity's open conversation after ``after_id`` (ids sort by
+        time), oldest first; without ``after_id`` the latest ``limit``."""
+        conversation = await self.conversations.find_one({"open_key": f"{channel}:{sender_id}"})
+        if conversation is None:
+            return []
+        query: dict[str, Any] = {"conversation_id": conversation["_id"]}
+        if after_id is None:
+            cursor = self.messages.find(query).sort("_id", DESCENDING).limit(limit)
+            return list(reversed([_from_doc(Message, d) async for d in cursor]))
+        query["_id"] = {"$gt": after_id}
+        cursor = self.messages.find(query).sort("_id", ASCENDING).limit(limit)
+        return [_from_doc(Message, d) async for d in cursor]
+
+    async def mark_read(self, channel: str, sender_id: str, up_to_id: str) -> int:
+        """The customer has seen our messages up to and including ``up_to_id``."""
+        conversation = await self.conversations.find_one({"open_key": f"{channel}:{sender_id}"})
+        if conversation is None:
+            return 0
+        result = await self.messages.update_many(
+            {
+                "conversation_id": conversation["_id"],
+                "direction": Direction.OUTBOUND.value,
+                "_id": {"$lte": up_to_id},
+            },
+            {"$set": {"read": True, "delivered": True}},
+        )
+        return result.modified_count
 
     async def unprocessed_inbound(self, limit: int = 1000) -> list[Message]:
         cursor = (

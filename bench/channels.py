@@ -1,0 +1,155 @@
+"""Inbound messages persisted per second, per channel, on the embedded store.
+
+Each channel's real webhook code (REST, Telegram, Twilio SMS with signed requests) serves on
+loopback with an inbound handler that only does what happens before the provider gets its 200:
+``accept_inbound`` into nx-27017. No NLU or dialogue: this measures the channel and the store,
+not Rasa (``bench/throughput.py`` measures full turns). The load generator runs in the same
+process and event loop as the server, so the figures are a lower bound.
+
+    .venv/bin/python bench/channels.py [--messages 300] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from channels import RestInput
+from channels.sms import SIGNATURE_HEADER, TwilioSmsInput
+from channels.sms import WEBHOOK_PATH as SMS_PATH
+from channels.telegram import SECRET_HEADER, TelegramInput, make_bot
+from channels.telegram import WEBHOOK_PATH as TELEGRAM_PATH
+from store import ConversationStore, InboundMessage, Message
+from store.embedded import EmbeddedMongo
+from store.media import MediaStore
+from supervisor import free_port
+
+SECRET = "bench-secret"
+AUTH_TOKEN = "bench-auth-token"
+ACCOUNT_SID = "AC" + "0" * 32
+TEXT = "帮我查一下订单202611150001到哪了"
+UPDATE_IDS = itertools.count(int(time.time()) * 1000)
+
+
+def requests_for(channel: str, base: str, count: int, senders: int) -> list[tuple[str, dict[str, Any]]]:
+    """(url, aiohttp request kwargs) for ``count`` distinct messages from ``senders`` customers."""
+    run = uuid.uuid4().hex[:6]
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i in range(count):
+        sender = i % senders
+        if channel == "rest":
+            body = {"sender": f"bench-{run}-{sender}", "message": TEXT, "message_id": f"{i}"}
+            out.append((f"{base}/webhooks/rest/webhook", {"json": body}))
+        elif channel == "telegram":
+            chat = 10_000 + sender
+            update = {
+                "update_id": next(UPDATE_IDS),
+                "message": {
+                    "message_id": i,
+                    "date": int(time.time()),
+                    "chat": {"id": chat, "type": "private"},
+                    "from": {"id": chat, "is_bot": False, "first_name": "客户"},
+                    "text": TEXT,
+                },
+            }
+            out.append((f"{base}{TELEGRAM_PATH}", {"json": update, "headers": {SECRET_HEADER: SECRET}}))
+        else:
+            form = {
+                "MessageSid": f"SM{run}{i:026d}",
+                "AccountSid": ACCOUNT_SID,
+                "From": f"+86139{sender:08d}",
+                "To": "+15005550006",
+                "Body": TEXT,
+            }
+            signature = RequestValidator(AUTH_TOKEN).compute_signature(f"{base}{SMS_PATH}", form)
+            out.append((f"{base}{SMS_PATH}", {"data": form, "headers": {SIGNATURE_HEADER: signature}}))
+    return out
+
+
+async def measure(
+    http: aiohttp.ClientSession, requests: list[tuple[str, dict[str, Any]]], concurrency: int
+) -> tuple[float, list[float]]:
+    queue = list(reversed(requests))
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        while queue:
+            url, kwargs = queue.pop()
+            started = time.perf_counter()
+            async with http.post(url, **kwargs) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{url}: {response.status} {await response.text()}")
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+async def main(messages: int, concurrency: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-channels-") as tmp:
+        mongo = EmbeddedMongo(Path(tmp) / "mongo")
+        await mongo.start()
+        store = ConversationStore.from_uri(mongo.uri, database=f"bench_{uuid.uuid4().hex[:8]}")
+        await store.ensure_indexes()
+
+        async def persist(message: InboundMessage) -> list[Message]:
+            await store.accept_inbound(message)
+            return []
+
+        bot = make_bot("1:bench", "http://127.0.0.1:9")  # never called for text updates
+        channels = [
+            RestInput(),
+            TelegramInput(bot, MediaStore(Path(tmp) / "media"), webhook_secret=SECRET),
+            TwilioSmsInput(AUTH_TOKEN, ACCOUNT_SID),
+        ]
+        app = web.Application()
+        for channel in channels:
+            app.router.add_routes(channel.routes(persist))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        base = f"http://127.0.0.1:{port}"
+        try:
+            print(f"{messages} messages per channel, {concurrency} concurrent, 50 customers, embedded nx-27017")
+            print(f"{'channel':<10} {'msg/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
+            async with aiohttp.ClientSession() as http:
+                for name in ("rest", "telegram", "sms"):
+                    await measure(http, requests_for(name, base, 20, 50), concurrency)  # warm-up
+                    elapsed, latencies = await measure(http, requests_for(name, base, messages, 50), concurrency)
+                    quantiles = statistics.quantiles(latencies, n=20)
+                    print(
+                        f"{name:<10} {messages / elapsed:>8.0f} {statistics.median(latencies) * 1000:>8.1f}"
+                        f" {quantiles[18] * 1000:>8.1f}"
+                    )
+            stored = await store.count_messages(direction="in")
+            print(f"stored {stored} inbound messages ({3 * (messages + 20)} sent)")
+        finally:
+            await runner.cleanup()
+            await store.client.drop_database(store.db.name)
+            await store.close()
+            await mongo.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    asyncio.run(main(args.messages, args.concurrency))

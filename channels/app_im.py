@@ -1,0 +1,278 @@
+"""App IM: a websocket for the shop's app and web widget, plus attachment upload and a chat page.
+
+Owns the JSON frame protocol and who is connected. The shop's backend signs a user in by giving
+the client ``user``, ``expires`` and ``token`` = hex HMAC-SHA256(``APP_IM_SECRET``,
+``"<user>:<expires>"``); every request carries them as query parameters.
+
+Client → server frames::
+
+    {"type": "message", "client_id": "c-1", "text": "...", "attachments"?: [{"media_id": "..."}]}
+    {"type": "resume", "after": "<last message id the client has>" | null}
+    {"type": "read", "message_id": "<id of the last message seen>"}
+    {"type": "typing"}
+
+Server → client: ``{"type": "message", "id", "direction": "in"|"out", "text", "quick_replies",
+"attachments", "in_reply_to", "created_at"}``, ``{"type": "ack", "client_id", "message_id"}``
+once a message is stored and its turn ran, and ``{"type": "error", "code", "detail"}``.
+``client_id`` makes a resent message idempotent. Attachments are uploaded first by
+``POST /webhooks/app/upload`` (the raw bytes, with their Content-Type) and then referenced.
+
+Must not know about dialogue, NLU or the database: it sees the inbound handler, the media sink
+and a :class:`ConversationFeed` to replay history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from importlib import resources
+from typing import Any, ClassVar, Protocol
+
+from aiohttp import WSMsgType, web
+
+from channels.base import (
+    DeliveryFailed,
+    InboundHandler,
+    InputChannel,
+    InvalidInbound,
+    MediaRejected,
+    MediaSink,
+    OutputChannel,
+    json_response,
+)
+from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
+
+log = logging.getLogger(__name__)
+
+WS_PATH = "/webhooks/app/ws"
+UPLOAD_PATH = "/webhooks/app/upload"
+CHAT_PAGE_PATH = "/chat"
+MAX_USER_CHARS = 128
+MAX_CLIENT_ID_CHARS = 128
+MAX_FRAME_BYTES = 64 * 1024
+MAX_ATTACHMENTS = 10
+HISTORY_LIMIT = 200
+
+
+def sign_user(secret: str, user: str, expires: int) -> str:
+    """The token the shop's backend gives a signed-in user's client."""
+    return hmac.new(secret.encode(), f"{user}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+class ConversationFeed(Protocol):
+    """Read access to one channel identity's conversation, for resuming after a reconnect."""
+
+    async def channel_history(
+        self, channel: str, sender_id: str, after_id: str | None = None, limit: int = 100
+    ) -> list[Message]: ...
+
+    async def mark_delivered(self, message_ids: list[str]) -> None: ...
+
+    async def mark_read(self, channel: str, sender_id: str, up_to_id: str) -> int: ...
+
+
+class Connections:
+    """The open websockets of each app user (one user may have the app and the widget open)."""
+
+    def __init__(self) -> None:
+        self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+
+    def add(self, user: str, socket: web.WebSocketResponse) -> None:
+        self._sockets.setdefault(user, set()).add(socket)
+
+    def remove(self, user: str, socket: web.WebSocketResponse) -> None:
+        sockets = self._sockets.get(user, set())
+        sockets.discard(socket)
+        if not sockets:
+            self._sockets.pop(user, None)
+
+    async def push(self, user: str, frame: dict[str, Any]) -> int:
+        """Send to every open socket of the user; returns how many took it."""
+        delivered = 0
+        for socket in list(self._sockets.get(user, ())):
+            if socket.closed:
+                self.remove(user, socket)
+                continue
+            try:
+                await socket.send_str(json.dumps(frame, ensure_ascii=False))
+                delivered += 1
+            except (ConnectionError, RuntimeError) as exc:
+                log.info("app socket of %s went away: %s", user, exc)
+                self.remove(user, socket)
+        return delivered
+
+    async def close_all(self) -> None:
+        for user, sockets in list(self._sockets.items()):
+            for socket in list(sockets):
+                await socket.close()
+            self._sockets.pop(user, None)
+
+
+def message_frame(message: Message) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": message.id,
+        "direction": message.direction.value,
+        "text": message.text,
+        "quick_replies": [q.model_dump() for q in message.quick_replies],
+        "attachments": [a.model_dump(exclude_none=True) for a in message.attachments],
+        "in_reply_to": message.in_reply_to,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+class AppImInput(InputChannel):
+    name: ClassVar[str] = "app"
+
+    def __init__(self, secret: str, connections: Connections, media: MediaSink, feed: ConversationFeed) -> None:
+        self.secret = secret
+        self.connections = connections
+        self.media = media
+        self.feed = feed
+
+    def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
+        async def websocket(request: web.Request) -> web.StreamResponse:
+            user = self._user(request)
+            if user is None:
+                return json_response({"error": "unauthorized", "detail": "missing, wrong or expired token"}, 401)
+            socket = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
+            await socket.prepare(request)
+            self.connections.add(user, socket)
+            try:
+                async for frame in socket:
+                    if frame.type != WSMsgType.TEXT:
+                        await _error(socket, "invalid_frame", "frames must be JSON text")
+                        continue
+                    await self._frame(user, socket, frame.data, on_message)
+            finally:
+                self.connections.remove(user, socket)
+            return socket
+
+        async def upload(request: web.Request) -> web.Response:
+            user = self._user(request)
+            if user is None:
+                return json_response({"error": "unauthorized", "detail": "missing, wrong or expired token"}, 401)
+            limit = self.media.max_bytes
+            if request.content_length is not None and request.content_length > limit:
+                return json_response({"error": "too_large", "detail": f"the limit is {limit} bytes"}, 413)
+            data = await request.content.read(limit + 1)  # the app's 1 MiB body limit does not apply here
+            if len(data) > limit:
+                return json_response({"error": "too_large", "detail": f"the limit is {limit} bytes"}, 413)
+            if not data:
+                return json_response({"error": "empty_upload", "detail": "the request body is empty"}, 400)
+            try:
+                attachment = await self.media.save(data, request.content_type, request.query.get("filename"))
+            except MediaRejected as rejected:
+                log.info("app upload from %s refused: %s", user, rejected.detail)
+                status = 413 if rejected.reason == "too_large" else 415
+                return json_response({"error": rejected.reason, "detail": rejected.detail}, status)
+            return json_response(attachment.model_dump(exclude_none=True))
+
+        async def chat_page(_: web.Request) -> web.Response:
+            page = resources.files("channels").joinpath("chat.html").read_text(encoding="utf-8")
+            return web.Response(text=page, content_type="text/html")
+
+        return [web.get(WS_PATH, websocket), web.post(UPLOAD_PATH, upload), web.get(CHAT_PAGE_PATH, chat_page)]
+
+    def _user(self, request: web.Request) -> str | None:
+        user, expires, token = (request.query.get(k, "") for k in ("user", "expires", "token"))
+        if not user or len(user) > MAX_USER_CHARS or not expires.isdigit() or int(expires) < time.time():
+            return None
+        if not hmac.compare_digest(token.encode(), sign_user(self.secret, user, int(expires)).encode()):
+            log.warning("app request from %s with a wrong token for user %r", request.remote, user)
+            return None
+        return user
+
+    async def _frame(self, user: str, socket: web.WebSocketResponse, raw: str, on_message: InboundHandler) -> None:
+        try:
+            frame = json.loads(raw)
+            if not isinstance(frame, dict):
+                raise InvalidInbound("invalid_frame", "a frame must be a JSON object")
+            kind = frame.get("type")
+            if kind == "message":
+                inbound = await self.parse_message(user, frame)
+                await on_message(inbound)  # stored and answered; replies arrive through the outbox
+                await socket.send_json({"type": "ack", "client_id": frame["client_id"]})
+            elif kind == "resume":
+                await self._resume(user, socket, frame.get("after"))
+            elif kind == "read":
+                message_id = frame.get("message_id")
+                if not isinstance(message_id, str) or not message_id:
+                    raise InvalidInbound("invalid_field", "'message_id' must be a message id", field="message_id")
+                await self.feed.mark_read(self.name, user, message_id)
+            elif kind == "typing":
+                pass  # nobody to show it to until agents chat here (backoffice)
+            else:
+                raise InvalidInbound("invalid_frame", f"unknown frame type {kind!r}", field="type")
+        except json.JSONDecodeError:
+            log.info("app frame from %s is not JSON", user)
+            await _error(socket, "invalid_json", "the frame is not JSON")
+        except InvalidInbound as error:
+            log.info("app frame from %s refused: %s", user, error.detail)
+            await _error(socket, error.code, error.detail, **error.extra)
+        except Exception:  # e.g. the store is down: the client keeps the message unacked and resends it
+            log.exception("app frame from %s failed", user)
+            await _error(socket, "unavailable", "the message could not be taken now; it will be resent")
+
+    async def parse_message(self, user: str, frame: dict[str, Any]) -> InboundMessage:
+        client_id = frame.get("client_id")
+        if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID_CHARS:
+            raise InvalidInbound("invalid_field", "'client_id' must be a string of 1–128 characters", field="client_id")
+        text = frame.get("text", "")
+        if not isinstance(text, str):
+            raise InvalidInbound("invalid_field", "'text' must be a string", field="text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise InvalidInbound("message_too_long", f"'text' is longer than {MAX_TEXT_CHARS}", field="text")
+        references = frame.get("attachments") or []
+        if not isinstance(references, list) or len(references) > MAX_ATTACHMENTS:
+            raise InvalidInbound("invalid_field", "'attachments' must be a list of uploads", field="attachments")
+        attachments: list[Attachment] = []
+        for reference in references:
+            media_id = reference.get("media_id") if isinstance(reference, dict) else None
+            attachment = await self.media.describe(media_id) if isinstance(media_id, str) else None
+            if attachment is None:
+                raise InvalidInbound("unknown_media", f"no uploaded file {media_id!r}", field="attachments")
+            attachments.append(attachment)
+        if not text.strip() and not attachments:
+            raise InvalidInbound("empty_message", "a message needs text or an attachment", field="text")
+        return InboundMessage(
+            channel=self.name,
+            sender_id=user,
+            channel_message_id=f"{user}:{client_id}",
+            text=text,
+            attachments=attachments,
+        )
+
+    async def _resume(self, user: str, socket: web.WebSocketResponse, after: object) -> None:
+        if after is not None and not isinstance(after, str):
+            raise InvalidInbound("invalid_field", "'after' must be a message id or null", field="after")
+        history = await self.feed.channel_history(self.name, user, after, HISTORY_LIMIT)
+        for message in history:
+            await socket.send_json(message_frame(message))
+        # What the client now has counts as delivered; the outbox need not push it again.
+        await self.feed.mark_delivered([m.id for m in history if m.direction.value == "out" and not m.delivered])
+
+
+async def _error(socket: web.WebSocketResponse, code: str, detail: str, **extra: Any) -> None:
+    await socket.send_json({"type": "error", "error": code, "detail": detail, **extra})
+
+
+class AppImOutput(OutputChannel):
+    name: ClassVar[str] = "app"
+
+    def __init__(self, connections: Connections) -> None:
+        self.connections = connections
+
+    async def close(self) -> None:
+        await self.connections.close_all()
+
+    async def send(self, message: Message) -> str | None:
+        if not message.recipient_id:
+            raise DeliveryFailed("the reply has no recipient", permanent=True)
+        if await self.connections.push(message.recipient_id, message_frame(message)) == 0:
+            # The app fetches it with "resume" when it reconnects.
+            raise DeliveryFailed(f"{message.recipient_id} is not connected", offline=True)
+        return None

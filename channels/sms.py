@@ -1,0 +1,169 @@
+"""SMS through Twilio: the inbound webhook and replies through Twilio's REST API.
+
+Owns Twilio's wire format: the form-encoded inbound webhook (``MessageSid``, ``From``, ``Body``,
+MMS ``MediaUrlN``), its ``X-Twilio-Signature`` check against the public URL Twilio called (rebuilt
+from ``PUBLIC_BASE_URL`` or ``X-Forwarded-Proto``/``X-Forwarded-Host`` behind a proxy), and
+sending with twilio's client pointed at a configurable API base URL. ``MessageSid`` is the
+channel message id, so Twilio's retries are stored once. SMS has no buttons: quick replies
+become numbered lines the customer answers with a number.
+
+Must not know about dialogue, NLU or the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import aiohttp
+from aiohttp import web
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from channels.base import (
+    DeliveryFailed,
+    InboundHandler,
+    InputChannel,
+    InvalidInbound,
+    OutputChannel,
+    json_response,
+    national_phone,
+)
+from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/twilio/sms"
+SIGNATURE_HEADER = "X-Twilio-Signature"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+MAX_MEDIA = 10  # Twilio sends at most ten MediaUrlN per message
+
+
+def public_url(request: web.Request, public_base_url: str | None) -> str:
+    """The URL Twilio called, which its signature covers, as seen from outside any proxy.
+
+    Forwarded headers are safe to use here: a forged host only makes the signature check fail.
+    """
+    if public_base_url:
+        return f"{public_base_url.rstrip('/')}{request.rel_url}"
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
+    host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+    if proto or host:
+        return f"{proto or request.scheme}://{host or request.host}{request.rel_url}"
+    return str(request.url)
+
+
+class TwilioSmsInput(InputChannel):
+    name: ClassVar[str] = "sms"
+
+    def __init__(self, auth_token: str, account_sid: str, *, public_base_url: str | None = None) -> None:
+        self.validator = RequestValidator(auth_token)
+        self.account_sid = account_sid
+        self.public_base_url = public_base_url
+
+    def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
+        async def webhook(request: web.Request) -> web.Response:
+            form = await request.post()
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            url = public_url(request, self.public_base_url)
+            signature = request.headers.get(SIGNATURE_HEADER, "")
+            if not signature or not self.validator.validate(url, fields, signature):
+                log.warning("twilio webhook from %s: bad signature for %s", request.remote, url)
+                return json_response({"error": "forbidden", "detail": "invalid X-Twilio-Signature"}, 403)
+            try:
+                inbound = self.parse(fields)
+            except InvalidInbound as error:
+                log.warning("twilio webhook: %s", error.detail)
+                return error.response()
+            await on_message(inbound)  # stored before Twilio gets its 200; replies go via the outbox
+            return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+
+        return [web.post(WEBHOOK_PATH, webhook)]
+
+    def parse(self, fields: dict[str, str]) -> InboundMessage:
+        for required in ("MessageSid", "From"):
+            if not fields.get(required):
+                raise InvalidInbound("missing_field", f"the field '{required}' is required", field=required)
+        if fields.get("AccountSid") and fields["AccountSid"] != self.account_sid:
+            raise InvalidInbound("invalid_field", "the message is for another Twilio account", field="AccountSid")
+        body = fields.get("Body", "")
+        if len(body) > MAX_TEXT_CHARS:
+            raise InvalidInbound("message_too_long", f"'Body' is longer than {MAX_TEXT_CHARS}", field="Body")
+        try:
+            media_count = min(int(fields.get("NumMedia") or 0), MAX_MEDIA)
+        except ValueError as exc:
+            raise InvalidInbound("invalid_field", "'NumMedia' must be a number", field="NumMedia") from exc
+        # MMS media stay at Twilio (fetching them needs the account's credentials); we keep the links.
+        attachments = [
+            Attachment(
+                kind=(fields.get(f"MediaContentType{i}") or "application/octet-stream").split("/")[0],
+                content_type=fields.get(f"MediaContentType{i}"),
+                url=fields[f"MediaUrl{i}"],
+            )
+            for i in range(media_count)
+            if fields.get(f"MediaUrl{i}")
+        ]
+        if not body.strip() and not attachments:
+            raise InvalidInbound("empty_message", "the message has neither text nor media", field="Body")
+        sender = fields["From"]
+        return InboundMessage(
+            channel=self.name,
+            sender_id=sender,
+            channel_message_id=fields["MessageSid"],
+            text=body,
+            attachments=attachments,
+            profile={"phone": national_phone(sender)} if national_phone(sender) else {},
+            metadata={"to": fields.get("To", "")},
+        )
+
+
+class TwilioSmsOutput(OutputChannel):
+    name: ClassVar[str] = "sms"
+
+    def __init__(
+        self, account_sid: str, auth_token: str, from_number: str, *, api_base_url: str = "https://api.twilio.com"
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.from_number = from_number
+        self.api_base_url = api_base_url.rstrip("/")
+        self._http: AsyncTwilioHttpClient | None = None
+        self._client: Client | None = None
+
+    async def start(self) -> None:
+        self._http = AsyncTwilioHttpClient(timeout=20)
+        self._client = Client(self.account_sid, self.auth_token, http_client=self._http)
+        self._client.api.base_url = self.api_base_url  # Twilio, or a stand-in in tests
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def send(self, message: Message) -> str | None:
+        if self._client is None:
+            await self.start()
+        assert self._client is not None
+        if not message.recipient_id:
+            raise DeliveryFailed("the reply has no recipient phone number", permanent=True)
+        try:
+            sent: Any = await self._client.messages.create_async(
+                to=message.recipient_id, from_=self.from_number, body=render_text(message)
+            )
+        except TwilioRestException as exc:
+            # 4xx (bad number, opted out) cannot succeed later; 429 and 5xx can.
+            permanent = 400 <= exc.status < 500 and exc.status != 429
+            raise DeliveryFailed(f"twilio {exc.status} {exc.code}: {exc.msg}", permanent=permanent) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError, TwilioException) as exc:
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+        return str(sent.sid) if sent.sid else None
+
+
+def render_text(message: Message) -> str:
+    """SMS text with quick replies as numbered lines (the dialogue understands "2")."""
+    if not message.quick_replies:
+        return message.text
+    lines = [message.text, *(f"{n}. {q.title}" for n, q in enumerate(message.quick_replies, start=1))]
+    return "\n".join(lines)

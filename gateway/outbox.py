@@ -1,0 +1,150 @@
+"""The outbox dispatcher: sends stored replies through each channel's sender, with retries.
+
+Replies are written to the store by the turn pipeline before anyone sends them; this module
+only moves them out. Each channel has its own loop, so a channel that is down waits out its own
+backoff without holding up the others. A reply that failed is retried after
+``base_delay * 2**(attempts-1)`` seconds (capped, or longer if the provider asked), until
+``max_attempts``; then it is marked failed and logged. Replies to one recipient go out in order:
+while the oldest is waiting for a retry, the later ones wait too. Nothing lives only in memory,
+so a restarted dispatcher resumes whatever was not delivered.
+
+Knows senders only through :class:`channels.base.OutputChannel`; no wire formats, no dialogue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from channels.base import DeliveryFailed, OutputChannel
+from store import ConversationStore, Event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    base_delay: float = 2.0
+    max_delay: float = 600.0
+    max_attempts: int = 12
+    send_timeout: float = 30.0
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after the ``attempts``-th failure."""
+        backoff: float = min(self.base_delay * 2.0 ** max(attempts - 1, 0), self.max_delay)
+        return max(backoff, retry_after or 0.0)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class OutboxDispatcher:
+    def __init__(
+        self,
+        store: ConversationStore,
+        senders: list[OutputChannel],
+        policy: RetryPolicy | None = None,
+        *,
+        poll_interval: float = 1.0,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.store = store
+        self.senders = {sender.name: sender for sender in senders}
+        self.policy = policy or RetryPolicy()
+        self.poll_interval = poll_interval
+        self.clock_ms = clock_ms
+        self._wake = {name: asyncio.Event() for name in self.senders}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for name, sender in self.senders.items():
+            await sender.start()
+            self._tasks.append(asyncio.create_task(self._run(name), name=f"outbox-{name}"))
+
+    def wake(self, channel: str | None = None) -> None:
+        """New replies are in the outbox: look now instead of at the next poll."""
+        for name, event in self._wake.items():
+            if channel is None or channel == name:
+                event.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for sender in self.senders.values():
+            try:
+                await sender.close()
+            except Exception:
+                log.exception("closing the %s sender failed", sender.name)
+
+    async def _run(self, channel: str) -> None:
+        wake = self._wake[channel]
+        while True:
+            wake.clear()
+            try:
+                await self.deliver_due(channel)
+            except Exception:  # e.g. the store is down: try again at the next poll
+                log.exception("outbox pass for %s failed", channel)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.poll_interval)
+
+    async def deliver_due(self, channel: str) -> int:
+        """One pass over the channel's undelivered replies; returns how many went out."""
+        sender = self.senders[channel]
+        held: set[str] = set()  # recipients whose earlier reply is still waiting
+        sent = 0
+        for message, next_attempt_ms in await self.store.pending_outbound(channel):
+            recipient = message.recipient_id or ""
+            if recipient in held:
+                continue
+            if next_attempt_ms > self.clock_ms():
+                held.add(recipient)
+                continue
+            try:
+                async with asyncio.timeout(self.policy.send_timeout):
+                    provider_id = await sender.send(message)
+            except Exception as exc:  # DeliveryFailed, a timeout, or a sender bug: all get the backoff
+                if not isinstance(exc, DeliveryFailed | TimeoutError):
+                    log.exception("the %s sender failed unexpectedly", channel)
+                held.add(recipient)
+                await self._failed(message.id, message.attempts + 1, exc, message.conversation_id, channel)
+                continue
+            await self.store.mark_sent(message.id, provider_id)
+            sent += 1
+        return sent
+
+    async def _failed(self, message_id: str, attempts: int, exc: Exception, conversation_id: str, channel: str) -> None:
+        error = str(exc) or type(exc).__name__
+        if isinstance(exc, DeliveryFailed) and exc.offline:
+            # Not an attempt: look again much later; the channel replays it when the customer is back.
+            await self.store.schedule_retry(
+                message_id, attempts - 1, self.clock_ms() + int(self.policy.max_delay * 1000), error
+            )
+            return
+        permanent = isinstance(exc, DeliveryFailed) and exc.permanent
+        if permanent or attempts >= self.policy.max_attempts:
+            log.error("giving up on reply %s via %s after %d attempts: %s", message_id, channel, attempts, error)
+            await self.store.mark_send_failed(message_id, attempts, error)
+            await self.store.log_event(
+                Event(
+                    name="delivery_failed",
+                    conversation_id=conversation_id,
+                    channel=channel,
+                    data={"message_id": message_id, "attempts": attempts, "error": error[:500]},
+                )
+            )
+            return
+        retry_after = exc.retry_after if isinstance(exc, DeliveryFailed) else None
+        delay = self.policy.delay(attempts, retry_after)
+        log.warning(
+            "reply %s via %s failed (attempt %d), retry in %.1fs: %s", message_id, channel, attempts, delay, error
+        )
+        await self.store.schedule_retry(message_id, attempts, self.clock_ms() + int(delay * 1000), error)

@@ -1,0 +1,73 @@
+"""A local stand-in for Twilio's Messages REST API on loopback (test code).
+
+``POST /2010-04-01/Accounts/<sid>/Messages.json`` with HTTP basic auth and form fields
+``To``, ``From``, ``Body``, answered as Twilio does (201 and the message resource; a 400 with
+Twilio's error body for an invalid number). Can be stopped and started on the same port.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from typing import Any
+
+from aiohttp import web
+
+from supervisor import free_port
+
+ACCOUNT_SID = "AC" + "0" * 32
+AUTH_TOKEN = "twilio-test-auth-token"
+FROM_NUMBER = "+15005550006"
+INVALID_NUMBER = "+15005550001"  # Twilio's magic test number for "invalid"
+
+
+class TwilioStandIn:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.sent: list[dict[str, str]] = []
+        self._sids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._create_message)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        expected = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+        if request.headers.get("Authorization") != expected or request.match_info["sid"] != ACCOUNT_SID:
+            return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+        form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        if form.get("To") == INVALID_NUMBER:
+            body = {
+                "code": 21211,
+                "message": f"The 'To' number {form['To']} is not a valid phone number.",
+                "status": 400,
+            }
+            return web.json_response(body, status=400)
+        sid = f"SM{next(self._sids):032d}"
+        self.sent.append(form)
+        resource: dict[str, Any] = {
+            "sid": sid,
+            "account_sid": ACCOUNT_SID,
+            "to": form.get("To"),
+            "from": form.get("From"),
+            "body": form.get("Body"),
+            "status": "queued",
+            "num_segments": "1",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
+        }
+        return web.json_response(resource, status=201)
