@@ -145,6 +145,9 @@ class RoutePlanner:
         missing = set(add or []) - {p.pickup_id for p in added}
         if missing:
             raise PlanningError(f"unknown pick-ups: {', '.join(sorted(missing))}")
+        for pickup in added:
+            if pickup.status not in (PickupStatus.REQUESTED, PickupStatus.PLANNED) or pickup.date != old["date"]:
+                raise PlanningError(f"pick-up {pickup.pickup_id} is {pickup.status.value} for {pickup.date}")
         for pickup_id in cancel or []:
             await self.store.cancel(pickup_id)
         pickups = await self.store.by_ids(planned_ids)
