@@ -1,8 +1,9 @@
 """Backoffice: what happens when self-service cannot finish the job.
 
-Owns the hand-off desk (queueing conversations for a human agent with their place in line) and,
-as it grows, the after-sales ticket service, routing, SLAs, permissions, audit and return
-pick-up planning.
+Owns the hand-off desk (queueing conversations for a human agent with their place in line),
+return pick-up route planning (``backoffice.routing``), the hash-chained ledger for records that
+must stay verifiable (``backoffice.ledger``) and, as it grows, the after-sales ticket service,
+ticket routing, SLAs, permissions and audit.
 
 Must not know about channel wire formats or NLU; it receives decisions from the dialogue and
 writes through the conversation store.

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from backoffice.routing.backend import backend_named
 from backoffice.routing.demo import demo_pickups
 from backoffice.routing.feasibility import check, check_routes
 from backoffice.routing.fleet import GeoPoint, load_fleet
 from backoffice.routing.model import SolveOptions
 from backoffice.routing.pickups import PickupRequest, PickupStatus, PickupStore
-from backoffice.routing.planner import RoutePlanner
+from backoffice.routing.planner import PlanningError, RoutePlanner
 from backoffice.routing.replan import Changes, merge, progress_at, remaining_problem
 from store import ConversationStore
 from tests.routes_factory import pickup_problem
@@ -138,6 +140,9 @@ async def test_planner_plans_from_the_store_then_replans_with_changes(store: Con
     assert row["planned_co2_kg"] == same_vehicle["co2_kg"]  # the re-plan's record supersedes the first
     assert row["actual_co2_kg"] == actual["co2_kg"]
     assert report["ledger"]["ok"] and report["records"] == len(plan["routes"]) + len(replanned["routes"]) + 1
+
+    with pytest.raises(PlanningError, match="is cancelled"):
+        await planner.replan(replanned["_id"], now=now, add=[late])  # a cancelled pick-up stays cancelled
 
     # The van reports where it is: it goes on from there.
     reported = await planner.replan(

@@ -1,12 +1,17 @@
-"""The one interface every solver backend implements, and how to pick one by name."""
+"""The one interface every solver backend implements, how to pick one by name, and the fallback
+to OR-Tools for what a backend cannot model."""
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import ClassVar
 
 from backoffice.routing.model import ProgressSink, RoutingProblem, RoutingSolution, SolveOptions
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BACKEND = "pyvrp"
 """Chosen by ``bench/routes.py``: PyVRP reaches the best-known RC208 cost within 30 s and is
@@ -45,6 +50,33 @@ def backend_named(name: str) -> RoutingBackend:
 
         return PyVrpBackend()
     raise ValueError(f"unknown routing backend {name!r} (choose from {', '.join(BACKENDS)})")
+
+
+@dataclass(frozen=True, slots=True)
+class SolveOutcome:
+    solution: RoutingSolution
+    backend: str
+    fallback_reason: str | None
+
+
+def solve_problem(
+    problem: RoutingProblem,
+    backend_name: str | None,
+    time_limit: float,
+    seed: int = 0,
+    progress: ProgressSink | None = None,
+) -> SolveOutcome:
+    """Solve with the named backend (default: the benchmark's choice), or with OR-Tools when that
+    backend cannot model the problem. Module-level so that a process pool can run it."""
+    name = backend_name or DEFAULT_BACKEND
+    backend = backend_named(name)
+    fallback_reason: str | None = None
+    if reasons := backend.unsupported(problem):
+        fallback_reason = f"{name} cannot model {', '.join(reasons)}; planned with OR-Tools"
+        log.info(fallback_reason)
+        backend = backend_named("ortools")
+    solution = backend.solve(problem, SolveOptions(time_limit=time_limit, seed=seed, progress=progress))
+    return SolveOutcome(solution, backend.name, fallback_reason)
 
 
 class ProgressTracker:

@@ -7,11 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on a server
-
-import matplotlib.pyplot as plt
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 
@@ -20,8 +17,10 @@ def render_plan(plan: dict[str, Any], path: Path) -> Path:
     mid_lat = sum(d["lat"] for d in depots) / len(depots)
     squeeze = math.cos(math.radians(mid_lat))  # a degree of longitude is shorter than one of latitude
 
-    figure, axes = plt.subplots(figsize=(11, 8), dpi=100)
-    colours = plt.get_cmap("tab10")
+    # A Figure without pyplot: no global state, so plans can be drawn from worker threads.
+    figure = Figure(figsize=(11, 8), dpi=100)
+    axes = figure.subplots()
+    colours = colormaps["tab10"]
     for number, route in enumerate(plan["routes"]):
         colour = colours(number % 10)
         path_points = [route["start"], *route["stops"], route["end"]]
@@ -72,5 +71,4 @@ def render_plan(plan: dict[str, Any], path: Path) -> Path:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
-    plt.close(figure)
     return path

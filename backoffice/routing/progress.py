@@ -35,7 +35,7 @@ class ConsoleProgress(ProgressSink):
                 desc=self.label,
                 unit="s",
                 file=self.stream,
-                bar_format="{desc}: {bar} {n:.0f}/{total:.0f} s {postfix}",
+                bar_format="{desc}: {bar} {n:.0f}/{total:.0f} s{postfix}",
             )
             self._ticker = threading.Thread(target=self._tick, daemon=True)
             self._ticker.start()
@@ -54,6 +54,7 @@ class ConsoleProgress(ProgressSink):
         if self._ticker is not None:
             self._ticker.join(timeout=2)
         if self._bar is not None:
+            self._bar.n = min(self._bar.total, round(time.monotonic() - self._started, 1))
             self._bar.close()
         self._flush()
 
