@@ -92,10 +92,14 @@ def say(key: str, language: str, **values: Any) -> str:
 
 
 def topic_label(intent: str, language: str) -> str:
-    labels = TOPICS.get(intent)
-    return labels.get(language, labels["zh"]) if labels else intent
+    return _label(TOPICS, intent, language)
 
 
 def status_label(status: str, language: str) -> str:
-    labels = STATUS_LABELS.get(status)
-    return labels.get(language, labels["zh"]) if labels else status
+    return _label(STATUS_LABELS, status, language)
+
+
+def _label(table: dict[str, dict[str, str]], key: str, language: str) -> str:
+    """The key's label in the language (Chinese if missing); an unknown key stands for itself."""
+    labels = table.get(key)
+    return labels.get(language, labels["zh"]) if labels else key
