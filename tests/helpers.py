@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
+
+from supervisor import free_port
 
 
 class Chat:
@@ -31,3 +34,30 @@ class Chat:
 
 def unique_sender() -> str:
     return f"customer-{uuid.uuid4().hex[:10]}"
+
+
+class LoopbackServer:
+    """A stand-in for a remote API on 127.0.0.1: subclasses add their routes in :meth:`routes`."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        app = web.Application()
+        self.routes(app)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

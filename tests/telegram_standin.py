@@ -16,40 +16,26 @@ from typing import Any
 
 from aiohttp import web
 
-from supervisor import free_port
+from tests.helpers import LoopbackServer
 
 TOKEN = "123456:TEST-token"
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "售后客服", "username": "shop_service_bot"}
 
 
-class BotApiStandIn:
+class BotApiStandIn(LoopbackServer):
     def __init__(self, token: str = TOKEN) -> None:
+        super().__init__()
         self.token = token
-        self.port = free_port()
         self.sent: list[dict[str, Any]] = []
         self.calls: list[str] = []
         self.files: dict[str, bytes] = {}
         self.updates: list[dict[str, Any]] = []
         self.webhook: dict[str, Any] | None = None
         self._message_ids = itertools.count(1000)
-        self._runner: web.AppRunner | None = None
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/bot{token}/{method}", self._method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     def add_file(self, file_id: str, data: bytes) -> None:
         self.files[file_id] = data

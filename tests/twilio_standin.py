@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from supervisor import free_port
+from tests.helpers import LoopbackServer
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-test-auth-token"
@@ -21,28 +21,14 @@ FROM_NUMBER = "+15005550006"
 INVALID_NUMBER = "+15005550001"  # Twilio's magic test number for "invalid"
 
 
-class TwilioStandIn:
+class TwilioStandIn(LoopbackServer):
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.sent: list[dict[str, str]] = []
         self._sids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._create_message)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def _create_message(self, request: web.Request) -> web.Response:
         expected = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
