@@ -7,6 +7,7 @@ python run.py nlu eval FILE.yml [--threshold X] [--today YYYY-MM-DD] [--png FILE
 python run.py seed --orders FILE.json
 python run.py routes solve|plan|seed-demo|replan|actual|carbon …
 python run.py ocr IMAGE [IMAGE ...] [--json] [--order-check] [--engine combined|rapidocr|tesseract]
+python run.py kb check [FILE] | kb ask "问题" [--file FILE]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tqdm import tqdm
 
 from backoffice.routing.cli import add_routes_commands, run_routes_command
 from channels.app_im import sign_user
+from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
 from gateway import GatewayBuilder, Settings, SettingsError, build_app
 from media_ocr.batch import read_files
 from media_ocr.engines import ENGINE_NAMES, EngineUnavailable
@@ -40,7 +42,27 @@ from nlu.project import TrainingFailed
 from nlu.rasa_yaml import RasaDataError
 from nlu.understanding import UnderstandingClient, today_in
 from shop import SeedError
+from shop.policy import PolicyError
 from supervisor import ChildStartError
+
+
+def _knowledge(args: argparse.Namespace) -> int:
+    if args.kb_command == "check":
+        kb = KnowledgeBase.load(args.file)
+        categories: dict[str, int] = {}
+        for entry in kb.entries:
+            categories[entry.category] = categories.get(entry.category, 0) + 1
+        print(f"{len(kb)} entries: " + ", ".join(f"{c} {n}" for c, n in sorted(categories.items())))
+        return 0
+    kb = KnowledgeBase.load(args.file)
+    found = kb.answer(args.question, args.lang)
+    if found is None:
+        print("no answer (below the threshold): the bot offers an agent")
+        return 1
+    print(f"[{found.entry.id} {found.score:.2f}] {found.entry.answer_in(args.lang)}")
+    for entry, score in found.runners_up:
+        print(f"  also {entry.id} {score:.2f}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     ocr.add_argument("--order-check", action="store_true", help="check the fields against the shop's orders")
     ocr.add_argument("--engine", choices=ENGINE_NAMES, default=Settings.from_env().ocr_engine, help="OCR engine")
 
+    kb = commands.add_parser("kb", help="check the after-sales knowledge base or ask it a question")
+    kb_commands = kb.add_subparsers(dest="kb_command", required=True)
+    kb_check = kb_commands.add_parser("check", help="validate the file and list its entries by category")
+    kb_check.add_argument("file", nargs="?", type=Path, help="default: the shipped dialogue/knowledge/aftersales.yml")
+    kb_ask = kb_commands.add_parser("ask", help="print the answer the bot would give, with its score")
+    kb_ask.add_argument("question")
+    kb_ask.add_argument("--file", type=Path)
+    kb_ask.add_argument("--lang", default="zh", choices=("zh", "en"))
+
     _serve_options(parser)  # `python run.py --port 9000` means `serve --port 9000`
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -94,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_seed(args.orders))
         if args.command == "routes":
             return asyncio.run(run_routes_command(args, _database, Settings.from_env().var_dir))
+        if args.command == "kb":
+            return _knowledge(args)
         if args.command == "ocr":
             return asyncio.run(_ocr(args.images, args.engine, as_json=args.json, order_check=args.order_check))
         return asyncio.run(_serve(args.host, args.port, args.seed_orders))
@@ -105,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         NluUnavailable,
         EngineUnavailable,
         SettingsError,
+        PolicyError,
+        KnowledgeBaseError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

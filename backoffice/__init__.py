@@ -2,7 +2,7 @@
 
 Owns the hand-off desk (queueing conversations for a human agent with their place in line),
 return pick-up route planning (``backoffice.routing``), the hash-chained ledger for records that
-must stay verifiable (``backoffice.ledger``) and, as it grows, the after-sales ticket service,
+must stay verifiable (``backoffice.ledger``), after-sales tickets (``backoffice.tickets``) and, as it grows,
 ticket routing, SLAs, permissions and audit.
 
 Must not know about channel wire formats or NLU; it receives decisions from the dialogue and
@@ -10,5 +10,6 @@ writes through the conversation store.
 """
 
 from backoffice.handoff import HandoffDesk, QueuePlace
+from backoffice.tickets import Priority, Ticket, TicketDesk, TicketType
 
-__all__ = ["HandoffDesk", "QueuePlace"]
+__all__ = ["HandoffDesk", "Priority", "QueuePlace", "Ticket", "TicketDesk", "TicketType"]

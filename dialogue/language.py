@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import re
 
+_CODES = re.compile(r"\S+@\S+|\b(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]+\b")
+# Chinese customers type these too: "ok" alone does not make a conversation English.
+_NEUTRAL_WORDS = frozenset({"ok", "okay", "yes", "no", "sku", "pdf", "jpg", "app"})
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+_LATIN_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2,}(?![A-Za-z0-9])")
 
 
 def reply_language(text: str, detected: str | None, previous: str = "zh") -> str:
-    """The NLU's detected language when it has one, else a guess from the text."""
+    """The NLU's detected language when it has one, else a guess from the text.
+
+    Codes, ids, e-mail addresses and a bare "ok" ("91330106MA27XL0E01", "a@b.com") say nothing
+    about the language: the conversation keeps its own.
+    """
+    words = _LATIN_WORD.findall(_CODES.sub(" ", text))
+    if not _CJK.search(text) and all(w.lower() in _NEUTRAL_WORDS for w in words):
+        return previous
     if detected in ("zh", "en"):
         return detected
     return detect_language(text, previous)

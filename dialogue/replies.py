@@ -86,6 +86,14 @@ STATUS_LABELS: dict[str, dict[str, str]] = {
 }
 
 
+def register(templates: dict[str, dict[str, str]]) -> None:
+    """Add a flow's wording; a key defined twice is a mistake, not an override."""
+    clash = sorted(set(templates) & set(TEMPLATES))
+    if clash:
+        raise ValueError(f"reply templates defined twice: {', '.join(clash)}")
+    TEMPLATES.update(templates)
+
+
 def say(key: str, language: str, **values: Any) -> str:
     options = TEMPLATES[key]
     return options.get(language, options["zh"]).format(**values)

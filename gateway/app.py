@@ -9,6 +9,7 @@ from aiohttp.typedefs import Handler
 from pymongo.errors import PyMongoError
 
 from channels.base import json_response
+from gateway.agent_api import AgentApi
 from gateway.ocr_routes import ocr_routes
 from gateway.routes_api import RoutesApi
 from gateway.runtime import Gateway
@@ -38,6 +39,7 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     for channel in gateway.channels:
         app.router.add_routes(channel.routes(gateway.handler_for(channel)))
 
+    app.router.add_routes(AgentApi(gateway).routes())
     routes_api = RoutesApi(gateway)  # return pick-up route planning
     app.router.add_routes(routes_api.routes())
     app.on_cleanup.append(routes_api.close)

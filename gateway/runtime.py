@@ -8,13 +8,16 @@ from pathlib import Path
 from typing import Self
 
 from aiohttp import web
+from dialogue.knowledge import KnowledgeBase
 
-from backoffice import HandoffDesk
+from backoffice import HandoffDesk, TicketDesk
+from backoffice.routing.pickups import PickupStore
 from channels import InboundHandler, InputChannel, OutputChannel, RestInput
 from channels.app_im import AppImInput, AppImOutput, Connections
 from channels.sms import TwilioSmsInput, TwilioSmsOutput
 from channels.telegram import TelegramInput, TelegramOutput, make_bot
 from dialogue import DialogueEngine
+from dialogue.flows import FlowContext
 from gateway.outbox import OutboxDispatcher, RetryPolicy
 from gateway.settings import Settings
 from gateway.turns import TurnProcessor
@@ -24,6 +27,8 @@ from nlu import NluClient, NluProject, OfflineNlu, RasaNluClient
 from nlu.server import EmbeddedRasaServer
 from nlu.understanding import UnderstandingClient, today_in
 from shop import MongoOrderService, load_orders_file
+from shop.aftersales import AfterSalesService
+from shop.policy import AfterSalesPolicy
 from store import ConversationStore, InboundMessage, Message
 from store.embedded import EmbeddedMongo
 from store.media import MediaStore
@@ -57,6 +62,12 @@ class Gateway:
         self._nlu_start: asyncio.Task[None] | None = None
         self.store: ConversationStore | None = None
         self.orders: MongoOrderService | None = None
+        self.aftersales: AfterSalesService | None = None
+        self.tickets: TicketDesk | None = None
+        self.pickups: PickupStore | None = None
+        # Business rules and answers: read at start so a bad edit stops the start, not a turn.
+        self.policy = AfterSalesPolicy.load(settings.aftersales_policy_path)
+        self.knowledge = KnowledgeBase.load(settings.knowledge_path)
         self.nlu: NluClient | None = None
         self.turns: TurnProcessor | None = None
         self.nlu_error: str | None = None
@@ -80,6 +91,12 @@ class Gateway:
         self.feed.store = store
         self.orders = MongoOrderService(store.db)
         await self.orders.ensure_indexes()
+        self.aftersales = AfterSalesService(store.db)
+        await self.aftersales.ensure_indexes()
+        self.tickets = TicketDesk(store.db)
+        await self.tickets.ensure_indexes()
+        self.pickups = PickupStore(store.db)
+        await self.pickups.ensure_indexes()
         self.ocr = OcrService(self.ocr_workers, OcrResultStore(store.db), self.media, self.orders)
         await self.ocr.ensure_indexes()
         self.store = store
@@ -175,7 +192,18 @@ class Gateway:
 
     def _dialogue(self, store: ConversationStore) -> DialogueEngine:
         assert self.orders is not None
-        return DialogueEngine(self.orders, HandoffDesk(store))
+        return DialogueEngine(
+            FlowContext(
+                orders=self.orders,
+                handoff=HandoffDesk(store, self.orders, self.aftersales, self.tickets),
+                aftersales=self.aftersales,
+                tickets=self.tickets,
+                policy=self.policy,
+                knowledge=self.knowledge,
+                pickups=self.pickups,
+                timezone=self.settings.timezone,
+            )
+        )
 
     async def ready(self) -> dict[str, bool]:
         store_ok = self.store is not None and await self.store.ping()

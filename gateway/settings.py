@@ -29,6 +29,10 @@ class Settings:
     """The shop's time zone: what 明天 and 周六 mean."""
     var_dir: Path = REPO_ROOT / "var"
     models_dir: Path = REPO_ROOT / "models"
+    aftersales_policy_path: Path | None = None
+    """After-sales rules (return windows, excluded categories …); unset uses ``shop/aftersales_policy.yml``."""
+    knowledge_path: Path | None = None
+    """The after-sales FAQ; unset uses ``dialogue/knowledge/aftersales.yml``."""
     ocr_engine: str = "combined"
     """Photo OCR engine: combined, rapidocr or tesseract."""
     ocr_workers: int = 1
@@ -50,6 +54,8 @@ class Settings:
     telegram_mode: str = "webhook"
     """``webhook`` (production) or ``polling`` (development, no public URL needed)."""
     telegram_api_base_url: str = "https://api.telegram.org"
+    agent_api_token: str | None = None
+    """Bearer token of the agent API (``/api/agent/…``); unset disables it."""
     app_im_secret: str | None = None
     """Set to enable the app IM websocket; the shop's backend signs user tokens with it."""
     twilio_account_sid: str | None = None
@@ -78,6 +84,8 @@ class Settings:
             nlu_confidence_threshold=float(env.get("NLU_CONFIDENCE_THRESHOLD", defaults.nlu_confidence_threshold)),
             timezone=env.get("SHOP_TIMEZONE", defaults.timezone),
             var_dir=Path(env.get("GATEWAY_VAR_DIR", defaults.var_dir)),
+            aftersales_policy_path=Path(env["AFTERSALES_POLICY"]) if env.get("AFTERSALES_POLICY") else None,
+            knowledge_path=Path(env["KNOWLEDGE_BASE"]) if env.get("KNOWLEDGE_BASE") else None,
             ocr_engine=env.get("OCR_ENGINE", defaults.ocr_engine),
             ocr_workers=int(env.get("OCR_WORKERS", defaults.ocr_workers)),
             media_dir=Path(env["MEDIA_DIR"]) if env.get("MEDIA_DIR") else None,
@@ -91,6 +99,7 @@ class Settings:
             telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET") or None,
             telegram_mode=env.get("TELEGRAM_MODE", defaults.telegram_mode),
             telegram_api_base_url=(env.get("TELEGRAM_API_BASE_URL") or defaults.telegram_api_base_url).rstrip("/"),
+            agent_api_token=env.get("AGENT_API_TOKEN") or None,
             app_im_secret=env.get("APP_IM_SECRET") or None,
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,

@@ -11,14 +11,29 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, timedelta
 from typing import Any
 
 from dialogue import DialogueEngine, TurnInput
+from dialogue.choices import resolve_choice
 from nlu import NluClient, NluUnavailable, ParseResult
-from store import ConversationState, ConversationStore, Event, InboundMessage, Message, OutboundMessage
+from store import (
+    Conversation,
+    ConversationState,
+    ConversationStore,
+    Event,
+    InboundMessage,
+    Message,
+    OutboundMessage,
+)
+from store.models import utcnow
 from store.mongo import InboundReceipt
 
 log = logging.getLogger(__name__)
+
+RESUME_WINDOW = timedelta(minutes=30)
+"""How long a half-finished flow waits for the customer to continue it on another channel."""
+CARRIED_SLOTS = ("form", "choices", "last_order_id", "verified_orders")
 
 MEDIA_NOTICE_SEQUENCE = 900  # after any dialogue reply in the reply-key order
 
@@ -122,17 +137,25 @@ class TurnProcessor:
             await self.store.mark_processed(message.id)
             return []
 
-        parse = await self._understand(message, conversation.channel)
+        if not conversation.slots.get("form"):
+            conversation = await self._resume_from_other_channel(conversation, message)
+        # "2" on a channel without buttons means the second choice offered.
+        text = resolve_choice(message.text, conversation.slots) or message.text
+        parse, nlu_down = (None, False) if not text else await self._understand(message, text, conversation.channel)
+        # Re-read the customer: a contact shared with this message may have linked a phone.
+        customer = await self.store.get_customer(customer.id) or customer
         outcome = await self.dialogue.respond(
             TurnInput(
                 conversation_id=conversation.id,
                 customer_id=customer.id,
                 channel=conversation.channel,
-                text=message.text,
+                text=text,
                 parse=parse,
                 slots=conversation.slots,
                 language=conversation.language,
                 identities=customer.identities,
+                attachments=message.attachments,
+                nlu_down=nlu_down,
             )
         )
         replies = [
@@ -156,20 +179,50 @@ class TurnProcessor:
         await self.store.mark_processed(message.id)
         return replies
 
-    async def _understand(self, message: Message, channel: str) -> ParseResult | None:
+    async def _resume_from_other_channel(self, conversation: Conversation, message: Message) -> Conversation:
+        """A customer who left a flow half-done on one channel and writes on another carries on
+        there: the flow's state moves to this conversation (one customer, one history)."""
+        now = utcnow()
+        for other in await self.store.customer_conversations(conversation.customer_id, limit=5):
+            updated = other.updated_at if other.updated_at.tzinfo else other.updated_at.replace(tzinfo=UTC)
+            if (
+                other.id == conversation.id
+                or other.state != ConversationState.BOT
+                or not other.slots.get("form")
+                or now - updated > RESUME_WINDOW
+            ):
+                continue
+            moved = {k: other.slots[k] for k in CARRIED_SLOTS if k in other.slots}
+            slots = {**conversation.slots, **moved}
+            await self.store.save_conversation(conversation.id, slots=slots, language=other.language)
+            await self.store.save_conversation(
+                other.id, slots={k: v for k, v in other.slots.items() if k not in ("form", "choices")}
+            )
+            await self._log(
+                message,
+                conversation.channel,
+                "flow_resumed",
+                {"from_conversation": other.id, "from_channel": other.channel, "flow": other.slots["form"].get("flow")},
+            )
+            return conversation.model_copy(update={"slots": slots, "language": other.language})
+        return conversation
+
+    async def _understand(self, message: Message, text: str, channel: str) -> tuple[ParseResult | None, bool]:
+        """The NLU's reading of the text, and whether the NLU was down."""
         try:
-            parse = await self.nlu.parse(message.text, message_id=message.id)
+            parse = await self.nlu.parse(text, message_id=message.id)
         except NluUnavailable as exc:
             log.error("NLU unavailable, falling back: %s", exc)
             await self._log(message, channel, "nlu_unavailable", {"error": str(exc)[:500]})
-            return None
+            return None, True
         entities = [e.entity for e in parse.entities]
         data = {"intent": parse.intent.name, "confidence": parse.intent.confidence, "entities": entities}
         extra = parse.model_extra or {}
         await self.store.record_understanding(
             message.id,
             {
-                "normalized_text": extra.get("normalized_text", message.text),
+                "normalized_text": extra.get("normalized_text", text),
+                **({"chosen": text} if text != message.text else {}),
                 "language": extra.get("language"),
                 "traditional": extra.get("traditional", False),
                 "varieties": extra.get("varieties", []),
@@ -179,7 +232,7 @@ class TurnProcessor:
             },
         )
         await self._log(message, channel, "nlu_parsed", data)
-        return parse
+        return parse, False
 
     async def _log(self, message: Message, channel: str, name: str, data: dict[str, Any]) -> None:
         await self.store.log_event(

@@ -24,7 +24,7 @@ from media_ocr.privacy import MaskingFilter, holds_personal_data, mask_text
 from media_ocr.reader import PhotoReader, Reading
 from media_ocr.store import OcrResultStore
 from media_ocr.validation import OrderCheck, ReviewPolicy, corrected_reading, decide, preset_problems
-from shop import OrderService
+from shop import OrderLookup
 from store.media import MediaRejected, MediaStore
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class OcrService:
         workers: OcrWorkers,
         results: OcrResultStore,
         media: MediaStore,
-        orders: OrderService | None,
+        orders: OrderLookup | None,
         config: FieldConfig | None = None,
         policy: ReviewPolicy | None = None,
     ) -> None:

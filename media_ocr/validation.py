@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 
 from media_ocr.fields import FieldConfig
 from media_ocr.model import FIELD_NAMES, FieldReading, FieldValue
-from shop import Order, OrderService, OrderStatus
+from shop import Order, OrderLookup, OrderStatus
 
 # Letters and digits OCR confuses in codes such as SKUs: compared after folding these together.
 _CONFUSABLE = str.maketrans({"O": "0", "D": "0", "Q": "0", "I": "1", "L": "1", "Z": "2", "S": "5", "B": "8", "G": "6"})
@@ -48,7 +48,7 @@ class OrderCheck:
 
     def __init__(
         self,
-        orders: OrderService,
+        orders: OrderLookup,
         config: FieldConfig | None = None,
         policy: ReviewPolicy | None = None,
         today: Callable[[], date] = lambda: datetime.now(UTC).date(),

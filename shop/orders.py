@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +12,24 @@ from pydantic import ValidationError
 from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shop.models import Order
+from shop.models import Order, OrderChange, OrderStatus
 
 
 class SeedError(ValueError):
     """An orders file that cannot be loaded; the message says where and why."""
 
 
-class OrderService(ABC):
-    """What self-service needs from the shop's order system."""
+class OrderActionRefused(Exception):
+    """The shop refused a change, e.g. the warehouse picked the order in the meantime."""
+
+    def __init__(self, order_id: str, reason: str) -> None:
+        super().__init__(f"order {order_id}: {reason}")
+        self.order_id = order_id
+        self.reason = reason
+
+
+class OrderLookup(ABC):
+    """Reading orders: all that photo checks and summaries need."""
 
     @abstractmethod
     async def get(self, order_id: str) -> Order | None: ...
@@ -28,6 +38,22 @@ class OrderService(ABC):
     async def recent_for_customer(
         self, *, phone: str | None = None, email: str | None = None, limit: int = 5
     ) -> list[Order]: ...
+
+
+class OrderService(OrderLookup):
+    """What self-service needs from the shop's order system: reading and acting on orders."""
+
+    @abstractmethod
+    async def change_address(self, order_id: str, address: str, *, actor: str) -> Order:
+        """Write a new delivery address; only while the order is ``paid`` (not yet picked)."""
+
+    @abstractmethod
+    async def change_delivery_slot(self, order_id: str, slot: str, *, actor: str) -> Order:
+        """Write a new delivery slot (``YYYY-MM-DD HH:MM-HH:MM``); only while ``paid``."""
+
+    @abstractmethod
+    async def cancel(self, order_id: str, *, actor: str, reason: str) -> Order:
+        """Cancel an order that is still ``paid``; the refund is the after-sales service's job."""
 
 
 class MongoOrderService(OrderService):
@@ -58,6 +84,44 @@ class MongoOrderService(OrderService):
                 found[order.order_id] = order
         ranked = sorted(found.values(), key=lambda o: (o.paid_at is not None, o.paid_at), reverse=True)
         return ranked[:limit]
+
+    async def change_address(self, order_id: str, address: str, *, actor: str) -> Order:
+        return await self._change_while_paid(order_id, "address", address, actor)
+
+    async def change_delivery_slot(self, order_id: str, slot: str, *, actor: str) -> Order:
+        return await self._change_while_paid(order_id, "delivery_slot", slot, actor)
+
+    async def cancel(self, order_id: str, *, actor: str, reason: str) -> Order:
+        return await self._change_while_paid(order_id, "status", OrderStatus.CANCELLED.value, actor, note=reason)
+
+    async def _change_while_paid(
+        self, order_id: str, field: str, value: str, actor: str, *, note: str | None = None
+    ) -> Order:
+        order = await self.get(order_id)
+        if order is None:
+            raise OrderActionRefused(order_id, "no such order")
+        if order.status is not OrderStatus.PAID:
+            raise OrderActionRefused(order_id, f"the order is {order.status.value}, changes need it to be paid")
+        old = getattr(order, field)
+        old_text = old.value if isinstance(old, OrderStatus) else old
+        change = OrderChange(
+            field=field,
+            old=old_text,
+            new=value if note is None else f"{value} ({note})",
+            at=datetime.now(UTC),
+            actor=actor,
+        )
+        changes = [c.model_dump(mode="json") for c in order.changes] + [change.model_dump(mode="json")]
+        # The status filter makes the write lose cleanly against the warehouse picking the order.
+        result = await self.orders.update_one(
+            {"order_id": order_id, "status": OrderStatus.PAID.value, field: old_text},
+            {"$set": {field: value, "changes": changes}},
+        )
+        if result.matched_count != 1:
+            raise OrderActionRefused(order_id, "the order changed meanwhile; try again")
+        updated = await self.get(order_id)
+        assert updated is not None
+        return updated
 
     async def upsert(self, orders: list[Order]) -> int:
         """Insert or replace orders by ``order_id``; returns how many were written."""

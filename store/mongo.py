@@ -299,6 +299,48 @@ class ConversationStore:
         )
         return ahead + 1
 
+    async def set_handoff_summary(self, conversation_id: str, summary: dict[str, Any]) -> None:
+        await self.conversations.update_one({"_id": conversation_id}, {"$set": {"handoff_summary": summary}})
+
+    async def claim_conversation(self, conversation_id: str, agent_id: str) -> Conversation | None:
+        """An agent takes a waiting conversation; None if it is not waiting (someone else took it)."""
+        result = await self.conversations.update_one(
+            {"_id": conversation_id, "state": ConversationState.WAITING_AGENT.value},
+            {
+                "$set": {
+                    "state": ConversationState.AGENT.value,
+                    "agent_id": agent_id,
+                    "claimed_at": utcnow(),
+                    "updated_at": utcnow(),
+                }
+            },
+        )
+        if result.matched_count != 1:
+            return None
+        return await self.get_conversation(conversation_id)
+
+    async def return_to_bot(self, conversation_id: str, *, slots: dict[str, Any] | None = None) -> Conversation | None:
+        """The agent is done: the bot answers this conversation again, starting afresh."""
+        changes: dict[str, Any] = {"state": ConversationState.BOT.value, "updated_at": utcnow(), "slots": slots or {}}
+        result = await self.conversations.update_one(
+            {
+                "_id": conversation_id,
+                "state": {"$in": [ConversationState.AGENT.value, ConversationState.WAITING_AGENT.value]},
+            },
+            {"$set": changes, "$unset": {"agent_id": "", "queue_ticket": "", "handoff_reason": ""}},
+        )
+        if result.matched_count != 1:
+            return None
+        return await self.get_conversation(conversation_id)
+
+    async def customer_conversations(self, customer_id: str, limit: int = 20) -> list[Conversation]:
+        """The customer's conversations on every channel, most recently active first."""
+        cursor = self.conversations.find({"customer_id": customer_id}).limit(200)
+        found = [_from_doc(Conversation, d) async for d in cursor]
+        # nx-27017 returns $set datetimes as strings, which may parse naive: compare as UTC.
+        found.sort(key=lambda c: _aware(c.updated_at), reverse=True)
+        return found[:limit]
+
     async def waiting_conversations(self, limit: int = 100) -> list[Conversation]:
         cursor = (
             self.conversations.find({"state": ConversationState.WAITING_AGENT.value})
@@ -350,10 +392,18 @@ class ConversationStore:
             raise LookupError(f"message {doc['_id']} points at a missing conversation or customer")
         return InboundReceipt(_from_doc(Message, doc), conversation, customer, duplicate=duplicate)
 
-    async def record_outbound(self, outbound: OutboundMessage, customer_id: str, sequence: int) -> Message:
+    async def record_outbound(
+        self, outbound: OutboundMessage, customer_id: str, sequence: int, *, key: str | None = None
+    ) -> Message:
         """Store a reply in the outbox. Replies to one inbound message are keyed by their
-        sequence, so re-running a turn after a crash cannot store a reply twice."""
-        reply_key = f"reply:{outbound.in_reply_to}:{sequence}" if outbound.in_reply_to else f"push:{new_id()}"
+        sequence, so re-running a turn after a crash cannot store a reply twice; other messages
+        (an agent's) by the caller's ``key``, so a retried request is stored once."""
+        if key is not None:
+            reply_key = f"push:{key}"
+        elif outbound.in_reply_to:
+            reply_key = f"reply:{outbound.in_reply_to}:{sequence}"
+        else:
+            reply_key = f"push:{new_id()}"
         doc = {
             "_id": new_id(),
             "conversation_id": outbound.conversation_id,

@@ -7,7 +7,7 @@ from functools import cache
 
 from media_ocr.reader import PhotoReader
 from media_ocr.synthetic import Damage, Layout, ReturnSlip, Sample, make_sample, random_slip
-from shop import Order, OrderService
+from shop import Order, OrderLookup
 
 SEED = 20261122
 
@@ -34,7 +34,7 @@ def slip(seed: int = SEED) -> ReturnSlip:
     return random_slip(random.Random(seed))
 
 
-class InMemoryOrders(OrderService):
+class InMemoryOrders(OrderLookup):
     """The shop's orders for a few synthetic slips (for tests that need no database)."""
 
     def __init__(self, *slips: ReturnSlip) -> None:

@@ -1,0 +1,70 @@
+"""Knowledge-base retrieval on the held-out questions: top-1 accuracy, out-of-scope rejection,
+per variety, and how the threshold trades them off.
+
+    .venv/bin/python bench/kb.py [--file dialogue/knowledge/heldout.yml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dialogue.knowledge import MIN_SCORE, KnowledgeBase
+
+HELDOUT = Path(__file__).resolve().parent.parent / "dialogue" / "knowledge" / "heldout.yml"
+
+
+def evaluate(kb: KnowledgeBase, questions: list[dict[str, str]], threshold: float) -> dict[str, float]:
+    right = in_scope = rejected = out_scope = 0
+    by_tag: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for q in questions:
+        found = kb.answer(q["text"])
+        got = found.entry.id if found is not None and found.score >= threshold else "none"
+        if q["expect"] == "none":
+            out_scope += 1
+            rejected += got == "none"
+        else:
+            in_scope += 1
+            right += got == q["expect"]
+            by_tag[q["tag"]][0] += got == q["expect"]
+            by_tag[q["tag"]][1] += 1
+    result = {"accuracy": right / in_scope, "rejection": rejected / out_scope if out_scope else 1.0}
+    result.update({f"tag:{t}": r / n for t, (r, n) in sorted(by_tag.items())})
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--file", type=Path, default=HELDOUT)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    kb = KnowledgeBase.load()
+    loaded = time.perf_counter() - started
+    questions = yaml.safe_load(args.file.read_text(encoding="utf-8"))["questions"]
+    print(f"{len(kb)} entries loaded in {loaded * 1000:.0f} ms; {len(questions)} held-out questions")
+    started = time.perf_counter()
+    result = evaluate(kb, questions, MIN_SCORE)
+    per_question = (time.perf_counter() - started) / len(questions)
+    print(
+        f"threshold {MIN_SCORE}: top-1 accuracy {result['accuracy']:.1%}, out-of-scope rejected "
+        f"{result['rejection']:.1%}, {per_question * 1000:.1f} ms per question"
+    )
+    for key, value in result.items():
+        if key.startswith("tag:"):
+            print(f"  {key[4:]:<12} {value:.1%}")
+    print("threshold  accuracy  rejection")
+    for threshold in (0.2, 0.25, 0.3, 0.33, 0.35, 0.4, 0.5):
+        r = evaluate(kb, questions, threshold)
+        print(f"{threshold:>9}  {r['accuracy']:>8.1%}  {r['rejection']:>9.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

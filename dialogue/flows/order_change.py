@@ -1,0 +1,273 @@
+"""Changing the delivery address or time: only before the warehouse picks the order.
+
+After picking, the parcel can only be intercepted or redirected by the courier, which a person
+arranges: the customer is told why and offered that hand-off.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from dialogue.address import check_address
+from dialogue.flows.base import Flow, is_no, is_yes
+from dialogue.replies import register, status_label
+from dialogue.turn import Turn
+from shop import Order, OrderActionRefused, OrderStatus
+
+register(
+    {
+        "topic_change_address": {"zh": "修改地址", "en": "address change"},
+        "topic_change_delivery_time": {"zh": "修改配送时间", "en": "delivery time change"},
+        "change_too_late": {
+            "zh": "订单 {order_id} 当前{status}，仓库已开始处理，无法直接修改{what}。"
+            "可以为您转人工联系快递拦截或改派（可能产生费用），需要吗？",
+            "en": "Order {order_id} is {status}; the warehouse has it already, so I can't change the {what} myself. "
+            "An agent can ask the courier to intercept or redirect it (fees may apply). Shall I put you through?",
+        },
+        "change_not_possible": {
+            "zh": "订单 {order_id} {status}，不能再修改{what}。",
+            "en": "Order {order_id} is {status}; its {what} can no longer be changed.",
+        },
+        "quick_redirect": {"zh": "转人工改派", "en": "Agent: redirect"},
+        "ask_new_address": {
+            "zh": "订单 {order_id} 当前收货地址：{address}\n请发送新的完整收货地址（省、市、区/县、街道门牌号）。",
+            "en": "Order {order_id} is going to: {address}\n"
+            "Please send the complete new address (province, city, district, street and number).",
+        },
+        "address_incomplete": {
+            "zh": "地址还缺少：{missing}。请发送完整地址，例如：广东省深圳市南山区科技园路1号。",
+            "en": "The address is missing: {missing}. Please send the whole address.",
+        },
+        "confirm_address": {
+            "zh": "请确认修改订单 {order_id} 的收货地址：\n原地址：{old}\n新地址：{new}",
+            "en": "Please confirm the new address for order {order_id}:\nfrom: {old}\nto: {new}",
+        },
+        "address_changed": {
+            "zh": "已为您将订单 {order_id} 的收货地址修改为：{new}。还有其他可以帮您的吗？",
+            "en": "Done: order {order_id} will go to {new}. Anything else?",
+        },
+        "ask_new_slot": {
+            "zh": "订单 {order_id} 当前配送时间：{slot}\n请告诉我新的配送日期和时间段，或从下面选择：",
+            "en": "Order {order_id} is booked for {slot}\nWhen would you "
+            "like it instead? Pick a slot or tell me a date and time:",
+        },
+        "slot_unknown": {"zh": "未预约", "en": "not booked"},
+        "ask_slot_date": {"zh": "请问改到哪一天？", "en": "Which day?"},
+        "slot_in_past": {
+            "zh": "配送时间需要在今天之后，请换一个日期。",
+            "en": "The delivery must be after today; please pick another day.",
+        },
+        "confirm_slot": {
+            "zh": "请确认将订单 {order_id} 的配送时间改为 {slot}。",
+            "en": "Please confirm: deliver order {order_id} on {slot}.",
+        },
+        "slot_changed": {
+            "zh": "已为您将订单 {order_id} 的配送时间改为 {slot}。还有其他可以帮您的吗？",
+            "en": "Done: order {order_id} will be delivered on {slot}. Anything else?",
+        },
+        "change_lost_race": {
+            "zh": "抱歉，订单 {order_id} 刚刚已被仓库处理，无法再修改。可以为您转人工联系快递改派，需要吗？",
+            "en": "Sorry, the warehouse has just taken order {order_id}, so it can't be changed now. "
+            "Shall I ask an agent to have the courier redirect it?",
+        },
+        "what_address": {"zh": "收货地址", "en": "address"},
+        "what_time": {"zh": "配送时间", "en": "delivery time"},
+    }
+)
+
+
+class _OrderChangeFlow(Flow):
+    what: ClassVar[str]
+
+    def order_is_candidate(self, order: Order) -> bool:
+        return order.status is OrderStatus.PAID
+
+    async def proceed(self, turn: Turn, order: Order | None) -> None:
+        assert order is not None
+        what = turn.text(self.what)
+        status = status_label(order.status.value, turn.language)
+        if order.status in (OrderStatus.PICKING, OrderStatus.SHIPPED):
+            turn.step("offer_redirect")
+            turn.say(
+                "change_too_late",
+                quick_replies=(turn.choice("quick_redirect"), turn.choice("quick_no")),
+                order_id=order.order_id,
+                status=status,
+                what=what,
+            )
+            turn.event("order_change_refused", flow=self.name, order_id=order.order_id, status=order.status.value)
+            return
+        if order.status is not OrderStatus.PAID:
+            turn.finish()
+            turn.say("change_not_possible", order_id=order.order_id, status=status, what=what)
+            turn.event("order_change_refused", flow=self.name, order_id=order.order_id, status=order.status.value)
+            return
+        await self.ask(turn, order)
+
+    async def ask(self, turn: Turn, order: Order) -> None:
+        raise NotImplementedError
+
+    async def on_step(self, turn: Turn, step: str, data: dict[str, Any], order: Order | None) -> bool:
+        if order is None:
+            return False
+        if step == "offer_redirect":
+            if is_yes(turn) or turn.input.text == turn.text("quick_redirect"):
+                turn.finish()
+                turn.request_handoff("order_redirect", order_id=order.order_id, change=self.name)
+                return True
+            if is_no(turn):
+                turn.finish()
+                turn.say("anything_else")
+                return True
+            return False
+        if step == "confirm":
+            if is_yes(turn):
+                await self.apply(turn, order, data)
+                return True
+            if is_no(turn):
+                turn.finish()
+                turn.say("flow_cancelled")
+                return True
+            turn.say("yes_no", quick_replies=self.confirm_choices(turn))
+            return True
+        return await self.answer(turn, step, data, order)
+
+    async def answer(self, turn: Turn, step: str, data: dict[str, Any], order: Order) -> bool:
+        raise NotImplementedError
+
+    async def apply(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def lost_race(self, turn: Turn, order: Order, exc: OrderActionRefused) -> None:
+        turn.step("offer_redirect")
+        turn.say(
+            "change_lost_race",
+            quick_replies=(turn.choice("quick_redirect"), turn.choice("quick_no")),
+            order_id=order.order_id,
+        )
+        turn.event("order_change_refused", flow=self.name, order_id=order.order_id, status=exc.reason)
+
+
+class ChangeAddressFlow(_OrderChangeFlow):
+    name: ClassVar[str] = "change_address"
+    intents: ClassVar[tuple[str, ...]] = ("change_address",)
+    topic: ClassVar[str] = "topic_change_address"
+    what: ClassVar[str] = "what_address"
+
+    async def ask(self, turn: Turn, order: Order) -> None:
+        address = turn.entity("address")
+        if address and await self._take(turn, order, str(address)):
+            return
+        turn.step("address")
+        turn.say("ask_new_address", order_id=order.order_id, address=order.address)
+
+    async def answer(self, turn: Turn, step: str, data: dict[str, Any], order: Order) -> bool:
+        if step != "address":
+            return False
+        text = str(turn.entity("address") or turn.input.text)
+        clearly_other = turn.intent not in (None, "inform", "change_address", "nlu_fallback")
+        if turn.entity("address") is None and clearly_other and turn.confidence >= 0.8:
+            return False  # clearly something else: let the engine route it
+        return await self._take(turn, order, text)
+
+    async def _take(self, turn: Turn, order: Order, text: str) -> bool:
+        check = check_address(text)
+        if not check.complete:
+            turn.step("address")
+            turn.say("address_incomplete", missing=check.missing_labels(turn.language))
+            return True
+        turn.step("confirm", new_address=check.address)
+        turn.say(
+            "confirm_address",
+            quick_replies=self.confirm_choices(turn),
+            order_id=order.order_id,
+            old=order.address,
+            new=check.address,
+        )
+        return True
+
+    async def apply(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
+        new = str(data["new_address"])
+        try:
+            await self.orders.change_address(order.order_id, new, actor=f"customer:{turn.input.customer_id}")
+        except OrderActionRefused as exc:
+            self.lost_race(turn, order, exc)
+            return
+        turn.finish()
+        turn.say("address_changed", order_id=order.order_id, new=new)
+        turn.event("self_service_completed", flow=self.name, order_id=order.order_id)
+
+
+class ChangeDeliveryTimeFlow(_OrderChangeFlow):
+    name: ClassVar[str] = "change_delivery_time"
+    intents: ClassVar[tuple[str, ...]] = ("change_delivery_time",)
+    topic: ClassVar[str] = "topic_change_delivery_time"
+    what: ClassVar[str] = "what_time"
+
+    async def ask(self, turn: Turn, order: Order) -> None:
+        if await self._take(turn, order, {}):
+            return
+        turn.step("slot")
+        slots = tuple(turn.choice("order_choice", summary=s) for s in self.policy.pickup_slots)
+        turn.say(
+            "ask_new_slot",
+            quick_replies=slots,
+            order_id=order.order_id,
+            slot=order.delivery_slot or turn.text("slot_unknown"),
+        )
+
+    async def answer(self, turn: Turn, step: str, data: dict[str, Any], order: Order) -> bool:
+        if step not in ("slot", "slot_date"):
+            return False
+        if await self._take(turn, order, data):
+            return True
+        if turn.confidence >= 0.8 and turn.intent not in ("inform", "change_delivery_time"):
+            return False
+        turn.say(
+            "ask_slot_date" if data.get("new_slot_time") else "ask_new_slot",
+            order_id=order.order_id,
+            slot=order.delivery_slot or turn.text("slot_unknown"),
+        )
+        return True
+
+    async def _take(self, turn: Turn, order: Order, data: dict[str, Any]) -> bool:
+        """Collect date and time slot from this message (either may come first); True once asked or confirmed."""
+        day = turn.entity("date") or data.get("new_slot_date")
+        slot_time = _last_entity(turn, "time_slot") or data.get("new_slot_time")
+        if slot_time is None and turn.input.text.strip() in self.policy.pickup_slots:
+            slot_time = turn.input.text.strip()
+        if day is None and slot_time is None:
+            return False
+        today = self.today().isoformat()
+        if day is not None and str(day) <= today:
+            turn.step("slot_date", new_slot_time=slot_time)
+            turn.say("slot_in_past")
+            return True
+        if day is None:
+            turn.step("slot_date", new_slot_time=slot_time)
+            turn.say("ask_slot_date")
+            return True
+        slot_time = slot_time or "09:00-21:00"
+        new_slot = f"{day} {slot_time}"
+        turn.step("confirm", new_slot=new_slot, new_slot_date=day, new_slot_time=slot_time)
+        turn.say("confirm_slot", quick_replies=self.confirm_choices(turn), order_id=order.order_id, slot=new_slot)
+        return True
+
+    async def apply(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
+        new = str(data["new_slot"])
+        try:
+            await self.orders.change_delivery_slot(order.order_id, new, actor=f"customer:{turn.input.customer_id}")
+        except OrderActionRefused as exc:
+            self.lost_race(turn, order, exc)
+            return
+        turn.finish()
+        turn.say("slot_changed", order_id=order.order_id, slot=new)
+        turn.event("self_service_completed", flow=self.name, order_id=order.order_id)
+
+
+def _last_entity(turn: Turn, name: str) -> str | None:
+    """The last value: in "今天下午送不了，改成晚上" the customer means 晚上."""
+    if turn.input.parse is None:
+        return None
+    values = turn.input.parse.entity_values(name)
+    return str(values[-1]) if values else None

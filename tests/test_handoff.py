@@ -1,0 +1,148 @@
+"""Hand-off triggers, the summary the agent receives, the agent API (claim, reply on the
+customer's channel, close) and the bot returning after it; a customer moving between channels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway import Gateway, Settings
+from shop.aftersales import RequestType
+from store import ConversationState, ConversationStore
+from tests.selfservice import Customer, events
+
+TOKEN = "agent-token-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(var_dir=tmp_path / "var", agent_api_token=TOKEN)
+
+
+async def conversation_of(store: ConversationStore, sender: str) -> dict[str, object]:
+    doc = await store.conversations.find_one({"sender_id": sender})
+    assert doc is not None
+    return doc
+
+
+async def test_anger_hands_off_at_once_with_the_cues_in_the_summary(
+    client: TestClient[object, object], gateway: Gateway, store: ConversationStore
+) -> None:
+    customer = Customer(client, gateway)
+    reply = await customer.say("你们这什么垃圾服务！！！再不处理我就投诉到12315")
+    assert "人工客服" in reply
+    conversation = await conversation_of(store, customer.chat.sender)
+    assert conversation["state"] == ConversationState.WAITING_AGENT
+    summary = conversation["handoff_summary"]
+    assert summary["reason"] == "negative_emotion"  # type: ignore[index]
+    assert summary["details"]["complaint_threat"] is True  # type: ignore[index]
+    assert summary["details"]["cues"]  # type: ignore[index]
+
+
+async def test_the_summary_carries_orders_intents_slots_requests_and_other_channels(
+    client: TestClient[object, object], gateway: Gateway, store: ConversationStore
+) -> None:
+    customer = Customer(client, gateway)
+    order = await customer.order("paid")
+    await customer.on_channel("sms", f"订单{order.order_id}到哪了")  # earlier, on SMS
+    await customer.say("帮我取消订单退款")
+    await customer.say("确认")
+    await customer.say("我要找人工客服")
+    conversation = await conversation_of(store, customer.chat.sender)
+    summary = conversation["handoff_summary"]
+    assert summary["reason"] == "customer_asked"  # type: ignore[index]
+    assert summary["customer"]["identities"]["phone"] == customer.phone  # type: ignore[index]
+    assert [o["order_id"] for o in summary["orders"]] == [order.order_id]  # type: ignore[index]
+    intents = [i["intent"] for i in summary["intents"]]  # type: ignore[index]
+    assert intents[0] == "order_status" and "refund" in intents and intents[-1] == "human_handoff"
+    assert {i["channel"] for i in summary["intents"]} == {"sms", "rest"}  # type: ignore[index]
+    assert [r["type"] for r in summary["aftersales_requests"]] == ["refund"]  # type: ignore[index]
+    assert summary["slots"]["last_order_id"] == order.order_id  # type: ignore[index]
+    assert [c["channel"] for c in summary["earlier_conversations"]] == ["sms"]  # type: ignore[index]
+
+    customer_id = summary["customer"]["id"]  # type: ignore[index]
+    listed = await (await client.get(f"/api/agent/customers/{customer_id}/requests", headers=AUTH)).json()
+    (request,) = listed["requests"]
+    assert [e["actor"] for e in request["agent_timeline"]] == ["customer", "system:lightning_refund", "payment_centre"]
+    assert [s["label"] for s in request["customer_timeline"]] == ["退款审核中", "退款中"]
+
+
+async def test_an_agent_takes_answers_and_hands_back_and_the_bot_is_silent_meanwhile(
+    client: TestClient[object, object], gateway: Gateway, store: ConversationStore
+) -> None:
+    customer = Customer(client, gateway)
+    await customer.say("转人工")
+    conversation_id = str((await conversation_of(store, customer.chat.sender))["_id"])
+
+    assert (await client.get("/api/agent/queue")).status == 401
+    queue = await (await client.get("/api/agent/queue", headers=AUTH)).json()
+    assert conversation_id in [w["conversation_id"] for w in queue["waiting"]]
+
+    claim = await client.post(f"/api/agent/conversations/{conversation_id}/claim", json={"agent": "a1"}, headers=AUTH)
+    assert claim.status == 200
+    taken = await client.post(f"/api/agent/conversations/{conversation_id}/claim", json={"agent": "a2"}, headers=AUTH)
+    assert taken.status == 409
+
+    assert await customer.chat.send("你好，我的订单有问题") == [], "the bot never answers while an agent owns it"
+    body = {"agent": "a1", "text": "您好，我是客服小王，请问订单号是多少？", "client_message_id": "m1"}
+    sent = await client.post(f"/api/agent/conversations/{conversation_id}/messages", json=body, headers=AUTH)
+    assert sent.status == 201
+    again = await client.post(f"/api/agent/conversations/{conversation_id}/messages", json=body, headers=AUTH)
+    assert (await again.json())["message"]["id"] == (await sent.json())["message"]["id"], "a retry is stored once"
+    other = await client.post(
+        f"/api/agent/conversations/{conversation_id}/messages", json={"agent": "a2", "text": "hi"}, headers=AUTH
+    )
+    assert other.status == 409
+    outbound = [m async for m in store.messages.find({"conversation_id": conversation_id, "author": "agent:a1"})]
+    assert len(outbound) == 1 and outbound[0]["channel"] == "rest"
+
+    closed = await client.post(f"/api/agent/conversations/{conversation_id}/close", json={"agent": "a1"}, headers=AUTH)
+    assert closed.status == 200
+    assert (await conversation_of(store, customer.chat.sender))["state"] == ConversationState.BOT
+    assert "售后" in await customer.say("你好"), "the bot is back"
+    assert await events(store, "agent_closed")
+
+
+async def test_a_flow_started_on_one_channel_resumes_on_another(
+    client: TestClient[object, object], gateway: Gateway, store: ConversationStore
+) -> None:
+    customer = Customer(client, gateway)
+    await customer.order("delivered", delivered_days_ago=2)
+    asked = await customer.say("我要退货，不想要了")
+    assert "取件" in asked
+    # The customer continues by SMS: the same person (phone), the same half-done return.
+    confirm = " ".join(m.text for m in await customer.on_channel("sms", "明天上午"))
+    assert "请确认" in confirm
+    done = " ".join(m.text for m in await customer.on_channel("sms", "确认"))
+    assert "极速审核" in done
+    (request,) = await customer.requests()
+    assert request.type is RequestType.RETURN_REFUND and request.channel == "sms"
+    assert await events(store, "flow_resumed", from_channel="rest")
+
+
+async def test_the_same_request_on_two_channels_is_one_request(
+    client: TestClient[object, object], gateway: Gateway
+) -> None:
+    customer = Customer(client, gateway)
+    await customer.order("paid")
+    await customer.say("帮我取消订单退款")
+    await customer.say("确认")
+    replies = await customer.on_channel("telegram", "我要退款", sender="tg-12345")
+    text = " ".join(m.text for m in replies)
+    assert "无需重复提交" in text and "网页" in text
+    assert len(await customer.requests()) == 1
+
+
+async def test_a_photo_without_text_is_acknowledged_not_misunderstood(
+    client: TestClient[object, object], gateway: Gateway, store: ConversationStore
+) -> None:
+    from store.models import Attachment
+
+    customer = Customer(client, gateway)
+    photo = Attachment(kind="image", content_type="image/jpeg", media_id="sha256-photo")
+    replies = await customer.on_channel("app", "", sender="app-user-1", attachments=[photo])
+    assert "已收到" in replies[0].text
+    assert not await events(store, "not_understood")
