@@ -12,6 +12,7 @@ Must not know about dialogue, NLU or the database.
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import Any, ClassVar
 
@@ -27,6 +28,8 @@ from channels.base import (
     InboundHandler,
     InputChannel,
     InvalidInbound,
+    MediaRejected,
+    MediaSink,
     OutputChannel,
     json_response,
     national_phone,
@@ -58,10 +61,21 @@ def public_url(request: web.Request, public_base_url: str | None) -> str:
 class TwilioSmsInput(InputChannel):
     name: ClassVar[str] = "sms"
 
-    def __init__(self, auth_token: str, account_sid: str, *, public_base_url: str | None = None) -> None:
+    def __init__(
+        self,
+        auth_token: str,
+        account_sid: str,
+        *,
+        public_base_url: str | None = None,
+        media: MediaSink | None = None,
+        media_timeout: float = 15.0,
+    ) -> None:
         self.validator = RequestValidator(auth_token)
         self.account_sid = account_sid
+        self.auth_token = auth_token
         self.public_base_url = public_base_url
+        self.media = media
+        self.media_timeout = media_timeout
 
     def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
         async def webhook(request: web.Request) -> web.Response:
@@ -77,6 +91,8 @@ class TwilioSmsInput(InputChannel):
             except InvalidInbound as error:
                 log.warning("twilio webhook: %s", error.detail)
                 return error.response()
+            if self.media is not None and inbound.attachments:
+                inbound = await self._download_media(inbound)
             await on_message(inbound)  # stored before Twilio gets its 200; replies go via the outbox
             return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
@@ -95,7 +111,8 @@ class TwilioSmsInput(InputChannel):
             media_count = min(int(fields.get("NumMedia") or 0), MAX_MEDIA)
         except ValueError as exc:
             raise InvalidInbound("invalid_field", "'NumMedia' must be a number", field="NumMedia") from exc
-        # MMS media stay at Twilio (fetching them needs the account's credentials); we keep the links.
+        # The links; the webhook then downloads them into the media store (with the account's
+        # credentials) before the message is accepted.
         attachments = [
             Attachment(
                 kind=(fields.get(f"MediaContentType{i}") or "application/octet-stream").split("/")[0],
@@ -117,6 +134,55 @@ class TwilioSmsInput(InputChannel):
             profile={"phone": national_phone(sender)} if national_phone(sender) else {},
             metadata={"to": fields.get("To", "")},
         )
+
+    async def _download_media(self, inbound: InboundMessage) -> InboundMessage:
+        """Fetch MMS media into the media store. A failed download keeps the link and notes the
+        error (the message is never lost for it); a refused file is reported to the customer.
+
+        A retried webhook downloads again, but the media store keeps one copy by content hash.
+        """
+        assert self.media is not None
+        attachments: list[Attachment] = []
+        rejected: list[dict[str, str]] = []
+        errors: list[dict[str, str]] = []
+        credentials = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        headers = {"Authorization": f"Basic {credentials}"}  # aiohttp drops it on a cross-origin redirect
+        timeout = aiohttp.ClientTimeout(total=self.media_timeout)
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http:
+            for index, link in enumerate(inbound.attachments):
+                assert link.url is not None
+                try:
+                    data, content_type = await self._fetch(http, link.url)
+                    saved = await self.media.save(data, content_type, f"mms-{inbound.channel_message_id}-{index}")
+                except MediaRejected as refused:
+                    log.info("mms media %s refused: %s", link.url, refused.detail)
+                    rejected.append({"reason": refused.reason, "detail": refused.detail})
+                    continue
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    log.warning("mms media %s not downloaded: %s", link.url, exc)
+                    errors.append({"url": link.url, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                    attachments.append(link)
+                    continue
+                attachments.append(saved.model_copy(update={"url": link.url}))
+        metadata = dict(inbound.metadata)
+        if rejected:
+            metadata["rejected_attachments"] = rejected
+        if errors:
+            metadata["media_errors"] = errors
+        return inbound.model_copy(update={"attachments": attachments, "metadata": metadata})
+
+    async def _fetch(self, http: aiohttp.ClientSession, url: str) -> tuple[bytes, str]:
+        assert self.media is not None
+        async with http.get(url, allow_redirects=True) as response:
+            response.raise_for_status()
+            content_type = response.headers.get("Content-Type", "application/octet-stream").split(";")[0]
+            limit = self.media.max_bytes
+            if response.content_length is not None and response.content_length > limit:
+                raise MediaRejected("too_large", f"the file is larger than {limit} bytes")
+            data = await response.content.read(limit + 1)
+            if len(data) > limit:
+                raise MediaRejected("too_large", f"the file is larger than {limit} bytes")
+            return data, content_type
 
 
 class TwilioSmsOutput(OutputChannel):

@@ -1,5 +1,6 @@
 """The agents' HTTP API: take a waiting conversation, read it with the bot's summary, answer on
-the customer's own channel, and hand it back to the bot.
+the customer's own channel, hand it back to the bot; look up a customer and merge two
+customers who turn out to be one person (audited).
 
 Bearer-token protected (``AGENT_API_TOKEN``); the routes answer 503 while no token is set.
 Roles, sign-in and the console come with the backoffice and console work; this is the API they
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from channels.base import json_response
-from store import ConversationState, Event, OutboundMessage
+from store import ConversationState, Event, MergeRefused, OutboundMessage
 from store.models import MAX_TEXT_CHARS
 
 if TYPE_CHECKING:
@@ -40,7 +41,9 @@ class AgentApi:
             web.post(f"{PREFIX}/conversations/{{conversation_id}}/claim", self.claim),
             web.post(f"{PREFIX}/conversations/{{conversation_id}}/messages", self.reply),
             web.post(f"{PREFIX}/conversations/{{conversation_id}}/close", self.close),
+            web.get(f"{PREFIX}/customers/{{customer_id}}", self.customer),
             web.get(f"{PREFIX}/customers/{{customer_id}}/requests", self.requests),
+            web.post(f"{PREFIX}/customers/merge", self.merge),
         ]
 
     def _refusal(self, request: web.Request) -> web.Response | None:
@@ -169,6 +172,48 @@ class AgentApi:
         if self.gateway.outbox is not None:
             self.gateway.outbox.wake(conversation.channel)
         return json_response({"message": message.model_dump(mode="json")}, status=201)
+
+    async def customer(self, request: web.Request) -> web.Response:
+        """Who the customer is on every channel, and their conversations."""
+        if (refused := self._refusal(request)) is not None:
+            return refused
+        store = self.gateway.store
+        assert store is not None
+        customer = await store.get_customer(request.match_info["customer_id"])
+        if customer is None:
+            return _error(404, "not_found", "no such customer")
+        conversations = await store.customer_conversations(customer.id, limit=50)
+        return json_response(
+            {
+                "customer": customer.model_dump(mode="json"),
+                "conversations": [
+                    c.model_dump(mode="json", exclude={"slots", "handoff_summary"}) for c in conversations
+                ],
+            }
+        )
+
+    async def merge(self, request: web.Request) -> web.Response:
+        """Fold one customer into another (the agent confirmed they are the same person): explicit,
+        with the agent and reason in the ``customers_merged`` audit event."""
+        if (refused := self._refusal(request)) is not None:
+            return refused
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        source, target, reason = body.get("source_id"), body.get("target_id"), body.get("reason")
+        for name, value in (("source_id", source), ("target_id", target), ("reason", reason)):
+            if not isinstance(value, str) or not 1 <= len(value) <= 500:
+                return _error(400, "missing_field", f"'{name}' is required")
+        store = self.gateway.store
+        assert store is not None and isinstance(source, str) and isinstance(target, str)
+        for customer_id in (source, target):
+            if await store.get_customer(customer_id) is None:
+                return _error(404, "not_found", f"no customer {customer_id}")
+        try:
+            merged = await store.merge_customers(source, target, actor=f"agent:{body['agent']}", reason=str(reason))
+        except MergeRefused as exc:
+            return _error(409, "merge_refused", str(exc))
+        return json_response({"customer": merged.model_dump(mode="json")})
 
     async def requests(self, request: web.Request) -> web.Response:
         """A customer's after-sales requests with both timelines: the agent's (every step, actor

@@ -341,7 +341,10 @@ def configured_channels(
         if not (settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from_number):
             raise SettingsError("the SMS channel needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER")
         sms_in = TwilioSmsInput(
-            settings.twilio_auth_token, settings.twilio_account_sid, public_base_url=settings.public_base_url
+            settings.twilio_auth_token,
+            settings.twilio_account_sid,
+            public_base_url=settings.public_base_url,
+            media=media,
         )
         sms_out = TwilioSmsOutput(
             settings.twilio_account_sid,

@@ -230,3 +230,45 @@ async def test_an_sms_conversation_through_the_gateway_survives_an_outage(
         await wait_for(delivered)
         assert len(standin.sent) > before
     assert await store.count_messages(channel="sms", direction="in") == 2
+
+
+def _jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+async def test_mms_media_are_downloaded_into_the_media_store_before_the_200(
+    store: ConversationStore, standin: TwilioStandIn, tmp_path: Path
+) -> None:
+    from store.media import MediaStore
+
+    media = MediaStore(tmp_path / "media", max_bytes=200_000)
+    media.use_collection(store.media)
+    photo = _jpeg()
+    standin.media["ME1"] = (photo, "image/jpeg")
+    standin.media["ME-big"] = (b"\xff\xd8\xff" + b"0" * 300_000, "image/jpeg")
+    app = web.Application()
+    sms_in = TwilioSmsInput(AUTH_TOKEN, ACCOUNT_SID, public_base_url=PUBLIC, media=media)
+    app.router.add_routes(sms_in.routes(storing(store)))
+    async with TestClient(TestServer(app)) as http:
+        form = sms(
+            "MM1", "杯子碎了", NumMedia="3",
+            MediaUrl0=standin.media_url("MM1", "ME1"), MediaContentType0="image/jpeg",
+            MediaUrl1=standin.media_url("MM1", "ME-big"), MediaContentType1="image/jpeg",
+            MediaUrl2=standin.media_url("MM1", "ME-gone"), MediaContentType2="image/jpeg",
+        )  # fmt: skip
+        for _ in range(2):  # Twilio retries; one message
+            response = await http.post(WEBHOOK_PATH, data=form, headers=signed(PUBLIC + WEBHOOK_PATH, form))
+            assert response.status == 200
+    (stored,) = [m async for m in store.messages.find({"channel": "sms", "channel_message_id": "MM1"})]
+    first, missing = stored["attachments"]
+    assert first["media_id"] and first["content_type"] == "image/jpeg" and first["size"] == len(photo)
+    assert await media.read(first["media_id"]) == photo
+    assert missing.get("media_id") is None and missing["url"].endswith("/ME-gone"), "a failed download keeps the link"
+    assert stored["metadata"]["rejected_attachments"][0]["reason"] == "too_large"
+    assert "404" in stored["metadata"]["media_errors"][0]["error"]

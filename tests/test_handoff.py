@@ -146,3 +146,33 @@ async def test_a_photo_without_text_is_acknowledged_not_misunderstood(
     replies = await customer.on_channel("app", "", sender="app-user-1", attachments=[photo])
     assert "已收到" in replies[0].text
     assert not await events(store, "not_understood")
+
+
+async def test_agents_merge_two_customers_explicitly_and_the_merge_is_audited(
+    client: TestClient[object, object], gateway: Gateway, store: ConversationStore
+) -> None:
+    on_telegram = Customer(client, gateway)
+    await on_telegram.on_channel("telegram", "你好", sender="tg-merge-1")
+    in_app = Customer(client, gateway)
+    await in_app.say("你好")
+    source, target = await on_telegram.customer_id(), await in_app.customer_id()
+
+    refused = await client.post(
+        "/api/agent/customers/merge",
+        json={"agent": "a1", "source_id": source, "target_id": target, "reason": "同一人"},
+        headers=AUTH,
+    )
+    assert refused.status == 409 and "phone" in (await refused.json())["detail"], "two different phones"
+
+    await store.customers.update_one({"_id": source}, {"$unset": {"identities.phone": ""}})
+    body = {"agent": "a1", "source_id": source, "target_id": target, "reason": "客户电话确认是同一人"}
+    merged = await client.post("/api/agent/customers/merge", json=body, headers=AUTH)
+    assert merged.status == 200
+    assert (await merged.json())["customer"]["identities"]["telegram"] == "tg-merge-1"
+    looked_up = await (await client.get(f"/api/agent/customers/{target}", headers=AUTH)).json()
+    assert {c["channel"] for c in looked_up["conversations"]} == {"telegram", "rest"}
+    (event,) = [e async for e in store.events.find({"name": "customers_merged"})]
+    assert event["data"]["actor"] == "agent:a1" and event["data"]["reason"] == "客户电话确认是同一人"
+    missing = await client.post("/api/agent/customers/merge", json={**body, "source_id": "nobody"}, headers=AUTH)
+    assert missing.status == 404
+    assert (await client.post("/api/agent/customers/merge", json=body)).status == 401
