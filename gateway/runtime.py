@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Self
 
 from aiohttp import web
-from dialogue.knowledge import KnowledgeBase
 
 from backoffice import HandoffDesk, TicketDesk
 from backoffice.routing.pickups import PickupStore
@@ -18,6 +17,7 @@ from channels.sms import TwilioSmsInput, TwilioSmsOutput
 from channels.telegram import TelegramInput, TelegramOutput, make_bot
 from dialogue import DialogueEngine
 from dialogue.flows import FlowContext
+from dialogue.knowledge import KnowledgeBase
 from gateway.outbox import OutboxDispatcher, RetryPolicy
 from gateway.settings import Settings
 from gateway.turns import TurnProcessor
