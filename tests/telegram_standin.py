@@ -32,6 +32,9 @@ class BotApiStandIn(LoopbackServer):
         self.updates: list[dict[str, Any]] = []
         self.webhook: dict[str, Any] | None = None
         self._message_ids = itertools.count(1000)
+        self.hang_sends = False
+        """While True, sendMessage is received but never answered (a provider that stalls)."""
+        self.send_attempts = 0
 
     def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/bot{token}/{method}", self._method)
@@ -63,6 +66,9 @@ class BotApiStandIn(LoopbackServer):
         return BOT_USER
 
     async def _api_sendMessage(self, fields: dict[str, Any]) -> Any:
+        self.send_attempts += 1
+        if self.hang_sends:
+            await asyncio.Event().wait()  # until the caller gives up or dies
         if str(fields.get("chat_id")) == "404":
             return web.json_response(
                 {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}, status=400
