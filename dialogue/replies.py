@@ -6,9 +6,10 @@ from typing import Any
 
 TEMPLATES: dict[str, dict[str, str]] = {
     "greet": {
-        "zh": "您好，我是售后智能客服，可以帮您查询订单和物流，也可以为您转接人工客服。请问有什么可以帮您？",
-        "en": "Hello, I'm the after-sales assistant. I can look up your orders and deliveries, "
-        "or put you through to an agent. How can I help?",
+        "zh": "您好，我是售后智能客服，可以帮您查询订单物流、修改地址、退款退货、换货补发、开发票，"
+        "也可以为您转接人工客服。请问有什么可以帮您？",
+        "en": "Hello, I'm the after-sales assistant. I can track orders, change addresses, handle refunds, "
+        "returns, exchanges and invoices, or put you through to an agent. How can I help?",
     },
     "ask_order_id": {
         "zh": "请提供您的订单号（10–20 位数字），我来为您查询。",
