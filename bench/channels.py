@@ -1,6 +1,7 @@
 """Inbound messages persisted per second, per channel, on the embedded store.
 
-Each channel's real webhook code (REST, Telegram, Twilio SMS with signed requests) serves on
+Each channel's real inbound code (REST, Telegram, Twilio SMS with signed requests, and the
+e-mail channel's SMTP listener, which answers 250 only once the mail is stored) serves on
 loopback with an inbound handler that only does what happens before the provider gets its 200:
 ``accept_inbound`` into nx-27017. No NLU or dialogue: this measures the channel and the store,
 not Rasa (``bench/throughput.py`` measures full turns). The load generator runs in the same
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,10 @@ from twilio.request_validator import RequestValidator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import aiosmtplib
+
 from channels import RestInput
+from channels.email import EmailInput
 from channels.sms import SIGNATURE_HEADER, TwilioSmsInput
 from channels.sms import WEBHOOK_PATH as SMS_PATH
 from channels.telegram import SECRET_HEADER, TelegramInput, make_bot
@@ -101,6 +106,30 @@ async def measure(
     return time.perf_counter() - started, latencies
 
 
+async def measure_email(port: int, count: int, senders: int, concurrency: int) -> tuple[float, list[float]]:
+    """Mails through the real SMTP listener: each is stored before the 250 comes back."""
+    run = uuid.uuid4().hex[:6]
+    queue = list(range(count))
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        while queue:
+            i = queue.pop()
+            mail = EmailMessage()
+            mail["From"] = f"customer{i % senders}@bench.example"
+            mail["To"] = "service@shop.example"
+            mail["Subject"] = "订单查询"
+            mail["Message-ID"] = f"<{run}-{i}@bench.example>"
+            mail.set_content(TEXT)
+            started = time.perf_counter()
+            await aiosmtplib.send(mail, hostname="127.0.0.1", port=port, timeout=30)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
 async def main(messages: int, concurrency: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-channels-") as tmp:
         mongo = EmbeddedMongo(Path(tmp) / "mongo")
@@ -126,6 +155,8 @@ async def main(messages: int, concurrency: int) -> None:
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         base = f"http://127.0.0.1:{port}"
+        email = EmailInput(["service@shop.example"], MediaStore(Path(tmp) / "media"), listen=("127.0.0.1", 0))
+        await email.start(persist)
         try:
             print(f"{messages} messages per channel, {concurrency} concurrent, 50 customers, embedded nx-27017")
             print(f"{'channel':<10} {'msg/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
@@ -138,9 +169,18 @@ async def main(messages: int, concurrency: int) -> None:
                         f"{name:<10} {messages / elapsed:>8.0f} {statistics.median(latencies) * 1000:>8.1f}"
                         f" {quantiles[18] * 1000:>8.1f}"
                     )
+            assert email.port is not None
+            await measure_email(email.port, 20, 50, concurrency)  # warm-up
+            elapsed, latencies = await measure_email(email.port, messages, 50, concurrency)
+            quantiles = statistics.quantiles(latencies, n=20)
+            print(
+                f"{'email':<10} {messages / elapsed:>8.0f} {statistics.median(latencies) * 1000:>8.1f}"
+                f" {quantiles[18] * 1000:>8.1f}"
+            )
             stored = await store.count_messages(direction="in")
-            print(f"stored {stored} inbound messages ({3 * (messages + 20)} sent)")
+            print(f"stored {stored} inbound messages ({4 * (messages + 20)} sent)")
         finally:
+            await email.stop()
             await runner.cleanup()
             await store.client.drop_database(store.db.name)
             await store.close()

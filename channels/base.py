@@ -94,6 +94,13 @@ class OutputChannel(ABC):
     """Sends stored replies to one channel; the outbox dispatcher calls it, never the dialogue."""
 
     name: ClassVar[str]
+    combines_replies: ClassVar[bool] = False
+    """True where one turn's replies should arrive as one item (an e-mail, not three): the
+    dispatcher then waits for the turn to finish and calls :meth:`send_combined`."""
+
+    async def send_combined(self, messages: list[Message]) -> str | None:
+        """Deliver one turn's replies (same recipient, same inbound message) as one item."""
+        raise NotImplementedError
 
     @abstractmethod
     async def send(self, message: Message) -> str | None:

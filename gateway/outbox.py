@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from channels.base import DeliveryFailed, OutputChannel
-from store import ConversationStore, Event
+from store import ConversationStore, Event, Message
 
 log = logging.getLogger(__name__)
 
@@ -101,25 +101,51 @@ class OutboxDispatcher:
         sender = self.senders[channel]
         held: set[str] = set()  # recipients whose earlier reply is still waiting
         sent = 0
-        for message, next_attempt_ms in await self.store.pending_outbound(channel):
-            recipient = message.recipient_id or ""
+        for batch, next_attempt_ms in await self._batches(channel, sender.combines_replies):
+            first = batch[0]
+            recipient = first.recipient_id or ""
             if recipient in held:
                 continue
             if next_attempt_ms > self.clock_ms():
                 held.add(recipient)
                 continue
+            if sender.combines_replies and first.in_reply_to and not await self._turn_finished(first.in_reply_to):
+                held.add(recipient)  # the turn is still writing replies: send them together later
+                continue
             try:
                 async with asyncio.timeout(self.policy.send_timeout):
-                    provider_id = await sender.send(message)
+                    if sender.combines_replies:
+                        provider_id = await sender.send_combined(batch)
+                    else:
+                        provider_id = await sender.send(first)
             except Exception as exc:  # DeliveryFailed, a timeout, or a sender bug: all get the backoff
                 if not isinstance(exc, DeliveryFailed | TimeoutError):
                     log.exception("the %s sender failed unexpectedly", channel)
                 held.add(recipient)
-                await self._failed(message.id, message.attempts + 1, exc, message.conversation_id, channel)
+                for message in batch:
+                    await self._failed(message.id, message.attempts + 1, exc, message.conversation_id, channel)
                 continue
-            await self.store.mark_sent(message.id, provider_id)
-            sent += 1
+            for message in batch:
+                await self.store.mark_sent(message.id, provider_id)
+            sent += len(batch)
         return sent
+
+    async def _batches(self, channel: str, combine: bool) -> list[tuple[list[Message], int]]:
+        """Due replies in order; with ``combine``, one turn's consecutive replies form one batch."""
+        batches: list[tuple[list[Message], int]] = []
+        for message, next_attempt_ms in await self.store.pending_outbound(channel):
+            if combine and batches and message.in_reply_to:
+                last, last_due = batches[-1]
+                if last[0].in_reply_to == message.in_reply_to and last[0].recipient_id == message.recipient_id:
+                    last.append(message)
+                    batches[-1] = (last, max(last_due, next_attempt_ms))
+                    continue
+            batches.append(([message], next_attempt_ms))
+        return batches
+
+    async def _turn_finished(self, inbound_id: str) -> bool:
+        inbound = await self.store.get_message(inbound_id)
+        return inbound is None or inbound.processed
 
     async def _failed(self, message_id: str, attempts: int, exc: Exception, conversation_id: str, channel: str) -> None:
         error = str(exc) or type(exc).__name__

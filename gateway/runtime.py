@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -13,6 +13,7 @@ from backoffice import HandoffDesk, TicketDesk
 from backoffice.routing.pickups import PickupStore
 from channels import InboundHandler, InputChannel, OutputChannel, RestInput
 from channels.app_im import AppImInput, AppImOutput, Connections
+from channels.email import EmailInput, EmailOutput, ImapMailbox
 from channels.sms import TwilioSmsInput, TwilioSmsOutput
 from channels.telegram import TelegramInput, TelegramOutput, make_bot
 from dialogue import DialogueEngine
@@ -293,7 +294,8 @@ class GatewayBuilder:
 
 
 class StoreFeed:
-    """The store's conversation history for channels that replay it (app IM), bound at start."""
+    """The store's conversation history for channels that replay it (app IM) or thread replies
+    (e-mail), bound at start."""
 
     def __init__(self) -> None:
         self.store: ConversationStore | None = None
@@ -313,6 +315,9 @@ class StoreFeed:
 
     async def mark_read(self, channel: str, sender_id: str, up_to_id: str) -> int:
         return await self._store().mark_read(channel, sender_id, up_to_id)
+
+    async def thread_of(self, conversation_id: str, in_reply_to: str | None) -> dict[str, Any] | None:
+        return await self._store().thread_of(conversation_id, in_reply_to)
 
 
 def configured_channels(
@@ -353,7 +358,46 @@ def configured_channels(
             api_base_url=settings.twilio_api_base_url,
         )
         configured.append((sms_in, sms_out))
+    if settings.email_addresses:
+        configured.append(_email_channel(settings, media, feed))
     return configured
+
+
+def _host_port(value: str, variable: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise SettingsError(f"{variable} must be host:port, not {value!r}")
+    return host, int(port)
+
+
+def _email_channel(settings: Settings, media: MediaStore, feed: StoreFeed) -> tuple[InputChannel, OutputChannel]:
+    if not settings.email_smtp_relay:
+        raise SettingsError("EMAIL_ADDRESS needs EMAIL_SMTP_RELAY (host:port) to send replies through")
+    imap: ImapMailbox | None = None
+    if settings.email_imap_host:
+        if not (settings.email_imap_user and settings.email_imap_password):
+            raise SettingsError("EMAIL_IMAP_HOST needs EMAIL_IMAP_USER and EMAIL_IMAP_PASSWORD")
+        imap = ImapMailbox(
+            settings.email_imap_host,
+            settings.email_imap_port,
+            settings.email_imap_user,
+            settings.email_imap_password,
+            settings.email_imap_mailbox,
+            settings.email_imap_poll_seconds,
+        )
+    listen = _host_port(settings.email_smtp_listen, "EMAIL_SMTP_LISTEN") if settings.email_smtp_listen else None
+    if listen is None and imap is None:
+        raise SettingsError("e-mail needs the SMTP listener or an IMAP mailbox (EMAIL_SMTP_LISTEN=off and no IMAP)")
+    inbound = EmailInput(list(settings.email_addresses), media, listen=listen, imap=imap)
+    outbound = EmailOutput(
+        settings.email_addresses[0],
+        _host_port(settings.email_smtp_relay, "EMAIL_SMTP_RELAY"),
+        feed,
+        username=settings.email_smtp_user,
+        password=settings.email_smtp_password,
+        start_tls=settings.email_smtp_starttls,
+    )
+    return inbound, outbound
 
 
 class SettingsError(ValueError):

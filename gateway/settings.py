@@ -63,6 +63,22 @@ class Settings:
     """Both set enable the SMS channel."""
     twilio_from_number: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
+    email_addresses: tuple[str, ...] = ()
+    """Set to enable e-mail: the shop's service address(es); the first is the replies' From."""
+    email_smtp_listen: str | None = "127.0.0.1:2525"
+    """Where the SMTP listener accepts mail (``host:port``); ``off`` for IMAP polling only."""
+    email_smtp_relay: str | None = None
+    """The relay replies go out through (``host:port``); required with e-mail on."""
+    email_smtp_user: str | None = None
+    email_smtp_password: str | None = None
+    email_smtp_starttls: bool = False
+    email_imap_host: str | None = None
+    """Set to poll an IMAP mailbox as well (or instead of the listener)."""
+    email_imap_port: int = 143
+    email_imap_user: str | None = None
+    email_imap_password: str | None = None
+    email_imap_mailbox: str = "INBOX"
+    email_imap_poll_seconds: float = 30.0
 
     @property
     def media_root(self) -> Path:
@@ -105,6 +121,20 @@ class Settings:
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
             twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
             twilio_api_base_url=(env.get("TWILIO_API_BASE_URL") or defaults.twilio_api_base_url).rstrip("/"),
+            email_addresses=tuple(a.strip() for a in env.get("EMAIL_ADDRESS", "").split(",") if a.strip()),
+            email_smtp_listen=None
+            if env.get("EMAIL_SMTP_LISTEN", "").lower() == "off"
+            else env.get("EMAIL_SMTP_LISTEN") or defaults.email_smtp_listen,
+            email_smtp_relay=env.get("EMAIL_SMTP_RELAY") or None,
+            email_smtp_user=env.get("EMAIL_SMTP_USER") or None,
+            email_smtp_password=env.get("EMAIL_SMTP_PASSWORD") or None,
+            email_smtp_starttls=env.get("EMAIL_SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
+            email_imap_host=env.get("EMAIL_IMAP_HOST") or None,
+            email_imap_port=int(env.get("EMAIL_IMAP_PORT", defaults.email_imap_port)),
+            email_imap_user=env.get("EMAIL_IMAP_USER") or None,
+            email_imap_password=env.get("EMAIL_IMAP_PASSWORD") or None,
+            email_imap_mailbox=env.get("EMAIL_IMAP_MAILBOX", defaults.email_imap_mailbox),
+            email_imap_poll_seconds=float(env.get("EMAIL_IMAP_POLL_SECONDS", defaults.email_imap_poll_seconds)),
         )
 
     def with_changes(self, **changes: object) -> Settings:

@@ -28,7 +28,7 @@ find_gateway_python() {
 
 # Debian packages the project needs, installed only when missing.
 # Photo OCR: Tesseract with Simplified Chinese; CJK fonts for the synthetic test documents.
-DEBIAN_PACKAGES=(tesseract-ocr tesseract-ocr-chi-sim fonts-noto-cjk fonts-wqy-zenhei chromium)
+DEBIAN_PACKAGES=(tesseract-ocr tesseract-ocr-chi-sim fonts-noto-cjk fonts-wqy-zenhei chromium dovecot-imapd)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

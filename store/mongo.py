@@ -465,6 +465,22 @@ class ConversationStore:
         )
         return [(_from_doc(Message, d), int(d.get("next_attempt_ms", 0))) async for d in cursor]
 
+    async def thread_of(self, conversation_id: str, in_reply_to: str | None) -> dict[str, Any] | None:
+        """The customer message a reply belongs to (the one it answers, else the conversation's
+        latest): its channel message id and the channel's metadata, for threading (e-mail)."""
+        if in_reply_to is not None:
+            doc = await self.messages.find_one({"_id": in_reply_to})
+        else:
+            cursor = (
+                self.messages.find({"conversation_id": conversation_id, "direction": Direction.INBOUND.value})
+                .sort("_id", DESCENDING)
+                .limit(1)
+            )
+            doc = next(iter([d async for d in cursor]), None)
+        if doc is None:
+            return None
+        return {"channel_message_id": doc.get("channel_message_id"), "metadata": doc.get("metadata") or {}}
+
     async def mark_sent(self, message_id: str, provider_message_id: str | None) -> None:
         changes: dict[str, Any] = {"delivered": True}
         if provider_message_id is not None:

@@ -1,0 +1,364 @@
+"""E-mail: an SMTP listener (aiosmtpd) and optional IMAP polling in; SMTP to a relay out.
+
+Owns the mail wire format around :mod:`channels.email_text`: which recipients the listener
+accepts, answering the sending server only after the message is stored (250) or with a
+temporary failure it will retry (451), polling a mailbox and marking mails seen only after
+they are stored, and replies that thread in the customer's mail client (``Re:`` subject,
+``In-Reply-To`` and ``References``). The Message-ID is the channel message id, so a mail
+delivered twice (a retrying server, a re-polled mailbox) is stored and answered once.
+Automatic mails (bounces, out-of-office replies) are acknowledged and never answered, so two
+robots cannot talk to each other forever.
+
+Must not know about dialogue, NLU or the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+from typing import Any, ClassVar, Protocol
+
+import aiosmtplib
+from aiohttp import web
+from aioimaplib import IMAP4
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from channels.base import (
+    DeliveryFailed,
+    InboundHandler,
+    InputChannel,
+    InvalidInbound,
+    MediaRejected,
+    MediaSink,
+    OutputChannel,
+)
+from channels.email_text import ParsedMail, UnreadableMail, parse_mail
+from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_MAIL_BYTES = 25 * 1024 * 1024
+_UID_LINE = re.compile(rb"^\* SEARCH(?P<uids>(?: \d+)*)", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class ImapMailbox:
+    host: str
+    port: int
+    user: str
+    password: str
+    mailbox: str = "INBOX"
+    poll_seconds: float = 30.0
+
+
+class EmailInput(InputChannel):
+    name: ClassVar[str] = "email"
+
+    def __init__(
+        self,
+        addresses: list[str],
+        media: MediaSink,
+        *,
+        listen: tuple[str, int] | None = ("127.0.0.1", 2525),
+        imap: ImapMailbox | None = None,
+        max_mail_bytes: int = DEFAULT_MAX_MAIL_BYTES,
+    ) -> None:
+        if not addresses:
+            raise ValueError("the e-mail channel needs at least one address it answers for")
+        self.addresses = {a.lower() for a in addresses}
+        self.media = media
+        self.listen = listen
+        self.imap = imap
+        self.max_mail_bytes = max_mail_bytes
+        self._server: asyncio.Server | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
+        return []  # mail arrives over SMTP or IMAP, not HTTP
+
+    @property
+    def port(self) -> int | None:
+        if self._server is None or not self._server.sockets:
+            return None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self, on_message: InboundHandler) -> None:
+        if self.listen is not None:
+            handler = _SmtpHandler(self, on_message)
+            host, port = self.listen
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(
+                lambda: SMTP(
+                    handler,
+                    data_size_limit=self.max_mail_bytes,
+                    enable_SMTPUTF8=True,
+                    hostname="aftersales-gateway",
+                ),
+                host,
+                port,
+            )
+            log.info("e-mail: SMTP listener on %s:%s for %s", host, self.port, ", ".join(sorted(self.addresses)))
+        if self.imap is not None:
+            self._poller = asyncio.create_task(self._poll_forever(on_message), name="imap-poller")
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    # -- turning a mail into a message ---------------------------------------------------
+
+    async def to_inbound(self, mail: ParsedMail) -> InboundMessage:
+        attachments: list[Attachment] = []
+        rejected: list[dict[str, str]] = []
+        for part in mail.attachments:
+            try:
+                attachments.append(await self.media.save(part.data, part.content_type, part.filename))
+            except MediaRejected as refused:
+                log.info("e-mail attachment %s from %s refused: %s", part.filename, mail.sender, refused.detail)
+                rejected.append({"reason": refused.reason, "detail": refused.detail, "filename": part.filename or ""})
+        text = mail.text or (mail.subject if not attachments else "")
+        metadata: dict[str, Any] = {
+            "message_id": mail.message_id,
+            "subject": mail.subject,
+            "in_reply_to": mail.in_reply_to,
+            "references": mail.references,
+        }
+        if len(text) > MAX_TEXT_CHARS:
+            text, metadata["truncated"] = text[:MAX_TEXT_CHARS], True
+        if rejected:
+            metadata["rejected_attachments"] = rejected
+        if not text.strip() and not attachments and not rejected:
+            raise InvalidInbound("empty_message", "the mail has no text and no attachment")
+        profile = {"email": mail.sender}
+        if mail.sender_name:
+            profile["name"] = mail.sender_name
+        return InboundMessage(
+            channel=self.name,
+            sender_id=mail.sender,
+            channel_message_id=mail.message_id[:512],
+            text=text,
+            attachments=attachments,
+            profile=profile,
+            metadata=metadata,
+        )
+
+    async def accept(self, raw: bytes, on_message: InboundHandler, envelope_sender: str | None = None) -> str:
+        """Store one mail; returns what happened ("stored", "automatic", "empty") or raises."""
+        mail = parse_mail(raw, envelope_sender)
+        if mail.automatic:
+            log.info("e-mail from %s not answered: %s", mail.sender, mail.automatic)
+            return "automatic"
+        try:
+            inbound = await self.to_inbound(mail)
+        except InvalidInbound as error:
+            log.info("e-mail %s from %s dropped: %s", mail.message_id, mail.sender, error.detail)
+            return "empty"
+        await on_message(inbound)
+        return "stored"
+
+    # -- IMAP ------------------------------------------------------------------------------
+
+    async def _poll_forever(self, on_message: InboundHandler) -> None:
+        assert self.imap is not None
+        while True:
+            try:
+                await self.poll_once(on_message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the mailbox may be down: log, wait, try again
+                log.warning("IMAP poll of %s@%s failed: %s", self.imap.user, self.imap.host, exc)
+            await asyncio.sleep(self.imap.poll_seconds)
+
+    async def poll_once(self, on_message: InboundHandler) -> int:
+        """Store every unseen mail, then mark it seen; returns how many were stored."""
+        assert self.imap is not None
+        client = IMAP4(self.imap.host, self.imap.port, timeout=30)
+        await client.wait_hello_from_server()
+        stored = 0
+        try:
+            _check(await client.login(self.imap.user, self.imap.password), "LOGIN")
+            _check(await client.select(self.imap.mailbox), "SELECT")
+            search = await client.uid_search("UNSEEN", charset=None)
+            _check(search, "SEARCH")
+            uids = _search_uids(search.lines)
+            for uid in uids:
+                fetched = await client.uid("fetch", uid, "(BODY.PEEK[])")
+                _check(fetched, "FETCH")
+                raw = _fetched_body(fetched.lines)
+                if raw is None:
+                    log.warning("IMAP message %s had no body", uid)
+                    continue
+                try:
+                    outcome = await self.accept(raw, on_message)
+                except UnreadableMail as exc:
+                    log.warning("IMAP message %s unreadable, marked seen: %s", uid, exc)
+                    outcome = "unreadable"
+                # Seen only once stored: a crash before this line re-reads it, and the
+                # Message-ID makes that harmless.
+                _check(await client.uid("store", uid, "+FLAGS", "(\\Seen)"), "STORE")
+                stored += outcome == "stored"
+        finally:
+            with contextlib.suppress(Exception):
+                await client.logout()
+        return stored
+
+
+class _SmtpHandler:
+    """aiosmtpd's hooks: whom we accept mail for, and storing it before saying 250."""
+
+    def __init__(self, channel: EmailInput, on_message: InboundHandler) -> None:
+        self.channel = channel
+        self.on_message = on_message
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.lower() not in self.channel.addresses:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        if not isinstance(raw, bytes):
+            raw = str(raw).encode("utf-8", errors="replace")
+        try:
+            outcome = await self.channel.accept(raw, self.on_message, envelope.mail_from)
+        except UnreadableMail as exc:
+            log.warning("e-mail from %s refused: %s", session.peer, exc)
+            return f"550 5.6.0 {exc}"
+        except Exception:
+            log.exception("storing an e-mail failed; the sender will retry")
+            return "451 4.3.0 Temporary failure, please retry"
+        return "250 OK" if outcome != "automatic" else "250 OK (automatic mail, not answered)"
+
+
+def _check(response: Any, command: str) -> None:
+    if getattr(response, "result", "OK") != "OK":
+        lines = b" ".join(x if isinstance(x, bytes) else str(x).encode() for x in response.lines)
+        raise ConnectionError(f"IMAP {command} failed: {lines.decode(errors='replace')[:300]}")
+
+
+def _search_uids(lines: list[Any]) -> list[str]:
+    uids: list[str] = []
+    for line in lines:
+        data = line if isinstance(line, bytes | bytearray) else str(line).encode()
+        data = bytes(data)
+        if match := _UID_LINE.match(b"* SEARCH " + data if not data.startswith(b"*") else data):
+            uids += match.group("uids").decode().split()
+        elif data.strip() and data.strip().replace(b" ", b"").isdigit():
+            uids += data.decode().split()
+    return uids
+
+
+def _fetched_body(lines: list[Any]) -> bytes | None:
+    """aioimaplib returns the literal as its own bytearray line after the FETCH line."""
+    for line in lines:
+        if isinstance(line, bytearray):
+            return bytes(line)
+    return None
+
+
+class ThreadSource(Protocol):
+    async def thread_of(self, conversation_id: str, in_reply_to: str | None) -> dict[str, Any] | None: ...
+
+
+class EmailOutput(OutputChannel):
+    name: ClassVar[str] = "email"
+    combines_replies: ClassVar[bool] = True  # one turn's replies are one mail
+
+    def __init__(
+        self,
+        address: str,
+        relay: tuple[str, int],
+        threads: ThreadSource,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        start_tls: bool = False,
+        display_name: str = "售后客服",
+        timeout: float = 30.0,
+    ) -> None:
+        self.address = address
+        self.relay = relay
+        self.threads = threads
+        self.username = username
+        self.password = password
+        self.start_tls = start_tls
+        self.display_name = display_name
+        self.timeout = timeout
+
+    async def send(self, message: Message) -> str | None:
+        return await self.send_combined([message])
+
+    async def send_combined(self, messages: list[Message]) -> str | None:
+        message = messages[0]
+        if not message.recipient_id or "@" not in message.recipient_id:
+            raise DeliveryFailed("the reply has no recipient address", permanent=True)
+        thread = await self.threads.thread_of(message.conversation_id, message.in_reply_to)
+        mail = self.compose(messages, thread)
+        host, port = self.relay
+        try:
+            await aiosmtplib.send(
+                mail,
+                hostname=host,
+                port=port,
+                username=self.username,
+                password=self.password,
+                start_tls=self.start_tls,
+                timeout=self.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryFailed(f"relay refused the recipient: {exc}", permanent=True) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            # 5xx will not change by retrying (bad address, policy); 4xx is the relay asking us to wait.
+            raise DeliveryFailed(f"relay answered {exc.code}: {exc.message}", permanent=500 <= exc.code < 600) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+        return str(mail["Message-ID"]).strip("<>")
+
+    def compose(self, messages: list[Message], thread: dict[str, Any] | None) -> EmailMessage:
+        message = messages[0]
+        metadata = (thread or {}).get("metadata") or {}
+        subject = str(metadata.get("subject") or "").strip()
+        customer_message_id = metadata.get("message_id") or (thread or {}).get("channel_message_id")
+        references = [str(r) for r in metadata.get("references") or []]
+        mail = EmailMessage()
+        mail["From"] = formataddr((self.display_name, self.address))
+        mail["To"] = message.recipient_id
+        mail["Subject"] = _reply_subject(subject)
+        mail["Date"] = formatdate(localtime=False)
+        mail["Message-ID"] = make_msgid(idstring=message.id, domain=self.address.split("@")[-1])
+        mail["Auto-Submitted"] = "auto-replied" if message.author == "bot" else "no"
+        if customer_message_id and not str(customer_message_id).startswith("sha256:"):
+            mail["In-Reply-To"] = f"<{customer_message_id}>"
+            chain = [*references, str(customer_message_id)][-20:]
+            mail["References"] = " ".join(f"<{r}>" for r in chain)
+        mail.set_content("\n\n".join(render_text(m) for m in messages))
+        return mail
+
+
+def _reply_subject(subject: str) -> str:
+    if not subject:
+        return "Re: 您的售后咨询"
+    return subject if re.match(r"^\s*(re|回复|答复)\s*[:：]", subject, re.IGNORECASE) else f"Re: {subject}"
+
+
+def render_text(message: Message) -> str:
+    """The reply with quick replies as numbered lines (answering "2" picks the second)."""
+    if not message.quick_replies:
+        return message.text
+    lines = [message.text, "", *(f"{n}. {q.title}" for n, q in enumerate(message.quick_replies, start=1))]
+    return "\n".join(lines)

@@ -1,0 +1,194 @@
+"""Reading an e-mail: headers (RFC 2047, Chinese charsets), the customer's own words from a
+text or HTML body without the quoted history and signature, attachments, and whether a mail
+is an automatic one (bounce, out-of-office) that must never be answered.
+
+Owns MIME, not the channel: :mod:`channels.email` turns a :class:`ParsedMail` into a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from dataclasses import dataclass, field
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import getaddresses
+
+MAX_REFERENCES = 20
+
+# A line that starts the quoted earlier mail: everything from it on is history.
+_QUOTE_HEADERS = re.compile(
+    r"^\s*(?:"
+    r"On .{4,200}wrote:\s*$"  # Gmail, Apple Mail
+    r"|在\s*.{2,200}写道[：:]\s*$"  # Gmail, Chinese UI
+    r"|-{2,}\s*(?:原始邮件|原始郵件|Original Message|Forwarded message|转发的邮件)\s*-{2,}"  # QQ, Foxmail, Outlook
+    r"|(?:发件人|寄件者|From)[：:]\s*.+"  # Outlook and Foxmail header blocks
+    r"|_{20,}\s*$"  # Outlook's rule
+    r")",
+    re.IGNORECASE | re.MULTILINE,
+)
+_SIGNATURE = re.compile(r"^-- ?$", re.MULTILINE)
+_SENT_FROM = re.compile(r"^\s*(?:发自我的|來自我的|Sent from my )\S.*$", re.MULTILINE)
+_BLOCK_TAGS = re.compile(r"<\s*(?:br|/p|/div|/tr|/li|/h\d|p|div|tr|li)\b[^>]*>", re.IGNORECASE)
+_DROP = re.compile(r"<\s*(script|style|head|title)\b.*?</\s*\1\s*>", re.IGNORECASE | re.DOTALL)
+_BLOCKQUOTE = re.compile(r"<\s*blockquote\b.*?</\s*blockquote\s*>", re.IGNORECASE | re.DOTALL)
+_QUOTE_DIVS = re.compile(
+    r"<\s*div\b[^>]*(?:gmail_quote|moz-cite-prefix|yahoo_quoted|divRplyFwdMsg|QQMailQuote)[^>]*>.*",
+    re.IGNORECASE | re.DOTALL,
+)
+_TAG = re.compile(r"<[^>]+>")
+_AUTO_SUBMITTED = re.compile(r"^\s*no\s*$", re.IGNORECASE)
+_SYSTEM_SENDERS = re.compile(r"^(?:mailer-daemon|postmaster|no-?reply|noreply)@", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class MailAttachment:
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+@dataclass(slots=True)
+class ParsedMail:
+    message_id: str
+    sender: str
+    sender_name: str
+    subject: str
+    text: str
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    attachments: list[MailAttachment] = field(default_factory=list)
+    automatic: str | None = None
+    """Why this is an automatic mail (bounce, auto-reply, bulk) that gets no answer; None for a person."""
+
+
+class UnreadableMail(ValueError):
+    """Not a mail the gateway can take: no sender, or no parsable structure."""
+
+
+def parse_mail(raw: bytes, envelope_sender: str | None = None) -> ParsedMail:
+    try:
+        mail = BytesParser(policy=policy.default).parsebytes(raw)
+    except Exception as exc:  # the stdlib parser is lenient; anything escaping it is hopeless
+        raise UnreadableMail(f"cannot parse the message: {exc}") from exc
+    assert isinstance(mail, EmailMessage)
+    sender, name = _sender(mail)
+    if not sender:
+        raise UnreadableMail("the message has no usable From address")
+    message_id = _angle_free(str(mail.get("Message-ID", "") or ""))
+    if not message_id:
+        message_id = "sha256:" + hashlib.sha256(raw).hexdigest()  # a resend of the same bytes is the same mail
+    references = [_angle_free(r) for r in str(mail.get("References", "") or "").split() if r.strip()]
+    in_reply_to = _angle_free(str(mail.get("In-Reply-To", "") or "")) or None
+    subject = str(mail.get("Subject", "") or "").strip()
+    body = _body_text(mail)
+    text = strip_history(body)
+    return ParsedMail(
+        message_id=message_id,
+        sender=sender,
+        sender_name=name,
+        subject=subject,
+        text=text,
+        in_reply_to=in_reply_to,
+        references=references[-MAX_REFERENCES:],
+        attachments=_attachments(mail),
+        automatic=_automatic(mail, sender, envelope_sender),
+    )
+
+
+def strip_history(text: str) -> str:
+    """The new part of a reply: quoted lines, the quoted mail and the signature removed."""
+    text = text.replace("\r\n", "\n")
+    if match := _QUOTE_HEADERS.search(text):
+        text = text[: match.start()]
+    if match := _SIGNATURE.search(text):
+        text = text[: match.start()]
+    text = _SENT_FROM.sub("", text)
+    lines = [line.rstrip() for line in text.split("\n") if not line.lstrip().startswith(">")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def html_to_text(markup: str) -> str:
+    markup = _DROP.sub("", markup)
+    markup = _BLOCKQUOTE.sub("", markup)
+    markup = _QUOTE_DIVS.sub("", markup)
+    markup = _BLOCK_TAGS.sub("\n", markup)
+    text = html.unescape(_TAG.sub("", markup))
+    lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _angle_free(value: str) -> str:
+    return value.strip().strip("<>").strip()
+
+
+def _sender(mail: EmailMessage) -> tuple[str, str]:
+    header = mail.get("From")
+    if header is None:
+        return "", ""
+    try:
+        addresses = list(header.addresses)
+    except (AttributeError, TypeError, ValueError):
+        addresses = []
+    if addresses:
+        first: Address = addresses[0]
+        if first.addr_spec and "@" in first.addr_spec:
+            return first.addr_spec.lower(), first.display_name or ""
+    parsed = getaddresses([str(header)])
+    if parsed and "@" in parsed[0][1]:
+        return parsed[0][1].lower(), parsed[0][0]
+    return "", ""
+
+
+def _body_text(mail: EmailMessage) -> str:
+    part = mail.get_body(preferencelist=("plain", "html"))
+    if part is None:
+        return ""
+    try:
+        content = part.get_content()
+    except (LookupError, UnicodeDecodeError):  # an unknown or lying charset: decode what we can
+        payload = part.get_payload(decode=True)
+        content = payload.decode("gb18030", errors="replace") if isinstance(payload, bytes) else ""
+    text = str(content)
+    if part.get_content_subtype() == "html":
+        return html_to_text(text)
+    return text
+
+
+def _attachments(mail: EmailMessage) -> list[MailAttachment]:
+    found: list[MailAttachment] = []
+    for part in mail.iter_attachments():
+        if not isinstance(part, EmailMessage):
+            continue
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes) and payload:
+            found.append(MailAttachment(part.get_filename(), part.get_content_type(), payload))
+    # Inline images (pasted screenshots) count too, unless they are the body itself.
+    for part in mail.walk():
+        if part.get_content_maintype() == "image" and part.get_content_disposition() == "inline":
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes) and payload:
+                found.append(MailAttachment(part.get_filename(), part.get_content_type(), payload))
+    return found
+
+
+def _automatic(mail: EmailMessage, sender: str, envelope_sender: str | None) -> str | None:
+    auto_submitted = str(mail.get("Auto-Submitted", "") or "")
+    if auto_submitted and not _AUTO_SUBMITTED.match(auto_submitted):
+        return f"Auto-Submitted: {auto_submitted}"
+    precedence = str(mail.get("Precedence", "") or "").strip().lower()
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
+        return f"Precedence: {precedence}"
+    for header in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"):
+        if mail.get(header) is not None and header != "X-Auto-Response-Suppress":
+            return header
+    if mail.get_content_type() == "multipart/report":
+        return "delivery report"
+    if _SYSTEM_SENDERS.match(sender):
+        return f"system sender {sender}"
+    if envelope_sender is not None and envelope_sender.strip("<>") == "":
+        return "empty envelope sender (a bounce)"
+    return None
