@@ -1,7 +1,8 @@
 """Inbound messages persisted per second, per channel, on the embedded store.
 
-Each channel's real inbound code (REST, Telegram, Twilio SMS with signed requests, and the
-e-mail channel's SMTP listener, which answers 250 only once the mail is stored) serves on
+Each channel's real inbound code (REST, Telegram, Twilio SMS with signed requests, app IM
+websockets, and the e-mail channel's SMTP listener, which answers 250 only once the mail is
+stored) serves on
 loopback with an inbound handler that only does what happens before the provider gets its 200:
 ``accept_inbound`` into nx-27017. No NLU or dialogue: this measures the channel and the store,
 not Rasa (``bench/throughput.py`` measures full turns). The load generator runs in the same
@@ -33,11 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiosmtplib
 
 from channels import RestInput
+from channels.app_im import AppImInput, Connections, sign_user
 from channels.email import EmailInput
 from channels.sms import SIGNATURE_HEADER, TwilioSmsInput
 from channels.sms import WEBHOOK_PATH as SMS_PATH
 from channels.telegram import SECRET_HEADER, TelegramInput, make_bot
 from channels.telegram import WEBHOOK_PATH as TELEGRAM_PATH
+from gateway.runtime import StoreFeed
 from store import ConversationStore, InboundMessage, Message
 from store.embedded import EmbeddedMongo
 from store.media import MediaStore
@@ -130,6 +133,47 @@ async def measure_email(port: int, count: int, senders: int, concurrency: int) -
     return time.perf_counter() - started, latencies
 
 
+async def measure_app(
+    http: aiohttp.ClientSession, base: str, count: int, senders: int, concurrency: int
+) -> tuple[float, list[float]]:
+    """Frames over app IM websockets (one per customer): the latency is message frame → ack,
+    and the ack is sent only once the message is stored."""
+    run = uuid.uuid4().hex[:6]
+    expires = int(time.time()) + 3600
+    queue = list(range(count))
+    latencies: list[float] = []
+    per_worker = max(1, senders // concurrency)
+
+    async def worker(w: int) -> None:
+        sockets = []
+        for k in range(per_worker):
+            user = f"bench-{run}-{w}-{k}"
+            url = f"{base}/webhooks/app/ws?user={user}&expires={expires}&token={sign_user(SECRET, user, expires)}"
+            sockets.append(await http.ws_connect(url))
+        try:
+            n = 0
+            while queue:
+                i = queue.pop()
+                socket = sockets[n % len(sockets)]
+                n += 1
+                started = time.perf_counter()
+                await socket.send_json({"type": "message", "client_id": f"c{i}", "text": TEXT})
+                while True:
+                    frame = await socket.receive_json()
+                    if frame.get("type") == "ack" and frame.get("client_id") == f"c{i}":
+                        break
+                    if frame.get("type") == "error":
+                        raise RuntimeError(f"app IM error: {frame}")
+                latencies.append(time.perf_counter() - started)
+        finally:
+            for socket in sockets:
+                await socket.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
 async def main(messages: int, concurrency: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-channels-") as tmp:
         mongo = EmbeddedMongo(Path(tmp) / "mongo")
@@ -142,8 +186,11 @@ async def main(messages: int, concurrency: int) -> None:
             return []
 
         bot = make_bot("1:bench", "http://127.0.0.1:9")  # never called for text updates
+        feed = StoreFeed()
+        feed.store = store
         channels = [
             RestInput(),
+            AppImInput(SECRET, Connections(), MediaStore(Path(tmp) / "media"), feed),
             TelegramInput(bot, MediaStore(Path(tmp) / "media"), webhook_secret=SECRET),
             TwilioSmsInput(AUTH_TOKEN, ACCOUNT_SID),
         ]
@@ -169,6 +216,14 @@ async def main(messages: int, concurrency: int) -> None:
                         f"{name:<10} {messages / elapsed:>8.0f} {statistics.median(latencies) * 1000:>8.1f}"
                         f" {quantiles[18] * 1000:>8.1f}"
                     )
+            async with aiohttp.ClientSession() as http:
+                await measure_app(http, base, 20, 48, concurrency)  # warm-up
+                elapsed, latencies = await measure_app(http, base, messages, 48, concurrency)
+            quantiles = statistics.quantiles(latencies, n=20)
+            print(
+                f"{'app IM':<10} {messages / elapsed:>8.0f} {statistics.median(latencies) * 1000:>8.1f}"
+                f" {quantiles[18] * 1000:>8.1f}"
+            )
             assert email.port is not None
             await measure_email(email.port, 20, 50, concurrency)  # warm-up
             elapsed, latencies = await measure_email(email.port, messages, 50, concurrency)
@@ -178,7 +233,7 @@ async def main(messages: int, concurrency: int) -> None:
                 f" {quantiles[18] * 1000:>8.1f}"
             )
             stored = await store.count_messages(direction="in")
-            print(f"stored {stored} inbound messages ({4 * (messages + 20)} sent)")
+            print(f"stored {stored} inbound messages ({5 * (messages + 20)} sent)")
         finally:
             await email.stop()
             await runner.cleanup()
