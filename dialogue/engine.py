@@ -109,6 +109,8 @@ class DialogueEngine:
         emotion = detect_emotion(turn.input.text)
         if emotion.level == "angry" or emotion.complaint_threat:
             turn.event("negative_emotion", level=emotion.level, threat=emotion.complaint_threat, cues=emotion.cues)
+            if intent == "complaint":
+                await self.flows["complaint"].start(turn)  # a complaint is always a ticket, angry or not
             return await self._hand_off(
                 turn,
                 reason="negative_emotion",
@@ -166,6 +168,8 @@ class DialogueEngine:
             flow = self.flows.get(form["flow"])
             if flow is not None and await flow.resume(turn):
                 return False
+        if turn.input.attachments_refused and not turn.input.attachments:
+            return False  # the gateway tells the customer what files are accepted; nothing to add
         if turn.input.attachments:
             pending = list(turn.slots.get("pending_media", []))
             turn.slots["pending_media"] = [*pending, *turn.media_ids][-10:]
@@ -203,7 +207,6 @@ class DialogueEngine:
         turn.slots["failed_turns"] = 0
         turn.slots.pop("pending_media", None)
         if reason == "negative_emotion":
-            turn.replies.clear()  # no "sorry" twice
             turn.say("handoff_upset", position=place.position)
         elif reason == "repeated_urge":
             turn.say("handoff_urge", position=place.position)

@@ -36,6 +36,8 @@ class TurnInput:
     attachments: list[Attachment] = field(default_factory=list)
     nlu_down: bool = False
     """The NLU could not be reached (``parse`` is None for that reason, not for an empty text)."""
+    attachments_refused: bool = False
+    """The channel refused the message's file (too large, wrong type); the customer is told separately."""
 
 
 @dataclass(slots=True)

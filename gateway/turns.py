@@ -156,6 +156,7 @@ class TurnProcessor:
                 identities=customer.identities,
                 attachments=message.attachments,
                 nlu_down=nlu_down,
+                attachments_refused=bool(message.metadata.get("rejected_attachments")),
             )
         )
         replies = [

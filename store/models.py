@@ -116,6 +116,7 @@ class Message(BaseModel):
     read: bool = Field(default=False, description="outbound: the customer's client reported it seen")
     attempts: int = Field(default=0, description="outbound: failed send attempts so far")
     failed: bool = Field(default=False, description="outbound: given up (permanent error or too many attempts)")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="inbound: what the channel added")
     understanding: dict[str, Any] | None = None
     """For inbound text: what the NLU made of it (normalised text, language, intent, entities).
 

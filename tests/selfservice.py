@@ -88,7 +88,13 @@ class Customer:
         return "\n".join(lines)
 
     async def on_channel(
-        self, channel: str, text: str, *, sender: str | None = None, attachments: list[Attachment] | None = None
+        self,
+        channel: str,
+        text: str,
+        *,
+        sender: str | None = None,
+        attachments: list[Attachment] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> list[Message]:
         """A message on another channel, through the same pipeline a channel adapter feeds."""
         assert self.gateway.turns is not None
@@ -100,6 +106,7 @@ class Customer:
                 text=text,
                 attachments=attachments or [],
                 profile={"phone": self.phone},
+                metadata=metadata or {},
             )
         )
 

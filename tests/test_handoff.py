@@ -42,6 +42,20 @@ async def test_anger_hands_off_at_once_with_the_cues_in_the_summary(
     assert summary["details"]["cues"]  # type: ignore[index]
 
 
+async def test_an_angry_complaint_is_both_a_ticket_and_a_hand_off(
+    client: TestClient[object, object], gateway: Gateway, store: ConversationStore
+) -> None:
+    customer = Customer(client, gateway)
+    reply = await customer.say("我要投诉！！你们卖的东西是垃圾，客服也是骗子，气死我了")
+    assert "投诉单号" in reply and "人工客服" in reply
+    assert gateway.tickets is not None
+    (ticket,) = await gateway.tickets.for_customer(await customer.customer_id())
+    assert ticket.type.value == "complaint"
+    conversation = await conversation_of(store, customer.chat.sender)
+    assert conversation["state"] == ConversationState.WAITING_AGENT
+    assert conversation["handoff_summary"]["tickets"][0]["id"] == ticket.id  # type: ignore[index]
+
+
 async def test_the_summary_carries_orders_intents_slots_requests_and_other_channels(
     client: TestClient[object, object], gateway: Gateway, store: ConversationStore
 ) -> None:
@@ -176,3 +190,13 @@ async def test_agents_merge_two_customers_explicitly_and_the_merge_is_audited(
     missing = await client.post("/api/agent/customers/merge", json={**body, "source_id": "nobody"}, headers=AUTH)
     assert missing.status == 404
     assert (await client.post("/api/agent/customers/merge", json=body)).status == 401
+
+
+async def test_a_refused_file_alone_gets_only_the_notice_of_what_is_accepted(
+    client: TestClient[object, object], gateway: Gateway, store: ConversationStore
+) -> None:
+    customer = Customer(client, gateway)
+    refused = {"rejected_attachments": [{"reason": "too_large", "detail": "the file is larger than 10485760 bytes"}]}
+    replies = await customer.on_channel("app", "", sender="app-user-2", metadata=refused)
+    assert [r.author for r in replies] == ["system"] and "无法接收" in replies[0].text
+    assert not await events(store, "not_understood")
