@@ -72,6 +72,7 @@ _EN_WEEKDAY_RE = re.compile(r"(next |this )?(monday|tuesday|wednesday|thursday|f
 _MONTH_DAY = re.compile(r"(?:(\d{4})年)?(\d{1,2})月(\d{1,2})(?:号|日)?")
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
 _SLASH_DATE = re.compile(r"(?<![\d.])(\d{1,2})/(\d{1,2})(?![\d/])")
+_HOUSE_NUMBER_AFTER = tuple("路街道巷弄村栋幢楼座室区")
 _DAY_ONLY = re.compile(r"(?<![\d月.])(\d{1,2})(?:号|日)(?!\d)")
 
 TIME_SLOTS = {
@@ -238,6 +239,8 @@ def _dates(text: str, today: date) -> Iterator[Extracted]:
             yield Extracted("date", day.isoformat(), match.start(), match.end())
     for match in _DAY_ONLY.finditer(text):
         number = int(match.group(1))
+        if text[: match.start()].rstrip().endswith(_HOUSE_NUMBER_AFTER):
+            continue  # 科技园路1号, 3栋2号: a house number, not the 1st of the month
         if not 1 <= number <= 31 or not fresh(match.start(), match.end()):
             continue
         month_day = _safe_date(today.year, today.month, number)

@@ -112,3 +112,14 @@ def test_offsets_point_into_the_normalised_text() -> None:
     text = default_normaliser()("我嘅訂單二零二六幺幺幺五洞洞洞幺")
     (order,) = extract_entities(text, FRIDAY)
     assert text[order.start : order.end] == "202611150001"
+
+
+def test_a_house_number_in_an_address_is_not_a_date() -> None:
+    from datetime import date
+
+    from nlu.entities import extract_entities
+
+    found = extract_entities("新地址是广东省深圳市南山区科技园路1号", date(2026, 11, 22))
+    assert [e.entity for e in found] == ["address"]
+    assert [e.value for e in extract_entities("改到3号送", date(2026, 11, 22))] == ["2026-12-03"]
+    assert not [e for e in extract_entities("幸福小区3栋 2号", date(2026, 11, 22)) if e.entity == "date"]
