@@ -25,10 +25,13 @@ def test_the_shipped_file_loads_with_zh_and_en_for_every_entry(kb: KnowledgeBase
         assert entry.answer_in("en") and entry.answer_in("zh")
 
 
-def test_held_out_questions_are_not_copies_of_the_phrasings(kb: KnowledgeBase) -> None:
+@pytest.mark.parametrize("name", ["heldout.yml", "heldout_fresh.yml"])
+def test_held_out_questions_are_not_copies_of_the_phrasings(kb: KnowledgeBase, name: str) -> None:
     known = {kb.normalise(t) for e in kb.entries for t in (*e.phrasings, *e.question.values())}
-    questions = yaml.safe_load(HELDOUT.read_text(encoding="utf-8"))["questions"]
+    ids = {e.id for e in kb.entries} | {"none"}
+    questions = yaml.safe_load((HELDOUT.parent / name).read_text(encoding="utf-8"))["questions"]
     assert not [q["text"] for q in questions if kb.normalise(q["text"]) in known]
+    assert not [q["expect"] for q in questions if q["expect"] not in ids]
 
 
 def test_held_out_accuracy_and_rejection_floors(kb: KnowledgeBase) -> None:
