@@ -43,6 +43,7 @@ from nlu.rasa_yaml import RasaDataError
 from nlu.understanding import UnderstandingClient, today_in
 from shop import SeedError
 from shop.policy import PolicyError
+from store import MergeRefused
 from supervisor import ChildStartError
 
 
@@ -106,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     kb_ask.add_argument("--file", type=Path)
     kb_ask.add_argument("--lang", default="zh", choices=("zh", "en"))
 
+    customers = commands.add_parser("customers", help="merge two customers who are one person (audited)")
+    customer_commands = customers.add_subparsers(dest="customers_command", required=True)
+    merge = customer_commands.add_parser("merge", help="fold SOURCE into TARGET; journals a customers_merged event")
+    merge.add_argument("source")
+    merge.add_argument("target")
+    merge.add_argument("--reason", required=True, help="why (kept in the audit event)")
+    merge.add_argument("--actor", required=True, help="who decided (kept in the audit event)")
+
     _serve_options(parser)  # `python run.py --port 9000` means `serve --port 9000`
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -127,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_routes_command(args, _database, Settings.from_env().var_dir))
         if args.command == "kb":
             return _knowledge(args)
+        if args.command == "customers":
+            return asyncio.run(_merge_customers(args.source, args.target, reason=args.reason, actor=args.actor))
         if args.command == "ocr":
             return asyncio.run(_ocr(args.images, args.engine, as_json=args.json, order_check=args.order_check))
         return asyncio.run(_serve(args.host, args.port, args.seed_orders))
@@ -140,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         SettingsError,
         PolicyError,
         KnowledgeBaseError,
+        MergeRefused,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -260,6 +272,17 @@ async def _seed(path: Path) -> int:
     finally:
         await gateway.stop()
     print(f"seeded {count} orders from {path}")
+    return 0
+
+
+async def _merge_customers(source: str, target: str, *, reason: str, actor: str) -> int:
+    gateway = GatewayBuilder(Settings.from_env()).build()
+    try:
+        store = await gateway.start_store()
+        merged = await store.merge_customers(source, target, actor=f"cli:{actor}", reason=reason)
+    finally:
+        await gateway.stop()
+    print(json.dumps({"customer": merged.model_dump(mode="json")}, ensure_ascii=False))
     return 0
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import aiohttp
@@ -69,6 +70,7 @@ class TwilioSmsInput(InputChannel):
         public_base_url: str | None = None,
         media: MediaSink | None = None,
         media_timeout: float = 15.0,
+        already_stored: Callable[[str, str], Awaitable[bool]] | None = None,
     ) -> None:
         self.validator = RequestValidator(auth_token)
         self.account_sid = account_sid
@@ -76,6 +78,9 @@ class TwilioSmsInput(InputChannel):
         self.public_base_url = public_base_url
         self.media = media
         self.media_timeout = media_timeout
+        self.already_stored = already_stored
+        """(channel, channel message id) → stored already? The gateway wires it to the store so a
+        retried webhook (same MessageSid) does not download its media again."""
 
     def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
         async def webhook(request: web.Request) -> web.Response:
@@ -91,7 +96,7 @@ class TwilioSmsInput(InputChannel):
             except InvalidInbound as error:
                 log.warning("twilio webhook: %s", error.detail)
                 return error.response()
-            if self.media is not None and inbound.attachments:
+            if self.media is not None and inbound.attachments and not await self._seen(inbound):
                 inbound = await self._download_media(inbound)
             await on_message(inbound)  # stored before Twilio gets its 200; replies go via the outbox
             return web.Response(text=EMPTY_TWIML, content_type="text/xml")
@@ -135,11 +140,18 @@ class TwilioSmsInput(InputChannel):
             metadata={"to": fields.get("To", "")},
         )
 
+    async def _seen(self, inbound: InboundMessage) -> bool:
+        # A retry of a stored message is answered from the store: its links are never fetched.
+        if self.already_stored is None:
+            return False
+        return await self.already_stored(inbound.channel, inbound.channel_message_id)
+
     async def _download_media(self, inbound: InboundMessage) -> InboundMessage:
         """Fetch MMS media into the media store. A failed download keeps the link and notes the
         error (the message is never lost for it); a refused file is reported to the customer.
 
-        A retried webhook downloads again, but the media store keeps one copy by content hash.
+        Not called for a retried webhook whose message is stored (see ``already_stored``); two
+        concurrent first deliveries may both download, and the media store keeps one copy by hash.
         """
         assert self.media is not None
         attachments: list[Attachment] = []

@@ -54,6 +54,9 @@ class Gateway:
         self.channels = channels
         self.senders = senders or []
         self.media = media or MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
+        for channel in channels:  # a retried MMS webhook is answered from the store, not re-downloaded
+            if isinstance(channel, TwilioSmsInput) and channel.already_stored is None:
+                channel.already_stored = self.has_inbound
         self.outbox: OutboxDispatcher | None = None
         self.feed = feed or StoreFeed()
         self._given_store = store
@@ -175,6 +178,14 @@ class Gateway:
             log.exception("NLU failed to start; the dialogue falls back until it is fixed")
             raise
         await self.turns.recover()
+
+    async def has_inbound(self, channel: str, channel_message_id: str) -> bool:
+        """Whether this channel message is stored already (False while the store is not up)."""
+        if self.store is None:
+            return False
+        return (
+            await self.store.count_messages(channel=channel, channel_message_id=channel_message_id, direction="in") > 0
+        )
 
     def handler_for(self, channel: InputChannel) -> InboundHandler:
         """What a channel calls for every message: persist, run the turn, hand replies to the outbox."""

@@ -253,7 +253,11 @@ async def test_mms_media_are_downloaded_into_the_media_store_before_the_200(
     standin.media["ME1"] = (photo, "image/jpeg")
     standin.media["ME-big"] = (b"\xff\xd8\xff" + b"0" * 300_000, "image/jpeg")
     app = web.Application()
-    sms_in = TwilioSmsInput(AUTH_TOKEN, ACCOUNT_SID, public_base_url=PUBLIC, media=media)
+
+    async def already_stored(channel: str, channel_message_id: str) -> bool:
+        return await store.count_messages(channel=channel, channel_message_id=channel_message_id) > 0
+
+    sms_in = TwilioSmsInput(AUTH_TOKEN, ACCOUNT_SID, public_base_url=PUBLIC, media=media, already_stored=already_stored)
     app.router.add_routes(sms_in.routes(storing(store)))
     async with TestClient(TestServer(app)) as http:
         form = sms(
@@ -265,6 +269,7 @@ async def test_mms_media_are_downloaded_into_the_media_store_before_the_200(
         for _ in range(2):  # Twilio retries; one message
             response = await http.post(WEBHOOK_PATH, data=form, headers=signed(PUBLIC + WEBHOOK_PATH, form))
             assert response.status == 200
+    assert standin.media_requests == 3, "the retry (same MessageSid) downloads nothing"
     (stored,) = [m async for m in store.messages.find({"channel": "sms", "channel_message_id": "MM1"})]
     first, missing = stored["attachments"]
     assert first["media_id"] and first["content_type"] == "image/jpeg" and first["size"] == len(photo)
