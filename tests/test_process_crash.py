@@ -1,6 +1,7 @@
 """Kill a real gateway process (``run.py serve``) between receipt and reply: after a restart
 the reply still goes out, exactly once, and the provider's retry of the same update changes
-nothing. The store is the session's nx-27017 server and the NLU its Rasa server."""
+nothing. The store is an nx-27017 server of the test's own with its files on disk (restarted
+too, so only what reached disk counts); the NLU is the session's Rasa server, for a quick start."""
 
 from __future__ import annotations
 
@@ -89,6 +90,15 @@ async def eventually(check: object, seconds: float = 30.0) -> None:
     raise AssertionError("timed out waiting")
 
 
+@pytest_asyncio.fixture
+async def mongo(tmp_path: Path) -> AsyncIterator[EmbeddedMongo]:
+    """A persistent store of this test's own (``--data-dir``), not the session's."""
+    server = EmbeddedMongo(tmp_path / "mongo")
+    await server.start()
+    yield server
+    await server.stop()
+
+
 async def test_a_killed_gateway_sends_the_reply_after_restart_and_only_once(
     mongo: EmbeddedMongo, rasa: EmbeddedRasaServer, standin: BotApiStandIn, tmp_path: Path
 ) -> None:
@@ -129,6 +139,11 @@ async def test_a_killed_gateway_sends_the_reply_after_restart_and_only_once(
         assert await store.count_messages(direction="in") == 1
         assert await store.count_messages(direction="out", delivered=False) >= 1, "stored, not sent"
         assert standin.sent == []
+        await store.close()
+        await mongo.stop()  # the store restarts too: the unsent reply must be on disk
+        await mongo.start()
+        store = ConversationStore.from_uri(mongo.uri, database)
+        assert await store.count_messages(direction="out", delivered=False) >= 1
 
         standin.hang_sends = False
         await gateway.start()
@@ -139,6 +154,7 @@ async def test_a_killed_gateway_sends_the_reply_after_restart_and_only_once(
         await eventually(delivered)
         replies = await store.count_messages(direction="out")
         assert len(standin.sent) == replies and "202611150001" in standin.sent[0]["text"]
+        assert len({m["text"] for m in standin.sent}) == len(standin.sent), "each reply exactly once"
 
         # Telegram never got its 200 for all it knows: it retries the same update.
         async with (
