@@ -270,6 +270,7 @@ async def test_mms_media_are_downloaded_into_the_media_store_before_the_200(
             response = await http.post(WEBHOOK_PATH, data=form, headers=signed(PUBLIC + WEBHOOK_PATH, form))
             assert response.status == 200
     assert standin.media_requests == 3, "the retry (same MessageSid) downloads nothing"
+    assert standin.cdn_requests == 2, "redirects followed (the 404 has none)"
     (stored,) = [m async for m in store.messages.find({"channel": "sms", "channel_message_id": "MM1"})]
     first, missing = stored["attachments"]
     assert first["media_id"] and first["content_type"] == "image/jpeg" and first["size"] == len(photo)

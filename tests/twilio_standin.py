@@ -29,10 +29,12 @@ class TwilioStandIn(LoopbackServer):
         self.media: dict[str, tuple[bytes, str]] = {}
         """MMS media by id, served (with basic auth) as Twilio serves a message's media."""
         self.media_requests = 0
+        self.cdn_requests = 0
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._create_message)
         app.router.add_get("/2010-04-01/Accounts/{sid}/Messages/{message}/Media/{media}", self._media)
+        app.router.add_get("/cdn/{media}", self._cdn)
 
     def media_url(self, message_sid: str, media_id: str) -> str:
         return f"{self.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{message_sid}/Media/{media_id}"
@@ -42,10 +44,14 @@ class TwilioStandIn(LoopbackServer):
         expected = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
         if request.headers.get("Authorization") != expected:
             return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
-        found = self.media.get(request.match_info["media"])
-        if found is None:
+        if request.match_info["media"] not in self.media:
             return web.json_response({"code": 20404, "message": "not found", "status": 404}, status=404)
-        data, content_type = found
+        # Like Twilio: the authenticated API answers with a redirect to short-lived storage.
+        raise web.HTTPTemporaryRedirect(f"/cdn/{request.match_info['media']}")
+
+    async def _cdn(self, request: web.Request) -> web.Response:
+        self.cdn_requests += 1
+        data, content_type = self.media[request.match_info["media"]]
         return web.Response(body=data, content_type=content_type)
 
     async def _create_message(self, request: web.Request) -> web.Response:
