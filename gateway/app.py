@@ -9,7 +9,6 @@ from aiohttp.typedefs import Handler
 from pymongo.errors import PyMongoError
 
 from channels.base import json_response
-from gateway.admin_api import AdminApi
 from gateway.agent_api import AgentApi
 from gateway.ocr_routes import ocr_routes
 from gateway.routes_api import RoutesApi
@@ -41,7 +40,6 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
         app.router.add_routes(channel.routes(gateway.handler_for(channel)))
 
     app.router.add_routes(AgentApi(gateway).routes())
-    app.router.add_routes(AdminApi(gateway).routes())  # customer look-up and audited merge
     routes_api = RoutesApi(gateway)  # return pick-up route planning
     app.router.add_routes(routes_api.routes())
     app.on_cleanup.append(routes_api.close)

@@ -56,8 +56,6 @@ class Settings:
     telegram_api_base_url: str = "https://api.telegram.org"
     agent_api_token: str | None = None
     """Bearer token of the agent API (``/api/agent/…``); unset disables it."""
-    admin_api_token: str | None = None
-    """Bearer token of the customer admin API (``/api/customers/…``); unset disables it."""
     app_im_secret: str | None = None
     """Set to enable the app IM websocket; the shop's backend signs user tokens with it."""
     twilio_account_sid: str | None = None
@@ -118,7 +116,6 @@ class Settings:
             telegram_mode=env.get("TELEGRAM_MODE", defaults.telegram_mode),
             telegram_api_base_url=(env.get("TELEGRAM_API_BASE_URL") or defaults.telegram_api_base_url).rstrip("/"),
             agent_api_token=env.get("AGENT_API_TOKEN") or None,
-            admin_api_token=env.get("ADMIN_API_TOKEN") or None,
             app_im_secret=env.get("APP_IM_SECRET") or None,
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
