@@ -67,16 +67,24 @@ class EmailInput(InputChannel):
         listen: tuple[str, int] | None = ("127.0.0.1", 2525),
         imap: ImapMailbox | None = None,
         max_mail_bytes: int = DEFAULT_MAX_MAIL_BYTES,
+        accept_domains: tuple[str, ...] = (),
     ) -> None:
         if not addresses:
             raise ValueError("the e-mail channel needs at least one address it answers for")
         self.addresses = {a.lower() for a in addresses}
+        # Whole domains (a catch-all such as ``kefu@`` and ``shouhou@`` of one shop domain).
+        self.accept_domains = {d.strip().lstrip("@").lower() for d in accept_domains if d.strip()}
         self.media = media
         self.listen = listen
         self.imap = imap
         self.max_mail_bytes = max_mail_bytes
         self._server: asyncio.Server | None = None
         self._poller: asyncio.Task[None] | None = None
+
+    def accepts(self, address: str) -> bool:
+        """Whether the listener takes mail for this recipient (a configured address or domain)."""
+        address = address.strip().lower()
+        return address in self.addresses or address.rpartition("@")[2] in self.accept_domains
 
     def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
         return []  # mail arrives over SMTP or IMAP, not HTTP
@@ -225,7 +233,7 @@ class _SmtpHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
-        if address.lower() not in self.channel.addresses:
+        if not self.channel.accepts(address):
             return "550 5.1.1 No such mailbox here"
         envelope.rcpt_tos.append(address)
         return "250 OK"

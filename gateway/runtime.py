@@ -399,7 +399,9 @@ def _email_channel(settings: Settings, media: MediaStore, feed: StoreFeed) -> tu
     listen = _host_port(settings.email_smtp_listen, "EMAIL_SMTP_LISTEN") if settings.email_smtp_listen else None
     if listen is None and imap is None:
         raise SettingsError("e-mail needs the SMTP listener or an IMAP mailbox (EMAIL_SMTP_LISTEN=off and no IMAP)")
-    inbound = EmailInput(list(settings.email_addresses), media, listen=listen, imap=imap)
+    inbound = EmailInput(
+        list(settings.email_addresses), media, listen=listen, imap=imap, accept_domains=settings.email_accept_domains
+    )
     outbound = EmailOutput(
         settings.email_addresses[0],
         _host_port(settings.email_smtp_relay, "EMAIL_SMTP_RELAY"),

@@ -64,6 +64,7 @@ class Settings:
     twilio_from_number: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
     email_addresses: tuple[str, ...] = ()
+    email_accept_domains: tuple[str, ...] = ()
     """Set to enable e-mail: the shop's service address(es); the first is the replies' From."""
     email_smtp_listen: str | None = "127.0.0.1:2525"
     """Where the SMTP listener accepts mail (``host:port``); ``off`` for IMAP polling only."""
@@ -122,6 +123,7 @@ class Settings:
             twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
             twilio_api_base_url=(env.get("TWILIO_API_BASE_URL") or defaults.twilio_api_base_url).rstrip("/"),
             email_addresses=tuple(a.strip() for a in env.get("EMAIL_ADDRESS", "").split(",") if a.strip()),
+            email_accept_domains=tuple(d.strip() for d in env.get("EMAIL_ACCEPT_DOMAINS", "").split(",") if d.strip()),
             email_smtp_listen=None
             if env.get("EMAIL_SMTP_LISTEN", "").lower() == "off"
             else env.get("EMAIL_SMTP_LISTEN") or defaults.email_smtp_listen,

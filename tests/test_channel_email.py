@@ -304,3 +304,45 @@ async def wait_for_async(condition: Callable[[], Awaitable[bool]], seconds: floa
     while not await condition():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.05)
+
+
+async def test_oversized_and_unreadable_mails_are_refused(store: ConversationStore, media: MediaStore) -> None:
+    channel = EmailInput([SHOP], media, listen=("127.0.0.1", 0), max_mail_bytes=4096)
+    await channel.start(storing(store))
+    try:
+        with pytest.raises(aiosmtplib.SMTPResponseException) as too_big:
+            await send(channel.port or 0, mail("很长的邮件" * 2000))
+        assert too_big.value.code == 552
+        no_from = b"To: service@shop.example\r\nSubject: hi\r\nMessage-ID: <x1@example.com>\r\n\r\nhello\r\n"
+        with pytest.raises(aiosmtplib.SMTPResponseException) as unreadable:
+            await send(channel.port or 0, no_from)
+        assert unreadable.value.code == 550
+    finally:
+        await channel.stop()
+    assert await stored(store) == []
+
+
+async def test_a_store_failure_answers_451_so_the_sender_retries(store: ConversationStore, media: MediaStore) -> None:
+    async def failing(message: InboundMessage) -> list[Message]:
+        raise ConnectionError("store down")
+
+    channel = EmailInput([SHOP], media, listen=("127.0.0.1", 0))
+    await channel.start(failing)
+    try:
+        with pytest.raises(aiosmtplib.SMTPResponseException) as retry:
+            await send(channel.port or 0, mail("退款什么时候到账"))
+        assert retry.value.code == 451
+    finally:
+        await channel.stop()
+
+
+async def test_a_configured_domain_accepts_any_of_its_addresses(store: ConversationStore, media: MediaStore) -> None:
+    channel = EmailInput([SHOP], media, listen=("127.0.0.1", 0), accept_domains=("kefu.example",))
+    await channel.start(storing(store))
+    try:
+        await send(channel.port or 0, mail("发票什么时候开"), recipients=["Shouhou@KEFU.example"])
+        with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+            await send(channel.port or 0, mail("hi"), recipients=["a@other.example"])
+    finally:
+        await channel.stop()
+    assert [m["text"] for m in await stored(store)] == ["发票什么时候开"]
