@@ -25,8 +25,8 @@ def evaluate(kb: KnowledgeBase, questions: list[dict[str, str]], threshold: floa
     right = in_scope = rejected = out_scope = 0
     by_tag: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for q in questions:
-        found = kb.answer(q["text"])
-        got = found.entry.id if found is not None and found.score >= threshold else "none"
+        found = kb.answer(q["text"], min_score=threshold)
+        got = found.entry.id if found is not None else "none"
         if q["expect"] == "none":
             out_scope += 1
             rejected += got == "none"
@@ -37,6 +37,8 @@ def evaluate(kb: KnowledgeBase, questions: list[dict[str, str]], threshold: floa
             by_tag[q["tag"]][1] += 1
     result = {"accuracy": right / in_scope, "rejection": rejected / out_scope if out_scope else 1.0}
     result.update({f"tag:{t}": r / n for t, (r, n) in sorted(by_tag.items())})
+    result.update({f"n:{t}": float(n) for t, (_, n) in by_tag.items()})
+    result.update({"in_scope": float(in_scope), "out_scope": float(out_scope)})
     return result
 
 
@@ -53,14 +55,16 @@ def main() -> int:
     result = evaluate(kb, questions, MIN_SCORE)
     per_question = (time.perf_counter() - started) / len(questions)
     print(
-        f"threshold {MIN_SCORE}: top-1 accuracy {result['accuracy']:.1%}, out-of-scope rejected "
-        f"{result['rejection']:.1%}, {per_question * 1000:.1f} ms per question"
+        f"threshold {MIN_SCORE}: top-1 accuracy {result['accuracy']:.1%} of {result['in_scope']:.0f}, "
+        f"out-of-scope rejected {result['rejection']:.1%} of {result['out_scope']:.0f}, "
+        f"{per_question * 1000:.1f} ms per question"
     )
+    print("top-1 accuracy per variety:")
     for key, value in result.items():
         if key.startswith("tag:"):
-            print(f"  {key[4:]:<12} {value:.1%}")
+            print(f"  {key[4:]:<12} {value:>6.1%} of {result['n:' + key[4:]]:.0f}")
     print("threshold  accuracy  rejection")
-    for threshold in (0.2, 0.25, 0.3, 0.33, 0.35, 0.4, 0.5):
+    for threshold in (0.15, 0.2, 0.22, 0.25, 0.28, 0.3, 0.35, 0.4):
         r = evaluate(kb, questions, threshold)
         print(f"{threshold:>9}  {r['accuracy']:>8.1%}  {r['rejection']:>9.1%}")
     return 0

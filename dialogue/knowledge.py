@@ -1,8 +1,13 @@
 """The after-sales knowledge base: rules and FAQ answers business people edit, and retrieval.
 
 Owns the file format (``dialogue/knowledge/aftersales.yml``), its validation, finding the entry
-a customer's question asks about (character n-gram TF-IDF over the normalised question and its
-phrasings, plus English words) and the "猜你想问" suggestions by order state.
+a customer's question asks about and the "猜你想问" suggestions by order state.
+
+Retrieval: the question goes through the NLU's normaliser (Traditional → Simplified, regional
+words → Mandarin), then the file's own ``synonyms`` (邮费 → 运费 …); character 1–3-gram TF-IDF
+plus English words; an entry scores the mean of its best single text's cosine (question or one
+phrasing) and the cosine with all its texts together, so one short lucky phrasing does not win
+alone. Below :data:`MIN_SCORE` nothing is answered.
 
 Must not know channels, the store or Rasa; it reads the NLU's normaliser only, so dialect and
 Traditional questions meet the same Simplified text as the entries.
@@ -24,16 +29,25 @@ import yaml
 from nlu.normalize import TextNormaliser
 
 ORDER_STATES = frozenset({"paid", "picking", "shipped", "delivered", "cancelled"})
-MIN_SCORE = 0.33
-"""Below this cosine the question is not one the knowledge base answers (calibrated by bench/kb.py)."""
+MIN_SCORE = 0.25
+"""Below this score the question is not one the knowledge base answers (calibrated by bench/kb.py)."""
+BEST_TEXT_WEIGHT = 0.5
+"""Weight of the best single text's cosine; the rest is the cosine with the entry's texts together."""
 RUNNERS_UP = 3
 
 _ENGLISH_WORD = re.compile(r"[a-z]{2,}")
 _KEEP = re.compile(r"[\u3400-\u9fff0-9a-z]+")
-_STOP_CHARS = frozenset("的了吗呢吧啊呀嘛么是我你们请问下个一这那有能可以要就还到")
+_STOP_CHARS = frozenset("的了吗呢吧啊呀嘛么是我你们请问下个一这那有能可以要就还到什怎办候")
+_STOP_GRAMS = frozenset(
+    {"什么", "怎么", "么时", "时候", "什么时", "么时候", "怎么办", "么办", "可以", "能不", "不能", "还能",
+     "一下", "请问", "你们", "我们", "我的", "的时候", "为什么", "怎么样", "么样"}
+)  # fmt: skip
+"""Question words: they say a question is asked, not what about, so they do not count."""
 _ENGLISH_STOP = frozenset(
     {"the", "a", "an", "is", "are", "do", "does", "can", "i", "my", "me", "you", "your", "to", "of", "for", "it",
-     "how", "what", "when", "will", "if", "in", "on", "be", "and", "or", "with"}
+     "how", "what", "when", "will", "if", "in", "on", "be", "and", "or", "with", "where", "which", "who",
+     "why", "this", "that", "there", "at", "from", "get", "have", "has", "was", "not", "any", "so", "up",
+     "about", "much", "many", "did", "should", "would", "could", "just", "please", "we", "us", "they"}
 )  # fmt: skip
 
 
@@ -75,7 +89,7 @@ def _features(text: str) -> Counter[str]:
         for n in (1, 2, 3):
             for i in range(len(chunk) - n + 1):
                 gram = chunk[i : i + n]
-                if n == 1 and gram in _STOP_CHARS:
+                if (n == 1 and gram in _STOP_CHARS) or gram in _STOP_GRAMS:
                     continue
                 features[gram] += 1
     for word in _ENGLISH_WORD.findall(lowered):
@@ -85,9 +99,21 @@ def _features(text: str) -> Counter[str]:
 
 
 class KnowledgeBase:
-    def __init__(self, entries: list[KbEntry], normaliser: TextNormaliser | None = None) -> None:
+    def __init__(
+        self,
+        entries: list[KbEntry],
+        normaliser: TextNormaliser | None = None,
+        synonyms: dict[str, str] | None = None,
+    ) -> None:
         self.entries = entries
         self._normaliser = normaliser
+        self.synonyms = dict(synonyms or {})
+        """Variant → canonical word, applied after the normaliser (the file's ``synonyms`` section)."""
+        self._synonym_pattern = (
+            re.compile("|".join(re.escape(v) for v in sorted(self.synonyms, key=len, reverse=True)))
+            if self.synonyms
+            else None
+        )
         texts: list[tuple[int, str]] = []
         for index, entry in enumerate(entries):
             for text in (*entry.question.values(), *entry.phrasings):
@@ -99,13 +125,21 @@ class KnowledgeBase:
         total = len(documents) or 1
         self._idf = {term: math.log((1 + total) / (1 + count)) + 1.0 for term, count in frequency.items()}
         self._documents = [(index, self._vector(features)) for index, features in documents]
+        together: list[Counter[str]] = [Counter() for _ in entries]
+        for index, features in documents:
+            together[index].update(features)
+        self._entry_vectors = [self._vector(features) for features in together]
 
     @cached_property
     def normaliser(self) -> TextNormaliser:
         return self._normaliser or TextNormaliser()
 
     def normalise(self, text: str) -> str:
-        return self.normaliser(text)
+        """The normaliser's text with the file's synonyms replaced by their canonical word."""
+        normalised = self.normaliser(text).lower()
+        if self._synonym_pattern is None:
+            return normalised
+        return self._synonym_pattern.sub(lambda match: self.synonyms[match.group(0)], normalised)
 
     def _vector(self, features: Counter[str]) -> dict[str, float]:
         vector = {t: (1 + math.log(c)) * self._idf.get(t, 0.0) for t, c in features.items() if t in self._idf}
@@ -140,24 +174,33 @@ class KnowledgeBase:
                 raise KnowledgeBaseError(f"{where}: entries[{index}] ({entry.id}): duplicate id")
             seen.add(entry.id)
             entries.append(entry)
-        return cls(entries)
+        return cls(entries, synonyms=_synonyms(raw.get("synonyms"), where))
 
-    def answer(self, text: str, language: str = "zh") -> KbAnswer | None:
-        """The entry the question asks about, or None when nothing is close enough."""
-        query = self._vector(_features(self.normalise(text)))
-        if not query:
-            return None
-        best: dict[int, float] = {}
-        for index, document in self._documents:
-            score = sum(weight * document.get(term, 0.0) for term, weight in query.items())
-            if score > best.get(index, 0.0):
-                best[index] = score
-        ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)
-        if not ranked or ranked[0][1] < MIN_SCORE:
+    def answer(self, text: str, language: str = "zh", *, min_score: float = MIN_SCORE) -> KbAnswer | None:
+        """The entry the question asks about, or None when nothing scores ``min_score`` or more.
+
+        ``language`` is the reply language; matching works on any language the file holds."""
+        ranked = self._ranked(text)
+        if not ranked or ranked[0][1] < min_score:
             return None
         top, score = ranked[0]
         runners = [(self.entries[i], s) for i, s in ranked[1 : 1 + RUNNERS_UP]]
         return KbAnswer(self.entries[top], score, runners)
+
+    def _ranked(self, text: str) -> list[tuple[int, float]]:
+        query = self._vector(_features(self.normalise(text)))
+        if not query:
+            return []
+        best = [0.0] * len(self.entries)
+        for index, document in self._documents:
+            score = _dot(query, document)
+            if score > best[index]:
+                best[index] = score
+        scores = [
+            (index, BEST_TEXT_WEIGHT * best[index] + (1 - BEST_TEXT_WEIGHT) * _dot(query, vector))
+            for index, vector in enumerate(self._entry_vectors)
+        ]
+        return sorted((s for s in scores if s[1] > 0), key=lambda item: item[1], reverse=True)
 
     def suggestions(self, order_status: str | None, language: str = "zh", limit: int = 3) -> list[KbEntry]:
         """Questions customers usually have next, for an order in this state ("猜你想问")."""
@@ -167,6 +210,32 @@ class KnowledgeBase:
             pool = [e for e in self.entries if order_status in e.order_states]
         order = {id(e): i for i, e in enumerate(self.entries)}
         return sorted(pool, key=lambda e: (e.priority, order[id(e)]))[:limit]
+
+
+def _dot(query: dict[str, float], document: dict[str, float]) -> float:
+    return sum(weight * document.get(term, 0.0) for term, weight in query.items())
+
+
+def _synonyms(raw: Any, where: str) -> dict[str, str]:
+    """``synonyms: {运费: [邮费, 快递费]}`` → {"邮费": "运费", "快递费": "运费"}."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise KnowledgeBaseError(f"{where}: synonyms: a mapping of word → list of variants is expected")
+    variants: dict[str, str] = {}
+    for canonical, words in raw.items():
+        if not isinstance(canonical, str) or not canonical.strip():
+            raise KnowledgeBaseError(f"{where}: synonyms: {canonical!r}: a word is expected")
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+            raise KnowledgeBaseError(f"{where}: synonyms.{canonical}: a non-empty list of words is expected")
+        for word in words:
+            word = word.strip().lower()
+            if word in variants and variants[word] != canonical:
+                raise KnowledgeBaseError(
+                    f"{where}: synonyms.{canonical}: {word!r} is already a variant of {variants[word]}"
+                )
+            variants[word] = canonical.strip()
+    return variants
 
 
 def _entry(item: Any, where: str) -> KbEntry:
