@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from backoffice import HandoffDesk, TicketDesk
+from backoffice import HandoffDesk, Ticket, TicketDesk, TicketType
 from backoffice.routing.pickups import PickupStore
 from dialogue.replies import register, status_label
 from dialogue.turn import Turn
 from shop import Order, OrderService
-from shop.aftersales import AfterSalesRequest, AfterSalesService, Step
+from shop.aftersales import AfterSalesRequest, AfterSalesService, RequestType, Step
 from shop.policy import AfterSalesPolicy
 
 if TYPE_CHECKING:
@@ -65,6 +65,14 @@ register(
         },
         "verify_ok": {"zh": "验证通过。", "en": "Thanks, verified."},
         "order_choice": {"zh": "{summary}", "en": "{summary}"},
+        "already_requested": {
+            "zh": "您已为订单 {order_id} 提交过{type}申请（售后单号 {request_id}，{channel_note}），"
+            "当前状态：{status}。无需重复提交。",
+            "en": "You already have a {type} request for order {order_id} ({request_id}, {channel_note}); "
+            "it is {status}. No need to submit it again.",
+        },
+        "channel_note_same": {"zh": "在本渠道提交", "en": "made here"},
+        "channel_note_other": {"zh": "通过{channel}提交", "en": "made via {channel}"},
         "yes_no": {"zh": "请回复“确认”或“取消”。", "en": 'Please reply "yes" or "no".'},
         "quick_yes": {"zh": "确认", "en": "Yes"},
         "quick_no": {"zh": "取消", "en": "No"},
@@ -98,6 +106,34 @@ def is_no(turn: Turn) -> bool:
 
 def wants_to_cancel(turn: Turn) -> bool:
     return bool(_CANCEL.search(turn.input.text))
+
+
+CHANNEL_NAMES = {
+    "rest": {"zh": "网页", "en": "web"},
+    "app": {"zh": "App", "en": "the app"},
+    "telegram": {"zh": "Telegram", "en": "Telegram"},
+    "sms": {"zh": "短信", "en": "SMS"},
+    "email": {"zh": "邮件", "en": "email"},
+    "voice": {"zh": "电话", "en": "phone"},
+}
+
+
+def tell_existing(turn: Turn, request: AfterSalesRequest) -> None:
+    """One problem, one request: the customer is told about the open one instead of a second."""
+    if request.channel and request.channel != turn.input.channel:
+        names = CHANNEL_NAMES.get(request.channel, {})
+        note = turn.text("channel_note_other", channel=names.get(turn.language, request.channel))
+    else:
+        note = turn.text("channel_note_same")
+    turn.say(
+        "already_requested",
+        order_id=request.order_id,
+        type=request.type_label(turn.language),
+        request_id=request.id,
+        channel_note=note,
+        status=request.customer_status(turn.language),
+    )
+    turn.event("duplicate_request", request_id=request.id, type=request.type.value, channel=turn.input.channel)
 
 
 def unfinished(request: AfterSalesRequest, turn: Turn) -> bool:
@@ -264,11 +300,94 @@ class Flow(ABC):
         await self.proceed(turn, order)
         return True
 
+    # -- after-sales requests ----------------------------------------------------------
+
+    async def open_request(self, order: Order, *types: RequestType) -> AfterSalesRequest | None:
+        """The order's open request of one of these types, if any."""
+        if self.context.aftersales is None:
+            return None
+        for request in await self.context.aftersales.for_order(order.order_id):
+            if request.open and request.type in types:
+                return request
+        return None
+
+    async def told_open_request(self, turn: Turn, order: Order, *types: RequestType) -> bool:
+        """True (and the customer told, the flow ended) when such a request is open already."""
+        request = await self.open_request(order, *types)
+        if request is None:
+            return False
+        turn.finish()
+        tell_existing(turn, request)
+        return True
+
+    async def new_request(self, turn: Turn, order: Order, type: RequestType, **fields: Any) -> AfterSalesRequest | None:
+        """Record the customer's request and end the flow's questions; None when an open request
+        for the same thing exists (the customer is told about it instead)."""
+        aftersales = self.context.aftersales
+        assert aftersales is not None
+        request, created = await aftersales.create(
+            type=type,
+            order_id=order.order_id,
+            customer_id=turn.input.customer_id,
+            actor="customer",
+            conversation_id=turn.input.conversation_id,
+            channel=turn.input.channel,
+            **fields,
+        )
+        turn.finish()
+        if not created and not unfinished(request, turn):
+            tell_existing(turn, request)
+            return None
+        return request
+
+    async def to_review(
+        self,
+        turn: Turn,
+        order: Order,
+        request: AfterSalesRequest,
+        ticket_type: TicketType,
+        summary: str,
+        *,
+        amount: float | None = None,
+        note: str | None = None,
+    ) -> Ticket:
+        """A person decides: a ticket linked to the request, which moves to review."""
+        aftersales, tickets = self.context.aftersales, self.context.tickets
+        assert aftersales is not None and tickets is not None
+        ticket, _ = await tickets.open(
+            type=ticket_type,
+            customer_id=turn.input.customer_id,
+            summary=summary,
+            conversation_id=turn.input.conversation_id,
+            channel=turn.input.channel,
+            order_id=order.order_id,
+            request_id=request.id,
+            reason=request.reason,
+            evidence=request.evidence,
+            amount=order.amount if amount is None else amount,
+        )
+        await aftersales.advance(
+            request.id, Step.REVIEWING, actor="system:self_service", note=note, ticket_id=ticket.id
+        )
+        turn.event("aftersales_submitted", flow=self.name, request_id=request.id, ticket_id=ticket.id)
+        return ticket
+
     # -- shared wording ----------------------------------------------------------------
 
     @staticmethod
     def confirm_choices(turn: Turn) -> tuple[Any, ...]:
         return (turn.choice("quick_yes"), turn.choice("quick_no"))
+
+    async def answer_confirmation(self, turn: Turn, on_yes: Callable[[], Awaitable[None]]) -> bool:
+        """The answer to "confirm?": yes acts, no ends the flow unchanged, anything else asks again."""
+        if is_yes(turn):
+            await on_yes()
+        elif is_no(turn):
+            turn.finish()
+            turn.say("flow_cancelled")
+        else:
+            turn.say("yes_no", quick_replies=self.confirm_choices(turn))
+        return True
 
     def now(self) -> datetime:
         return self.context.clock()

@@ -11,9 +11,8 @@ import re
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from backoffice import TicketType
-from dialogue.flows.base import Flow, is_no, unfinished
-from dialogue.flows.returns import tell_existing
+from backoffice import Ticket, TicketType
+from dialogue.flows.base import Flow, is_no
 from dialogue.replies import register, status_label
 from dialogue.turn import Turn
 from shop import Order, OrderItem, OrderStatus
@@ -63,19 +62,30 @@ _LATE = re.compile(r"(延迟|迟到|太慢|好慢|超时|晚到|这么久|几天
 _PRICE = re.compile(r"(降价|价保|便宜了|差价|补差|price (drop|protection)|cheaper)", re.IGNORECASE)
 
 
-class ResendFlow(Flow):
-    name: ClassVar[str] = "resend"
-    intents: ClassVar[tuple[str, ...]] = ("resend",)
-    topic: ClassVar[str] = "topic_resend"
+class _ClaimFlow(Flow):
+    """Claims about a parcel that has left the warehouse."""
 
     def order_is_candidate(self, order: Order) -> bool:
         return order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED)
 
+    def _say_review(self, turn: Turn, request: AfterSalesRequest, ticket: Ticket) -> None:
+        turn.say(
+            "claim_review",
+            topic=turn.text(self.topic),
+            request_id=request.id,
+            ticket_id=ticket.id,
+            hours=self.policy.review_hours,
+        )
+
+
+class ResendFlow(_ClaimFlow):
+    name: ClassVar[str] = "resend"
+    intents: ClassVar[tuple[str, ...]] = ("resend",)
+    topic: ClassVar[str] = "topic_resend"
+
     async def proceed(self, turn: Turn, order: Order | None) -> None:
         assert order is not None
-        if (request := await _open_request(self, order, RequestType.RESEND)) is not None:
-            turn.finish()
-            tell_existing(turn, request)
+        if await self.told_open_request(turn, order, RequestType.RESEND):
             return
         if order.status not in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
             turn.finish()
@@ -107,25 +117,20 @@ class ResendFlow(Flow):
         return True
 
     async def _decide(self, turn: Turn, order: Order, item: OrderItem) -> None:
-        aftersales, tickets = self.context.aftersales, self.context.tickets
-        assert aftersales is not None and tickets is not None
+        aftersales = self.context.aftersales
+        assert aftersales is not None
         quantity = min(int(turn.entity("quantity") or 1), item.quantity)
         value = item.price * quantity
-        request, created = await aftersales.create(
-            type=RequestType.RESEND,
-            order_id=order.order_id,
-            customer_id=turn.input.customer_id,
-            actor="customer",
-            conversation_id=turn.input.conversation_id,
-            channel=turn.input.channel,
+        request = await self.new_request(
+            turn,
+            order,
+            RequestType.RESEND,
             items=[{"sku": item.sku, "name": item.name, "quantity": quantity, "price": item.price}],
             amount=value,
             reason="少件",
             evidence=turn.media_ids,
         )
-        turn.finish()
-        if not created and not unfinished(request, turn):
-            tell_existing(turn, request)
+        if request is None:
             return
         if value <= self.policy.auto_resend_max_amount:
             request = await aftersales.advance(
@@ -139,22 +144,18 @@ class ResendFlow(Flow):
             turn.say("resend_approved", item=item.name, quantity=quantity, request_id=request.id)
             turn.event("self_service_completed", flow=self.name, order_id=order.order_id, request_id=request.id)
             return
-        await _to_review(self, turn, order, request, TicketType.RESEND, f"少件补发 {item.name} ×{quantity}")
+        ticket = await self.to_review(turn, order, request, TicketType.RESEND, f"少件补发 {item.name} ×{quantity}")
+        self._say_review(turn, request, ticket)
 
 
-class CompensationFlow(Flow):
+class CompensationFlow(_ClaimFlow):
     name: ClassVar[str] = "compensation"
     intents: ClassVar[tuple[str, ...]] = ("compensation",)
     topic: ClassVar[str] = "topic_compensation"
 
-    def order_is_candidate(self, order: Order) -> bool:
-        return order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED)
-
     async def proceed(self, turn: Turn, order: Order | None) -> None:
         assert order is not None
-        if (request := await _open_request(self, order, RequestType.COMPENSATION)) is not None:
-            turn.finish()
-            tell_existing(turn, request)
+        if await self.told_open_request(turn, order, RequestType.COMPENSATION):
             return
         data = turn.form["data"] if turn.form else {}
         kind = data.get("kind") or _kind(turn)
@@ -201,26 +202,22 @@ class CompensationFlow(Flow):
             turn.step("photo")
             turn.say("ask_photo", quick_replies=(turn.choice("no_photo"),))
             return
-        aftersales = self.context.aftersales
-        assert aftersales is not None
         reason = {"damage": str(turn.entity("reason") or data.get("reason") or "破损"), "price_drop": "降价补差"}[kind]
-        request, created = await aftersales.create(
-            type=RequestType.COMPENSATION,
-            order_id=order.order_id,
-            customer_id=turn.input.customer_id,
-            actor="customer",
-            conversation_id=turn.input.conversation_id,
-            channel=turn.input.channel,
+        request = await self.new_request(
+            turn,
+            order,
+            RequestType.COMPENSATION,
             reason=reason,
             details={"kind": kind},
             evidence=list(data.get("evidence", [])),
         )
-        turn.finish()
-        if not created and not unfinished(request, turn):
-            tell_existing(turn, request)
+        if request is None:
             return
         photos = len(data.get("evidence", []))
-        await _to_review(self, turn, order, request, TicketType.COMPENSATION, f"赔偿（{reason}），照片 {photos} 张")
+        ticket = await self.to_review(
+            turn, order, request, TicketType.COMPENSATION, f"赔偿（{reason}），照片 {photos} 张"
+        )
+        self._say_review(turn, request, ticket)
 
     async def _late(self, turn: Turn, order: Order) -> None:
         turn.finish()
@@ -234,19 +231,15 @@ class CompensationFlow(Flow):
         aftersales = self.context.aftersales
         assert aftersales is not None
         amount = self.policy.late_delivery_compensation
-        request, created = await aftersales.create(
-            type=RequestType.COMPENSATION,
-            order_id=order.order_id,
-            customer_id=turn.input.customer_id,
-            actor="customer",
-            conversation_id=turn.input.conversation_id,
-            channel=turn.input.channel,
+        request = await self.new_request(
+            turn,
+            order,
+            RequestType.COMPENSATION,
             amount=amount,
             reason="配送延迟",
             details={"kind": "late", "form": "store_credit"},
         )
-        if not created and not unfinished(request, turn):
-            tell_existing(turn, request)
+        if request is None:
             return
         request = await aftersales.advance(
             request.id,
@@ -280,40 +273,3 @@ def _mentioned_item(turn: Turn, order: Order) -> OrderItem | None:
     if any(w in text for w in ("赠品", "礼品", "gift")):
         return next((i for i in order.items if i.price == 0 or i.category == "gift"), None)
     return None
-
-
-async def _open_request(flow: Flow, order: Order, type: RequestType) -> AfterSalesRequest | None:
-    if flow.context.aftersales is None:
-        return None
-    for request in await flow.context.aftersales.for_order(order.order_id):
-        if request.open and request.type is type:
-            return request
-    return None
-
-
-async def _to_review(
-    flow: Flow, turn: Turn, order: Order, request: AfterSalesRequest, type: TicketType, summary: str
-) -> None:
-    aftersales, tickets = flow.context.aftersales, flow.context.tickets
-    assert aftersales is not None and tickets is not None
-    ticket, _ = await tickets.open(
-        type=type,
-        customer_id=turn.input.customer_id,
-        summary=summary,
-        conversation_id=turn.input.conversation_id,
-        channel=turn.input.channel,
-        order_id=order.order_id,
-        request_id=request.id,
-        reason=request.reason,
-        evidence=request.evidence,
-        amount=order.amount,
-    )
-    await aftersales.advance(request.id, Step.REVIEWING, actor="system:self_service", ticket_id=ticket.id)
-    turn.say(
-        "claim_review",
-        topic=turn.text(flow.topic),
-        request_id=request.id,
-        ticket_id=ticket.id,
-        hours=flow.policy.review_hours,
-    )
-    turn.event("aftersales_submitted", flow=flow.name, request_id=request.id, ticket_id=ticket.id)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from dialogue.flows.base import Flow, is_no, is_yes, unfinished
-from dialogue.flows.returns import tell_existing
+from dialogue.flows.base import Flow, is_no, is_yes
 from dialogue.replies import register
 from dialogue.turn import Turn
 from shop import Order, OrderStatus
@@ -75,12 +74,8 @@ class InvoiceFlow(Flow):
 
     async def proceed(self, turn: Turn, order: Order | None) -> None:
         assert order is not None
-        if self.context.aftersales is not None:
-            for request in await self.context.aftersales.for_order(order.order_id):
-                if request.open and request.type is RequestType.INVOICE:
-                    turn.finish()
-                    tell_existing(turn, request)
-                    return
+        if await self.told_open_request(turn, order, RequestType.INVOICE):
+            return
         if order.status is OrderStatus.CANCELLED:
             turn.finish()
             turn.say("invoice_cancelled_order", order_id=order.order_id)
@@ -182,19 +177,8 @@ class InvoiceFlow(Flow):
         aftersales = self.context.aftersales
         assert aftersales is not None
         details: dict[str, Any] = {k: data[k] for k in ("kind", "title", "tax_id", "email") if k in data}
-        request, created = await aftersales.create(
-            type=RequestType.INVOICE,
-            order_id=order.order_id,
-            customer_id=turn.input.customer_id,
-            actor="customer",
-            conversation_id=turn.input.conversation_id,
-            channel=turn.input.channel,
-            amount=order.amount,
-            details=details,
-        )
-        turn.finish()
-        if not created and not unfinished(request, turn):
-            tell_existing(turn, request)
+        request = await self.new_request(turn, order, RequestType.INVOICE, amount=order.amount, details=details)
+        if request is None:
             return
         request = await aftersales.advance(request.id, Step.ISSUING, actor="system:e_invoice")
         turn.say("invoice_requested", request_id=request.id, email=data["email"])

@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from backoffice import TicketType
-from dialogue.flows.base import Flow, is_no, is_yes, unfinished
-from dialogue.flows.returns import tell_existing
+from dialogue.flows.base import Flow, is_yes, tell_existing, unfinished
 from dialogue.replies import register
 from dialogue.turn import Turn
 from shop import Order, OrderActionRefused, OrderStatus
@@ -124,14 +123,7 @@ class RefundFlow(Flow):
             return False
         text = turn.input.text.strip()
         if step == "confirm_cancel":
-            if is_yes(turn):
-                await self._lightning_refund(turn, order)
-            elif is_no(turn):
-                turn.finish()
-                turn.say("flow_cancelled")
-            else:
-                turn.say("yes_no", quick_replies=self.confirm_choices(turn))
-            return True
+            return await self.answer_confirmation(turn, lambda: self._lightning_refund(turn, order))
         if step == "in_transit":
             if text == turn.text("quick_intercept") or turn.intent == "human_handoff":
                 turn.finish()
@@ -167,20 +159,15 @@ class RefundFlow(Flow):
     async def _lightning_refund(self, turn: Turn, order: Order) -> None:
         aftersales = self.context.aftersales
         assert aftersales is not None
-        request, created = await aftersales.create(
-            type=RequestType.REFUND,
-            order_id=order.order_id,
-            customer_id=turn.input.customer_id,
-            actor="customer",
-            conversation_id=turn.input.conversation_id,
-            channel=turn.input.channel,
+        request = await self.new_request(
+            turn,
+            order,
+            RequestType.REFUND,
             items=[i.model_dump(include={"sku", "name", "quantity", "price"}) for i in order.items],
             amount=order.amount,
             reason="未发货取消订单",
         )
-        turn.finish()
-        if not created and not unfinished(request, turn):
-            tell_existing(turn, request)
+        if request is None:
             return
         current = await self.orders.get(order.order_id) or order
         already = current.status is OrderStatus.CANCELLED and any(request.id in (c.new or "") for c in current.changes)
@@ -212,35 +199,13 @@ class RefundFlow(Flow):
         turn.event("self_service_completed", flow=self.name, order_id=order.order_id, request_id=request.id)
 
     async def _partial(self, turn: Turn, order: Order, amount: float, reason: str) -> None:
-        aftersales, tickets = self.context.aftersales, self.context.tickets
-        assert aftersales is not None and tickets is not None
-        request, created = await aftersales.create(
-            type=RequestType.REFUND,
-            order_id=order.order_id,
-            customer_id=turn.input.customer_id,
-            actor="customer",
-            conversation_id=turn.input.conversation_id,
-            channel=turn.input.channel,
-            amount=amount,
-            reason=reason,
-            details={"partial": True},
+        request = await self.new_request(
+            turn, order, RequestType.REFUND, amount=amount, reason=reason, details={"partial": True}
         )
-        turn.finish()
-        if not created and not unfinished(request, turn):
-            tell_existing(turn, request)
+        if request is None:
             return
-        ticket, _ = await tickets.open(
-            type=TicketType.REFUND,
-            customer_id=turn.input.customer_id,
-            summary=f"部分退款 ¥{amount:.2f}（实付 ¥{order.amount:.2f}）：{reason}",
-            conversation_id=turn.input.conversation_id,
-            channel=turn.input.channel,
-            order_id=order.order_id,
-            request_id=request.id,
-            reason=reason,
-            amount=amount,
-        )
-        await aftersales.advance(request.id, Step.REVIEWING, actor="system:self_service", ticket_id=ticket.id)
+        summary = f"部分退款 ¥{amount:.2f}（实付 ¥{order.amount:.2f}）：{reason}"
+        ticket = await self.to_review(turn, order, request, TicketType.REFUND, summary, amount=amount)
         turn.say(
             "partial_submitted",
             amount=amount,
@@ -248,4 +213,3 @@ class RefundFlow(Flow):
             ticket_id=ticket.id,
             hours=self.policy.review_hours,
         )
-        turn.event("aftersales_submitted", flow=self.name, request_id=request.id, ticket_id=ticket.id)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from backoffice import TicketType
 from backoffice.routing.pickups import ExchangeDelivery, Parcels, PickupRequest
-from dialogue.flows.base import Flow, is_no, is_yes, unfinished
+from dialogue.flows.base import Flow, is_no
 from dialogue.replies import register
 from dialogue.turn import Turn
 from nlu.entities import REASONS
@@ -88,69 +88,31 @@ register(
             "en": "{category} can't be returned automatically. ",
         },
         "why_evidence": {"zh": "需要人工核实照片。", "en": "A person needs to check the photos. "},
-        "already_requested": {
-            "zh": "您已为订单 {order_id} 提交过{type}申请（售后单号 {request_id}，{channel_note}），"
-            "当前状态：{status}。无需重复提交。",
-            "en": "You already have a {type} request for order {order_id} ({request_id}, {channel_note}); "
-            "it is {status}. No need to submit it again.",
-        },
-        "channel_note_same": {"zh": "在本渠道提交", "en": "made here"},
-        "channel_note_other": {"zh": "通过{channel}提交", "en": "made via {channel}"},
         "no_photo": {"zh": "没有照片", "en": "no photo"},
     }
 )
 
-CHANNEL_NAMES = {
-    "rest": {"zh": "网页", "en": "web"},
-    "app": {"zh": "App", "en": "the app"},
-    "telegram": {"zh": "Telegram", "en": "Telegram"},
-    "sms": {"zh": "短信", "en": "SMS"},
-    "email": {"zh": "邮件", "en": "email"},
-    "voice": {"zh": "电话", "en": "phone"},
-}
 _NO_PHOTO = ("没有照片", "没照片", "冇相", "没有图", "no photo", "none")
 DEFAULT_PARCEL = Parcels(count=1, weight_kg=1.0, volume_l=6.0)
-
-
-def tell_existing(turn: Turn, request: AfterSalesRequest) -> None:
-    """One problem, one request: the customer is told about the open one instead of a second."""
-    if request.channel and request.channel != turn.input.channel:
-        names = CHANNEL_NAMES.get(request.channel, {})
-        note = turn.text("channel_note_other", channel=names.get(turn.language, request.channel))
-    else:
-        note = turn.text("channel_note_same")
-    turn.say(
-        "already_requested",
-        order_id=request.order_id,
-        type=request.type_label(turn.language),
-        request_id=request.id,
-        channel_note=note,
-        status=request.customer_status(turn.language),
-    )
-    turn.event("duplicate_request", request_id=request.id, type=request.type.value, channel=turn.input.channel)
 
 
 class _GoodsFlow(Flow):
     """Shared steps of flows about delivered goods: the item, the reason and photo evidence."""
 
     request_type: ClassVar[RequestType]
+    approval_rule: ClassVar[str]
+    """The rule named as the decider when the request is approved without review."""
 
     def order_is_candidate(self, order: Order) -> bool:
         return order.status is OrderStatus.DELIVERED
 
-    async def existing(self, order: Order) -> AfterSalesRequest | None:
-        if self.context.aftersales is None:
-            return None
-        for request in await self.context.aftersales.for_order(order.order_id):
-            if request.open and request.type is self.request_type:
-                return request
-        return None
+    def window_days(self, data: dict[str, Any]) -> int:
+        """Days after delivery within which the request may be approved without review."""
+        return self.policy.return_window_days
 
     async def proceed(self, turn: Turn, order: Order | None) -> None:
         assert order is not None
-        if (request := await self.existing(order)) is not None:
-            turn.finish()
-            tell_existing(turn, request)
+        if await self.told_open_request(turn, order, self.request_type):
             return
         if order.status is OrderStatus.CANCELLED:
             turn.finish()
@@ -201,9 +163,6 @@ class _GoodsFlow(Flow):
             return
         await self.after_questions(turn, order, data)
 
-    async def after_questions(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
-        raise NotImplementedError
-
     async def on_step(self, turn: Turn, step: str, data: dict[str, Any], order: Order | None) -> bool:
         if order is None:
             return False
@@ -239,9 +198,6 @@ class _GoodsFlow(Flow):
         await self.next_question(turn, order, data)
         return True
 
-    async def on_own_step(self, turn: Turn, step: str, data: dict[str, Any], order: Order) -> bool:
-        return False
-
     def review_reasons(self, turn: Turn, order: Order, data: dict[str, Any], window_days: int) -> str | None:
         """Why this case cannot be approved automatically (in the customer's words), or None."""
         item = order.item(data["sku"]) or order.items[0]
@@ -255,42 +211,24 @@ class _GoodsFlow(Flow):
             return turn.text("why_evidence")  # photos of damage or defects need a person's eye
         return None
 
-    async def submit_for_review(self, turn: Turn, order: Order, data: dict[str, Any], why: str) -> None:
-        aftersales, tickets = self.context.aftersales, self.context.tickets
-        assert aftersales is not None and tickets is not None
+    def request_fields(self, order: Order, data: dict[str, Any]) -> dict[str, Any]:
         item = order.item(data["sku"]) or order.items[0]
-        request, created = await aftersales.create(
-            type=self.request_type,
-            order_id=order.order_id,
-            customer_id=turn.input.customer_id,
-            actor="customer",
-            conversation_id=turn.input.conversation_id,
-            channel=turn.input.channel,
-            items=[item.model_dump(include={"sku", "name", "quantity", "price"})],
-            amount=item.price * item.quantity if self.request_type is RequestType.RETURN_REFUND else 0.0,
-            reason=data.get("reason"),
-            details={k: v for k, v in data.items() if k in ("spec",)},
-            evidence=list(data.get("evidence", [])),
-        )
-        turn.finish()
-        if not created and not unfinished(request, turn):
-            tell_existing(turn, request)
+        return {
+            "items": [item.model_dump(include={"sku", "name", "quantity", "price"})],
+            "amount": item.price * item.quantity if self.request_type is RequestType.RETURN_REFUND else 0.0,
+            "reason": data.get("reason"),
+            "details": {k: v for k, v in data.items() if k in ("spec",)},
+            "evidence": list(data.get("evidence", [])),
+        }
+
+    async def submit_for_review(self, turn: Turn, order: Order, data: dict[str, Any], why: str) -> None:
+        request = await self.new_request(turn, order, self.request_type, **self.request_fields(order, data))
+        if request is None:
             return
-        ticket, _ = await tickets.open(
-            type=TicketType(self.request_type.value),
-            customer_id=turn.input.customer_id,
-            summary=f"{request.type_label('zh')}审核：{item.name}，原因：{data.get('reason')}；{why}",
-            conversation_id=turn.input.conversation_id,
-            channel=turn.input.channel,
-            order_id=order.order_id,
-            request_id=request.id,
-            reason=data.get("reason"),
-            evidence=list(data.get("evidence", [])),
-            amount=order.amount,
-        )
-        await aftersales.advance(request.id, Step.REVIEWING, actor="system:self_service", note=why, ticket_id=ticket.id)
+        item = order.item(data["sku"]) or order.items[0]
+        summary = f"{request.type_label('zh')}审核：{item.name}，原因：{data.get('reason')}；{why}"
+        ticket = await self.to_review(turn, order, request, TicketType(self.request_type.value), summary, note=why)
         turn.say("return_review", why=why, request_id=request.id, ticket_id=ticket.id, hours=self.policy.review_hours)
-        turn.event("aftersales_submitted", flow=self.name, request_id=request.id, ticket_id=ticket.id)
 
     # -- pick-up -------------------------------------------------------------------------
 
@@ -344,28 +282,15 @@ class _GoodsFlow(Flow):
             )
         )
 
-    async def approve(self, turn: Turn, order: Order, data: dict[str, Any], *, rule: str) -> None:
+    async def approve(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
         aftersales = self.context.aftersales
         assert aftersales is not None
-        item = order.item(data["sku"]) or order.items[0]
-        amount = item.price * item.quantity if self.request_type is RequestType.RETURN_REFUND else 0.0
-        request, created = await aftersales.create(
-            type=self.request_type,
-            order_id=order.order_id,
-            customer_id=turn.input.customer_id,
-            actor="customer",
-            conversation_id=turn.input.conversation_id,
-            channel=turn.input.channel,
-            items=[item.model_dump(include={"sku", "name", "quantity", "price"})],
-            amount=amount,
-            reason=data.get("reason"),
-            details={k: v for k, v in data.items() if k in ("spec",)},
-            evidence=list(data.get("evidence", [])),
-        )
-        turn.finish()
-        if not created and not unfinished(request, turn):
-            tell_existing(turn, request)
+        fields = self.request_fields(order, data)
+        amount = float(fields["amount"])
+        request = await self.new_request(turn, order, self.request_type, **fields)
+        if request is None:
             return
+        rule = self.approval_rule
         return_code = "RT" + request.id[2:]
         pickup = {"date": data["pickup_date"], "slot": data["pickup_slot"], "address": order.address}
         request = await aftersales.advance(
@@ -411,22 +336,8 @@ class _GoodsFlow(Flow):
             pickup=f"{data['pickup_date']} {data['pickup_slot']}",
         )
 
-
-class ReturnRefundFlow(_GoodsFlow):
-    name: ClassVar[str] = "return_refund"
-    intents: ClassVar[tuple[str, ...]] = ("return_refund",)
-    topic: ClassVar[str] = "topic_return_refund"
-    request_type: ClassVar[RequestType] = RequestType.RETURN_REFUND
-
-    async def not_delivered(self, turn: Turn, order: Order) -> None:
-        if order.status is OrderStatus.PAID:
-            turn.finish()
-            turn.redirect = "refund"  # not shipped: cancelling is the refund
-            return
-        await super().not_delivered(turn, order)
-
     async def after_questions(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
-        why = self.review_reasons(turn, order, data, self.policy.return_window_days)
+        why = self.review_reasons(turn, order, data, self.window_days(data))
         if why is not None:
             await self.submit_for_review(turn, order, data, why)
             return
@@ -442,15 +353,23 @@ class ReturnRefundFlow(_GoodsFlow):
             self.confirm(turn, order, data)
             return True
         if step == "confirm":
-            if is_yes(turn):
-                await self.approve(turn, order, data, rule="seven_day_return")
-            elif is_no(turn):
-                turn.finish()
-                turn.say("flow_cancelled")
-            else:
-                turn.say("yes_no", quick_replies=self.confirm_choices(turn))
-            return True
+            return await self.answer_confirmation(turn, lambda: self.approve(turn, order, data))
         return False
+
+
+class ReturnRefundFlow(_GoodsFlow):
+    name: ClassVar[str] = "return_refund"
+    intents: ClassVar[tuple[str, ...]] = ("return_refund",)
+    topic: ClassVar[str] = "topic_return_refund"
+    request_type: ClassVar[RequestType] = RequestType.RETURN_REFUND
+    approval_rule: ClassVar[str] = "seven_day_return"
+
+    async def not_delivered(self, turn: Turn, order: Order) -> None:
+        if order.status is OrderStatus.PAID:
+            turn.finish()
+            turn.redirect = "refund"  # not shipped: cancelling is the refund
+            return
+        await super().not_delivered(turn, order)
 
 
 class ExchangeFlow(_GoodsFlow):
@@ -458,23 +377,19 @@ class ExchangeFlow(_GoodsFlow):
     intents: ClassVar[tuple[str, ...]] = ("exchange",)
     topic: ClassVar[str] = "topic_exchange"
     request_type: ClassVar[RequestType] = RequestType.EXCHANGE
+    approval_rule: ClassVar[str] = "quality_exchange"
+
+    def window_days(self, data: dict[str, Any]) -> int:
+        # Quality problems may be exchanged for longer than a change of mind.
+        quality = self.policy.needs_evidence(data.get("reason"))
+        return self.policy.exchange_window_days if quality else self.policy.return_window_days
 
     async def after_questions(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
         if "spec" not in data:
             turn.step("spec")
             turn.say("ask_exchange_spec")
             return
-        # Quality problems may be exchanged for longer than a change of mind.
-        quality = self.policy.needs_evidence(data.get("reason"))
-        window = self.policy.exchange_window_days if quality else self.policy.return_window_days
-        why = self.review_reasons(turn, order, data, window)
-        if why is not None:
-            await self.submit_for_review(turn, order, data, why)
-            return
-        if "pickup_date" not in data and not self.take_pickup(turn, data):
-            self.ask_pickup(turn, order)
-            return
-        self.confirm(turn, order, data)
+        await super().after_questions(turn, order, data)
 
     async def on_own_step(self, turn: Turn, step: str, data: dict[str, Any], order: Order) -> bool:
         if step == "spec":
@@ -484,18 +399,4 @@ class ExchangeFlow(_GoodsFlow):
             data["spec"] = spec[:100]
             await self.after_questions(turn, order, data)
             return True
-        if step == "pickup":
-            if not self.take_pickup(turn, data):
-                return False
-            self.confirm(turn, order, data)
-            return True
-        if step == "confirm":
-            if is_yes(turn):
-                await self.approve(turn, order, data, rule="quality_exchange")
-            elif is_no(turn):
-                turn.finish()
-                turn.say("flow_cancelled")
-            else:
-                turn.say("yes_no", quick_replies=self.confirm_choices(turn))
-            return True
-        return False
+        return await super().on_own_step(turn, step, data, order)
