@@ -8,6 +8,8 @@ python run.py seed --orders FILE.json
 python run.py routes solve|plan|seed-demo|replan|actual|carbon …
 python run.py ocr IMAGE [IMAGE ...] [--json] [--order-check] [--engine combined|rapidocr|tesseract]
 python run.py kb check [FILE] | kb ask "问题" [--file FILE]
+python run.py audit verify [--head HASH] [--json]
+python run.py backoffice staff-add|staff-list|staff-token|sweep …
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 from tqdm import tqdm
 
+from backoffice import Backoffice
+from backoffice.cli import add_backoffice_commands, run_backoffice_command
+from backoffice.config import ConfigInvalid
+from backoffice.demo import ensure_demo_staff
 from backoffice.routing.cli import add_routes_commands, run_routes_command
 from channels.app_im import sign_user
 from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
@@ -92,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--orders", type=Path, required=True, metavar="FILE.json", help='{"orders": [...]}')
 
     add_routes_commands(commands)
+    add_backoffice_commands(commands)
     ocr = commands.add_parser("ocr", help="read return slips, labels and invoices from photos")
     ocr.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     ocr.add_argument("--json", action="store_true", help="one JSON object per image and line on stdout")
@@ -136,11 +143,13 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_routes_command(args, _database, Settings.from_env().var_dir))
         if args.command == "kb":
             return _knowledge(args)
+        if args.command in ("audit", "backoffice"):
+            return asyncio.run(run_backoffice_command(args, _backoffice))
         if args.command == "customers":
             return asyncio.run(_merge_customers(args.source, args.target, reason=args.reason, actor=args.actor))
         if args.command == "ocr":
             return asyncio.run(_ocr(args.images, args.engine, as_json=args.json, order_check=args.order_check))
-        return asyncio.run(_serve(args.host, args.port, args.seed_orders))
+        return asyncio.run(_serve(args.host, args.port, args.seed_orders, demo_staff=args.demo_staff))
     except (
         TrainingFailed,
         SeedError,
@@ -152,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         PolicyError,
         KnowledgeBaseError,
         MergeRefused,
+        ConfigInvalid,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -165,9 +175,12 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=env.host, help=f"interface to listen on (default {env.host})")
     parser.add_argument("--port", type=int, default=env.port, help=f"port to listen on (default {env.port})")
     parser.add_argument("--seed-orders", type=Path, metavar="FILE.json", help="upsert these orders at start")
+    parser.add_argument(
+        "--demo-staff", action="store_true", help="create demo backoffice staff (tokens in var/demo-staff.json)"
+    )
 
 
-async def _serve(host: str, port: int, seed_orders: Path | None) -> int:
+async def _serve(host: str, port: int, seed_orders: Path | None, *, demo_staff: bool = False) -> int:
     settings = Settings.from_env().with_changes(host=host, port=port)
     gateway = GatewayBuilder(settings).build()
     runner = web.AppRunner(build_app(gateway, wait_for_nlu=False), handle_signals=False, access_log=None)
@@ -175,6 +188,18 @@ async def _serve(host: str, port: int, seed_orders: Path | None) -> int:
         if seed_orders is not None:
             count = await gateway.seed_orders(seed_orders)
             print(f"seeded {count} orders from {seed_orders}", file=sys.stderr)
+        staff_lines = ""
+        if demo_staff:
+            await gateway.start_store()
+            assert gateway.backoffice is not None
+            accounts = await ensure_demo_staff(gateway.backoffice.staff, settings.var_dir)
+            staff_lines = (
+                "  backoffice    demo staff tokens (Authorization: Bearer …), also in var/demo-staff.json\n"
+                + "".join(
+                    f"                {member.id:16} {','.join(r.value for r in member.roles):17} {token}\n"
+                    for member, token in accounts
+                )
+            )
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         base = f"http://{host}:{port}"
@@ -185,6 +210,8 @@ async def _serve(host: str, port: int, seed_orders: Path | None) -> int:
             f'  REST channel  POST {base}/webhooks/rest/webhook  {{"sender": "...", "message": "..."}}\n'
             f"  channels      {', '.join(c.name for c in gateway.channels)}\n"
             f"{_chat_page_line(settings, base)}"
+            f"  backoffice    {base}/api/backoffice/…  (OpenAPI: {base}/api/openapi.json)\n"
+            f"{staff_lines}"
             f"  store         {store}\n"
             f"  NLU           {', '.join(settings.rasa_urls) or 'embedded Rasa server (trains on first start)'}",
             flush=True,
@@ -292,6 +319,18 @@ async def _database() -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
     gateway = GatewayBuilder(Settings.from_env()).build()
     try:
         yield (await gateway.start_store()).db
+    finally:
+        await gateway.stop()
+
+
+@contextlib.asynccontextmanager
+async def _backoffice() -> AsyncIterator[Backoffice]:
+    """The backoffice over the gateway's store (embedded nx-27017 unless MONGODB_URI is set)."""
+    gateway = GatewayBuilder(Settings.from_env()).build()
+    try:
+        await gateway.start_store()
+        assert gateway.backoffice is not None
+        yield gateway.backoffice
     finally:
         await gateway.stop()
 

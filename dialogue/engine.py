@@ -15,6 +15,7 @@ from dialogue.flows import FLOW_CLASSES
 from dialogue.flows.base import Flow, FlowContext, wants_to_cancel
 from dialogue.language import reply_language
 from dialogue.replies import register, say, topic_label
+from dialogue.survey import answer_survey
 from dialogue.turn import Reply, Turn, TurnInput, TurnOutcome
 from nlu.client import FALLBACK_INTENT
 from store.models import QuickReply
@@ -82,6 +83,9 @@ class DialogueEngine:
             language=reply_language(turn_input.text, _detected_language(turn_input), turn_input.language),
             slots=dict(turn_input.slots),
         )
+        surveys = self.context.surveys
+        if surveys is not None and turn_input.text and await answer_survey(turn, surveys):
+            return TurnOutcome(turn.replies, turn.slots, turn.language, turn.events, False)
         handed_off = await self._route(turn)
         if not handed_off and turn.redirect and turn.redirect in self.flows:
             target, turn.redirect = turn.redirect, None

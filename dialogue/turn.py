@@ -38,6 +38,8 @@ class TurnInput:
     """The NLU could not be reached (``parse`` is None for that reason, not for an empty text)."""
     attachments_refused: bool = False
     """The channel refused the message's file (too large, wrong type); the customer is told separately."""
+    raw_text: str | None = None
+    """The text as the customer sent it, before a number was read as one of the offered choices."""
 
 
 @dataclass(slots=True)
@@ -69,6 +71,10 @@ class Turn:
 
     def say(self, key: str, quick_replies: tuple[QuickReply, ...] = (), **values: Any) -> None:
         self.replies.append(Reply(say(key, self.language, **values), quick_replies))
+
+    def say_text(self, text: str, quick_replies: tuple[QuickReply, ...] = ()) -> None:
+        """A reply whose wording comes from elsewhere (the backoffice's notice of a decision)."""
+        self.replies.append(Reply(text, quick_replies))
 
     def text(self, key: str, **values: Any) -> str:
         return say(key, self.language, **values)
@@ -114,6 +120,13 @@ class Turn:
 
     def event(self, name: str, **data: Any) -> None:
         self.events.append((name, data))
+
+    @property
+    def normalized_text(self) -> str:
+        """The text as the NLU read it (Simplified, regional words in Mandarin), else as sent."""
+        extra = (self.input.parse.model_extra or {}) if self.input.parse is not None else {}
+        value = extra.get("normalized_text")
+        return value if isinstance(value, str) and value else self.input.text
 
     @property
     def intent(self) -> str | None:

@@ -10,6 +10,7 @@ from pymongo.errors import PyMongoError
 
 from channels.base import json_response
 from gateway.agent_api import AgentApi
+from gateway.backoffice_api import BackofficeApi
 from gateway.ocr_routes import ocr_routes
 from gateway.routes_api import RoutesApi
 from gateway.runtime import Gateway
@@ -40,6 +41,7 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
         app.router.add_routes(channel.routes(gateway.handler_for(channel)))
 
     app.router.add_routes(AgentApi(gateway).routes())
+    app.router.add_routes(BackofficeApi(gateway).routes())
     routes_api = RoutesApi(gateway)  # return pick-up route planning
     app.router.add_routes(routes_api.routes())
     app.on_cleanup.append(routes_api.close)

@@ -9,7 +9,9 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from backoffice import HandoffDesk, TicketDesk
+from backoffice import Backoffice, HandoffDesk, TicketDesk
+from backoffice.audit import AuditLog
+from backoffice.permissions import Role
 from backoffice.routing.pickups import PickupStore
 from channels import InboundHandler, InputChannel, OutputChannel, RestInput
 from channels.app_im import AppImInput, AppImOutput, Connections
@@ -68,6 +70,7 @@ class Gateway:
         self.orders: MongoOrderService | None = None
         self.aftersales: AfterSalesService | None = None
         self.tickets: TicketDesk | None = None
+        self.backoffice: Backoffice | None = None
         self.pickups: PickupStore | None = None
         # Business rules and answers: read at start so a bad edit stops the start, not a turn.
         self.policy = AfterSalesPolicy.load(settings.aftersales_policy_path)
@@ -95,16 +98,33 @@ class Gateway:
         self.feed.store = store
         self.orders = MongoOrderService(store.db)
         await self.orders.ensure_indexes()
-        self.aftersales = AfterSalesService(store.db)
+        audit = AuditLog(store.db)
+        self.aftersales = AfterSalesService(store.db, auditor=audit.request_steps)
         await self.aftersales.ensure_indexes()
-        self.tickets = TicketDesk(store.db)
-        await self.tickets.ensure_indexes()
+        self.backoffice = Backoffice(
+            store,
+            orders=self.orders,
+            aftersales=self.aftersales,
+            audit=audit,
+            on_queued=self._wake_outbox,
+            sweep_seconds=self.settings.backoffice_sweep_seconds,
+        )
+        await self.backoffice.ensure_indexes()
+        if self.settings.backoffice_admin_token:
+            await self.backoffice.staff.ensure(
+                "admin", self.settings.backoffice_admin_token, name="Administrator", roles=[Role.ADMIN]
+            )
+        self.tickets = self.backoffice.desk
         self.pickups = PickupStore(store.db)
         await self.pickups.ensure_indexes()
         self.ocr = OcrService(self.ocr_workers, OcrResultStore(store.db), self.media, self.orders)
         await self.ocr.ensure_indexes()
         self.store = store
         return store
+
+    def _wake_outbox(self, channel: str) -> None:
+        if self.outbox is not None:
+            self.outbox.wake(channel)
 
     async def start_nlu(self) -> NluClient:
         """The NLU the turns use: normaliser and entity rules over the Rasa server(s)."""
@@ -149,6 +169,7 @@ class Gateway:
             OfflineNlu("the NLU server is starting"),
             self._dialogue(store),
             media_max_bytes=self.media.max_bytes,
+            tickets=self.tickets,
         )
         self.outbox = OutboxDispatcher(
             store,
@@ -161,6 +182,8 @@ class Gateway:
             poll_interval=self.settings.outbox_poll_interval,
         )
         await self.outbox.start()  # resumes replies a previous run did not deliver
+        if self.backoffice is not None and self.settings.backoffice_sweep_seconds > 0:
+            await self.backoffice.monitor.start()
         for channel in self.channels:
             await channel.start(self.handler_for(channel))
         if wait_for_nlu:
@@ -213,6 +236,7 @@ class Gateway:
                 policy=self.policy,
                 knowledge=self.knowledge,
                 pickups=self.pickups,
+                surveys=self.backoffice.surveys if self.backoffice else None,
                 timezone=self.settings.timezone,
             )
         )
@@ -234,6 +258,8 @@ class Gateway:
                 await channel.stop()
             except Exception:
                 log.exception("stopping the %s channel failed", channel.name)
+        if self.backoffice is not None:
+            await self.backoffice.monitor.stop()
         if self.outbox is not None:
             await self.outbox.stop()
             self.outbox = None

@@ -56,6 +56,10 @@ class Settings:
     telegram_api_base_url: str = "https://api.telegram.org"
     agent_api_token: str | None = None
     """Bearer token of the agent API (``/api/agent/…``); unset disables it."""
+    backoffice_admin_token: str | None = None
+    """An ``admin`` staff account signs in to the backoffice API with this token (bootstrap)."""
+    backoffice_sweep_seconds: float = 60.0
+    """How often SLA reminders, escalations, auto-assignment and auto-close run; 0 turns the sweep off."""
     app_im_secret: str | None = None
     """Set to enable the app IM websocket; the shop's backend signs user tokens with it."""
     twilio_account_sid: str | None = None
@@ -117,6 +121,8 @@ class Settings:
             telegram_mode=env.get("TELEGRAM_MODE", defaults.telegram_mode),
             telegram_api_base_url=(env.get("TELEGRAM_API_BASE_URL") or defaults.telegram_api_base_url).rstrip("/"),
             agent_api_token=env.get("AGENT_API_TOKEN") or None,
+            backoffice_admin_token=env.get("BACKOFFICE_ADMIN_TOKEN") or None,
+            backoffice_sweep_seconds=float(env.get("BACKOFFICE_SWEEP_SECONDS", defaults.backoffice_sweep_seconds)),
             app_im_secret=env.get("APP_IM_SECRET") or None,
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,

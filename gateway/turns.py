@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, timedelta
 from typing import Any
 
+from backoffice import TicketDesk
 from dialogue import DialogueEngine, TurnInput
 from dialogue.choices import resolve_choice
 from nlu import NluClient, NluUnavailable, ParseResult
@@ -67,8 +68,11 @@ class TurnProcessor:
         dialogue: DialogueEngine,
         *,
         media_max_bytes: int = 10 * 1024 * 1024,
+        tickets: TicketDesk | None = None,
     ) -> None:
         self.store = store
+        self.tickets = tickets
+        """Told of every customer message, so a ticket waiting for the customer goes back to review."""
         self.media_max_bytes = media_max_bytes
         self.nlu = nlu
         self.dialogue = dialogue
@@ -132,6 +136,10 @@ class TurnProcessor:
             return await self.store.replies_to(message.id)
         # Re-read: an earlier turn of this conversation may have changed it while we waited.
         conversation = await self.store.get_conversation(message.conversation_id) or receipt.conversation
+        if self.tickets is not None and (message.text or message.attachments):
+            await self.tickets.customer_replied(
+                conversation.id, [a.media_id for a in message.attachments if a.media_id]
+            )
         if conversation.state != ConversationState.BOT:
             # With a human (or closed): store only, the bot stays silent.
             await self.store.mark_processed(message.id)
@@ -157,6 +165,7 @@ class TurnProcessor:
                 attachments=message.attachments,
                 nlu_down=nlu_down,
                 attachments_refused=bool(message.metadata.get("rejected_attachments")),
+                raw_text=message.text,
             )
         )
         replies = [

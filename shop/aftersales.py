@@ -11,6 +11,8 @@ Knows nothing of dialogue, channels or tickets.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -19,6 +21,8 @@ from pydantic import BaseModel, Field
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+
+log = logging.getLogger(__name__)
 
 
 class RequestType(StrEnum):
@@ -211,9 +215,34 @@ class AfterSalesService:
     cannot interleave half-steps, and so the documents stay plain on every MongoDB server.
     """
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        auditor: Callable[[AfterSalesRequest], Awaitable[None]] | None = None,
+    ) -> None:
         self.requests = db["aftersales_requests"]
         self.counters = db["counters"]
+        self.auditor = auditor
+        """Told of every change (the backoffice's audit log). A change is marked ``audit_pending``
+        in the same write and cleared once told, so a crash in between is caught up later."""
+
+    async def _report(self, request: AfterSalesRequest, version: int) -> None:
+        if self.auditor is None:
+            return
+        try:
+            await self.auditor(request)
+        except Exception:
+            log.exception("auditing request %s failed; the sweep retries", request.id)
+            return
+        await self.requests.update_one({"_id": request.id, "version": version}, {"$set": {"audit_pending": False}})
+
+    async def unreported(self) -> list[AfterSalesRequest]:
+        return [AfterSalesRequest.model_validate(d) async for d in self.requests.find({"audit_pending": True})]
+
+    async def report(self, request_id: str) -> None:
+        doc = await self.requests.find_one({"_id": request_id})
+        if doc is not None:
+            await self._report(AfterSalesRequest.model_validate(doc), int(doc.get("version", 1)))
 
     async def ensure_indexes(self) -> None:
         await self.requests.create_index(
@@ -270,6 +299,8 @@ class AfterSalesService:
         )
         doc = request.model_dump(mode="json")
         doc.update(_id=request.id, open_key=open_key, version=1)
+        if self.auditor is not None:
+            doc.update(audited=True, audit_pending=True)
         try:
             await self.requests.insert_one(doc)
         except DuplicateKeyError:
@@ -277,6 +308,7 @@ class AfterSalesService:
             if existing is None:
                 raise
             return AfterSalesRequest.model_validate(existing), False
+        await self._report(request, 1)
         return request, True
 
     async def advance(
@@ -311,6 +343,8 @@ class AfterSalesService:
                 changes["details"] = {**request.details, **details}
             if ticket_id is not None:
                 changes["ticket_id"] = ticket_id
+            if self.auditor is not None:
+                changes.update(audited=True, audit_pending=True)
             update: dict[str, Any] = {"$set": changes}
             if steps[-1] in CLOSED_STEPS:
                 update["$unset"] = {"open_key": ""}
@@ -318,8 +352,13 @@ class AfterSalesService:
             if result.matched_count == 1:
                 fresh = await self.get(request_id)
                 assert fresh is not None
+                await self._report(fresh, int(changes["version"]))
                 return fresh
         raise RequestConflict(f"request {request_id} kept changing; gave up")
+
+    async def link_ticket(self, request_id: str, ticket_id: str) -> None:
+        """The ticket a person decides this request on (set once; a joined ticket keeps the first)."""
+        await self.requests.update_one({"_id": request_id, "ticket_id": None}, {"$set": {"ticket_id": ticket_id}})
 
     async def add_evidence(self, request_id: str, media_ids: list[str]) -> None:
         doc = await self.requests.find_one({"_id": request_id})

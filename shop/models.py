@@ -22,6 +22,7 @@ class OrderCustomer(BaseModel):
     name: str
     phone: str | None = None
     email: str | None = None
+    tier: str | None = Field(default=None, description="membership level: regular, silver, gold, platinum, vip")
 
 
 class OrderItem(BaseModel):

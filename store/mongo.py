@@ -56,6 +56,19 @@ def _from_doc(model: type[M], doc: dict[str, Any]) -> M:
     return model.model_validate(data)
 
 
+async def array_indexes_work(db: AsyncDatabase[dict[str, Any]]) -> bool:
+    """Whether an index on an array field can be created safely (a multikey index).
+
+    nx-27017 0.8.1 indexes the array as one value: once indexed, ``{"tags": "a"}`` matches
+    nothing. Real MongoDB is fine. Callers create such indexes only where this is True.
+    """
+    try:
+        info = await db.client.admin.command("buildInfo")
+    except Exception:  # unknown server: no array indexes is slow but correct
+        return False
+    return str(info.get("process", "")).replace("-", "_") != "nx_27017"
+
+
 class MergeRefused(ValueError):
     """A customer merge that would lose or mix up identities; nothing was changed."""
 

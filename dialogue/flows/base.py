@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from backoffice import HandoffDesk, Ticket, TicketDesk, TicketType
 from backoffice.routing.pickups import PickupStore
+from backoffice.surveys import SurveyDesk
 from dialogue.replies import register, status_label
 from dialogue.turn import Turn
 from shop import Order, OrderService
@@ -91,6 +92,7 @@ class FlowContext:
     policy: AfterSalesPolicy = field(default_factory=AfterSalesPolicy)
     knowledge: KnowledgeBase | None = None
     pickups: PickupStore | None = None
+    surveys: SurveyDesk | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     timezone: str = "Asia/Shanghai"
     """The shop's time zone: what "today" and "tomorrow" mean for deliveries and pick-ups."""
@@ -350,10 +352,13 @@ class Flow(ABC):
         *,
         amount: float | None = None,
         note: str | None = None,
-    ) -> Ticket:
-        """A person decides: a ticket linked to the request, which moves to review."""
+    ) -> Ticket | None:
+        """A person decides: the request moves to review with a ticket linked to it. None when a
+        backoffice rule decided at once (the customer is told here)."""
         aftersales, tickets = self.context.aftersales, self.context.tickets
         assert aftersales is not None and tickets is not None
+        if request.status is Step.APPLIED:
+            request = await aftersales.advance(request.id, Step.REVIEWING, actor="system:self_service", note=note)
         ticket, _ = await tickets.open(
             type=ticket_type,
             customer_id=turn.input.customer_id,
@@ -365,11 +370,19 @@ class Flow(ABC):
             reason=request.reason,
             evidence=request.evidence,
             amount=order.amount if amount is None else amount,
-        )
-        await aftersales.advance(
-            request.id, Step.REVIEWING, actor="system:self_service", note=note, ticket_id=ticket.id
+            text=turn.normalized_text,
+            quiet=True,
         )
         turn.event("aftersales_submitted", flow=self.name, request_id=request.id, ticket_id=ticket.id)
+        if ticket.decision is not None and ticket.decision.by.startswith("system:"):
+            told = await tickets.decision_notice(ticket, turn.language)
+            if told:
+                turn.say_text(told)
+            decision = ticket.decision
+            turn.event("ticket_decided", ticket_id=ticket.id, rule=decision.rule, outcome=decision.outcome)
+            if decision.outcome == "approved":
+                turn.event("self_service_completed", flow=self.name, order_id=order.order_id, request_id=request.id)
+            return None
         return ticket
 
     # -- shared wording ----------------------------------------------------------------

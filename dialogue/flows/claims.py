@@ -145,7 +145,8 @@ class ResendFlow(_ClaimFlow):
             turn.event("self_service_completed", flow=self.name, order_id=order.order_id, request_id=request.id)
             return
         ticket = await self.to_review(turn, order, request, TicketType.RESEND, f"少件补发 {item.name} ×{quantity}")
-        self._say_review(turn, request, ticket)
+        if ticket is not None:
+            self._say_review(turn, request, ticket)
 
 
 class CompensationFlow(_ClaimFlow):
@@ -217,7 +218,8 @@ class CompensationFlow(_ClaimFlow):
         ticket = await self.to_review(
             turn, order, request, TicketType.COMPENSATION, f"赔偿（{reason}），照片 {photos} 张"
         )
-        self._say_review(turn, request, ticket)
+        if ticket is not None:
+            self._say_review(turn, request, ticket)
 
     async def _late(self, turn: Turn, order: Order) -> None:
         turn.finish()

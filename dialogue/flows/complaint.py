@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
 from backoffice import Priority, TicketType
+from backoffice.classify import FOOD_SAFETY
 from dialogue.flows.base import Flow
 from dialogue.replies import register
 from dialogue.turn import Turn
@@ -35,11 +35,6 @@ register(
     }
 )
 
-FOOD_SAFETY = re.compile(
-    r"(食物中毒|吃坏|拉肚子|腹泻|呕吐|吐了|异物|虫子|头发丝|发霉|霉变|变质|过期|馊|食品安全|food poisoning|"
-    r"made me sick|mou?ld|insect|expired)",
-    re.IGNORECASE,
-)
 _RESPONSE_HOURS = {Priority.URGENT: 2, Priority.HIGH: 12, Priority.NORMAL: 24, Priority.LOW: 48}
 _BARE_COMPLAINT = 12
 """A complaint shorter than this says nothing yet ("我要投诉"): ask what happened."""
@@ -71,7 +66,7 @@ class ComplaintFlow(Flow):
         order = await self.orders.get(str(order_id)) if order_id else None
         if order is not None and not order.belongs_to(turn.input.identities):
             order = None  # a complaint is taken either way; an unverified order is only mentioned
-        food_safety = bool(FOOD_SAFETY.search(details)) or (
+        food_safety = bool(FOOD_SAFETY.search(details) or FOOD_SAFETY.search(turn.normalized_text)) or (
             order is not None
             and turn.entity("reason") == "过期变质"
             and any(i.category in ("fresh", "food") for i in order.items)
@@ -87,6 +82,7 @@ class ComplaintFlow(Flow):
             evidence=turn.evidence(),
             amount=order.amount if order else 0.0,
             food_safety=food_safety,
+            quiet=True,
         )
         turn.finish()
         if created:

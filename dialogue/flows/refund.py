@@ -206,6 +206,8 @@ class RefundFlow(Flow):
             return
         summary = f"部分退款 ¥{amount:.2f}（实付 ¥{order.amount:.2f}）：{reason}"
         ticket = await self.to_review(turn, order, request, TicketType.REFUND, summary, amount=amount)
+        if ticket is None:
+            return
         turn.say(
             "partial_submitted",
             amount=amount,

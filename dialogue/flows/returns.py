@@ -228,6 +228,8 @@ class _GoodsFlow(Flow):
         item = order.item(data["sku"]) or order.items[0]
         summary = f"{request.type_label('zh')}审核：{item.name}，原因：{data.get('reason')}；{why}"
         ticket = await self.to_review(turn, order, request, TicketType(self.request_type.value), summary, note=why)
+        if ticket is None:
+            return
         turn.say("return_review", why=why, request_id=request.id, ticket_id=ticket.id, hours=self.policy.review_hours)
 
     # -- pick-up -------------------------------------------------------------------------

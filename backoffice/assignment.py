@@ -1,0 +1,88 @@
+"""Routing tickets to people: the least-loaded online reviewer with the queue's skill and room
+under their capacity gets a new ticket (ties: who waited longest since their last one).
+
+Queues not listed in ``auto_assign`` keep their tickets in the to-claim pool. Two gateway
+processes assigning at the same moment may put one ticket over an agent's capacity; the next
+assignment sees the true load.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from backoffice.lifecycle import OPEN, TicketStatus
+
+if TYPE_CHECKING:
+    from backoffice.tickets import Ticket, TicketDesk, TicketEntry
+
+ROUTER = "system:router"
+LOAD_STATUSES = frozenset(OPEN - {TicketStatus.NEW, TicketStatus.RESOLVED})
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoad:
+    staff_id: str
+    capacity: int
+    open_tickets: int
+    last_assigned_ms: int
+
+    @property
+    def ratio(self) -> float:
+        return self.open_tickets / self.capacity if self.capacity else 1.0
+
+
+def pick_agent(loads: list[AgentLoad]) -> str | None:
+    """The agent with the most room, or None when everyone is full."""
+    available = [a for a in loads if a.open_tickets < a.capacity]
+    if not available:
+        return None
+    return min(available, key=lambda a: (a.ratio, a.open_tickets, a.last_assigned_ms, a.staff_id)).staff_id
+
+
+async def loads_for(desk: TicketDesk, queue: str) -> list[AgentLoad]:
+    candidates = await desk.staff.candidates(queue)
+    if not candidates:
+        return []
+    held = Counter(
+        t.assignee
+        for t in await desk.find(
+            {"assignee": {"$in": [c.id for c in candidates]}, "status": {"$in": [s.value for s in LOAD_STATUSES]}},
+            limit=10000,
+        )
+    )
+    return [AgentLoad(c.id, c.capacity, held.get(c.id, 0), c.last_assigned_ms) for c in candidates]
+
+
+async def auto_assign(desk: TicketDesk, ticket_id: str) -> Ticket | None:
+    """Assign a pool ticket if its queue auto-assigns and someone has room; None otherwise."""
+    ticket = await desk.require(ticket_id)
+    if ticket.status is not TicketStatus.NEW:
+        return None
+    config = await desk.config.tickets()
+    if ticket.queue not in config.auto_assign:
+        return None
+    chosen = pick_agent(await loads_for(desk, ticket.queue))
+    if chosen is None:
+        return None
+    return await assign_to(desk, ticket_id, chosen, actor=ROUTER, reason="least-loaded agent with the skill")
+
+
+async def assign_to(desk: TicketDesk, ticket_id: str, staff_id: str, *, actor: str, reason: str) -> Ticket:
+    from backoffice.tickets import transition
+
+    def assign(ticket: Ticket) -> list[TicketEntry]:
+        if ticket.assignee == staff_id and ticket.status is TicketStatus.ASSIGNED:
+            return []
+        previous = ticket.assignee
+        ticket.assignee = staff_id
+        entry = transition(
+            ticket, TicketStatus.ASSIGNED, actor=actor, now=desk.clock(), reason=reason, kind="assignment",
+            data={"assignee": staff_id, "previous": previous},
+        )  # fmt: skip
+        return [entry]
+
+    assigned = await desk.apply(ticket_id, assign)
+    await desk.staff.note_assigned(staff_id, int(desk.clock().timestamp() * 1000))
+    return assigned

@@ -1,0 +1,186 @@
+"""Satisfaction surveys: when a ticket closes, the customer is asked on their own channel for a
+CSAT score (1–5), then an NPS score (0–10). Answers are stored with the ticket and the agent who
+handled it, for the quality dashboard.
+
+The survey asks; the dialogue recognises the answers (``dialogue.survey``) and calls
+:meth:`SurveyDesk.answer`. A survey not answered within :data:`ANSWER_WINDOW` lapses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from pymongo import DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from backoffice.notifications import CustomerNotifier
+from store import QuickReply
+
+ANSWER_WINDOW = timedelta(hours=72)
+CSAT_SCALE = range(1, 6)
+NPS_SCALE = range(0, 11)
+
+QUESTIONS: dict[str, dict[str, str]] = {
+    "csat": {
+        "zh": "您的工单 {ticket_id} 已完结。请为本次服务打分（1-5分，5分为非常满意），直接回复数字即可。",
+        "en": "Your ticket {ticket_id} is closed. How satisfied are you with our service, from 1 to 5 "
+        "(5 = very satisfied)? Just reply with the number.",
+    },
+    "nps": {
+        "zh": "谢谢！您有多大可能向朋友推荐我们？请回复 0-10 的数字（10 为非常愿意）。",
+        "en": "Thank you! How likely are you to recommend us to a friend? Reply 0–10 (10 = very likely).",
+    },
+    "thanks": {
+        "zh": "感谢您的评价，我们会继续改进！",
+        "en": "Thanks for your feedback; it helps us improve!",
+    },
+}
+CSAT_LABELS = {
+    "zh": ("1 非常不满意", "2 不满意", "3 一般", "4 满意", "5 非常满意"),
+    "en": ("1 Very unhappy", "2 Unhappy", "3 Okay", "4 Happy", "5 Very happy"),
+}
+
+
+def question(stage: str, language: str, **values: Any) -> str:
+    texts = QUESTIONS[stage]
+    return texts.get(language, texts["zh"]).format(**values)
+
+
+def csat_choices(language: str) -> list[QuickReply]:
+    """Numbered so that on SMS and e-mail the line number is the score."""
+    labels = CSAT_LABELS.get(language, CSAT_LABELS["zh"])
+    return [QuickReply(title=label, payload=str(n)) for n, label in enumerate(labels, start=1)]
+
+
+class Survey(BaseModel):
+    id: str
+    ticket_id: str
+    customer_id: str
+    conversation_id: str
+    channel: str
+    agent: str | None = None
+    ticket_type: str
+    queue: str
+    stage: str = "csat"
+    """csat, nps, done, lapsed"""
+    csat: int | None = None
+    nps: int | None = None
+    comment: str | None = None
+    asked_at: datetime
+    answered_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.stage in ("csat", "nps")
+
+
+def _now() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class SurveyDesk:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], notifier: CustomerNotifier | None = None) -> None:
+        self.surveys = db["surveys"]
+        self.notifier = notifier
+
+    async def ensure_indexes(self) -> None:
+        await self.surveys.create_index("conversation_id")
+        await self.surveys.create_index("ticket_id")
+
+    async def send(
+        self,
+        *,
+        ticket_id: str,
+        customer_id: str,
+        conversation_id: str,
+        agent: str | None,
+        ticket_type: str,
+        queue: str,
+    ) -> Survey | None:
+        """Ask once per ticket; None when there is nobody to ask."""
+        if self.notifier is None:
+            return None
+        language = await self.notifier.language_of(conversation_id)
+        message = await self.notifier.send(
+            conversation_id,
+            question("csat", language, ticket_id=ticket_id),
+            key=f"survey:{ticket_id}",
+            quick_replies=csat_choices(language),
+        )
+        if message is None:
+            return None
+        survey = Survey(
+            id=f"SV{ticket_id}",
+            ticket_id=ticket_id,
+            customer_id=customer_id,
+            conversation_id=conversation_id,
+            channel=message.channel,
+            agent=agent,
+            ticket_type=ticket_type,
+            queue=queue,
+            asked_at=message.created_at,
+        )
+        doc = survey.model_dump(mode="json")
+        doc["_id"] = doc.pop("id")
+        try:
+            await self.surveys.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.get(survey.id)
+            assert existing is not None
+            return existing
+        return survey
+
+    async def get(self, survey_id: str) -> Survey | None:
+        doc = await self.surveys.find_one({"_id": survey_id})
+        return _survey(doc) if doc else None
+
+    async def for_ticket(self, ticket_id: str) -> Survey | None:
+        doc = await self.surveys.find_one({"ticket_id": ticket_id})
+        return _survey(doc) if doc else None
+
+    async def pending_for(self, conversation_id: str, now: datetime | None = None) -> Survey | None:
+        """The survey this conversation's customer is being asked, if one is open and recent."""
+        now = now or _now()
+        cursor = self.surveys.find({"conversation_id": conversation_id}).sort("asked_at", DESCENDING).limit(5)
+        async for doc in cursor:
+            survey = _survey(doc)
+            if survey.open and now - survey.asked_at <= ANSWER_WINDOW:
+                return survey
+        return None
+
+    async def lapse(self, survey_id: str) -> None:
+        """The customer wrote about something else: stop waiting for an answer."""
+        await self.surveys.update_one(
+            {"_id": survey_id, "stage": {"$in": ["csat", "nps"]}}, {"$set": {"stage": "lapsed"}}
+        )
+
+    async def answer(self, survey_id: str, score: int, comment: str | None = None) -> Survey:
+        """Record the answer to the current question and move to the next one."""
+        survey = await self.get(survey_id)
+        if survey is None:
+            raise KeyError(survey_id)
+        changes: dict[str, Any] = {"answered_at": _now().isoformat()}
+        if survey.stage == "csat":
+            if score not in CSAT_SCALE:
+                raise ValueError("CSAT is 1–5")
+            changes.update(csat=score, stage="nps")
+        elif survey.stage == "nps":
+            if score not in NPS_SCALE:
+                raise ValueError("NPS is 0–10")
+            changes.update(nps=score, stage="done")
+        else:
+            return survey
+        if comment:
+            changes["comment"] = ((survey.comment + "\n") if survey.comment else "") + comment[:500]
+        await self.surveys.update_one({"_id": survey_id, "stage": survey.stage}, {"$set": changes})
+        fresh = await self.get(survey_id)
+        assert fresh is not None
+        return fresh
+
+
+def _survey(doc: dict[str, Any]) -> Survey:
+    return Survey.model_validate({"id": doc["_id"], **{k: v for k, v in doc.items() if k != "_id"}})

@@ -1,0 +1,481 @@
+"""The backoffice's HTTP API (``/api/backoffice/…``): tickets for staff, the to-claim pool,
+alerts, configuration, staff accounts and the audit check; its OpenAPI document at
+``/api/openapi.json``.
+
+Staff sign in with a bearer token (``backoffice.staff``); every route checks the caller's roles
+and queues through ``backoffice.workflow`` / ``backoffice.admin``, so the API enforces what the
+console shows. Errors are JSON: ``{"error", "detail", "field"?}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from backoffice.config import ConfigConflict, ConfigInvalid
+from backoffice.lifecycle import TicketStatus, TicketType, TransitionRefused
+from backoffice.permissions import Permission, PermissionDenied, Role
+from backoffice.priority import Priority
+from backoffice.staff import STAFF_ID_PATTERN, StaffExists, StaffMember
+from backoffice.tickets import Ticket, TicketConflict, TicketNotFound
+from backoffice.workflow import VIEWS, ActionInvalid
+from channels.base import json_response
+from gateway.openapi import ApiError, ApiSpec, Operation, QueryParam, read_body
+
+if TYPE_CHECKING:
+    from backoffice import Backoffice
+    from gateway.runtime import Gateway
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/backoffice"
+LANGUAGES = ("zh", "en")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TicketSubmission(_Body):
+    customer_id: str = Field(min_length=1, max_length=64)
+    summary: str = Field(min_length=1, max_length=2000)
+    type: TicketType | None = Field(None, description="left out: classified from the summary and conversation")
+    order_id: str | None = Field(None, pattern=r"^\d{6,24}$")
+    conversation_id: str | None = Field(None, min_length=1, max_length=64)
+    amount: float = Field(0.0, ge=0, le=1_000_000)
+    reason: str | None = Field(None, max_length=100)
+    evidence: list[str] = Field(default_factory=list, max_length=20)
+    ocr_result_ids: list[str] = Field(default_factory=list, max_length=20)
+
+
+class Reason(_Body):
+    reason: str = Field("released", min_length=1, max_length=500)
+
+
+class Assignment(_Body):
+    assignee: str = Field(pattern=STAFF_ID_PATTERN)
+    reason: str = Field("assigned by a dispatcher", min_length=1, max_length=500)
+    force: bool = Field(False, description="assign even over the agent's capacity")
+
+
+class Transfer(_Body):
+    queue: str = Field(min_length=1, max_length=64)
+    assignee: str | None = Field(None, pattern=STAFF_ID_PATTERN)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Move(_Body):
+    to: TicketStatus
+    reason: str | None = Field(None, max_length=500)
+    note: str | None = Field(None, max_length=2000, description="for pending_customer: what the customer should send")
+    amount: float | None = Field(None, ge=0, le=1_000_000, description="with approved: the amount granted")
+
+
+class CommentBody(_Body):
+    text: str = Field(min_length=1, max_length=4000)
+    public: bool = Field(False, description="true: sent to the customer on their channel; false: an internal note")
+
+
+class Attachments(_Body):
+    media_ids: list[str] = Field(default_factory=list, max_length=20)
+    ocr_result_ids: list[str] = Field(default_factory=list, max_length=20)
+
+
+class OwnStatus(_Body):
+    online: bool | None = None
+    language: Literal["zh", "en"] | None = None
+
+
+class ConfigDocument(_Body):
+    document: dict[str, Any]
+    expected_version: int | None = Field(None, ge=0, description="refused with 409 if someone saved since")
+
+
+class NewStaff(_Body):
+    id: str = Field(pattern=STAFF_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=100)
+    roles: list[Role] = Field(min_length=1)
+    skill_groups: list[str] = Field(default_factory=list, max_length=20)
+    capacity: int = Field(10, ge=0, le=500)
+
+
+class StaffChanges(_Body):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    roles: list[Role] | None = Field(None, min_length=1)
+    skill_groups: list[str] | None = Field(None, max_length=20)
+    capacity: int | None = Field(None, ge=0, le=500)
+    online: bool | None = None
+    disabled: bool | None = None
+    language: Literal["zh", "en"] | None = None
+
+
+LANG = QueryParam("lang", {"type": "string", "enum": list(LANGUAGES)}, "labels in zh (default) or en")
+
+
+def _language(request: web.Request, member: StaffMember | None = None) -> str:
+    value = request.query.get("lang") or (member.language if member else "zh")
+    if value not in LANGUAGES:
+        raise ApiError(400, "invalid_field", "lang must be zh or en", field="lang")
+    return value
+
+
+def _member_view(member: StaffMember) -> dict[str, Any]:
+    return {
+        **member.model_dump(mode="json"),
+        "permissions": sorted(p.value for p in member.actor().permissions()),
+    }
+
+
+class BackofficeApi:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.spec = ApiSpec(
+            "After-sales backoffice API",
+            "1.0.0",
+            "Tickets (售后工单), the to-claim pool, alerts, configuration, staff and audit. "
+            "Sign in with `Authorization: Bearer <staff token>`.",
+        )
+        self._register()
+
+    @property
+    def backoffice(self) -> Backoffice:
+        backoffice = self.gateway.backoffice
+        if backoffice is None:
+            raise ApiError(503, "starting", "the gateway is starting")
+        return backoffice
+
+    def routes(self) -> list[web.RouteDef]:
+        return [*self.spec.routes(), web.get("/api/openapi.json", self.openapi)]
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return json_response(self.spec.document())
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _op(
+        self,
+        method: str,
+        path: str,
+        handler: Callable[[web.Request, StaffMember], Awaitable[web.Response]],
+        summary: str,
+        tag: str,
+        **extra: Any,
+    ) -> None:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            try:
+                member = await self._signed_in(request)
+                return await handler(request, member)
+            except ApiError as exc:
+                return exc.response()
+            except PermissionDenied as exc:
+                return ApiError(403, "forbidden", str(exc)).response()
+            except TicketNotFound as exc:
+                return ApiError(404, "not_found", f"no ticket {exc.args[0]}").response()
+            except TransitionRefused as exc:
+                return ApiError(409, "invalid_transition", str(exc)).response()
+            except (TicketConflict, ConfigConflict) as exc:
+                return ApiError(409, "conflict", str(exc)).response()
+            except StaffExists as exc:
+                return ApiError(409, "exists", str(exc)).response()
+            except ConfigInvalid as exc:
+                return ApiError(400, "invalid_config", str(exc), problems=exc.problems).response()
+            except (ActionInvalid, ValueError) as exc:
+                return ApiError(400, "invalid_action", str(exc)).response()
+
+        self.spec.add(Operation(method, f"{PREFIX}{path}", serve, summary, tag, **extra))
+
+    async def _signed_in(self, request: web.Request) -> StaffMember:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "unauthorized", "a staff token is required: 'Authorization: Bearer <token>'")
+        member = await self.backoffice.staff.authenticate(token.strip())
+        if member is None:
+            raise ApiError(401, "unauthorized", "unknown, revoked or disabled token")
+        return member
+
+    async def _ticket_view(self, ticket: Ticket, language: str, *, full: bool = True) -> dict[str, Any]:
+        return await self.backoffice.desk.view(ticket, language, full=full)
+
+    async def _ticket_response(self, ticket: Ticket, request: web.Request, member: StaffMember) -> web.Response:
+        return json_response({"ticket": await self._ticket_view(ticket, _language(request, member))})
+
+    def _register(self) -> None:
+        t, a, c, s = "tickets", "alerts", "configuration", "staff"
+        self._op("GET", "/me", self.me, "The signed-in staff member and their permissions", s, errors=(401,))
+        self._op("PATCH", "/me", self.update_me, "Go online or offline; choose the interface language", s,
+                 body=OwnStatus, errors=(400, 401))  # fmt: skip
+        self._op(
+            "GET", "/tickets", self.list_tickets, "Tickets in a view, most urgent first", t,
+            query=(
+                QueryParam("view", {"type": "string", "enum": list(VIEWS)}, "mine (default), pool, team …"),
+                QueryParam("queue", {"type": "string", "maxLength": 64}),
+                QueryParam("status", {"type": "string", "enum": [s.value for s in TicketStatus]}),
+                QueryParam("priority", {"type": "string", "enum": [p.value for p in Priority]}),
+                QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                LANG,
+            ),
+        )  # fmt: skip
+        self._op("POST", "/tickets", self.submit, "Submit a ticket for a customer (classified if no type)", t,
+                 body=TicketSubmission, success=201)  # fmt: skip
+        self._op("GET", "/tickets/{ticket_id}", self.get_ticket,
+                 "A ticket: timeline, SLA clocks, explained priority, history flags, links", t,
+                 query=(LANG,))  # fmt: skip
+        self._op("GET", "/tickets/{ticket_id}/audit", self.ticket_audit, "The ticket's audit entries", t)
+        self._op("POST", "/tickets/{ticket_id}/claim", self.claim, "Claim a ticket from the pool", t,
+                 errors=(400, 401, 403, 404, 409))  # fmt: skip
+        self._op("POST", "/tickets/{ticket_id}/release", self.release, "Put a ticket back in the pool", t,
+                 body=Reason, errors=(400, 401, 403, 404, 409))  # fmt: skip
+        self._op("POST", "/tickets/{ticket_id}/assign", self.assign, "Assign a ticket to a reviewer (dispatcher)", t,
+                 body=Assignment, errors=(400, 401, 403, 404, 409))  # fmt: skip
+        self._op("POST", "/tickets/{ticket_id}/transfer", self.transfer, "Move a ticket to another queue", t,
+                 body=Transfer, errors=(400, 401, 403, 404, 409))  # fmt: skip
+        self._op("POST", "/tickets/{ticket_id}/transition", self.transition,
+                 "Review: in_review, pending_customer, approved, rejected, processing, resolved, closed", t,
+                 body=Move, errors=(400, 401, 403, 404, 409))  # fmt: skip
+        self._op("POST", "/tickets/{ticket_id}/comments", self.comment,
+                 "An internal note, or a reply the customer gets on their channel", t,
+                 body=CommentBody, success=201, errors=(400, 401, 403, 404, 409))  # fmt: skip
+        self._op("POST", "/tickets/{ticket_id}/attachments", self.attach, "Attach photos or OCR results", t,
+                 body=Attachments, errors=(400, 401, 403, 404, 409))  # fmt: skip
+        self._op("GET", "/pool", self.pool, "The to-claim pool per queue: counts, priorities, oldest age", t,
+                 query=(LANG,))  # fmt: skip
+        self._op("GET", "/alerts", self.alerts, "Alerts for the signed-in staff member", a,
+                 query=(QueryParam("unread", {"type": "boolean"}),))  # fmt: skip
+        self._op("POST", "/alerts/{alert_id}/read", self.read_alert, "Mark an alert read", a)
+        self._op("GET", "/config/{kind}", self.read_config, "Configuration: tickets, sla or rules (admin)", c)
+        self._op("PUT", "/config/{kind}", self.save_config, "Replace a configuration (admin; validated whole)", c,
+                 body=ConfigDocument, errors=(400, 401, 403, 404, 409))  # fmt: skip
+        self._op("GET", "/staff", self.list_staff, "Staff with their open tickets (admin, dispatcher)", s)
+        self._op("POST", "/staff", self.create_staff, "Create a staff account; its token is shown once (admin)", s,
+                 body=NewStaff, success=201, errors=(400, 401, 403, 409))  # fmt: skip
+        self._op("PATCH", "/staff/{staff_id}", self.update_staff, "Change roles, skills, capacity … (admin)", s,
+                 body=StaffChanges)  # fmt: skip
+        self._op("POST", "/staff/{staff_id}/tokens", self.issue_token, "Issue another token (admin)", s, success=201)
+        head = QueryParam("head", {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "a published head hash")
+        self._op("GET", "/audit/verify", self.verify_audit, "Check the audit chain against tickets and requests", c,
+                 query=(head,))  # fmt: skip
+
+    # -- staff member ---------------------------------------------------------------------
+
+    async def me(self, request: web.Request, member: StaffMember) -> web.Response:
+        return json_response({"staff": _member_view(member)})
+
+    async def update_me(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, OwnStatus)
+        changes = body.model_dump(exclude_none=True)
+        updated = await self.backoffice.admin.update_staff(member.actor(), member.id, changes) if changes else member
+        if changes.get("online"):
+            await self.backoffice.monitor.sweep()  # someone came online: the pool's tickets can go to them
+        return json_response({"staff": _member_view(updated)})
+
+    # -- tickets --------------------------------------------------------------------------
+
+    async def list_tickets(self, request: web.Request, member: StaffMember) -> web.Response:
+        language = _language(request, member)
+        status = request.query.get("status")
+        priority = request.query.get("priority")
+        try:
+            limit = int(request.query.get("limit", "200"))
+        except ValueError:
+            raise ApiError(400, "invalid_field", "limit must be a number", field="limit") from None
+        if not 1 <= limit <= 500:
+            raise ApiError(400, "invalid_field", "limit must be 1–500", field="limit")
+        if status is not None and status not in {s.value for s in TicketStatus}:
+            raise ApiError(400, "invalid_field", "unknown status", field="status")
+        if priority is not None and priority not in {p.value for p in Priority}:
+            raise ApiError(400, "invalid_field", "unknown priority", field="priority")
+        ranked = await self.backoffice.workflow.listing(
+            member.actor(),
+            request.query.get("view", "mine"),
+            queue=request.query.get("queue"),
+            status=TicketStatus(status) if status else None,
+            priority=priority,
+            limit=limit,
+        )
+        tickets = [await self._ticket_view(ticket, language, full=False) for ticket, _ in ranked]
+        return json_response({"tickets": tickets, "count": len(tickets)})
+
+    async def submit(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, TicketSubmission)
+        store = self.backoffice.store
+        if await store.get_customer(body.customer_id) is None:
+            raise ApiError(400, "invalid_field", f"no customer {body.customer_id}", field="customer_id")
+        channel = None
+        if body.conversation_id is not None:
+            conversation = await store.get_conversation(body.conversation_id)
+            if conversation is None or conversation.customer_id != body.customer_id:
+                raise ApiError(400, "invalid_field", "no such conversation of this customer", field="conversation_id")
+            channel = conversation.channel
+        ticket, created = await self.backoffice.workflow.submit(
+            member.actor(),
+            customer_id=body.customer_id,
+            summary=body.summary,
+            type=body.type,
+            order_id=body.order_id,
+            conversation_id=body.conversation_id,
+            channel=channel,
+            amount=body.amount,
+            evidence=body.evidence,
+            ocr_result_ids=body.ocr_result_ids,
+            reason=body.reason,
+        )
+        view = await self._ticket_view(ticket, _language(request, member))
+        return json_response({"ticket": view, "created": created}, status=201 if created else 200)
+
+    async def get_ticket(self, request: web.Request, member: StaffMember) -> web.Response:
+        actor = member.actor()
+        ticket = await self.backoffice.workflow.visible(actor, request.match_info["ticket_id"])
+        view = await self._ticket_view(ticket, _language(request, member))
+        survey = await self.backoffice.surveys.for_ticket(ticket.id)
+        view["survey"] = survey.model_dump(mode="json") if survey else None
+        if ticket.request_id and self.gateway.aftersales is not None:
+            linked = await self.gateway.aftersales.get(ticket.request_id)
+            view["request"] = (
+                {**linked.model_dump(mode="json", exclude={"timeline"}), "agent_timeline": linked.agent_timeline()}
+                if linked
+                else None
+            )
+        return json_response({"ticket": view})
+
+    async def ticket_audit(self, request: web.Request, member: StaffMember) -> web.Response:
+        ticket = await self.backoffice.workflow.visible(member.actor(), request.match_info["ticket_id"])
+        entries = await self.backoffice.audit.for_subject(f"ticket:{ticket.id}")
+        if ticket.request_id:
+            entries += await self.backoffice.audit.for_subject(f"request:{ticket.request_id}")
+        entries.sort(key=lambda e: e.seq)
+        return json_response(
+            {"entries": [{"seq": e.seq, "hash": e.hash, "prev_hash": e.prev_hash, **e.record} for e in entries]}
+        )
+
+    async def claim(self, request: web.Request, member: StaffMember) -> web.Response:
+        ticket = await self.backoffice.workflow.claim(member.actor(), request.match_info["ticket_id"])
+        return await self._ticket_response(ticket, request, member)
+
+    async def release(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, Reason)
+        ticket = await self.backoffice.workflow.release(member.actor(), request.match_info["ticket_id"], body.reason)
+        return await self._ticket_response(ticket, request, member)
+
+    async def assign(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, Assignment)
+        ticket = await self.backoffice.workflow.assign(
+            member.actor(), request.match_info["ticket_id"], body.assignee, reason=body.reason, force=body.force
+        )
+        return await self._ticket_response(ticket, request, member)
+
+    async def transfer(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, Transfer)
+        ticket = await self.backoffice.workflow.transfer(
+            member.actor(), request.match_info["ticket_id"], body.queue, reason=body.reason, assignee=body.assignee
+        )
+        return await self._ticket_response(ticket, request, member)
+
+    async def transition(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, Move)
+        ticket = await self.backoffice.workflow.move(
+            member.actor(), request.match_info["ticket_id"], body.to, reason=body.reason, note=body.note,
+            amount=body.amount,
+        )  # fmt: skip
+        return await self._ticket_response(ticket, request, member)
+
+    async def comment(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, CommentBody)
+        ticket = await self.backoffice.workflow.comment(
+            member.actor(), request.match_info["ticket_id"], body.text, public=body.public
+        )
+        return json_response({"ticket": await self._ticket_view(ticket, _language(request, member))}, status=201)
+
+    async def attach(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, Attachments)
+        media = self.gateway.media
+        for media_id in body.media_ids:
+            if await media.describe(media_id) is None:
+                raise ApiError(400, "invalid_field", f"no media {media_id}", field="media_ids")
+        ticket = await self.backoffice.workflow.attach(
+            member.actor(), request.match_info["ticket_id"], media_ids=body.media_ids,
+            ocr_result_ids=body.ocr_result_ids,
+        )  # fmt: skip
+        return await self._ticket_response(ticket, request, member)
+
+    async def pool(self, request: web.Request, member: StaffMember) -> web.Response:
+        queues = await self.backoffice.workflow.pool_summary(member.actor(), _language(request, member))
+        return json_response({"queues": queues})
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    async def alerts(self, request: web.Request, member: StaffMember) -> web.Response:
+        unread = request.query.get("unread", "false").lower() in ("1", "true", "yes")
+        found = await self.backoffice.alerts.for_actor(member.actor(), unread_only=unread)
+        return json_response({"alerts": [a.model_dump(mode="json") for a in found]})
+
+    async def read_alert(self, request: web.Request, member: StaffMember) -> web.Response:
+        if not await self.backoffice.alerts.mark_read(request.match_info["alert_id"], member.actor()):
+            raise ApiError(404, "not_found", "no such alert for you")
+        return json_response({"read": True})
+
+    # -- configuration, staff, audit -------------------------------------------------------
+
+    async def read_config(self, request: web.Request, member: StaffMember) -> web.Response:
+        kind = request.match_info["kind"]
+        try:
+            document, version = await self.backoffice.admin.read_config(member.actor(), kind)
+        except KeyError:
+            raise ApiError(404, "not_found", "configuration kinds: tickets, sla, rules") from None
+        return json_response({"kind": kind, "version": version, "document": document})
+
+    async def save_config(self, request: web.Request, member: StaffMember) -> web.Response:
+        kind = request.match_info["kind"]
+        member.actor().require(Permission.CONFIGURE, "changing the configuration")
+        body = await read_body(request, ConfigDocument)
+        try:
+            document, version = await self.backoffice.admin.save_config(
+                member.actor(), kind, body.document, expected_version=body.expected_version
+            )
+        except KeyError:
+            raise ApiError(404, "not_found", "configuration kinds: tickets, sla, rules") from None
+        return json_response({"kind": kind, "version": version, "document": document})
+
+    async def list_staff(self, request: web.Request, member: StaffMember) -> web.Response:
+        everyone = await self.backoffice.admin.list_staff(member.actor())
+        held: dict[str, int] = {}
+        for ticket in await self.backoffice.desk.open_tickets():
+            if ticket.assignee:
+                held[ticket.assignee] = held.get(ticket.assignee, 0) + 1
+        return json_response({"staff": [{**_member_view(m), "open_tickets": held.get(m.id, 0)} for m in everyone]})
+
+    async def create_staff(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, NewStaff)
+        created, token = await self.backoffice.admin.create_staff(
+            member.actor(), body.id, name=body.name, roles=body.roles, skill_groups=body.skill_groups,
+            capacity=body.capacity,
+        )  # fmt: skip
+        return json_response({"staff": _member_view(created), "token": token}, status=201)
+
+    async def update_staff(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, StaffChanges)
+        staff_id = request.match_info["staff_id"]
+        changes = body.model_dump(exclude_none=True)
+        try:
+            updated = await self.backoffice.admin.update_staff(member.actor(), staff_id, changes)
+        except KeyError:
+            raise ApiError(404, "not_found", f"no staff member {staff_id}") from None
+        return json_response({"staff": _member_view(updated)})
+
+    async def issue_token(self, request: web.Request, member: StaffMember) -> web.Response:
+        staff_id = request.match_info["staff_id"]
+        try:
+            token = await self.backoffice.admin.issue_token(member.actor(), staff_id)
+        except KeyError:
+            raise ApiError(404, "not_found", f"no staff member {staff_id}") from None
+        return json_response({"token": token}, status=201)
+
+    async def verify_audit(self, request: web.Request, member: StaffMember) -> web.Response:
+        member.actor().require(Permission.VIEW_AUDIT, "checking the audit log")
+        head = request.query.get("head")
+        report = await self.backoffice.audit.verify(expected_head=head)
+        return json_response(report.as_dict())

@@ -1,0 +1,184 @@
+"""A small registry of JSON API operations that serves both the aiohttp routes and their
+OpenAPI 3.1 document, so the document cannot drift from the code: request bodies are pydantic
+models (their JSON Schema is the document's), and a body that does not validate is a 400 naming
+the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from channels.base import json_response
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=BaseModel)
+MAX_BODY = 256 * 1024
+
+
+class ApiError(Exception):
+    """An error the client can act on: becomes ``{"error", "detail", ...}`` with the status."""
+
+    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+    def response(self) -> web.Response:
+        return json_response({"error": self.code, "detail": self.detail, **self.extra}, status=self.status)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryParam:
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: tuple[QueryParam, ...] = ()
+    success: int = 200
+    errors: tuple[int, ...] = (400, 401, 403, 404)
+    authenticated: bool = True
+    description: str = ""
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "field": {"type": "string"}},
+}
+_STATUS_TEXT = {
+    400: "invalid input",
+    401: "missing or invalid token",
+    403: "not allowed for your roles or queues",
+    404: "not found",
+    409: "conflicts with the current state",
+    413: "body too large",
+    503: "the gateway is starting",
+}
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes")
+    raw = await request.read()
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8") or "{}")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_encoding", "the body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_payload", "expected a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(body)"
+        raise ApiError(400, "invalid_field", f"{where}: {first['msg']}", field=where) from None
+
+
+@dataclass(slots=True)
+class ApiSpec:
+    title: str
+    version: str
+    description: str = ""
+    operations: list[Operation] = field(default_factory=list)
+
+    def add(self, operation: Operation) -> None:
+        self.operations.append(operation)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.route(op.method, op.path, op.handler) for op in self.operations]
+
+    def document(self) -> dict[str, Any]:
+        schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+        paths: dict[str, Any] = {}
+        for op in self.operations:
+            parameters: list[dict[str, Any]] = [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string", "maxLength": 128}}
+                for name in _path_names(op.path)
+            ]
+            parameters += [
+                {
+                    "name": q.name,
+                    "in": "query",
+                    "required": q.required,
+                    "schema": q.schema,
+                    "description": q.description,
+                }
+                for q in op.query
+            ]
+            spec: dict[str, Any] = {
+                "summary": op.summary,
+                "tags": [op.tag],
+                "operationId": _operation_id(op),
+                "parameters": parameters,
+                "responses": {
+                    str(op.success): {
+                        "description": "OK",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **{
+                        str(code): {
+                            "description": _STATUS_TEXT.get(code, "error"),
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                        }
+                        for code in op.errors
+                    },
+                },
+            }
+            if op.description:
+                spec["description"] = op.description
+            if op.authenticated:
+                spec["security"] = [{"bearer": []}]
+            if op.body is not None:
+                schema = op.body.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, definition in schema.pop("$defs", {}).items():
+                    schemas[name] = definition
+                schemas[op.body.__name__] = schema
+                spec["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}},
+                }
+            paths.setdefault(op.path, {})[op.method.lower()] = spec
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": self.title, "version": self.version, "description": self.description},
+            "paths": paths,
+            "components": {
+                "schemas": schemas,
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "a staff API token"}},
+            },
+        }
+
+
+def _operation_id(op: Operation) -> str:
+    words = op.path.strip("/").replace("{", "").replace("}", "").replace("/", "_").replace("-", "_")
+    return f"{op.method.lower()}_{words}"
+
+
+def _path_names(path: str) -> list[str]:
+    names = []
+    for part in path.split("/"):
+        if part.startswith("{") and part.endswith("}"):
+            names.append(part[1:-1].split(":")[0])
+    return names
