@@ -17,7 +17,8 @@ from backoffice.handoff import HandoffDesk, QueuePlace
 from backoffice.lifecycle import TicketStatus, TicketType
 from backoffice.priority import Priority
 from backoffice.service import Backoffice
-from backoffice.tickets import Ticket, TicketDesk
+from backoffice.ticket_record import Ticket
+from backoffice.tickets import TicketDesk
 
 __all__ = [
     "Backoffice",

@@ -14,7 +14,7 @@ from backoffice.config import KINDS, ConfigStore
 from backoffice.ledger import canonical_json
 from backoffice.permissions import Actor, Permission, Role
 from backoffice.staff import StaffDirectory, StaffMember
-from backoffice.tickets import new_entry_id
+from backoffice.ticket_record import new_entry_id
 
 
 def _at() -> str:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from backoffice.lifecycle import OPEN, TicketStatus
+from backoffice.ticket_record import Ticket, TicketEntry, transition
 
 if TYPE_CHECKING:
-    from backoffice.tickets import Ticket, TicketDesk, TicketEntry
+    from backoffice.tickets import TicketDesk
 
 ROUTER = "system:router"
 LOAD_STATUSES = frozenset(OPEN - {TicketStatus.NEW, TicketStatus.RESOLVED})
@@ -70,8 +71,6 @@ async def auto_assign(desk: TicketDesk, ticket_id: str) -> Ticket | None:
 
 
 async def assign_to(desk: TicketDesk, ticket_id: str, staff_id: str, *, actor: str, reason: str) -> Ticket:
-    from backoffice.tickets import transition
-
     def assign(ticket: Ticket) -> list[TicketEntry]:
         if ticket.assignee == staff_id and ticket.status is TicketStatus.ASSIGNED:
             return []

@@ -20,7 +20,8 @@ from backoffice.assignment import auto_assign
 from backoffice.lifecycle import TicketStatus
 from backoffice.priority import PRIORITY_RANK, Priority
 from backoffice.sla import clocks
-from backoffice.tickets import Ticket, TicketConflict, TicketDesk, TicketEntry, reassess, remark, transition
+from backoffice.ticket_record import Ticket, TicketConflict, TicketEntry, reassess, remark, transition
+from backoffice.tickets import TicketDesk
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,10 @@ class SlaMonitor:
         report = SweepReport()
         desk = self.desk
         now = desk.clock()
-        for ticket_id in await desk.pending_effects():
+        for ticket_id in await desk.effects.pending():
             ticket = await desk.get(ticket_id)
             if ticket is not None and now - ticket.updated_at >= EFFECTS_GRACE:
-                await desk.run_effects(ticket_id)
+                await desk.effects.run(ticket_id)
                 report.effects_finished += 1
         if desk.aftersales is not None:
             for request in await desk.aftersales.unreported():

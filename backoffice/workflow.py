@@ -26,16 +26,8 @@ from backoffice.permissions import (
 )
 from backoffice.priority import PriorityAssessment
 from backoffice.sla import format_duration
-from backoffice.tickets import (
-    Ticket,
-    TicketComment,
-    TicketDesk,
-    TicketEntry,
-    new_entry_id,
-    note_response,
-    remark,
-    transition,
-)
+from backoffice.ticket_record import Ticket, TicketComment, TicketEntry, new_entry_id, note_response, remark, transition
+from backoffice.tickets import TicketDesk
 
 REVIEW_MOVES = frozenset(
     {

@@ -21,7 +21,7 @@ from backoffice.lifecycle import TicketStatus, TicketType, TransitionRefused
 from backoffice.permissions import Permission, PermissionDenied, Role
 from backoffice.priority import Priority
 from backoffice.staff import STAFF_ID_PATTERN, StaffExists, StaffMember
-from backoffice.tickets import Ticket, TicketConflict, TicketNotFound
+from backoffice.ticket_record import Ticket, TicketConflict, TicketNotFound
 from backoffice.workflow import VIEWS, ActionInvalid
 from channels.base import json_response
 from gateway.openapi import ApiError, ApiSpec, Operation, QueryParam, read_body
