@@ -1,5 +1,5 @@
 # `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
-.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-channels clean
+.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-channels bench-backoffice clean
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +30,9 @@ bench-ocr: setup
 
 bench-channels: setup
 	.venv/bin/python bench/channels.py
+
+bench-backoffice: setup
+	.venv/bin/python bench/backoffice.py
 
 clean:
 	rm -rf var models .pytest_cache .ruff_cache

@@ -73,8 +73,9 @@ async def find_history(
         for sku in skus:
             others = [
                 t
-                async for t in tickets({"skus": sku})
-                if t.created_at >= sku_since and t.category in PRODUCT_CATEGORIES
+                # The category condition lets a store without array indexes narrow by category first.
+                async for t in tickets({"skus": sku, "category": {"$in": sorted(PRODUCT_CATEGORIES)}})
+                if t.created_at >= sku_since
             ]
             customers = {t.customer_id for t in others} | {customer_id}
             if len(customers) >= rules.sku_customers:
@@ -85,7 +86,8 @@ async def find_history(
                     related=[t.id for t in others],
                 )
                 flags.append(defect_flag)
-                defect_related = [t.id for t in others if t.open]
+                # Open tickets not flagged yet get the flag too; flagged ones keep theirs.
+                defect_related = [t.id for t in others if t.open and "possible_product_defect" not in t.flag_kinds()]
                 break
     earlier_complaint = any(t.type is TicketType.COMPLAINT for t in mine)
     return HistoryFindings(flags, earlier_complaint, defect_related, defect_flag)

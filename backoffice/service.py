@@ -5,7 +5,7 @@ the sweep over one conversation store.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from backoffice.admin import AdminActions
@@ -33,6 +33,7 @@ class Backoffice:
         aftersales: AfterSalesService | None = None,
         audit: AuditLog | None = None,
         config_dir: Path = CONFIG_DIR,
+        conversation_ocr: Callable[[str], Awaitable[list[str]]] | None = None,
         on_queued: Callable[[str], None] | None = None,
         sweep_seconds: float = 60.0,
     ) -> None:
@@ -55,6 +56,7 @@ class Backoffice:
             notifier=self.notifier,
             surveys=self.surveys,
             conversation_words=self.conversation_words,
+            conversation_ocr=conversation_ocr,
         )
         self.workflow = TicketWorkflow(self.desk)
         self.admin = AdminActions(self.config, self.staff, self.audit)

@@ -91,6 +91,7 @@ class TicketDesk:
         notifier: CustomerNotifier | None = None,
         surveys: SurveyDesk | None = None,
         conversation_words: Callable[[str], Awaitable[tuple[list[str], str]]] | None = None,
+        conversation_ocr: Callable[[str], Awaitable[list[str]]] | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.db = db
@@ -106,6 +107,8 @@ class TicketDesk:
         self.surveys = surveys
         self.conversation_words = conversation_words
         """The intents and customer text of a conversation, for classification."""
+        self.conversation_ocr = conversation_ocr
+        """OCR results of photos sent in a conversation, linked to the tickets opened from it."""
         self.clock = clock
         self._calendar: tuple[int, Calendar] | None = None
         self.effects = TicketEffects(
@@ -120,6 +123,7 @@ class TicketDesk:
         await self.tickets.create_index([("customer_id", ASCENDING)])
         await self.tickets.create_index([("status", ASCENDING)])
         await self.tickets.create_index([("queue", ASCENDING)])
+        await self.tickets.create_index([("category", ASCENDING)])
         await self.tickets.create_index([("assignee", ASCENDING)])
         if await array_indexes_work(self.db):
             await self.tickets.create_index([("skus", ASCENDING)])
@@ -191,6 +195,10 @@ class TicketDesk:
         if not skus and order is not None:
             skus = [i.sku for i in order.items]
         claim_amount = request.amount if request is not None and request.amount > 0 else amount
+        if conversation_id and self.conversation_ocr is not None:
+            ocr_result_ids = list(
+                dict.fromkeys([*(ocr_result_ids or []), *await self.conversation_ocr(conversation_id)])
+            )
         tickets_config = await self.config.tickets()
         queue = tickets_config.queue_for(ticket_type, classification.category)
         history = await find_history(
@@ -523,6 +531,12 @@ class TicketDesk:
                 assert fresh is not None
                 return fresh
         raise TicketConflict(f"ticket {ticket_id} kept changing; try again")
+
+    async def first_response_hours(self, ticket: Ticket) -> int:
+        """The first-response target in whole business hours, for what the customer is promised."""
+        calendar = await self.calendar()
+        minutes = calendar.config.targets_for(ticket.type, ticket.priority).first_response or 24 * 60
+        return max(1, -(-minutes // 60))
 
     async def decision_notice(self, ticket: Ticket, language: str) -> str | None:
         """What the customer is told of an automatic decision, for a caller that tells them itself."""

@@ -99,7 +99,7 @@ async def operation_figures(tickets: int, decisions: int) -> dict[str, Any]:
             for n in range(8):
                 await backoffice.staff.create(
                     f"agent{n}", name=f"agent {n}", roles=[Role.REVIEWER], skill_groups=[queues[n % len(queues)]],
-                    capacity=10_000, online=True,
+                    capacity=500, online=True,
                 )  # fmt: skip
             opened: list[float] = []
             ids: list[str] = []

@@ -340,7 +340,27 @@ class BackofficeApi:
                 if linked
                 else None
             )
+        view["ocr_results"] = await self._ocr_summaries(ticket.ocr_result_ids)
         return json_response({"ticket": view})
+
+    async def _ocr_summaries(self, result_ids: list[str]) -> list[dict[str, Any]]:
+        """The fields read from the ticket's photos, beside the photo they came from."""
+        ocr = self.gateway.ocr
+        out: list[dict[str, Any]] = []
+        for result_id in result_ids[:20]:
+            result = await ocr.results.get(result_id) if ocr is not None else None
+            if result is not None:
+                out.append(
+                    {
+                        "id": result_id,
+                        "media_id": result.media_id,
+                        "fields": result.model_dump(mode="json")["fields"],
+                        "needs_review": result.needs_review,
+                        "review_reasons": result.review_reasons,
+                        "image": f"/api/ocr/{result_id}/image",
+                    }
+                )
+        return out
 
     async def ticket_audit(self, request: web.Request, member: StaffMember) -> web.Response:
         ticket = await self.backoffice.workflow.visible(member.actor(), request.match_info["ticket_id"])

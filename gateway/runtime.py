@@ -98,6 +98,7 @@ class Gateway:
         self.feed.store = store
         self.orders = MongoOrderService(store.db)
         await self.orders.ensure_indexes()
+        ocr_results = OcrResultStore(store.db)
         audit = AuditLog(store.db)
         self.aftersales = AfterSalesService(store.db, auditor=audit.request_steps)
         await self.aftersales.ensure_indexes()
@@ -108,6 +109,7 @@ class Gateway:
             audit=audit,
             on_queued=self._wake_outbox,
             sweep_seconds=self.settings.backoffice_sweep_seconds,
+            conversation_ocr=ocr_results.ids_for_conversation,
         )
         await self.backoffice.ensure_indexes()
         if self.settings.backoffice_admin_token:
@@ -117,7 +119,7 @@ class Gateway:
         self.tickets = self.backoffice.desk
         self.pickups = PickupStore(store.db)
         await self.pickups.ensure_indexes()
-        self.ocr = OcrService(self.ocr_workers, OcrResultStore(store.db), self.media, self.orders)
+        self.ocr = OcrService(self.ocr_workers, ocr_results, self.media, self.orders)
         await self.ocr.ensure_indexes()
         self.store = store
         return store

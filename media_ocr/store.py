@@ -29,6 +29,12 @@ class OcrResultStore:
         await self.results.create_index("media_id")
         await self.results.create_index([("needs_review", ASCENDING), ("created_at", ASCENDING)])
         await self.results.create_index([("source.channel", ASCENDING), ("source.message_id", ASCENDING)])
+        await self.results.create_index("source.conversation_id")
+
+    async def ids_for_conversation(self, conversation_id: str) -> list[str]:
+        """Results of photos sent in a conversation (the backoffice links them to its tickets)."""
+        cursor = self.results.find({"source.conversation_id": conversation_id}, {"_id": 1}).sort("_id", ASCENDING)
+        return [str(doc["_id"]) async for doc in cursor]
 
     async def insert(self, result: OcrResult) -> OcrResult:
         stored = result.model_copy(update={"id": new_id()})

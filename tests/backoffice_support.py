@@ -12,6 +12,7 @@ from backoffice import Backoffice
 from backoffice.audit import AuditLog
 from backoffice.permissions import Role
 from backoffice.staff import StaffMember
+from media_ocr.store import OcrResultStore
 from shop import MongoOrderService, load_orders_file
 from shop.aftersales import AfterSalesService
 from store import ConversationStore, InboundMessage
@@ -50,7 +51,11 @@ async def make_backoffice(store: ConversationStore, clock: Clock) -> Backoffice:
     audit = AuditLog(store.db)
     aftersales = AfterSalesService(store.db, auditor=audit.request_steps)
     await aftersales.ensure_indexes()
-    backoffice = Backoffice(store, orders=orders, aftersales=aftersales, audit=audit)
+    ocr = OcrResultStore(store.db)
+    await ocr.ensure_indexes()
+    backoffice = Backoffice(
+        store, orders=orders, aftersales=aftersales, audit=audit, conversation_ocr=ocr.ids_for_conversation
+    )
     await backoffice.ensure_indexes()
     backoffice.desk.clock = clock
     return backoffice

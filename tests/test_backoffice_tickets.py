@@ -14,6 +14,8 @@ from backoffice.lifecycle import TransitionRefused
 from backoffice.permissions import PermissionDenied, Role
 from backoffice.priority import Priority
 from backoffice.workflow import ActionInvalid
+from media_ocr.model import OcrResult
+from media_ocr.store import OcrResultStore
 from shop.aftersales import RequestType, Step
 from store import ConversationStore
 from tests.backoffice_support import ZHANG_DELIVERED, ZHANG_PHONE, Clock, contact, make_backoffice, outbox_texts, staff
@@ -211,6 +213,20 @@ async def test_the_workflow_checks_roles_and_scope_and_follows_the_customer(
     assert created and again.id != ticket.id
     report = await office.audit.verify()
     assert report.ok, report.problems
+
+
+async def test_photos_read_in_the_conversation_are_linked_to_its_ticket(office: Backoffice, store: ConversationStore):
+    buyer = await contact(store, "退货单拍给你们了")
+    slip = await OcrResultStore(store.db).insert(
+        OcrResult(image="slip.jpg", media_id="sha256-slip", fields={"order_id": ZHANG_DELIVERED, "quantity": 1},
+                  confidence={"order_id": 0.97, "quantity": 0.9}, needs_review=False, engine="rapidocr",
+                  source={"channel": "sms", "conversation_id": buyer.conversation_id})
+    )  # fmt: skip
+    ticket, _ = await office.desk.open(
+        type=TicketType.RETURN_REFUND, customer_id=buyer.customer_id, summary="超过七天的退货，单据已拍照",
+        conversation_id=buyer.conversation_id, channel="sms", order_id=ZHANG_DELIVERED,
+    )  # fmt: skip
+    assert ticket.ocr_result_ids == [slip.id]
 
 
 async def test_a_repeat_contact_joins_the_open_ticket_and_reopens_a_resolved_one(office: Backoffice):

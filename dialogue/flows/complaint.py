@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from backoffice import Priority, TicketType
+from backoffice import TicketType
 from backoffice.classify import FOOD_SAFETY
 from dialogue.flows.base import Flow
 from dialogue.replies import register
@@ -35,7 +35,6 @@ register(
     }
 )
 
-_RESPONSE_HOURS = {Priority.URGENT: 2, Priority.HIGH: 12, Priority.NORMAL: 24, Priority.LOW: 48}
 _BARE_COMPLAINT = 12
 """A complaint shorter than this says nothing yet ("我要投诉"): ask what happened."""
 
@@ -90,7 +89,7 @@ class ComplaintFlow(Flow):
                 "complaint_logged",
                 ticket_id=ticket.id,
                 priority=turn.text(f"priority_{ticket.priority.value}"),
-                hours=_RESPONSE_HOURS[ticket.priority],
+                hours=await tickets.first_response_hours(ticket),
             )
         else:
             turn.say("complaint_joined", ticket_id=ticket.id)
