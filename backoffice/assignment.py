@@ -70,6 +70,18 @@ async def auto_assign(desk: TicketDesk, ticket_id: str) -> Ticket | None:
     return await assign_to(desk, ticket_id, chosen, actor=ROUTER, reason="least-loaded agent with the skill")
 
 
+async def assign_pool(desk: TicketDesk, queues: list[str]) -> int:
+    """Hand these queues' pool tickets out (someone came online), most urgent first."""
+    assigned = 0
+    for queue in queues:
+        pool = await desk.find({"status": TicketStatus.NEW.value, "queue": queue}, limit=10000)
+        for ticket, _ in await desk.queue_order(pool):
+            if await auto_assign(desk, ticket.id) is None:
+                break  # the queue does not auto-assign, or everyone with room has one: the rest wait
+            assigned += 1
+    return assigned
+
+
 async def assign_to(desk: TicketDesk, ticket_id: str, staff_id: str, *, actor: str, reason: str) -> Ticket:
     def assign(ticket: Ticket) -> list[TicketEntry]:
         if ticket.assignee == staff_id and ticket.status is TicketStatus.ASSIGNED:

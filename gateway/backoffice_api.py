@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from backoffice.assignment import assign_pool
 from backoffice.config import ConfigConflict, ConfigInvalid
 from backoffice.lifecycle import TicketStatus, TicketType, TransitionRefused
 from backoffice.permissions import Permission, PermissionDenied, Role
@@ -269,8 +270,8 @@ class BackofficeApi:
         body = await read_body(request, OwnStatus)
         changes = body.model_dump(exclude_none=True)
         updated = await self.backoffice.admin.update_staff(member.actor(), member.id, changes) if changes else member
-        if changes.get("online"):
-            await self.backoffice.monitor.sweep()  # someone came online: the pool's tickets can go to them
+        if changes.get("online"):  # someone came online: their queues' pool tickets can go to them
+            await assign_pool(self.backoffice.desk, updated.skill_groups)
         return json_response({"staff": _member_view(updated)})
 
     # -- tickets --------------------------------------------------------------------------

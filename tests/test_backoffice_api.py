@@ -301,3 +301,18 @@ async def test_the_audit_verify_command_passes_a_clean_log_and_fails_a_tampered_
     )
     tampered = await asyncio.to_thread(verify)
     assert tampered.returncode == 1 and "entry 1 was changed" in tampered.stdout
+
+
+async def test_a_reviewer_coming_online_gets_the_waiting_tickets_of_their_queue(
+    client: TestClient[object, object], gateway: Gateway
+) -> None:
+    logistics = await make_staff(gateway, "li", Role.REVIEWER, skills=("logistics",))
+    front = await make_staff(gateway, "liu", Role.CUSTOMER_SERVICE)
+    customer = Customer(client, gateway)
+    await customer.say("你好")
+    body = {"customer_id": await customer.customer_id(), "summary": "少发了一件，订单写两件只到一件", "amount": 300}
+    waiting = (await call(client, "POST", "/tickets", front, body, expect=201))["ticket"]
+    assert waiting["queue"] == "logistics" and waiting["status"] == "new"  # nobody online yet
+    await call(client, "PATCH", "/me", logistics, {"online": True})
+    mine = await call(client, "GET", "/tickets?view=mine", logistics)
+    assert [t["id"] for t in mine["tickets"]] == [waiting["id"]] and mine["tickets"][0]["status"] == "assigned"
