@@ -67,7 +67,14 @@ def ulaw_encode(samples: npt.NDArray[np.int16]) -> bytes:
     exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
     exponent = np.clip(exponent, 0, 7)
     mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+    codes: bytes = (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+    return codes
+
+
+def media_frames(ulaw: bytes) -> list[bytes]:
+    """A recording cut into Twilio's 20 ms media frames (the last one padded with μ-law silence)."""
+    padded = ulaw + b"\xff" * (-len(ulaw) % FRAME_BYTES)
+    return [padded[i : i + FRAME_BYTES] for i in range(0, len(padded), FRAME_BYTES)]
 
 
 def to_float(samples: npt.NDArray[np.int16]) -> Samples:
@@ -121,28 +128,26 @@ class Upsampler:
         return self.process(np.zeros(self.delay, dtype=np.float32))
 
 
-def resample(samples: Samples, source_rate: int, target_rate: int, half_width: int = 16) -> Samples:
-    """Whole-signal resampling between any two rates (windowed-sinc, band-limited to the lower
-    Nyquist), for files and prompt audio; calls use :class:`Upsampler`."""
+def resample(samples: Samples, source_rate: int, target_rate: int) -> Samples:
+    """Whole-signal resampling between any two rates, for files and prompt audio (calls use
+    :class:`Upsampler`). In the frequency domain: everything above the lower Nyquist is cut, with
+    a short taper so the cut does not ring; a 10 s prompt takes milliseconds."""
     if source_rate == target_rate or samples.size == 0:
         return samples.astype(np.float32)
-    ratio = target_rate / source_rate
-    cutoff = 0.5 * min(1.0, ratio) * 0.95  # of the source rate; a little below Nyquist
-    scale = max(1.0, 1.0 / ratio)
-    reach = int(math.ceil(half_width * scale))
-    count = int(math.floor(samples.size * ratio))
-    positions = np.arange(count, dtype=np.float64) / ratio
-    out = np.empty(count, dtype=np.float32)
-    padded = np.concatenate([np.zeros(reach, np.float32), samples.astype(np.float32), np.zeros(reach + 1, np.float32)])
-    block = 4096  # bounded memory: outputs × (2·reach) weights per block
-    for start in range(0, count, block):
-        pos = positions[start : start + block]
-        base = np.floor(pos).astype(np.int64)
-        offsets = np.arange(-reach + 1, reach + 1, dtype=np.int64)
-        index = base[:, None] + offsets[None, :]
-        weights = _kaiser_sinc(pos[:, None] - index, cutoff, float(reach))
-        out[start : start + block] = (padded[index + reach] * weights).sum(axis=1)
-    return out
+    pad = source_rate // 10  # 100 ms of silence each side keeps the circular wrap out of the audio
+    padded = np.concatenate([np.zeros(pad), samples.astype(np.float64), np.zeros(pad)])
+    count = round(padded.size * target_rate / source_rate)
+    spectrum = np.fft.rfft(padded)
+    bins = count // 2 + 1
+    kept = np.zeros(bins, dtype=np.complex128)
+    shared = min(bins, spectrum.size)
+    kept[:shared] = spectrum[:shared]
+    taper = max(1, shared // 20)  # the top 5 % of the kept band fades out
+    kept[shared - taper : shared] *= np.cos(np.linspace(0.0, np.pi / 2, taper)) ** 2
+    out = np.fft.irfft(kept, n=count) * (count / padded.size)
+    skip = round(pad * target_rate / source_rate)
+    length = round(samples.size * target_rate / source_rate)
+    return out[skip : skip + length].astype(np.float32)
 
 
 def phone_line(samples: Samples, rate: int) -> bytes:
@@ -181,6 +186,12 @@ def read_audio(path: Path) -> Recording:
         if not data:
             raise AudioFileError("empty file")
         return Recording(to_float(ulaw_decode(data)), PHONE_RATE, data)
+    return read_audio_bytes(data)
+
+
+def read_audio_bytes(data: bytes) -> Recording:
+    """A WAV file's bytes (see :func:`read_audio`). A streamed WAV whose sizes were left unset
+    (0 or 0xFFFFFFFF, as espeak-ng writes to a pipe) is read to the end."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise AudioFileError("not a WAV file (no RIFF/WAVE header)")
     fmt: tuple[int, int, int, int] | None = None
@@ -188,6 +199,8 @@ def read_audio(path: Path) -> Recording:
     offset = 12
     while offset + 8 <= len(data):
         chunk_id, size = data[offset : offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
+        if chunk_id == b"data" and (size == 0 or offset + 8 + size > len(data)):
+            size = len(data) - offset - 8
         body = data[offset + 8 : offset + 8 + size]
         if chunk_id == b"fmt ":
             if len(body) < 16:

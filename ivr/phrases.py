@@ -72,5 +72,8 @@ def match_answer(transcript: str, answers: Sequence[Answer]) -> Match | None:
 
 
 def phrase_list(answers: Sequence[Answer], extra: Sequence[str] = ()) -> list[str]:
-    """All phrases, each once, for the recogniser's grammar or hotwords."""
-    return list(dict.fromkeys([*(p for a in answers for p in a.phrases), *extra]))
+    """All phrases, each once, for the recogniser's grammar or hotwords: every answer's first
+    phrase before the other ways of saying it (an engine that can only take a few keeps the first)."""
+    first = [a.phrases[0] for a in answers if a.phrases]
+    rest = [p for a in answers for p in a.phrases[1:]]
+    return list(dict.fromkeys([*first, *extra, *rest]))

