@@ -1,5 +1,5 @@
 # `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
-.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-channels clean
+.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-channels bench-ivr clean
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +30,10 @@ bench-ocr: setup
 
 bench-channels: setup
 	.venv/bin/python bench/channels.py
+
+# Phone IVR: accuracy and real-time factor per engine, simultaneous calls, reply latency (~10 min).
+bench-ivr: setup
+	.venv/bin/python bench/ivr.py
 
 clean:
 	rm -rf var models .pytest_cache .ruff_cache

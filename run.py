@@ -8,6 +8,8 @@ python run.py seed --orders FILE.json
 python run.py routes solve|plan|seed-demo|replan|actual|carbon …
 python run.py ocr IMAGE [IMAGE ...] [--json] [--order-check] [--engine combined|rapidocr|tesseract]
 python run.py kb check [FILE] | kb ask "问题" [--file FILE]
+python run.py ivr transcribe FILE.wav [FILE.wav ...] [--json] [--engine vosk|whisper] [--language zh|en|…]
+python run.py ivr prepare
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from backoffice.routing.cli import add_routes_commands, run_routes_command
 from channels.app_im import sign_user
 from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
 from gateway import GatewayBuilder, Settings, SettingsError, build_app
+from gateway.voice import engine_config
+from ivr.cli import add_ivr_commands, run_ivr_command
+from ivr.recognizer import EngineUnavailable as SpeechEngineUnavailable
 from media_ocr.batch import read_files
 from media_ocr.engines import ENGINE_NAMES, EngineUnavailable
 from media_ocr.validation import OrderCheck
@@ -107,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     kb_ask.add_argument("--file", type=Path)
     kb_ask.add_argument("--lang", default="zh", choices=("zh", "en"))
 
+    add_ivr_commands(commands, Settings.from_env().ivr_default_language)
+
     customers = commands.add_parser("customers", help="merge two customers who are one person (audited)")
     customer_commands = customers.add_subparsers(dest="customers_command", required=True)
     merge = customer_commands.add_parser("merge", help="fold SOURCE into TARGET; journals a customers_merged event")
@@ -138,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             return _knowledge(args)
         if args.command == "customers":
             return asyncio.run(_merge_customers(args.source, args.target, reason=args.reason, actor=args.actor))
+        if args.command == "ivr":
+            return run_ivr_command(args, engine_config(Settings.from_env()))
         if args.command == "ocr":
             return asyncio.run(_ocr(args.images, args.engine, as_json=args.json, order_check=args.order_check))
         return asyncio.run(_serve(args.host, args.port, args.seed_orders))
@@ -152,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         PolicyError,
         KnowledgeBaseError,
         MergeRefused,
+        SpeechEngineUnavailable,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

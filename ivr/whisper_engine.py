@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import sys
 import threading
@@ -112,6 +113,7 @@ def load_whisper_model(model_dir: Path, *, cpu_threads: int, workers: int) -> An
         from faster_whisper import WhisperModel
     except ImportError as exc:  # pragma: no cover - a pinned dependency
         raise EngineUnavailable("the faster-whisper package is not installed") from exc
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # it logs every utterance at INFO
     key = (directory.resolve(), cpu_threads, workers)
     with _models_lock:
         if key not in _models:
@@ -165,7 +167,7 @@ class WhisperEngine(SpeechEngine):
         for segment in segments:
             texts.append(segment.text)
             confidences.append(float(np.exp(segment.avg_logprob)) * (1.0 - float(segment.no_speech_prob)))
-        text = "".join(texts).strip()
+        text = "".join(texts).strip().rstrip("，。,.、 ")
         if self._to_simplified is not None and _has_traditional(text):
             text = str(self._to_simplified.convert(text))
         confidence = sum(confidences) / len(confidences) if confidences else 0.0
