@@ -51,7 +51,7 @@ def pinyin_text(text: str) -> str:
 
     text = _DIGIT_RUN.sub(digits, text)
     syllables = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, errors="default")
-    return " ".join(syllables).translate(_ZH_PAUSES)
+    return " ".join(" ".join(syllables).translate(_ZH_PAUSES).split())
 
 
 def _small_number(value: int) -> str:
