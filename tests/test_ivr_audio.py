@@ -62,8 +62,9 @@ def test_unreadable_audio_is_refused_with_the_reason(tmp_path: Path) -> None:
     cases = {
         "text.wav": b"hello",
         "empty.ulaw": b"",
-        "float.wav": struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 44, b"WAVE", b"fmt ", 16, 3, 1, 8000, 32000, 4, 32,
-                                 b"data", 0),  # fmt: skip
+        "float.wav": struct.pack(
+            "<4sI4s4sIHHIIHH4sI", b"RIFF", 44, b"WAVE", b"fmt ", 16, 3, 1, 8000, 32000, 4, 32, b"data", 0
+        ),
     }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)

@@ -88,7 +88,7 @@ async def test_vosk_streams_partials_and_a_final_in_grammar_mode(korean: VoskEng
 
 
 async def test_a_vosk_model_path_that_is_missing_is_named_and_nothing_downloads(tmp_path: Path) -> None:
-    with pytest.raises(EngineUnavailable, match="VOSK_MODEL_ZH=.*no-model: no such directory"):
+    with pytest.raises(EngineUnavailable, match=r"VOSK_MODEL_ZH=.*no-model: no such directory"):
         build_engine("zh", EngineConfig(engines={"zh": "vosk"}, vosk_models={"zh": tmp_path / "no-model"}))
     with pytest.raises(EngineUnavailable, match="needs VOSK_MODEL_EN"):
         build_engine("en", EngineConfig())
