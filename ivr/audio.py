@@ -241,8 +241,22 @@ def as_phone_call(recording: Recording) -> bytes:
 def wav_bytes(pcm: npt.NDArray[np.int16], rate: int) -> bytes:
     """A 16-bit mono PCM WAV file."""
     body = pcm.astype("<i2").tobytes()
-    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(body), b"WAVE", b"fmt ", 16, 1, 1, rate,
-                         rate * 2, 2, 16, b"data", len(body))  # fmt: skip
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        36 + len(body),
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,
+        1,
+        rate,
+        rate * 2,
+        2,
+        16,
+        b"data",
+        len(body),
+    )
     return header + body
 
 

@@ -267,10 +267,15 @@ class VoiceInput(InputChannel):
         if call.outcome is Outcome.TRANSFERRED and self.feed is not None and call.conversation_id:
             await self.feed.note_call(
                 call.conversation_id,
-                {"call_sid": call.sid, "caller": call.caller, "language": call.language,
-                 "scenarios": data["scenarios"], "agent": self.config.agent.describe()},
+                {
+                    "call_sid": call.sid,
+                    "caller": call.caller,
+                    "language": call.language,
+                    "scenarios": data["scenarios"],
+                    "agent": self.config.agent.describe(),
+                },
                 since,
-            )  # fmt: skip
+            )
         await self._event(name, data, call)
         await self._event("call_ended", data, call)
 
@@ -356,10 +361,16 @@ class VoiceInput(InputChannel):
         self._base_urls[sid] = _base_of(public_url(request, self.config.public_base_url))
         await self._event(
             "call_started",
-            {"call_sid": sid, "caller": caller, "to": call.called, "known_caller": info.customer_id is not None,
-             "language": language, "prompts": self.config.prompts},
+            {
+                "call_sid": sid,
+                "caller": caller,
+                "to": call.called,
+                "known_caller": info.customer_id is not None,
+                "language": language,
+                "prompts": self.config.prompts,
+            },
             call,
-        )  # fmt: skip
+        )
         return _xml(self._answer_twiml(request, call))
 
     def _greeting_prompt(self, call: Call, info: menu.CallerInfo) -> Prompt:

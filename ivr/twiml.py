@@ -56,8 +56,9 @@ def connect_stream(
     return str(response)
 
 
-def transfer(target: AgentTarget, *, say: str | None, language: str, conversation_id: str | None,
-             action_url: str | None = None) -> str:  # fmt: skip
+def transfer(
+    target: AgentTarget, *, say: str | None, language: str, conversation_id: str | None, action_url: str | None = None
+) -> str:
     """Put the caller through to an agent, after ``say`` when the prompt was not streamed already."""
     response = VoiceResponse()
     if say:

@@ -23,8 +23,18 @@ from typing import ClassVar
 from ivr.audio import PHONE_RATE, AudioFileError, phone_line, read_audio_bytes
 from ivr.recognizer import EngineUnavailable
 
-_DIGITS_ZH = {"0": "ling2", "1": "yao1", "2": "er4", "3": "san1", "4": "si4", "5": "wu3", "6": "liu4", "7": "qi1",
-              "8": "ba1", "9": "jiu3"}  # fmt: skip
+_DIGITS_ZH = {
+    "0": "ling2",
+    "1": "yao1",
+    "2": "er4",
+    "3": "san1",
+    "4": "si4",
+    "5": "wu3",
+    "6": "liu4",
+    "7": "qi1",
+    "8": "ba1",
+    "9": "jiu3",
+}
 _DIGIT_RUN = re.compile(r"\d+")
 PROMPT_PEAK = 0.5
 """About -6 dBFS: loud enough on a handset, no clipping after resampling."""

@@ -113,14 +113,21 @@ def test_twiml_connects_the_stream_and_transfers_to_each_kind_of_target() -> Non
     assert connect.find("Say").get("language") == "zh-CN"
     assert connect.find("Connect").get("action") == "https://cs/next"
     assert connect.find("Connect/Stream/Parameter").attrib == {"name": "call_token", "value": "tok"}
-    queue = ET.fromstring(twiml.transfer(twiml.AgentTarget(queue="aftersales"), say=None, language="zh",
-                                         conversation_id="c1"))  # fmt: skip
+    queue = ET.fromstring(
+        twiml.transfer(twiml.AgentTarget(queue="aftersales"), say=None, language="zh", conversation_id="c1")
+    )
     assert queue.findtext("Enqueue") == "aftersales" and queue.find("Say") is None
-    number = ET.fromstring(twiml.transfer(twiml.AgentTarget(number="+8610123"), say="Putting you through",
-                                          language="en", conversation_id="c1"))  # fmt: skip
+    number = ET.fromstring(
+        twiml.transfer(
+            twiml.AgentTarget(number="+8610123"), say="Putting you through", language="en", conversation_id="c1"
+        )
+    )
     assert number.find("Say").get("language") == "en-US" and number.findtext("Dial/Number") == "+8610123"
-    sip = ET.fromstring(twiml.transfer(twiml.AgentTarget(sip="sip:desk@pbx.example.com"), say=None, language="zh",
-                                       conversation_id="c 1"))  # fmt: skip
+    sip = ET.fromstring(
+        twiml.transfer(
+            twiml.AgentTarget(sip="sip:desk@pbx.example.com"), say=None, language="zh", conversation_id="c 1"
+        )
+    )
     assert sip.findtext("Dial/Sip") == "sip:desk@pbx.example.com?X-Conversation-Id=c%201"
     goodbye = ET.fromstring(twiml.hang_up(say="再见", language="zh"))
     assert [child.tag for child in goodbye] == ["Say", "Hangup"]
@@ -148,8 +155,14 @@ def test_media_stream_events_are_parsed_and_bad_ones_refused() -> None:
     assert isinstance(parse_event('{"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": "#"}}')[0], KeyPress)
     assert isinstance(parse_event('{"event": "mark", "mark": {"name": "prompt-1"}}')[0], MarkPlayed)
     assert parse_event('{"event": "connected", "protocol": "Call"}')[0] is None
-    for bad in ("not json", "[]", '{"event": "media", "media": {"payload": "***"}}', '{"event": "dance"}',
-                '{"event": "dtmf", "dtmf": {"digit": "x"}}', '{"event": "start", "start": {}}'):  # fmt: skip
+    for bad in (
+        "not json",
+        "[]",
+        '{"event": "media", "media": {"payload": "***"}}',
+        '{"event": "dance"}',
+        '{"event": "dtmf", "dtmf": {"digit": "x"}}',
+        '{"event": "start", "start": {}}',
+    ):
         with pytest.raises(StreamProtocolError):
             parse_event(bad)
 

@@ -25,12 +25,24 @@ async def test_transcribe_prints_one_json_line_per_file_and_reports_unreadable_o
 
 async def test_transcribe_with_vosk_in_grammar_mode_and_a_clear_error_without_a_model() -> None:
     code, out, err = await run_cli(
-        "ivr", "transcribe", str(AUDIO / "ko_agent.8k.ulaw"), "--json", "--language", "ko",
-        "--model", str(KOREAN_MODEL), "--phrases", "상담원 연결,주문 조회,환불해 주세요",
-    )  # fmt: skip
+        "ivr",
+        "transcribe",
+        str(AUDIO / "ko_agent.8k.ulaw"),
+        "--json",
+        "--language",
+        "ko",
+        "--model",
+        str(KOREAN_MODEL),
+        "--phrases",
+        "상담원 연결,주문 조회,환불해 주세요",
+    )
     assert code == 0, err
-    assert json.loads(out) == {"file": str(AUDIO / "ko_agent.8k.ulaw"), "text": "상담원 연결", "engine": "vosk",
-                               "rtf": json.loads(out)["rtf"]}  # fmt: skip
+    assert json.loads(out) == {
+        "file": str(AUDIO / "ko_agent.8k.ulaw"),
+        "text": "상담원 연결",
+        "engine": "vosk",
+        "rtf": json.loads(out)["rtf"],
+    }
     env = {k: v for k, v in clean_env().items() if not k.startswith(("VOSK_MODEL", "IVR_ENGINE"))}
     code, out, err = await run_cli("ivr", "transcribe", str(AUDIO / "zhT_w_agent.8k.ulaw"), "--json", env=env)
     assert code == 2 and out == "" and "VOSK_MODEL_ZH" in err
