@@ -27,7 +27,7 @@ class EngineConfig:
     vosk_models: dict[str, Path] = field(default_factory=dict)
     """Language → Vosk model directory."""
     whisper_model_dir: Path = field(default_factory=default_model_dir)
-    whisper_threads: int = 1
+    whisper_threads: int = 2
     """CTranslate2 threads per decode."""
     whisper_workers: int = 2
     """Utterances decoded at the same time (one per core by default)."""

@@ -132,7 +132,7 @@ class WhisperEngine(SpeechEngine):
     name: ClassVar[str] = "whisper"
     streaming: ClassVar[bool] = False
 
-    def __init__(self, language: str, model_dir: Path, *, cpu_threads: int = 1, workers: int = 2) -> None:
+    def __init__(self, language: str, model_dir: Path, *, cpu_threads: int = 2, workers: int = 2) -> None:
         super().__init__(language)
         self.model = load_whisper_model(model_dir, cpu_threads=cpu_threads, workers=workers)
         self._to_simplified: Any = None
