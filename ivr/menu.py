@@ -54,7 +54,7 @@ SCENARIOS: dict[str, Scenario] = {
             "refund_progress",
             {"zh": "退款进度", "en": "refund status"},
             {"zh": ("退款进度", "退款", "我的退款"), "en": ("refund status", "refund", "my refund")},
-            {"zh": "查询退款进度", "en": "where is my refund"},
+            {"zh": "查询退款进度", "en": "what is the status of my refund"},
         ),
         Scenario(
             "address_change",
@@ -66,7 +66,7 @@ SCENARIOS: dict[str, Scenario] = {
             "return",
             {"zh": "退货", "en": "returns"},
             {"zh": ("退货", "我要退货", "退货退款"), "en": ("return", "return an item", "returns")},
-            {"zh": "我要退货", "en": "I want to return an item"},
+            {"zh": "我要退货", "en": "return and refund"},
         ),
         Scenario(
             "human",
