@@ -1,5 +1,5 @@
 # `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
-.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-channels bench-backoffice clean
+.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-channels bench-backoffice bench-ivr clean
 
 setup:
 	@bash scripts/setup.sh
@@ -33,6 +33,10 @@ bench-channels: setup
 
 bench-backoffice: setup
 	.venv/bin/python bench/backoffice.py
+
+# Phone IVR: accuracy and real-time factor per engine, simultaneous calls, reply latency (~10 min).
+bench-ivr: setup
+	.venv/bin/python bench/ivr.py
 
 clean:
 	rm -rf var models .pytest_cache .ruff_cache

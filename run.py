@@ -10,6 +10,8 @@ python run.py ocr IMAGE [IMAGE ...] [--json] [--order-check] [--engine combined|
 python run.py kb check [FILE] | kb ask "问题" [--file FILE]
 python run.py audit verify [--head HASH] [--json]
 python run.py backoffice staff-add|staff-list|staff-token|sweep …
+python run.py ivr transcribe FILE.wav [FILE.wav ...] [--json] [--engine vosk|whisper] [--language zh|en|…]
+python run.py ivr prepare
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ from backoffice.routing.cli import add_routes_commands, run_routes_command
 from channels.app_im import sign_user
 from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
 from gateway import GatewayBuilder, Settings, SettingsError, build_app
+from gateway.voice import engine_config
+from ivr.cli import add_ivr_commands, run_ivr_command
+from ivr.recognizer import EngineUnavailable as SpeechEngineUnavailable
 from media_ocr.batch import read_files
 from media_ocr.engines import ENGINE_NAMES, EngineUnavailable
 from media_ocr.validation import OrderCheck
@@ -114,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     kb_ask.add_argument("--file", type=Path)
     kb_ask.add_argument("--lang", default="zh", choices=("zh", "en"))
 
+    add_ivr_commands(commands, Settings.from_env().ivr_default_language)
+
     customers = commands.add_parser("customers", help="merge two customers who are one person (audited)")
     customer_commands = customers.add_subparsers(dest="customers_command", required=True)
     merge = customer_commands.add_parser("merge", help="fold SOURCE into TARGET; journals a customers_merged event")
@@ -147,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_backoffice_command(args, _backoffice))
         if args.command == "customers":
             return asyncio.run(_merge_customers(args.source, args.target, reason=args.reason, actor=args.actor))
+        if args.command == "ivr":
+            return run_ivr_command(args, engine_config(Settings.from_env()))
         if args.command == "ocr":
             return asyncio.run(_ocr(args.images, args.engine, as_json=args.json, order_check=args.order_check))
         return asyncio.run(_serve(args.host, args.port, args.seed_orders, demo_staff=args.demo_staff))
@@ -162,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         KnowledgeBaseError,
         MergeRefused,
         ConfigInvalid,
+        SpeechEngineUnavailable,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

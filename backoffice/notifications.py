@@ -73,9 +73,17 @@ def notice(key: str, language: str, **values: Any) -> str:
 class CustomerNotifier:
     """Puts a notice in the outbox of the customer's conversation."""
 
-    def __init__(self, store: ConversationStore, on_queued: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: ConversationStore,
+        on_queued: Callable[[str], None] | None = None,
+        relay: dict[str, str] | None = None,
+    ) -> None:
         self.store = store
         self.on_queued = on_queued
+        self.relay = relay or {}
+        """Channels that cannot carry a later message, and the one that reaches the same identity:
+        ``{"voice": "sms"}`` tells a caller by SMS (the call is long over)."""
 
     async def language_of(self, conversation_id: str | None) -> str:
         conversation = await self.store.get_conversation(conversation_id) if conversation_id else None
@@ -95,6 +103,12 @@ class CustomerNotifier:
         conversation = await self.store.get_conversation(conversation_id) if conversation_id else None
         if conversation is None:
             return None
+        relayed = self.relay.get(conversation.channel)
+        customer = await self.store.get_customer(conversation.customer_id) if relayed else None
+        if relayed and customer is not None:
+            language = conversation.language
+            conversation = await self.store.open_conversation(customer, relayed, conversation.sender_id)
+            conversation = conversation.model_copy(update={"language": language})
         body = text(conversation.language) if callable(text) else text
         message = await self.store.record_outbound(
             OutboundMessage(

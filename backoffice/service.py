@@ -35,6 +35,7 @@ class Backoffice:
         config_dir: Path = CONFIG_DIR,
         conversation_ocr: Callable[[str], Awaitable[list[str]]] | None = None,
         on_queued: Callable[[str], None] | None = None,
+        relay: dict[str, str] | None = None,
         sweep_seconds: float = 60.0,
     ) -> None:
         db = store.db
@@ -43,7 +44,7 @@ class Backoffice:
         self.audit = audit or AuditLog(db)
         self.staff = StaffDirectory(db)
         self.alerts = StaffAlerts(db)
-        self.notifier = CustomerNotifier(store, on_queued)
+        self.notifier = CustomerNotifier(store, on_queued, relay)
         self.surveys = SurveyDesk(db, self.notifier)
         self.desk = TicketDesk(
             db,

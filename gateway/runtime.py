@@ -13,7 +13,7 @@ from backoffice import Backoffice, HandoffDesk, TicketDesk
 from backoffice.audit import AuditLog
 from backoffice.permissions import Role
 from backoffice.routing.pickups import PickupStore
-from channels import InboundHandler, InputChannel, OutputChannel, RestInput
+from channels import DeliveryFailed, InboundHandler, InputChannel, OutputChannel, RestInput
 from channels.app_im import AppImInput, AppImOutput, Connections
 from channels.email import EmailInput, EmailOutput, ImapMailbox
 from channels.sms import TwilioSmsInput, TwilioSmsOutput
@@ -24,6 +24,7 @@ from dialogue.knowledge import KnowledgeBase
 from gateway.outbox import OutboxDispatcher, RetryPolicy
 from gateway.settings import Settings
 from gateway.turns import TurnProcessor
+from gateway.voice import VoiceServices, VoiceSettingsError, voice_channel
 from media_ocr.pipeline import OcrService, OcrWorkers
 from media_ocr.store import OcrResultStore
 from nlu import NluClient, NluProject, OfflineNlu, RasaNluClient
@@ -108,6 +109,8 @@ class Gateway:
             aftersales=self.aftersales,
             audit=audit,
             on_queued=self._wake_outbox,
+            # A caller is told of their ticket by SMS when the SMS channel is on; a call cannot be reached later.
+            relay={"voice": "sms"} if any(sender.name == "sms" for sender in self.senders) else None,
             sweep_seconds=self.settings.backoffice_sweep_seconds,
             conversation_ocr=ocr_results.ids_for_conversation,
         )
@@ -381,7 +384,11 @@ def configured_channels(
             public_base_url=settings.public_base_url,
         )
         configured.append((telegram_in, TelegramOutput(bot)))
-    if settings.twilio_account_sid or settings.twilio_auth_token:
+    # TWILIO_AUTH_TOKEN alone may be the voice channel's (it signs voice webhooks too).
+    sms_wanted = settings.twilio_from_number or (
+        (settings.twilio_account_sid or settings.twilio_auth_token) and not settings.twilio_voice_number
+    )
+    if sms_wanted:
         if not (settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from_number):
             raise SettingsError("the SMS channel needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER")
         sms_in = TwilioSmsInput(
@@ -399,7 +406,24 @@ def configured_channels(
         configured.append((sms_in, sms_out))
     if settings.email_addresses:
         configured.append(_email_channel(settings, media, feed))
+    if settings.twilio_voice_number:
+        try:
+            voice = voice_channel(settings, VoiceServices(feed))
+        except VoiceSettingsError as exc:
+            raise SettingsError(str(exc)) from exc
+        configured.append((voice, NoSender("voice")))
     return configured
+
+
+class NoSender(OutputChannel):
+    """For channels whose replies go back in the request (the phone: spoken in the call). An agent's
+    text message cannot be spoken into a call that is over, so it fails at once, visibly."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # type: ignore[misc]
+
+    async def send(self, message: Message) -> str | None:
+        raise DeliveryFailed(f"the {self.name} channel cannot deliver messages outside a call", permanent=True)
 
 
 def _host_port(value: str, variable: str) -> tuple[str, int]:

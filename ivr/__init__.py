@@ -1,8 +1,19 @@
-"""Phone hotline: Twilio voice webhooks, media streams and local speech recognition (Vosk).
+"""Phone hotline: Twilio voice webhooks and media streams, local speech recognition, DTMF menus,
+self-service by voice and transfer to an agent.
 
-Owns call control (TwiML), audio decoding and recognition, DTMF menus and transfer to agents.
-It turns speech into text messages for the conversation store and must not know about dialogue
-internals or other channels.
+Owns call control (TwiML), the Media Streams websocket protocol, telephone audio (μ-law,
+resampling, speech detection), the recogniser interface and its engines (Vosk, the default, with
+grammar mode; faster-whisper base from its wheels), the prompt voice (espeak-ng), the call state
+machine (greeting, barge-in, keys, no-input and not-heard re-prompts, transfer and hang-up), the
+top-scenario menu, nuisance-call rejection and the call metrics. Every caller input becomes an
+``InboundMessage`` on the ``voice`` channel, persisted by the gateway's handler before the turn
+runs, like any channel's message.
 
-The walking skeleton has no voice path yet; the IVR issue builds it here.
+Modules: ``audio`` (samples), ``recognizer`` (the interface), ``vosk_engine``, ``whisper_engine``,
+``engines`` (which engine per language), ``phrases`` (expected answers), ``voice`` (prompt audio),
+``twiml``, ``media_stream`` (one websocket), ``call`` (the state machine), ``menu`` (the IVR's own
+words), ``nuisance``, ``channel`` (the ``InputChannel`` and its routes), ``cli`` (``run.py ivr``).
+
+Must not know the dialogue's internals, NLU or the database: it sees the inbound handler, the
+replies, and the narrow services the gateway wires in (``gateway/voice.py``).
 """

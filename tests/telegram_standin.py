@@ -35,6 +35,13 @@ class BotApiStandIn(LoopbackServer):
         self.hang_sends = False
         """While True, sendMessage is received but never answered (a provider that stalls)."""
         self.send_attempts = 0
+        self._released = asyncio.Event()
+
+    async def stop(self) -> None:
+        # A stalled send would otherwise hold the shutdown for aiohttp's 60-second grace period.
+        self._released.set()
+        await super().stop()
+        self._released = asyncio.Event()
 
     def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/bot{token}/{method}", self._method)
@@ -68,7 +75,7 @@ class BotApiStandIn(LoopbackServer):
     async def _api_sendMessage(self, fields: dict[str, Any]) -> Any:
         self.send_attempts += 1
         if self.hang_sends:
-            await asyncio.Event().wait()  # until the caller gives up or dies
+            await self._released.wait()  # until the caller gives up or dies, or the stand-in stops
         if str(fields.get("chat_id")) == "404":
             return web.json_response(
                 {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}, status=400

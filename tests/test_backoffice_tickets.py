@@ -354,3 +354,19 @@ async def test_audit_verify_finds_edited_and_deleted_entries(office: Backoffice,
     await store.db["tickets"].update_one({"_id": ticket.id}, {"$set": {"timeline": timeline}})
     forged = await office.audit.verify()
     assert not forged.ok and any("differs from audit entry" in p for p in forged.problems)
+
+
+async def test_a_caller_hears_of_their_ticket_by_sms(office: Backoffice, store: ConversationStore):
+    office.notifier.relay = {"voice": "sms"}
+    caller = await contact(store, "我要投诉", phone="+8613912345678", channel="voice")
+    reviewer, _ = await staff(office, "chen", Role.REVIEWER, skills=("complaints",))
+    ticket, _ = await office.desk.open(
+        type=TicketType.COMPLAINT, customer_id=caller.customer_id, summary="客服态度差",
+        conversation_id=caller.conversation_id, channel="voice",
+    )  # fmt: skip
+    await office.workflow.claim(reviewer.actor(), ticket.id)
+    sms = await store.conversations.find_one({"channel": "sms", "sender_id": "+8613912345678"})
+    assert sms is not None and sms["customer_id"] == caller.customer_id
+    (notice,) = await outbox_texts(store, str(sms["_id"]))
+    assert "已由专员受理" in notice
+    assert await outbox_texts(store, caller.conversation_id) == []

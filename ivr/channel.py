@@ -1,0 +1,519 @@
+"""The voice channel: Twilio's voice webhooks and media-stream websocket, as an ``InputChannel``.
+
+Owns the hotline's routes and the glue between a call and the gateway:
+
+- ``POST /webhooks/twilio/voice`` (the number's voice webhook, signed): nuisance check (polite
+  ``<Say>`` + hang-up, ``call_rejected``), the caller looked up by number, the greeting with the
+  likeliest scenarios first, and ``<Connect action=…/next><Stream url=wss://…/stream>``. A retried
+  webhook for a known ``CallSid`` gets the same answer and starts nothing twice.
+- ``GET /webhooks/twilio/voice/stream`` (websocket, signed handshake; the ``start`` event must carry
+  the call's token): one :class:`ivr.call.StreamSession` per stream.
+- ``POST /webhooks/twilio/voice/next`` (the ``<Connect>`` action, signed): the TwiML the call moves
+  on to after the gateway closed the stream — transfer (``<Enqueue>``/``<Dial>``), goodbye, or in
+  ``say`` mode the next ``<Say>`` + ``<Connect>``.
+- ``POST /webhooks/twilio/voice/status`` (call status callback, signed): a call that ends while
+  no stream is open (``say`` mode, during ``<Say>``) is finished here.
+
+Every input (transcript, keys) is an :class:`InboundMessage` (channel ``voice``, sender the caller's
+number, ``channel_message_id`` = ``CallSid:utterance-n``, the phone linked through ``profile``)
+handed to the gateway's handler, which persists it before the turn runs; the turn's replies come
+back and are spoken (``dialogue.render.spoken_prompt``: short text, keys for the choices).
+Signatures are checked as for SMS (``channels.sms.public_url``). Metrics go out as events.
+
+Must not know the dialogue's internals, NLU or the database: it sees the inbound handler and the
+:class:`VoiceFeed`, :class:`CallerDirectory` and :class:`CallEvents` the gateway wires in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from channels.base import InboundHandler, InputChannel, InvalidInbound, json_response, national_phone
+from channels.sms import SIGNATURE_HEADER, public_url
+from dialogue.render import spoken_prompt
+from dialogue.turn import Reply
+from ivr import menu, twiml
+from ivr.call import Call, CallTimers, Heard, Next, Outcome, Prompt, StreamSession
+from ivr.engines import Engines
+from ivr.media_stream import MediaStream, StreamStart
+from ivr.nuisance import NuisanceGuard
+from ivr.phrases import Answer
+from ivr.recognizer import SpeechEngine, SpeechWorkers
+from ivr.voice import PromptVoice
+from store.models import MAX_TEXT_CHARS, InboundMessage, Message
+
+log = logging.getLogger(__name__)
+
+VOICE_PATH = "/webhooks/twilio/voice"
+STREAM_PATH = "/webhooks/twilio/voice/stream"
+NEXT_PATH = "/webhooks/twilio/voice/next"
+STATUS_PATH = "/webhooks/twilio/voice/status"
+ENGLISH = "__ivr_english__"
+"""Payload of the greeting's "For English, press 9": handled by the IVR, not a message."""
+KEEP_FINISHED_CALLS = 600.0
+MAX_CALL_AGE = 4 * 3600.0
+ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+INTENT_SCENARIOS = {
+    "order_status": "order_status",
+    "change_address": "address_change",
+    "change_delivery_time": "address_change",
+    "refund": "refund_progress",
+    "return_refund": "return",
+    "exchange": "return",
+    "human_handoff": "human",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    """What the dialogue did during a call, as the gateway's records show it."""
+
+    completed_flows: tuple[str, ...] = ()
+    intents: tuple[str, ...] = ()
+
+
+class VoiceFeed(Protocol):
+    async def conversation_state(self, channel: str, sender_id: str) -> str | None:
+        """The state (``bot``, ``waiting_agent`` …) of this channel identity's open conversation."""
+        ...
+
+    async def call_facts(self, conversation_id: str, since: datetime) -> CallFacts: ...
+
+    async def note_call(self, conversation_id: str, call: dict[str, Any], since: datetime) -> None:
+        """Put the call (number, path, transcript since ``since``) into the agent's hand-off summary."""
+        ...
+
+
+class CallerDirectory(Protocol):
+    async def lookup(self, phone: str, sender_id: str) -> menu.CallerInfo:
+        """The shop's customer with this (national) phone number, their latest order and open
+        request, and the state of the caller's voice conversation (``sender_id`` on this channel)."""
+        ...
+
+
+class CallEvents(Protocol):
+    async def record(
+        self, name: str, data: dict[str, Any], *, conversation_id: str | None = None, customer_id: str | None = None
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceConfig:
+    auth_token: str
+    agent: twiml.AgentTarget
+    account_sid: str | None = None
+    public_base_url: str | None = None
+    prompts: str = "stream"
+    """``stream``: local prompt audio on the websocket, barge-in by ``clear``; ``say``: Twilio's voices."""
+    languages: tuple[str, ...] = ("zh", "en")
+    default_language: str = "zh"
+    timers: CallTimers = field(default_factory=CallTimers)
+
+
+class VoiceInput(InputChannel):
+    name: ClassVar[str] = "voice"
+    replies_in_response: ClassVar[bool] = True
+    """Replies are spoken in the call; nothing is left for an outbox sender."""
+
+    def __init__(
+        self,
+        config: VoiceConfig,
+        engines: Engines,
+        *,
+        voice: PromptVoice | None,
+        guard: NuisanceGuard,
+        directory: CallerDirectory | None = None,
+        feed: VoiceFeed | None = None,
+        events: CallEvents | None = None,
+        workers: SpeechWorkers | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if config.prompts not in ("stream", "say"):
+            raise ValueError(f"IVR_PROMPTS must be stream or say, not {config.prompts!r}")
+        if config.prompts == "stream" and voice is None:
+            raise ValueError("IVR_PROMPTS=stream needs a prompt voice")
+        self.config = config
+        self.engines = engines
+        self.voice = voice if config.prompts == "stream" else None
+        self.guard = guard
+        self.directory = directory
+        self.feed = feed
+        self.events = events
+        self.workers = workers or SpeechWorkers()
+        self.clock = clock
+        self.validator = RequestValidator(config.auth_token)
+        self.calls: dict[str, Call] = {}
+        self._caller_info: dict[str, menu.CallerInfo] = {}
+        self._base_urls: dict[str, str] = {}
+        """Each call's public base URL, as Twilio called the voice webhook (for the stream and action URLs)."""
+        self._call_started: dict[str, datetime] = {}
+        self._finished_at: dict[str, float] = {}
+        self._on_message: InboundHandler | None = None
+
+    # -- CallHost --------------------------------------------------------------------------
+
+    def engine(self, language: str) -> SpeechEngine:
+        return self.engines.get(language)
+
+    async def respond(self, call: Call, heard: Heard) -> Prompt:
+        if heard.answer is not None and heard.answer.payload == ENGLISH:
+            call.language = "en"
+            return self._greeting_prompt(call, self._caller_info.get(call.sid, menu.CallerInfo()))
+        assert self._on_message is not None, "routes() binds the inbound handler first"
+        call.inputs += 1
+        scenario = menu.scenario_of(heard.text)
+        if scenario is not None:
+            call.scenarios.append(scenario)
+        national = national_phone(call.caller)
+        inbound = InboundMessage(
+            channel=self.name,
+            sender_id=call.caller,
+            channel_message_id=f"{call.sid}:utterance-{call.inputs}",
+            text=heard.text[:MAX_TEXT_CHARS],
+            profile={"phone": national} if national else {},
+            metadata={
+                "call_sid": call.sid,
+                "input": heard.kind,
+                "language": call.language,
+                "to": call.called,
+                **({"transcript": heard.transcript} if heard.transcript is not None else {}),
+                **({"confidence": heard.confidence} if heard.confidence is not None else {}),
+                **({"engine": heard.engine} if heard.engine else {}),
+                **({"digits": heard.digits} if heard.digits else {}),
+                **({"scenario": scenario} if scenario else {}),
+            },
+        )
+        replies = await self._on_message(inbound)  # persisted before the turn runs
+        if replies:
+            call.conversation_id, call.customer_id = replies[0].conversation_id, replies[0].customer_id
+        state = await self.feed.conversation_state(self.name, call.caller) if self.feed else None
+        return self._reply_prompt(call, replies, handed_off=state in ("waiting_agent", "agent"))
+
+    def _reply_prompt(self, call: Call, replies: list[Message], *, handed_off: bool) -> Prompt:
+        turn = [Reply(m.text, tuple(m.quick_replies)) for m in replies]
+        language = menu.spoken_language(" ".join(m.text for m in replies), call.language)
+        spoken = spoken_prompt(turn, language)
+        if handed_off or not replies:  # no reply at all: an agent owns the conversation
+            text = spoken.text or menu.word("with_agent", language)
+            return Prompt(text, language, then=Next.TRANSFER)
+        offered = replies[-1].quick_replies
+        answers = [
+            Answer((q.title,), q.payload, key=key)
+            for key, q in zip(spoken.keys, offered, strict=False)
+            if spoken.keys[key] == q.payload
+        ]
+        human = menu.SCENARIOS["human"]
+        answers.append(Answer(human.phrases[language], human.utterance[language], key=menu.HUMAN_KEY))
+        text = menu.with_keypad_hint(spoken.text, language)
+        return Prompt(text, language, tuple(answers))
+
+    def listen_twiml(self, call: Call, prompt: Prompt) -> str:
+        return twiml.connect_stream(
+            self._stream_url(call), self._next_url(call), call.token, say=prompt.text, language=prompt.language
+        )
+
+    def final_twiml(self, call: Call, prompt: Prompt, *, spoken: bool) -> str:
+        say = None if spoken else prompt.text
+        if prompt.then is Next.TRANSFER:
+            return twiml.transfer(
+                self.config.agent, say=say, language=prompt.language, conversation_id=call.conversation_id
+            )
+        return twiml.hang_up(say=say, language=prompt.language)
+
+    async def ended(self, call: Call) -> None:
+        self._finished_at[call.sid] = time.monotonic()
+        since = self._call_started.get(call.sid, self.clock())
+        facts = CallFacts()
+        if self.feed is not None and call.conversation_id:
+            facts = await self.feed.call_facts(call.conversation_id, since)
+        if call.ended_by == "transfer":
+            call.outcome = Outcome.TRANSFERRED
+        elif facts.completed_flows:
+            call.outcome = Outcome.SELF_SERVICE
+        else:
+            call.outcome = Outcome.ABANDONED
+        scenario = next(iter(call.scenarios), None) or next((INTENT_SCENARIOS.get(i, i) for i in facts.intents), None)
+        data: dict[str, Any] = {
+            "call_sid": call.sid,
+            "caller": call.caller,
+            "duration_seconds": round(call.seconds, 2),
+            "outcome": call.outcome.value,
+            "ended_by": call.ended_by,
+            "scenario": scenario,
+            "scenarios": list(dict.fromkeys(call.scenarios)),
+            "completed_flows": list(facts.completed_flows),
+            "inputs": call.inputs,
+            "barge_ins": call.barge_ins,
+            "language": call.language,
+            "reply_latency_seconds": [round(x, 3) for x in call.reply_latencies],
+        }
+        name = {
+            Outcome.TRANSFERRED: "call_transferred",
+            Outcome.SELF_SERVICE: "call_self_service_completed",
+            Outcome.ABANDONED: "call_abandoned",
+        }[call.outcome]
+        if call.outcome is Outcome.TRANSFERRED and self.feed is not None and call.conversation_id:
+            await self.feed.note_call(
+                call.conversation_id,
+                {
+                    "call_sid": call.sid,
+                    "caller": call.caller,
+                    "language": call.language,
+                    "scenarios": data["scenarios"],
+                    "agent": self.config.agent.describe(),
+                },
+                since,
+            )
+        await self._event(name, data, call)
+        await self._event("call_ended", data, call)
+
+    async def _event(self, name: str, data: dict[str, Any], call: Call | None = None) -> None:
+        if self.events is None:
+            return
+        try:
+            await self.events.record(
+                name,
+                data,
+                conversation_id=call.conversation_id if call else None,
+                customer_id=call.customer_id if call else None,
+            )
+        except Exception:  # metrics must never break a call
+            log.exception("recording the %s event failed", name)
+
+    # -- routes ----------------------------------------------------------------------------
+
+    def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
+        self._on_message = on_message
+        return [
+            web.post(VOICE_PATH, self._incoming),
+            web.post(NEXT_PATH, self._next),
+            web.post(STATUS_PATH, self._status),
+            web.get(STREAM_PATH, self._websocket),
+        ]
+
+    async def _signed_form(self, request: web.Request) -> dict[str, str] | web.Response:
+        form = await request.post()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        url = public_url(request, self.config.public_base_url)
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        if not signature or not self.validator.validate(url, fields, signature):
+            log.warning("twilio voice webhook from %s: bad signature for %s", request.remote, url)
+            return json_response({"error": "forbidden", "detail": "invalid X-Twilio-Signature"}, 403)
+        return fields
+
+    def _check_fields(self, fields: dict[str, str], *required: str) -> None:
+        for name in required:
+            if not fields.get(name):
+                raise InvalidInbound("missing_field", f"the field '{name}' is required", field=name)
+        if self.config.account_sid and fields.get("AccountSid") and fields["AccountSid"] != self.config.account_sid:
+            raise InvalidInbound("invalid_field", "the call is for another Twilio account", field="AccountSid")
+
+    async def _incoming(self, request: web.Request) -> web.Response:
+        fields = await self._signed_form(request)
+        if isinstance(fields, web.Response):
+            return fields
+        try:
+            self._check_fields(fields, "CallSid", "From")
+        except InvalidInbound as error:
+            log.warning("twilio voice webhook: %s", error.detail)
+            return error.response()
+        self._forget_old_calls()
+        sid = fields["CallSid"]
+        existing = self.calls.get(sid)
+        if existing is not None:  # Twilio retried the webhook: same answer, nothing started twice
+            return _xml(self._answer_twiml(request, existing))
+        caller = fields["From"]
+        verdict = self.guard.check(caller)
+        if not verdict.allowed:
+            language = self.config.default_language
+            await self._event(
+                "call_rejected",
+                {"call_sid": sid, "caller": caller, "reason": verdict.reason, "recent_calls": verdict.recent_calls},
+            )
+            log.info("call %s from %s rejected: %s", sid, caller, verdict.reason)
+            return _xml(twiml.reject(_REJECTED[verdict.reason or "rate"][language], language))
+        info = menu.CallerInfo()
+        national = national_phone(caller)
+        if self.directory is not None and national:
+            try:
+                info = await self.directory.lookup(national, caller)
+            except Exception:  # an unknown caller is served all the same
+                log.exception("caller lookup for call %s failed", sid)
+        language = info.language if info.language in self.config.languages else self.config.default_language
+        call = Call(sid=sid, caller=caller, called=fields.get("To", ""), language=language, token=self._token(sid))
+        call.customer_id = info.customer_id
+        self._caller_info[sid] = info
+        call.prompt = self._greeting_prompt(call, info)
+        self.calls[sid] = call
+        self._call_started[sid] = self.clock()
+        self._base_urls[sid] = _base_of(public_url(request, self.config.public_base_url))
+        await self._event(
+            "call_started",
+            {
+                "call_sid": sid,
+                "caller": caller,
+                "to": call.called,
+                "known_caller": info.customer_id is not None,
+                "language": language,
+                "prompts": self.config.prompts,
+            },
+            call,
+        )
+        return _xml(self._answer_twiml(request, call))
+
+    def _greeting_prompt(self, call: Call, info: menu.CallerInfo) -> Prompt:
+        language = call.language
+        if info.with_agent:
+            return Prompt(menu.word("with_agent", language), language, then=Next.TRANSFER)
+        order = menu.scenario_order(info)
+        answers = list(menu.menu_answers(order, language))
+        offer_english = language == "zh" and "en" in self.config.languages
+        if offer_english:
+            answers.append(Answer(("English",), ENGLISH, key=menu.ENGLISH_KEY))
+        text = menu.greeting(info, order, language, offer_english=offer_english)
+        return Prompt(text, language, tuple(answers))
+
+    def _answer_twiml(self, request: web.Request, call: Call) -> str:
+        prompt = call.prompt
+        if self.config.prompts == "say" and prompt is not None:
+            if prompt.then is not Next.LISTEN:
+                return self.final_twiml(call, prompt, spoken=False)
+            return self.listen_twiml(call, prompt)
+        return twiml.connect_stream(self._stream_url(call), self._next_url(call), call.token)
+
+    async def _next(self, request: web.Request) -> web.Response:
+        fields = await self._signed_form(request)
+        if isinstance(fields, web.Response):
+            return fields
+        call = self.calls.get(fields.get("CallSid", ""))
+        if call is None:
+            return _xml(twiml.hang_up(say=None, language=self.config.default_language))
+        if fields.get("CallStatus") in ENDED_STATUSES:
+            await self._caller_left(call)
+            return _xml(twiml.hang_up(say=None, language=call.language))
+        if call.next_twiml is None:
+            # The stream ended without the gateway closing it (a stream error): listen again.
+            log.warning("call %s: stream ended unexpectedly (%s)", call.sid, fields.get("StreamError", "no error"))
+            return _xml(twiml.connect_stream(self._stream_url(call), self._next_url(call), call.token))
+        return _xml(call.next_twiml)  # kept, so a retried request gets the same answer
+
+    async def _status(self, request: web.Request) -> web.Response:
+        fields = await self._signed_form(request)
+        if isinstance(fields, web.Response):
+            return fields
+        call = self.calls.get(fields.get("CallSid", ""))
+        if call is not None and fields.get("CallStatus") in ENDED_STATUSES:
+            await self._caller_left(call)
+        return web.Response(status=204)
+
+    async def _caller_left(self, call: Call) -> None:
+        if not call.finished:
+            call.finished = True
+            call.ended_by = "caller"
+            await self.ended(call)
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        url = public_url(request, self.config.public_base_url)
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        candidates = {url, _with_scheme(url, "wss"), _with_scheme(url, "https")}
+        if not signature or not any(self.validator.validate(u, {}, signature) for u in candidates):
+            log.warning("media stream from %s: bad signature for %s", request.remote, url)
+            return json_response({"error": "forbidden", "detail": "invalid X-Twilio-Signature"}, 403)
+        socket = web.WebSocketResponse(max_msg_size=256 * 1024)
+        await socket.prepare(request)
+        stream = MediaStream(socket)
+        events = stream.events()
+        async for event in events:
+            if not isinstance(event, StreamStart):
+                continue  # media before start cannot be placed in a call
+            call = self.calls.get(event.call_sid)
+            problem = self._stream_problem(event, call)
+            if problem is not None or call is None:
+                log.warning("media stream %s refused: %s", event.stream_sid, problem)
+                await socket.close(code=1008, message=(problem or "unknown call").encode()[:120])
+                break
+            call.next_twiml = None
+            session = StreamSession(
+                call, stream, self, self.workers, self.config.timers, streamed_prompts=self.config.prompts == "stream"
+            )
+            await session.run(events)
+            break
+        if not socket.closed:
+            await socket.close()
+        return socket
+
+    def _stream_problem(self, start: StreamStart, call: Call | None) -> str | None:
+        if call is None:
+            return f"unknown call {start.call_sid}"
+        if call.finished:
+            return f"call {start.call_sid} is over"
+        if not hmac.compare_digest(start.parameters.get(twiml.TOKEN_PARAMETER, ""), call.token):
+            return "wrong or missing call token"
+        if start.encoding != "audio/x-mulaw" or start.sample_rate != 8000 or start.channels != 1:
+            return f"unsupported media format {start.encoding} {start.sample_rate} Hz x{start.channels}"
+        return None
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _token(self, call_sid: str) -> str:
+        return hmac.new(self.config.auth_token.encode(), f"voice:{call_sid}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _stream_url(self, call: Call) -> str:
+        return _with_scheme(self._base_urls.get(call.sid, "https://localhost"), "wss") + STREAM_PATH
+
+    def _next_url(self, call: Call) -> str:
+        return self._base_urls.get(call.sid, "https://localhost") + NEXT_PATH
+
+    def _forget_old_calls(self) -> None:
+        now = time.monotonic()
+        for sid, call in list(self.calls.items()):
+            finished = self._finished_at.get(sid)
+            if (finished is not None and now - finished > KEEP_FINISHED_CALLS) or call.seconds > MAX_CALL_AGE:
+                for table in (self.calls, self._finished_at, self._call_started, self._caller_info, self._base_urls):
+                    table.pop(sid, None)
+
+    async def start(self, on_message: InboundHandler) -> None:
+        """Load the speech models now (in a thread): a broken model stops the start, not a call."""
+        self._on_message = self._on_message or on_message
+        await asyncio.to_thread(self.engines.load)
+
+    async def stop(self) -> None:
+        self.workers.close()
+
+
+_REJECTED = {
+    "blocklist": {
+        "zh": "抱歉，该号码暂时无法接通本服务，再见。",
+        "en": "Sorry, this number cannot be served. Goodbye.",
+    },
+    "rate": {
+        "zh": "抱歉，您的来电过于频繁，请稍后再拨，再见。",
+        "en": "Sorry, you have called very often. Please try again later. Goodbye.",
+    },
+}
+
+
+def _xml(body: str) -> web.Response:
+    return web.Response(text=body, content_type="text/xml")
+
+
+def _base_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _with_scheme(url: str, scheme: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(scheme=scheme).geturl()

@@ -1,0 +1,62 @@
+"""``IVR_PROMPTS=say``: Twilio's own voices speak the prompts (``<Say language="zh-CN">``); the gateway
+closes the stream after each utterance and the ``<Connect>`` action URL returns the next
+``<Say>`` + ``<Connect><Stream>``, or the transfer."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway import Settings
+from store import ConversationStore
+from tests.test_ivr_call import AUDIO, CALLER, wait_for_event
+from tests.twilio_voice import ACCOUNT_SID, AUTH_TOKEN, HOTLINE, PUBLIC, TwilioCall
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        var_dir=tmp_path / "var",
+        twilio_voice_number=HOTLINE,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_account_sid=ACCOUNT_SID,
+        public_base_url=PUBLIC,
+        ivr_agent_sip="sip:desk@pbx.example.com",
+        ivr_prompts="say",
+        ivr_engines=(("en", "whisper"), ("zh", "whisper")),
+        ivr_silence_seconds=0.6,
+    )
+
+
+async def test_prompts_are_spoken_by_say_and_the_stream_reconnects_after_each_answer(
+    client: TestClient[Any, Any], store: ConversationStore
+) -> None:
+    call = TwilioCall(client, CALLER)
+    twiml = await call.dial()
+    greeting = ET.fromstring(twiml)
+    assert greeting.find("Say").get("language") == "zh-CN" and "人工服务请按0" in greeting.findtext("Say")
+    await call.connect(twiml)
+    await call.say((AUDIO / "zhT_w_order.8k.ulaw").read_bytes())
+    await call.wait_closed()  # the gateway has an answer: Twilio is to fetch it
+    assert call.received.media_frames == 0  # nothing streamed in this mode
+    await call.close()
+    follow = await call.follow_action(twiml)
+    again = ET.fromstring(follow)
+    assert "订单" in again.findtext("Say") and again.find("Connect/Stream") is not None
+    await call.connect(follow)
+    await call.press("0")  # a person
+    await call.wait_closed()
+    await call.close()
+    transfer = ET.fromstring(await call.follow_action(follow))
+    assert transfer.find("Say") is not None  # the hand-off reply, in Twilio's voice
+    sip = transfer.findtext("Dial/Sip") or ""
+    conversation = await store.conversations.find_one({"channel": "voice"})
+    assert conversation is not None and sip == f"sip:desk@pbx.example.com?X-Conversation-Id={conversation['_id']}"
+    assert (await wait_for_event(store, "call_ended"))["data"]["outcome"] == "transferred"
+    assert await store.count_messages(channel="voice", direction="in") == 2
