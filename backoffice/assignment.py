@@ -42,23 +42,24 @@ def pick_agent(loads: list[AgentLoad]) -> str | None:
     return min(available, key=lambda a: (a.ratio, a.open_tickets, a.last_assigned_ms, a.staff_id)).staff_id
 
 
+async def held_counts(desk: TicketDesk, staff_ids: list[str]) -> Counter[str]:
+    """How many tickets each of these people holds (what counts against their capacity)."""
+    held = await desk.find(
+        {"assignee": {"$in": staff_ids}, "status": {"$in": [s.value for s in LOAD_STATUSES]}}, limit=100_000
+    )
+    return Counter(t.assignee for t in held if t.assignee)
+
+
 async def loads_for(desk: TicketDesk, queue: str) -> list[AgentLoad]:
     candidates = await desk.staff.candidates(queue)
     if not candidates:
         return []
-    held = Counter(
-        t.assignee
-        for t in await desk.find(
-            {"assignee": {"$in": [c.id for c in candidates]}, "status": {"$in": [s.value for s in LOAD_STATUSES]}},
-            limit=10000,
-        )
-    )
+    held = await held_counts(desk, [c.id for c in candidates])
     return [AgentLoad(c.id, c.capacity, held.get(c.id, 0), c.last_assigned_ms) for c in candidates]
 
 
-async def auto_assign(desk: TicketDesk, ticket_id: str) -> Ticket | None:
+async def auto_assign(desk: TicketDesk, ticket: Ticket) -> Ticket | None:
     """Assign a pool ticket if its queue auto-assigns and someone has room; None otherwise."""
-    ticket = await desk.require(ticket_id)
     if ticket.status is not TicketStatus.NEW:
         return None
     config = await desk.config.tickets()
@@ -67,7 +68,10 @@ async def auto_assign(desk: TicketDesk, ticket_id: str) -> Ticket | None:
     chosen = pick_agent(await loads_for(desk, ticket.queue))
     if chosen is None:
         return None
-    return await assign_to(desk, ticket_id, chosen, actor=ROUTER, reason="least-loaded agent with the skill")
+    assigned = await assign_to(
+        desk, ticket.id, chosen, actor=ROUTER, reason="least-loaded agent with the skill", from_pool=True
+    )
+    return assigned if assigned.assignee == chosen else None  # someone claimed it meanwhile
 
 
 async def assign_pool(desk: TicketDesk, queues: list[str]) -> int:
@@ -76,15 +80,21 @@ async def assign_pool(desk: TicketDesk, queues: list[str]) -> int:
     for queue in queues:
         pool = await desk.find({"status": TicketStatus.NEW.value, "queue": queue}, limit=10000)
         for ticket, _ in await desk.queue_order(pool):
-            if await auto_assign(desk, ticket.id) is None:
+            if await auto_assign(desk, ticket) is None:
                 break  # the queue does not auto-assign, or everyone with room has one: the rest wait
             assigned += 1
     return assigned
 
 
-async def assign_to(desk: TicketDesk, ticket_id: str, staff_id: str, *, actor: str, reason: str) -> Ticket:
+async def assign_to(
+    desk: TicketDesk, ticket_id: str, staff_id: str, *, actor: str, reason: str, from_pool: bool = False
+) -> Ticket:
+    """Give the ticket to ``staff_id``; with ``from_pool`` only while it is still in the pool."""
+
     def assign(ticket: Ticket) -> list[TicketEntry]:
         if ticket.assignee == staff_id and ticket.status is TicketStatus.ASSIGNED:
+            return []
+        if from_pool and ticket.status is not TicketStatus.NEW:
             return []
         previous = ticket.assignee
         ticket.assignee = staff_id
@@ -95,5 +105,6 @@ async def assign_to(desk: TicketDesk, ticket_id: str, staff_id: str, *, actor: s
         return [entry]
 
     assigned = await desk.apply(ticket_id, assign)
-    await desk.staff.note_assigned(staff_id, int(desk.clock().timestamp() * 1000))
+    if assigned.assignee == staff_id:
+        await desk.staff.note_assigned(staff_id, int(desk.clock().timestamp() * 1000))
     return assigned

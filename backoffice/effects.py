@@ -69,7 +69,6 @@ class TicketEffects:
                     "note": entry.note,
                     "type": ticket.type.value,
                     "order_id": ticket.order_id,
-                    "amount": ticket.amount if entry.kind == "decision" else None,
                     **{k: v for k, v in entry.data.items() if k != "quiet"},
                 },
             )
@@ -89,8 +88,11 @@ class TicketEffects:
     async def _sync_request(self, ticket: Ticket, entry: TicketEntry) -> None:
         """The linked after-sales request follows the ticket's decisions, so the customer's
         timeline (退款中 → 退款成功) tells the truth."""
-        if self.aftersales is None or not ticket.request_id or entry.kind not in ("decision", "transition"):
+        if self.aftersales is None or not ticket.request_id:
             return
+        decided = entry.kind == "decision" and entry.status in (TicketStatus.APPROVED, TicketStatus.REJECTED)
+        if not decided and not (entry.kind == "transition" and entry.status is TicketStatus.RESOLVED):
+            return  # only decisions and resolving move the request
         request = await self.aftersales.get(ticket.request_id)
         if request is None or not request.open:
             return
@@ -140,7 +142,7 @@ class TicketEffects:
             key = "reopened"
         if key is None:
             return
-        return_code = await self._return_code(ticket)
+        return_code = await self._return_code(ticket) if key == "approved" else "-"
         rule_labels = await self._rule_labels(str(entry.data.get("rule") or "")) if entry.kind == "decision" else {}
 
         def text_in(language: str) -> str:

@@ -31,6 +31,8 @@ class HistoryFindings:
     defect_related: list[str]
     """Open tickets of other customers about the same SKU: they get the defect flag too."""
     defect_flag: HistoryFlag | None
+    claims_in_window: int
+    """The customer's other money/goods tickets in the window (what claim-count rules look at)."""
 
 
 async def find_history(
@@ -90,16 +92,4 @@ async def find_history(
                 defect_related = [t.id for t in others if t.open and "possible_product_defect" not in t.flag_kinds()]
                 break
     earlier_complaint = any(t.type is TicketType.COMPLAINT for t in mine)
-    return HistoryFindings(flags, earlier_complaint, defect_related, defect_flag)
-
-
-async def claims_in_window(tickets: TicketSource, customer_id: str, now: datetime, days: int, *, exclude: str) -> int:
-    """The customer's other money/goods tickets in the window (what claim-count rules look at)."""
-    since = now - timedelta(days=days)
-    return len(
-        [
-            t
-            async for t in tickets({"customer_id": customer_id})
-            if t.id != exclude and t.type in DECISION_TYPES and t.created_at >= since
-        ]
-    )
+    return HistoryFindings(flags, earlier_complaint, defect_related, defect_flag, len(claims))

@@ -152,8 +152,11 @@ class StaffAlerts:
         self.listeners: list[Callable[[Alert], None]] = []
         """Called for every new alert (the console's live updates subscribe here)."""
 
-    async def ensure_indexes(self) -> None:
-        if await array_indexes_work(self.db):
+    async def ensure_indexes(self, *, array_indexes: bool | None = None) -> None:
+        """``array_indexes``: whether the server can index array fields (asked when not given)."""
+        if array_indexes is None:
+            array_indexes = await array_indexes_work(self.db)
+        if array_indexes:
             await self.alerts.create_index("audience")
         await self.alerts.create_index("ticket_id")
 

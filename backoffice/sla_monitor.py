@@ -86,7 +86,7 @@ class SlaMonitor:
         for ticket in await desk.open_tickets():
             try:
                 await self._clocks(ticket, report)
-                if ticket.status is TicketStatus.NEW and await auto_assign(desk, ticket.id) is not None:
+                if ticket.status is TicketStatus.NEW and await auto_assign(desk, ticket) is not None:
                     report.assigned += 1
                 resolved_at = ticket.sla.resolved_at
                 if (

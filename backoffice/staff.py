@@ -60,8 +60,11 @@ class StaffDirectory:
         self.db = db
         self.staff = db["staff"]
 
-    async def ensure_indexes(self) -> None:
-        if await array_indexes_work(self.db):
+    async def ensure_indexes(self, *, array_indexes: bool | None = None) -> None:
+        """``array_indexes``: whether the server can index array fields (asked when not given)."""
+        if array_indexes is None:
+            array_indexes = await array_indexes_work(self.db)
+        if array_indexes:
             await self.staff.create_index([("token_hashes", ASCENDING)])
             await self.staff.create_index([("skill_groups", ASCENDING)])
 

@@ -14,7 +14,15 @@ from typing import Any
 from bson import ObjectId
 from pydantic import BaseModel, Field
 
-from backoffice.lifecycle import CUSTOMER_VISIBLE, OPEN, TicketStatus, TicketType, check_transition, label
+from backoffice.lifecycle import (
+    CUSTOMER_VISIBLE,
+    DECISION_TYPES,
+    OPEN,
+    TicketStatus,
+    TicketType,
+    check_transition,
+    label,
+)
 from backoffice.permissions import TicketScope
 from backoffice.priority import URGENT_WORDS, Priority, PriorityAssessment, PriorityFactor, PriorityInputs, assess
 from backoffice.sla import SlaFacts
@@ -201,7 +209,14 @@ def note_response(ticket: Ticket, now: datetime) -> None:
 
 
 def remark(
-    ticket: Ticket, *, kind: str, actor: str, now: datetime, reason: str | None = None, **data: Any
+    ticket: Ticket,
+    *,
+    kind: str,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+    note: str | None = None,
+    **data: Any,
 ) -> TicketEntry:
     """A timeline entry that leaves the status as it is (a contact, an escalation, a comment)."""
     entry = TicketEntry(
@@ -212,10 +227,48 @@ def remark(
         at=now,
         actor=actor,
         reason=reason,
+        note=note,
         data=data,
     )
     ticket.timeline.append(entry)
     return entry
+
+
+def record_decision(
+    ticket: Ticket,
+    target: TicketStatus,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str | None,
+    rule: str | None = None,
+    explanation: list[str] | None = None,
+    amount: float | None = None,
+    quiet: bool = False,
+) -> list[TicketEntry]:
+    """Approve or reject, recorded as a decision; an approved money/goods request then moves
+    on to processing in the same change."""
+    extra = {"quiet": True} if quiet else {}
+    if amount is not None:
+        ticket.amount = round(amount, 2)
+    ticket.decision = TicketDecision(
+        outcome=target.value, by=actor, rule=rule, reason=reason, amount=ticket.amount,
+        explanation=explanation or [], at=now,
+    )  # fmt: skip
+    entries = [
+        transition(
+            ticket, target, actor=actor, now=now, reason=reason, kind="decision",
+            data={"rule": rule, "amount": ticket.amount, "explanation": explanation or [], **extra},
+        )
+    ]  # fmt: skip
+    if target is TicketStatus.APPROVED and ticket.request_id and ticket.type in DECISION_TYPES:
+        entries.append(
+            transition(
+                ticket, TicketStatus.PROCESSING, actor="system:after_sales", now=now,
+                reason="goods and money flows started", data={"quiet": True},
+            )
+        )  # fmt: skip
+    return entries
 
 
 def reassess(ticket: Ticket) -> PriorityAssessment:

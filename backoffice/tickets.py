@@ -28,7 +28,7 @@ from backoffice.classify import CATEGORY_LABELS, classify
 from backoffice.config import ConfigStore, SlaConfig
 from backoffice.decisions import DecisionFacts, decide
 from backoffice.effects import TicketEffects
-from backoffice.history import claims_in_window, find_history
+from backoffice.history import find_history
 from backoffice.lifecycle import DECISION_TYPES, OPEN, TYPE_LABELS, TicketStatus, TicketType, label
 from backoffice.notifications import CustomerNotifier, StaffAlerts
 from backoffice.priority import PRIORITY_RANK, Priority, PriorityAssessment, level_for, waiting_factor
@@ -39,7 +39,6 @@ from backoffice.ticket_record import (
     HistoryFlag,
     Ticket,
     TicketConflict,
-    TicketDecision,
     TicketEntry,
     TicketNotFound,
     customer_timeline,
@@ -47,6 +46,7 @@ from backoffice.ticket_record import (
     from_document,
     new_entry_id,
     reassess,
+    record_decision,
     remark,
     to_document,
     transition,
@@ -125,13 +125,14 @@ class TicketDesk:
         await self.tickets.create_index([("queue", ASCENDING)])
         await self.tickets.create_index([("category", ASCENDING)])
         await self.tickets.create_index([("assignee", ASCENDING)])
-        if await array_indexes_work(self.db):
+        array_indexes = await array_indexes_work(self.db)
+        if array_indexes:
             await self.tickets.create_index([("skus", ASCENDING)])
             await self.tickets.create_index([("conversation_ids", ASCENDING)])
         await self.tickets.create_index([("effects_pending", ASCENDING)])
         await self.audit.ensure_indexes()
-        await self.staff.ensure_indexes()
-        await self.alerts.ensure_indexes()
+        await self.staff.ensure_indexes(array_indexes=array_indexes)
+        await self.alerts.ensure_indexes(array_indexes=array_indexes)
         if self.surveys is not None:
             await self.surveys.ensure_indexes()
 
@@ -263,17 +264,14 @@ class TicketDesk:
         await self.effects.run(ticket.id)
         for related in history.defect_related:
             await self._flag_related(related, history.defect_flag, ticket.id)
-        ticket = await self._decide_or_route(ticket.id, quiet=quiet)
+        ticket = await self._decide_or_route(ticket, claims=history.claims_in_window, quiet=quiet)
         return ticket, True
 
-    async def _decide_or_route(self, ticket_id: str, *, quiet: bool) -> Ticket:
+    async def _decide_or_route(self, ticket: Ticket, *, claims: int, quiet: bool) -> Ticket:
         """An automatic decision if a rule allows one, else an agent if the queue auto-assigns."""
-        ticket = await self.require(ticket_id)
         rules = await self.config.rules()
         now = self.clock()
         days = (now - ticket.delivered_at).total_seconds() / 86400 if ticket.delivered_at else None
-        history_window = (await self.config.tickets()).history.window_days
-        claims = await claims_in_window(self._tickets, ticket.customer_id, now, history_window, exclude=ticket.id)
         decision = decide(
             rules,
             DecisionFacts(
@@ -296,50 +294,13 @@ class TicketDesk:
             def decide_now(t: Ticket) -> list[TicketEntry]:
                 if t.status is not TicketStatus.NEW:
                     return []
-                return self.record_decision(
+                return record_decision(
                     t, target, actor=actor, now=self.clock(), reason=decision.rule, rule=decision.rule,
                     explanation=list(decision.explanation), quiet=quiet,
                 )  # fmt: skip
 
-            return await self.apply(ticket_id, decide_now)
-        return await auto_assign(self, ticket_id) or ticket
-
-    def record_decision(
-        self,
-        ticket: Ticket,
-        target: TicketStatus,
-        *,
-        actor: str,
-        now: datetime,
-        reason: str | None,
-        rule: str | None = None,
-        explanation: list[str] | None = None,
-        amount: float | None = None,
-        quiet: bool = False,
-    ) -> list[TicketEntry]:
-        """Approve or reject, recorded as a decision; an approved money/goods request then moves
-        on to processing in the same change."""
-        extra = {"quiet": True} if quiet else {}
-        if amount is not None:
-            ticket.amount = round(amount, 2)
-        ticket.decision = TicketDecision(
-            outcome=target.value, by=actor, rule=rule, reason=reason, amount=ticket.amount,
-            explanation=explanation or [], at=now,
-        )  # fmt: skip
-        entries = [
-            transition(
-                ticket, target, actor=actor, now=now, reason=reason, kind="decision",
-                data={"rule": rule, "amount": ticket.amount, "explanation": explanation or [], **extra},
-            )
-        ]  # fmt: skip
-        if target is TicketStatus.APPROVED and ticket.request_id and ticket.type in DECISION_TYPES:
-            entries.append(
-                transition(
-                    ticket, TicketStatus.PROCESSING, actor="system:after_sales", now=now,
-                    reason="goods and money flows started", data={"quiet": True},
-                )
-            )  # fmt: skip
-        return entries
+            return await self.apply(ticket.id, decide_now)
+        return await auto_assign(self, ticket) or ticket
 
     # -- repeat contacts ------------------------------------------------------------------
 
@@ -360,8 +321,9 @@ class TicketDesk:
             if ticket.sla.awaiting_since is None and ticket.sla.first_response_at is not None:
                 ticket.sla.awaiting_since = now
             reassess(ticket)
-            entries = [remark(ticket, kind="contact", actor="customer", now=now, reason="raised again", note=summary)]
-            entries[0].note = summary[:500]
+            entries = [
+                remark(ticket, kind="contact", actor="customer", now=now, reason="raised again", note=summary[:500])
+            ]
             if ticket.status is TicketStatus.RESOLVED:
                 entries.append(transition(ticket, TicketStatus.IN_REVIEW, actor="customer", now=now,
                                           reason="the customer raised it again"))  # fmt: skip
@@ -514,7 +476,10 @@ class TicketDesk:
                 raise TicketNotFound(ticket_id)
             ticket = from_document(doc)
             version = int(doc.get("version", 1))
+            unchanged = to_document(ticket)
             entries = mutation(ticket)
+            if not entries and to_document(ticket) == unchanged:
+                return ticket  # nothing to write (a retried action, or one that no longer applies)
             ticket.updated_at = self.clock()
             changes = to_document(ticket)
             changes["version"] = version + 1

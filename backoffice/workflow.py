@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from backoffice.assignment import LOAD_STATUSES, assign_to
+from backoffice.assignment import assign_to, held_counts
 from backoffice.lifecycle import OPEN, TicketStatus, TicketType, TransitionRefused
 from backoffice.permissions import (
     Actor,
@@ -26,7 +26,16 @@ from backoffice.permissions import (
 )
 from backoffice.priority import PriorityAssessment
 from backoffice.sla import format_duration
-from backoffice.ticket_record import Ticket, TicketComment, TicketEntry, new_entry_id, note_response, remark, transition
+from backoffice.ticket_record import (
+    Ticket,
+    TicketComment,
+    TicketEntry,
+    new_entry_id,
+    note_response,
+    record_decision,
+    remark,
+    transition,
+)
 from backoffice.tickets import TicketDesk
 
 REVIEW_MOVES = frozenset(
@@ -157,11 +166,19 @@ class TicketWorkflow:
         member = await self.desk.staff.get(staff_id)
         if member is None or member.disabled:
             raise ActionInvalid(f"no active staff member {staff_id}")
-        held = await self.desk.find(
-            {"assignee": staff_id, "status": {"$in": [s.value for s in LOAD_STATUSES]}}, limit=10000
-        )
-        if len(held) >= member.capacity:
-            raise ActionInvalid(f"{staff_id} already holds {len(held)} tickets (capacity {member.capacity})")
+        held = (await held_counts(self.desk, [staff_id])).get(staff_id, 0)
+        if held >= member.capacity:
+            raise ActionInvalid(f"{staff_id} already holds {held} tickets (capacity {member.capacity})")
+
+    async def _check_reviewer(self, staff_id: str, queue: str, *, capacity: bool = True) -> None:
+        """``staff_id`` may be given a ticket of ``queue``: an active reviewer of it, with room."""
+        member = await self.desk.staff.get(staff_id)
+        if member is None or member.disabled or Role.REVIEWER not in member.roles:
+            raise ActionInvalid(f"{staff_id} is not an active reviewer")
+        if queue not in member.skill_groups:
+            raise ActionInvalid(f"{staff_id} does not work the {queue} queue (transfer the ticket instead)")
+        if capacity:
+            await self._check_capacity(staff_id)
 
     async def claim(self, actor: Actor, ticket_id: str) -> Ticket:
         ticket = await self.visible(actor, ticket_id)
@@ -195,13 +212,7 @@ class TicketWorkflow:
     async def assign(self, actor: Actor, ticket_id: str, assignee: str, *, reason: str, force: bool = False) -> Ticket:
         actor.require(Permission.ASSIGN, "assigning a ticket")
         ticket = await self.visible(actor, ticket_id)
-        member = await self.desk.staff.get(assignee)
-        if member is None or member.disabled or Role.REVIEWER not in member.roles:
-            raise ActionInvalid(f"{assignee} is not an active reviewer")
-        if ticket.queue not in member.skill_groups:
-            raise ActionInvalid(f"{assignee} does not work the {ticket.queue} queue (transfer the ticket instead)")
-        if not force:
-            await self._check_capacity(assignee)
+        await self._check_reviewer(assignee, ticket.queue, capacity=not force)
         return await assign_to(self.desk, ticket_id, assignee, actor=actor.name, reason=reason)
 
     async def transfer(
@@ -214,15 +225,7 @@ class TicketWorkflow:
         if queue not in config.queues:
             raise ActionInvalid(f"unknown queue {queue!r} (queues: {', '.join(config.queues)})")
         if assignee is not None:
-            member = await self.desk.staff.get(assignee)
-            if (
-                member is None
-                or member.disabled
-                or Role.REVIEWER not in member.roles
-                or queue not in member.skill_groups
-            ):
-                raise ActionInvalid(f"{assignee} is not an active reviewer of the {queue} queue")
-            await self._check_capacity(assignee)
+            await self._check_reviewer(assignee, queue)
 
         def move(t: Ticket) -> list[TicketEntry]:
             previous_queue, previous_assignee = t.queue, t.assignee
@@ -284,7 +287,7 @@ class TicketWorkflow:
         def change(t: Ticket) -> list[TicketEntry]:
             now = self.desk.clock()
             if to in (TicketStatus.APPROVED, TicketStatus.REJECTED):
-                return self.desk.record_decision(t, to, actor=actor.name, now=now, reason=reason, amount=amount)
+                return record_decision(t, to, actor=actor.name, now=now, reason=reason, amount=amount)
             return [transition(t, to, actor=actor.name, now=now, reason=reason, note=note)]
 
         return await self.desk.apply(ticket_id, change)

@@ -59,6 +59,20 @@ def public_url(request: web.Request, public_base_url: str | None) -> str:
     return str(request.url)
 
 
+async def signed_form(
+    request: web.Request, validator: RequestValidator, public_base_url: str | None
+) -> dict[str, str] | web.Response:
+    """The webhook's form fields when Twilio signed them, else the 403 to answer with."""
+    form = await request.post()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    url = public_url(request, public_base_url)
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    if not signature or not validator.validate(url, fields, signature):
+        log.warning("twilio webhook from %s: bad signature for %s", request.remote, url)
+        return json_response({"error": "forbidden", "detail": "invalid X-Twilio-Signature"}, 403)
+    return fields
+
+
 class TwilioSmsInput(InputChannel):
     name: ClassVar[str] = "sms"
 
@@ -84,13 +98,9 @@ class TwilioSmsInput(InputChannel):
 
     def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
         async def webhook(request: web.Request) -> web.Response:
-            form = await request.post()
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
-            url = public_url(request, self.public_base_url)
-            signature = request.headers.get(SIGNATURE_HEADER, "")
-            if not signature or not self.validator.validate(url, fields, signature):
-                log.warning("twilio webhook from %s: bad signature for %s", request.remote, url)
-                return json_response({"error": "forbidden", "detail": "invalid X-Twilio-Signature"}, 403)
+            fields = await signed_form(request, self.validator, self.public_base_url)
+            if isinstance(fields, web.Response):
+                return fields
             try:
                 inbound = self.parse(fields)
             except InvalidInbound as error:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from backoffice.assignment import assign_pool
+from backoffice.assignment import assign_pool, held_counts
 from backoffice.config import ConfigConflict, ConfigInvalid
 from backoffice.lifecycle import TicketStatus, TicketType, TransitionRefused
 from backoffice.permissions import Permission, PermissionDenied, Role
@@ -463,10 +463,7 @@ class BackofficeApi:
 
     async def list_staff(self, request: web.Request, member: StaffMember) -> web.Response:
         everyone = await self.backoffice.admin.list_staff(member.actor())
-        held: dict[str, int] = {}
-        for ticket in await self.backoffice.desk.open_tickets():
-            if ticket.assignee:
-                held[ticket.assignee] = held.get(ticket.assignee, 0) + 1
+        held = await held_counts(self.backoffice.desk, [m.id for m in everyone])
         return json_response({"staff": [{**_member_view(m), "open_tickets": held.get(m.id, 0)} for m in everyone]})
 
     async def create_staff(self, request: web.Request, member: StaffMember) -> web.Response:

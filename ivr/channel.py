@@ -41,7 +41,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from channels.base import InboundHandler, InputChannel, InvalidInbound, json_response, national_phone
-from channels.sms import SIGNATURE_HEADER, public_url
+from channels.sms import SIGNATURE_HEADER, public_url, signed_form
 from dialogue.render import spoken_prompt
 from dialogue.turn import Reply
 from ivr import menu, twiml
@@ -304,14 +304,7 @@ class VoiceInput(InputChannel):
         ]
 
     async def _signed_form(self, request: web.Request) -> dict[str, str] | web.Response:
-        form = await request.post()
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        url = public_url(request, self.config.public_base_url)
-        signature = request.headers.get(SIGNATURE_HEADER, "")
-        if not signature or not self.validator.validate(url, fields, signature):
-            log.warning("twilio voice webhook from %s: bad signature for %s", request.remote, url)
-            return json_response({"error": "forbidden", "detail": "invalid X-Twilio-Signature"}, 403)
-        return fields
+        return await signed_form(request, self.validator, self.config.public_base_url)
 
     def _check_fields(self, fields: dict[str, str], *required: str) -> None:
         for name in required:
