@@ -23,6 +23,8 @@ from store.embedded import EmbeddedMongo
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_ORDERS = REPO_ROOT / "shop" / "demo_orders.json"
+AUDIO = REPO_ROOT / "tests" / "data" / "audio"
+"""Phone audio for the IVR tests (Mandarin, English, Korean; see its README), kept with the tests."""
 
 
 @pytest_asyncio.fixture(scope="session")

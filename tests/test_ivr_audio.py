@@ -17,9 +17,7 @@ from ivr.media_stream import KeyPress, MarkPlayed, MediaFrame, StreamProtocolErr
 from ivr.nuisance import NuisanceGuard
 from ivr.phrases import Answer, match_answer, phrase_list
 from ivr.voice import EspeakVoice, pinyin_text
-from tests.conftest import REPO_ROOT
-
-AUDIO = REPO_ROOT.parent / "shared" / "data" / "audio"
+from tests.conftest import AUDIO
 
 
 def tone(rate: int, seconds: float = 1.0, hz: float = 440.0) -> np.ndarray:

@@ -13,10 +13,9 @@ from aiohttp.test_utils import TestClient
 
 from gateway import Gateway, GatewayBuilder, Settings, SettingsError
 from store import ConversationStore
-from tests.conftest import REPO_ROOT
+from tests.conftest import AUDIO
 from tests.twilio_voice import ACCOUNT_SID, AUTH_TOKEN, HOTLINE, PUBLIC, TwilioCall, sign
 
-AUDIO = REPO_ROOT.parent / "shared" / "data" / "audio"
 AGENT_TOKEN = "agent-token"
 CALLER = "+8613800138000"  # 张伟 in the demo shop: three orders
 BLOCKED = "+8613666666666"

