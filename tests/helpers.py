@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -30,6 +32,15 @@ class Chat:
 
     async def texts(self, text: str, message_id: str | None = None) -> list[str]:
         return [str(r["text"]) for r in await self.send(text, message_id)]
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``seconds``."""
+    for _ in range(int(seconds / 0.02)):
+        if await condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
 
 
 def unique_sender() -> str:

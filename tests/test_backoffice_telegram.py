@@ -5,8 +5,7 @@ the survey with the inline buttons and a typed number."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
@@ -19,6 +18,7 @@ from nlu import NluClient
 from store import ConversationStore
 from store.media import MediaStore
 from tests.conftest import DEMO_ORDERS
+from tests.helpers import wait_for
 from tests.telegram_standin import TOKEN, BotApiStandIn, callback_update, private_update
 
 SECRET = "s3cret-token_2"
@@ -32,14 +32,6 @@ async def standin() -> AsyncIterator[BotApiStandIn]:
     await server.start()
     yield server
     await server.stop()
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if await condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def test_notices_replies_and_the_survey_reach_the_customers_telegram_chat(

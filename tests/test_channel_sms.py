@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from gateway import GatewayBuilder, Settings, SettingsError, build_app
 from nlu import NluClient
 from store import ConversationStore, InboundMessage, Message, QuickReply
 from tests.conftest import DEMO_ORDERS
+from tests.helpers import wait_for
 from tests.twilio_standin import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, INVALID_NUMBER, TwilioStandIn
 
 PUBLIC = "https://cs.example.com"
@@ -173,14 +173,6 @@ def test_sms_is_enabled_only_when_fully_configured() -> None:
 
 
 # -- end to end ---------------------------------------------------------------------------
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if await condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 async def test_an_sms_conversation_through_the_gateway_survives_an_outage(
