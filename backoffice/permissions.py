@@ -20,6 +20,8 @@ class Role(StrEnum):
     """Assigns, transfers and claims tickets in every queue."""
     ADMIN = "admin"
     """Configures queues, skills, rules, SLAs and users."""
+    QUALITY = "quality"
+    """Quality team (质检): reads the dashboards and scores bot answers and agents' corrections."""
 
 
 class Permission(StrEnum):
@@ -36,14 +38,24 @@ class Permission(StrEnum):
     CONFIGURE = "configure"
     MANAGE_USERS = "manage_users"
     VIEW_AUDIT = "view_audit"
+    HANDLE_CONVERSATIONS = "handle_conversations"
+    """Take waiting conversations, answer customers, transfer and close them."""
+    VIEW_QUALITY = "view_quality"
+    """The quality dashboard, the refund report and their CSV exports."""
+    SCORE_QUALITY = "score_quality"
+    """Score bot answers and agents' corrections in the review queue."""
 
 
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.CUSTOMER_SERVICE: frozenset({P.SUBMIT, P.COMMENT, P.REPLY_CUSTOMER}),
+    Role.CUSTOMER_SERVICE: frozenset({P.SUBMIT, P.COMMENT, P.REPLY_CUSTOMER, P.HANDLE_CONVERSATIONS}),
     Role.REVIEWER: frozenset({P.VIEW_OWN_QUEUES, P.CLAIM_OWN_QUEUES, P.REVIEW, P.COMMENT, P.REPLY_CUSTOMER}),
-    Role.DISPATCHER: frozenset({P.SUBMIT, P.VIEW_ALL, P.CLAIM_ANY, P.ASSIGN, P.TRANSFER, P.COMMENT, P.REPLY_CUSTOMER}),
-    Role.ADMIN: frozenset({P.VIEW_ALL, P.CONFIGURE, P.MANAGE_USERS, P.VIEW_AUDIT}),
+    Role.DISPATCHER: frozenset(
+        {P.SUBMIT, P.VIEW_ALL, P.CLAIM_ANY, P.ASSIGN, P.TRANSFER, P.COMMENT, P.REPLY_CUSTOMER,
+         P.HANDLE_CONVERSATIONS, P.VIEW_QUALITY}
+    ),  # fmt: skip
+    Role.ADMIN: frozenset({P.VIEW_ALL, P.CONFIGURE, P.MANAGE_USERS, P.VIEW_AUDIT, P.VIEW_QUALITY}),
+    Role.QUALITY: frozenset({P.VIEW_QUALITY, P.SCORE_QUALITY}),
 }
 
 

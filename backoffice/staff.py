@@ -2,7 +2,8 @@
 can hold at once, whether they are online, and the API tokens they sign in with.
 
 Tokens are random and stored only as sha256 hashes; a token is shown once, when issued.
-Passwords and browser sessions are the console's concern and build on these accounts.
+Console passwords are stored only as Argon2id hashes (``backoffice.passwords``); browser
+sessions are the console's concern and build on these accounts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from backoffice.passwords import check_strength, hash_password, verify_password
 from backoffice.permissions import Actor, Role
 from store.mongo import array_indexes_work
 
@@ -48,6 +50,7 @@ class StaffMember(BaseModel):
     language: str = "zh"
     created_at: datetime
     last_assigned_ms: int = 0
+    has_password: bool = False
 
     def actor(self) -> Actor:
         return Actor(self.id, frozenset(self.roles), frozenset(self.skill_groups))
@@ -130,6 +133,26 @@ class StaffDirectory:
 
     async def revoke_tokens(self, staff_id: str) -> None:
         await self.staff.update_one({"_id": staff_id}, {"$set": {"token_hashes": []}})
+
+    async def set_password(self, staff_id: str, password: str) -> None:
+        """Replace the account's console password (refused with ``WeakPassword`` if weak)."""
+        check_strength(password, staff_id=staff_id)
+        digest = await hash_password(password)
+        result = await self.staff.update_one(
+            {"_id": staff_id}, {"$set": {"password_hash": digest, "has_password": True}}
+        )
+        if result.matched_count != 1:
+            raise KeyError(staff_id)
+
+    async def check_password(self, staff_id: str, password: str) -> StaffMember | None:
+        """The account if the password is right and the account enabled; None otherwise."""
+        doc = await self.staff.find_one({"_id": staff_id}) if staff_id else None
+        ok, fresh_hash = await verify_password(doc.get("password_hash") if doc else None, password)
+        if not ok or doc is None or doc.get("disabled"):
+            return None
+        if fresh_hash is not None:
+            await self.staff.update_one({"_id": staff_id}, {"$set": {"password_hash": fresh_hash}})
+        return _member(doc)
 
     async def authenticate(self, token: str) -> StaffMember | None:
         if not token:

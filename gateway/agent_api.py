@@ -21,6 +21,7 @@ from store.models import MAX_TEXT_CHARS
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
+    from gateway.staff_auth import StaffAuth
 
 PREFIX = "/api/agent"
 MAX_BODY = 64 * 1024
@@ -31,8 +32,9 @@ def _error(status: int, code: str, detail: str) -> web.Response:
 
 
 class AgentApi:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, auth: StaffAuth) -> None:
         self.gateway = gateway
+        self.auth = auth
 
     def routes(self) -> list[web.RouteDef]:
         return [

@@ -11,9 +11,11 @@ from pymongo.errors import PyMongoError
 from channels.base import json_response
 from gateway.agent_api import AgentApi
 from gateway.backoffice_api import BackofficeApi
+from gateway.console_web import ConsoleWeb
 from gateway.ocr_routes import ocr_routes
 from gateway.routes_api import RoutesApi
 from gateway.runtime import Gateway
+from gateway.staff_auth import StaffAuth
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,10 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     for channel in gateway.channels:
         app.router.add_routes(channel.routes(gateway.handler_for(channel)))
 
-    app.router.add_routes(AgentApi(gateway).routes())
-    app.router.add_routes(BackofficeApi(gateway).routes())
+    auth = StaffAuth(gateway)  # bearer tokens and console sessions, for every staff route
+    app.router.add_routes(AgentApi(gateway, auth).routes())
+    app.router.add_routes(BackofficeApi(gateway, auth).routes())
+    app.router.add_routes(ConsoleWeb(gateway, auth).routes())
     routes_api = RoutesApi(gateway)  # return pick-up route planning
     app.router.add_routes(routes_api.routes())
     app.on_cleanup.append(routes_api.close)

@@ -2,7 +2,8 @@
 alerts, configuration, staff accounts and the audit check; its OpenAPI document at
 ``/api/openapi.json``.
 
-Staff sign in with a bearer token (``backoffice.staff``); every route checks the caller's roles
+Staff sign in with a bearer token (``backoffice.staff``) or, from the console, a session cookie
+plus the CSRF header (``gateway.staff_auth``); every route checks the caller's roles
 and queues through ``backoffice.workflow`` / ``backoffice.admin``, so the API enforces what the
 console shows. Errors are JSON: ``{"error", "detail", "field"?}``.
 """
@@ -26,6 +27,7 @@ from backoffice.ticket_record import Ticket, TicketConflict, TicketNotFound
 from backoffice.workflow import VIEWS, ActionInvalid
 from channels.base import json_response
 from gateway.openapi import ApiError, ApiSpec, Operation, QueryParam, read_body
+from gateway.staff_auth import StaffAuth
 
 if TYPE_CHECKING:
     from backoffice import Backoffice
@@ -132,13 +134,15 @@ def _member_view(member: StaffMember) -> dict[str, Any]:
 
 
 class BackofficeApi:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, auth: StaffAuth) -> None:
         self.gateway = gateway
+        self.auth = auth
         self.spec = ApiSpec(
             "After-sales backoffice API",
             "1.0.0",
             "Tickets (售后工单), the to-claim pool, alerts, configuration, staff and audit. "
-            "Sign in with `Authorization: Bearer <staff token>`.",
+            "Sign in with `Authorization: Bearer <staff token>`, or from the console with its session "
+            "cookie and the `X-CSRF-Token` header on requests that change something.",
         )
         self._register()
 
@@ -190,14 +194,7 @@ class BackofficeApi:
         self.spec.add(Operation(method, f"{PREFIX}{path}", serve, summary, tag, **extra))
 
     async def _signed_in(self, request: web.Request) -> StaffMember:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "unauthorized", "a staff token is required: 'Authorization: Bearer <token>'")
-        member = await self.backoffice.staff.authenticate(token.strip())
-        if member is None:
-            raise ApiError(401, "unauthorized", "unknown, revoked or disabled token")
-        return member
+        return (await self.auth.caller(request)).member
 
     async def _ticket_view(self, ticket: Ticket, language: str, *, full: bool = True) -> dict[str, Any]:
         return await self.backoffice.desk.view(ticket, language, full=full)

@@ -18,6 +18,7 @@ from channels.app_im import AppImInput, AppImOutput, Connections
 from channels.email import EmailInput, EmailOutput, ImapMailbox
 from channels.sms import TwilioSmsInput, TwilioSmsOutput
 from channels.telegram import TelegramInput, TelegramOutput, make_bot
+from console import Console
 from dialogue import DialogueEngine
 from dialogue.flows import FlowContext
 from dialogue.knowledge import KnowledgeBase
@@ -73,6 +74,7 @@ class Gateway:
         self.tickets: TicketDesk | None = None
         self.backoffice: Backoffice | None = None
         self.pickups: PickupStore | None = None
+        self.console: Console | None = None
         # Business rules and answers: read at start so a bad edit stops the start, not a turn.
         self.policy = AfterSalesPolicy.load(settings.aftersales_policy_path)
         self.knowledge = KnowledgeBase.load(settings.knowledge_path)
@@ -124,6 +126,8 @@ class Gateway:
         await self.pickups.ensure_indexes()
         self.ocr = OcrService(self.ocr_workers, ocr_results, self.media, self.orders)
         await self.ocr.ensure_indexes()
+        self.console = Console(store.db, canned_replies_path=self.settings.canned_replies_path)
+        await self.console.ensure_indexes()
         self.store = store
         return store
 
@@ -265,6 +269,8 @@ class Gateway:
                 log.exception("stopping the %s channel failed", channel.name)
         if self.backoffice is not None:
             await self.backoffice.monitor.stop()
+        if self.console is not None:
+            await self.console.live.stop()
         if self.outbox is not None:
             await self.outbox.stop()
             self.outbox = None

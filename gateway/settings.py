@@ -55,6 +55,11 @@ class Settings:
     """``webhook`` (production) or ``polling`` (development, no public URL needed)."""
     telegram_api_base_url: str = "https://api.telegram.org"
     agent_api_token: str | None = None
+    canned_replies_path: Path | None = None
+    """Agents' canned replies (YAML); unset means ``console/canned_replies.yml``."""
+    console_cookie_secure: bool = True
+    """The console's session cookie is Secure (browsers keep it on http://127.0.0.1 and localhost
+    too); switch off only for plain-http hosts other than those."""
     """Bearer token of the agent API (``/api/agent/…``); unset disables it."""
     backoffice_admin_token: str | None = None
     """An ``admin`` staff account signs in to the backoffice API with this token (bootstrap)."""
@@ -150,6 +155,8 @@ class Settings:
             telegram_mode=env.get("TELEGRAM_MODE", defaults.telegram_mode),
             telegram_api_base_url=(env.get("TELEGRAM_API_BASE_URL") or defaults.telegram_api_base_url).rstrip("/"),
             agent_api_token=env.get("AGENT_API_TOKEN") or None,
+            canned_replies_path=Path(env["CANNED_REPLIES"]) if env.get("CANNED_REPLIES") else None,
+            console_cookie_secure=env.get("CONSOLE_COOKIE_SECURE", "1").lower() not in ("0", "false", "no"),
             backoffice_admin_token=env.get("BACKOFFICE_ADMIN_TOKEN") or None,
             backoffice_sweep_seconds=float(env.get("BACKOFFICE_SWEEP_SECONDS", defaults.backoffice_sweep_seconds)),
             app_im_secret=env.get("APP_IM_SECRET") or None,

