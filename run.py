@@ -204,10 +204,11 @@ async def _serve(host: str, port: int, seed_orders: Path | None, *, demo_staff: 
             assert gateway.backoffice is not None
             accounts = await ensure_demo_staff(gateway.backoffice.staff, settings.var_dir)
             staff_lines = (
-                "  backoffice    demo staff tokens (Authorization: Bearer …), also in var/demo-staff.json\n"
+                "  demo staff    console password and API token (Authorization: Bearer …), in var/demo-staff.json\n"
                 + "".join(
-                    f"                {member.id:16} {','.join(r.value for r in member.roles):17} {token}\n"
-                    for member, token in accounts
+                    f"                {a.member.id:16} {','.join(r.value for r in a.member.roles):17} "
+                    f"{a.password:18} {a.token}\n"
+                    for a in accounts
                 )
             )
         await runner.setup()
@@ -220,6 +221,7 @@ async def _serve(host: str, port: int, seed_orders: Path | None, *, demo_staff: 
             f'  REST channel  POST {base}/webhooks/rest/webhook  {{"sender": "...", "message": "..."}}\n'
             f"  channels      {', '.join(c.name for c in gateway.channels)}\n"
             f"{_chat_page_line(settings, base)}"
+            f"  console       {base}/console/  (agents' inbox, quality dashboard; sign in as a staff member)\n"
             f"  backoffice    {base}/api/backoffice/…  (OpenAPI: {base}/api/openapi.json)\n"
             f"{staff_lines}"
             f"  store         {store}\n"

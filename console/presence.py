@@ -27,16 +27,19 @@ class Presence:
         await self.entries.create_index("conversation_id")
 
     async def viewing(self, conversation_id: str, staff_id: str, name: str, *, typing: bool = False) -> None:
+        key = f"{conversation_id}|{staff_id}"
         now = _now_ms()
-        changes: dict[str, Any] = {
+        current = await self.entries.find_one({"_id": key}) or {}
+        entry = {
+            "_id": key,
             "conversation_id": conversation_id,
             "staff_id": staff_id,
             "name": name,
             "seen_ms": now,
+            "typing_ms": now if typing else int(current.get("typing_ms", 0)),
         }
-        if typing:
-            changes["typing_ms"] = now
-        await self.entries.update_one({"_id": f"{conversation_id}|{staff_id}"}, {"$set": changes}, upsert=True)
+        # A whole document with its _id: nx-27017 drops the filter's _id from an upserted $set.
+        await self.entries.replace_one({"_id": key}, entry, upsert=True)
 
     async def left(self, conversation_id: str, staff_id: str) -> None:
         await self.entries.delete_one({"_id": f"{conversation_id}|{staff_id}"})

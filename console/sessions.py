@@ -139,7 +139,9 @@ class SignInThrottle:
                 return_document=ReturnDocument.AFTER,
             )
             if doc is None:  # no window open: start one
-                await self.failures.replace_one({"_id": key}, {"window_start_ms": now, "count": 1}, upsert=True)
+                await self.failures.replace_one(
+                    {"_id": key}, {"_id": key, "window_start_ms": now, "count": 1}, upsert=True
+                )
 
     async def succeeded(self, staff_id: str) -> None:
         await self.failures.delete_one({"_id": f"staff:{staff_id[:64]}"})

@@ -1,0 +1,153 @@
+"""Console sign-in over HTTP: Argon2id password hashes, session cookie flags, CSRF and origin
+checks on state-changing calls, throttled guessing, sign-out, and role checks on pages."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import ClientSession, CookieJar
+
+from backoffice.permissions import Role
+from gateway import Gateway
+from tests.console_support import PASSWORD, make_staff, served, signed_in_client
+
+
+async def test_a_password_is_stored_only_as_an_argon2id_hash(gateway: Gateway) -> None:
+    async with served(gateway):
+        await make_staff(gateway, "li.cs", Role.CUSTOMER_SERVICE)
+        assert gateway.backoffice is not None
+        doc = await gateway.backoffice.staff.staff.find_one({"_id": "li.cs"})
+        assert doc is not None
+        assert doc["password_hash"].startswith("$argon2id$")
+        assert PASSWORD not in str(doc)
+        member = await gateway.backoffice.staff.get("li.cs")
+        assert member is not None and "password_hash" not in member.model_dump()
+
+
+async def test_sign_in_sets_a_strict_http_only_secure_cookie_and_sign_out_ends_the_session(gateway: Gateway) -> None:
+    async with served(gateway) as site:
+        await make_staff(gateway, "li.cs", Role.CUSTOMER_SERVICE, name="李 客服")
+        jar = CookieJar(unsafe=True, treat_as_secure_origin=[site.base])
+        async with ClientSession(site.base, cookie_jar=jar) as http:
+            form = await (await http.get("/console/login")).text()
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+            assert csrf is not None
+            response = await http.post(
+                "/console/login",
+                data={"staff_id": "li.cs", "password": PASSWORD, "csrf_token": csrf.group(1), "next": "/console/"},
+                headers={"Origin": site.base},
+                allow_redirects=False,
+            )
+            assert response.status == 303
+            assert response.headers["Location"] == "/console/"
+            cookie = next(v for k, v in response.headers.items() if k == "Set-Cookie" and "__Host-" in v)
+            assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Strict" in cookie
+            assert "Domain" not in cookie and "Path=/" in cookie
+
+            page = await http.get("/console/")
+            assert page.status == 200
+            assert "李 客服" in await page.text()
+            assert page.headers["X-Frame-Options"] == "DENY"
+            assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+
+            token = re.search(r'"csrf": "([^"]+)"', await page.text())
+            assert token is not None
+            signed_out = await http.post(
+                "/console/logout", data={"csrf_token": token.group(1)}, headers={"Origin": site.base},
+                allow_redirects=False,
+            )  # fmt: skip
+            assert signed_out.status == 303
+            again = await http.get("/console/", allow_redirects=False)
+            assert again.status == 303 and again.headers["Location"].startswith("/console/login")
+            me = await http.get("/api/backoffice/me")
+            assert me.status == 401
+
+
+async def test_a_wrong_password_or_a_forged_form_signs_nobody_in(gateway: Gateway) -> None:
+    async with served(gateway) as site:
+        await make_staff(gateway, "li.cs", Role.CUSTOMER_SERVICE)
+        jar = CookieJar(unsafe=True, treat_as_secure_origin=[site.base])
+        async with ClientSession(site.base, cookie_jar=jar) as http:
+            form = await (await http.get("/console/login")).text()
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+            assert csrf is not None
+            form_data = {"staff_id": "li.cs", "password": "not-the-password", "csrf_token": csrf.group(1)}
+            wrong = await http.post(
+                "/console/login", data=form_data, headers={"Origin": site.base}, allow_redirects=False
+            )
+            assert wrong.status == 401
+            assert "工号或密码错误" in await wrong.text()
+        # A cross-site form post carries no sign-in cookie of ours: refused even with the right password.
+        async with ClientSession(site.base) as http:
+            forged = await http.post(
+                "/console/login", data={"staff_id": "li.cs", "password": PASSWORD, "csrf_token": "guess"},
+                headers={"Origin": "http://evil.example"}, allow_redirects=False,
+            )  # fmt: skip
+            assert forged.status == 403
+
+
+async def test_password_guessing_is_throttled_per_account(gateway: Gateway) -> None:
+    async with served(gateway) as site:
+        await make_staff(gateway, "li.cs", Role.CUSTOMER_SERVICE)
+        jar = CookieJar(unsafe=True, treat_as_secure_origin=[site.base])
+        async with ClientSession(site.base, cookie_jar=jar) as http:
+            statuses = []
+            for attempt in range(7):
+                form = await (await http.get("/console/login")).text()
+                csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+                assert csrf is not None
+                password = PASSWORD if attempt == 6 else f"wrong-password-{attempt}"
+                response = await http.post(
+                    "/console/login", data={"staff_id": "li.cs", "password": password, "csrf_token": csrf.group(1)},
+                    headers={"Origin": site.base}, allow_redirects=False,
+                )  # fmt: skip
+                statuses.append(response.status)
+            # five wrong tries, then refused for a while — even the right password
+            assert statuses == [401, 401, 401, 401, 401, 429, 429]
+
+
+async def test_state_changing_calls_from_the_browser_need_the_csrf_token_and_our_origin(gateway: Gateway) -> None:
+    async with served(gateway) as site:
+        await make_staff(gateway, "li.cs", Role.CUSTOMER_SERVICE)
+        async with signed_in_client(site, "li.cs") as console:
+            ok = await console.http.patch("/api/backoffice/me", json={"language": "en"}, headers=console.headers())
+            assert ok.status == 200
+            missing = await console.http.patch("/api/backoffice/me", json={"language": "zh"})
+            assert missing.status == 403
+            assert (await missing.json())["error"] == "csrf_failed"
+            wrong_site = await console.http.patch(
+                "/api/backoffice/me", json={"language": "zh"},
+                headers={"X-CSRF-Token": console.csrf, "Origin": "http://evil.example"},
+            )  # fmt: skip
+            assert wrong_site.status == 403
+            me = await (await console.http.get("/api/backoffice/me")).json()
+            assert me["staff"]["language"] == "en"
+
+
+async def test_a_reviewer_cannot_open_admin_or_quality_pages(gateway: Gateway) -> None:
+    async with served(gateway) as site:
+        await make_staff(gateway, "wang.product", Role.REVIEWER, skill_groups=["product"])
+        async with signed_in_client(site, "wang.product") as console:
+            assert (await console.http.get("/console/")).status == 200
+            for path in ("/console/admin", "/console/quality", "/console/review", "/console/conversations/x"):
+                response = await console.http.get(path)
+                assert response.status == 403, path
+                assert "无权访问" in await response.text()
+            staff = await console.http.get("/api/backoffice/staff")
+            assert staff.status == 403
+
+
+async def test_the_live_socket_refuses_other_origins_and_strangers(gateway: Gateway) -> None:
+    async with served(gateway) as site:
+        await make_staff(gateway, "li.cs", Role.CUSTOMER_SERVICE)
+        async with ClientSession(site.base) as http:
+            stranger = await http.get("/console/ws", headers={"Origin": site.base})
+            assert stranger.status == 401
+        async with signed_in_client(site, "li.cs") as console:
+            cross_site = await console.http.get("/console/ws", headers={"Origin": "http://evil.example"})
+            assert cross_site.status == 403
+            async with console.http.ws_connect("/console/ws", headers={"Origin": site.base}) as socket:
+                await socket.send_json({"type": "subscribe", "topic": "inbox"})
+                await socket.send_str("not json")
+                reply = await socket.receive_json(timeout=5)
+                assert reply["type"] == "error"
