@@ -1,6 +1,7 @@
-"""Satisfaction surveys: when a ticket closes, the customer is asked on their own channel for a
-CSAT score (1–5), then an NPS score (0–10). Answers are stored with the ticket and the agent who
-handled it, for the quality dashboard.
+"""Satisfaction surveys: when a ticket closes, or an agent closes a conversation with a survey,
+the customer is asked on their own channel for a CSAT score (1–5), then an NPS score (0–10).
+Answers are stored with the ticket (if any) and the agent who handled it, for the quality
+dashboard.
 
 The survey asks; the dialogue recognises the answers (``dialogue.survey``) and calls
 :meth:`SurveyDesk.answer`. A survey not answered within :data:`ANSWER_WINDOW` lapses.
@@ -11,7 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
+from bson import ObjectId
+from pydantic import BaseModel, Field
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -27,6 +29,11 @@ QUESTIONS: dict[str, dict[str, str]] = {
     "csat": {
         "zh": "您的工单 {ticket_id} 已完结。请为本次服务打分（1-5分，5分为非常满意），直接回复数字即可。",
         "en": "Your ticket {ticket_id} is closed. How satisfied are you with our service, from 1 to 5 "
+        "(5 = very satisfied)? Just reply with the number.",
+    },
+    "csat_chat": {
+        "zh": "本次人工服务已结束。请为本次服务打分（1-5分，5分为非常满意），直接回复数字即可。",
+        "en": "This chat with our agent has ended. How satisfied are you with the service, from 1 to 5 "
         "(5 = very satisfied)? Just reply with the number.",
     },
     "nps": {
@@ -57,7 +64,7 @@ def csat_choices(language: str) -> list[QuickReply]:
 
 class Survey(BaseModel):
     id: str
-    ticket_id: str
+    ticket_id: str | None = Field(None, description="None for a survey after a conversation with an agent")
     customer_id: str
     conversation_id: str
     channel: str
@@ -132,6 +139,38 @@ class SurveyDesk:
             existing = await self.get(survey.id)
             assert existing is not None
             return existing
+        return survey
+
+    async def send_after_chat(
+        self, *, conversation_id: str, customer_id: str, agent: str, queue: str | None = None
+    ) -> Survey | None:
+        """Ask after an agent closed the conversation; None when there is nobody to ask."""
+        if self.notifier is None:
+            return None
+        survey_id = f"SVC{ObjectId()}"
+        language = await self.notifier.language_of(conversation_id)
+        message = await self.notifier.send(
+            conversation_id,
+            question("csat_chat", language),
+            key=f"survey:{survey_id}",
+            quick_replies=csat_choices(language),
+        )
+        if message is None:
+            return None
+        survey = Survey(
+            id=survey_id,
+            ticket_id=None,
+            customer_id=customer_id,
+            conversation_id=conversation_id,
+            channel=message.channel,
+            agent=agent,
+            ticket_type="conversation",
+            queue=queue or "chat",
+            asked_at=message.created_at,
+        )
+        doc = survey.model_dump(mode="json")
+        doc["_id"] = doc.pop("id")
+        await self.surveys.insert_one(doc)
         return survey
 
     async def get(self, survey_id: str) -> Survey | None:

@@ -1,23 +1,32 @@
-"""The agents' HTTP API: take a waiting conversation, read it with the bot's summary, answer on
-the customer's own channel, hand it back to the bot; look up a customer and merge two
-customers who turn out to be one person (audited).
+"""The agents' HTTP API: the waiting queue and one's own conversations, the workspace of one
+conversation (the customer's whole history across channels, attachments with what OCR read,
+the bot's summary, orders, requests, tickets, notes, canned replies, who else is looking),
+taking it, answering on the customer's own channel, internal notes, transfer to a colleague or
+a skill group, handing it back to the bot or closing it with a survey; customer look-up and
+merging two customers who turn out to be one person (audited).
 
-Bearer-token protected (``AGENT_API_TOKEN``); the routes answer 503 while no token is set.
-Roles, sign-in and the console come with the backoffice and console work; this is the API they
-drive. The bot stays silent while an agent owns a conversation (see ``gateway.turns``).
+Staff sign in as for the backoffice (bearer token or console session, ``gateway.staff_auth``)
+and need the ``handle_conversations`` permission; the agent is then the signed-in member. An
+integration may instead use the service token ``AGENT_API_TOKEN`` and name the agent in the
+body. The bot stays silent while an agent owns a conversation (see ``gateway.turns``).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from backoffice.handoff import HandoffDesk
+from backoffice.permissions import Permission, PermissionDenied, Role
 from channels.base import json_response
+from gateway.openapi import ApiError
 from store import ConversationState, Event, MergeRefused, OutboundMessage
-from store.models import MAX_TEXT_CHARS
+from store.models import MAX_TEXT_CHARS, Conversation, Message
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -25,10 +34,33 @@ if TYPE_CHECKING:
 
 PREFIX = "/api/agent"
 MAX_BODY = 64 * 1024
+HISTORY_CONVERSATIONS = 20
+HISTORY_MESSAGES = 300
+INLINE_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _error(status: int, code: str, detail: str) -> web.Response:
     return json_response({"error": code, "detail": detail}, status=status)
+
+
+def _conversation_view(conversation: Conversation) -> dict[str, Any]:
+    view = conversation.model_dump(mode="json", exclude={"slots"})
+    handed = conversation.handed_off_at
+    if handed is not None:
+        handed = handed if handed.tzinfo else handed.replace(tzinfo=UTC)
+        view["waiting_s"] = max(0, int((datetime.now(UTC) - handed).total_seconds()))
+    return view
+
+
+def _message_view(message: Message) -> dict[str, Any]:
+    view = message.model_dump(mode="json", exclude={"understanding", "metadata", "quick_replies"})
+    understood = message.understanding or {}
+    if understood.get("intent"):
+        view["intent"] = understood["intent"]
+        view["confidence"] = understood.get("confidence")
+    return view
 
 
 class AgentApi:
@@ -37,72 +69,148 @@ class AgentApi:
         self.auth = auth
 
     def routes(self) -> list[web.RouteDef]:
+        c = f"{PREFIX}/conversations/{{conversation_id}}"
         return [
-            web.get(f"{PREFIX}/queue", self.queue),
-            web.get(f"{PREFIX}/conversations/{{conversation_id}}", self.conversation),
-            web.post(f"{PREFIX}/conversations/{{conversation_id}}/claim", self.claim),
-            web.post(f"{PREFIX}/conversations/{{conversation_id}}/messages", self.reply),
-            web.post(f"{PREFIX}/conversations/{{conversation_id}}/close", self.close),
-            web.get(f"{PREFIX}/customers/{{customer_id}}", self.customer),
-            web.get(f"{PREFIX}/customers/{{customer_id}}/requests", self.requests),
-            web.post(f"{PREFIX}/customers/merge", self.merge),
+            web.get(f"{PREFIX}/queue", self._guard(self.queue)),
+            web.get(f"{PREFIX}/agents", self._guard(self.agents)),
+            web.get(c, self._guard(self.conversation)),
+            web.get(f"{c}/workspace", self._guard(self.workspace)),
+            web.post(f"{c}/claim", self._guard(self.claim)),
+            web.post(f"{c}/messages", self._guard(self.reply)),
+            web.post(f"{c}/notes", self._guard(self.note)),
+            web.post(f"{c}/transfer", self._guard(self.transfer)),
+            web.post(f"{c}/close", self._guard(self.close)),
+            web.get(f"{PREFIX}/media/{{media_id}}", self._guard(self.media)),
+            web.get(f"{PREFIX}/customers/{{customer_id}}", self._guard(self.customer)),
+            web.get(f"{PREFIX}/customers/{{customer_id}}/requests", self._guard(self.requests)),
+            web.post(f"{PREFIX}/customers/merge", self._guard(self.merge)),
         ]
 
-    def _refusal(self, request: web.Request) -> web.Response | None:
-        token = self.gateway.settings.agent_api_token
-        if not token:
-            return _error(503, "agent_api_disabled", "set AGENT_API_TOKEN to enable the agent API")
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return _error(401, "unauthorized", "a valid 'Authorization: Bearer <token>' header is required")
-        if self.gateway.store is None:
-            return _error(503, "starting", "the gateway is starting")
-        return None
+    # -- plumbing -------------------------------------------------------------------------
 
-    async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
+    @staticmethod
+    def _guard(handler: Handler) -> Handler:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return exc.response()
+            except PermissionDenied as exc:
+                return _error(403, "forbidden", str(exc))
+
+        return serve
+
+    async def _agent(self, request: web.Request, body: dict[str, Any] | None = None) -> str:
+        """The agent acting: the signed-in staff member, or the body's ``agent`` under the service token."""
+        if self.gateway.store is None or self.gateway.backoffice is None:
+            raise ApiError(503, "starting", "the gateway is starting")
+        token = self.gateway.settings.agent_api_token
+        given = request.headers.get("Authorization", "")
+        if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            if body is None:
+                return "service"
+            agent = body.get("agent")
+            if not isinstance(agent, str) or not 1 <= len(agent) <= 64:
+                raise ApiError(400, "missing_field", "'agent' (the agent's id) is required with the service token")
+            return agent
+        caller = await self.auth.caller(request)
+        caller.member.actor().require(Permission.HANDLE_CONVERSATIONS, "working on conversations")
+        return caller.member.id
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > MAX_BODY:
-            return _error(413, "too_large", f"the body is larger than {MAX_BODY} bytes")
+            raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes")
         try:
             body = json.loads(await request.text() or "{}")
         except json.JSONDecodeError as exc:
-            return _error(400, "invalid_json", f"the body is not JSON: {exc.msg}")
+            raise ApiError(400, "invalid_json", f"the body is not JSON: {exc.msg}") from None
+        except UnicodeDecodeError:
+            raise ApiError(400, "invalid_json", "the body is not UTF-8") from None
         if not isinstance(body, dict):
-            return _error(400, "invalid_payload", "expected a JSON object")
-        agent = body.get("agent")
-        if not isinstance(agent, str) or not 1 <= len(agent) <= 64:
-            return _error(400, "missing_field", "'agent' (the agent's id) is required")
+            raise ApiError(400, "invalid_payload", "expected a JSON object")
         return body
 
+    async def _authorised_body(self, request: web.Request) -> tuple[str, dict[str, Any]]:
+        # Authenticate first: a stranger learns nothing from the body's validation.
+        await self._agent(request)
+        body = await self._body(request)
+        return await self._agent(request, body), body
+
+    async def _conversation(self, request: web.Request) -> Conversation:
+        store = self.gateway.store
+        assert store is not None
+        conversation = await store.get_conversation(request.match_info["conversation_id"][:64])
+        if conversation is None:
+            raise ApiError(404, "not_found", "no such conversation")
+        return conversation
+
+    async def _log(self, name: str, conversation: Conversation, **data: Any) -> None:
+        store = self.gateway.store
+        assert store is not None
+        await store.log_event(
+            Event(
+                name=name,
+                conversation_id=conversation.id,
+                customer_id=conversation.customer_id,
+                channel=conversation.channel,
+                data=data,
+            )
+        )
+
+    # -- queue and colleagues -------------------------------------------------------------
+
     async def queue(self, request: web.Request) -> web.Response:
-        if (refused := self._refusal(request)) is not None:
-            return refused
+        agent = await self._agent(request)
         store = self.gateway.store
         assert store is not None
         waiting = await store.waiting_conversations()
+        mine: list[Conversation] = []
+        if agent != "service":
+            cursor = store.conversations.find({"state": ConversationState.AGENT.value, "agent_id": agent}).limit(100)
+            mine = [await store.get_conversation(d["_id"]) async for d in cursor]  # type: ignore[misc]
         return json_response(
             {
                 "waiting": [
                     {
+                        **_conversation_view(c),
                         "conversation_id": c.id,
-                        "channel": c.channel,
-                        "customer_id": c.customer_id,
-                        "handed_off_at": c.handed_off_at.isoformat() if c.handed_off_at else None,
+                        "position": n,
                         "reason": c.handoff_reason,
                         "summary": c.handoff_summary,
                     }
-                    for c in waiting
-                ]
+                    for n, c in enumerate(waiting, start=1)
+                ],
+                "mine": [_conversation_view(c) for c in mine if c is not None],
+                "counts": {"waiting": len(waiting), "mine": len(mine)},
             }
         )
 
+    async def agents(self, request: web.Request) -> web.Response:
+        """Colleagues a conversation can be transferred to, and the skill groups."""
+        agent = await self._agent(request)
+        backoffice = self.gateway.backoffice
+        assert backoffice is not None
+        everyone = await backoffice.staff.all()
+        handlers = [
+            m
+            for m in everyone
+            if not m.disabled and m.id != agent and (Role.CUSTOMER_SERVICE in m.roles or Role.DISPATCHER in m.roles)
+        ]
+        queues = (await backoffice.config.tickets()).queues
+        return json_response(
+            {
+                "agents": [{"id": m.id, "name": m.name, "online": m.online} for m in handlers],
+                "queues": [{"id": q, "labels": labels} for q, labels in queues.items()],
+            }
+        )
+
+    # -- one conversation ----------------------------------------------------------------
+
     async def conversation(self, request: web.Request) -> web.Response:
-        if (refused := self._refusal(request)) is not None:
-            return refused
+        await self._agent(request)
         store = self.gateway.store
         assert store is not None
-        conversation = await store.get_conversation(request.match_info["conversation_id"])
-        if conversation is None:
-            return _error(404, "not_found", "no such conversation")
+        conversation = await self._conversation(request)
         history = await store.history(conversation.id, limit=500)
         return json_response(
             {
@@ -111,41 +219,80 @@ class AgentApi:
             }
         )
 
+    async def workspace(self, request: web.Request) -> web.Response:
+        """Everything the conversation view shows, in one call."""
+        agent = await self._agent(request)
+        gateway = self.gateway
+        store, backoffice, console = gateway.store, gateway.backoffice, gateway.console
+        assert store is not None and backoffice is not None and console is not None
+        conversation = await self._conversation(request)
+        language = request.query.get("lang", "zh") if request.query.get("lang") in ("zh", "en") else "zh"
+        conversations = await store.customer_conversations(conversation.customer_id, limit=HISTORY_CONVERSATIONS)
+        if all(c.id != conversation.id for c in conversations):
+            conversations.append(conversation)
+        messages: list[Message] = []
+        for other in conversations:
+            messages.extend(await store.history(other.id, limit=HISTORY_MESSAGES))
+        messages.sort(key=lambda m: m.id)  # ObjectId order: the order they were stored
+        media_ids = [a.media_id for m in messages for a in m.attachments if a.media_id]
+        ocr = await gateway.ocr.results.for_media(media_ids) if gateway.ocr is not None and media_ids else {}
+        profile = await HandoffDesk(store, gateway.orders, gateway.aftersales, gateway.tickets).summarise(
+            conversation.id, customer_id=conversation.customer_id, reason=conversation.handoff_reason or ""
+        )
+        notes = await console.notes.for_conversations([c.id for c in conversations])
+        customer = await store.get_customer(conversation.customer_id)
+        order_id = (conversation.slots or {}).get("last_order_id")
+        return json_response(
+            {
+                "me": agent,
+                "conversation": _conversation_view(conversation),
+                "customer": customer.model_dump(mode="json") if customer else None,
+                "conversations": [_conversation_view(c) for c in conversations],
+                "messages": [
+                    {
+                        **_message_view(m),
+                        "attachments": [
+                            {
+                                **a.model_dump(mode="json"),
+                                "url": f"{PREFIX}/media/{a.media_id}" if a.media_id else a.url,
+                                "inline": (a.content_type or "") in INLINE_IMAGE_TYPES,
+                                "ocr": _ocr_view(ocr.get(a.media_id or "")),
+                            }
+                            for a in m.attachments
+                        ],
+                    }
+                    for m in messages
+                ],
+                "notes": [n.model_dump(mode="json") for n in notes],
+                "bot_summary": conversation.handoff_summary,
+                "profile": {k: profile[k] for k in ("customer", "orders", "aftersales_requests", "tickets", "intents")},
+                "canned_replies": console.canned.rendered(
+                    language, name=customer.name if customer else None, order_id=order_id
+                ),
+                "present": await console.presence.present(conversation.id),
+            }
+        )
+
     async def claim(self, request: web.Request) -> web.Response:
-        if (refused := self._refusal(request)) is not None:
-            return refused
-        body = await self._body(request)
-        if isinstance(body, web.Response):
-            return body
+        agent, _ = await self._authorised_body(request)
         store = self.gateway.store
         assert store is not None
-        conversation_id = request.match_info["conversation_id"]
-        claimed = await store.claim_conversation(conversation_id, body["agent"])
+        conversation_id = request.match_info["conversation_id"][:64]
+        claimed = await store.claim_conversation(conversation_id, agent)
         if claimed is None:
             current = await store.get_conversation(conversation_id)
             if current is None:
                 return _error(404, "not_found", "no such conversation")
-            if current.state is ConversationState.AGENT and current.agent_id == body["agent"]:
+            if current.state is ConversationState.AGENT and current.agent_id == agent:
                 claimed = current  # a retried claim by the same agent
             else:
-                return _error(409, "not_waiting", f"the conversation is {current.state.value}")
-        await store.log_event(
-            Event(
-                name="agent_claimed",
-                conversation_id=claimed.id,
-                customer_id=claimed.customer_id,
-                channel=claimed.channel,
-                data={"agent": body["agent"]},
-            )
-        )
+                taken = f" by {current.agent_id}" if current.agent_id else ""
+                return _error(409, "not_waiting", f"the conversation is {current.state.value}{taken}")
+        await self._log("agent_claimed", claimed, agent=agent)
         return json_response({"conversation": claimed.model_dump(mode="json", exclude={"slots"})})
 
     async def reply(self, request: web.Request) -> web.Response:
-        if (refused := self._refusal(request)) is not None:
-            return refused
-        body = await self._body(request)
-        if isinstance(body, web.Response):
-            return body
+        agent, body = await self._authorised_body(request)
         text = body.get("text")
         if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_CHARS:
             return _error(400, "invalid_field", f"'text' must be 1–{MAX_TEXT_CHARS} characters")
@@ -154,10 +301,8 @@ class AgentApi:
             return _error(400, "invalid_field", "'client_message_id' must be a string of 1–128 characters")
         store = self.gateway.store
         assert store is not None
-        conversation = await store.get_conversation(request.match_info["conversation_id"])
-        if conversation is None:
-            return _error(404, "not_found", "no such conversation")
-        if conversation.state is not ConversationState.AGENT or conversation.agent_id != body["agent"]:
+        conversation = await self._conversation(request)
+        if conversation.state is not ConversationState.AGENT or conversation.agent_id != agent:
             return _error(409, "not_owner", "claim the conversation before answering it")
         message = await store.record_outbound(
             OutboundMessage(
@@ -165,7 +310,7 @@ class AgentApi:
                 recipient_id=conversation.sender_id,
                 conversation_id=conversation.id,
                 text=text.strip(),
-                author=f"agent:{body['agent']}",
+                author=f"agent:{agent}",
             ),
             customer_id=conversation.customer_id,
             sequence=0,
@@ -175,10 +320,102 @@ class AgentApi:
             self.gateway.outbox.wake(conversation.channel)
         return json_response({"message": message.model_dump(mode="json")}, status=201)
 
+    async def note(self, request: web.Request) -> web.Response:
+        """An internal note: staff see it beside the conversation; the customer never does."""
+        agent, body = await self._authorised_body(request)
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip() or len(text) > 4000:
+            return _error(400, "invalid_field", "'text' must be 1–4000 characters")
+        conversation = await self._conversation(request)
+        console, backoffice = self.gateway.console, self.gateway.backoffice
+        assert console is not None and backoffice is not None
+        member = await backoffice.staff.get(agent)
+        note = await console.notes.add(
+            conversation.id, conversation.customer_id, agent, member.name if member else agent, text
+        )
+        return json_response({"note": note.model_dump(mode="json")}, status=201)
+
+    async def transfer(self, request: web.Request) -> web.Response:
+        """To a colleague (``agent``) or back to the waiting queue of a skill group (``queue``)."""
+        agent, body = await self._authorised_body(request)
+        to_agent, queue, reason = body.get("to_agent"), body.get("queue"), body.get("reason", "")
+        if (to_agent is None) == (queue is None):
+            return _error(400, "invalid_field", "give exactly one of 'to_agent' or 'queue'")
+        if not isinstance(reason, str) or len(reason) > 500:
+            return _error(400, "invalid_field", "'reason' must be at most 500 characters")
+        store, backoffice = self.gateway.store, self.gateway.backoffice
+        assert store is not None and backoffice is not None
+        if to_agent is not None:
+            colleague = await backoffice.staff.get(str(to_agent)[:64])
+            if colleague is None or colleague.disabled or not colleague.actor().has(Permission.HANDLE_CONVERSATIONS):
+                return _error(400, "invalid_field", f"{to_agent} cannot take conversations")
+        if queue is not None and queue not in (await backoffice.config.tickets()).queues:
+            return _error(400, "invalid_field", f"no skill group {queue}")
+        conversation = await self._conversation(request)
+        moved = await store.transfer_conversation(
+            conversation.id, agent, to_agent=str(to_agent) if to_agent else None, queue=queue
+        )
+        if moved is None:
+            return _error(409, "not_owner", "only the agent who holds the conversation can transfer it")
+        await self._log("agent_transferred", moved, agent=agent, to_agent=to_agent, queue=queue, reason=reason)
+        return json_response({"conversation": _conversation_view(moved)})
+
+    async def close(self, request: web.Request) -> web.Response:
+        """Hand the conversation back to the bot; with ``survey: true`` the customer is asked to rate it."""
+        agent, body = await self._authorised_body(request)
+        store, backoffice = self.gateway.store, self.gateway.backoffice
+        assert store is not None and backoffice is not None
+        conversation = await self._conversation(request)
+        if conversation.state is ConversationState.AGENT and conversation.agent_id != agent:
+            return _error(403, "not_owner", "another agent owns this conversation")
+        keep = {k: v for k, v in conversation.slots.items() if k in ("last_order_id", "verified_orders")}
+        returned = await store.return_to_bot(conversation.id, slots=keep)
+        if returned is None:
+            return _error(409, "not_with_agent", f"the conversation is {conversation.state.value}")
+        survey = None
+        if body.get("survey") is True:
+            survey = await backoffice.surveys.send_after_chat(
+                conversation_id=conversation.id, customer_id=conversation.customer_id, agent=agent,
+                queue=conversation.queue,
+            )  # fmt: skip
+            if self.gateway.outbox is not None:
+                self.gateway.outbox.wake(conversation.channel)
+        await self._log(
+            "agent_closed", conversation, agent=agent, resolution=str(body.get("resolution", ""))[:500],
+            survey=survey.id if survey else None,
+        )  # fmt: skip
+        return json_response(
+            {
+                "conversation": returned.model_dump(mode="json", exclude={"slots"}),
+                "survey": survey.model_dump(mode="json") if survey else None,
+            }
+        )
+
+    async def media(self, request: web.Request) -> web.StreamResponse:
+        """A customer's photo or file, for staff only."""
+        await self._agent(request)
+        media_id = request.match_info["media_id"]
+        described = await self.gateway.media.describe(media_id)
+        data = await self.gateway.media.get(media_id) if described else None
+        if described is None or data is None:
+            return _error(404, "not_found", "no such media")
+        content_type = described.content_type or "application/octet-stream"
+        inline = content_type in INLINE_IMAGE_TYPES
+        return web.Response(
+            body=data,
+            content_type=content_type if inline else "application/octet-stream",
+            headers={
+                "Content-Disposition": "inline" if inline else "attachment",
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "private, max-age=3600",
+            },
+        )
+
+    # -- customers ------------------------------------------------------------------------
+
     async def customer(self, request: web.Request) -> web.Response:
         """Who the customer is on every channel, and their conversations."""
-        if (refused := self._refusal(request)) is not None:
-            return refused
+        await self._agent(request)
         store = self.gateway.store
         assert store is not None
         customer = await store.get_customer(request.match_info["customer_id"])
@@ -197,11 +434,7 @@ class AgentApi:
     async def merge(self, request: web.Request) -> web.Response:
         """Fold one customer into another (the agent confirmed they are the same person): explicit,
         with the agent and reason in the ``customers_merged`` audit event."""
-        if (refused := self._refusal(request)) is not None:
-            return refused
-        body = await self._body(request)
-        if isinstance(body, web.Response):
-            return body
+        agent, body = await self._authorised_body(request)
         source, target, reason = body.get("source_id"), body.get("target_id"), body.get("reason")
         for name, value in (("source_id", source), ("target_id", target), ("reason", reason)):
             if not isinstance(value, str) or not 1 <= len(value) <= 500:
@@ -212,7 +445,7 @@ class AgentApi:
             if await store.get_customer(customer_id) is None:
                 return _error(404, "not_found", f"no customer {customer_id}")
         try:
-            merged = await store.merge_customers(source, target, actor=f"agent:{body['agent']}", reason=str(reason))
+            merged = await store.merge_customers(source, target, actor=f"agent:{agent}", reason=str(reason))
         except MergeRefused as exc:
             return _error(409, "merge_refused", str(exc))
         return json_response({"customer": merged.model_dump(mode="json")})
@@ -220,8 +453,7 @@ class AgentApi:
     async def requests(self, request: web.Request) -> web.Response:
         """A customer's after-sales requests with both timelines: the agent's (every step, actor
         and note) and the customer's (the plain stages the bot tells them)."""
-        if (refused := self._refusal(request)) is not None:
-            return refused
+        await self._agent(request)
         aftersales = self.gateway.aftersales
         assert aftersales is not None
         language = request.query.get("lang", "zh")
@@ -241,30 +473,14 @@ class AgentApi:
             }
         )
 
-    async def close(self, request: web.Request) -> web.Response:
-        if (refused := self._refusal(request)) is not None:
-            return refused
-        body = await self._body(request)
-        if isinstance(body, web.Response):
-            return body
-        store = self.gateway.store
-        assert store is not None
-        conversation = await store.get_conversation(request.match_info["conversation_id"])
-        if conversation is None:
-            return _error(404, "not_found", "no such conversation")
-        if conversation.state is ConversationState.AGENT and conversation.agent_id != body["agent"]:
-            return _error(403, "not_owner", "another agent owns this conversation")
-        keep = {k: v for k, v in conversation.slots.items() if k in ("last_order_id", "verified_orders")}
-        returned = await store.return_to_bot(conversation.id, slots=keep)
-        if returned is None:
-            return _error(409, "not_with_agent", f"the conversation is {conversation.state.value}")
-        await store.log_event(
-            Event(
-                name="agent_closed",
-                conversation_id=conversation.id,
-                customer_id=conversation.customer_id,
-                channel=conversation.channel,
-                data={"agent": body["agent"], "resolution": str(body.get("resolution", ""))[:500]},
-            )
-        )
-        return json_response({"conversation": returned.model_dump(mode="json", exclude={"slots"})})
+
+def _ocr_view(result: Any) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    dumped = result.model_dump(mode="json")
+    return {
+        "id": result.id,
+        "kind": dumped.get("kind"),
+        "fields": dumped.get("fields", {}),
+        "needs_review": result.needs_review,
+    }

@@ -36,6 +36,18 @@ class OcrResultStore:
         cursor = self.results.find({"source.conversation_id": conversation_id}, {"_id": 1}).sort("_id", ASCENDING)
         return [str(doc["_id"]) async for doc in cursor]
 
+    async def for_media(self, media_ids: list[str]) -> dict[str, OcrResult]:
+        """The latest result read from each of these photos (the console shows them side by side)."""
+        found: dict[str, OcrResult] = {}
+        cursor = self.results.find({"media_id": {"$in": media_ids[:200]}}).sort("_id", ASCENDING)
+        async for doc in cursor:
+            doc.pop("rev", None)
+            doc["id"] = doc.pop("_id")
+            result = OcrResult.model_validate(doc)
+            if result.media_id:
+                found[result.media_id] = result
+        return found
+
     async def insert(self, result: OcrResult) -> OcrResult:
         stored = result.model_copy(update={"id": new_id()})
         doc = stored.model_dump(mode="json", exclude={"id"})

@@ -146,6 +146,7 @@ class Conversation(BaseModel):
     updated_at: datetime
     handed_off_at: datetime | None = None
     agent_id: str | None = Field(default=None, description="the agent who owns it while state is agent")
+    queue: str | None = Field(default=None, description="the skill group it was transferred to, if any")
     handoff_reason: str | None = None
     handoff_summary: dict[str, Any] | None = Field(
         default=None, description="what the agent is shown on taking it: customer, orders, intents, slots, requests"

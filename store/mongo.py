@@ -332,6 +332,33 @@ class ConversationStore:
             return None
         return await self.get_conversation(conversation_id)
 
+    async def transfer_conversation(
+        self, conversation_id: str, from_agent: str, *, to_agent: str | None = None, queue: str | None = None
+    ) -> Conversation | None:
+        """The owning agent passes the conversation on: to another agent (who owns it at once) or
+        to a skill group's queue (it waits again, at the back). None if ``from_agent`` does not own it."""
+        owned = {"_id": conversation_id, "state": ConversationState.AGENT.value, "agent_id": from_agent}
+        if to_agent is not None:
+            changes: dict[str, Any] = {"agent_id": to_agent, "claimed_at": utcnow(), "updated_at": utcnow()}
+            if queue is not None:
+                changes["queue"] = queue
+            result = await self.conversations.update_one(owned, {"$set": changes})
+        else:
+            counter = await self.counters.find_one_and_update(
+                {"_id": "queue_ticket"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+            )
+            assert counter is not None
+            changes = {
+                "state": ConversationState.WAITING_AGENT.value,
+                "queue_ticket": int(counter["value"]),
+                "queue": queue,
+                "updated_at": utcnow(),
+            }
+            result = await self.conversations.update_one(owned, {"$set": changes, "$unset": {"agent_id": ""}})
+        if result.matched_count != 1:
+            return None
+        return await self.get_conversation(conversation_id)
+
     async def return_to_bot(self, conversation_id: str, *, slots: dict[str, Any] | None = None) -> Conversation | None:
         """The agent is done: the bot answers this conversation again, starting afresh."""
         changes: dict[str, Any] = {"state": ConversationState.BOT.value, "updated_at": utcnow(), "slots": slots or {}}
@@ -340,7 +367,7 @@ class ConversationStore:
                 "_id": conversation_id,
                 "state": {"$in": [ConversationState.AGENT.value, ConversationState.WAITING_AGENT.value]},
             },
-            {"$set": changes, "$unset": {"agent_id": "", "queue_ticket": "", "handoff_reason": ""}},
+            {"$set": changes, "$unset": {"agent_id": "", "queue_ticket": "", "handoff_reason": "", "queue": ""}},
         )
         if result.matched_count != 1:
             return None
