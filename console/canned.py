@@ -27,7 +27,7 @@ class CannedReply:
             who = f" {name}" if name else ""
             order = f"order {order_id}" if order_id else "your order"
         else:
-            who = f"{name}" if name else ""
+            who = f" {name}" if name else ""
             order = f"订单 {order_id}" if order_id else "您的订单"
         return text.format(name=who, order_id=order)
 

@@ -28,7 +28,7 @@ class InternalNotes:
         self.notes = db["conversation_notes"]
 
     async def ensure_indexes(self) -> None:
-        await self.notes.create_index([("conversation_id", ASCENDING), ("_id", ASCENDING)])
+        await self.notes.create_index("conversation_id")  # nx-27017 cannot put _id in a compound index
 
     async def add(self, conversation_id: str, customer_id: str, author: str, author_name: str, text: str) -> Note:
         note = Note(
