@@ -255,6 +255,9 @@ class ConsoleWeb:
         language = request.query.get("lang") or member.language
         language = language if language in TEXTS else "zh"
         if not page.allowed(member):
+            first = next((p for p in PAGES if p.in_nav and p.allowed(member)), None)
+            if page.name == "inbox" and first is not None:  # e.g. quality staff start on their dashboard
+                raise web.HTTPSeeOther(first.path)
             texts = TEXTS[language]
             roles = ", ".join(r.value for r in member.roles)
             body = self._forbidden_template.substitute(
