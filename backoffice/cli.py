@@ -8,6 +8,7 @@ store is started.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict
 from typing import Any
 
+from backoffice.passwords import WeakPassword
 from backoffice.permissions import Role
 from backoffice.service import Backoffice
 from backoffice.staff import StaffExists
@@ -42,6 +44,10 @@ def add_backoffice_commands(commands: Any) -> None:
     sub.add_parser("staff-list", help="list staff accounts")
     token = sub.add_parser("staff-token", help="issue another token for an account")
     token.add_argument("staff_id")
+    password = sub.add_parser(
+        "staff-password", help="set an account's console password (read from stdin, not the command line)"
+    )
+    password.add_argument("staff_id")
     sub.add_parser("sweep", help="run the SLA / assignment / auto-close sweep once and print what it did")
 
 
@@ -87,6 +93,19 @@ async def run_backoffice_command(args: argparse.Namespace, open_backoffice: Open
             except KeyError:
                 print(f"error: no staff member {args.staff_id}", file=sys.stderr)
                 return 2
+            return 0
+        if command == "staff-password":
+            # stdin, so the password is in neither the shell history nor the process list
+            given = getpass.getpass("new password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+            try:
+                await backoffice.staff.set_password(args.staff_id, given)
+            except WeakPassword as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            except KeyError:
+                print(f"error: no staff member {args.staff_id}", file=sys.stderr)
+                return 2
+            print(f"password set for {args.staff_id}")
             return 0
         swept = await backoffice.monitor.sweep()
         print(json.dumps(asdict(swept), ensure_ascii=False))

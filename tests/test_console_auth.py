@@ -3,12 +3,18 @@ checks on state-changing calls, throttled guessing, sign-out, and role checks on
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import subprocess
+import sys
 
 from aiohttp import ClientSession, CookieJar
 
 from backoffice.permissions import Role
 from gateway import Gateway
+from store.embedded import EmbeddedMongo
+from tests.conftest import REPO_ROOT
 from tests.console_support import PASSWORD, make_staff, served, signed_in_client
 
 
@@ -151,3 +157,24 @@ async def test_the_live_socket_refuses_other_origins_and_strangers(gateway: Gate
                 await socket.send_str("not json")
                 reply = await socket.receive_json(timeout=5)
                 assert reply["type"] == "error"
+
+
+async def test_the_staff_password_command_reads_the_password_from_stdin(gateway: Gateway, mongo: EmbeddedMongo) -> None:
+    async with served(gateway) as site:
+        await make_staff(gateway, "li.cs", Role.CUSTOMER_SERVICE)
+        assert gateway.store is not None
+        env = {**os.environ, "MONGODB_URI": mongo.uri, "MONGODB_DATABASE": gateway.store.db.name}
+
+        def set_password(password: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, str(REPO_ROOT / "run.py"), "backoffice", "staff-password", "li.cs"],
+                input=password + "\n", env=env, capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+
+        weak = await asyncio.to_thread(set_password, "short")
+        assert weak.returncode == 2 and "10" in weak.stderr
+        done = await asyncio.to_thread(set_password, "a-new-console-pass")
+        assert done.returncode == 0, done.stderr
+        assert "a-new-console-pass" not in done.stdout + done.stderr
+        async with signed_in_client(site, "li.cs", password="a-new-console-pass") as console:
+            assert (await console.http.get("/api/backoffice/me")).status == 200
