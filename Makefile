@@ -5,7 +5,7 @@ setup:
 	@bash scripts/setup.sh
 
 run: setup
-	.venv/bin/python run.py serve --seed-orders shop/demo_orders.json --demo-staff
+	.venv/bin/python run.py serve --seed-orders shop/demo_orders.json --demo-staff --demo-quality
 
 test: setup
 	.venv/bin/python -m pytest
