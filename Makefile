@@ -1,11 +1,11 @@
 # `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
-.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-channels bench-backoffice bench-ivr clean
+.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-channels bench-backoffice bench-ivr bench-quality clean
 
 setup:
 	@bash scripts/setup.sh
 
 run: setup
-	.venv/bin/python run.py serve --seed-orders shop/demo_orders.json --demo-staff
+	.venv/bin/python run.py serve --seed-orders shop/demo_orders.json --demo-staff --demo-quality
 
 test: setup
 	.venv/bin/python -m pytest
@@ -33,6 +33,10 @@ bench-channels: setup
 
 bench-backoffice: setup
 	.venv/bin/python bench/backoffice.py
+
+# The quality dashboard's summary over 20,000 synthetic events (read and group, three runs).
+bench-quality: setup
+	.venv/bin/python bench/quality_dashboard.py
 
 # Phone IVR: accuracy and real-time factor per engine, simultaneous calls, reply latency (~10 min).
 bench-ivr: setup

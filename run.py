@@ -40,7 +40,7 @@ from backoffice.demo import ensure_demo_staff
 from backoffice.routing.cli import add_routes_commands, run_routes_command
 from channels.app_im import sign_user
 from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
-from gateway import GatewayBuilder, Settings, SettingsError, build_app
+from gateway import Gateway, GatewayBuilder, Settings, SettingsError, build_app
 from gateway.voice import engine_config
 from ivr.cli import add_ivr_commands, run_ivr_command
 from ivr.recognizer import EngineUnavailable as SpeechEngineUnavailable
@@ -52,6 +52,7 @@ from nlu.evaluation import evaluate, format_report, load_test_examples, referenc
 from nlu.project import TrainingFailed
 from nlu.rasa_yaml import RasaDataError
 from nlu.understanding import UnderstandingClient, today_in
+from quality.demo import seed_demo_quality
 from shop import SeedError
 from shop.policy import PolicyError
 from store import MergeRefused
@@ -158,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             return run_ivr_command(args, engine_config(Settings.from_env()))
         if args.command == "ocr":
             return asyncio.run(_ocr(args.images, args.engine, as_json=args.json, order_check=args.order_check))
-        return asyncio.run(_serve(args.host, args.port, args.seed_orders, demo_staff=args.demo_staff))
+        return asyncio.run(
+            _serve(args.host, args.port, args.seed_orders, demo_staff=args.demo_staff, demo_quality=args.demo_quality)
+        )
     except (
         TrainingFailed,
         SeedError,
@@ -188,9 +191,15 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--demo-staff", action="store_true", help="create demo backoffice staff (tokens in var/demo-staff.json)"
     )
+    parser.add_argument(
+        "--demo-quality", action="store_true",
+        help="once the NLU is up, drive demo conversations through the pipeline (once per database)",
+    )  # fmt: skip
 
 
-async def _serve(host: str, port: int, seed_orders: Path | None, *, demo_staff: bool = False) -> int:
+async def _serve(
+    host: str, port: int, seed_orders: Path | None, *, demo_staff: bool = False, demo_quality: bool = False
+) -> int:
     settings = Settings.from_env().with_changes(host=host, port=port)
     gateway = GatewayBuilder(settings).build()
     runner = web.AppRunner(build_app(gateway, wait_for_nlu=False), handle_signals=False, access_log=None)
@@ -228,16 +237,39 @@ async def _serve(host: str, port: int, seed_orders: Path | None, *, demo_staff: 
             f"  NLU           {', '.join(settings.rasa_urls) or 'embedded Rasa server (trains on first start)'}",
             flush=True,
         )
+        demo = asyncio.create_task(_demo_quality(gateway)) if demo_quality else None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         print("shutting down", file=sys.stderr, flush=True)
+        if demo is not None:
+            demo.cancel()
     finally:
         await runner.cleanup()  # stops the gateway and its child servers
         await gateway.stop()  # in case the app never started (seed or bind failed)
     return 0
+
+
+async def _demo_quality(gateway: Gateway) -> None:
+    """In the background, so start-up stays fast: wait for the NLU, then seed the quality demo."""
+    for _ in range(600):
+        if all((await gateway.ready()).values()) and gateway.store is not None:
+            break
+        await asyncio.sleep(1)
+    else:
+        print("quality demo skipped: the NLU did not come up", file=sys.stderr, flush=True)
+        return
+    assert gateway.store is not None
+    handlers = {channel.name: gateway.handler_for(channel) for channel in gateway.channels}
+    try:
+        count = await seed_demo_quality(gateway.store, handlers)
+    except Exception:
+        logging.getLogger(__name__).exception("quality demo failed")
+        return
+    if count:
+        print(f"quality demo: {count} demo conversations driven through the pipeline", file=sys.stderr, flush=True)
 
 
 def _chat_page_line(settings: Settings, base: str) -> str:

@@ -13,6 +13,7 @@ from gateway.agent_api import AgentApi
 from gateway.backoffice_api import BackofficeApi
 from gateway.console_web import ConsoleWeb
 from gateway.ocr_routes import ocr_routes
+from gateway.quality_api import QualityApi
 from gateway.routes_api import RoutesApi
 from gateway.runtime import Gateway
 from gateway.staff_auth import StaffAuth
@@ -44,7 +45,9 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
 
     auth = StaffAuth(gateway)  # bearer tokens and console sessions, for every staff route
     app.router.add_routes(AgentApi(gateway, auth).routes())
-    app.router.add_routes(BackofficeApi(gateway, auth).routes())
+    backoffice_api = BackofficeApi(gateway, auth)
+    app.router.add_routes(backoffice_api.routes())
+    app.router.add_routes(QualityApi(gateway, auth, backoffice_api.spec).routes())  # one OpenAPI document
     app.router.add_routes(ConsoleWeb(gateway, auth).routes())
     routes_api = RoutesApi(gateway)  # return pick-up route planning
     app.router.add_routes(routes_api.routes())

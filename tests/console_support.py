@@ -64,12 +64,18 @@ async def make_staff(
 
 
 async def sign_in_page(
-    browser: Browser, served: Served, staff_id: str, *, password: str = PASSWORD, locale: str = "zh-CN"
+    browser: Browser,
+    served: Served,
+    staff_id: str,
+    *,
+    password: str = PASSWORD,
+    locale: str = "zh-CN",
+    landing: str = "/console/",
 ) -> tuple[BrowserContext, Page]:
-    """A new browser context signed in as this staff member, on the inbox."""
+    """A new browser context signed in as this staff member, on ``landing`` (the inbox)."""
     context = await browser.new_context(locale=locale, viewport={"width": 1400, "height": 900})
     page = await context.new_page()
-    await page.goto(f"{served.base}/console/login")
+    await page.goto(f"{served.base}/console/login?next={landing}")
     await page.fill("#staff_id", staff_id)
     await page.fill("#password", password)
     await page.click("#sign-in")
@@ -78,8 +84,11 @@ async def sign_in_page(
 
 
 @asynccontextmanager
-async def signed_in_client(served: Served, staff_id: str, password: str = PASSWORD) -> AsyncIterator[ConsoleClient]:
-    """An HTTP client holding a console session (cookie + CSRF token), as a browser would."""
+async def signed_in_client(
+    served: Served, staff_id: str, password: str = PASSWORD, *, landing: str = "/console/"
+) -> AsyncIterator[ConsoleClient]:
+    """An HTTP client holding a console session (cookie + CSRF token), as a browser would.
+    ``landing``: a page this staff member may open, to read the CSRF token from."""
     jar = CookieJar(unsafe=True, treat_as_secure_origin=[served.base])
     async with ClientSession(served.base, cookie_jar=jar) as http:
         form = await (await http.get("/console/login")).text()
@@ -92,7 +101,7 @@ async def signed_in_client(served: Served, staff_id: str, password: str = PASSWO
             allow_redirects=False,
         )
         assert response.status == 303, await response.text()
-        page = await (await http.get("/console/")).text()
+        page = await (await http.get(landing)).text()
         token = re.search(r'"csrf": "([^"]+)"', page)
         assert token is not None, page[:500]
         yield ConsoleClient(http, token.group(1), served.base)

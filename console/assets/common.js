@@ -32,6 +32,23 @@ addStrings({
   },
 });
 
+// Intent names as staff read them (quality dashboard, review queue).
+addStrings({
+  zh: {
+    intent_order_status: "查订单", intent_change_address: "改地址", intent_change_delivery_time: "改配送时间",
+    intent_refund: "退款", intent_return_refund: "退货退款", intent_exchange: "换货", intent_resend: "补发",
+    intent_compensation: "赔付", intent_complaint: "投诉", intent_urge: "催单", intent_invoice: "发票",
+    intent_policy_question: "政策咨询", intent_human_handoff: "转人工",
+  },
+  en: {
+    intent_order_status: "Order status", intent_change_address: "Change address",
+    intent_change_delivery_time: "Delivery time", intent_refund: "Refund", intent_return_refund: "Return & refund",
+    intent_exchange: "Exchange", intent_resend: "Resend", intent_compensation: "Compensation",
+    intent_complaint: "Complaint", intent_urge: "Urge", intent_invoice: "Invoice", intent_policy_question: "Policy",
+    intent_human_handoff: "Agent request",
+  },
+});
+
 class ApiFailure extends Error {
   constructor(status, code, detail) {
     super(detail || code);

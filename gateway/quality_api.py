@@ -1,0 +1,310 @@
+"""The quality team's HTTP API (``/api/console/quality/…``, ``/api/console/refunds/…``,
+``/api/console/reviews…``): the dashboard's figures with their definitions, the conversations
+behind a figure, CSV exports, the refund report and the review queue.
+
+Staff sign in as for every staff route (``gateway.staff_auth``: bearer token or console session
+plus CSRF header). ``view_quality`` opens the dashboard, the report and the exports;
+``score_quality`` scores reviews. Every query parameter is checked: a bad one is a 400 naming it.
+Figures come from ``quality``; this module only parses, checks and shapes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, Literal, cast
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from backoffice.permissions import Permission
+from backoffice.staff import StaffMember
+from channels.base import json_response
+from gateway.openapi import ApiError, ApiSpec, Operation, QueryParam, read_body
+from gateway.staff_auth import StaffAuth
+from quality.metrics import DIMENSIONS, METRIC_BY_NAME, METRICS, QualityFilter, QualityReport, quality_report
+from quality.refunds import Granularity, refund_report
+from quality.reviews import KINDS, ReviewQueue, ReviewRefused, Window
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+
+PREFIX = "/api/console"
+MAX_DAYS = 366
+DEFAULT_DAYS = 30
+DRILL_ROWS = 500
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+AGENT = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+BOM = "\ufeff"
+P = Permission
+
+Q_FROM = QueryParam("from", {"type": "string", "format": "date"}, "first day (shop time zone); default 29 days ago")
+Q_TO = QueryParam("to", {"type": "string", "format": "date"}, "last day, inclusive; default today; at most 366 days")
+Q_CHANNEL = QueryParam("channel", {"type": "string", "pattern": NAME.pattern}, "only this channel")
+Q_INTENT = QueryParam("intent", {"type": "string", "pattern": NAME.pattern}, "only this intent")
+Q_AGENT = QueryParam("agent", {"type": "string", "pattern": AGENT.pattern}, "only this agent")
+Q_GRANULARITY = QueryParam("granularity", {"type": "string", "enum": ["day", "week"]}, "periods: day or week")
+Q_LANG = QueryParam("lang", {"type": "string", "enum": ["zh", "en"]}, "labels and definitions in zh or en")
+FILTERS = (Q_FROM, Q_TO, Q_CHANNEL, Q_INTENT, Q_AGENT, Q_LANG)
+
+
+class Score(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str = Field(min_length=5, max_length=128, description="bot:<message id> or agent:<message id>")
+    verdict: Literal["good", "bad", "correct", "incorrect"]
+    right_intent: str | None = Field(None, pattern=NAME.pattern, description="the intent the reviewer thinks right")
+    comment: str | None = Field(None, max_length=1000)
+
+
+def _language(request: web.Request, member: StaffMember) -> str:
+    value = request.query.get("lang") or member.language or "zh"
+    if value not in ("zh", "en"):
+        raise ApiError(400, "invalid_field", "lang must be zh or en", field="lang")
+    return value
+
+
+def _day(request: web.Request, name: str, default: date) -> date:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_field", f"{name} must be an ISO date such as 2026-11-30", field=name) from None
+
+
+def _name(request: web.Request, name: str, pattern: re.Pattern[str] = NAME) -> str | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not pattern.match(raw):
+        raise ApiError(400, "invalid_field", f"{name} must match {pattern.pattern}", field=name)
+    return raw
+
+
+class QualityApi:
+    def __init__(self, gateway: Gateway, auth: StaffAuth, spec: ApiSpec | None = None) -> None:
+        """``spec``: the OpenAPI document to add the operations to (the backoffice's, so one
+        ``/api/openapi.json`` lists every staff route); a document of their own without it."""
+        self.gateway = gateway
+        self.auth = auth
+        self.spec = spec or ApiSpec("Quality API", "1.0.0")
+        self._own: list[Operation] = []
+        self._register()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.gateway.settings.timezone)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.route(op.method, op.path, op.handler) for op in self._own]
+
+    def _register(self) -> None:
+        add = self._op
+        add("GET", "/quality/summary", self.summary, "Quality figures with definitions, grouped", P.VIEW_QUALITY,
+            query=FILTERS)
+        add("GET", "/quality/conversations", self.conversations, "The conversations behind a figure",
+            P.VIEW_QUALITY, query=(
+                QueryParam("metric", {"type": "string", "enum": [m.name for m in METRICS]}, "the figure", True),
+                QueryParam("group", {"type": "string", "enum": list(DIMENSIONS)}, "channel, intent, day, hour, agent"),
+                QueryParam("key", {"type": "string", "maxLength": 64}, "the group's key (with group)"),
+                *FILTERS))
+        add("GET", "/quality/export.csv", self.export, "Every figure per group as CSV (UTF-8 with BOM)",
+            P.VIEW_QUALITY, query=FILTERS)
+        add("GET", "/refunds/report", self.refunds, "Refund counts, amounts and reasons over time", P.VIEW_QUALITY,
+            query=(Q_FROM, Q_TO, Q_GRANULARITY))
+        add("GET", "/refunds/export.csv", self.refunds_csv, "The refund report as CSV (UTF-8 with BOM)",
+            P.VIEW_QUALITY, query=(Q_FROM, Q_TO, Q_GRANULARITY))
+        add("GET", "/reviews/queue", self.review_queue, "Items the caller has not scored yet", P.SCORE_QUALITY,
+            query=(QueryParam("kind", {"type": "string", "enum": list(KINDS)}, "bot_answer or agent_correction"),
+                   Q_FROM, Q_TO, QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 50})))
+        add("POST", "/reviews", self.score, "Score a bot answer or an agent's correction", P.SCORE_QUALITY,
+            body=Score, success=201)  # fmt: skip
+
+    def _op(
+        self,
+        method: str,
+        path: str,
+        handler: Callable[[web.Request, StaffMember], Awaitable[web.StreamResponse]],
+        summary: str,
+        permission: Permission,
+        **extra: Any,
+    ) -> None:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            try:
+                member = (await self.auth.caller(request)).member
+                if not member.actor().has(permission):
+                    roles = ", ".join(r.value for r in member.roles) or "none"
+                    raise ApiError(403, "forbidden", f"needs the {permission.value} permission (your roles: {roles})")
+                if self.gateway.store is None:
+                    raise ApiError(503, "starting", "the gateway is starting")
+                return await handler(request, member)
+            except ApiError as exc:
+                return exc.response()
+            except ReviewRefused as exc:
+                return ApiError(400, "invalid_review", str(exc)).response()
+
+        operation = Operation(method, f"{PREFIX}{path}", serve, summary, "quality", errors=(400, 401, 403), **extra)
+        self._own.append(operation)
+        self.spec.add(operation)
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    def _range(self, request: web.Request) -> tuple[date, date, datetime, datetime]:
+        today = datetime.now(self.zone).date()
+        last = _day(request, "to", today)
+        first = _day(request, "from", last - timedelta(days=DEFAULT_DAYS - 1))
+        if first > last:
+            raise ApiError(400, "invalid_range", "from must not be after to", field="from")
+        if (last - first).days + 1 > MAX_DAYS:
+            raise ApiError(400, "invalid_range", f"the range is at most {MAX_DAYS} days", field="to")
+        start = datetime.combine(first, time(), self.zone).astimezone(UTC)
+        end = datetime.combine(last + timedelta(days=1), time(), self.zone).astimezone(UTC)
+        return first, last, start, end
+
+    async def _report(self, request: web.Request) -> tuple[QualityReport, dict[str, Any]]:
+        first, last, start, end = self._range(request)
+        where = QualityFilter(
+            start, end, channel=_name(request, "channel"), intent=_name(request, "intent"),
+            agent=_name(request, "agent", AGENT),
+        )  # fmt: skip
+        assert self.gateway.store is not None
+        report = await quality_report(self.gateway.store.db, where, self.zone)
+        described = {
+            "from": first.isoformat(), "to": last.isoformat(), "start": start.isoformat(), "end": end.isoformat(),
+            "timezone": self.gateway.settings.timezone,
+            "filters": {"channel": where.channel, "intent": where.intent, "agent": where.agent},
+        }  # fmt: skip
+        return report, described
+
+    # -- the dashboard ------------------------------------------------------------------------
+
+    async def summary(self, request: web.Request, member: StaffMember) -> web.Response:
+        language = _language(request, member)
+        report, described = await self._report(request)
+        overall = report.overall()
+        metrics = [
+            {"name": m.name, "kind": m.kind, "label": m.label[language], "definition": m.definition[language],
+             "better": m.better, **overall[m.name]}
+            for m in METRICS
+        ]  # fmt: skip
+        groups = {dimension: report.grouped(dimension) for dimension in DIMENSIONS}
+        return json_response({**described, "language": language, "metrics": metrics, "groups": groups})
+
+    async def conversations(self, request: web.Request, member: StaffMember) -> web.Response:
+        metric = request.query.get("metric", "")
+        if metric not in METRIC_BY_NAME:
+            raise ApiError(400, "invalid_field", f"metric must be one of {', '.join(METRIC_BY_NAME)}", field="metric")
+        group = request.query.get("group") or None
+        if group is not None and group not in DIMENSIONS:
+            raise ApiError(400, "invalid_field", f"group must be one of {', '.join(DIMENSIONS)}", field="group")
+        key = request.query.get("key")
+        if group is not None and (key is None or len(key) > 64):
+            raise ApiError(400, "invalid_field", "key (at most 64 characters) is required with group", field="key")
+        report, described = await self._report(request)
+        behind = report.behind(metric, group, key)
+        can_open = member.actor().has(P.HANDLE_CONVERSATIONS)
+        rows = [
+            {
+                "unit": unit.id, "source": unit.source, "conversation_id": unit.conversation_id,
+                "channel": unit.channel, "customer_id": unit.customer_id, "started": unit.at.isoformat(),
+                "intent": unit.intent, "agent": unit.agent, "outcome": unit.outcome, "in_numerator": counted,
+                "link": f"/console/conversations/{unit.conversation_id}" if can_open and unit.conversation_id else None,
+            }
+            for unit, counted in sorted(behind, key=lambda pair: pair[0].at, reverse=True)[:DRILL_ROWS]
+        ]  # fmt: skip
+        return json_response(
+            {**described, "metric": metric, "group": group, "key": key, "total": len(behind), "rows": rows}
+        )
+
+    async def export(self, request: web.Request, member: StaffMember) -> web.StreamResponse:
+        language = _language(request, member)
+        report, described = await self._report(request)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["dimension", "key", "metric", "label", "numerator", "denominator", "value", "p90", "mean",
+                         "definition"])  # fmt: skip
+        rows: list[tuple[str, str, dict[str, dict[str, Any]]]] = [("all", "", report.overall())]
+        for dimension in DIMENSIONS:
+            rows += [(dimension, g["key"], g["metrics"]) for g in report.grouped(dimension)]
+        for dimension, key, figures in rows:
+            for m in METRICS:
+                f = figures[m.name]
+                writer.writerow([dimension, key, m.name, m.label[language], _cell(f.get("numerator")),
+                                 f["denominator"], _cell(f.get("value")), _cell(f.get("p90")), _cell(f.get("mean")),
+                                 m.definition[language]])  # fmt: skip
+        return _csv(out.getvalue(), f"quality-{described['from']}-{described['to']}.csv")
+
+    # -- refunds ------------------------------------------------------------------------------
+
+    async def _refunds(self, request: web.Request) -> dict[str, Any]:
+        first, last, start, end = self._range(request)
+        granularity = request.query.get("granularity") or "day"
+        if granularity not in ("day", "week"):
+            raise ApiError(400, "invalid_field", "granularity must be day or week", field="granularity")
+        assert self.gateway.store is not None
+        report = await refund_report(
+            self.gateway.store.db, start, end, self.zone, cast(Granularity, granularity)
+        )
+        return {"from": first.isoformat(), "to": last.isoformat(), "timezone": self.gateway.settings.timezone,
+                **report}  # fmt: skip
+
+    async def refunds(self, request: web.Request, member: StaffMember) -> web.Response:
+        return json_response(await self._refunds(request))
+
+    async def refunds_csv(self, request: web.Request, member: StaffMember) -> web.StreamResponse:
+        report = await self._refunds(request)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        columns = ["count", "amount", "completed", "completed_amount", "rejected", "automatic"]
+        writer.writerow(["section", "key", *columns])
+        for row in report["periods"]:
+            writer.writerow([report["granularity"], row["period"], *(row[c] for c in columns)])
+        for row in report["reasons"]:
+            writer.writerow(["reason", row["reason"], *(row[c] for c in columns)])
+        for row in report["types"]:
+            writer.writerow(["type", row["type"], *(row[c] for c in columns)])
+        writer.writerow(["total", "", *(report["total"][c] for c in columns)])
+        return _csv(out.getvalue(), f"refunds-{report['from']}-{report['to']}.csv")
+
+    # -- reviews ------------------------------------------------------------------------------
+
+    def _reviews(self) -> ReviewQueue:
+        assert self.gateway.store is not None
+        return ReviewQueue(self.gateway.store.db)
+
+    async def review_queue(self, request: web.Request, member: StaffMember) -> web.Response:
+        asked = request.query.get("kind") or "bot_answer"
+        kind = next((k for k in KINDS if k == asked), None)
+        if kind is None:
+            raise ApiError(400, "invalid_field", "kind must be bot_answer or agent_correction", field="kind")
+        raw_limit = request.query.get("limit") or "10"
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 50:
+            raise ApiError(400, "invalid_field", "limit must be 1–50", field="limit")
+        first, last, start, end = self._range(request)
+        queue = await self._reviews().queue(kind, member.id, Window(start, end), int(raw_limit))
+        return json_response({"from": first.isoformat(), "to": last.isoformat(), **queue})
+
+    async def score(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, Score)
+        review = await self._reviews().score(
+            body.item_id, member.id, body.verdict, right_intent=body.right_intent, comment=body.comment
+        )
+        return json_response({"review": review}, status=201)
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _csv(text: str, filename: str) -> web.Response:
+    # The BOM makes Excel read the file as UTF-8 (Chinese labels) instead of the locale's code page.
+    response = web.Response(body=(BOM + text).encode("utf-8"), content_type="text/csv", charset="utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
