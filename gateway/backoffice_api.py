@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backoffice.assignment import assign_pool, held_counts
 from backoffice.config import ConfigConflict, ConfigInvalid
-from backoffice.lifecycle import TicketStatus, TicketType, TransitionRefused
+from backoffice.lifecycle import TicketStatus, TicketType, TransitionRefused, label
 from backoffice.passwords import MAX_LENGTH as PASSWORD_MAX
 from backoffice.passwords import WeakPassword
 from backoffice.permissions import Permission, PermissionDenied, Role
@@ -219,7 +219,15 @@ class BackofficeApi:
     async def _full_view(self, ticket: Ticket, request: web.Request, member: StaffMember) -> dict[str, Any]:
         """The ticket page's whole view (what GET returns and every action answers with, so the
         console redraws from one shape)."""
-        view = await self._ticket_view(ticket, _language(request, member), member)
+        language = _language(request, member)
+        view = await self._ticket_view(ticket, language, member)
+        # The console labels timeline steps and transfer targets itself, in the member's language.
+        view["status_labels"] = {status.value: label(status, language) for status in TicketStatus}
+        config = await self.backoffice.config.tickets()
+        view["queues"] = [{"queue": q, "label": config.queue_label(q, language)} for q in config.queues]
+        # The stored version, so the console tells its own changes from others' on the live feed.
+        stored = await self.backoffice.desk.tickets.find_one({"_id": ticket.id}, {"version": 1})
+        view["version"] = int(stored.get("version", 1)) if stored else None
         survey = await self.backoffice.surveys.for_ticket(ticket.id)
         view["survey"] = survey.model_dump(mode="json") if survey else None
         if ticket.request_id and self.gateway.aftersales is not None:
@@ -230,7 +238,20 @@ class BackofficeApi:
                 else None
             )
         view["ocr_results"] = await self._ocr_summaries(ticket.ocr_result_ids)
+        view["actor_names"] = await self._actor_names(ticket)
         return view
+
+    async def _actor_names(self, ticket: Ticket) -> dict[str, str]:
+        """Display names of the staff in the timeline and comments (entries record ``staff:<id>``)."""
+        actors = {e.actor for e in ticket.timeline} | {c.author for c in ticket.comments}
+        if ticket.assignee:
+            actors.add(f"staff:{ticket.assignee}")
+        names: dict[str, str] = {}
+        for actor in sorted(a for a in actors if a.startswith("staff:")):
+            member = await self.backoffice.staff.get(actor.removeprefix("staff:"))
+            if member is not None:
+                names[actor] = member.name
+        return names
 
     async def _ticket_response(
         self, ticket: Ticket, request: web.Request, member: StaffMember, status: int = 200
