@@ -12,6 +12,7 @@ from backoffice.permissions import Actor, Role
 from backoffice.priority import Priority
 from backoffice.ticket_record import Ticket
 from backoffice.workflow import ACTIONS, allowed_actions
+from console.live import change_event
 
 AT = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 S = TicketStatus
@@ -99,3 +100,17 @@ def test_every_offer_is_a_known_action(status: TicketStatus) -> None:
     for actor in (REVIEWER, DISPATCHER, FRONT):
         offered = allowed_actions(actor, ticket(status, assignee="wang", submitted_by="liu"))
         assert set(offered) <= set(ACTIONS)
+
+
+def test_a_ticket_change_is_a_ticket_event_whatever_the_ticket_type() -> None:
+    change = {
+        "operationType": "update",
+        "documentKey": {"_id": "T1"},
+        "fullDocument": {"_id": "T1", "type": "compensation", "status": "claimed", "queue": "product",
+                         "assignee": "wang", "version": 3},
+    }  # fmt: skip
+    event = change_event("tickets", change)
+    assert event is not None
+    assert (event["type"], event["ticket_type"], event["status"], event["version"]) == (
+        "ticket", "compensation", "claimed", 3,
+    )  # fmt: skip

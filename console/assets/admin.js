@@ -79,11 +79,11 @@ function drawStaff(staff) {
       el("td", {}, member.skill_groups.join(", ")), el("td", {}, member.capacity),
       el("td", {}, member.online ? t("yes") : t("no")), el("td", {}, member.open_tickets ?? 0),
       el("td", {}, member.disabled ? el("span", { class: "badge breached" }, t("disabled")) : ""),
-      el("td", { class: "toolbar" },
+      el("td", {}, el("div", { class: "toolbar" },
         can("manage_users") ? el("button", { type: "button", class: "secondary", id: `edit-${member.id}`,
           onclick: () => editForm(detail, member) }, t("edit")) : null,
         can("manage_users") ? el("button", { type: "button", class: "secondary", id: `password-${member.id}`,
-          onclick: () => passwordForm(detail, member) }, t("set_password")) : null));
+          onclick: () => passwordForm(detail, member) }, t("set_password")) : null)));
     return [row, formRow];
   });
   clear(staffCard,
@@ -94,7 +94,7 @@ function drawStaff(staff) {
     el("table", { id: "staff-table" },
       el("thead", {}, el("tr", {}, ["id", "name", "roles", "skills", "capacity", "online", "open_tickets", "disabled", ""]
         .map((key) => el("th", {}, key ? t(key) : "")))),
-      el("tbody", {}, rows)));
+      el("tbody", {}, rows.flat())));
 }
 
 function editForm(holder, member) {

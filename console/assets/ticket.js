@@ -268,7 +268,7 @@ function attachmentsCard(ticket) {
       el("img", { src: result.image, alt: result.media_id, loading: "lazy" }),
       el("div", { class: "ocr-fields" },
         result.needs_review ? el("div", { class: "badge warning" }, t("needs_review")) : null,
-        el("dl", { class: "kv" }, fields.map(([name, value]) => [el("dt", {}, name), el("dd", {}, String(value))])),
+        el("dl", { class: "kv" }, fields.map(([name, value]) => [el("dt", {}, name), el("dd", {}, String(value))]).flat()),
         (result.review_reasons || []).map((reason) => el("div", { class: "muted" }, reason)))));
   }
   if (rest.length) body.push(el("div", {}, `${t("evidence")}: `, rest.map((id) => el("code", {}, id, " "))));
