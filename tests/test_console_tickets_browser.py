@@ -33,7 +33,8 @@ async def product_ticket(site: Served) -> tuple[Ticket, str]:
 
 
 async def test_a_reviewer_claims_reviews_and_approves_a_ticket_in_the_browser(
-    gateway: Gateway, browser: Browser  # noqa: F811
+    gateway: Gateway,
+    browser: Browser,  # noqa: F811
 ) -> None:
     async with served(gateway) as site:
         ticket, conversation_id = await product_ticket(site)
@@ -90,7 +91,7 @@ async def test_another_reviewer_sees_it_changed_live(gateway: Gateway, browser: 
         try:
             await page.goto(f"{site.base}/console/tickets/{ticket.id}")
             await expect(page.locator("#action-claim")).to_be_visible()
-            await expect(page.locator("#live-dot.on")).to_be_attached()  # subscribed before the change
+            await expect(page.locator("body[data-live=ticket]")).to_be_attached()  # subscribed before the change
             async with signed_in_client(site, "wang.product") as other:
                 claimed = await other.http.post(f"/api/backoffice/tickets/{ticket.id}/claim", headers=other.headers())
                 assert claimed.status == 200

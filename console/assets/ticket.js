@@ -67,8 +67,8 @@ const TICKET_API = `/api/backoffice/tickets/${encodeURIComponent(TICKET_ID)}`;
 const app = document.getElementById("app");
 let view = null;
 let clockTimer = null;
-// Our own changes come back over the live socket too: their version is known, so no "someone else" toast.
-let ownVersion = 0;
+// Our own changes come back over the live socket too: a version already drawn means no "someone else" toast.
+let shownVersion = 0;
 let acting = false;
 let deferred = null;
 
@@ -124,7 +124,6 @@ async function act(method, path, body) {
   acting = true;
   try {
     const data = await api(method, `${TICKET_API}${path}?lang=${LANG}`, body);
-    ownVersion = data.ticket.version ?? ownVersion;
     render(data.ticket);
     toast(t("done"));
     return true;
@@ -145,7 +144,7 @@ async function act(method, path, body) {
 
 function render(ticket) {
   view = ticket;
-  ownVersion = Math.max(ownVersion, ticket.version ?? 0);
+  shownVersion = Math.max(shownVersion, ticket.version ?? 0);
   document.title = `${t("ticket")} ${ticket.id}`;
   clear(app,
     headerCard(ticket),
@@ -406,15 +405,34 @@ function actionsCard(ticket) {
 
 // -- live updates ----------------------------------------------------------------------------
 
+let reloading = false;
+let newestSeen = 0;
+
+async function reloadUntilCurrent() {
+  reloading = true;
+  try {
+    do await load(); while (view && newestSeen > shownVersion && document.getElementById("ticket-head"));
+  } finally {
+    reloading = false;
+  }
+}
+
 function onLive(event) {
+  if (event.type === "subscribed" && event.ticket_id === TICKET_ID) {
+    // Re-read once: a change made between the first fetch and the subscription is not lost.
+    (view ? load() : Promise.resolve()).then(() => { document.body.dataset.live = "ticket"; });
+    return;
+  }
   if (event.type !== "ticket" || event.id !== TICKET_ID) return;
   if (acting) {
     deferred = event;
     return;
   }
-  if (event.version && event.version <= ownVersion) return; // our own change, already drawn
+  if (event.version && event.version <= shownVersion) return; // already drawn (our own change, or re-read)
+  newestSeen = Math.max(newestSeen, event.version || 0);
+  if (reloading) return; // one change often arrives as several events: one toast, one re-read
   toast(t("changed_by_other"));
-  load();
+  reloadUntilCurrent();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
