@@ -91,6 +91,25 @@ class AdminActions:
         await self._audit_staff(actor, member, "token_issued")
         return token
 
+    async def set_password(self, actor: Actor, staff_id: str, password: str) -> None:
+        """An admin sets someone's console password (``WeakPassword`` if weak, ``KeyError`` if no
+        such account); the caller ends that member's sessions."""
+        actor.require(Permission.MANAGE_USERS, "setting staff passwords")
+        await self.staff.set_password(staff_id, password)
+        member = await self.staff.get(staff_id)
+        assert member is not None
+        await self._audit_staff(actor, member, "password_set")
+
+    async def change_own_password(self, actor: Actor, current: str, password: str) -> bool:
+        """A member replaces their own password; False (nothing changed) if ``current`` is wrong."""
+        if await self.staff.check_password(actor.id, current) is None:
+            return False
+        await self.staff.set_password(actor.id, password)
+        member = await self.staff.get(actor.id)
+        assert member is not None
+        await self._audit_staff(actor, member, "password_changed")
+        return True
+
     async def _known_queues(self, queues: list[str]) -> None:
         known = (await self.config.tickets()).queues
         unknown = [q for q in queues if q not in known]

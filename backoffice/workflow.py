@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 from backoffice.assignment import assign_to, held_counts
-from backoffice.lifecycle import OPEN, TicketStatus, TicketType, TransitionRefused
+from backoffice.lifecycle import OPEN, TicketStatus, TicketType, TransitionRefused, check_transition
 from backoffice.permissions import (
     Actor,
     Permission,
@@ -49,6 +49,52 @@ REVIEW_MOVES = frozenset(
     }
 )
 VIEWS = ("mine", "pool", "team", "submitted", "all")
+ACTIONS = (
+    "claim", "release", "assign", "transfer",
+    *(s.value for s in (TicketStatus.IN_REVIEW, TicketStatus.PENDING_CUSTOMER, TicketStatus.APPROVED,
+                        TicketStatus.REJECTED, TicketStatus.PROCESSING, TicketStatus.RESOLVED, TicketStatus.CLOSED)),
+    "comment", "reply", "attach",
+)  # fmt: skip
+"""Everything :func:`allowed_actions` can offer, in the order a console shows them; a status
+name is a ``transition`` to it."""
+
+
+def _moves_to(ticket: Ticket, target: TicketStatus) -> bool:
+    try:
+        check_transition(ticket.type, ticket.status, target)
+    except TransitionRefused:
+        return False
+    return True
+
+
+def allowed_actions(actor: Actor, ticket: Ticket) -> list[str]:
+    """What ``actor`` may do to ``ticket`` now, by the same rules the workflow enforces (roles,
+    scope, life cycle), so the console offers only what the API would accept. Facts read at the
+    moment of acting (capacity, the target agent's skills) can still refuse an offered action."""
+    scope = ticket.scope()
+    if not can_view(actor, scope):
+        return []
+    status = ticket.status
+    holder = ticket.assignee == actor.id
+    allowed: set[str] = set()
+    if status is TicketStatus.NEW and can_claim(actor, scope):
+        allowed.add("claim")
+    if (holder or actor.has(Permission.ASSIGN)) and _moves_to(ticket, TicketStatus.NEW):
+        allowed.add("release")
+    if actor.has(Permission.ASSIGN) and _moves_to(ticket, TicketStatus.ASSIGNED):
+        allowed.add("assign")
+    if actor.has(Permission.TRANSFER) and (status is TicketStatus.NEW or _moves_to(ticket, TicketStatus.NEW)):
+        allowed.add("transfer")
+    if can_review(actor, scope):
+        allowed |= {target.value for target in REVIEW_MOVES if _moves_to(ticket, target)}
+    closer = (holder and actor.has(Permission.REVIEW)) or actor.has(Permission.ASSIGN)
+    if closer and _moves_to(ticket, TicketStatus.CLOSED):
+        allowed.add(TicketStatus.CLOSED.value)
+    if actor.has(Permission.COMMENT):
+        allowed |= {"comment", "attach"}
+        if ticket.conversation_ids and can_reply(actor, scope):
+            allowed.add("reply")
+    return [action for action in ACTIONS if action in allowed]
 
 
 class ActionInvalid(ValueError):
@@ -58,6 +104,8 @@ class ActionInvalid(ValueError):
 class TicketWorkflow:
     def __init__(self, desk: TicketDesk) -> None:
         self.desk = desk
+
+    allowed_actions = staticmethod(allowed_actions)
 
     async def visible(self, actor: Actor, ticket_id: str) -> Ticket:
         ticket = await self.desk.require(ticket_id)

@@ -32,7 +32,7 @@ _CONVERSATION_FIELDS = (
     "customer_id", "channel", "state", "agent_id", "queue", "handoff_reason", "handed_off_at", "queue_ticket",
     "updated_at",
 )  # fmt: skip
-_TICKET_FIELDS = ("status", "queue", "assignee", "priority", "type", "customer_id", "submitted_by", "version")
+_TICKET_FIELDS = ("status", "queue", "assignee", "priority", "customer_id", "submitted_by", "version")
 
 
 def _plain(value: Any) -> Any:
@@ -63,7 +63,9 @@ def change_event(collection: str, change: Mapping[str, Any]) -> dict[str, Any] |
     if collection == "conversations":
         return {"type": "conversation", "id": str(key), **{k: _plain(doc.get(k)) for k in _CONVERSATION_FIELDS}}
     if collection == "tickets":
-        return {"type": "ticket", "id": str(key), **{k: _plain(doc.get(k)) for k in _TICKET_FIELDS}}
+        # The ticket's own type goes under ticket_type: as "type" it overwrote the event's kind.
+        return {"type": "ticket", "id": str(key), "ticket_type": _plain(doc.get("type")),
+                **{k: _plain(doc.get(k)) for k in _TICKET_FIELDS}}  # fmt: skip
     if collection == "conversation_notes" and operation == "insert":
         return {"type": "note", "id": str(key), "conversation_id": doc.get("conversation_id"),
                 "author": doc.get("author"), "author_name": doc.get("author_name"), "text": doc.get("text"),

@@ -95,9 +95,13 @@ class SessionStore:
     async def close(self, raw: str) -> None:
         await self.sessions.delete_one({"_id": _digest(raw)})
 
-    async def close_all(self, staff_id: str) -> int:
-        """Sign a staff member out everywhere (password changed, account disabled)."""
-        result = await self.sessions.delete_many({"staff_id": staff_id})
+    async def close_all(self, staff_id: str, *, keep: str | None = None) -> int:
+        """Sign a staff member out everywhere (password changed, account disabled); ``keep``: the
+        hash of a session to leave open (the one that changed its own password)."""
+        query: dict[str, Any] = {"staff_id": staff_id}
+        if keep is not None:
+            query["_id"] = {"$ne": keep}
+        result = await self.sessions.delete_many(query)
         return result.deleted_count
 
 

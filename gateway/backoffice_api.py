@@ -19,12 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backoffice.assignment import assign_pool, held_counts
 from backoffice.config import ConfigConflict, ConfigInvalid
-from backoffice.lifecycle import TicketStatus, TicketType, TransitionRefused
+from backoffice.lifecycle import TicketStatus, TicketType, TransitionRefused, label
+from backoffice.passwords import MAX_LENGTH as PASSWORD_MAX
+from backoffice.passwords import WeakPassword
 from backoffice.permissions import Permission, PermissionDenied, Role
 from backoffice.priority import Priority
 from backoffice.staff import STAFF_ID_PATTERN, StaffExists, StaffMember
 from backoffice.ticket_record import Ticket, TicketConflict, TicketNotFound
-from backoffice.workflow import VIEWS, ActionInvalid
+from backoffice.workflow import VIEWS, ActionInvalid, allowed_actions
 from channels.base import json_response
 from gateway.openapi import ApiError, ApiSpec, Operation, QueryParam, read_body
 from gateway.staff_auth import StaffAuth
@@ -116,6 +118,15 @@ class StaffChanges(_Body):
     language: Literal["zh", "en"] | None = None
 
 
+class NewPassword(_Body):
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX)
+
+
+class OwnPassword(_Body):
+    current: str = Field(min_length=1, max_length=PASSWORD_MAX, description="the password in use now")
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX)
+
+
 LANG = QueryParam("lang", {"type": "string", "enum": list(LANGUAGES)}, "labels in zh (default) or en")
 
 
@@ -184,6 +195,8 @@ class BackofficeApi:
                 return ApiError(409, "invalid_transition", str(exc)).response()
             except (TicketConflict, ConfigConflict) as exc:
                 return ApiError(409, "conflict", str(exc)).response()
+            except WeakPassword as exc:
+                return ApiError(400, "weak_password", str(exc), field="password").response()
             except StaffExists as exc:
                 return ApiError(409, "exists", str(exc)).response()
             except ConfigInvalid as exc:
@@ -196,11 +209,54 @@ class BackofficeApi:
     async def _signed_in(self, request: web.Request) -> StaffMember:
         return (await self.auth.caller(request)).member
 
-    async def _ticket_view(self, ticket: Ticket, language: str, *, full: bool = True) -> dict[str, Any]:
-        return await self.backoffice.desk.view(ticket, language, full=full)
+    async def _ticket_view(
+        self, ticket: Ticket, language: str, member: StaffMember, *, full: bool = True
+    ) -> dict[str, Any]:
+        view = await self.backoffice.desk.view(ticket, language, full=full)
+        view["allowed_actions"] = allowed_actions(member.actor(), ticket)
+        return view
 
-    async def _ticket_response(self, ticket: Ticket, request: web.Request, member: StaffMember) -> web.Response:
-        return json_response({"ticket": await self._ticket_view(ticket, _language(request, member))})
+    async def _full_view(self, ticket: Ticket, request: web.Request, member: StaffMember) -> dict[str, Any]:
+        """The ticket page's whole view (what GET returns and every action answers with, so the
+        console redraws from one shape)."""
+        language = _language(request, member)
+        view = await self._ticket_view(ticket, language, member)
+        # The console labels timeline steps and transfer targets itself, in the member's language.
+        view["status_labels"] = {status.value: label(status, language) for status in TicketStatus}
+        config = await self.backoffice.config.tickets()
+        view["queues"] = [{"queue": q, "label": config.queue_label(q, language)} for q in config.queues]
+        # The stored version, so the console tells its own changes from others' on the live feed.
+        stored = await self.backoffice.desk.tickets.find_one({"_id": ticket.id}, {"version": 1})
+        view["version"] = int(stored.get("version", 1)) if stored else None
+        survey = await self.backoffice.surveys.for_ticket(ticket.id)
+        view["survey"] = survey.model_dump(mode="json") if survey else None
+        if ticket.request_id and self.gateway.aftersales is not None:
+            linked = await self.gateway.aftersales.get(ticket.request_id)
+            view["request"] = (
+                {**linked.model_dump(mode="json", exclude={"timeline"}), "agent_timeline": linked.agent_timeline()}
+                if linked
+                else None
+            )
+        view["ocr_results"] = await self._ocr_summaries(ticket.ocr_result_ids)
+        view["actor_names"] = await self._actor_names(ticket)
+        return view
+
+    async def _actor_names(self, ticket: Ticket) -> dict[str, str]:
+        """Display names of the staff in the timeline and comments (entries record ``staff:<id>``)."""
+        actors = {e.actor for e in ticket.timeline} | {c.author for c in ticket.comments}
+        if ticket.assignee:
+            actors.add(f"staff:{ticket.assignee}")
+        names: dict[str, str] = {}
+        for actor in sorted(a for a in actors if a.startswith("staff:")):
+            member = await self.backoffice.staff.get(actor.removeprefix("staff:"))
+            if member is not None:
+                names[actor] = member.name
+        return names
+
+    async def _ticket_response(
+        self, ticket: Ticket, request: web.Request, member: StaffMember, status: int = 200
+    ) -> web.Response:
+        return json_response({"ticket": await self._full_view(ticket, request, member)}, status=status)
 
     def _register(self) -> None:
         t, a, c, s = "tickets", "alerts", "configuration", "staff"
@@ -254,6 +310,13 @@ class BackofficeApi:
         self._op("PATCH", "/staff/{staff_id}", self.update_staff, "Change roles, skills, capacity … (admin)", s,
                  body=StaffChanges)  # fmt: skip
         self._op("POST", "/staff/{staff_id}/tokens", self.issue_token, "Issue another token (admin)", s, success=201)
+        self._op("POST", "/staff/{staff_id}/password", self.set_password,
+                 "Set a staff member's console password and sign them out everywhere (admin)", s,
+                 body=NewPassword)  # fmt: skip
+        for method in ("PUT", "POST"):
+            self._op(method, "/me/password", self.change_own_password,
+                     "Change one's own console password (the current one is required); other sessions end", s,
+                     body=OwnPassword, errors=(400, 401, 403, 429))  # fmt: skip
         head = QueryParam("head", {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "a published head hash")
         self._op("GET", "/audit/verify", self.verify_audit, "Check the audit chain against tickets and requests", c,
                  query=(head,))  # fmt: skip
@@ -295,7 +358,7 @@ class BackofficeApi:
             priority=priority,
             limit=limit,
         )
-        tickets = [await self._ticket_view(ticket, language, full=False) for ticket, _ in ranked]
+        tickets = [await self._ticket_view(ticket, language, member, full=False) for ticket, _ in ranked]
         return json_response({"tickets": tickets, "count": len(tickets)})
 
     async def submit(self, request: web.Request, member: StaffMember) -> web.Response:
@@ -322,24 +385,12 @@ class BackofficeApi:
             ocr_result_ids=body.ocr_result_ids,
             reason=body.reason,
         )
-        view = await self._ticket_view(ticket, _language(request, member))
+        view = await self._ticket_view(ticket, _language(request, member), member)
         return json_response({"ticket": view, "created": created}, status=201 if created else 200)
 
     async def get_ticket(self, request: web.Request, member: StaffMember) -> web.Response:
-        actor = member.actor()
-        ticket = await self.backoffice.workflow.visible(actor, request.match_info["ticket_id"])
-        view = await self._ticket_view(ticket, _language(request, member))
-        survey = await self.backoffice.surveys.for_ticket(ticket.id)
-        view["survey"] = survey.model_dump(mode="json") if survey else None
-        if ticket.request_id and self.gateway.aftersales is not None:
-            linked = await self.gateway.aftersales.get(ticket.request_id)
-            view["request"] = (
-                {**linked.model_dump(mode="json", exclude={"timeline"}), "agent_timeline": linked.agent_timeline()}
-                if linked
-                else None
-            )
-        view["ocr_results"] = await self._ocr_summaries(ticket.ocr_result_ids)
-        return json_response({"ticket": view})
+        ticket = await self.backoffice.workflow.visible(member.actor(), request.match_info["ticket_id"])
+        return await self._ticket_response(ticket, request, member)
 
     async def _ocr_summaries(self, result_ids: list[str]) -> list[dict[str, Any]]:
         """The fields read from the ticket's photos, beside the photo they came from."""
@@ -406,7 +457,7 @@ class BackofficeApi:
         ticket = await self.backoffice.workflow.comment(
             member.actor(), request.match_info["ticket_id"], body.text, public=body.public
         )
-        return json_response({"ticket": await self._ticket_view(ticket, _language(request, member))}, status=201)
+        return await self._ticket_response(ticket, request, member, status=201)
 
     async def attach(self, request: web.Request, member: StaffMember) -> web.Response:
         body = await read_body(request, Attachments)
@@ -488,6 +539,37 @@ class BackofficeApi:
         except KeyError:
             raise ApiError(404, "not_found", f"no staff member {staff_id}") from None
         return json_response({"token": token}, status=201)
+
+    async def set_password(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, NewPassword)
+        staff_id = request.match_info["staff_id"]
+        try:
+            await self.backoffice.admin.set_password(member.actor(), staff_id, body.password)
+        except KeyError:
+            raise ApiError(404, "not_found", f"no staff member {staff_id}") from None
+        # Whoever knew the old password may be signed in with it: every session of theirs ends.
+        signed_out = await self.auth.sessions.close_all(staff_id)
+        log.info("console password of %s set by %s; %d sessions ended", staff_id, member.id, signed_out)
+        return json_response({"staff_id": staff_id, "sessions_ended": signed_out})
+
+    async def change_own_password(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, OwnPassword)
+        session = await self.auth.session_of(request)
+        console = self.gateway.console
+        if console is None:
+            raise ApiError(503, "starting", "the gateway is starting")
+        # The same throttle as sign-in: a stolen session must not become a password-guessing oracle.
+        ip = request.remote or ""
+        wait = await console.throttle.retry_after_s(member.id, ip)
+        if wait:
+            raise ApiError(429, "throttled", f"too many wrong passwords; try again in {wait} s", retry_after=wait)
+        if not await self.backoffice.admin.change_own_password(member.actor(), body.current, body.password):
+            await console.throttle.failed(member.id, ip)
+            raise ApiError(403, "wrong_password", "the current password is wrong", field="current")
+        await console.throttle.succeeded(member.id)
+        keep = session.session_hash if session is not None else None  # this browser stays signed in
+        signed_out = await console.sessions.close_all(member.id, keep=keep)
+        return json_response({"staff_id": member.id, "sessions_ended": signed_out})
 
     async def verify_audit(self, request: web.Request, member: StaffMember) -> web.Response:
         member.actor().require(Permission.VIEW_AUDIT, "checking the audit log")

@@ -371,7 +371,11 @@ class LiveClient:
                 self.conversations.add(conversation_id)
                 await console.presence.viewing(conversation_id, self.member.id, self.member.name)
             elif topic == "ticket":
-                self.tickets.add(str(message["ticket_id"])[:64])
+                ticket_id = str(message["ticket_id"])[:64]
+                self.tickets.add(ticket_id)
+                # The streams are open by now: the page re-reads once, so a change made between
+                # its first fetch and this subscription is not lost.
+                await self.socket.send_json({"type": "subscribed", "topic": "ticket", "ticket_id": ticket_id})
         elif kind in ("viewing", "typing"):
             conversation_id = str(message["conversation_id"])[:64]
             if conversation_id in self.conversations:

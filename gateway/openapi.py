@@ -70,6 +70,7 @@ _STATUS_TEXT = {
     404: "not found",
     409: "conflicts with the current state",
     413: "body too large",
+    429: "too many attempts; try again later",
     503: "the gateway is starting",
 }
 

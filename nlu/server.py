@@ -39,8 +39,7 @@ class EmbeddedRasaServer:
             self.host,
             "--port",
             str(self.port),
-            "--auth-token",
-            self.token,
+            f"--auth-token={self.token}",  # one argument: a token may start with "-"
             "--log-file",
             str(self._child.log_path),
         ]
