@@ -37,14 +37,29 @@ def synthetic(events: int, now: datetime) -> tuple[list[dict], list[dict]]:
             docs.append({**base, "name": "handed_off", "at": handed, "data": {"reason": "asked"}})
             if rng.random() < 0.85:
                 agent = f"agent{rng.randrange(8)}"
-                docs.append({**base, "name": "agent_claimed", "at": handed + timedelta(seconds=60),
-                             "data": {"agent": agent}})
-                messages.append({"conversation_id": cid, "direction": "out", "author": f"agent:{agent}",
-                                 "created_at": handed + timedelta(seconds=rng.randrange(30, 900)), "text": "您好"})
-                docs.append({**base, "name": "agent_closed", "at": handed + timedelta(seconds=1200),
-                             "data": {"agent": agent}})
-                docs.append({**base, "name": "survey_answered", "at": handed + timedelta(seconds=1300),
-                             "data": {"stage": "csat", "score": rng.randint(1, 5), "agent": agent}})
+                docs.append(
+                    {**base, "name": "agent_claimed", "at": handed + timedelta(seconds=60), "data": {"agent": agent}}
+                )
+                messages.append(
+                    {
+                        "conversation_id": cid,
+                        "direction": "out",
+                        "author": f"agent:{agent}",
+                        "created_at": handed + timedelta(seconds=rng.randrange(30, 900)),
+                        "text": "您好",
+                    }
+                )
+                docs.append(
+                    {**base, "name": "agent_closed", "at": handed + timedelta(seconds=1200), "data": {"agent": agent}}
+                )
+                docs.append(
+                    {
+                        **base,
+                        "name": "survey_answered",
+                        "at": handed + timedelta(seconds=1300),
+                        "data": {"stage": "csat", "score": rng.randint(1, 5), "agent": agent},
+                    }
+                )
     return docs, messages
 
 
@@ -71,8 +86,10 @@ async def main() -> None:
                 for dimension in DIMENSIONS:
                     report.grouped(dimension)
                 done = time.perf_counter()
-                print(f"run {run + 1}: {len(docs)} events, {len(messages)} agent messages, {len(report.units)} units: "
-                      f"read {loaded - started:.2f} s, figures + 5 groupings {done - loaded:.2f} s")
+                print(
+                    f"run {run + 1}: {len(docs)} events, {len(messages)} agent messages, {len(report.units)} units: "
+                    f"read {loaded - started:.2f} s, figures + 5 groupings {done - loaded:.2f} s"
+                )
         finally:
             await store.close()
             await mongo.stop()

@@ -106,23 +106,64 @@ class QualityApi:
 
     def _register(self) -> None:
         add = self._op
-        add("GET", "/quality/summary", self.summary, "Quality figures with definitions, grouped", P.VIEW_QUALITY,
-            query=FILTERS)
-        add("GET", "/quality/conversations", self.conversations, "The conversations behind a figure",
-            P.VIEW_QUALITY, query=(
+        add(
+            "GET",
+            "/quality/summary",
+            self.summary,
+            "Quality figures with definitions, grouped",
+            P.VIEW_QUALITY,
+            query=FILTERS,
+        )
+        add(
+            "GET",
+            "/quality/conversations",
+            self.conversations,
+            "The conversations behind a figure",
+            P.VIEW_QUALITY,
+            query=(
                 QueryParam("metric", {"type": "string", "enum": [m.name for m in METRICS]}, "the figure", True),
                 QueryParam("group", {"type": "string", "enum": list(DIMENSIONS)}, "channel, intent, day, hour, agent"),
                 QueryParam("key", {"type": "string", "maxLength": 64}, "the group's key (with group)"),
-                *FILTERS))
-        add("GET", "/quality/export.csv", self.export, "Every figure per group as CSV (UTF-8 with BOM)",
-            P.VIEW_QUALITY, query=FILTERS)
-        add("GET", "/refunds/report", self.refunds, "Refund counts, amounts and reasons over time", P.VIEW_QUALITY,
-            query=(Q_FROM, Q_TO, Q_GRANULARITY))
-        add("GET", "/refunds/export.csv", self.refunds_csv, "The refund report as CSV (UTF-8 with BOM)",
-            P.VIEW_QUALITY, query=(Q_FROM, Q_TO, Q_GRANULARITY))
-        add("GET", "/reviews/queue", self.review_queue, "Items the caller has not scored yet", P.SCORE_QUALITY,
-            query=(QueryParam("kind", {"type": "string", "enum": list(KINDS)}, "bot_answer or agent_correction"),
-                   Q_FROM, Q_TO, QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 50})))
+                *FILTERS,
+            ),
+        )
+        add(
+            "GET",
+            "/quality/export.csv",
+            self.export,
+            "Every figure per group as CSV (UTF-8 with BOM)",
+            P.VIEW_QUALITY,
+            query=FILTERS,
+        )
+        add(
+            "GET",
+            "/refunds/report",
+            self.refunds,
+            "Refund counts, amounts and reasons over time",
+            P.VIEW_QUALITY,
+            query=(Q_FROM, Q_TO, Q_GRANULARITY),
+        )
+        add(
+            "GET",
+            "/refunds/export.csv",
+            self.refunds_csv,
+            "The refund report as CSV (UTF-8 with BOM)",
+            P.VIEW_QUALITY,
+            query=(Q_FROM, Q_TO, Q_GRANULARITY),
+        )
+        add(
+            "GET",
+            "/reviews/queue",
+            self.review_queue,
+            "Items the caller has not scored yet",
+            P.SCORE_QUALITY,
+            query=(
+                QueryParam("kind", {"type": "string", "enum": list(KINDS)}, "bot_answer or agent_correction"),
+                Q_FROM,
+                Q_TO,
+                QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 50}),
+            ),
+        )
         add("POST", "/reviews", self.score, "Score a bot answer or an agent's correction", P.SCORE_QUALITY,
             body=Score, success=201)  # fmt: skip
 
@@ -248,9 +289,7 @@ class QualityApi:
         if granularity not in ("day", "week"):
             raise ApiError(400, "invalid_field", "granularity must be day or week", field="granularity")
         assert self.gateway.store is not None
-        report = await refund_report(
-            self.gateway.store.db, start, end, self.zone, cast(Granularity, granularity)
-        )
+        report = await refund_report(self.gateway.store.db, start, end, self.zone, cast(Granularity, granularity))
         return {"from": first.isoformat(), "to": last.isoformat(), "timezone": self.gateway.settings.timezone,
                 **report}  # fmt: skip
 

@@ -63,9 +63,7 @@ def _add(bucket: dict[str, Any], doc: dict[str, Any]) -> None:
         bucket["automatic"] += 1
 
 
-async def refund_requests(
-    db: AsyncDatabase[dict[str, Any]], start: datetime, end: datetime
-) -> list[dict[str, Any]]:
+async def refund_requests(db: AsyncDatabase[dict[str, Any]], start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Refund requests created in ``[start, end)``. ``created_at`` is an ISO string there
     (pydantic's JSON dump): the store narrows by string with a day's margin, the exact range is
     applied on the parsed time."""
