@@ -25,7 +25,7 @@ from ivr.voice import EspeakVoice
 from ivr.whisper_engine import default_model_dir
 from shop import MongoOrderService
 from shop.aftersales import AfterSalesService
-from store import ConversationStore, Event
+from store import ConversationStore, Event, stored_datetime
 from store.models import Direction
 
 IVR_LANGUAGES = ("zh", "en")
@@ -219,8 +219,4 @@ class VoiceServices:
 
 
 def _aware(value: Any) -> datetime:
-    if isinstance(value, str):  # nx-27017 may hand back a datetime written by $set as a string
-        value = datetime.fromisoformat(value)
-    if not isinstance(value, datetime):
-        return datetime.min.replace(tzinfo=UTC)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return stored_datetime(value) or datetime.min.replace(tzinfo=UTC)

@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from store import stored_datetime
+
 Kind = Literal["rate", "duration", "csat", "nps"]
 Source = Literal["conversation", "call", "csat", "nps", "ticket", "bot_review", "correction_review"]
 DIMENSIONS = ("channel", "intent", "day", "hour", "agent")
@@ -44,20 +46,6 @@ CALL_OUTCOMES = {
     "call_abandoned": "abandoned",
 }
 EVENT_NAMES = (*CONVERSATION_EVENTS, *CALL_OUTCOMES, "survey_answered")
-
-
-def as_utc(value: Any) -> datetime | None:
-    """Datetimes from the store: real ones, or ISO strings (nx-27017 returns ``$set`` datetimes so)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -348,7 +336,7 @@ async def quality_report(
         )
     ]
     for doc in events:
-        doc["at"] = as_utc(doc.get("at")) or where.start
+        doc["at"] = stored_datetime(doc.get("at")) or where.start
     events.sort(key=lambda d: d["at"])
     conversations = _conversations(events)
     horizon = min(where.end, now or datetime.now(UTC))
@@ -464,7 +452,7 @@ async def _agent_messages(
             if not author.startswith("agent:"):
                 continue
             c = found[doc["conversation_id"]]
-            at = as_utc(doc.get("created_at"))
+            at = stored_datetime(doc.get("created_at"))
             if at is None or c.handed_at is None or not c.handed_at <= at < horizon:
                 continue
             if c.agent_reply_at is None or at < c.agent_reply_at:
@@ -525,10 +513,10 @@ async def _tickets(db: AsyncDatabase[dict[str, Any]], where: QualityFilter, inte
          "customer_id": 1, "status": 1},
     )  # fmt: skip
     async for doc in cursor:
-        created = as_utc(doc.get("created_at"))
+        created = stored_datetime(doc.get("created_at"))
         if created is None or not where.start <= created < where.end:
             continue
-        resolved = as_utc((doc.get("sla") or {}).get("resolved_at"))
+        resolved = stored_datetime((doc.get("sla") or {}).get("resolved_at"))
         conversation_ids = doc.get("conversation_ids") or []
         conversation_id = conversation_ids[0] if conversation_ids else None
         channels = doc.get("channels") or []

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from quality.metrics import as_utc
+from store import stored_datetime
 
 Granularity = Literal["day", "week"]
 REFUND_TYPES = ("refund", "return_refund")
@@ -75,7 +75,7 @@ async def refund_requests(db: AsyncDatabase[dict[str, Any]], start: datetime, en
          "order_id": 1, "channel": 1, "conversation_id": 1},
     )  # fmt: skip
     async for doc in cursor:
-        created = as_utc(doc.get("created_at"))
+        created = stored_datetime(doc.get("created_at"))
         if created is not None and start <= created < end:
             doc["created"] = created
             found.append(doc)

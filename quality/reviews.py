@@ -17,7 +17,8 @@ from typing import Any, Literal
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from quality.metrics import NON_TOPIC_INTENTS, as_utc, epoch_ms
+from quality.metrics import NON_TOPIC_INTENTS, epoch_ms
+from store import stored_datetime
 
 Kind = Literal["bot_answer", "agent_correction"]
 KINDS: tuple[Kind, ...] = ("bot_answer", "agent_correction")
@@ -126,8 +127,8 @@ class ReviewQueue:
                 {"_id": 1, "conversation_id": 1, "author": 1, "text": 1, "created_at": 1},
             ):
                 author = str(doc.get("author") or "")
-                handed_at = as_utc(handed[doc["conversation_id"]].get("at"))
-                at = as_utc(doc.get("created_at"))
+                handed_at = stored_datetime(handed[doc["conversation_id"]].get("at"))
+                at = stored_datetime(doc.get("created_at"))
                 if not author.startswith("agent:") or at is None or handed_at is None or at < handed_at:
                     continue
                 current = firsts.get(doc["conversation_id"])
@@ -146,7 +147,7 @@ class ReviewQueue:
                         "intent": data.get("intent"),
                         "agent": str(message["author"]).removeprefix("agent:"),
                         "agent_text": message.get("text", ""),
-                        "customer_texts": await self._before(conversation_id, as_utc(event.get("at"))),
+                        "customer_texts": await self._before(conversation_id, stored_datetime(event.get("at"))),
                     }
                 )
         items.sort(key=lambda item: str(item["at"]), reverse=True)
@@ -161,7 +162,7 @@ class ReviewQueue:
         )
         texts = []
         async for doc in cursor:
-            at = as_utc(doc.get("created_at"))
+            at = stored_datetime(doc.get("created_at"))
             if moment is None or (at is not None and at <= moment):
                 texts.append(str(doc.get("text", "")))
             if len(texts) == count:
@@ -198,7 +199,7 @@ class ReviewQueue:
         message = await self.messages.find_one({"_id": message_id})
         if message is None:
             raise ReviewRefused(f"no such item {item_id!r}")
-        at = as_utc(message.get("created_at")) or datetime.now(UTC)
+        at = stored_datetime(message.get("created_at")) or datetime.now(UTC)
         facts: dict[str, Any] = {
             "conversation_id": message["conversation_id"],
             "customer_id": message.get("customer_id"),
@@ -228,5 +229,5 @@ def _topic(intent: Any) -> str:
 
 
 def _iso(value: Any) -> str | None:
-    moment = as_utc(value)
+    moment = stored_datetime(value)
     return moment.isoformat() if moment else None

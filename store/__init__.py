@@ -20,7 +20,7 @@ from store.models import (
     OutboundMessage,
     QuickReply,
 )
-from store.mongo import ConversationStore, InboundReceipt, MergeRefused
+from store.mongo import ConversationStore, InboundReceipt, MergeRefused, stored_datetime
 
 __all__ = [
     "Attachment",
@@ -36,4 +36,5 @@ __all__ = [
     "Message",
     "OutboundMessage",
     "QuickReply",
+    "stored_datetime",
 ]

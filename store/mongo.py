@@ -42,6 +42,20 @@ def new_id() -> str:
     return str(ObjectId())
 
 
+def stored_datetime(value: Any) -> datetime | None:
+    """A datetime read back from the store as an aware UTC datetime: nx-27017 returns datetimes
+    written through ``$set`` as ISO strings, and pydantic's JSON dumps store them as strings too.
+    None for a missing or unreadable value."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _aware(value: Any) -> Any:
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
