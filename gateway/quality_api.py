@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from backoffice.permissions import Permission
+from backoffice.permissions import Permission, PermissionDenied
 from backoffice.staff import StaffMember
 from channels.base import json_response
 from gateway.openapi import ApiError, ApiSpec, Operation, QueryParam, read_body
@@ -179,14 +179,14 @@ class QualityApi:
         async def serve(request: web.Request) -> web.StreamResponse:
             try:
                 member = (await self.auth.caller(request)).member
-                if not member.actor().has(permission):
-                    roles = ", ".join(r.value for r in member.roles) or "none"
-                    raise ApiError(403, "forbidden", f"needs the {permission.value} permission (your roles: {roles})")
+                member.actor().require(permission, summary.lower())
                 if self.gateway.store is None:
                     raise ApiError(503, "starting", "the gateway is starting")
                 return await handler(request, member)
             except ApiError as exc:
                 return exc.response()
+            except PermissionDenied as exc:
+                return ApiError(403, "forbidden", str(exc)).response()
             except ReviewRefused as exc:
                 return ApiError(400, "invalid_review", str(exc)).response()
 
@@ -314,8 +314,8 @@ class QualityApi:
     # -- reviews ------------------------------------------------------------------------------
 
     def _reviews(self) -> ReviewQueue:
-        assert self.gateway.store is not None
-        return ReviewQueue(self.gateway.store.db)
+        assert self.gateway.reviews is not None
+        return self.gateway.reviews
 
     async def review_queue(self, request: web.Request, member: StaffMember) -> web.Response:
         asked = request.query.get("kind") or "bot_answer"

@@ -31,6 +31,7 @@ from media_ocr.store import OcrResultStore
 from nlu import NluClient, NluProject, OfflineNlu, RasaNluClient
 from nlu.server import EmbeddedRasaServer
 from nlu.understanding import UnderstandingClient, today_in
+from quality import ReviewQueue
 from shop import MongoOrderService, load_orders_file
 from shop.aftersales import AfterSalesService
 from shop.policy import AfterSalesPolicy
@@ -75,6 +76,7 @@ class Gateway:
         self.backoffice: Backoffice | None = None
         self.pickups: PickupStore | None = None
         self.console: Console | None = None
+        self.reviews: ReviewQueue | None = None
         # Business rules and answers: read at start so a bad edit stops the start, not a turn.
         self.policy = AfterSalesPolicy.load(settings.aftersales_policy_path)
         self.knowledge = KnowledgeBase.load(settings.knowledge_path)
@@ -128,6 +130,8 @@ class Gateway:
         await self.ocr.ensure_indexes()
         self.console = Console(store.db, canned_replies_path=self.settings.canned_replies_path)
         await self.console.ensure_indexes()
+        self.reviews = ReviewQueue(store.db)
+        await self.reviews.ensure_indexes()
         self.store = store
         return store
 
