@@ -264,7 +264,8 @@ async def _demo_quality(gateway: Gateway) -> None:
     assert gateway.store is not None
     handlers = {channel.name: gateway.handler_for(channel) for channel in gateway.channels}
     try:
-        count = await seed_demo_quality(gateway.store, handlers)
+        assert gateway.handoff is not None
+        count = await seed_demo_quality(gateway.store, handlers, gateway.handoff)
     except Exception:
         logging.getLogger(__name__).exception("quality demo failed")
         return

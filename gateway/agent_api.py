@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from backoffice.handoff import HandoffDesk
+from backoffice.handoff import AgentActionRefused, HandoffDesk
 from backoffice.permissions import Permission, PermissionDenied, Role
 from channels.base import json_response
 from gateway.openapi import ApiError
-from store import ConversationState, Event, MergeRefused, OutboundMessage
+from store import MergeRefused
 from store.models import MAX_TEXT_CHARS, Conversation, Message
 
 if TYPE_CHECKING:
@@ -39,6 +39,13 @@ HISTORY_MESSAGES = 300
 INLINE_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REFUSALS = {  # the desk's reason: (status, error code)
+    "not_found": (404, "not_found"),
+    "not_waiting": (409, "not_waiting"),
+    "not_owner": (409, "not_owner"),
+    "held_by_another": (403, "not_owner"),
+    "not_with_agent": (409, "not_with_agent"),
+}
 
 
 def _error(status: int, code: str, detail: str) -> web.Response:
@@ -97,22 +104,20 @@ class AgentApi:
                 return exc.response()
             except PermissionDenied as exc:
                 return _error(403, "forbidden", str(exc))
+            except AgentActionRefused as exc:
+                status, code = REFUSALS[exc.reason]
+                return _error(status, code, str(exc))
 
         return serve
 
-    async def _agent(self, request: web.Request, body: dict[str, Any] | None = None) -> str:
-        """The agent acting: the signed-in staff member, or the body's ``agent`` under the service token."""
+    async def _agent(self, request: web.Request) -> str | None:
+        """The signed-in staff member acting; None under the service token (the body names the agent)."""
         if self.gateway.store is None or self.gateway.backoffice is None:
             raise ApiError(503, "starting", "the gateway is starting")
         token = self.gateway.settings.agent_api_token
         given = request.headers.get("Authorization", "")
         if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            if body is None:
-                return "service"
-            agent = body.get("agent")
-            if not isinstance(agent, str) or not 1 <= len(agent) <= 64:
-                raise ApiError(400, "missing_field", "'agent' (the agent's id) is required with the service token")
-            return agent
+            return None
         caller = await self.auth.caller(request)
         caller.member.actor().require(Permission.HANDLE_CONVERSATIONS, "working on conversations")
         return caller.member.id
@@ -132,9 +137,20 @@ class AgentApi:
 
     async def _authorised_body(self, request: web.Request) -> tuple[str, dict[str, Any]]:
         # Authenticate first: a stranger learns nothing from the body's validation.
-        await self._agent(request)
+        agent = await self._agent(request)
         body = await self._body(request)
-        return await self._agent(request, body), body
+        if agent is None:
+            named = body.get("agent")
+            if not isinstance(named, str) or not 1 <= len(named) <= 64:
+                raise ApiError(400, "missing_field", "'agent' (the agent's id) is required with the service token")
+            agent = named
+        return agent, body
+
+    @property
+    def desk(self) -> HandoffDesk:
+        if self.gateway.handoff is None:
+            raise ApiError(503, "starting", "the gateway is starting")
+        return self.gateway.handoff
 
     async def _conversation(self, request: web.Request) -> Conversation:
         store = self.gateway.store
@@ -144,19 +160,6 @@ class AgentApi:
             raise ApiError(404, "not_found", "no such conversation")
         return conversation
 
-    async def _log(self, name: str, conversation: Conversation, **data: Any) -> None:
-        store = self.gateway.store
-        assert store is not None
-        await store.log_event(
-            Event(
-                name=name,
-                conversation_id=conversation.id,
-                customer_id=conversation.customer_id,
-                channel=conversation.channel,
-                data=data,
-            )
-        )
-
     # -- queue and colleagues -------------------------------------------------------------
 
     async def queue(self, request: web.Request) -> web.Response:
@@ -164,10 +167,7 @@ class AgentApi:
         store = self.gateway.store
         assert store is not None
         waiting = await store.waiting_conversations()
-        mine: list[Conversation] = []
-        if agent != "service":
-            cursor = store.conversations.find({"state": ConversationState.AGENT.value, "agent_id": agent}).limit(100)
-            mine = [await store.get_conversation(d["_id"]) async for d in cursor]  # type: ignore[misc]
+        mine = await store.agent_conversations(agent) if agent is not None else []
         return json_response(
             {
                 "waiting": [
@@ -180,7 +180,7 @@ class AgentApi:
                     }
                     for n, c in enumerate(waiting, start=1)
                 ],
-                "mine": [_conversation_view(c) for c in mine if c is not None],
+                "mine": [_conversation_view(c) for c in mine],
                 "counts": {"waiting": len(waiting), "mine": len(mine)},
             }
         )
@@ -236,7 +236,7 @@ class AgentApi:
         messages.sort(key=lambda m: m.id)  # ObjectId order: the order they were stored
         media_ids = [a.media_id for m in messages for a in m.attachments if a.media_id]
         ocr = await gateway.ocr.results.for_media(media_ids) if gateway.ocr is not None and media_ids else {}
-        profile = await HandoffDesk(store, gateway.orders, gateway.aftersales, gateway.tickets).summarise(
+        profile = await self.desk.summarise(
             conversation.id, customer_id=conversation.customer_id, reason=conversation.handoff_reason or ""
         )
         notes = await console.notes.for_conversations([c.id for c in conversations])
@@ -275,20 +275,7 @@ class AgentApi:
 
     async def claim(self, request: web.Request) -> web.Response:
         agent, _ = await self._authorised_body(request)
-        store = self.gateway.store
-        assert store is not None
-        conversation_id = request.match_info["conversation_id"][:64]
-        claimed = await store.claim_conversation(conversation_id, agent)
-        if claimed is None:
-            current = await store.get_conversation(conversation_id)
-            if current is None:
-                return _error(404, "not_found", "no such conversation")
-            if current.state is ConversationState.AGENT and current.agent_id == agent:
-                claimed = current  # a retried claim by the same agent
-            else:
-                taken = f" by {current.agent_id}" if current.agent_id else ""
-                return _error(409, "not_waiting", f"the conversation is {current.state.value}{taken}")
-        await self._log("agent_claimed", claimed, agent=agent)
+        claimed = await self.desk.claim(request.match_info["conversation_id"][:64], agent)
         return json_response({"conversation": claimed.model_dump(mode="json", exclude={"slots"})})
 
     async def reply(self, request: web.Request) -> web.Response:
@@ -299,23 +286,8 @@ class AgentApi:
         client_id = body.get("client_message_id")
         if client_id is not None and (not isinstance(client_id, str) or not 1 <= len(client_id) <= 128):
             return _error(400, "invalid_field", "'client_message_id' must be a string of 1–128 characters")
-        store = self.gateway.store
-        assert store is not None
         conversation = await self._conversation(request)
-        if conversation.state is not ConversationState.AGENT or conversation.agent_id != agent:
-            return _error(409, "not_owner", "claim the conversation before answering it")
-        message = await store.record_outbound(
-            OutboundMessage(
-                channel=conversation.channel,
-                recipient_id=conversation.sender_id,
-                conversation_id=conversation.id,
-                text=text.strip(),
-                author=f"agent:{agent}",
-            ),
-            customer_id=conversation.customer_id,
-            sequence=0,
-            key=f"agent:{conversation.id}:{client_id}" if client_id else None,
-        )
+        message = await self.desk.answer(conversation, agent, text, client_message_id=client_id)
         if self.gateway.outbox is not None:
             self.gateway.outbox.wake(conversation.channel)
         return json_response({"message": message.model_dump(mode="json")}, status=201)
@@ -352,38 +324,20 @@ class AgentApi:
         if queue is not None and queue not in (await backoffice.config.tickets()).queues:
             return _error(400, "invalid_field", f"no skill group {queue}")
         conversation = await self._conversation(request)
-        moved = await store.transfer_conversation(
-            conversation.id, agent, to_agent=str(to_agent) if to_agent else None, queue=queue
+        moved = await self.desk.transfer(
+            conversation, agent, to_agent=str(to_agent) if to_agent else None, queue=queue, reason=reason
         )
-        if moved is None:
-            return _error(409, "not_owner", "only the agent who holds the conversation can transfer it")
-        await self._log("agent_transferred", moved, agent=agent, to_agent=to_agent, queue=queue, reason=reason)
         return json_response({"conversation": _conversation_view(moved)})
 
     async def close(self, request: web.Request) -> web.Response:
         """Hand the conversation back to the bot; with ``survey: true`` the customer is asked to rate it."""
         agent, body = await self._authorised_body(request)
-        store, backoffice = self.gateway.store, self.gateway.backoffice
-        assert store is not None and backoffice is not None
         conversation = await self._conversation(request)
-        if conversation.state is ConversationState.AGENT and conversation.agent_id != agent:
-            return _error(403, "not_owner", "another agent owns this conversation")
-        keep = {k: v for k, v in conversation.slots.items() if k in ("last_order_id", "verified_orders")}
-        returned = await store.return_to_bot(conversation.id, slots=keep)
-        if returned is None:
-            return _error(409, "not_with_agent", f"the conversation is {conversation.state.value}")
-        survey = None
-        if body.get("survey") is True:
-            survey = await backoffice.surveys.send_after_chat(
-                conversation_id=conversation.id, customer_id=conversation.customer_id, agent=agent,
-                queue=conversation.queue,
-            )  # fmt: skip
-            if self.gateway.outbox is not None:
-                self.gateway.outbox.wake(conversation.channel)
-        await self._log(
-            "agent_closed", conversation, agent=agent, resolution=str(body.get("resolution", ""))[:500],
-            survey=survey.id if survey else None,
-        )  # fmt: skip
+        returned, survey = await self.desk.hand_back(
+            conversation, agent, resolution=str(body.get("resolution", "")), survey=body.get("survey") is True
+        )
+        if survey is not None and self.gateway.outbox is not None:
+            self.gateway.outbox.wake(conversation.channel)
         return json_response(
             {
                 "conversation": returned.model_dump(mode="json", exclude={"slots"}),

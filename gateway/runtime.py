@@ -74,6 +74,7 @@ class Gateway:
         self.aftersales: AfterSalesService | None = None
         self.tickets: TicketDesk | None = None
         self.backoffice: Backoffice | None = None
+        self.handoff: HandoffDesk | None = None
         self.pickups: PickupStore | None = None
         self.console: Console | None = None
         self.reviews: ReviewQueue | None = None
@@ -124,6 +125,7 @@ class Gateway:
                 "admin", self.settings.backoffice_admin_token, name="Administrator", roles=[Role.ADMIN]
             )
         self.tickets = self.backoffice.desk
+        self.handoff = HandoffDesk(store, self.orders, self.aftersales, self.tickets, surveys=self.backoffice.surveys)
         self.pickups = PickupStore(store.db)
         await self.pickups.ensure_indexes()
         self.ocr = OcrService(self.ocr_workers, ocr_results, self.media, self.orders)
@@ -239,11 +241,11 @@ class Gateway:
         return on_message
 
     def _dialogue(self, store: ConversationStore) -> DialogueEngine:
-        assert self.orders is not None
+        assert self.orders is not None and self.handoff is not None
         return DialogueEngine(
             FlowContext(
                 orders=self.orders,
-                handoff=HandoffDesk(store, self.orders, self.aftersales, self.tickets),
+                handoff=self.handoff,
                 aftersales=self.aftersales,
                 tickets=self.tickets,
                 policy=self.policy,

@@ -1,7 +1,7 @@
 """Demo conversations for ``make run`` so the quality dashboard, the refund report and the review
 queue are not empty: customers write through the real turn pipeline (the handler every channel
 calls: store → NLU → dialogue), some finish self-service, some ask for a person, and a demo agent
-claims, answers and closes those, logging the same events as the agent API. Survey answers need
+claims, answers and closes those through the hand-off desk, as the agent API does. Survey answers need
 a closed ticket and days of waiting, so a few are written directly as ``survey_answered`` events
 marked ``data.demo = true``.
 
@@ -16,7 +16,8 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from store import ConversationStore, Event, InboundMessage, OutboundMessage
+from backoffice.handoff import AgentActionRefused, HandoffDesk
+from store import ConversationStore, Event, InboundMessage
 from store.mongo import new_id
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,10 @@ SCRIPTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 SURVEYS = ((5, 10), (4, 8), (2, 3), (5, 9))
 
 
-async def seed_demo_quality(store: ConversationStore, handlers: Mapping[str, Turns]) -> int:
+async def seed_demo_quality(store: ConversationStore, handlers: Mapping[str, Turns], handoff: HandoffDesk) -> int:
     """Drive the demo conversations once through the channels' handlers (a script for a channel
-    that is not configured runs on ``rest``); returns how many were driven (0 if done before)."""
+    that is not configured runs on ``rest``) and the hand-off desk (the demo agent's part);
+    returns how many were driven (0 if done before)."""
     if "rest" not in handlers:
         raise ValueError("the quality demo needs the REST channel")
     try:
@@ -64,7 +66,7 @@ async def seed_demo_quality(store: ConversationStore, handlers: Mapping[str, Tur
             )  # fmt: skip
     waiting = [c async for c in store.conversations.find({"state": "waiting_agent", "sender_id": {"$regex": "^demo-"}})]
     for number, doc in enumerate(waiting):
-        await _agent_handles(store, doc, close=number % 3 != 2)
+        await _agent_handles(handoff, doc["_id"], close=number % 3 != 2)
     for number, (csat, nps) in enumerate(SURVEYS):
         conversation = waiting[number % len(waiting)] if waiting else None
         for stage, score in (("csat", csat), ("nps", nps)):
@@ -82,22 +84,12 @@ async def seed_demo_quality(store: ConversationStore, handlers: Mapping[str, Tur
     return len(SCRIPTS)
 
 
-async def _agent_handles(store: ConversationStore, doc: dict[str, Any], *, close: bool) -> None:
+async def _agent_handles(handoff: HandoffDesk, conversation_id: str, *, close: bool) -> None:
     """What an agent does through the agent API: claim, answer, and (mostly) close."""
-    claimed = await store.claim_conversation(doc["_id"], DEMO_AGENT)
-    if claimed is None:
+    try:
+        claimed = await handoff.claim(conversation_id, DEMO_AGENT)
+    except AgentActionRefused:
         return
-    common: dict[str, Any] = {
-        "conversation_id": claimed.id, "customer_id": claimed.customer_id, "channel": claimed.channel,
-    }  # fmt: skip
-    await store.log_event(Event(name="agent_claimed", data={"agent": DEMO_AGENT}, **common))
-    await store.record_outbound(
-        OutboundMessage(
-            channel=claimed.channel, recipient_id=claimed.sender_id, conversation_id=claimed.id,
-            text="您好，我是售后客服，马上为您处理。", author=f"agent:{DEMO_AGENT}",
-        ),
-        customer_id=claimed.customer_id, sequence=0, key=f"demo:{new_id()}",
-    )  # fmt: skip
+    await handoff.answer(claimed, DEMO_AGENT, "您好，我是售后客服，马上为您处理。", client_message_id=new_id())
     if close:
-        await store.return_to_bot(claimed.id)
-        await store.log_event(Event(name="agent_closed", data={"agent": DEMO_AGENT, "resolution": "demo"}, **common))
+        await handoff.hand_back(claimed, DEMO_AGENT, resolution="demo")

@@ -395,6 +395,11 @@ class ConversationStore:
         found.sort(key=lambda c: _aware(c.updated_at), reverse=True)
         return found[:limit]
 
+    async def agent_conversations(self, agent_id: str, limit: int = 100) -> list[Conversation]:
+        """The conversations this agent holds now."""
+        cursor = self.conversations.find({"state": ConversationState.AGENT.value, "agent_id": agent_id}).limit(limit)
+        return [_from_doc(Conversation, d) async for d in cursor]
+
     async def waiting_conversations(self, limit: int = 100) -> list[Conversation]:
         cursor = (
             self.conversations.find({"state": ConversationState.WAITING_AGENT.value})

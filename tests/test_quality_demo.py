@@ -17,8 +17,9 @@ async def test_the_demo_fills_the_dashboard_once(
     client: TestClient[object, object], gateway: Gateway, store: ConversationStore
 ) -> None:
     handlers = {channel.name: gateway.handler_for(channel) for channel in gateway.channels}
-    assert await seed_demo_quality(store, handlers) > 0
-    assert await seed_demo_quality(store, handlers) == 0  # idempotent
+    assert gateway.handoff is not None
+    assert await seed_demo_quality(store, handlers, gateway.handoff) > 0
+    assert await seed_demo_quality(store, handlers, gateway.handoff) == 0  # idempotent
     now = datetime.now(UTC)
     report = await quality_report(store.db, QualityFilter(now - timedelta(days=1), now + timedelta(minutes=1)),
                                   ZoneInfo("Asia/Shanghai"))  # fmt: skip
