@@ -39,6 +39,7 @@ from backoffice.config import ConfigInvalid
 from backoffice.demo import ensure_demo_staff
 from backoffice.routing.cli import add_routes_commands, run_routes_command
 from channels.app_im import sign_user
+from console import SessionStore
 from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
 from gateway import Gateway, GatewayBuilder, Settings, SettingsError, build_app
 from gateway.voice import engine_config
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "kb":
             return _knowledge(args)
         if args.command in ("audit", "backoffice"):
-            return asyncio.run(run_backoffice_command(args, _backoffice))
+            return asyncio.run(run_backoffice_command(args, _backoffice, _end_console_sessions))
         if args.command == "customers":
             return asyncio.run(_merge_customers(args.source, args.target, reason=args.reason, actor=args.actor))
         if args.command == "ivr":
@@ -378,6 +379,12 @@ async def _backoffice() -> AsyncIterator[Backoffice]:
         yield gateway.backoffice
     finally:
         await gateway.stop()
+
+
+async def _end_console_sessions(backoffice: Backoffice, staff_id: str) -> int:
+    """Whoever knew the old password may be signed in with it: their console sessions end, as
+    when an admin sets the password in the console."""
+    return await SessionStore(backoffice.store.db).close_all(staff_id)
 
 
 async def _ocr(images: list[Path], engine: str, *, as_json: bool, order_check: bool) -> int:

@@ -11,7 +11,7 @@ import argparse
 import getpass
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict
 from typing import Any
@@ -22,6 +22,9 @@ from backoffice.service import Backoffice
 from backoffice.staff import StaffExists
 
 OpenBackoffice = Callable[[], AbstractAsyncContextManager[Backoffice]]
+PasswordSet = Callable[[Backoffice, str], Awaitable[int]]
+"""Ends the member's signed-in sessions after a password change (the console's, which the
+backoffice does not know); returns how many ended."""
 
 
 def add_backoffice_commands(commands: Any) -> None:
@@ -51,7 +54,9 @@ def add_backoffice_commands(commands: Any) -> None:
     sub.add_parser("sweep", help="run the SLA / assignment / auto-close sweep once and print what it did")
 
 
-async def run_backoffice_command(args: argparse.Namespace, open_backoffice: OpenBackoffice) -> int:
+async def run_backoffice_command(
+    args: argparse.Namespace, open_backoffice: OpenBackoffice, on_password_set: PasswordSet | None = None
+) -> int:
     async with open_backoffice() as backoffice:
         if args.command == "audit":
             report = await backoffice.audit.verify(expected_head=args.head)
@@ -105,7 +110,8 @@ async def run_backoffice_command(args: argparse.Namespace, open_backoffice: Open
             except KeyError:
                 print(f"error: no staff member {args.staff_id}", file=sys.stderr)
                 return 2
-            print(f"password set for {args.staff_id}")
+            ended = await on_password_set(backoffice, args.staff_id) if on_password_set else 0
+            print(f"password set for {args.staff_id}; {ended} signed-in sessions ended")
             return 0
         swept = await backoffice.monitor.sweep()
         print(json.dumps(asdict(swept), ensure_ascii=False))

@@ -173,8 +173,10 @@ async def test_the_staff_password_command_reads_the_password_from_stdin(gateway:
 
         weak = await asyncio.to_thread(set_password, "short")
         assert weak.returncode == 2 and "10" in weak.stderr
-        done = await asyncio.to_thread(set_password, "a-new-console-pass")
-        assert done.returncode == 0, done.stderr
-        assert "a-new-console-pass" not in done.stdout + done.stderr
+        async with signed_in_client(site, "li.cs") as before:
+            done = await asyncio.to_thread(set_password, "a-new-console-pass")
+            assert done.returncode == 0, done.stderr
+            assert "a-new-console-pass" not in done.stdout + done.stderr
+            assert (await before.http.get("/api/backoffice/me")).status == 401  # signed in with the old one
         async with signed_in_client(site, "li.cs", password="a-new-console-pass") as console:
             assert (await console.http.get("/api/backoffice/me")).status == 200
