@@ -117,6 +117,29 @@ function ageSince(iso) {
   return iso ? Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000) : null;
 }
 
+// A local calendar day as YYYY-MM-DD (what <input type="date"> holds).
+function isoDay(date) {
+  return new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+}
+
+// Chart.js (loaded on pages with charts): one chart per canvas id, replaced when redrawn.
+const CHARTS = {};
+function drawChart(id, config) {
+  CHARTS[id]?.destroy();
+  config.options = { responsive: true, maintainAspectRatio: false, animation: false, ...config.options };
+  CHARTS[id] = new Chart(document.getElementById(id), config);
+  return CHARTS[id];
+}
+
+// Run fn once, `ms` after the last of a burst of calls (live events arrive in bursts).
+function debounced(fn, ms) {
+  let timer = null;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(fn, ms);
+  };
+}
+
 function toast(text) {
   const node = el("div", { class: "toast", role: "status" }, text);
   document.body.append(node);

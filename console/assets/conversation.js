@@ -258,11 +258,7 @@ async function load() {
   if (reply && focused) reply.focus();
 }
 
-let reloadTimer = null;
-function reloadSoon() {
-  clearTimeout(reloadTimer);
-  reloadTimer = setTimeout(load, 150);
-}
+const reloadSoon = debounced(load, 150);
 
 document.addEventListener("DOMContentLoaded", async () => {
   live = new Live((event) => {

@@ -136,11 +136,7 @@ async function load() {
   render();
 }
 
-let reloadTimer = null;
-function reloadSoon() {
-  clearTimeout(reloadTimer);
-  reloadTimer = setTimeout(load, 250);
-}
+const reloadSoon = debounced(load, 250);
 
 document.addEventListener("DOMContentLoaded", () => {
   load();

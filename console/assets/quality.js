@@ -37,13 +37,7 @@ addStrings({
 const CHANNELS = ["rest", "app", "telegram", "sms", "email", "voice"];
 const BAR_METRICS = ["self_service_completion", "transfer_to_human"];
 const COLORS = { self_service_completion: "#15803d", transfer_to_human: "#1463ff", abandonment: "#dc2626" };
-const charts = {};
 let summary = null;
-
-function isoDay(date) {
-  const local = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
-  return local.toISOString().slice(0, 10);
-}
 
 function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined) return "—";
@@ -144,21 +138,13 @@ function renderCards() {
   clear(document.getElementById("q-cards"), cards);
 }
 
-function chart(id, config) {
-  charts[id]?.destroy();
-  const canvas = document.getElementById(id);
-  config.options = { responsive: true, maintainAspectRatio: false, animation: false, ...config.options };
-  charts[id] = new Chart(canvas, config);
-  return charts[id];
-}
-
 function percent(figure) {
   return figure.value === null ? null : +(figure.value * 100).toFixed(1);
 }
 
 function renderTrend() {
   const days = summary.groups.day;
-  chart("chart-trend", {
+  drawChart("chart-trend", {
     type: "line",
     data: {
       labels: days.map((d) => d.key),
@@ -181,7 +167,7 @@ function renderTrend() {
 
 function renderBars(group, id) {
   const rows = summary.groups[group].filter((g) => g.metrics.self_service_completion.denominator > 0);
-  chart(id, {
+  drawChart(id, {
     type: "bar",
     data: {
       labels: rows.map((g) => keyLabel(group, g.key)),

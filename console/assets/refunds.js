@@ -23,12 +23,6 @@ addStrings({
 });
 
 const COLUMNS = ["count", "amount", "completed", "completed_amount", "rejected", "automatic"];
-const refundCharts = {};
-
-function dayString(date) {
-  return new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
-}
-
 function refundQuery() {
   const query = new URLSearchParams();
   for (const [name, id] of [["from", "r-from"], ["to", "r-to"], ["granularity", "r-granularity"]]) {
@@ -42,18 +36,12 @@ function money(value) {
   return Number(value).toFixed(2);
 }
 
-function drawChart(id, config) {
-  refundCharts[id]?.destroy();
-  config.options = { responsive: true, maintainAspectRatio: false, animation: false, ...config.options };
-  refundCharts[id] = new Chart(document.getElementById(id), config);
-}
-
 function renderRefundShell() {
   const today = new Date();
   const form = el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); loadRefunds(); } },
     el("label", {}, t("r_from"), " ", el("input", { type: "date", id: "r-from",
-      value: dayString(new Date(today.getTime() - 29 * 86400000)) })),
-    el("label", {}, t("r_to"), " ", el("input", { type: "date", id: "r-to", value: dayString(today) })),
+      value: isoDay(new Date(today.getTime() - 29 * 86400000)) })),
+    el("label", {}, t("r_to"), " ", el("input", { type: "date", id: "r-to", value: isoDay(today) })),
     el("label", {}, t("r_granularity"), " ", el("select", { id: "r-granularity" },
       el("option", { value: "day" }, t("r_day")), el("option", { value: "week" }, t("r_week")))),
     el("button", { type: "submit", id: "r-apply" }, t("r_apply")),
