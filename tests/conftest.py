@@ -20,6 +20,7 @@ from nlu.server import EmbeddedRasaServer
 from nlu.understanding import UnderstandingClient
 from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from tests.telegram_standin import BotApiStandIn
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_ORDERS = REPO_ROOT / "shop" / "demo_orders.json"
@@ -79,3 +80,12 @@ async def client(gateway: Gateway) -> AsyncIterator[TestClient[object, object]]:
     async with TestClient(TestServer(build_app(gateway))) as http:
         await gateway.seed_orders(DEMO_ORDERS)
         yield http
+
+
+@pytest_asyncio.fixture
+async def standin() -> AsyncIterator[BotApiStandIn]:
+    """Telegram's Bot API stand-in on a loopback port (the SMS tests have their own Twilio one)."""
+    server = BotApiStandIn()
+    await server.start()
+    yield server
+    await server.stop()

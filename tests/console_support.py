@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from aiohttp import ClientSession, CookieJar
+from aiohttp import ClientResponse, ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
@@ -83,23 +83,33 @@ async def sign_in_page(
     return context, page
 
 
+def browser_like_session(served: Served) -> ClientSession:
+    """An HTTP client that keeps the console's Secure cookies on loopback, as a browser does."""
+    return ClientSession(served.base, cookie_jar=CookieJar(unsafe=True, treat_as_secure_origin=[served.base]))
+
+
+async def submit_sign_in(http: ClientSession, served: Served, staff_id: str, password: str) -> ClientResponse:
+    """Fetch the sign-in form (its CSRF cookie and field) and post it from our origin; the
+    response is not followed (303 on success)."""
+    form = await (await http.get("/console/login")).text()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert csrf is not None
+    return await http.post(
+        "/console/login",
+        data={"staff_id": staff_id, "password": password, "csrf_token": csrf.group(1), "next": "/console/"},
+        headers={"Origin": served.base},
+        allow_redirects=False,
+    )
+
+
 @asynccontextmanager
 async def signed_in_client(
     served: Served, staff_id: str, password: str = PASSWORD, *, landing: str = "/console/"
 ) -> AsyncIterator[ConsoleClient]:
     """An HTTP client holding a console session (cookie + CSRF token), as a browser would.
     ``landing``: a page this staff member may open, to read the CSRF token from."""
-    jar = CookieJar(unsafe=True, treat_as_secure_origin=[served.base])
-    async with ClientSession(served.base, cookie_jar=jar) as http:
-        form = await (await http.get("/console/login")).text()
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
-        assert csrf is not None
-        response = await http.post(
-            "/console/login",
-            data={"staff_id": staff_id, "password": password, "csrf_token": csrf.group(1), "next": "/console/"},
-            headers={"Origin": served.base},
-            allow_redirects=False,
-        )
+    async with browser_like_session(served) as http:
+        response = await submit_sign_in(http, served, staff_id, password)
         assert response.status == 303, await response.text()
         page = await (await http.get(landing)).text()
         token = re.search(r'"csrf": "([^"]+)"', page)

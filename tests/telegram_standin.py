@@ -12,10 +12,16 @@ import asyncio
 import itertools
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from channels.telegram import TelegramInput, TelegramOutput, make_bot
+from gateway import Gateway, GatewayBuilder, Settings
+from nlu import NluClient
+from store import ConversationStore
+from store.media import MediaStore
 from tests.helpers import LoopbackServer
 
 TOKEN = "123456:TEST-token"
@@ -167,3 +173,17 @@ def callback_update(update_id: int, chat_id: int, data: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def telegram_gateway(
+    tmp_path: Path, store: ConversationStore, nlu: NluClient, standin: BotApiStandIn, secret: str
+) -> Gateway:
+    """A gateway whose only channel is Telegram (webhook mode, ``secret``) against the stand-in,
+    with a fast outbox."""
+    settings = Settings(var_dir=tmp_path / "var", outbox_base_delay=0.05, outbox_poll_interval=0.05)
+    bot = make_bot(TOKEN, standin.base_url)
+    media = MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
+    return (
+        GatewayBuilder(settings).store(store).nlu(nlu).media(media)
+        .channels(TelegramInput(bot, media, webhook_secret=secret)).senders(TelegramOutput(bot)).build()
+    )  # fmt: skip

@@ -5,45 +5,28 @@ the survey with the inline buttons and a typed number."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from backoffice.permissions import Role
-from channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramInput, TelegramOutput, make_bot
-from gateway import GatewayBuilder, Settings, build_app
+from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
+from gateway import build_app
 from nlu import NluClient
 from store import ConversationStore
-from store.media import MediaStore
 from tests.conftest import DEMO_ORDERS
 from tests.helpers import wait_for
-from tests.telegram_standin import TOKEN, BotApiStandIn, callback_update, private_update
+from tests.telegram_standin import BotApiStandIn, callback_update, private_update, telegram_gateway
 
 SECRET = "s3cret-token_2"
 CHAT = 778899
 API = "/api/backoffice"
 
 
-@pytest_asyncio.fixture
-async def standin() -> AsyncIterator[BotApiStandIn]:
-    server = BotApiStandIn()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 async def test_notices_replies_and_the_survey_reach_the_customers_telegram_chat(
     tmp_path: Path, store: ConversationStore, nlu: NluClient, standin: BotApiStandIn
 ) -> None:
-    settings = Settings(var_dir=tmp_path / "var", outbox_base_delay=0.05, outbox_poll_interval=0.05)
-    bot = make_bot(TOKEN, standin.base_url)
-    media = MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
-    gateway = (
-        GatewayBuilder(settings).store(store).nlu(nlu).media(media)
-        .channels(TelegramInput(bot, media, webhook_secret=SECRET)).senders(TelegramOutput(bot)).build()
-    )  # fmt: skip
+    gateway = telegram_gateway(tmp_path, store, nlu, standin, SECRET)
     await gateway.seed_orders(DEMO_ORDERS)
     updates = iter(range(9000, 9100))
 

@@ -27,14 +27,6 @@ CHAT = 777001
 
 
 @pytest_asyncio.fixture
-async def standin() -> AsyncIterator[BotApiStandIn]:
-    server = BotApiStandIn()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest_asyncio.fixture
 async def bot(standin: BotApiStandIn) -> AsyncIterator[Bot]:
     bot = make_bot(TOKEN, standin.base_url)
     yield bot

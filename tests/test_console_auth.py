@@ -9,13 +9,20 @@ import re
 import subprocess
 import sys
 
-from aiohttp import ClientSession, CookieJar
+from aiohttp import ClientSession
 
 from backoffice.permissions import Role
 from gateway import Gateway
 from store.embedded import EmbeddedMongo
 from tests.conftest import REPO_ROOT
-from tests.console_support import PASSWORD, make_staff, served, signed_in_client
+from tests.console_support import (
+    PASSWORD,
+    browser_like_session,
+    make_staff,
+    served,
+    signed_in_client,
+    submit_sign_in,
+)
 
 
 async def test_a_password_is_stored_only_as_an_argon2id_hash(gateway: Gateway) -> None:
@@ -33,17 +40,8 @@ async def test_a_password_is_stored_only_as_an_argon2id_hash(gateway: Gateway) -
 async def test_sign_in_sets_a_strict_http_only_secure_cookie_and_sign_out_ends_the_session(gateway: Gateway) -> None:
     async with served(gateway) as site:
         await make_staff(gateway, "li.cs", Role.CUSTOMER_SERVICE, name="李 客服")
-        jar = CookieJar(unsafe=True, treat_as_secure_origin=[site.base])
-        async with ClientSession(site.base, cookie_jar=jar) as http:
-            form = await (await http.get("/console/login")).text()
-            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
-            assert csrf is not None
-            response = await http.post(
-                "/console/login",
-                data={"staff_id": "li.cs", "password": PASSWORD, "csrf_token": csrf.group(1), "next": "/console/"},
-                headers={"Origin": site.base},
-                allow_redirects=False,
-            )
+        async with browser_like_session(site) as http:
+            response = await submit_sign_in(http, site, "li.cs", PASSWORD)
             assert response.status == 303
             assert response.headers["Location"] == "/console/"
             cookie = next(v for k, v in response.headers.items() if k == "Set-Cookie" and "__Host-" in v)
@@ -72,15 +70,8 @@ async def test_sign_in_sets_a_strict_http_only_secure_cookie_and_sign_out_ends_t
 async def test_a_wrong_password_or_a_forged_form_signs_nobody_in(gateway: Gateway) -> None:
     async with served(gateway) as site:
         await make_staff(gateway, "li.cs", Role.CUSTOMER_SERVICE)
-        jar = CookieJar(unsafe=True, treat_as_secure_origin=[site.base])
-        async with ClientSession(site.base, cookie_jar=jar) as http:
-            form = await (await http.get("/console/login")).text()
-            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
-            assert csrf is not None
-            form_data = {"staff_id": "li.cs", "password": "not-the-password", "csrf_token": csrf.group(1)}
-            wrong = await http.post(
-                "/console/login", data=form_data, headers={"Origin": site.base}, allow_redirects=False
-            )
+        async with browser_like_session(site) as http:
+            wrong = await submit_sign_in(http, site, "li.cs", "not-the-password")
             assert wrong.status == 401
             assert "工号或密码错误" in await wrong.text()
         # A cross-site form post carries no sign-in cookie of ours: refused even with the right password.
@@ -95,19 +86,11 @@ async def test_a_wrong_password_or_a_forged_form_signs_nobody_in(gateway: Gatewa
 async def test_password_guessing_is_throttled_per_account(gateway: Gateway) -> None:
     async with served(gateway) as site:
         await make_staff(gateway, "li.cs", Role.CUSTOMER_SERVICE)
-        jar = CookieJar(unsafe=True, treat_as_secure_origin=[site.base])
-        async with ClientSession(site.base, cookie_jar=jar) as http:
+        async with browser_like_session(site) as http:
             statuses = []
             for attempt in range(7):
-                form = await (await http.get("/console/login")).text()
-                csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
-                assert csrf is not None
                 password = PASSWORD if attempt == 6 else f"wrong-password-{attempt}"
-                response = await http.post(
-                    "/console/login", data={"staff_id": "li.cs", "password": password, "csrf_token": csrf.group(1)},
-                    headers={"Origin": site.base}, allow_redirects=False,
-                )  # fmt: skip
-                statuses.append(response.status)
+                statuses.append((await submit_sign_in(http, site, "li.cs", password)).status)
             # five wrong tries, then refused for a while — even the right password
             assert statuses == [401, 401, 401, 401, 401, 429, 429]
 

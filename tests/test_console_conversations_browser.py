@@ -6,34 +6,22 @@ internal note reaches the colleague but never the customer."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest_asyncio
 from aiohttp import ClientSession
 from playwright.async_api import Browser, expect
 
 from backoffice.permissions import Role
-from channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramInput, TelegramOutput, make_bot
-from gateway import GatewayBuilder, Settings
+from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from nlu import NluClient
 from store import ConversationState, ConversationStore
-from store.media import MediaStore
 from tests.browser import artifact, browser  # noqa: F401  (the fixture)
 from tests.console_support import make_staff, served, sign_in_page
 from tests.helpers import wait_for
-from tests.telegram_standin import TOKEN, BotApiStandIn, private_update
+from tests.telegram_standin import BotApiStandIn, private_update, telegram_gateway
 
 SECRET = "console-telegram-secret"
 CHAT = 556677
-
-
-@pytest_asyncio.fixture
-async def standin() -> AsyncIterator[BotApiStandIn]:
-    server = BotApiStandIn()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_two_agents_take_and_answer_a_telegram_customer_in_the_console(
@@ -43,13 +31,7 @@ async def test_two_agents_take_and_answer_a_telegram_customer_in_the_console(
     nlu: NluClient,
     standin: BotApiStandIn,
 ) -> None:
-    settings = Settings(var_dir=tmp_path / "var", outbox_base_delay=0.05, outbox_poll_interval=0.05)
-    bot = make_bot(TOKEN, standin.base_url)
-    media = MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
-    gateway = (
-        GatewayBuilder(settings).store(store).nlu(nlu).media(media)
-        .channels(TelegramInput(bot, media, webhook_secret=SECRET)).senders(TelegramOutput(bot)).build()
-    )  # fmt: skip
+    gateway = telegram_gateway(tmp_path, store, nlu, standin, SECRET)
     updates = iter(range(5000, 5100))
     async with served(gateway) as site, ClientSession(site.base) as telegram:
 

@@ -30,14 +30,6 @@ SECRET = "crash-test-secret"
 CHAT = 880011
 
 
-@pytest_asyncio.fixture
-async def standin() -> AsyncIterator[BotApiStandIn]:
-    server = BotApiStandIn()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 class GatewayProcess:
     def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
         self.env, self.port, self.log = env, port, log
