@@ -23,13 +23,16 @@ REJECTED_OR_CANCELLED = ("rejected", "cancelled")
 NO_REASON = ""
 
 
-def period_of(moment: datetime, zone: ZoneInfo, granularity: Granularity) -> str:
-    """The day (``2026-11-30``) or the ISO week's Monday (``2026-W49``) the moment falls in."""
-    local = moment.astimezone(zone).date()
+def _period_key(day: date, granularity: Granularity) -> str:
     if granularity == "day":
-        return local.isoformat()
-    year, week, _ = local.isocalendar()
+        return day.isoformat()
+    year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
+
+
+def period_of(moment: datetime, zone: ZoneInfo, granularity: Granularity) -> str:
+    """The day (``2026-11-30``) or the ISO week (``2026-W49``) the moment falls in."""
+    return _period_key(moment.astimezone(zone).date(), granularity)
 
 
 def _periods(start: datetime, end: datetime, zone: ZoneInfo, granularity: Granularity) -> list[str]:
@@ -38,8 +41,7 @@ def _periods(start: datetime, end: datetime, zone: ZoneInfo, granularity: Granul
     keys: list[str] = []
     day: date = first
     while day <= last:
-        year, week, _ = day.isocalendar()
-        key = day.isoformat() if granularity == "day" else f"{year}-W{week:02d}"
+        key = _period_key(day, granularity)
         if not keys or keys[-1] != key:
             keys.append(key)
         day += timedelta(days=1)
