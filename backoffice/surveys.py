@@ -109,68 +109,46 @@ class SurveyDesk:
         queue: str,
     ) -> Survey | None:
         """Ask once per ticket; None when there is nobody to ask."""
-        if self.notifier is None:
-            return None
-        language = await self.notifier.language_of(conversation_id)
-        message = await self.notifier.send(
-            conversation_id,
-            question("csat", language, ticket_id=ticket_id),
-            key=f"survey:{ticket_id}",
-            quick_replies=csat_choices(language),
-        )
-        if message is None:
-            return None
-        survey = Survey(
-            id=f"SV{ticket_id}",
-            ticket_id=ticket_id,
+        return await self._ask(
+            f"SV{ticket_id}", f"survey:{ticket_id}", "csat", {"ticket_id": ticket_id}, ticket_id=ticket_id,
             customer_id=customer_id,
-            conversation_id=conversation_id,
-            channel=message.channel,
-            agent=agent,
-            ticket_type=ticket_type,
-            queue=queue,
-            asked_at=message.created_at,
-        )
-        doc = survey.model_dump(mode="json")
-        doc["_id"] = doc.pop("id")
-        try:
-            await self.surveys.insert_one(doc)
-        except DuplicateKeyError:
-            existing = await self.get(survey.id)
-            assert existing is not None
-            return existing
-        return survey
+            conversation_id=conversation_id, agent=agent, ticket_type=ticket_type, queue=queue,
+        )  # fmt: skip
 
     async def send_after_chat(
         self, *, conversation_id: str, customer_id: str, agent: str, queue: str | None = None
     ) -> Survey | None:
         """Ask after an agent closed the conversation; None when there is nobody to ask."""
+        survey_id = f"SVC{ObjectId()}"
+        return await self._ask(
+            survey_id, f"survey:{survey_id}", "csat_chat", {}, ticket_id=None, customer_id=customer_id,
+            conversation_id=conversation_id, agent=agent, ticket_type="conversation", queue=queue or "chat",
+        )  # fmt: skip
+
+    async def _ask(self, survey_id: str, key: str, text: str, values: dict[str, Any], **fields: Any) -> Survey | None:
+        """Send the CSAT question on the conversation's channel (``key``: sent once) and record the
+        survey (once per id)."""
         if self.notifier is None:
             return None
-        survey_id = f"SVC{ObjectId()}"
+        conversation_id = fields["conversation_id"]
         language = await self.notifier.language_of(conversation_id)
         message = await self.notifier.send(
             conversation_id,
-            question("csat_chat", language),
-            key=f"survey:{survey_id}",
+            question(text, language, **values),
+            key=key,
             quick_replies=csat_choices(language),
         )
         if message is None:
             return None
-        survey = Survey(
-            id=survey_id,
-            ticket_id=None,
-            customer_id=customer_id,
-            conversation_id=conversation_id,
-            channel=message.channel,
-            agent=agent,
-            ticket_type="conversation",
-            queue=queue or "chat",
-            asked_at=message.created_at,
-        )
+        survey = Survey(id=survey_id, channel=message.channel, asked_at=message.created_at, **fields)
         doc = survey.model_dump(mode="json")
         doc["_id"] = doc.pop("id")
-        await self.surveys.insert_one(doc)
+        try:
+            await self.surveys.insert_one(doc)
+        except DuplicateKeyError:  # asked before (a retried close of the same ticket)
+            existing = await self.get(survey.id)
+            assert existing is not None
+            return existing
         return survey
 
     async def get(self, survey_id: str) -> Survey | None:
