@@ -214,7 +214,8 @@ async def _serve(
             assert gateway.backoffice is not None
             accounts = await ensure_demo_staff(gateway.backoffice.staff, settings.var_dir)
             staff_lines = (
-                "  demo staff    console password and API token (Authorization: Bearer …), in var/demo-staff.json\n"
+                "  demo staff    console password and API token (Authorization: Bearer …), in "
+                f"{settings.var_dir / 'demo-staff.json'}\n"
                 + "".join(
                     f"                {a.member.id:16} {','.join(r.value for r in a.member.roles):17} "
                     f"{a.password:18} {a.token}\n"
