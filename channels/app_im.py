@@ -74,20 +74,45 @@ class ConversationFeed(Protocol):
     async def mark_read(self, channel: str, sender_id: str, up_to_id: str) -> int: ...
 
 
+SENT_IDS_REMEMBERED = 1000
+
+
 class Connections:
-    """The open websockets of each app user (one user may have the app and the widget open)."""
+    """The open websockets of each app user (one user may have the app and the widget open).
+
+    Each socket remembers the ids of the last messages it was sent, so a message that reaches
+    it twice (pushed as it was stored, found again by a catch-up pass, replayed by ``resume``)
+    is sent once."""
 
     def __init__(self) -> None:
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+        self._sent: dict[web.WebSocketResponse, dict[str, None]] = {}
 
     def add(self, user: str, socket: web.WebSocketResponse) -> None:
         self._sockets.setdefault(user, set()).add(socket)
+        self._sent[socket] = {}
 
     def remove(self, user: str, socket: web.WebSocketResponse) -> None:
         sockets = self._sockets.get(user, set())
         sockets.discard(socket)
+        self._sent.pop(socket, None)
         if not sockets:
             self._sockets.pop(user, None)
+
+    def users(self) -> set[str]:
+        return set(self._sockets)
+
+    async def send(self, socket: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+        """Send a frame to one socket; a message frame it already had is not sent again."""
+        message_id = frame.get("id") if frame.get("type") == "message" else None
+        sent = self._sent.get(socket)
+        if message_id is not None and sent is not None:
+            if message_id in sent:
+                return
+            sent[message_id] = None
+            if len(sent) > SENT_IDS_REMEMBERED:
+                del sent[next(iter(sent))]  # dicts keep insertion order: forget the oldest
+        await socket.send_str(json.dumps(frame, ensure_ascii=False))
 
     async def push(self, user: str, frame: dict[str, Any]) -> int:
         """Send to every open socket of the user; returns how many took it."""
@@ -97,7 +122,7 @@ class Connections:
                 self.remove(user, socket)
                 continue
             try:
-                await socket.send_str(json.dumps(frame, ensure_ascii=False))
+                await self.send(socket, frame)
                 delivered += 1
             except (ConnectionError, RuntimeError) as exc:
                 log.info("app socket of %s went away: %s", user, exc)
@@ -109,6 +134,7 @@ class Connections:
             for socket in list(sockets):
                 await socket.close()
             self._sockets.pop(user, None)
+        self._sent.clear()
 
 
 def message_frame(message: Message) -> dict[str, Any]:
@@ -251,7 +277,7 @@ class AppImInput(InputChannel):
             raise InvalidInbound("invalid_field", "'after' must be a message id or null", field="after")
         history = await self.feed.channel_history(self.name, user, after, HISTORY_LIMIT)
         for message in history:
-            await socket.send_json(message_frame(message))
+            await self.connections.send(socket, message_frame(message))
         # What the client now has counts as delivered; the outbox need not push it again.
         await self.feed.mark_delivered([m.id for m in history if m.direction.value == "out" and not m.delivered])
 
@@ -261,10 +287,16 @@ async def _error(socket: web.WebSocketResponse, code: str, detail: str, **extra:
 
 
 class AppImOutput(OutputChannel):
+    """Pushes replies to the sockets this process holds; every gateway process runs one."""
+
     name: ClassVar[str] = "app"
+    local_delivery: ClassVar[bool] = True
 
     def __init__(self, connections: Connections) -> None:
         self.connections = connections
+
+    def connected_recipients(self) -> set[str]:
+        return self.connections.users()
 
     async def close(self) -> None:
         await self.connections.close_all()

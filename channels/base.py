@@ -98,6 +98,15 @@ class OutputChannel(ABC):
     """True where one turn's replies should arrive as one item (an e-mail, not three): the
     dispatcher then waits for the turn to finish and calls :meth:`send_combined`."""
 
+    local_delivery: ClassVar[bool] = False
+    """True where delivery is to connections this process holds (app IM websockets): every
+    gateway process then delivers to its own connections, instead of one process sending for
+    all through a provider's API."""
+
+    def connected_recipients(self) -> set[str]:
+        """With ``local_delivery``: the recipients connected to this process now."""
+        return set()
+
     async def send_combined(self, messages: list[Message]) -> str | None:
         """Deliver one turn's replies (same recipient, same inbound message) as one item."""
         raise NotImplementedError

@@ -2,8 +2,8 @@
 read from MongoDB change streams so that every gateway process sees every change, whichever
 process wrote it. Each process fans the changes out to its own websocket subscribers.
 
-A watcher that fails (store restart) reopens after a pause, resuming after the last change it
-saw when the server still has it. Subscribers with a full queue lose the oldest changes rather
+Streams that fail (store restart) are reopened by :func:`store.changes.follow_changes`.
+Subscribers with a full queue lose the oldest changes rather
 than slow everyone down: pages reload their lists on reconnect, so nothing stays wrong.
 """
 
@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+
+from store.changes import follow_changes
 
 log = logging.getLogger(__name__)
 
 WATCHED = ("messages", "conversations", "tickets", "conversation_notes", "console_presence")
 QUEUE_SIZE = 1000
-RETRY_SECONDS = 1.0
 
 _MESSAGE_FIELDS = (
     "conversation_id", "customer_id", "channel", "direction", "text", "author", "attachments", "created_at",
@@ -115,24 +115,9 @@ class LiveFeed:
             queue.put_nowait(event)
 
     async def _watch(self, name: str) -> None:
-        resume_after: Any = None
-        while True:
-            try:
-                options: dict[str, Any] = {"full_document": "updateLookup"}
-                if resume_after is not None:
-                    options["resume_after"] = resume_after
-                async with await self.db[name].watch(**options) as stream:
-                    self._ready[name].set()
-                    async for change in stream:
-                        resume_after = change.get("_id")
-                        event = change_event(name, change)
-                        if event is not None:
-                            self.publish(event)
-            except asyncio.CancelledError:
-                raise
-            except PyMongoError as exc:
-                if resume_after is not None and "resume" in str(exc).lower():
-                    resume_after = None  # the server no longer has that point: start from now
-                log.warning("live feed on %s interrupted (%s); reopening", name, exc)
-                self._ready[name].set()
-                await asyncio.sleep(RETRY_SECONDS)
+        async def on_change(change: Mapping[str, Any]) -> None:
+            event = change_event(name, change)
+            if event is not None:
+                self.publish(event)
+
+        await follow_changes(self.db, name, on_change, opened=self._ready[name])

@@ -8,6 +8,14 @@ backoff without holding up the others. A reply that failed is retried after
 while the oldest is waiting for a retry, the later ones wait too. Nothing lives only in memory,
 so a restarted dispatcher resumes whatever was not delivered.
 
+With several gateway processes on one store, one process at a time sends for each channel: it
+holds the channel's lease (``outbox:<channel>``) and renews it as it goes, so replies to a
+recipient still leave in order and once; if it dies another takes over when the lease runs out.
+Every process watches for stored replies (:meth:`reply_stored`, fed by a change stream) and
+wakes the channel's loop, so a reply written by one process is sent at once by the holder.
+Channels that deliver to connections a process holds (app IM) are the exception: each process
+delivers to its own connections, without a lease, and an offline recipient is no failure.
+
 Knows senders only through :class:`channels.base.OutputChannel`; no wire formats, no dialogue.
 """
 
@@ -17,11 +25,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from channels.base import DeliveryFailed, OutputChannel
 from store import ConversationStore, Event, Message
+from store.changes import follow_changes
+from store.leases import HeldLease, Leases
+from store.mongo import message_from_doc
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +64,8 @@ class OutboxDispatcher:
         *,
         poll_interval: float = 1.0,
         clock_ms: Callable[[], int] = _now_ms,
+        leases: Leases | None = None,
+        lease_seconds: float = 30.0,
     ) -> None:
         self.store = store
         self.senders = {sender.name: sender for sender in senders}
@@ -60,17 +74,63 @@ class OutboxDispatcher:
         self.clock_ms = clock_ms
         self._wake = {name: asyncio.Event() for name in self.senders}
         self._tasks: list[asyncio.Task[None]] = []
+        # No leases: this is the only dispatcher on the store (tests, one-off tools).
+        self._leases = {
+            name: HeldLease(leases, f"outbox:{name}", lease_seconds)
+            for name, sender in self.senders.items()
+            if leases is not None and not sender.local_delivery
+        }
+        # A send must end well before the lease could pass to another process.
+        self._send_timeout = min(self.policy.send_timeout, lease_seconds / 2) if leases else self.policy.send_timeout
 
-    async def start(self) -> None:
+    async def start(self, *, follow_store: bool = False) -> None:
+        """Start each channel's loop; with ``follow_store``, also follow replies stored by any
+        gateway process (a change stream), instead of finding them at the next poll."""
         for name, sender in self.senders.items():
             await sender.start()
             self._tasks.append(asyncio.create_task(self._run(name), name=f"outbox-{name}"))
+        if follow_store and self.senders:
+            opened = asyncio.Event()
+            self._tasks.append(asyncio.create_task(self._follow_stored_replies(opened), name="outbox-follow"))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(opened.wait(), timeout=5)
+
+    async def _follow_stored_replies(self, opened: asyncio.Event) -> None:
+        async def on_insert(change: Mapping[str, Any]) -> None:
+            doc = change.get("fullDocument")
+            if doc:
+                await self.reply_stored(message_from_doc(doc))
+
+        async def look_again() -> None:  # what was stored while the stream was down
+            self.wake()
+
+        await follow_changes(
+            self.store.db,
+            "messages",
+            on_insert,
+            opened=opened,
+            on_reopen=look_again,
+            full_document="default",
+            pipeline=[{"$match": {"operationType": "insert", "fullDocument.direction": "out"}}],
+        )
 
     def wake(self, channel: str | None = None) -> None:
         """New replies are in the outbox: look now instead of at the next poll."""
         for name, event in self._wake.items():
             if channel is None or channel == name:
                 event.set()
+
+    async def reply_stored(self, message: Message) -> None:
+        """A reply was stored by some gateway process: connected recipients get it now, other
+        channels' loops look now instead of at their next poll."""
+        sender = self.senders.get(message.channel)
+        if sender is None or message.delivered:
+            return
+        if sender.local_delivery:
+            if message.recipient_id in sender.connected_recipients():
+                await self._deliver_locally(sender, [message])
+        else:
+            self.wake(message.channel)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -79,6 +139,11 @@ class OutboxDispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        for lease in self._leases.values():  # another process may take over at once
+            try:
+                await lease.release()
+            except Exception as exc:
+                log.warning("releasing %s failed: %s", lease.job, exc)
         for sender in self.senders.values():
             try:
                 await sender.close()
@@ -87,10 +152,12 @@ class OutboxDispatcher:
 
     async def _run(self, channel: str) -> None:
         wake = self._wake[channel]
+        lease = self._leases.get(channel)
         while True:
             wake.clear()
             try:
-                await self.deliver_due(channel)
+                if lease is None or await lease.check():
+                    await self.deliver_due(channel)
             except Exception:  # e.g. the store is down: try again at the next poll
                 log.exception("outbox pass for %s failed", channel)
             with contextlib.suppress(TimeoutError):
@@ -99,9 +166,15 @@ class OutboxDispatcher:
     async def deliver_due(self, channel: str) -> int:
         """One pass over the channel's undelivered replies; returns how many went out."""
         sender = self.senders[channel]
+        if sender.local_delivery:
+            return await self._deliver_to_connected(sender)
+        lease = self._leases.get(channel)
         held: set[str] = set()  # recipients whose earlier reply is still waiting
         sent = 0
         for batch, next_attempt_ms in await self._batches(channel, sender.combines_replies):
+            if lease is not None and not await lease.check():
+                log.warning("lost the %s outbox lease mid-pass; another process sends now", channel)
+                break
             first = batch[0]
             recipient = first.recipient_id or ""
             if recipient in held:
@@ -113,7 +186,7 @@ class OutboxDispatcher:
                 held.add(recipient)  # the turn is still writing replies: send them together later
                 continue
             try:
-                async with asyncio.timeout(self.policy.send_timeout):
+                async with asyncio.timeout(self._send_timeout):
                     if sender.combines_replies:
                         provider_id = await sender.send_combined(batch)
                     else:
@@ -128,6 +201,28 @@ class OutboxDispatcher:
             for message in batch:
                 await self.store.mark_sent(message.id, provider_id)
             sent += len(batch)
+        return sent
+
+    async def _deliver_to_connected(self, sender: OutputChannel) -> int:
+        """Replies not yet delivered to recipients connected to this process (missed while a
+        change stream was down, or stored before they connected here)."""
+        recipients = sender.connected_recipients()
+        if not recipients:
+            return 0
+        pending = [m for m, _ in await self.store.pending_outbound(sender.name, recipients=sorted(recipients))]
+        return await self._deliver_locally(sender, pending)
+
+    async def _deliver_locally(self, sender: OutputChannel, messages: list[Message]) -> int:
+        sent = 0
+        for message in messages:
+            try:
+                provider_id = await sender.send(message)
+            except DeliveryFailed as exc:
+                if not exc.offline:
+                    log.info("local delivery of %s via %s failed: %s", message.id, sender.name, exc)
+                continue  # offline: the channel replays it when the recipient is back
+            await self.store.mark_sent(message.id, provider_id)
+            sent += 1
         return sent
 
     async def _batches(self, channel: str, combine: bool) -> list[tuple[list[Message], int]]:

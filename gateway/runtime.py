@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
 from pathlib import Path
 from typing import Any, Self
 
@@ -37,6 +39,7 @@ from shop.aftersales import AfterSalesService
 from shop.policy import AfterSalesPolicy
 from store import ConversationStore, InboundMessage, Message
 from store.embedded import EmbeddedMongo
+from store.leases import Leases
 from store.media import MediaStore
 
 log = logging.getLogger(__name__)
@@ -67,8 +70,11 @@ class Gateway:
         self._given_store = store
         self._given_nlu = nlu
         self._embedded_mongo: EmbeddedMongo | None = None
-        self._embedded_rasa: EmbeddedRasaServer | None = None
+        self._embedded_rasa: list[EmbeddedRasaServer] = []
         self._nlu_start: asyncio.Task[None] | None = None
+        self._recovery: asyncio.Task[None] | None = None
+        self.leases: Leases | None = None
+        """Shared with the other gateway processes on the store: turns and outbox senders."""
         self.store: ConversationStore | None = None
         self.orders: MongoOrderService | None = None
         self.aftersales: AfterSalesService | None = None
@@ -100,6 +106,7 @@ class Gateway:
             await self._embedded_mongo.start()
             store = ConversationStore.from_uri(self._embedded_mongo.uri, self.settings.mongodb_database)
         await store.ensure_indexes()
+        self.leases = Leases(store.db)
         self.media.use_collection(store.media)
         self.feed.store = store
         self.orders = MongoOrderService(store.db)
@@ -164,10 +171,15 @@ class Gateway:
             project = NluProject(models_dir=self.settings.models_dir, var_dir=self.settings.var_dir)
             self.settings.var_dir.mkdir(parents=True, exist_ok=True)
             model = await asyncio.to_thread(project.train)
-            self._embedded_rasa = EmbeddedRasaServer(project, model)
-            await self._embedded_rasa.start()
+            token = secrets.token_urlsafe(24)
+            count = max(1, self.settings.rasa_servers)
+            self._embedded_rasa = [
+                EmbeddedRasaServer(project, model, token=token, name="rasa" if count == 1 else f"rasa-{i + 1}")
+                for i in range(count)
+            ]
+            await asyncio.gather(*(server.start() for server in self._embedded_rasa))
             client = RasaNluClient(
-                self._embedded_rasa.url, self._embedded_rasa.token, self.settings.nlu_timeout_seconds
+                [server.url for server in self._embedded_rasa], token, self.settings.nlu_timeout_seconds
             )
         return client
 
@@ -185,6 +197,7 @@ class Gateway:
             self._dialogue(store),
             media_max_bytes=self.media.max_bytes,
             tickets=self.tickets,
+            leases=self.leases,
         )
         self.outbox = OutboxDispatcher(
             store,
@@ -195,8 +208,10 @@ class Gateway:
                 max_attempts=self.settings.outbox_max_attempts,
             ),
             poll_interval=self.settings.outbox_poll_interval,
+            leases=self.leases,
+            lease_seconds=self.settings.outbox_lease_seconds,
         )
-        await self.outbox.start()  # resumes replies a previous run did not deliver
+        await self.outbox.start(follow_store=True)  # resumes replies a previous run did not deliver
         if self.backoffice is not None and self.settings.backoffice_sweep_seconds > 0:
             await self.backoffice.monitor.start()
         for channel in self.channels:
@@ -216,6 +231,18 @@ class Gateway:
             log.exception("NLU failed to start; the dialogue falls back until it is fixed")
             raise
         await self.turns.recover()
+        if self.settings.recovery_seconds > 0:
+            self._recovery = asyncio.create_task(self._recover_periodically(), name="turn-recovery")
+
+    async def _recover_periodically(self) -> None:
+        """Answer messages another gateway process accepted but died before answering."""
+        assert self.turns is not None
+        while True:
+            await asyncio.sleep(self.settings.recovery_seconds)
+            try:
+                await self.turns.recover(older_than=self.settings.recovery_after_seconds)
+            except Exception:  # the store is down: the next pass tries again
+                log.exception("recovery pass failed")
 
     async def has_inbound(self, channel: str, channel_message_id: str) -> bool:
         """Whether this channel message is stored already (False while the store is not up)."""
@@ -282,11 +309,16 @@ class Gateway:
             self.outbox = None
         if self._nlu_start is not None and not self._nlu_start.done():
             self._nlu_start.cancel()
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
+            self._recovery = None
         self.ocr_workers.close()
         if self.nlu is not None and self.nlu is not self._given_nlu:
             await self.nlu.close()
-        if self._embedded_rasa is not None:
-            await self._embedded_rasa.stop()
+        for server in self._embedded_rasa:
+            await server.stop()
         if self.store is not None and self.store is not self._given_store:
             await self.store.close()
         if self._embedded_mongo is not None:

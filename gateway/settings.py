@@ -47,6 +47,14 @@ class Settings:
     outbox_max_delay: float = 600.0
     outbox_max_attempts: int = 12
     outbox_poll_interval: float = 1.0
+    outbox_lease_seconds: float = 30.0
+    """One gateway process sends for each channel; if it dies another takes over after this long."""
+    recovery_seconds: float = 15.0
+    """How often each process looks for customer messages no process answered (one died mid-turn); 0: only at start."""
+    recovery_after_seconds: float = 30.0
+    """A message unanswered this long is taken over by the next recovery pass."""
+    rasa_servers: int = 1
+    """Embedded mode (no ``RASA_URL``): how many Rasa servers to start (each serves one request at a time)."""
     telegram_bot_token: str | None = None
     """Set to enable the Telegram channel."""
     telegram_webhook_secret: str | None = None
@@ -150,6 +158,10 @@ class Settings:
             outbox_max_delay=float(env.get("OUTBOX_MAX_DELAY_SECONDS", defaults.outbox_max_delay)),
             outbox_max_attempts=int(env.get("OUTBOX_MAX_ATTEMPTS", defaults.outbox_max_attempts)),
             outbox_poll_interval=float(env.get("OUTBOX_POLL_SECONDS", defaults.outbox_poll_interval)),
+            outbox_lease_seconds=float(env.get("OUTBOX_LEASE_SECONDS", defaults.outbox_lease_seconds)),
+            recovery_seconds=float(env.get("RECOVERY_SECONDS", defaults.recovery_seconds)),
+            recovery_after_seconds=float(env.get("RECOVERY_AFTER_SECONDS", defaults.recovery_after_seconds)),
+            rasa_servers=int(env.get("RASA_SERVERS", defaults.rasa_servers)),
             telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN") or None,
             telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET") or None,
             telegram_mode=env.get("TELEGRAM_MODE", defaults.telegram_mode),

@@ -1,17 +1,24 @@
 """The turn pipeline: channel → store → NLU → dialogue → backoffice → outbox.
 
 Every inbound message is persisted before anything else; a message is marked processed only
-after its replies are in the outbox, so a crash in between is finished by :meth:`recover` on the
-next start, and a redelivered message gets the replies already given instead of a second turn.
+after its replies are in the outbox, so a crash in between is finished by :meth:`recover` (at
+start, and periodically by every process for messages left behind by one that died), and a
+redelivered message gets the replies already given instead of a second turn.
+
+Turns of one conversation run one at a time and in the order their messages were stored, even
+when several gateway processes receive them: a turn holds the conversation's lease in the store
+(``turn:<conversation id>``) and first finishes any earlier message of the conversation still
+unprocessed, whichever process received it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, timedelta
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backoffice import TicketDesk
@@ -27,6 +34,7 @@ from store import (
     Message,
     OutboundMessage,
 )
+from store.leases import Leases, LeaseUnavailable
 from store.models import utcnow
 from store.mongo import InboundReceipt
 
@@ -37,6 +45,19 @@ RESUME_WINDOW = timedelta(minutes=30)
 CARRIED_SLOTS = ("form", "choices", "last_order_id", "verified_orders")
 
 MEDIA_NOTICE_SEQUENCE = 900  # after any dialogue reply in the reply-key order
+TURN_LEASE_SECONDS = 10.0
+"""A turn's hold on its conversation; renewed while the turn runs, so only a dead process's
+lease ever expires (and then another process may carry on after this long)."""
+TURN_LEASE_WAIT_SECONDS = 60.0
+
+
+class ConversationBusy(RuntimeError):
+    """Another process kept the conversation's lease too long; the message is stored and will
+    be answered (by recovery or a redelivery), but not within this request."""
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class KeyedLocks:
@@ -69,8 +90,11 @@ class TurnProcessor:
         *,
         media_max_bytes: int = 10 * 1024 * 1024,
         tickets: TicketDesk | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self.store = store
+        self.leases = leases
+        """Turn leases shared with the other gateway processes; None: this process is the only one."""
         self.tickets = tickets
         """Told of every customer message, so a ticket waiting for the customer goes back to review."""
         self.media_max_bytes = media_max_bytes
@@ -111,23 +135,53 @@ class TurnProcessor:
             sequence=MEDIA_NOTICE_SEQUENCE,
         )
 
-    async def recover(self) -> int:
-        """Finish turns whose inbound message was stored but never processed (e.g. a crash)."""
-        pending = await self.store.unprocessed_inbound()
+    async def recover(self, *, older_than: float = 0.0) -> int:
+        """Finish turns whose inbound message was stored but never processed (e.g. a crash).
+
+        ``older_than`` (seconds) leaves alone messages so recent that their turn is probably
+        still running in the process that received them."""
+        cutoff = utcnow() - timedelta(seconds=older_than)
+        pending = [m for m in await self.store.unprocessed_inbound() if _aware(m.created_at) <= cutoff]
+        recovered = 0
         for message in pending:
-            conversation = await self.store.get_conversation(message.conversation_id)
-            customer = await self.store.get_customer(message.customer_id)
-            if conversation is None or customer is None:
-                log.error("cannot recover message %s: conversation or customer missing", message.id)
+            receipt = await self._receipt_for(message)
+            if receipt is None:
                 continue
-            await self._process(InboundReceipt(message, conversation, customer, duplicate=False))
-        if pending:
-            log.info("recovered %d unprocessed inbound messages", len(pending))
-        return len(pending)
+            try:
+                await self._process(receipt)
+                recovered += 1
+            except ConversationBusy:
+                log.info("message %s: its conversation is busy elsewhere; next recovery pass", message.id)
+        if recovered:
+            log.info("recovered %d unprocessed inbound messages", recovered)
+        return recovered
+
+    async def _receipt_for(self, message: Message) -> InboundReceipt | None:
+        conversation = await self.store.get_conversation(message.conversation_id)
+        customer = await self.store.get_customer(message.customer_id)
+        if conversation is None or customer is None:
+            log.error("cannot process message %s: conversation or customer missing", message.id)
+            return None
+        return InboundReceipt(message, conversation, customer, duplicate=False)
 
     async def _process(self, receipt: InboundReceipt) -> list[Message]:
-        async with self._locks.hold(receipt.message.conversation_id):
-            return await self._turn(receipt)
+        conversation_id = receipt.message.conversation_id
+        try:
+            async with self._locks.hold(conversation_id), self._conversation_lease(conversation_id):
+                # Earlier messages of this conversation another process stored but has not
+                # answered yet go first, so the conversation is answered in the order it was written.
+                for earlier in await self.store.unprocessed_inbound_of(conversation_id, before=receipt.message.id):
+                    earlier_receipt = await self._receipt_for(earlier)
+                    if earlier_receipt is not None:
+                        await self._turn(earlier_receipt)
+                return await self._turn(receipt)
+        except LeaseUnavailable as exc:
+            raise ConversationBusy(str(exc)) from exc
+
+    def _conversation_lease(self, conversation_id: str) -> AbstractAsyncContextManager[None]:
+        if self.leases is None:
+            return contextlib.nullcontext()
+        return self.leases.hold(f"turn:{conversation_id}", TURN_LEASE_SECONDS, wait=TURN_LEASE_WAIT_SECONDS)
 
     async def _turn(self, receipt: InboundReceipt) -> list[Message]:
         message, customer = receipt.message, receipt.customer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -85,15 +86,34 @@ class OfflineNlu(NluClient):
 
 
 class RasaNluClient(NluClient):
-    """Calls one or more Rasa servers (round-robin) started with ``--enable-api``."""
+    """Calls one or more Rasa servers started with ``--enable-api`` (``RASA_URL``, comma-separated).
 
-    def __init__(self, urls: list[str] | str, token: str | None = None, timeout: float = 5.0) -> None:
+    A Rasa server handles one request at a time, so a busy gateway spreads requests round-robin
+    over several. A server that fails (refused, timed out, 5xx) is taken out of the rotation and
+    the request goes to the next one; after ``cooldown`` seconds it is probed with ``/status``
+    before it gets requests again, so a stopped or restarting server costs one failed request,
+    not one per turn. :class:`NluUnavailable` only when every server failed.
+    """
+
+    def __init__(
+        self,
+        urls: list[str] | str,
+        token: str | None = None,
+        timeout: float = 5.0,
+        *,
+        cooldown: float = 5.0,
+        probe_timeout: float = 1.0,
+    ) -> None:
         self.urls = [u.rstrip("/") for u in ([urls] if isinstance(urls, str) else urls)]
         if not self.urls:
             raise ValueError("at least one Rasa server URL is needed")
         self.token = token
         self.timeout = aiohttp.ClientTimeout(total=timeout)
-        self._next_url = itertools.cycle(self.urls)
+        self.probe_timeout = aiohttp.ClientTimeout(total=probe_timeout)
+        self.cooldown = cooldown
+        self._next = itertools.count()
+        self._out_until: dict[str, float] = {}
+        """Servers out of the rotation, with the monotonic time at which to probe them again."""
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
@@ -108,22 +128,66 @@ class RasaNluClient(NluClient):
         if self._session is not None:
             await self._session.close()
 
+    def servers(self) -> dict[str, bool]:
+        """Each server and whether it is in the rotation now."""
+        return {url: url not in self._out_until for url in self.urls}
+
     async def ready(self) -> bool:
         """True when a server answers ``/status`` with a loaded model."""
+        ready = False
         for url in self.urls:
-            try:
-                async with self._http().get(f"{url}/status", params=self._params()) as response:
-                    if response.status == 200 and (await response.json()).get("model_file"):
-                        return True
-            except (aiohttp.ClientError, TimeoutError, ValueError):
+            if await self._status_ok(url, self.timeout):
+                self._out_until.pop(url, None)
+                ready = True
+        return ready
+
+    async def _status_ok(self, url: str, timeout: aiohttp.ClientTimeout) -> bool:
+        try:
+            async with self._http().get(f"{url}/status", params=self._params(), timeout=timeout) as response:
+                return response.status == 200 and bool((await response.json()).get("model_file"))
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return False
+
+    async def _rotation(self) -> list[str]:
+        """The servers to try for one request: the healthy ones from the next in turn, then any
+        whose time out is over and that answer a probe."""
+        start = next(self._next)
+        ordered = [self.urls[(start + i) % len(self.urls)] for i in range(len(self.urls))]
+        now = time.monotonic()
+        healthy = [url for url in ordered if url not in self._out_until]
+        for url in ordered:
+            until = self._out_until.get(url)
+            if until is None or until > now:
                 continue
-        return False
+            if await self._status_ok(url, self.probe_timeout):
+                log.info("Rasa server %s is back in the rotation", url)
+                self._out_until.pop(url, None)
+                healthy.append(url)
+            else:
+                self._out_until[url] = now + self.cooldown
+        return healthy
+
+    def _take_out(self, url: str, reason: str) -> None:
+        if url not in self._out_until:
+            log.warning("Rasa server %s taken out of the rotation: %s", url, reason)
+        self._out_until[url] = time.monotonic() + self.cooldown
 
     async def parse(self, text: str, message_id: str | None = None) -> ParseResult:
         body: dict[str, Any] = {"text": text}
         if message_id:
             body["message_id"] = message_id
-        url = next(self._next_url)
+        failures: list[str] = []
+        for url in await self._rotation():
+            try:
+                return await self._parse_at(url, body)
+            except NluUnavailable as exc:
+                failures.append(str(exc))
+                self._take_out(url, str(exc))
+        if not failures:
+            failures = [f"all {len(self.urls)} Rasa servers are out of the rotation"]
+        raise NluUnavailable("; ".join(failures))
+
+    async def _parse_at(self, url: str, body: dict[str, Any]) -> ParseResult:
         try:
             async with self._http().post(f"{url}/model/parse", json=body, params=self._params()) as response:
                 if response.status != 200:

@@ -16,13 +16,22 @@ log = logging.getLogger(__name__)
 class EmbeddedRasaServer:
     """A loopback Rasa server with an auth token, for when ``RASA_URL`` is not set."""
 
-    def __init__(self, project: NluProject, model: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        project: NluProject,
+        model: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        token: str | None = None,
+        name: str = "rasa",
+    ) -> None:
         self.project = project
         self.model = model
         self.host = host
         self.port = port or free_port(host)
-        self.token = secrets.token_urlsafe(24)
-        self._child = ChildProcess("Rasa server", project.var_dir / "log" / "rasa.log")
+        self.token = token or secrets.token_urlsafe(24)
+        self._child = ChildProcess("Rasa server", project.var_dir / "log" / f"{name}.log")
 
     @property
     def url(self) -> str:

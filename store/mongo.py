@@ -10,7 +10,10 @@ creates documents with plain inserts guarded by unique indexes.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -37,9 +40,22 @@ log = logging.getLogger(__name__)
 OPEN_STATES = (ConversationState.BOT, ConversationState.WAITING_AGENT, ConversationState.AGENT)
 
 
+_ID_RANDOM = os.urandom(3)
+_id_counter = itertools.count()
+
+
 def new_id() -> str:
-    """A string id that sorts by creation time, like an ObjectId."""
-    return str(ObjectId())
+    """A string id that sorts by creation time to the millisecond, across processes too.
+
+    Shaped like an ObjectId (12 bytes, seconds first, so older ids still sort before newer),
+    but bytes 4–5 are the milliseconds where an ObjectId has its per-process random part: two
+    gateway processes writing in the same second still produce ids in the order they wrote.
+    """
+    now_ms = time.time_ns() // 1_000_000
+    seconds, millis = divmod(now_ms, 1000)
+    counter = next(_id_counter) & 0xFFFFFF
+    raw = seconds.to_bytes(4, "big") + millis.to_bytes(2, "big") + _ID_RANDOM + counter.to_bytes(3, "big")
+    return str(ObjectId(raw))
 
 
 def stored_datetime(value: Any) -> datetime | None:
@@ -68,6 +84,11 @@ M = TypeVar("M", Customer, Conversation, Message)
 def _from_doc(model: type[M], doc: dict[str, Any]) -> M:
     data = {("id" if k == "_id" else k): _aware(v) for k, v in doc.items()}
     return model.model_validate(data)
+
+
+def message_from_doc(doc: dict[str, Any]) -> Message:
+    """A message as stored (e.g. the full document of a change event)."""
+    return _from_doc(Message, doc)
 
 
 async def array_indexes_work(db: AsyncDatabase[dict[str, Any]]) -> bool:
@@ -512,13 +533,22 @@ class ConversationStore:
 
     # -- outbox ----------------------------------------------------------------------------
 
-    async def pending_outbound(self, channel: str, limit: int = 200) -> list[tuple[Message, int]]:
-        """Undelivered replies for a channel, oldest first, each with when it may next be tried
-        (epoch milliseconds). Not-yet-due ones are included so a sender can keep per-recipient order."""
+    async def pending_outbound(
+        self, channel: str, limit: int = 200, *, recipients: list[str] | None = None
+    ) -> list[tuple[Message, int]]:
+        """Undelivered replies for a channel (to ``recipients`` only, if given), oldest first, each
+        with when it may next be tried (epoch milliseconds). Not-yet-due ones are included so a
+        sender can keep per-recipient order."""
+        query: dict[str, Any] = {
+            "channel": channel,
+            "direction": Direction.OUTBOUND.value,
+            "delivered": False,
+            "failed": False,
+        }
+        if recipients is not None:
+            query["recipient_id"] = {"$in": recipients}
         cursor = (
-            self.messages.find(
-                {"channel": channel, "direction": Direction.OUTBOUND.value, "delivered": False, "failed": False}
-            )
+            self.messages.find(query)
             .sort("_id", ASCENDING)
             .limit(limit)
         )
@@ -592,6 +622,22 @@ class ConversationStore:
     async def unprocessed_inbound(self, limit: int = 1000) -> list[Message]:
         cursor = (
             self.messages.find({"direction": Direction.INBOUND.value, "processed": False})
+            .sort("_id", ASCENDING)
+            .limit(limit)
+        )
+        return [_from_doc(Message, d) async for d in cursor]
+
+    async def unprocessed_inbound_of(self, conversation_id: str, *, before: str, limit: int = 100) -> list[Message]:
+        """The conversation's customer messages stored before ``before`` and not yet answered, oldest first."""
+        cursor = (
+            self.messages.find(
+                {
+                    "conversation_id": conversation_id,
+                    "direction": Direction.INBOUND.value,
+                    "processed": False,
+                    "_id": {"$lt": before},
+                }
+            )
             .sort("_id", ASCENDING)
             .limit(limit)
         )

@@ -1,0 +1,145 @@
+"""Leases in the store: who may do a job that only one gateway process at a time may do.
+
+Several gateway processes share one store. A lease names a job (``turn:<conversation id>``,
+``outbox:telegram``) and has one holder until it is released or its time runs out, so a
+process that dies holding one blocks the job only until the lease expires. Times are epoch
+milliseconds (integers): nx-27017 turns datetimes written with ``$set`` into strings.
+
+A lease is taken by inserting its document (the unique ``_id`` makes one insert win) or by
+taking over an expired one with a conditional update; both are single-document atomic
+operations on MongoDB and nx-27017 alike. Must not know what the jobs are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+log = logging.getLogger(__name__)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def process_identity() -> str:
+    """This process among all gateway processes: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class LeaseUnavailable(TimeoutError):
+    """Another process held the lease for longer than the caller would wait."""
+
+
+class Leases:
+    """The ``leases`` collection: ``{_id: job, owner, until_ms}``."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        owner: str | None = None,
+        *,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.collection = db["leases"]
+        self.owner = owner or process_identity()
+        self.clock_ms = clock_ms
+
+    async def try_acquire(self, job: str, ttl: float) -> bool:
+        """Take (or renew) the lease for ``ttl`` seconds if nobody else holds a live one."""
+        now = self.clock_ms()
+        until = now + int(ttl * 1000)
+        try:
+            await self.collection.insert_one({"_id": job, "owner": self.owner, "until_ms": until})
+            return True
+        except DuplicateKeyError:
+            pass
+        taken = await self.collection.find_one_and_update(
+            {"_id": job, "$or": [{"owner": self.owner}, {"until_ms": {"$lt": now}}]},
+            {"$set": {"owner": self.owner, "until_ms": until}},
+        )
+        if taken is not None and taken.get("owner") != self.owner:
+            log.info("lease %s taken over from %s (expired)", job, taken.get("owner"))
+        return taken is not None
+
+    async def release(self, job: str) -> None:
+        await self.collection.delete_one({"_id": job, "owner": self.owner})
+
+    async def holder(self, job: str) -> str | None:
+        """Who holds a live lease on the job (None if nobody)."""
+        doc = await self.collection.find_one({"_id": job})
+        if doc is None or int(doc.get("until_ms", 0)) < self.clock_ms():
+            return None
+        return str(doc.get("owner"))
+
+    @contextlib.asynccontextmanager
+    async def hold(
+        self, job: str, ttl: float = 10.0, *, wait: float = 60.0, poll: float = 0.01
+    ) -> AsyncIterator[None]:
+        """Wait (polling, up to ``wait`` seconds) for the lease, keep renewing it while the block
+        runs, release it after. Raises :class:`LeaseUnavailable` if it could not be had in time."""
+        deadline = time.monotonic() + wait
+        delay = poll
+        while not await self.try_acquire(job, ttl):
+            if time.monotonic() > deadline:
+                raise LeaseUnavailable(f"lease {job} is held by another process")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        renewer = asyncio.create_task(self._renew(job, ttl), name=f"lease-{job}")
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            try:
+                await self.release(job)
+            except Exception as exc:  # the store is down: the lease simply expires
+                log.warning("could not release lease %s: %s", job, exc)
+
+    async def _renew(self, job: str, ttl: float) -> None:
+        while True:
+            await asyncio.sleep(ttl / 3)
+            try:
+                if not await self.try_acquire(job, ttl):
+                    log.error("lease %s was lost to another process while held", job)
+                    return
+            except Exception as exc:  # a store hiccup: try again at the next renewal
+                log.warning("renewing lease %s failed: %s", job, exc)
+
+
+class HeldLease:
+    """A lease a long-running loop keeps: :meth:`check` renews it once a third of it has passed,
+    so a busy loop writes about three times per lease period, not once per step."""
+
+    def __init__(self, leases: Leases, job: str, ttl: float) -> None:
+        self.leases = leases
+        self.job = job
+        self.ttl = ttl
+        self._renewed_at: float | None = None
+
+    async def check(self) -> bool:
+        """True while this process holds the lease (taking or renewing it as needed)."""
+        now = time.monotonic()
+        if self._renewed_at is not None and now - self._renewed_at < self.ttl / 3:
+            return True
+        if await self.leases.try_acquire(self.job, self.ttl):
+            self._renewed_at = now
+            return True
+        self._renewed_at = None
+        return False
+
+    async def release(self) -> None:
+        if self._renewed_at is not None:
+            self._renewed_at = None
+            await self.leases.release(self.job)
