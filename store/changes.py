@@ -9,8 +9,10 @@ the server still has it, else from now. Must not know what the changes mean.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -21,6 +23,25 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
 
 ChangeHandler = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+
+def decoded(value: Any) -> Any:
+    """A change's document with extended-JSON dates (``{"$date": ...}``, which nx-27017 puts in
+    change events) turned into aware datetimes, as a find would return them."""
+    if isinstance(value, Mapping):
+        if set(value) == {"$date"}:
+            raw = value["$date"]
+            if isinstance(raw, int | float):
+                return datetime.fromtimestamp(raw / 1000, UTC)
+            if isinstance(raw, str):
+                with contextlib.suppress(ValueError):
+                    parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+                    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return raw
+        return {k: decoded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decoded(v) for v in value]
+    return value
 
 
 async def follow_changes(
@@ -55,6 +76,8 @@ async def follow_changes(
                     await on_reopen()
                 async for change in stream:
                     resume_after = change.get("_id")
+                    if change.get("fullDocument"):
+                        change = {**change, "fullDocument": decoded(change["fullDocument"])}
                     try:
                         await on_change(change)
                     except asyncio.CancelledError:

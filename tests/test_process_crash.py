@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,63 +19,11 @@ from nlu.server import EmbeddedRasaServer
 from store import ConversationStore
 from store.embedded import EmbeddedMongo
 from supervisor import free_port
-from tests.conftest import DEMO_ORDERS, REPO_ROOT
+from tests.processes import GatewayProcess, eventually
 from tests.telegram_standin import TOKEN, BotApiStandIn, private_update
 
 SECRET = "crash-test-secret"
 CHAT = 880011
-
-
-class GatewayProcess:
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env, self.port, self.log = env, port, log
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, str(REPO_ROOT / "run.py"), "serve", "--seed-orders", str(DEMO_ORDERS),
-                env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 90
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                assert self.process.returncode is None, f"the gateway exited: {self.log.read_text()[-2000:]}"
-                try:
-                    async with http.get(f"{self.url}/health") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise AssertionError(f"the gateway did not become healthy: {self.log.read_text()[-2000:]}")
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)  # no clean-up, no flush: a crash
-        await asyncio.wait_for(self.process.wait(), 30)
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 30)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-
-
-async def eventually(check: object, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 @pytest_asyncio.fixture
@@ -109,6 +53,9 @@ async def test_a_killed_gateway_sends_the_reply_after_restart_and_only_once(
         "GATEWAY_VAR_DIR": str(tmp_path / "var"),
         "OUTBOX_POLL_SECONDS": "0.1",
         "OUTBOX_BASE_DELAY_SECONDS": "0.1",
+        # The killed process held the Telegram sender's lease: the restarted one (a new
+        # process identity) takes it over once it runs out.
+        "OUTBOX_LEASE_SECONDS": "2",
     }
     gateway = GatewayProcess(env, port, tmp_path / "gateway.log")
     store = ConversationStore.from_uri(mongo.uri, database)
