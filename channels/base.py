@@ -68,11 +68,24 @@ class InputChannel(ABC):
         """The routes this channel serves; each calls ``on_message`` for every message."""
 
     async def start(self, on_message: InboundHandler) -> None:
-        """Begin receiving without HTTP (e.g. Telegram polling); called once the store is up."""
+        """Begin receiving without HTTP (an SMTP listener); called once the store is up."""
         return None
 
     async def stop(self) -> None:
         """Stop receiving; called at shutdown."""
+        return None
+
+    def receives_exclusively(self) -> bool:
+        """Whether part of receiving must run in one gateway process at a time (Telegram's
+        getUpdates, an IMAP mailbox): the gateway then runs :meth:`start_exclusive` only in the
+        process holding the channel's lease, and :meth:`stop_exclusive` when it loses it
+        (:meth:`start` never starts that part)."""
+        return False
+
+    async def start_exclusive(self, on_message: InboundHandler) -> None:
+        return None
+
+    async def stop_exclusive(self) -> None:
         return None
 
 

@@ -111,15 +111,23 @@ class EmailInput(InputChannel):
                 port,
             )
             log.info("e-mail: SMTP listener on %s:%s for %s", host, self.port, ", ".join(sorted(self.addresses)))
-        if self.imap is not None:
+
+    def receives_exclusively(self) -> bool:
+        return self.imap is not None  # one process polls the mailbox; the others would race it
+
+    async def start_exclusive(self, on_message: InboundHandler) -> None:
+        if self.imap is not None and self._poller is None:
             self._poller = asyncio.create_task(self._poll_forever(on_message), name="imap-poller")
 
-    async def stop(self) -> None:
+    async def stop_exclusive(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
+
+    async def stop(self) -> None:
+        await self.stop_exclusive()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -120,12 +120,20 @@ class TelegramInput(InputChannel):
     # -- polling (development) and webhook registration -------------------------------------
 
     async def start(self, on_message: InboundHandler) -> None:
-        if self.polling:
-            self._task = asyncio.create_task(self._poll(on_message), name="telegram-polling")
-        elif self.public_base_url:
+        if not self.polling and self.public_base_url:  # every process may (re)register: it is the same URL
             self._task = asyncio.create_task(self._register_webhook(), name="telegram-set-webhook")
 
     async def stop(self) -> None:
+        await self.stop_exclusive()
+
+    def receives_exclusively(self) -> bool:
+        return self.polling  # Telegram answers 409 to a second getUpdates at the same time
+
+    async def start_exclusive(self, on_message: InboundHandler) -> None:
+        if self.polling and self._task is None:
+            self._task = asyncio.create_task(self._poll(on_message), name="telegram-polling")
+
+    async def stop_exclusive(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -25,6 +25,7 @@ from dialogue import DialogueEngine
 from dialogue.flows import FlowContext
 from dialogue.knowledge import KnowledgeBase
 from gateway.outbox import OutboxDispatcher, RetryPolicy
+from gateway.receivers import ExclusiveReceivers
 from gateway.settings import Settings
 from gateway.turns import TurnProcessor
 from gateway.voice import VoiceServices, VoiceSettingsError, voice_channel
@@ -74,6 +75,7 @@ class Gateway:
         self._nlu_start: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
         self.leases: Leases | None = None
+        self.receivers: ExclusiveReceivers | None = None
         """Shared with the other gateway processes on the store: turns and outbox senders."""
         self.store: ConversationStore | None = None
         self.orders: MongoOrderService | None = None
@@ -216,6 +218,11 @@ class Gateway:
             await self.backoffice.monitor.start()
         for channel in self.channels:
             await channel.start(self.handler_for(channel))
+        assert self.leases is not None
+        self.receivers = ExclusiveReceivers(
+            self.leases, self.channels, self.handler_for, lease_seconds=self.settings.outbox_lease_seconds
+        )
+        await self.receivers.start()
         if wait_for_nlu:
             await self._bring_up_nlu()
         else:
@@ -295,6 +302,9 @@ class Gateway:
         return await self.orders.upsert(orders)
 
     async def stop(self) -> None:
+        if self.receivers is not None:
+            await self.receivers.stop()
+            self.receivers = None
         for channel in self.channels:
             try:
                 await channel.stop()

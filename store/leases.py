@@ -83,9 +83,7 @@ class Leases:
         return str(doc.get("owner"))
 
     @contextlib.asynccontextmanager
-    async def hold(
-        self, job: str, ttl: float = 10.0, *, wait: float = 60.0, poll: float = 0.01
-    ) -> AsyncIterator[None]:
+    async def hold(self, job: str, ttl: float = 10.0, *, wait: float = 60.0, poll: float = 0.01) -> AsyncIterator[None]:
         """Wait (polling, up to ``wait`` seconds) for the lease, keep renewing it while the block
         runs, release it after. Raises :class:`LeaseUnavailable` if it could not be had in time."""
         deadline = time.monotonic() + wait

@@ -547,11 +547,7 @@ class ConversationStore:
         }
         if recipients is not None:
             query["recipient_id"] = {"$in": recipients}
-        cursor = (
-            self.messages.find(query)
-            .sort("_id", ASCENDING)
-            .limit(limit)
-        )
+        cursor = self.messages.find(query).sort("_id", ASCENDING).limit(limit)
         return [(_from_doc(Message, d), int(d.get("next_attempt_ms", 0))) async for d in cursor]
 
     async def thread_of(self, conversation_id: str, in_reply_to: str | None) -> dict[str, Any] | None:

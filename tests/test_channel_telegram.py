@@ -181,7 +181,9 @@ async def test_polling_mode_reads_get_updates(bot: Bot, media: MediaStore, stand
     standin.updates = [private_update(100, CHAT, text="轮询一"), callback_update(101, CHAT, "202611150001")]
     channel = TelegramInput(bot, media, webhook_secret=None, polling=True, poll_timeout=1)
     assert channel.routes(storing(store)) == []
+    assert channel.receives_exclusively()
     await channel.start(storing(store))
+    await channel.start_exclusive(storing(store))  # the gateway does this in the lease holder
     try:
         for _ in range(200):
             if await store.count_messages(channel="telegram") == 2:
