@@ -1,6 +1,7 @@
 """The gateway's one entry point.
 
 python run.py [serve] [--host H] [--port P] [--seed-orders FILE]
+python run.py cluster [--gateways N] [--rasa-servers N] [--port P] [serve options]
 python run.py nlu train [--force]
 python run.py nlu parse < lines.txt
 python run.py nlu eval FILE.yml [--threshold X] [--today YYYY-MM-DD] [--png FILE] [--json FILE]
@@ -42,6 +43,7 @@ from channels.app_im import sign_user
 from console import SessionStore
 from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
 from gateway import Gateway, GatewayBuilder, Settings, SettingsError, build_app
+from gateway.cluster import run_cluster
 from gateway.voice import engine_config
 from ivr.cli import add_ivr_commands, run_ivr_command
 from ivr.recognizer import EngineUnavailable as SpeechEngineUnavailable
@@ -86,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
 
     serve = commands.add_parser("serve", help="run the gateway (the default command)")
     _serve_options(serve)
+
+    cluster = commands.add_parser(
+        "cluster", help="run several gateway processes on one store behind a loopback balancer (scale-out)"
+    )
+    _serve_options(cluster)
+    cluster.add_argument("--gateways", type=int, default=2, help="gateway processes (default 2)")
+    cluster.add_argument(
+        "--rasa-servers", type=int, default=2, help="embedded Rasa servers when RASA_URL is unset (default 2)"
+    )
 
     nlu = commands.add_parser("nlu", help="train the NLU model or parse text with it")
     nlu_commands = nlu.add_subparsers(dest="nlu_command", metavar="NLU_COMMAND", required=True)
@@ -158,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_merge_customers(args.source, args.target, reason=args.reason, actor=args.actor))
         if args.command == "ivr":
             return run_ivr_command(args, engine_config(Settings.from_env()))
+        if args.command == "cluster":
+            return asyncio.run(_cluster(args))
         if args.command == "ocr":
             return asyncio.run(_ocr(args.images, args.engine, as_json=args.json, order_check=args.order_check))
         return asyncio.run(
@@ -252,6 +265,24 @@ async def _serve(
         await runner.cleanup()  # stops the gateway and its child servers
         await gateway.stop()  # in case the app never started (seed or bind failed)
     return 0
+
+
+async def _cluster(args: argparse.Namespace) -> int:
+    if args.gateways < 1 or args.rasa_servers < 1:
+        raise SettingsError("--gateways and --rasa-servers must be at least 1")
+    serve_args = ["--host", "127.0.0.1"]
+    if args.seed_orders is not None:
+        serve_args += ["--seed-orders", str(args.seed_orders.resolve())]
+    demo_flags = (("--demo-staff", args.demo_staff), ("--demo-quality", args.demo_quality))
+    serve_args += [flag for flag, on in demo_flags if on]
+    return await run_cluster(
+        Settings.from_env(),
+        gateways=args.gateways,
+        rasa_servers=args.rasa_servers,
+        host=args.host,
+        port=args.port,
+        serve_args=serve_args,
+    )
 
 
 async def _demo_quality(gateway: Gateway) -> None:

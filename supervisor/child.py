@@ -66,6 +66,9 @@ class ChildProcess:
         await self.stop()
         raise ChildStartError(f"{self.name} not ready after {timeout:.0f} s; see {self.log_path}")
 
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
     async def stop(self, grace_seconds: float = 15.0) -> None:
         process, self._process = self._process, None
         if process is None or process.returncode is not None:

@@ -1,0 +1,159 @@
+"""``run.py cluster``: several gateway processes on one machine, the way production runs them.
+
+Starts the store (``MONGODB_URI`` or an embedded nx-27017 under the var dir), the Rasa servers
+(``RASA_URL`` or ``--rasa-servers`` embedded ones sharing one token), ``--gateways`` real
+``run.py serve`` processes on their own ports with their own var dirs, all on that one store
+and those Rasa servers, and the loopback balancer (:mod:`supervisor.balancer`) on the public
+port. Each gateway is supervised: one that exits is started again. Stops everything on SIGINT
+or SIGTERM. Must not know what the gateways do inside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import aiohttp
+
+from gateway.settings import Settings
+from nlu import NluProject
+from nlu.server import EmbeddedRasaServer
+from store.embedded import EmbeddedMongo
+from supervisor import ChildProcess, ChildStartError, free_port
+from supervisor.balancer import Balancer
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GATEWAY_START_SECONDS = 120.0
+
+
+class GatewayChild:
+    """One ``run.py serve`` process of the cluster, restarted when it exits."""
+
+    def __init__(self, index: int, port: int, env: Mapping[str, str], args: list[str], log_path: Path) -> None:
+        self.index, self.port, self.env, self.args = index, port, dict(env), args
+        self.child = ChildProcess(f"gateway {index}", log_path)
+        self.restarts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def healthy(self) -> bool:
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http,
+                http.get(f"{self.url}/health") as response,
+            ):
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def start(self) -> None:
+        command = [sys.executable, str(REPO_ROOT / "run.py"), "serve", "--port", str(self.port), *self.args]
+        await self.child.start(command, ready=self.healthy, timeout=GATEWAY_START_SECONDS, cwd=REPO_ROOT, env=self.env)
+
+    async def supervise(self) -> None:
+        """Start it again whenever it has exited (a crash, an OOM kill)."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.child.running():
+                continue
+            self.restarts += 1
+            log.warning("gateway %d exited; starting it again (restart %d)", self.index, self.restarts)
+            try:
+                await self.start()
+            except ChildStartError as exc:
+                log.error("gateway %d did not come back: %s", self.index, exc)
+
+
+async def run_cluster(
+    settings: Settings,
+    *,
+    gateways: int,
+    rasa_servers: int,
+    host: str,
+    port: int,
+    serve_args: list[str],
+) -> int:
+    var_dir = settings.var_dir
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    mongo: EmbeddedMongo | None = None
+    rasa: list[EmbeddedRasaServer] = []
+    children: list[GatewayChild] = []
+    supervisors: list[asyncio.Task[None]] = []
+    balancer: Balancer | None = None
+    try:
+        uri = settings.mongodb_uri
+        if uri is None:
+            mongo = EmbeddedMongo(var_dir / "mongo")
+            await mongo.start()
+            uri = mongo.uri
+        rasa_urls, token = list(settings.rasa_urls), settings.rasa_token
+        if not rasa_urls:
+            project = NluProject(models_dir=settings.models_dir, var_dir=var_dir)
+            model = await asyncio.to_thread(project.train)
+            token = secrets.token_urlsafe(24)
+            rasa = [EmbeddedRasaServer(project, model, token=token, name=f"rasa-{i + 1}") for i in range(rasa_servers)]
+            print(f"starting {rasa_servers} Rasa server(s)…", file=sys.stderr, flush=True)
+            await asyncio.gather(*(server.start() for server in rasa))
+            rasa_urls = [server.url for server in rasa]
+        base_env = {
+            **os.environ,
+            "MONGODB_URI": uri,
+            "MONGODB_DATABASE": settings.mongodb_database,
+            "RASA_URL": ",".join(rasa_urls),
+            "RASA_TOKEN": token or "",
+        }
+        smtp = settings.email_smtp_listen
+        for index in range(gateways):
+            # One var dir (demo credentials, the media store) for all; each its own log.
+            env = {**base_env, "GATEWAY_VAR_DIR": str(var_dir)}
+            if settings.email_addresses and smtp:  # each process listens for mail on its own port
+                smtp_host, _, smtp_port = smtp.rpartition(":")
+                env["EMAIL_SMTP_LISTEN"] = f"{smtp_host}:{int(smtp_port) + index}"
+            # Demo staff and conversations once, by the first process; the others share its store.
+            args = serve_args if index == 0 else [a for a in serve_args if a not in ("--demo-quality", "--demo-staff")]
+            log_path = var_dir / "log" / f"gateway-{index + 1}.log"
+            children.append(GatewayChild(index + 1, free_port(), env, args, log_path))
+        print(f"starting {gateways} gateway process(es)…", file=sys.stderr, flush=True)
+        await children[0].start()  # the first one seeds orders and staff before the others start
+        await asyncio.gather(*(child.start() for child in children[1:]))
+        supervisors = [asyncio.create_task(child.supervise()) for child in children]
+        balancer = Balancer([("127.0.0.1", child.port) for child in children])
+        listening = await balancer.start(host, port)
+        store_text = uri if settings.mongodb_uri else f"embedded nx-27017, data in {var_dir / 'mongo'}"
+        credentials = var_dir / "demo-staff.json"
+        print(
+            f"Cluster listening on http://{host}:{listening} (TCP round-robin over healthy gateways)\n"
+            + "".join(f"  gateway {c.index}     {c.url}  logs {c.child.log_path}\n" for c in children)
+            + f"  NLU           {', '.join(rasa_urls)}\n"
+            + (f"  demo staff    {credentials} (console passwords and API tokens)\n" if credentials.exists() else "")
+            + f"  store         {store_text}",
+            flush=True,
+        )
+        await stop.wait()
+        print("shutting down the cluster", file=sys.stderr, flush=True)
+    finally:
+        for task in supervisors:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if balancer is not None:
+            await balancer.stop()
+        await asyncio.gather(*(child.child.stop() for child in children), return_exceptions=True)
+        await asyncio.gather(*(server.stop() for server in rasa), return_exceptions=True)
+        if mongo is not None:
+            await mongo.stop()
+    return 0
