@@ -118,23 +118,28 @@ class Leases:
 
 class HeldLease:
     """A lease a long-running loop keeps: :meth:`check` renews it once a third of it has passed,
-    so a busy loop writes about three times per lease period, not once per step."""
+    so a busy loop writes about three times per lease period, not once per step; a process that
+    was refused asks again only after a sixth of it (a busy channel wakes every process's loop
+    at each reply, and only the holder should pay a store round trip for it)."""
 
     def __init__(self, leases: Leases, job: str, ttl: float) -> None:
         self.leases = leases
         self.job = job
         self.ttl = ttl
         self._renewed_at: float | None = None
+        self._refused_at: float | None = None
 
     async def check(self) -> bool:
         """True while this process holds the lease (taking or renewing it as needed)."""
         now = time.monotonic()
         if self._renewed_at is not None and now - self._renewed_at < self.ttl / 3:
             return True
+        if self._refused_at is not None and now - self._refused_at < self.ttl / 6:
+            return False
         if await self.leases.try_acquire(self.job, self.ttl):
-            self._renewed_at = now
+            self._renewed_at, self._refused_at = now, None
             return True
-        self._renewed_at = None
+        self._renewed_at, self._refused_at = None, now
         return False
 
     async def release(self) -> None:
