@@ -49,6 +49,9 @@ TURN_LEASE_SECONDS = 10.0
 """A turn's hold on its conversation; renewed while the turn runs, so only a dead process's
 lease ever expires (and then another process may carry on after this long)."""
 TURN_LEASE_WAIT_SECONDS = 60.0
+MAX_RECOVERY_ATTEMPTS = 3
+"""A message whose turn failed this many recovery passes is left alone (and logged): a turn that
+fails every time must not run every pass forever."""
 
 
 class ConversationBusy(RuntimeError):
@@ -147,11 +150,19 @@ class TurnProcessor:
             receipt = await self._receipt_for(message)
             if receipt is None:
                 continue
+            attempts = await self.store.count_recovery_attempt(message.id)
+            if attempts > MAX_RECOVERY_ATTEMPTS:
+                if attempts == MAX_RECOVERY_ATTEMPTS + 1:
+                    log.error("message %s: its turn failed %d recovery passes; left alone", message.id, attempts - 1)
+                    await self._log(message, message.channel, "turn_abandoned", {"message_id": message.id})
+                continue
             try:
                 await self._process(receipt)
                 recovered += 1
             except ConversationBusy:
                 log.info("message %s: its conversation is busy elsewhere; next recovery pass", message.id)
+            except Exception:  # this message's turn fails; the others are still recovered
+                log.exception("recovering message %s failed (pass %d)", message.id, attempts)
         if recovered:
             log.info("recovered %d unprocessed inbound messages", recovered)
         return recovered

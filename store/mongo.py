@@ -623,6 +623,13 @@ class ConversationStore:
         )
         return [_from_doc(Message, d) async for d in cursor]
 
+    async def count_recovery_attempt(self, message_id: str) -> int:
+        """Note that a recovery pass is about to run this message's turn; returns how many times it has."""
+        doc = await self.messages.find_one_and_update(
+            {"_id": message_id}, {"$inc": {"recovery_attempts": 1}}, return_document=ReturnDocument.AFTER
+        )
+        return int((doc or {}).get("recovery_attempts", 0))
+
     async def unprocessed_inbound_of(self, conversation_id: str, *, before: str, limit: int = 100) -> list[Message]:
         """The conversation's customer messages stored before ``before`` and not yet answered, oldest first."""
         cursor = (

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import GatewayBuilder, Settings, build_app
-from nlu import RasaNluClient
+from gateway.turns import MAX_RECOVERY_ATTEMPTS
+from nlu import NluClient, ParseResult, RasaNluClient
 from store import ConversationStore, InboundMessage
 from tests.conftest import DEMO_ORDERS
 from tests.helpers import Chat
@@ -41,3 +42,36 @@ async def test_unprocessed_messages_are_answered_on_start(
     assert await store.count_messages(direction="in") == 1
     assert await store.count_messages(direction="out") == len(replies)
     assert await store.events.count_documents({"name": "self_service_completed"}) == 1
+
+
+class CrashingNlu(NluClient):
+    """An NLU whose answer the turn cannot survive (not an outage: a bug, every time)."""
+
+    async def parse(self, text: str, message_id: str | None = None) -> ParseResult:
+        raise ValueError("the parse result cannot be read")
+
+    async def ready(self) -> bool:
+        return True
+
+
+async def test_a_turn_that_always_fails_is_given_up_after_a_few_recovery_passes(
+    settings: Settings, store: ConversationStore
+) -> None:
+    """Recovery runs every few seconds in every process: a message whose turn fails each time
+    must not be retried forever. Other messages are still recovered."""
+    poison = await store.accept_inbound(
+        InboundMessage(channel="rest", sender_id="poison", channel_message_id="poison:1", text="查一下订单")
+    )
+    gateway = GatewayBuilder(settings).store(store).nlu(CrashingNlu()).build()
+    await gateway.start_store()
+    await gateway.start()
+    try:
+        assert gateway.turns is not None
+        for _ in range(MAX_RECOVERY_ATTEMPTS + 2):
+            assert await gateway.turns.recover() == 0
+        message = await store.messages.find_one({"_id": poison.message.id})
+        assert message is not None and message["processed"] is False, "kept for staff, not marked done"
+        assert message["recovery_attempts"] == 1 + MAX_RECOVERY_ATTEMPTS + 2  # the start's pass, then ours
+        assert await store.events.count_documents({"name": "turn_abandoned"}) == 1
+    finally:
+        await gateway.stop()
