@@ -10,6 +10,7 @@ call's transcript added to the agent's hand-off summary) and the metrics event l
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -119,7 +120,10 @@ def voice_channel(settings: Settings, services: VoiceServices) -> VoiceInput:
         timers=CallTimers(silence_seconds=settings.ivr_silence_seconds, no_input_seconds=settings.ivr_no_input_seconds),
     )
     guard = NuisanceGuard(
-        settings.ivr_blocklist, max_calls=settings.ivr_rate_max_calls, window_seconds=settings.ivr_rate_window_seconds
+        settings.ivr_blocklist,
+        max_calls=settings.ivr_rate_max_calls,
+        window_seconds=settings.ivr_rate_window_seconds,
+        attempts=services,  # one window for every gateway process
     )
     return VoiceInput(
         config,
@@ -130,6 +134,7 @@ def voice_channel(settings: Settings, services: VoiceServices) -> VoiceInput:
         feed=services,
         events=services,
         workers=SpeechWorkers(settings.ivr_asr_workers),
+        states=services,
     )
 
 
@@ -209,6 +214,25 @@ class VoiceServices:
         summary = dict(conversation.handoff_summary or {})
         summary["call"] = {**call, "transcript": transcript}
         await store.set_handoff_summary(conversation_id, summary)
+
+    async def save_call(self, sid: str, record: dict[str, Any]) -> None:
+        """A call's state in ``voice_calls`` (a whole-document replace: nx-27017 drops an upsert's
+        filter ``_id`` from ``$set``)."""
+        await self._bound().db["voice_calls"].replace_one(
+            {"_id": sid}, {"_id": sid, **record, "saved_ms": int(time.time() * 1000)}, upsert=True
+        )
+
+    async def load_call(self, sid: str) -> dict[str, Any] | None:
+        return await self._bound().db["voice_calls"].find_one({"_id": sid[:64]})
+
+    async def attempt(self, number_key: str, window_seconds: float) -> int:
+        """Record a call attempt in ``voice_call_attempts``; the attempts from the number within the window."""
+        attempts = self._bound().db["voice_call_attempts"]
+        now_ms = int(time.time() * 1000)
+        since_ms = now_ms - int(window_seconds * 1000)
+        await attempts.insert_one({"number": number_key, "at_ms": now_ms})
+        await attempts.delete_many({"number": number_key, "at_ms": {"$lt": since_ms}})
+        return await attempts.count_documents({"number": number_key, "at_ms": {"$gte": since_ms}})
 
     async def record(
         self, name: str, data: dict[str, Any], *, conversation_id: str | None = None, customer_id: str | None = None

@@ -21,9 +21,9 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -89,7 +89,8 @@ class Call:
     called: str
     language: str
     token: str
-    started_at: float = field(default_factory=time.monotonic)
+    started_at: float = field(default_factory=time.time)
+    """Wall-clock seconds: the call may move between gateway processes (see :meth:`record`)."""
     prompt: Prompt | None = None
     inputs: int = 0
     next_twiml: str | None = None
@@ -109,7 +110,45 @@ class Call:
 
     @property
     def seconds(self) -> float:
-        return time.monotonic() - self.started_at
+        return time.time() - self.started_at
+
+    def record(self) -> dict[str, Any]:
+        """The call as plain data, so the next webhook or stream of the call may be served by
+        another gateway process (:meth:`from_record`)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "prompt"}
+        data["outcome"] = self.outcome.value if self.outcome else None
+        data["prompt"] = _prompt_record(self.prompt) if self.prompt else None
+        return data
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Call:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["outcome"] = Outcome(data["outcome"]) if data.get("outcome") else None
+        values["prompt"] = _prompt_from(data["prompt"]) if data.get("prompt") else None
+        values["scenarios"] = list(data.get("scenarios") or [])
+        values["reply_latencies"] = [float(x) for x in data.get("reply_latencies") or []]
+        return cls(**values)
+
+
+def _prompt_record(prompt: Prompt) -> dict[str, Any]:
+    return {
+        "text": prompt.text,
+        "language": prompt.language,
+        "answers": [{"phrases": list(a.phrases), "payload": a.payload, "key": a.key} for a in prompt.answers],
+        "then": prompt.then.value,
+        "hotwords": list(prompt.hotwords),
+    }
+
+
+def _prompt_from(data: dict[str, Any]) -> Prompt:
+    return Prompt(
+        text=str(data["text"]),
+        language=str(data["language"]),
+        answers=tuple(Answer(tuple(a["phrases"]), a["payload"], key=a.get("key")) for a in data.get("answers") or []),
+        then=Next(data.get("then", Next.LISTEN.value)),
+        hotwords=tuple(data.get("hotwords") or ()),
+    )
 
 
 class CallHost(Protocol):

@@ -32,7 +32,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
@@ -103,6 +103,15 @@ class CallerDirectory(Protocol):
         ...
 
 
+class CallStates(Protocol):
+    """Where a call's state is kept between its webhooks and streams, which a load balancer may
+    send to different gateway processes."""
+
+    async def save_call(self, sid: str, record: dict[str, Any]) -> None: ...
+
+    async def load_call(self, sid: str) -> dict[str, Any] | None: ...
+
+
 class CallEvents(Protocol):
     async def record(
         self, name: str, data: dict[str, Any], *, conversation_id: str | None = None, customer_id: str | None = None
@@ -139,6 +148,7 @@ class VoiceInput(InputChannel):
         events: CallEvents | None = None,
         workers: SpeechWorkers | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        states: CallStates | None = None,
     ) -> None:
         if config.prompts not in ("stream", "say"):
             raise ValueError(f"IVR_PROMPTS must be stream or say, not {config.prompts!r}")
@@ -154,7 +164,11 @@ class VoiceInput(InputChannel):
         self.workers = workers or SpeechWorkers()
         self.clock = clock
         self.validator = RequestValidator(config.auth_token)
+        self.states = states
+        """None: calls live in this process only (one voice process, or tests)."""
         self.calls: dict[str, Call] = {}
+        self._streaming: set[str] = set()
+        """Calls whose media stream this process is serving: their state here is the current one."""
         self._caller_info: dict[str, menu.CallerInfo] = {}
         self._base_urls: dict[str, str] = {}
         """Each call's public base URL, as Twilio called the voice webhook (for the stream and action URLs)."""
@@ -199,7 +213,10 @@ class VoiceInput(InputChannel):
         if replies:
             call.conversation_id, call.customer_id = replies[0].conversation_id, replies[0].customer_id
         state = await self.feed.conversation_state(self.name, call.caller) if self.feed else None
-        return self._reply_prompt(call, replies, handed_off=state in ("waiting_agent", "agent"))
+        prompt = self._reply_prompt(call, replies, handed_off=state in ("waiting_agent", "agent"))
+        call.prompt = prompt
+        await self._save(call)  # the input count keys the next utterance, wherever the call goes on
+        return prompt
 
     def _reply_prompt(self, call: Call, replies: list[Message], *, handed_off: bool) -> Prompt:
         turn = [Reply(m.text, tuple(m.quick_replies)) for m in replies]
@@ -234,6 +251,7 @@ class VoiceInput(InputChannel):
 
     async def ended(self, call: Call) -> None:
         self._finished_at[call.sid] = time.monotonic()
+        await self._save(call)
         since = self._call_started.get(call.sid, self.clock())
         facts = CallFacts()
         if self.feed is not None and call.conversation_id:
@@ -324,11 +342,11 @@ class VoiceInput(InputChannel):
             return error.response()
         self._forget_old_calls()
         sid = fields["CallSid"]
-        existing = self.calls.get(sid)
+        existing = await self._call(sid)
         if existing is not None:  # Twilio retried the webhook: same answer, nothing started twice
             return _xml(self._answer_twiml(request, existing))
         caller = fields["From"]
-        verdict = self.guard.check(caller)
+        verdict = await self.guard.verdict(caller)
         if not verdict.allowed:
             language = self.config.default_language
             await self._event(
@@ -352,6 +370,7 @@ class VoiceInput(InputChannel):
         self.calls[sid] = call
         self._call_started[sid] = self.clock()
         self._base_urls[sid] = _base_of(public_url(request, self.config.public_base_url))
+        await self._save(call)
         await self._event(
             "call_started",
             {
@@ -390,7 +409,7 @@ class VoiceInput(InputChannel):
         fields = await self._signed_form(request)
         if isinstance(fields, web.Response):
             return fields
-        call = self.calls.get(fields.get("CallSid", ""))
+        call = await self._call(fields.get("CallSid", ""))
         if call is None:
             return _xml(twiml.hang_up(say=None, language=self.config.default_language))
         if fields.get("CallStatus") in ENDED_STATUSES:
@@ -406,7 +425,7 @@ class VoiceInput(InputChannel):
         fields = await self._signed_form(request)
         if isinstance(fields, web.Response):
             return fields
-        call = self.calls.get(fields.get("CallSid", ""))
+        call = await self._call(fields.get("CallSid", ""))
         if call is not None and fields.get("CallStatus") in ENDED_STATUSES:
             await self._caller_left(call)
         return web.Response(status=204)
@@ -431,7 +450,7 @@ class VoiceInput(InputChannel):
         async for event in events:
             if not isinstance(event, StreamStart):
                 continue  # media before start cannot be placed in a call
-            call = self.calls.get(event.call_sid)
+            call = await self._call(event.call_sid)
             problem = self._stream_problem(event, call)
             if problem is not None or call is None:
                 log.warning("media stream %s refused: %s", event.stream_sid, problem)
@@ -441,7 +460,12 @@ class VoiceInput(InputChannel):
             session = StreamSession(
                 call, stream, self, self.workers, self.config.timers, streamed_prompts=self.config.prompts == "stream"
             )
-            await session.run(events)
+            self._streaming.add(call.sid)
+            try:
+                await session.run(events)
+            finally:
+                self._streaming.discard(call.sid)
+                await self._save(call)  # what /next answers, whichever process Twilio asks
             break
         if not socket.closed:
             await socket.close()
@@ -457,6 +481,49 @@ class VoiceInput(InputChannel):
         if start.encoding != "audio/x-mulaw" or start.sample_rate != 8000 or start.channels != 1:
             return f"unsupported media format {start.encoding} {start.sample_rate} Hz x{start.channels}"
         return None
+
+    # -- call state across processes ---------------------------------------------------------
+
+    async def _call(self, sid: str) -> Call | None:
+        """The call's current state: this process's own while it serves the call's stream,
+        else the last one saved by whichever process served it."""
+        if self.states is None or not sid or sid in self._streaming:
+            return self.calls.get(sid)
+        try:
+            record = await self.states.load_call(sid)
+        except Exception:  # the store is unreachable: what this process knows is all there is
+            log.exception("loading call %s failed", sid)
+            return self.calls.get(sid)
+        if record is None:
+            return self.calls.get(sid)
+        call = Call.from_record(record["call"])
+        self.calls[sid] = call
+        self._caller_info[sid] = menu.CallerInfo(
+            **{
+                **record.get("caller_info", {}),
+                "scenarios_first": tuple(record.get("caller_info", {}).get("scenarios_first", ())),
+            }
+        )
+        if record.get("base_url"):
+            self._base_urls[sid] = str(record["base_url"])
+        if record.get("started"):
+            self._call_started[sid] = datetime.fromisoformat(str(record["started"]))
+        return call
+
+    async def _save(self, call: Call) -> None:
+        if self.states is None:
+            return
+        info = self._caller_info.get(call.sid, menu.CallerInfo())
+        record = {
+            "call": call.record(),
+            "caller_info": {**asdict(info), "scenarios_first": list(info.scenarios_first)},
+            "base_url": self._base_urls.get(call.sid),
+            "started": self._call_started.get(call.sid, self.clock()).isoformat(),
+        }
+        try:
+            await self.states.save_call(call.sid, record)
+        except Exception:  # the call goes on in this process; another could not pick it up
+            log.exception("saving call %s failed", call.sid)
 
     # -- helpers ---------------------------------------------------------------------------
 
