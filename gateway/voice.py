@@ -148,6 +148,8 @@ class VoiceServices:
 
     def __init__(self, holder: StoreHolder) -> None:
         self.holder = holder
+        self._indexed = False
+        self._saves = 0
 
     def _bound(self) -> ConversationStore:
         if self.holder.store is None:
@@ -215,18 +217,30 @@ class VoiceServices:
         summary["call"] = {**call, "transcript": transcript}
         await store.set_handoff_summary(conversation_id, summary)
 
+    async def _indexes(self) -> None:
+        if not self._indexed:
+            db = self._bound().db
+            await db["voice_calls"].create_index("saved_ms")
+            await db["voice_call_attempts"].create_index([("number", 1), ("at_ms", 1)])
+            self._indexed = True
+
     async def save_call(self, sid: str, record: dict[str, Any]) -> None:
         """A call's state in ``voice_calls`` (a whole-document replace: nx-27017 drops an upsert's
-        filter ``_id`` from ``$set``)."""
-        await self._bound().db["voice_calls"].replace_one(
-            {"_id": sid}, {"_id": sid, **record, "saved_ms": int(time.time() * 1000)}, upsert=True
-        )
+        filter ``_id`` from ``$set``). Now and then, calls older than a day are cleared away."""
+        await self._indexes()
+        calls = self._bound().db["voice_calls"]
+        now_ms = int(time.time() * 1000)
+        await calls.replace_one({"_id": sid}, {"_id": sid, **record, "saved_ms": now_ms}, upsert=True)
+        self._saves += 1
+        if self._saves % 50 == 1:  # a call saves a dozen times: this is about once per few calls
+            await calls.delete_many({"saved_ms": {"$lt": now_ms - 24 * 3600 * 1000}})
 
     async def load_call(self, sid: str) -> dict[str, Any] | None:
         return await self._bound().db["voice_calls"].find_one({"_id": sid[:64]})
 
     async def attempt(self, number_key: str, window_seconds: float) -> int:
         """Record a call attempt in ``voice_call_attempts``; the attempts from the number within the window."""
+        await self._indexes()
         attempts = self._bound().db["voice_call_attempts"]
         now_ms = int(time.time() * 1000)
         since_ms = now_ms - int(window_seconds * 1000)
