@@ -58,7 +58,7 @@ class Gateway:
         self.settings = settings
         self.channels = channels
         self.senders = senders or []
-        self.media = media or MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
+        self.media = media or media_store(settings)
         for channel in channels:  # a retried MMS webhook is answered from the store, not re-downloaded
             if isinstance(channel, TwilioSmsInput) and channel.already_stored is None:
                 channel.already_stored = self.has_inbound
@@ -332,7 +332,7 @@ class GatewayBuilder:
 
     def build(self) -> Gateway:
         settings = self._settings
-        media = self._media or MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
+        media = self._media or media_store(settings)
         feed = StoreFeed()
         channels: list[InputChannel] = [RestInput()]
         senders: list[OutputChannel] = []
@@ -345,6 +345,10 @@ class GatewayBuilder:
         if self._senders is not None:
             senders = self._senders
         return Gateway(settings, self._store, self._nlu, channels, senders, media, feed)
+
+
+def media_store(settings: Settings) -> MediaStore:
+    return MediaStore(settings.media_root, max_bytes=settings.media_max_bytes, quota_bytes=settings.media_quota_bytes)
 
 
 class StoreFeed:
