@@ -5,8 +5,10 @@ only moves them out. Each channel has its own loop, so a channel that is down wa
 backoff without holding up the others. A reply that failed is retried after
 ``base_delay * 2**(attempts-1)`` seconds (capped, or longer if the provider asked), until
 ``max_attempts``; then it is marked failed and logged. Replies to one recipient go out in order:
-while the oldest is waiting for a retry, the later ones wait too. Nothing lives only in memory,
-so a restarted dispatcher resumes whatever was not delivered.
+while the oldest is waiting for a retry, the later ones wait too. A provider that says how long
+to wait (a 429's ``retry_after``) pauses the whole channel that long: its rate limits are the
+bot's, not one chat's, and every send inside the pause would only be refused again. Nothing
+lives only in memory, so a restarted dispatcher resumes whatever was not delivered.
 
 Knows senders only through :class:`channels.base.OutputChannel`; no wire formats, no dialogue.
 """
@@ -59,6 +61,7 @@ class OutboxDispatcher:
         self.poll_interval = poll_interval
         self.clock_ms = clock_ms
         self._wake = {name: asyncio.Event() for name in self.senders}
+        self._paused_until_ms: dict[str, int] = {}  # a provider's retry_after, per channel
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -99,6 +102,8 @@ class OutboxDispatcher:
     async def deliver_due(self, channel: str) -> int:
         """One pass over the channel's undelivered replies; returns how many went out."""
         sender = self.senders[channel]
+        if self._paused_until_ms.get(channel, 0) > self.clock_ms():
+            return 0  # the provider asked us to wait
         held: set[str] = set()  # recipients whose earlier reply is still waiting
         sent = 0
         for batch, next_attempt_ms in await self._batches(channel, sender.combines_replies):
@@ -124,6 +129,9 @@ class OutboxDispatcher:
                 held.add(recipient)
                 for message in batch:
                     await self._failed(message.id, message.attempts + 1, exc, message.conversation_id, channel)
+                if isinstance(exc, DeliveryFailed) and exc.retry_after:
+                    self._paused_until_ms[channel] = self.clock_ms() + int(exc.retry_after * 1000)
+                    break
                 continue
             for message in batch:
                 await self.store.mark_sent(message.id, provider_id)
