@@ -8,7 +8,10 @@ backoff without holding up the others. A reply that failed is retried after
 while the oldest is waiting for a retry, the later ones wait too. A provider that says how long
 to wait (a 429's ``retry_after``) pauses the whole channel that long: its rate limits are the
 bot's, not one chat's, and every send inside the pause would only be refused again. Nothing
-lives only in memory, so a restarted dispatcher resumes whatever was not delivered.
+lives only in memory, so a restarted dispatcher resumes whatever was not delivered. The one
+exception: a reply the provider took just as the store became unreachable cannot be marked
+sent; it is remembered and marked before the channel's next pass sends anything, so a store
+outage does not send it twice (a process that dies in that moment too may).
 
 Knows senders only through :class:`channels.base.OutputChannel`; no wire formats, no dialogue.
 """
@@ -62,6 +65,8 @@ class OutboxDispatcher:
         self.clock_ms = clock_ms
         self._wake = {name: asyncio.Event() for name in self.senders}
         self._paused_until_ms: dict[str, int] = {}  # a provider's retry_after, per channel
+        # Sent, but the store could not be told yet: message id -> provider id, per channel.
+        self._sent_unrecorded: dict[str, dict[str, str | None]] = {name: {} for name in self.senders}
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -102,6 +107,7 @@ class OutboxDispatcher:
     async def deliver_due(self, channel: str) -> int:
         """One pass over the channel's undelivered replies; returns how many went out."""
         sender = self.senders[channel]
+        await self._record_sent(channel)  # raises while the store is still unreachable: send nothing
         if self._paused_until_ms.get(channel, 0) > self.clock_ms():
             return 0  # the provider asked us to wait
         held: set[str] = set()  # recipients whose earlier reply is still waiting
@@ -133,10 +139,17 @@ class OutboxDispatcher:
                     self._paused_until_ms[channel] = self.clock_ms() + int(exc.retry_after * 1000)
                     break
                 continue
-            for message in batch:
-                await self.store.mark_sent(message.id, provider_id)
+            self._sent_unrecorded[channel].update((message.id, provider_id) for message in batch)
+            await self._record_sent(channel)
             sent += len(batch)
         return sent
+
+    async def _record_sent(self, channel: str) -> None:
+        """Mark sent what the provider took (kept until the store has it)."""
+        unrecorded = self._sent_unrecorded[channel]
+        for message_id, provider_id in list(unrecorded.items()):
+            await self.store.mark_sent(message_id, provider_id)
+            del unrecorded[message_id]
 
     async def _batches(self, channel: str, combine: bool) -> list[tuple[list[Message], int]]:
         """Due replies in order; with ``combine``, one turn's consecutive replies form one batch."""
