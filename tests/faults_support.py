@@ -47,7 +47,8 @@ async def assert_telegram_sent_once_in_order(store: ConversationStore, standin: 
     sent: dict[str, list[str]] = defaultdict(list)
     for message in standin.sent:
         sent[message["chat_id"]].append(message["text"])
-    assert dict(sent) == await telegram_replies_by_chat(store)
+    stored = await telegram_replies_by_chat(store)
+    assert dict(sent) == stored, f"sent {dict(sent)}, stored {stored}"
 
 
 def app_query(secret: str, user: str) -> str:
@@ -56,9 +57,9 @@ def app_query(secret: str, user: str) -> str:
     return f"user={user}&expires={expires}&token={sign_user(secret, user, expires)}"
 
 
-async def next_frame(socket: Any, kind: str | None = None, timeout: float = 15.0) -> dict[str, Any]:
-    """The next frame on an app socket (of ``kind``, skipping others)."""
+async def next_frame(socket: Any, *kinds: str, timeout: float = 15.0) -> dict[str, Any]:
+    """The next frame on an app socket of one of ``kinds`` (any kind if none given), skipping others."""
     while True:
         frame: dict[str, Any] = json.loads((await socket.receive(timeout=timeout)).data)
-        if kind is None or frame["type"] == kind:
+        if not kinds or frame["type"] in kinds:
             return frame

@@ -54,6 +54,12 @@ class BotApiStandIn(LoopbackServer):
         await super().stop()
         self._released = asyncio.Event()
 
+    def release_sends(self) -> None:
+        """Stop stalling: sends held so far are answered now, later ones at once."""
+        self.hang_sends = False
+        self._released.set()
+        self._released = asyncio.Event()
+
     def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/bot{token}/{method}", self._method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
