@@ -84,6 +84,8 @@ class Gateway:
         self.nlu: NluClient | None = None
         self.turns: TurnProcessor | None = None
         self.nlu_error: str | None = None
+        self.started = False
+        """True once start-up is over (the NLU up or failed): from then on a missing part is an outage."""
         self.ocr: OcrService | None = None
         self.ocr_workers = OcrWorkers(settings.ocr_engine, settings.ocr_workers)
         """Started on the first photo (a worker takes a few seconds to load its models)."""
@@ -215,6 +217,8 @@ class Gateway:
             self.turns.nlu = OfflineNlu(f"the NLU server failed to start: {exc}")
             log.exception("NLU failed to start; the dialogue falls back until it is fixed")
             raise
+        finally:
+            self.started = True
         await self.turns.recover()
 
     async def has_inbound(self, channel: str, channel_message_id: str) -> bool:

@@ -236,7 +236,11 @@ class TurnProcessor:
         except NluUnavailable as exc:
             log.error("NLU unavailable, falling back: %s", exc)
             await self._log(message, channel, "nlu_unavailable", {"error": str(exc)[:500]})
-            return None, True
+            # The obvious ("转人工", an order number, the menu's "查询订单") is still understood.
+            fallback = self.nlu.fallback_parse(text)
+            if fallback is not None:
+                await self._log(message, channel, "nlu_keywords", {"intent": fallback.intent.name})
+            return fallback, True
         entities = [e.entity for e in parse.entities]
         data = {"intent": parse.intent.name, "confidence": parse.intent.confidence, "entities": entities}
         extra = parse.model_extra or {}
