@@ -44,6 +44,8 @@ class SlaMonitor:
     def __init__(self, desk: TicketDesk, interval_seconds: float = 60.0) -> None:
         self.desk = desk
         self.interval = interval_seconds
+        self.completed_sweeps = 0
+        """Rounds that ran to the end (a store outage fails rounds; the loop carries on)."""
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -61,6 +63,7 @@ class SlaMonitor:
         while True:
             try:
                 await self.sweep()
+                self.completed_sweeps += 1
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -55,6 +55,8 @@ MAX_CLIENT_ID_CHARS = 128
 MAX_FRAME_BYTES = 64 * 1024
 MAX_ATTACHMENTS = 10
 HISTORY_LIMIT = 200
+UPLOAD_REFUSAL_STATUS = {"too_large": 413, "type_not_allowed": 415, "storage_full": 507}
+"""HTTP status of a refused upload by :class:`MediaRejected` reason (507: try again later)."""
 
 
 def sign_user(secret: str, user: str, expires: int) -> str:
@@ -193,7 +195,7 @@ class AppImInput(InputChannel):
                 attachment = await self.media.save(data, request.content_type, request.query.get("filename"))
             except MediaRejected as rejected:
                 log.info("app upload from %s refused: %s", user, rejected.detail)
-                status = 413 if rejected.reason == "too_large" else 415
+                status = UPLOAD_REFUSAL_STATUS.get(rejected.reason, 415)
                 return json_response({"error": rejected.reason, "detail": rejected.detail}, status)
             return json_response(attachment.model_dump(exclude_none=True))
 

@@ -190,8 +190,10 @@ class DialogueEngine:
         turn.event("not_understood", intent=turn.intent, nlu_down=nlu_down, count=failed)
         if failed >= NOT_UNDERSTOOD_LIMIT:
             return await self._hand_off(turn, reason="nlu_unavailable" if nlu_down else "not_understood")
-        human = turn.choice("quick_human")
-        turn.say("nlu_down" if nlu_down else "clarify", quick_replies=(human,))
+        if nlu_down:  # a numbered menu the keyword reader understands ("1", "查询订单", "转人工")
+            turn.say("nlu_down", quick_replies=self._menu(turn))
+        else:
+            turn.say("clarify", quick_replies=(turn.choice("quick_human"),))
         return False
 
     async def _hand_off(

@@ -75,10 +75,12 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 async def health(request: web.Request) -> web.Response:
-    """200 once the store and the NLU server answer; 503 with what is missing otherwise."""
+    """200 once the store and the NLU server answer; 503 with what is missing otherwise: ``starting``
+    during start-up, ``degraded`` after it (an outage: the dialogue falls back, messages are kept)."""
     gateway = request.app[GATEWAY_KEY]
     checks = await gateway.ready()
-    body: dict[str, object] = {"status": "ok" if all(checks.values()) else "starting", **checks}
+    status = "ok" if all(checks.values()) else "degraded" if gateway.started else "starting"
+    body: dict[str, object] = {"status": status, **checks}
     if gateway.nlu_error:
         body["status"] = "degraded"
         body["nlu_error"] = gateway.nlu_error

@@ -5,8 +5,13 @@ only moves them out. Each channel has its own loop, so a channel that is down wa
 backoff without holding up the others. A reply that failed is retried after
 ``base_delay * 2**(attempts-1)`` seconds (capped, or longer if the provider asked), until
 ``max_attempts``; then it is marked failed and logged. Replies to one recipient go out in order:
-while the oldest is waiting for a retry, the later ones wait too. Nothing lives only in memory,
-so a restarted dispatcher resumes whatever was not delivered.
+while the oldest is waiting for a retry, the later ones wait too. A provider that says how long
+to wait (a 429's ``retry_after``) pauses the whole channel that long: its rate limits are the
+bot's, not one chat's, and every send inside the pause would only be refused again. Nothing
+lives only in memory, so a restarted dispatcher resumes whatever was not delivered. The one
+exception: a reply the provider took just as the store became unreachable cannot be marked
+sent; it is remembered and marked before the channel's next pass sends anything, so a store
+outage does not send it twice (a process that dies in that moment too may).
 
 With several gateway processes on one store, one process at a time sends for each channel: it
 holds the channel's lease (``outbox:<channel>``) and renews it as it goes, so replies to a
@@ -73,6 +78,9 @@ class OutboxDispatcher:
         self.poll_interval = poll_interval
         self.clock_ms = clock_ms
         self._wake = {name: asyncio.Event() for name in self.senders}
+        self._paused_until_ms: dict[str, int] = {}  # a provider's retry_after, per channel
+        # Sent, but the store could not be told yet: message id -> provider id, per channel.
+        self._sent_unrecorded: dict[str, dict[str, str | None]] = {name: {} for name in self.senders}
         self._tasks: list[asyncio.Task[None]] = []
         # No leases: this is the only dispatcher on the store (tests, one-off tools).
         self._leases = {
@@ -156,6 +164,9 @@ class OutboxDispatcher:
         while True:
             wake.clear()
             try:
+                # What the provider took before the store went away is recorded even if another
+                # process holds the lease by now, so that one does not send it again.
+                await self._record_sent(channel)
                 if lease is None or await lease.check():
                     await self.deliver_due(channel)
             except Exception:  # e.g. the store is down: try again at the next poll
@@ -168,6 +179,9 @@ class OutboxDispatcher:
         sender = self.senders[channel]
         if sender.local_delivery:
             return await self._deliver_to_connected(sender)
+        await self._record_sent(channel)  # raises while the store is still unreachable: send nothing
+        if self._paused_until_ms.get(channel, 0) > self.clock_ms():
+            return 0  # the provider asked us to wait
         lease = self._leases.get(channel)
         held: set[str] = set()  # recipients whose earlier reply is still waiting
         sent = 0
@@ -197,9 +211,12 @@ class OutboxDispatcher:
                 held.add(recipient)
                 for message in batch:
                     await self._failed(message.id, message.attempts + 1, exc, message.conversation_id, channel)
+                if isinstance(exc, DeliveryFailed) and exc.retry_after:
+                    self._paused_until_ms[channel] = self.clock_ms() + int(exc.retry_after * 1000)
+                    break
                 continue
-            for message in batch:
-                await self.store.mark_sent(message.id, provider_id)
+            self._sent_unrecorded[channel].update((message.id, provider_id) for message in batch)
+            await self._record_sent(channel)
             sent += len(batch)
         return sent
 
@@ -224,6 +241,13 @@ class OutboxDispatcher:
             await self.store.mark_sent(message.id, provider_id)
             sent += 1
         return sent
+
+    async def _record_sent(self, channel: str) -> None:
+        """Mark sent what the provider took (kept until the store has it)."""
+        unrecorded = self._sent_unrecorded[channel]
+        for message_id, provider_id in list(unrecorded.items()):
+            await self.store.mark_sent(message_id, provider_id)
+            del unrecorded[message_id]
 
     async def _batches(self, channel: str, combine: bool) -> list[tuple[list[Message], int]]:
         """Due replies in order; with ``combine``, one turn's consecutive replies form one batch."""

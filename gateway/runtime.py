@@ -62,7 +62,7 @@ class Gateway:
         self.settings = settings
         self.channels = channels
         self.senders = senders or []
-        self.media = media or MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
+        self.media = media or media_store(settings)
         for channel in channels:  # a retried MMS webhook is answered from the store, not re-downloaded
             if isinstance(channel, TwilioSmsInput) and channel.already_stored is None:
                 channel.already_stored = self.has_inbound
@@ -92,6 +92,8 @@ class Gateway:
         self.nlu: NluClient | None = None
         self.turns: TurnProcessor | None = None
         self.nlu_error: str | None = None
+        self.started = False
+        """True once start-up is over (the NLU up or failed): from then on a missing part is an outage."""
         self.ocr: OcrService | None = None
         self.ocr_workers = OcrWorkers(settings.ocr_engine, settings.ocr_workers)
         """Started on the first photo (a worker takes a few seconds to load its models)."""
@@ -237,6 +239,8 @@ class Gateway:
             self.turns.nlu = OfflineNlu(f"the NLU server failed to start: {exc}")
             log.exception("NLU failed to start; the dialogue falls back until it is fixed")
             raise
+        finally:
+            self.started = True
         await self.turns.recover()
         if self.settings.recovery_seconds > 0:
             self._recovery = asyncio.create_task(self._recover_periodically(), name="turn-recovery")
@@ -374,7 +378,7 @@ class GatewayBuilder:
 
     def build(self) -> Gateway:
         settings = self._settings
-        media = self._media or MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
+        media = self._media or media_store(settings)
         feed = StoreFeed()
         channels: list[InputChannel] = [RestInput()]
         senders: list[OutputChannel] = []
@@ -387,6 +391,10 @@ class GatewayBuilder:
         if self._senders is not None:
             senders = self._senders
         return Gateway(settings, self._store, self._nlu, channels, senders, media, feed)
+
+
+def media_store(settings: Settings) -> MediaStore:
+    return MediaStore(settings.media_root, max_bytes=settings.media_max_bytes, quota_bytes=settings.media_quota_bytes)
 
 
 class StoreFeed:

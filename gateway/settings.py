@@ -40,6 +40,8 @@ class Settings:
     media_dir: Path | None = None
     """Attachments by content hash; unset means ``<var_dir>/media``."""
     media_max_bytes: int = 10 * 1024 * 1024
+    media_quota_bytes: int | None = None
+    """Most bytes the media store keeps in all; past it attachments are refused (``storage_full``)."""
     public_base_url: str | None = None
     """The gateway's address as providers see it (behind a proxy), e.g. ``https://cs.example.com``;
     used for Twilio signatures and Telegram's webhook registration."""
@@ -153,6 +155,7 @@ class Settings:
             ocr_workers=int(env.get("OCR_WORKERS", defaults.ocr_workers)),
             media_dir=Path(env["MEDIA_DIR"]) if env.get("MEDIA_DIR") else None,
             media_max_bytes=int(env.get("MEDIA_MAX_BYTES", defaults.media_max_bytes)),
+            media_quota_bytes=int(env["MEDIA_QUOTA_BYTES"]) if env.get("MEDIA_QUOTA_BYTES") else None,
             public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
             outbox_base_delay=float(env.get("OUTBOX_BASE_DELAY_SECONDS", defaults.outbox_base_delay)),
             outbox_max_delay=float(env.get("OUTBOX_MAX_DELAY_SECONDS", defaults.outbox_max_delay)),

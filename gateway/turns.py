@@ -116,15 +116,27 @@ class TurnProcessor:
         return replies
 
     async def _media_refused_notice(self, receipt: InboundReceipt) -> Message:
-        """Tell the customer an attachment was refused (too large, wrong type); keyed so a
-        redelivery does not say it twice."""
+        """Tell the customer an attachment was refused (too large, wrong type, or no room to keep
+        it); keyed so a redelivery does not say it twice."""
         conversation = receipt.conversation
-        limit = f"{self.media_max_bytes / 1024 / 1024:g}"
-        text = (
-            f"Sorry, we could not accept your file. Please send a JPG/PNG photo or a PDF of at most {limit} MB."
-            if conversation.language == "en"
-            else f"抱歉，您发送的文件无法接收。请发送不超过 {limit} MB 的 JPG/PNG 照片或 PDF。"
-        )
+        english = conversation.language == "en"
+        reasons = {str(r.get("reason")) for r in receipt.message.metadata.get("rejected_attachments") or []}
+        notices: list[str] = []
+        if "storage_full" in reasons:  # nothing wrong with the file: we cannot keep it right now
+            notices.append(
+                "Sorry, we could not keep your photo just now; your message itself has arrived. "
+                "Please send the photo again later."
+                if english
+                else "抱歉，您的照片暂时无法保存，文字消息已收到。请稍后再发送照片。"
+            )
+        if reasons - {"storage_full"} or not notices:
+            limit = f"{self.media_max_bytes / 1024 / 1024:g}"
+            notices.append(
+                f"Sorry, we could not accept your file. Please send a JPG/PNG photo or a PDF of at most {limit} MB."
+                if english
+                else f"抱歉，您发送的文件无法接收。请发送不超过 {limit} MB 的 JPG/PNG 照片或 PDF。"
+            )
+        text = " ".join(notices) if english else "".join(notices)
         return await self.store.record_outbound(
             OutboundMessage(
                 channel=conversation.channel,
@@ -289,7 +301,11 @@ class TurnProcessor:
         except NluUnavailable as exc:
             log.error("NLU unavailable, falling back: %s", exc)
             await self._log(message, channel, "nlu_unavailable", {"error": str(exc)[:500]})
-            return None, True
+            # The obvious ("转人工", an order number, the menu's "查询订单") is still understood.
+            fallback = self.nlu.fallback_parse(text)
+            if fallback is not None:
+                await self._log(message, channel, "nlu_keywords", {"intent": fallback.intent.name})
+            return fallback, True
         entities = [e.entity for e in parse.entities]
         data = {"intent": parse.intent.name, "confidence": parse.intent.confidence, "entities": entities}
         extra = parse.model_extra or {}

@@ -68,6 +68,10 @@ class NluClient(ABC):
     @abstractmethod
     async def ready(self) -> bool: ...
 
+    def fallback_parse(self, text: str) -> ParseResult | None:
+        """A rough reading for while :meth:`parse` raises :class:`NluUnavailable` (keywords), if any."""
+        return None
+
     async def close(self) -> None:
         return None
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from nlu.client import FALLBACK_INTENT, Entity, Intent, NluClient, ParseResult
 from nlu.entities import extract_entities
+from nlu.keywords import keyword_parse
 from nlu.normalize import TextNormaliser, default_normaliser
 
 DEFAULT_CONFIDENCE_THRESHOLD = 0.5
@@ -68,6 +69,10 @@ class UnderstandingClient(NluClient):
                 "intent_ranking": [i.model_dump() for i in ranking],
             }
         )
+
+    def fallback_parse(self, text: str) -> ParseResult | None:
+        """Keywords and entity rules, for turns while no Rasa server answers."""
+        return keyword_parse(text, self.normaliser, self.today())
 
     async def ready(self) -> bool:
         return await self.transport.ready()

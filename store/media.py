@@ -4,6 +4,11 @@ Files live at ``<root>/<first two hex digits>/<sha256>``, so the same photo sent
 channels) is kept once. Size and type limits are checked before anything is written; the type
 is taken from the bytes' signature when it is one we know, not only from what the sender said.
 
+An optional quota caps the bytes under the root (``MEDIA_QUOTA_BYTES``). The total is a
+directory scan, cached and kept up to date by this process's writes and rescanned now and then
+(other processes may write to the same root); a full disk or quota (ENOSPC, EDQUOT) while
+writing is the same refusal, ``storage_full``, and leaves no temporary file behind.
+
 Must not know which channel an attachment came from or what will read it (OCR, agents).
 """
 
@@ -11,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
 import os
 import re
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +63,14 @@ def sniff_content_type(data: bytes, declared: str) -> str:
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+USAGE_RESCAN_SECONDS = 60.0
+"""How long the cached total under the root is trusted before it is scanned again."""
 
 
 class MediaRejected(ValueError):
-    """An attachment over the size limit or of a type not accepted; ``reason`` says which."""
+    """An attachment refused: ``reason`` is ``too_large``, ``type_not_allowed`` or ``storage_full``
+    (the quota or the disk is full: nothing is wrong with the file, it cannot be kept now)."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -75,11 +87,18 @@ class MediaStore:
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         allowed_types: frozenset[str] = DEFAULT_ALLOWED_TYPES,
+        quota_bytes: int | None = None,
     ) -> None:
         self.root = root
         self.max_bytes = max_bytes
         self.allowed_types = allowed_types
+        self.quota_bytes = quota_bytes or None
+        """Most bytes kept under ``root`` (None: only the disk limits it)."""
         self._metadata: AsyncCollection[dict[str, Any]] | None = None
+        # Writes run in threads: the cached total is shared between them.
+        self._usage_lock = threading.Lock()
+        self._usage: int | None = None
+        self._usage_scanned_at = 0.0
 
     def use_collection(self, collection: AsyncCollection[dict[str, Any]]) -> None:
         """Where metadata goes; the gateway sets it once the store is up."""
@@ -147,21 +166,69 @@ class MediaStore:
     async def read(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self.path_of(sha256).read_bytes)
 
+    def used_bytes(self) -> int:
+        """Bytes of the files under the root (cached; rescanned after ``USAGE_RESCAN_SECONDS``)."""
+        with self._usage_lock:
+            return self._current_usage()
+
+    def _current_usage(self) -> int:
+        if self._usage is None or time.monotonic() - self._usage_scanned_at > USAGE_RESCAN_SECONDS:
+            self._usage = _scan(self.root)
+            self._usage_scanned_at = time.monotonic()
+        return self._usage
+
+    def _reserve(self, size: int) -> None:
+        """Count ``size`` bytes as used, or refuse them if they would pass the quota."""
+        if self.quota_bytes is None:
+            return  # no quota: nothing to count (the disk itself still refuses with ENOSPC)
+        with self._usage_lock:
+            used = self._current_usage()
+            if self.quota_bytes is not None and used + size > self.quota_bytes:
+                raise MediaRejected(
+                    "storage_full", f"the media store is full ({used} of {self.quota_bytes} bytes used)"
+                )
+            self._usage = used + size
+
+    def _release(self, size: int) -> None:
+        if self.quota_bytes is None:
+            return
+        with self._usage_lock:
+            if self._usage is not None:
+                self._usage = max(self._usage - size, 0)
+
     def _write(self, sha256: str, data: bytes) -> None:
         path = self.path_of(sha256)
         if path.exists():
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target and rename, so a reader never sees half a file.
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+        self._reserve(len(data))
+        temp: str | None = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write beside the target and rename, so a reader never sees half a file.
+            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
             os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
+        except BaseException as exc:
+            if temp is not None:
+                Path(temp).unlink(missing_ok=True)
+            self._release(len(data))
+            if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+                log.error("media store %s is full: %s", self.root, exc)
+                raise MediaRejected("storage_full", f"the media store has no room left: {exc.strerror}") from exc
             raise
         log.debug("stored media %s (%d bytes)", sha256, len(data))
+
+
+def _scan(root: Path) -> int:
+    """Bytes of the stored files under ``root`` (temporary files of writes under way left out)."""
+    total = 0
+    for directory, _, files in os.walk(root):
+        for name in files:
+            if not name.startswith(".incoming-"):
+                with contextlib.suppress(FileNotFoundError):  # removed while we looked
+                    total += os.stat(os.path.join(directory, name)).st_size
+    return total
 
 
 def _kind(content_type: str) -> str:

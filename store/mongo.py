@@ -133,7 +133,12 @@ class ConversationStore:
 
     @classmethod
     def from_uri(cls, uri: str, database: str = "aftersales") -> ConversationStore:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+        # Our default gives up on an unreachable store after 5 s (pymongo's own is 30 s); a timeout
+        # the URI sets wins (pymongo lets keyword arguments override the URI's options).
+        options: dict[str, Any] = (
+            {} if "serverselectiontimeoutms=" in uri.lower() else {"serverSelectionTimeoutMS": 5000}
+        )
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True, **options)
         return cls(client, database)
 
     async def close(self) -> None:

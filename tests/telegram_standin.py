@@ -41,12 +41,23 @@ class BotApiStandIn(LoopbackServer):
         self.hang_sends = False
         """While True, sendMessage is received but never answered (a provider that stalls)."""
         self.send_attempts = 0
+        self.send_failure: tuple[int, int | None] | None = None
+        """While set, sendMessage sends nothing and answers this HTTP status, with ``retry_after``
+        seconds in its ``parameters`` when given (Telegram's 429 flood control)."""
+        self.attempt_log: list[tuple[float, str, int]] = []
+        """Every sendMessage: (monotonic time, chat id, HTTP status answered)."""
         self._released = asyncio.Event()
 
     async def stop(self) -> None:
         # A stalled send would otherwise hold the shutdown for aiohttp's 60-second grace period.
         self._released.set()
         await super().stop()
+        self._released = asyncio.Event()
+
+    def release_sends(self) -> None:
+        """Stop stalling: sends held so far are answered now, later ones at once."""
+        self.hang_sends = False
+        self._released.set()
         self._released = asyncio.Event()
 
     def routes(self, app: web.Application) -> None:
@@ -82,6 +93,14 @@ class BotApiStandIn(LoopbackServer):
         self.send_attempts += 1
         if self.hang_sends:
             await self._released.wait()  # until the caller gives up or dies, or the stand-in stops
+        if self.send_failure is not None:
+            status, retry_after = self.send_failure
+            self.attempt_log.append((time.monotonic(), str(fields.get("chat_id")), status))
+            failure: dict[str, Any] = {"ok": False, "error_code": status, "description": f"stand-in failure {status}"}
+            if retry_after is not None:
+                failure["description"] = f"Too Many Requests: retry after {retry_after}"
+                failure["parameters"] = {"retry_after": retry_after}
+            return web.json_response(failure, status=status)
         if str(fields.get("chat_id")) == "404":
             return web.json_response(
                 {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}, status=400
@@ -92,6 +111,7 @@ class BotApiStandIn(LoopbackServer):
             "text": fields["text"],
             "reply_markup": json.loads(markup) if isinstance(markup, str) else markup,
         }
+        self.attempt_log.append((time.monotonic(), sent["chat_id"], 200))
         self.sent.append(sent)
         return {
             "message_id": next(self._message_ids),

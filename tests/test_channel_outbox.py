@@ -187,3 +187,24 @@ async def test_a_sender_bug_is_backed_off_like_a_failure(store: ConversationStor
     await outbox.deliver_due("fake")
     [(message, due)] = await store.pending_outbound("fake")
     assert message.attempts == 1 and due == clock.ms + 2000
+
+
+async def test_a_retry_after_pauses_the_whole_channel(store: ConversationStore) -> None:
+    class RateLimited(FlakySender):
+        async def send(self, message: Message) -> str | None:
+            if self.down:
+                raise DeliveryFailed("429 Too Many Requests", retry_after=30.0)
+            return await super().send(message)
+
+    sender, clock = RateLimited(), Clock()
+    outbox = OutboxDispatcher(store, [sender], POLICY, clock_ms=clock)
+    await queue(store, "fake", "to r1")
+    await queue(store, "fake", "to r2", recipient="r2")
+    sender.down = True
+    assert await outbox.deliver_due("fake") == 0
+    sender.down = False
+    clock.ms += 29_000
+    assert await outbox.deliver_due("fake") == 0 and sender.sent == [], "r2 waits too: the limit is the bot's"
+    clock.ms += 1_000
+    assert await outbox.deliver_due("fake") == 2
+    assert sender.sent == ["to r1", "to r2"]
