@@ -12,6 +12,8 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +22,14 @@ from standins.loopback import LoopbackServer
 
 TOKEN = "123456:TEST-token"
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "售后客服", "username": "shop_service_bot"}
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    message_id: int
+    chat_id: str
+    text: str
+    at: float
 
 
 class BotApiStandIn(LoopbackServer):
@@ -35,6 +45,9 @@ class BotApiStandIn(LoopbackServer):
         self.hang_sends = False
         """While True, sendMessage is received but never answered (a provider that stalls)."""
         self.send_attempts = 0
+        self.deliveries: list[Delivery] = []
+        """Every message answered with ok, with its Bot API message id and when (monotonic clock)."""
+        self.on_delivery: Callable[[Delivery], None] | None = None
         self._released = asyncio.Event()
 
     async def stop(self) -> None:
@@ -87,8 +100,13 @@ class BotApiStandIn(LoopbackServer):
             "reply_markup": json.loads(markup) if isinstance(markup, str) else markup,
         }
         self.sent.append(sent)
+        message_id = next(self._message_ids)
+        delivery = Delivery(message_id, sent["chat_id"], sent["text"], time.monotonic())
+        self.deliveries.append(delivery)
+        if self.on_delivery is not None:
+            self.on_delivery(delivery)
         return {
-            "message_id": next(self._message_ids),
+            "message_id": message_id,
             "date": int(time.time()),
             "chat": {"id": int(sent["chat_id"]), "type": "private"},
             "from": BOT_USER,
