@@ -315,6 +315,7 @@ class Load:
         gateways: list[GatewayProcess],
         observed: Observed,
         http: aiohttp.ClientSession,
+        sockets_http: aiohttp.ClientSession,
         *,
         reply_timeout: float,
         think: float,
@@ -323,6 +324,9 @@ class Load:
         self.gateways = gateways
         self.observed = observed
         self.http = http
+        self.sockets_http = sockets_http
+        """Websockets stay open to the end: on a session of their own, so they never use up the
+        connection pool the customers' HTTP requests and the agents need."""
         self.reply_timeout = reply_timeout
         self.think = think
         self.rng = random.Random(seed + 1)
@@ -448,7 +452,7 @@ class Load:
         token = sign_user(APP_SECRET, customer.address, expires)
         url = f"{gateway.url}/webhooks/app/ws?user={customer.address}&expires={expires}&token={token}"
         try:
-            socket = await self.http.ws_connect(url, heartbeat=None)
+            socket = await self.sockets_http.ws_connect(url, heartbeat=None)
         except (aiohttp.ClientError, OSError) as exc:
             self.errors.note("app:connect", exc)
             return None
@@ -521,6 +525,20 @@ async def agent(
     and the queue stays empty."""
     headers = {"Authorization": f"Bearer {AGENT_TOKEN}"}
     base = f"{gateway.url}/api/agent"
+
+    async def post(path: str, body: dict[str, Any], ok: int) -> int:
+        """POST, retried on a timeout or a dropped connection; a retry answered 409 had succeeded."""
+        for attempt in range(3):
+            try:
+                async with http.post(f"{base}/conversations/{path}", json=body, headers=headers) as response:
+                    if response.status not in (ok, 409):
+                        stats.errors.note(f"agent:{path.rsplit('/', 1)[-1]}_{response.status}", await response.text())
+                    return ok if attempt and response.status == 409 else response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                stats.errors.note(f"agent:{type(exc).__name__}", exc)
+                await asyncio.sleep(1)
+        return 0
+
     idle = 0
     while idle < 3:
         try:
@@ -530,8 +548,8 @@ async def agent(
                     await asyncio.sleep(1)
                     continue
                 waiting = (await response.json())["waiting"]
-        except aiohttp.ClientError as exc:
-            stats.errors.note("agent:queue_connection", exc)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            stats.errors.note(f"agent:queue_{type(exc).__name__}", exc)
             await asyncio.sleep(1)
             continue
         if not waiting:
@@ -540,29 +558,22 @@ async def agent(
             continue
         idle = 0
         conversation = rng.choice(waiting[:5])["conversation_id"]
-        async with http.post(f"{base}/conversations/{conversation}/claim", json={"agent": name}, headers=headers) as r:
-            if r.status == 409:
-                stats.conflicts += 1  # a colleague was quicker: expected
-                continue
-            if r.status != 200:
-                stats.errors.note(f"agent:claim_{r.status}", await r.text())
-                continue
+        status = await post(f"{conversation}/claim", {"agent": name}, 200)
+        if status == 409:
+            stats.conflicts += 1  # a colleague was quicker: expected
+            continue
+        if status != 200:
+            continue
         stats.claimed += 1
         await asyncio.sleep(rng.uniform(0.2, 0.8))  # reads the summary, types
         text = f"您好，我是客服{name}，已为您查看，马上处理。"
-        reply = {"agent": name, "text": text, "client_message_id": uuid.uuid4().hex}
-        async with http.post(f"{base}/conversations/{conversation}/messages", json=reply, headers=headers) as r:
-            if r.status != 201:
-                stats.errors.note(f"agent:reply_{r.status}", await r.text())
-                continue
+        reply = {"agent": name, "text": text, "client_message_id": uuid.uuid4().hex}  # a retry is stored once
+        if await post(f"{conversation}/messages", reply, 201) != 201:
+            continue
         stats.answered += 1
         await asyncio.sleep(rng.uniform(0.2, 0.8))
-        body = {"agent": name, "resolution": "peak-bench"}
-        async with http.post(f"{base}/conversations/{conversation}/close", json=body, headers=headers) as r:
-            if r.status != 200:
-                stats.errors.note(f"agent:close_{r.status}", await r.text())
-                continue
-        stats.closed += 1
+        if await post(f"{conversation}/close", {"agent": name, "resolution": "peak-bench"}, 200) == 200:
+            stats.closed += 1
 
 
 # -- checks --------------------------------------------------------------------------------
@@ -785,7 +796,12 @@ async def run(args: argparse.Namespace) -> int:
     summary: dict[str, Any] = {}
     connector = aiohttp.TCPConnector(limit=args.concurrency * 2 + args.agents + 8)
     try:
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http,
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None, connect=30)
+            ) as sockets_http,
+        ):
             await gateways[0].start(orders_file)  # seeds the orders once
             await gateways[0].wait_healthy(http)
             await asyncio.gather(*(g.start(None) for g in gateways[1:]))
@@ -796,7 +812,15 @@ async def run(args: argparse.Namespace) -> int:
                 f"for a person; concurrency {args.concurrency}, {args.agents} agents",
                 file=sys.stderr,
             )
-            load = Load(gateways, observed, http, reply_timeout=args.reply_timeout, think=args.think, seed=args.seed)
+            load = Load(
+                gateways,
+                observed,
+                http,
+                sockets_http,
+                reply_timeout=args.reply_timeout,
+                think=args.think,
+                seed=args.seed,
+            )
             customers_done = asyncio.Event()
             agent_stats = AgentStats()
             rng = random.Random(args.seed + 2)
@@ -809,7 +833,13 @@ async def run(args: argparse.Namespace) -> int:
             queue = list(reversed(customers))
             deadline = now() + args.max_seconds
             skipped = 0
-            bar = tqdm(total=len(customers), unit="cust", file=sys.stderr, smoothing=0.1)
+            bar = tqdm(
+                total=len(customers),
+                unit="cust",
+                file=sys.stderr,
+                smoothing=0.1,
+                mininterval=1 if sys.stderr.isatty() else 10,
+            )
 
             async def worker() -> None:
                 nonlocal skipped
@@ -818,7 +848,10 @@ async def run(args: argparse.Namespace) -> int:
                     if now() > deadline:
                         skipped += 1
                         continue
-                    await load.customer(customer)
+                    try:
+                        await load.customer(customer)
+                    except Exception as exc:  # a bench bug must not stop the other customers
+                        load.errors.note(f"bench:{type(exc).__name__}", repr(exc))
                     bar.update()
                     bar.set_postfix(turns=len(load.turns), errors=sum(load.errors.values()), refresh=False)
 
