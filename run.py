@@ -151,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Libraries that log every request at INFO: httpx's lines carry the Telegram bot token in the
+    # URL (/bot<token>/sendMessage), aiosmtpd writes a dozen lines per mail.
+    for chatty in ("httpx", "mail.log"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         if args.command == "nlu" and args.nlu_command == "train":
             NluProject().train(force=args.force)
