@@ -646,7 +646,8 @@ async def check(store: ConversationStore, load: Load, observed: Observed, custom
 
     replies: dict[str, Any] = {}
     first_reply: dict[tuple[str, str], float] = {}
-    agent_seen: list[float] = []
+    agent_seen: dict[str, float] = {}
+    """Agent reply (store id) → seconds from the customer asking for a person to its first arrival."""
     for channel in PUSH_CHANNELS:
         mine = [d for d in outbound if d["channel"] == channel]
         counts = Counter(store_id for store_id, _ in received[channel] if store_id is not None)
@@ -674,8 +675,8 @@ async def check(store: ConversationStore, load: Load, observed: Observed, custom
                 continue
             if str(doc.get("author", "")).startswith("agent:"):
                 asked = load.escalated.get((channel, str(doc.get("recipient_id"))))
-                if asked is not None:
-                    agent_seen.append(at - asked)
+                if asked is not None and store_id is not None:
+                    agent_seen[store_id] = min(at - asked, agent_seen.get(store_id, at - asked))
                 continue
             key = inbound_key.get(str(doc.get("in_reply_to") or ""))  # a mail's batch shares one in_reply_to
             if key is not None and (key not in first_reply or at < first_reply[key]):
@@ -704,7 +705,7 @@ async def check(store: ConversationStore, load: Load, observed: Observed, custom
     result["latency"] = {
         "overall": quantiles([v for values in latencies.values() for v in values]),
         **{channel: quantiles(values) for channel, values in sorted(latencies.items())},
-        "agent_reply_after_asking": quantiles(agent_seen),
+        "agent_reply_after_asking": quantiles(list(agent_seen.values())),
     }
     result["turns_without_a_reply"] = dict(unanswered)
     events = Counter([d["name"] async for d in store.events.find(
