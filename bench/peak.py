@@ -177,12 +177,15 @@ def own_order(number: int, status: str) -> dict[str, Any]:
     }
 
 
-def population(count: int, gateways: int, seed: int) -> tuple[list[Customer], list[dict[str, Any]]]:
+def population(
+    count: int, gateways: int, seed: int, only: str | None = None
+) -> tuple[list[Customer], list[dict[str, Any]]]:
     """The customers and the orders of their own (for refunds, returns and address changes)."""
     rng = random.Random(seed)
-    channels, weights = list(CHANNEL_WEIGHTS), list(CHANNEL_WEIGHTS.values())
+    mix = {only: 1} if only else CHANNEL_WEIGHTS
+    channels, weights = list(mix), list(mix.values())
     intents, intent_weights = list(INTENT_WEIGHTS), list(INTENT_WEIGHTS.values())
-    push_share = sum(CHANNEL_WEIGHTS[c] for c in PUSH_CHANNELS) / sum(weights)
+    push_share = sum(mix.get(c, 0) for c in PUSH_CHANNELS) / sum(weights) or 1
     run = uuid.uuid4().hex[:6]
     customers: list[Customer] = []
     orders: list[dict[str, Any]] = []
@@ -754,7 +757,7 @@ async def run(args: argparse.Namespace) -> int:
     keep = args.workdir is not None
     work = Path(args.workdir) if keep else Path(tempfile.mkdtemp(prefix="bench-peak-"))
     work.mkdir(parents=True, exist_ok=True)
-    customers, own_orders = population(args.customers, args.gateways, args.seed)
+    customers, own_orders = population(args.customers, args.gateways, args.seed, args.only)
     orders_file = work / "orders.json"
     demo = json.loads(DEMO_ORDERS.read_text(encoding="utf-8"))["orders"]
     orders_file.write_text(json.dumps({"orders": demo + own_orders}, ensure_ascii=False), encoding="utf-8")
@@ -970,6 +973,7 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=1800, help="customers not started by then are skipped")
     parser.add_argument("--drain-seconds", type=float, default=180, help="time for agents and outbox at the end")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--only", choices=list(CHANNEL_WEIGHTS), help="every customer on this channel")
     parser.add_argument("--json", metavar="FILE", help="write the summary as JSON")
     parser.add_argument("--workdir", help="keep the store, logs and orders here (default: a temp dir, removed)")
     args = parser.parse_args()
