@@ -711,6 +711,8 @@ async def check(store: ConversationStore, load: Load, observed: Observed, custom
         "agent_reply_after_asking": quantiles(list(agent_seen.values())),
     }
     result["turns_without_a_reply"] = dict(unanswered)
+    answered_in_store = {str(d.get("in_reply_to")) for d in outbound if d.get("in_reply_to")}
+    result["inbound_without_a_reply_in_store"] = sum(1 for d in inbound if str(d["_id"]) not in answered_in_store)
     events = Counter([d["name"] async for d in store.events.find(
         {"name": {"$in": ["handed_off", "agent_claimed", "agent_closed", "delivery_failed", "nlu_unavailable"]}},
         {"name": 1},
@@ -743,6 +745,9 @@ def problems_of(checks: dict[str, Any]) -> list[str]:
         for name in ("received_twice", "received_unknown_to_store", "delivered_but_not_received", "pending_in_store"):
             if row[name]:
                 found.append(f"{channel} replies {name}: {row[name]}")
+    rest = checks["replies"]["rest"]
+    if rest["received_by_clients"] != rest["recorded"] - rest["recorded_by_agents"]:
+        found.append(f"rest replies received {rest['received_by_clients']} != recorded {rest['recorded']}")
     escalations = checks["escalations"]
     push_agent_replies = sum(checks["replies"][c]["recorded_by_agents"] for c in PUSH_CHANNELS)
     if escalations["agent_replies_received"] < push_agent_replies:
@@ -951,7 +956,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     print("escalations: " + ", ".join(f"{k} {v}" for k, v in summary["escalations"].items()))
     print("agents: " + ", ".join(f"{k} {v}" for k, v in summary["agents"].items()))
     print(
-        f"turns without a reply: {summary['turns_without_a_reply'] or 0}; NLU unavailable events: "
+        f"turns without a reply: {summary['turns_without_a_reply'] or 0} (no reply in the store: "
+        f"{summary['inbound_without_a_reply_in_store']}); NLU unavailable events: "
         f"{summary['nlu_unavailable_events']}; delivery_failed events: {summary['delivery_failed_events']}"
     )
     print(f"errors: {summary['errors'] or 0}")
