@@ -1,5 +1,5 @@
 # `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
-.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-channels bench-backoffice bench-ivr bench-quality clean
+.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-channels bench-backoffice bench-ivr bench-quality bench-peak clean
 
 setup:
 	@bash scripts/setup.sh
@@ -41,6 +41,11 @@ bench-quality: setup
 # Phone IVR: accuracy and real-time factor per engine, simultaneous calls, reply latency (~10 min).
 bench-ivr: setup
 	.venv/bin/python bench/ivr.py
+
+# Promotion peak: 2000 customers on four channels over real gateway processes, exactly-once
+# checks, then `run.py report peak`. QUICK=1 for 200 customers; PEAK_ARGS for more options.
+bench-peak: setup
+	.venv/bin/python bench/peak.py $(if $(QUICK),--quick) $(PEAK_ARGS)
 
 clean:
 	rm -rf var models .pytest_cache .ruff_cache

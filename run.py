@@ -13,6 +13,7 @@ python run.py audit verify [--head HASH] [--json]
 python run.py backoffice staff-add|staff-list|staff-token|sweep …
 python run.py ivr transcribe FILE.wav [FILE.wav ...] [--json] [--engine vosk|whisper] [--language zh|en|…]
 python run.py ivr prepare
+python run.py report peak --from YYYY-MM-DD --to YYYY-MM-DD [--json] [--csv FILE]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
 import json
 import logging
 import signal
@@ -29,6 +31,7 @@ from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
@@ -56,6 +59,7 @@ from nlu.project import TrainingFailed
 from nlu.rasa_yaml import RasaDataError
 from nlu.understanding import UnderstandingClient, today_in
 from quality.demo import seed_demo_quality
+from quality.peak import csv_rows, format_text, peak_report
 from shop import SeedError
 from shop.policy import PolicyError
 from store import MergeRefused
@@ -142,6 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--reason", required=True, help="why (kept in the audit event)")
     merge.add_argument("--actor", required=True, help="who decided (kept in the audit event)")
 
+    report = commands.add_parser("report", help="reports read from the store")
+    report_commands = report.add_subparsers(dest="report_command", required=True)
+    peak = report_commands.add_parser("peak", help="post-peak review: volumes, service rates, refunds, failures")
+    peak.add_argument("--from", dest="first", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
+    peak.add_argument("--to", dest="last", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD",
+                      help="last day, inclusive (days in SHOP_TIMEZONE)")  # fmt: skip
+    peak.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    peak.add_argument("--csv", type=Path, metavar="FILE", help="also write every figure as section,key,field,value")
+
     _serve_options(parser)  # `python run.py --port 9000` means `serve --port 9000`
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -149,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Libraries that log every request at INFO: httpx's lines carry the Telegram bot token in the
+    # URL (/bot<token>/sendMessage), aiosmtpd writes a dozen lines per mail.
+    for chatty in ("httpx", "mail.log"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         if args.command == "nlu" and args.nlu_command == "train":
             NluProject().train(force=args.force)
@@ -167,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_backoffice_command(args, _backoffice, _end_console_sessions))
         if args.command == "customers":
             return asyncio.run(_merge_customers(args.source, args.target, reason=args.reason, actor=args.actor))
+        if args.command == "report":
+            return asyncio.run(_peak_report(args.first, args.last, as_json=args.json, csv_path=args.csv))
         if args.command == "ivr":
             return run_ivr_command(args, engine_config(Settings.from_env()))
         if args.command == "cluster":
@@ -388,6 +407,22 @@ async def _merge_customers(source: str, target: str, *, reason: str, actor: str)
     finally:
         await gateway.stop()
     print(json.dumps({"customer": merged.model_dump(mode="json")}, ensure_ascii=False))
+    return 0
+
+
+async def _peak_report(first: date, last: date, *, as_json: bool, csv_path: Path | None) -> int:
+    if first > last:
+        print("error: --from must not be after --to", file=sys.stderr)
+        return 2
+    zone = ZoneInfo(Settings.from_env().timezone)
+    async with _database() as db:
+        report = await peak_report(db, first, last, zone)
+    if csv_path is not None:
+        with csv_path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(("section", "key", "field", "value"))
+            writer.writerows(csv_rows(report))
+    print(json.dumps(report, ensure_ascii=False) if as_json else format_text(report))
     return 0
 
 

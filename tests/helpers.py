@@ -6,10 +6,9 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from supervisor import free_port
+from standins.loopback import LoopbackServer
 
 
 class Chat:
@@ -47,28 +46,4 @@ def unique_sender() -> str:
     return f"customer-{uuid.uuid4().hex[:10]}"
 
 
-class LoopbackServer:
-    """A stand-in for a remote API on 127.0.0.1: subclasses add their routes in :meth:`routes`."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def routes(self, app: web.Application) -> None:
-        raise NotImplementedError
-
-    async def start(self) -> None:
-        app = web.Application()
-        self.routes(app)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+__all__ = ["Chat", "LoopbackServer", "unique_sender", "wait_for"]

@@ -105,6 +105,7 @@ async def test_a_killed_gateway_sends_the_reply_after_restart_and_only_once(
         assert await store.count_messages(direction="in") == 1
         assert await store.count_messages(direction="out") == replies
         assert len(standin.sent) == replies, "no reply twice"
+        assert TOKEN not in gateway.log.read_text(), "the bot token must not be written to the log"
     finally:
         await gateway.stop()
         await store.client.drop_database(database)

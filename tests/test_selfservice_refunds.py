@@ -8,6 +8,7 @@ from aiohttp.test_utils import TestClient
 from gateway import Gateway
 from shop.aftersales import RequestType, Step
 from store import ConversationStore
+from tests.helpers import Chat, unique_sender
 from tests.selfservice import Customer, events
 
 
@@ -139,3 +140,17 @@ async def test_a_request_left_half_done_by_a_crash_is_finished_not_duplicated(
     await customer.say("帮我取消订单退款")
     (request,) = await customer.requests()
     assert request.id == interrupted.id and request.status is Step.PAYMENT_PROCESSING
+
+
+async def test_the_reason_given_with_a_return_survives_the_phone_verification(
+    client: TestClient[object, object], gateway: Gateway
+) -> None:
+    owner = Customer(client, gateway)
+    order = await owner.order("delivered", delivered_days_ago=2)
+    stranger = Chat(client, unique_sender())  # not signed in: the order must be verified first
+    asked = " ".join(await stranger.texts(f"订单{order.order_id}这个杯子不想要了，我要退货"))
+    assert "手机号" in asked
+    verified = " ".join(await stranger.texts(owner.phone))
+    assert "验证通过" in verified and "取件" in verified and "原因" not in verified
+    confirm = " ".join(await stranger.texts("明天 09:00-12:00"))
+    assert "七天无理由" in confirm

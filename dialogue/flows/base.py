@@ -180,7 +180,8 @@ class Flow(ABC):
         return self.context.policy
 
     async def start(self, turn: Turn) -> None:
-        turn.begin(self.name, "start")
+        form = turn.begin(self.name, "start")
+        self.remember(turn, form["data"])
         if not self.needs_order:
             await self.proceed(turn, None)
             return
@@ -206,6 +207,10 @@ class Flow(ABC):
             return await self._verify(turn, data)
         order = await self.orders.get(data["order_id"]) if data.get("order_id") else None
         return await self.on_step(turn, step, data, order)
+
+    def remember(self, turn: Turn, data: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
+        """Keep what the opening message said that the flow will need later: choosing or
+        verifying the order may take turns in between, whose messages do not repeat it."""
 
     @abstractmethod
     async def proceed(self, turn: Turn, order: Order | None) -> None:

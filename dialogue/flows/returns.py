@@ -106,6 +106,12 @@ class _GoodsFlow(Flow):
     def order_is_candidate(self, order: Order) -> bool:
         return order.status is OrderStatus.DELIVERED
 
+    def remember(self, turn: Turn, data: dict[str, Any]) -> None:
+        if turn.entity("reason"):
+            data.setdefault("reason", str(turn.entity("reason")))
+        if evidence := turn.evidence():
+            data.setdefault("evidence", evidence)
+
     def window_days(self, data: dict[str, Any]) -> int:
         """Days after delivery within which the request may be approved without review."""
         return self.policy.return_window_days
