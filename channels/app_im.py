@@ -41,6 +41,7 @@ from channels.base import (
     MediaRejected,
     MediaSink,
     OutputChannel,
+    SenderThrottled,
     json_response,
 )
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
@@ -213,6 +214,8 @@ class AppImInput(InputChannel):
         except InvalidInbound as error:
             log.info("app frame from %s refused: %s", user, error.detail)
             await _error(socket, error.code, error.detail, **error.extra)
+        except SenderThrottled as throttled:  # not stored and not acked: the client resends it later
+            await _error(socket, "rate_limited", str(throttled), retry_after=max(1, round(throttled.retry_after)))
         except Exception:  # e.g. the store is down: the client keeps the message unacked and resends it
             log.exception("app frame from %s failed", user)
             await _error(socket, "unavailable", "the message could not be taken now; it will be resent")

@@ -55,6 +55,16 @@ class InvalidInbound(ValueError):
         return json_response({"error": self.code, "detail": self.detail, **self.extra}, status=400)
 
 
+class SenderThrottled(Exception):
+    """The inbound handler refused a message: this sender sent too many too fast. Nothing was
+    stored; ``retry_after`` seconds from now a message would be taken. Channels answer it the
+    way their clients understand (HTTP 429, an app error frame, SMTP 451)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many messages; retry in {retry_after:.0f} s")
+        self.retry_after = retry_after
+
+
 class InputChannel(ABC):
     """Receives messages from one channel and registers its HTTP routes on the gateway."""
 

@@ -36,6 +36,7 @@ from channels.base import (
     MediaRejected,
     MediaSink,
     OutputChannel,
+    SenderThrottled,
 )
 from channels.email_text import ParsedMail, UnreadableMail, parse_mail
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
@@ -213,6 +214,9 @@ class EmailInput(InputChannel):
                 except UnreadableMail as exc:
                     log.warning("IMAP message %s unreadable, marked seen: %s", uid, exc)
                     outcome = "unreadable"
+                except SenderThrottled:  # left unseen: the next poll takes it; the others go on
+                    log.info("IMAP message %s left for later: its sender writes too fast", uid)
+                    continue
                 # Seen only once stored: a crash before this line re-reads it, and the
                 # Message-ID makes that harmless.
                 _check(await client.uid("store", uid, "+FLAGS", "(\\Seen)"), "STORE")
@@ -247,6 +251,8 @@ class _SmtpHandler:
         except UnreadableMail as exc:
             log.warning("e-mail from %s refused: %s", session.peer, exc)
             return f"550 5.6.0 {exc}"
+        except SenderThrottled:  # the sending server retries later, as for any temporary failure
+            return "451 4.7.1 Too many messages from this sender, please retry later"
         except Exception:
             log.exception("storing an e-mail failed; the sender will retry")
             return "451 4.3.0 Temporary failure, please retry"

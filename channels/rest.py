@@ -7,10 +7,15 @@ so existing Rasa clients and test tools work unchanged.
 ``message_id`` (or an ``Idempotency-Key`` header) makes a retried delivery idempotent: the
 message is stored once and the retry gets the same replies. ``metadata`` may carry ``phone``,
 ``email`` and ``name`` of a signed-in shop user; the caller (the shop's backend) vouches for them.
+
+The channel is the shop backend's server-to-server one. With a ``token`` (``REST_WEBHOOK_TOKEN``)
+every message must carry ``Authorization: Bearer <token>`` (401 otherwise); without one the
+route is open, as Rasa's is, and must then only be reachable from the shop's network.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import uuid
@@ -32,8 +37,21 @@ class RestInput(InputChannel):
     name: ClassVar[str] = "rest"
     replies_in_response: ClassVar[bool] = True
 
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token
+
+    def authorised(self, header: str | None) -> bool:
+        if self.token is None:
+            return True
+        return hmac.compare_digest((header or "").encode(), f"Bearer {self.token}".encode())
+
     def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
         async def webhook(request: web.Request) -> web.Response:
+            if not self.authorised(request.headers.get("Authorization")):
+                log.warning("rest webhook from %s without the right token", request.remote)
+                return json_response(
+                    {"error": "unauthorized", "detail": "send 'Authorization: Bearer <REST_WEBHOOK_TOKEN>'"}, 401
+                )
             try:
                 inbound = self.parse(await request.read(), request.headers.get("Idempotency-Key"))
             except InvalidInbound as error:

@@ -34,6 +34,7 @@ from channels.base import (
     MediaRejected,
     MediaSink,
     OutputChannel,
+    SenderThrottled,
     json_response,
     national_phone,
 )
@@ -107,7 +108,13 @@ class TelegramInput(InputChannel):
             except TelegramError as exc:  # e.g. getFile failed: nothing stored, Telegram retries
                 log.error("telegram webhook: Bot API call failed: %s", exc)
                 return json_response({"error": "upstream_unavailable", "detail": str(exc)}, 503)
-            await on_message(inbound)  # persisted before Telegram gets its 200; replies go via the outbox
+            try:
+                await on_message(inbound)  # persisted before Telegram gets its 200; replies go via the outbox
+            except SenderThrottled:
+                # Acknowledged and dropped: Telegram redelivers an update it got no 2xx for, so a
+                # 429 would bring the flood back again and again.
+                log.info("telegram update %s dropped: its chat sends too fast", inbound.channel_message_id)
+                return json_response({"ok": True, "ignored": "rate_limited"})
             return json_response({"ok": True})
 
         return [] if self.polling else [web.post(WEBHOOK_PATH, webhook)]
