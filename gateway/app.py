@@ -52,18 +52,18 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     app.router.add_get("/health", health)
-    app.router.add_routes(ocr_routes(gateway))
+    auth = StaffAuth(gateway)  # bearer tokens and console sessions, for every staff route
+    app.router.add_routes(ocr_routes(gateway, auth))
 
     for channel in gateway.channels:
         app.router.add_routes(channel.routes(gateway.handler_for(channel)))
 
-    auth = StaffAuth(gateway)  # bearer tokens and console sessions, for every staff route
     app.router.add_routes(AgentApi(gateway, auth).routes())
     backoffice_api = BackofficeApi(gateway, auth)
     app.router.add_routes(backoffice_api.routes())
     app.router.add_routes(QualityApi(gateway, auth, backoffice_api.spec).routes())  # one OpenAPI document
     app.router.add_routes(ConsoleWeb(gateway, auth).routes())
-    routes_api = RoutesApi(gateway)  # return pick-up route planning
+    routes_api = RoutesApi(gateway, auth)  # return pick-up route planning
     app.router.add_routes(routes_api.routes())
     app.on_cleanup.append(routes_api.close)
     return app
