@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from pymongo.errors import PyMongoError
 
@@ -78,6 +79,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         raise
     except SenderThrottled as exc:
         return too_many("this sender sent too many messages; slow down", exc.retry_after)
+    except HttpProcessingError as exc:  # a body aiohttp cannot parse (e.g. a broken multipart part header)
+        log.info("malformed request body during %s %s: %s", request.method, request.path, exc.message)
+        return json_response({"error": "malformed_body", "detail": f"the body cannot be parsed: {exc.message}"}, 400)
     except PyMongoError as exc:
         log.error("store unavailable during %s %s: %s", request.method, request.path, exc)
         response = json_response(
