@@ -99,7 +99,7 @@ class TelegramInput(InputChannel):
             except InvalidInbound as error:
                 log.warning("telegram webhook: %s", error.detail)
                 return error.response()
-            except (KeyError, TypeError, ValueError) as exc:  # de_json on a malformed update
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # de_json on a malformed update
                 log.warning("telegram webhook: malformed update: %s", exc)
                 return InvalidInbound("invalid_payload", f"malformed update: {exc}").response()
             except Ignored as reason:

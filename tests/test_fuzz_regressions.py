@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
+from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from gateway import GatewayBuilder, Settings, build_app
 from nlu import OfflineNlu
 from store import ConversationStore
+from tests.telegram_standin import BotApiStandIn, telegram_gateway
 
 Client = TestClient[object, object]
 STAFF_TOKEN = "regression-admin-token"
@@ -36,3 +38,15 @@ async def test_a_multipart_body_with_a_broken_part_header_is_a_400(http: Client)
     )
     assert response.status == 400, await response.text()
     assert (await response.json())["error"] == "malformed_body"
+
+
+async def test_a_telegram_update_whose_parts_are_not_objects_is_a_400(
+    store: ConversationStore, tmp_path: Path, standin: BotApiStandIn
+) -> None:
+    gateway = telegram_gateway(tmp_path, store, OfflineNlu("not needed"), standin, "s3cret")
+    async with TestClient(TestServer(build_app(gateway), host="127.0.0.1")) as http:
+        for update in ({"update_id": 1, "callback_query": True}, {"update_id": 2, "message": ["x"]}):
+            response = await http.post(WEBHOOK_PATH, json=update, headers={SECRET_HEADER: "s3cret"})
+            assert response.status == 400, await response.text()
+            assert (await response.json())["error"] == "invalid_payload"
+    assert await store.messages.count_documents({}) == 0
