@@ -140,6 +140,8 @@ class AppImInput(InputChannel):
             if user is None:
                 return json_response({"error": "unauthorized", "detail": "missing, wrong or expired token"}, 401)
             socket = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
+            if not socket.can_prepare(request).ok:  # a plain GET: say so in JSON, as every other error
+                return json_response({"error": "websocket_required", "detail": "open this URL as a websocket"}, 400)
             await socket.prepare(request)
             self.connections.add(user, socket)
             try:

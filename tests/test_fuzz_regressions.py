@@ -3,12 +3,14 @@ plain regression test against a real gateway on loopback."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
+from channels.app_im import WS_PATH, sign_user
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from gateway import GatewayBuilder, Settings, build_app
 from nlu import OfflineNlu
@@ -31,7 +33,7 @@ async def http(store: ConversationStore, tmp_path: Path) -> AsyncIterator[Client
 async def test_a_multipart_body_with_a_broken_part_header_is_a_400(http: Client) -> None:
     boundary = "b0undary"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\x11\"\r\n\r\nxx\r\n--{boundary}--\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image\x11"\r\n\r\nxx\r\n--{boundary}--\r\n'
     ).encode()
     response = await http.post(
         "/api/ocr", data=body, headers={**AS_STAFF, "Content-Type": f"multipart/form-data; boundary={boundary}"}
@@ -50,3 +52,18 @@ async def test_a_telegram_update_whose_parts_are_not_objects_is_a_400(
             assert response.status == 400, await response.text()
             assert (await response.json())["error"] == "invalid_payload"
     assert await store.messages.count_documents({}) == 0
+
+
+async def test_the_app_websocket_url_opened_as_plain_http_is_a_json_400(
+    store: ConversationStore, tmp_path: Path
+) -> None:
+    settings = Settings(var_dir=tmp_path / "var", app_im_secret="app-secret")
+    gateway = GatewayBuilder(settings).store(store).nlu(OfflineNlu("not needed")).build()
+    expires = int(time.time()) + 600
+    query = {"user": "u1", "expires": str(expires), "token": sign_user("app-secret", "u1", expires)}
+    async with TestClient(TestServer(build_app(gateway), host="127.0.0.1")) as http:
+        response = await http.get(WS_PATH, params=query)
+        assert response.status == 400 and response.content_type == "application/json"
+        assert (await response.json())["error"] == "websocket_required"
+        async with http.ws_connect(WS_PATH, params=query) as socket:  # a real websocket still opens
+            await socket.send_json({"type": "typing"})
