@@ -42,7 +42,9 @@ from channels.base import (
     MediaSink,
     OutputChannel,
     SenderThrottled,
+    has_control_characters,
     json_response,
+    unstorable,
 )
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
 
@@ -182,7 +184,9 @@ class AppImInput(InputChannel):
 
     def _user(self, request: web.Request) -> str | None:
         user, expires, token = (request.query.get(k, "") for k in ("user", "expires", "token"))
-        if not user or len(user) > MAX_USER_CHARS or not expires.isdigit() or int(expires) < time.time():
+        if not user or len(user) > MAX_USER_CHARS or has_control_characters(user) or unstorable(user):
+            return None
+        if not expires.isdigit() or len(expires) > 12 or int(expires) < time.time():
             return None
         if not hmac.compare_digest(token.encode(), sign_user(self.secret, user, int(expires)).encode()):
             log.warning("app request from %s with a wrong token for user %r", request.remote, user)
@@ -194,6 +198,8 @@ class AppImInput(InputChannel):
             frame = json.loads(raw)
             if not isinstance(frame, dict):
                 raise InvalidInbound("invalid_frame", "a frame must be a JSON object")
+            if (reason := unstorable(frame)) is not None:
+                raise InvalidInbound("invalid_text", f"the frame cannot be stored: {reason}")
             kind = frame.get("type")
             if kind == "message":
                 inbound = await self.parse_message(user, frame)
@@ -224,7 +230,11 @@ class AppImInput(InputChannel):
 
     async def parse_message(self, user: str, frame: dict[str, Any]) -> InboundMessage:
         client_id = frame.get("client_id")
-        if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID_CHARS:
+        if (
+            not isinstance(client_id, str)
+            or not 0 < len(client_id) <= MAX_CLIENT_ID_CHARS
+            or has_control_characters(client_id)
+        ):
             raise InvalidInbound("invalid_field", "'client_id' must be a string of 1–128 characters", field="client_id")
         text = frame.get("text", "")
         if not isinstance(text, str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from abc import ABC, abstractmethod
 from functools import partial
 from typing import Any, ClassVar, Protocol
@@ -30,6 +31,37 @@ def national_phone(raw: str) -> str:
     if len(digits) == 13 and digits.startswith("86"):
         return digits[2:]
     return digits
+
+
+def unstorable(value: object, _depth: int = 0) -> str | None:
+    """Why a parsed JSON value cannot be stored as it is, or None: a NUL character (BSON keys
+    cannot hold one, and the embedded store's indexes cut strings at it) or a lone UTF-16
+    surrogate such as ``"\\ud800"`` (valid JSON, but no Unicode text: it cannot be encoded)."""
+    if _depth > 64:
+        return "the value is nested too deeply"
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "it contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "it contains a lone UTF-16 surrogate (not Unicode text)"
+        return None
+    if isinstance(value, dict):
+        items: list[object] = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        if (reason := unstorable(item, _depth + 1)) is not None:
+            return reason
+    return None
+
+
+def has_control_characters(identifier: str) -> bool:
+    """Identifiers (sender ids, message ids) never contain control characters; text may hold newlines."""
+    return any(unicodedata.category(ch) == "Cc" for ch in identifier)
 
 
 class InboundHandler(Protocol):

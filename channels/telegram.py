@@ -37,6 +37,7 @@ from channels.base import (
     SenderThrottled,
     json_response,
     national_phone,
+    unstorable,
 )
 from store.models import Attachment, InboundMessage, Message
 
@@ -92,6 +93,8 @@ class TelegramInput(InputChannel):
                 data = json.loads(await request.read())
                 if not isinstance(data, dict):
                     raise InvalidInbound("invalid_payload", "an update must be a JSON object")
+                if (reason := unstorable(data)) is not None:
+                    raise InvalidInbound("invalid_text", f"the update cannot be stored: {reason}")
                 inbound = await self.to_inbound(Update.de_json(data, self.bot))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 log.warning("telegram webhook: body is not JSON")

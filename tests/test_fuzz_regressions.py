@@ -67,3 +67,21 @@ async def test_the_app_websocket_url_opened_as_plain_http_is_a_json_400(
         assert (await response.json())["error"] == "websocket_required"
         async with http.ws_connect(WS_PATH, params=query) as socket:  # a real websocket still opens
             await socket.send_json({"type": "typing"})
+
+
+async def test_nul_characters_and_lone_surrogates_are_a_400_not_a_store_error(
+    http: Client, store: ConversationStore
+) -> None:
+    # A NUL in the sender id made the second message from it a 503 (the customer lookup missed
+    # and the insert hit the unique index); a lone surrogate in the text could not be encoded (500).
+    bodies = [
+        b'{"sender": "a\\u0000b", "message": "hi"}',
+        b'{"sender": "a", "message": "\\ud800 hi"}',
+        b'{"sender": "a", "message": "hi", "metadata": {"k\\u0000": 1}}',
+        b'{"sender": "a\\u0006b", "message": "hi"}',
+    ]
+    for body in bodies * 2:
+        response = await http.post("/webhooks/rest/webhook", data=body, headers={"Content-Type": "application/json"})
+        assert response.status == 400, (body, await response.text())
+        assert (await response.json())["error"] in ("invalid_text", "invalid_field")
+    assert await store.messages.count_documents({}) == 0

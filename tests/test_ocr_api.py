@@ -27,7 +27,8 @@ AS_STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 
 
 def ocr_gateway(store: ConversationStore, tmp_path: Path, workers: OcrWorkers) -> Gateway:
-    gateway = GatewayBuilder(Settings(var_dir=tmp_path / "var", backoffice_admin_token=STAFF_TOKEN)).store(store).nlu(OfflineNlu("test")).build()
+    settings = Settings(var_dir=tmp_path / "var", backoffice_admin_token=STAFF_TOKEN)
+    gateway = GatewayBuilder(settings).store(store).nlu(OfflineNlu("test")).build()
     gateway.ocr_workers = workers
     return gateway
 
