@@ -36,7 +36,8 @@ def national_phone(raw: str) -> str:
 def unstorable(value: object, _depth: int = 0) -> str | None:
     """Why a parsed JSON value cannot be stored as it is, or None: a NUL character (BSON keys
     cannot hold one, and the embedded store's indexes cut strings at it) or a lone UTF-16
-    surrogate such as ``"\\ud800"`` (valid JSON, but no Unicode text: it cannot be encoded)."""
+    surrogate such as ``"\\ud800"`` (valid JSON, but no Unicode text: it cannot be encoded), or an
+    integer beyond 64 bits (BSON has none)."""
     if _depth > 64:
         return "the value is nested too deeply"
     if isinstance(value, str):
@@ -47,6 +48,8 @@ def unstorable(value: object, _depth: int = 0) -> str | None:
         except UnicodeEncodeError:
             return "it contains a lone UTF-16 surrogate (not Unicode text)"
         return None
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return "it has an integer beyond 64 bits"
     if isinstance(value, dict):
         items: list[object] = [*value.keys(), *value.values()]
     elif isinstance(value, list):

@@ -85,3 +85,11 @@ async def test_nul_characters_and_lone_surrogates_are_a_400_not_a_store_error(
         assert response.status == 400, (body, await response.text())
         assert (await response.json())["error"] in ("invalid_text", "invalid_field")
     assert await store.messages.count_documents({}) == 0
+
+
+async def test_an_integer_beyond_64_bits_in_the_metadata_is_a_400(http: Client, store: ConversationStore) -> None:
+    body = {"sender": "a", "message": "hi", "metadata": {"n": [1, {"big": 2**64}]}}
+    response = await http.post("/webhooks/rest/webhook", json=body)
+    assert response.status == 400, await response.text()
+    assert "64 bits" in (await response.json())["detail"]
+    assert await store.messages.count_documents({}) == 0
