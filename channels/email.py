@@ -135,7 +135,7 @@ class EmailInput(InputChannel):
             try:
                 attachments.append(await self.media.save(part.data, part.content_type, part.filename))
             except MediaRejected as refused:
-                log.info("e-mail attachment %s from %s refused: %s", part.filename, mail.sender, refused.detail)
+                log.info("e-mail attachment of %s refused: %s", mail.message_id, refused.detail)
                 rejected.append({"reason": refused.reason, "detail": refused.detail, "filename": part.filename or ""})
         text = mail.text or (mail.subject if not attachments else "")
         metadata: dict[str, Any] = {
@@ -167,12 +167,12 @@ class EmailInput(InputChannel):
         """Store one mail; returns what happened ("stored", "automatic", "empty") or raises."""
         mail = parse_mail(raw, envelope_sender)
         if mail.automatic:
-            log.info("e-mail from %s not answered: %s", mail.sender, mail.automatic)
+            log.info("e-mail %s not answered: %s", mail.message_id, mail.automatic)
             return "automatic"
         try:
             inbound = await self.to_inbound(mail)
         except InvalidInbound as error:
-            log.info("e-mail %s from %s dropped: %s", mail.message_id, mail.sender, error.detail)
+            log.info("e-mail %s dropped: %s", mail.message_id, error.detail)
             return "empty"
         await on_message(inbound)
         return "stored"
