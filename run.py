@@ -45,7 +45,7 @@ from backoffice.routing.cli import add_routes_commands, run_routes_command
 from channels.app_im import sign_user
 from console import SessionStore
 from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
-from gateway import Gateway, GatewayBuilder, Settings, SettingsError, build_app
+from gateway import Gateway, GatewayBuilder, Settings, SettingsError, build_app, log_privacy
 from gateway.cluster import run_cluster
 from gateway.voice import engine_config
 from ivr.cli import add_ivr_commands, run_ivr_command
@@ -233,6 +233,10 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
 async def _serve(
     host: str, port: int, seed_orders: Path | None, *, demo_staff: bool = False, demo_quality: bool = False
 ) -> int:
+    # Phone numbers, e-mail addresses and tokens are masked in every log record (gateway/log_privacy.py);
+    # httpx logs each Bot API URL, which holds the bot token, at INFO.
+    log_privacy.install()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.from_env().with_changes(host=host, port=port)
     gateway = GatewayBuilder(settings).build()
     runner = web.AppRunner(build_app(gateway, wait_for_nlu=False), handle_signals=False, access_log=None)

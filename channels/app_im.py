@@ -41,7 +41,10 @@ from channels.base import (
     MediaRejected,
     MediaSink,
     OutputChannel,
+    SenderThrottled,
+    has_control_characters,
     json_response,
+    unstorable,
 )
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
 
@@ -167,6 +170,8 @@ class AppImInput(InputChannel):
             if user is None:
                 return json_response({"error": "unauthorized", "detail": "missing, wrong or expired token"}, 401)
             socket = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
+            if not socket.can_prepare(request).ok:  # a plain GET: say so in JSON, as every other error
+                return json_response({"error": "websocket_required", "detail": "open this URL as a websocket"}, 400)
             await socket.prepare(request)
             self.connections.add(user, socket)
             try:
@@ -207,7 +212,9 @@ class AppImInput(InputChannel):
 
     def _user(self, request: web.Request) -> str | None:
         user, expires, token = (request.query.get(k, "") for k in ("user", "expires", "token"))
-        if not user or len(user) > MAX_USER_CHARS or not expires.isdigit() or int(expires) < time.time():
+        if not user or len(user) > MAX_USER_CHARS or has_control_characters(user) or unstorable(user):
+            return None
+        if not expires.isdigit() or len(expires) > 12 or int(expires) < time.time():
             return None
         if not hmac.compare_digest(token.encode(), sign_user(self.secret, user, int(expires)).encode()):
             log.warning("app request from %s with a wrong token for user %r", request.remote, user)
@@ -219,6 +226,8 @@ class AppImInput(InputChannel):
             frame = json.loads(raw)
             if not isinstance(frame, dict):
                 raise InvalidInbound("invalid_frame", "a frame must be a JSON object")
+            if (reason := unstorable(frame)) is not None:
+                raise InvalidInbound("invalid_text", f"the frame cannot be stored: {reason}")
             kind = frame.get("type")
             if kind == "message":
                 inbound = await self.parse_message(user, frame)
@@ -241,13 +250,19 @@ class AppImInput(InputChannel):
         except InvalidInbound as error:
             log.info("app frame from %s refused: %s", user, error.detail)
             await _error(socket, error.code, error.detail, **error.extra)
+        except SenderThrottled as throttled:  # not stored and not acked: the client resends it later
+            await _error(socket, "rate_limited", str(throttled), retry_after=max(1, round(throttled.retry_after)))
         except Exception:  # e.g. the store is down: the client keeps the message unacked and resends it
             log.exception("app frame from %s failed", user)
             await _error(socket, "unavailable", "the message could not be taken now; it will be resent")
 
     async def parse_message(self, user: str, frame: dict[str, Any]) -> InboundMessage:
         client_id = frame.get("client_id")
-        if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID_CHARS:
+        if (
+            not isinstance(client_id, str)
+            or not 0 < len(client_id) <= MAX_CLIENT_ID_CHARS
+            or has_control_characters(client_id)
+        ):
             raise InvalidInbound("invalid_field", "'client_id' must be a string of 1–128 characters", field="client_id")
         text = frame.get("text", "")
         if not isinstance(text, str):

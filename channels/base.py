@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from abc import ABC, abstractmethod
 from functools import partial
 from typing import Any, ClassVar, Protocol
@@ -32,6 +33,40 @@ def national_phone(raw: str) -> str:
     return digits
 
 
+def unstorable(value: object, _depth: int = 0) -> str | None:
+    """Why a parsed JSON value cannot be stored as it is, or None: a NUL character (BSON keys
+    cannot hold one, and the embedded store's indexes cut strings at it) or a lone UTF-16
+    surrogate such as ``"\\ud800"`` (valid JSON, but no Unicode text: it cannot be encoded), or an
+    integer beyond 64 bits (BSON has none)."""
+    if _depth > 64:
+        return "the value is nested too deeply"
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "it contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "it contains a lone UTF-16 surrogate (not Unicode text)"
+        return None
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return "it has an integer beyond 64 bits"
+    if isinstance(value, dict):
+        items: list[object] = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        if (reason := unstorable(item, _depth + 1)) is not None:
+            return reason
+    return None
+
+
+def has_control_characters(identifier: str) -> bool:
+    """Identifiers (sender ids, message ids) never contain control characters; text may hold newlines."""
+    return any(unicodedata.category(ch) == "Cc" for ch in identifier)
+
+
 class InboundHandler(Protocol):
     """Accepts one normalised inbound message and returns the replies of that turn.
 
@@ -53,6 +88,16 @@ class InvalidInbound(ValueError):
 
     def response(self) -> web.Response:
         return json_response({"error": self.code, "detail": self.detail, **self.extra}, status=400)
+
+
+class SenderThrottled(Exception):
+    """The inbound handler refused a message: this sender sent too many too fast. Nothing was
+    stored; ``retry_after`` seconds from now a message would be taken. Channels answer it the
+    way their clients understand (HTTP 429, an app error frame, SMTP 451)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many messages; retry in {retry_after:.0f} s")
+        self.retry_after = retry_after
 
 
 class InputChannel(ABC):

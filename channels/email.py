@@ -36,6 +36,7 @@ from channels.base import (
     MediaRejected,
     MediaSink,
     OutputChannel,
+    SenderThrottled,
 )
 from channels.email_text import ParsedMail, UnreadableMail, parse_mail
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
@@ -142,7 +143,7 @@ class EmailInput(InputChannel):
             try:
                 attachments.append(await self.media.save(part.data, part.content_type, part.filename))
             except MediaRejected as refused:
-                log.info("e-mail attachment %s from %s refused: %s", part.filename, mail.sender, refused.detail)
+                log.info("e-mail attachment of %s refused: %s", mail.message_id, refused.detail)
                 rejected.append({"reason": refused.reason, "detail": refused.detail, "filename": part.filename or ""})
         text = mail.text or (mail.subject if not attachments else "")
         metadata: dict[str, Any] = {
@@ -174,12 +175,12 @@ class EmailInput(InputChannel):
         """Store one mail; returns what happened ("stored", "automatic", "empty") or raises."""
         mail = parse_mail(raw, envelope_sender)
         if mail.automatic:
-            log.info("e-mail from %s not answered: %s", mail.sender, mail.automatic)
+            log.info("e-mail %s not answered: %s", mail.message_id, mail.automatic)
             return "automatic"
         try:
             inbound = await self.to_inbound(mail)
         except InvalidInbound as error:
-            log.info("e-mail %s from %s dropped: %s", mail.message_id, mail.sender, error.detail)
+            log.info("e-mail %s dropped: %s", mail.message_id, error.detail)
             return "empty"
         await on_message(inbound)
         return "stored"
@@ -221,6 +222,9 @@ class EmailInput(InputChannel):
                 except UnreadableMail as exc:
                     log.warning("IMAP message %s unreadable, marked seen: %s", uid, exc)
                     outcome = "unreadable"
+                except SenderThrottled:  # left unseen: the next poll takes it; the others go on
+                    log.info("IMAP message %s left for later: its sender writes too fast", uid)
+                    continue
                 # Seen only once stored: a crash before this line re-reads it, and the
                 # Message-ID makes that harmless.
                 _check(await client.uid("store", uid, "+FLAGS", "(\\Seen)"), "STORE")
@@ -255,6 +259,8 @@ class _SmtpHandler:
         except UnreadableMail as exc:
             log.warning("e-mail from %s refused: %s", session.peer, exc)
             return f"550 5.6.0 {exc}"
+        except SenderThrottled:  # the sending server retries later, as for any temporary failure
+            return "451 4.7.1 Too many messages from this sender, please retry later"
         except Exception:
             log.exception("storing an e-mail failed; the sender will retry")
             return "451 4.3.0 Temporary failure, please retry"

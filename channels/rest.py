@@ -7,10 +7,15 @@ so existing Rasa clients and test tools work unchanged.
 ``message_id`` (or an ``Idempotency-Key`` header) makes a retried delivery idempotent: the
 message is stored once and the retry gets the same replies. ``metadata`` may carry ``phone``,
 ``email`` and ``name`` of a signed-in shop user; the caller (the shop's backend) vouches for them.
+
+The channel is the shop backend's server-to-server one. With a ``token`` (``REST_WEBHOOK_TOKEN``)
+every message must carry ``Authorization: Bearer <token>`` (401 otherwise); without one the
+route is open, as Rasa's is, and must then only be reachable from the shop's network.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import uuid
@@ -18,7 +23,14 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from channels.base import InboundHandler, InputChannel, InvalidInbound, json_response
+from channels.base import (
+    InboundHandler,
+    InputChannel,
+    InvalidInbound,
+    has_control_characters,
+    json_response,
+    unstorable,
+)
 from store.models import MAX_TEXT_CHARS, InboundMessage, Message
 
 log = logging.getLogger(__name__)
@@ -32,8 +44,21 @@ class RestInput(InputChannel):
     name: ClassVar[str] = "rest"
     replies_in_response: ClassVar[bool] = True
 
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token
+
+    def authorised(self, header: str | None) -> bool:
+        if self.token is None:
+            return True
+        return hmac.compare_digest((header or "").encode(), f"Bearer {self.token}".encode())
+
     def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
         async def webhook(request: web.Request) -> web.Response:
+            if not self.authorised(request.headers.get("Authorization")):
+                log.warning("rest webhook from %s without the right token", request.remote)
+                return json_response(
+                    {"error": "unauthorized", "detail": "send 'Authorization: Bearer <REST_WEBHOOK_TOKEN>'"}, 401
+                )
             try:
                 inbound = self.parse(await request.read(), request.headers.get("Idempotency-Key"))
             except InvalidInbound as error:
@@ -55,6 +80,8 @@ class RestInput(InputChannel):
             raise InvalidInbound("invalid_json", f"the request body is not JSON: {exc.msg} at {exc.pos}") from exc
         if not isinstance(payload, dict):
             raise InvalidInbound("invalid_payload", 'expected an object {"sender": ..., "message": ...}')
+        if (reason := unstorable(payload)) is not None:
+            raise InvalidInbound("invalid_text", f"the body cannot be stored: {reason}")
 
         sender = _required_text(payload, "sender", MAX_SENDER_CHARS)
         if "message" not in payload:
@@ -76,9 +103,11 @@ class RestInput(InputChannel):
         if message_id is not None and not isinstance(message_id, str | int):
             raise InvalidInbound("invalid_field", "'message_id' must be a string", field="message_id")
         message_id = str(message_id) if message_id is not None else uuid.uuid4().hex
-        if not message_id or len(message_id) > MAX_MESSAGE_ID_CHARS:
+        if not message_id or len(message_id) > MAX_MESSAGE_ID_CHARS or has_control_characters(message_id):
             raise InvalidInbound(
-                "invalid_field", f"'message_id' must have 1–{MAX_MESSAGE_ID_CHARS} characters", field="message_id"
+                "invalid_field",
+                f"'message_id' must have 1–{MAX_MESSAGE_ID_CHARS} characters and no control characters",
+                field="message_id",
             )
 
         metadata = payload.get("metadata") or {}
@@ -113,4 +142,6 @@ def _required_text(payload: dict[str, Any], field: str, limit: int) -> str:
         raise InvalidInbound("invalid_field", f"'{field}' must be a non-empty string", field=field)
     if len(value) > limit:
         raise InvalidInbound("invalid_field", f"'{field}' is longer than {limit} characters", field=field)
+    if has_control_characters(value):
+        raise InvalidInbound("invalid_field", f"'{field}' must not contain control characters", field=field)
     return value.strip()

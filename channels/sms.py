@@ -32,8 +32,10 @@ from channels.base import (
     MediaRejected,
     MediaSink,
     OutputChannel,
+    has_control_characters,
     json_response,
     national_phone,
+    unstorable,
 )
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
 
@@ -117,6 +119,11 @@ class TwilioSmsInput(InputChannel):
         for required in ("MessageSid", "From"):
             if not fields.get(required):
                 raise InvalidInbound("missing_field", f"the field '{required}' is required", field=required)
+        if (reason := unstorable(fields)) is not None:
+            raise InvalidInbound("invalid_text", f"the form cannot be stored: {reason}")
+        for identifier in ("MessageSid", "From"):
+            if has_control_characters(fields[identifier]):
+                raise InvalidInbound("invalid_field", f"'{identifier}' has control characters", field=identifier)
         if fields.get("AccountSid") and fields["AccountSid"] != self.account_sid:
             raise InvalidInbound("invalid_field", "the message is for another Twilio account", field="AccountSid")
         body = fields.get("Body", "")

@@ -34,8 +34,10 @@ from channels.base import (
     MediaRejected,
     MediaSink,
     OutputChannel,
+    SenderThrottled,
     json_response,
     national_phone,
+    unstorable,
 )
 from store.models import Attachment, InboundMessage, Message
 
@@ -91,6 +93,8 @@ class TelegramInput(InputChannel):
                 data = json.loads(await request.read())
                 if not isinstance(data, dict):
                     raise InvalidInbound("invalid_payload", "an update must be a JSON object")
+                if (reason := unstorable(data)) is not None:
+                    raise InvalidInbound("invalid_text", f"the update cannot be stored: {reason}")
                 inbound = await self.to_inbound(Update.de_json(data, self.bot))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 log.warning("telegram webhook: body is not JSON")
@@ -98,7 +102,7 @@ class TelegramInput(InputChannel):
             except InvalidInbound as error:
                 log.warning("telegram webhook: %s", error.detail)
                 return error.response()
-            except (KeyError, TypeError, ValueError) as exc:  # de_json on a malformed update
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # de_json on a malformed update
                 log.warning("telegram webhook: malformed update: %s", exc)
                 return InvalidInbound("invalid_payload", f"malformed update: {exc}").response()
             except Ignored as reason:
@@ -107,7 +111,13 @@ class TelegramInput(InputChannel):
             except TelegramError as exc:  # e.g. getFile failed: nothing stored, Telegram retries
                 log.error("telegram webhook: Bot API call failed: %s", exc)
                 return json_response({"error": "upstream_unavailable", "detail": str(exc)}, 503)
-            await on_message(inbound)  # persisted before Telegram gets its 200; replies go via the outbox
+            try:
+                await on_message(inbound)  # persisted before Telegram gets its 200; replies go via the outbox
+            except SenderThrottled:
+                # Acknowledged and dropped: Telegram redelivers an update it got no 2xx for, so a
+                # 429 would bring the flood back again and again.
+                log.info("telegram update %s dropped: its chat sends too fast", inbound.channel_message_id)
+                return json_response({"ok": True, "ignored": "rate_limited"})
             return json_response({"ok": True})
 
         return [] if self.polling else [web.post(WEBHOOK_PATH, webhook)]
@@ -189,7 +199,7 @@ class TelegramInput(InputChannel):
         if message.chat.type != ChatType.PRIVATE or user is None:
             raise Ignored(f"chat {message.chat.id} is a {message.chat.type} chat; only private chats are served")
 
-        text = message.text or message.caption or ""
+        text = (message.text or message.caption or "").strip()  # whitespace alone is no message
         profile = {"name": user.full_name}
         attachments: list[Attachment] = []
         metadata: dict[str, Any] = {"telegram_user_id": user.id}

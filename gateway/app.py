@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from pymongo.errors import PyMongoError
 
-from channels.base import json_response
+from channels.base import SenderThrottled, json_response
 from gateway.agent_api import AgentApi
 from gateway.backoffice_api import BackofficeApi
 from gateway.console_web import ConsoleWeb
+from gateway.limits import ClientAddress, IpRateLimit, Rate, TokenBucketLimiter, parse_networks, too_many
 from gateway.ocr_routes import ocr_routes
 from gateway.quality_api import QualityApi
 from gateway.routes_api import RoutesApi
@@ -22,11 +24,24 @@ log = logging.getLogger(__name__)
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
 MAX_REQUEST_BYTES = 1024 * 1024
+IP_LIMITED_PATHS = ("/webhooks/rest/", "/webhooks/app/", "/chat")
+"""Webhooks customers' devices or the shop call; the providers' (Telegram, Twilio) are limited per sender."""
+
+
+def ip_rate_limit(gateway: Gateway) -> IpRateLimit:
+    settings = gateway.settings
+    limiter = TokenBucketLimiter(
+        Rate(settings.rate_limit_ip_per_minute, settings.rate_limit_ip_burst), max_keys=settings.rate_limit_max_keys
+    )
+    addresses = ClientAddress(parse_networks(",".join(settings.rate_limit_trusted_proxies)))
+    return IpRateLimit(limiter, addresses, IP_LIMITED_PATHS, parse_networks(",".join(settings.rate_limit_ip_exempt)))
 
 
 def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application:
     """The web app; starting it starts the gateway, cleaning it up stops the gateway."""
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[json_errors])
+    app = web.Application(
+        client_max_size=MAX_REQUEST_BYTES, middlewares=[ip_rate_limit(gateway).middleware, json_errors]
+    )
     app[GATEWAY_KEY] = gateway
 
     async def start(_: web.Application) -> None:
@@ -38,18 +53,18 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     app.router.add_get("/health", health)
-    app.router.add_routes(ocr_routes(gateway))
+    auth = StaffAuth(gateway)  # bearer tokens and console sessions, for every staff route
+    app.router.add_routes(ocr_routes(gateway, auth))
 
     for channel in gateway.channels:
         app.router.add_routes(channel.routes(gateway.handler_for(channel)))
 
-    auth = StaffAuth(gateway)  # bearer tokens and console sessions, for every staff route
     app.router.add_routes(AgentApi(gateway, auth).routes())
     backoffice_api = BackofficeApi(gateway, auth)
     app.router.add_routes(backoffice_api.routes())
     app.router.add_routes(QualityApi(gateway, auth, backoffice_api.spec).routes())  # one OpenAPI document
     app.router.add_routes(ConsoleWeb(gateway, auth).routes())
-    routes_api = RoutesApi(gateway)  # return pick-up route planning
+    routes_api = RoutesApi(gateway, auth)  # return pick-up route planning
     app.router.add_routes(routes_api.routes())
     app.on_cleanup.append(routes_api.close)
     return app
@@ -62,6 +77,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except web.HTTPException:
         raise
+    except SenderThrottled as exc:
+        return too_many("this sender sent too many messages; slow down", exc.retry_after)
+    except HttpProcessingError as exc:  # a body aiohttp cannot parse (e.g. a broken multipart part header)
+        log.info("malformed request body during %s %s: %s", request.method, request.path, exc.message)
+        return json_response({"error": "malformed_body", "detail": f"the body cannot be parsed: {exc.message}"}, 400)
     except PyMongoError as exc:
         log.error("store unavailable during %s %s: %s", request.method, request.path, exc)
         response = json_response(

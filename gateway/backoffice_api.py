@@ -28,6 +28,7 @@ from backoffice.staff import STAFF_ID_PATTERN, StaffExists, StaffMember
 from backoffice.ticket_record import Ticket, TicketConflict, TicketNotFound
 from backoffice.workflow import VIEWS, ActionInvalid, allowed_actions
 from channels.base import json_response
+from gateway import api_docs
 from gateway.openapi import ApiError, ApiSpec, Operation, QueryParam, read_body
 from gateway.staff_auth import StaffAuth
 
@@ -168,7 +169,8 @@ class BackofficeApi:
         return [*self.spec.routes(), web.get("/api/openapi.json", self.openapi)]
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return json_response(self.spec.document())
+        # The registry's operations plus the channels', agent, OCR and routes APIs this app serves.
+        return json_response(api_docs.complete(self.spec.document(), request.app, self.gateway.settings))
 
     # -- plumbing -------------------------------------------------------------------------
 

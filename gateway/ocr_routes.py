@@ -12,7 +12,9 @@
 ``POST /api/ocr/{id}/corrections``
     ``{"field", "value", "who", "why"}``: a human's correction, recorded with who and why.
 
-Errors are JSON ``{"error": code, "detail": text}`` like the REST channel's.
+Errors are JSON ``{"error": code, "detail": text}`` like the REST channel's. Every route needs a
+signed-in staff member who works on tickets or conversations (``gateway.staff_auth``): the
+photos are customers' parcels, labels and invoices.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from backoffice.permissions import Permission
 from channels.base import json_response
 from gateway.runtime import Gateway
+from gateway.staff_auth import Handler as StaffHandler
+from gateway.staff_auth import StaffAuth
 from media_ocr.engines import ENGINE_NAMES
 from media_ocr.model import OcrResult
 from media_ocr.pipeline import MAX_IMAGE_BYTES, OcrFailed, OcrService
@@ -33,6 +38,8 @@ from media_ocr.review import review_image
 from media_ocr.store import ConcurrentChange
 
 MAX_JSON_BYTES = 64 * 1024
+OCR_PERMISSIONS = (Permission.HANDLE_CONVERSATIONS, Permission.REVIEW, Permission.SUBMIT, Permission.VIEW_ALL)
+"""Who may read and correct photos: agents, reviewers, dispatchers, admins (not quality-only staff)."""
 
 
 class OcrRequestError(Exception):
@@ -59,7 +66,7 @@ def _json_errors(handler: Handler) -> Handler:
     return handle
 
 
-def ocr_routes(gateway: Gateway) -> list[web.RouteDef]:
+def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
     def service() -> OcrService:
         if gateway.ocr is None:
             raise web.HTTPServiceUnavailable(text="the gateway is starting")
@@ -132,11 +139,14 @@ def ocr_routes(gateway: Gateway) -> list[web.RouteDef]:
             raise OcrRequestError(400, "invalid_value", str(exc)) from exc
         return json_response(_view(result))
 
+    def staff(handler: Handler) -> StaffHandler:
+        return auth.guard(_json_errors(handler), "photo OCR", *OCR_PERMISSIONS)
+
     return [
-        web.post("/api/ocr", _json_errors(read)),
-        web.get("/api/ocr/{result_id}", _json_errors(get)),
-        web.get("/api/ocr/{result_id}/image", _json_errors(image)),
-        web.post("/api/ocr/{result_id}/corrections", _json_errors(correct)),
+        web.post("/api/ocr", staff(read)),
+        web.get("/api/ocr/{result_id}", staff(get)),
+        web.get("/api/ocr/{result_id}/image", staff(image)),
+        web.post("/api/ocr/{result_id}/corrections", staff(correct)),
     ]
 
 

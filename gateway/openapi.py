@@ -56,6 +56,8 @@ class Operation:
     errors: tuple[int, ...] = (400, 401, 403, 404)
     authenticated: bool = True
     description: str = ""
+    success_type: str = "application/json"
+    """The success response's content type (``text/csv`` for the exports)."""
 
 
 ERROR_SCHEMA = {
@@ -136,7 +138,11 @@ class ApiSpec:
                 "responses": {
                     str(op.success): {
                         "description": "OK",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
+                        "content": {
+                            op.success_type: {
+                                "schema": {"type": "object"} if op.success_type == "application/json" else {}
+                            }
+                        },
                     },
                     **{
                         str(code): {

@@ -134,6 +134,7 @@ class QualityApi:
             "Every figure per group as CSV (UTF-8 with BOM)",
             P.VIEW_QUALITY,
             query=FILTERS,
+            success_type="text/csv",
         )
         add(
             "GET",
@@ -150,6 +151,7 @@ class QualityApi:
             "The refund report as CSV (UTF-8 with BOM)",
             P.VIEW_QUALITY,
             query=(Q_FROM, Q_TO, Q_GRANULARITY),
+            success_type="text/csv",
         )
         add(
             "GET",

@@ -2,7 +2,8 @@
 
 Solves run in a one-worker process pool, one at a time, so the event loop keeps serving the
 channels while OR-Tools or PyVRP search. The fleet file comes from ``ROUTES_FLEET_FILE``
-(default: the demo fleet shipped with the package).
+(default: the demo fleet shipped with the package). Every route needs a signed-in dispatcher
+or admin (``gateway.staff_auth``): the plans carry customers' addresses.
 """
 
 from __future__ import annotations
@@ -18,14 +19,20 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from backoffice.permissions import Permission
 from backoffice.routing.backend import BACKENDS
 from backoffice.routing.fleet import CLOCK, Fleet, FleetError, GeoPoint, Objective, load_fleet
 from backoffice.routing.pickups import DATE, PickupRequest, PickupStore
 from backoffice.routing.planner import PlanningError, RoutePlanner, SolverRunner, process_solver
 from channels.base import json_response
+from gateway.openapi import ApiError
 from gateway.runtime import Gateway
+from gateway.staff_auth import Handler as StaffHandler
+from gateway.staff_auth import StaffAuth
 
 MAX_TIME_LIMIT_SECONDS = 120.0
+ROUTES_PERMISSIONS = (Permission.ASSIGN, Permission.CONFIGURE)
+"""Dispatchers (who assign the work) and admins."""
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -61,8 +68,11 @@ class ActualRequest(BaseModel):
 
 
 class RoutesApi:
-    def __init__(self, gateway: Gateway, fleet: Fleet | None = None, solver: SolverRunner | None = None) -> None:
+    def __init__(
+        self, gateway: Gateway, auth: StaffAuth, fleet: Fleet | None = None, solver: SolverRunner | None = None
+    ) -> None:
         self.gateway = gateway
+        self.auth = auth
         self._fleet = fleet
         self._solver = solver
         self._executor: ProcessPoolExecutor | None = None
@@ -70,15 +80,18 @@ class RoutesApi:
         self._solving = asyncio.Lock()
 
     def routes(self) -> list[web.RouteDef]:
+        def staff(handler: StaffHandler) -> StaffHandler:
+            return self.auth.guard(handler, "route planning", *ROUTES_PERMISSIONS)
+
         return [
-            web.get("/api/routes/plans/latest", self.latest),
-            web.get("/api/routes/plans/{plan_id}.png", self.image),  # before the catch-all {plan_id}
-            web.get("/api/routes/plans/{plan_id}", self.get_plan),
-            web.post("/api/routes/plan", self.plan),
-            web.post("/api/routes/plans/{plan_id}/replan", self.replan),
-            web.post("/api/routes/plans/{plan_id}/actuals", self.actual),
-            web.get("/api/routes/carbon", self.carbon),
-            web.post("/api/routes/pickups", self.request_pickup),
+            web.get("/api/routes/plans/latest", staff(self.latest)),
+            web.get("/api/routes/plans/{plan_id}.png", staff(self.image)),  # before the catch-all {plan_id}
+            web.get("/api/routes/plans/{plan_id}", staff(self.get_plan)),
+            web.post("/api/routes/plan", staff(self.plan)),
+            web.post("/api/routes/plans/{plan_id}/replan", staff(self.replan)),
+            web.post("/api/routes/plans/{plan_id}/actuals", staff(self.actual)),
+            web.get("/api/routes/carbon", staff(self.carbon)),
+            web.post("/api/routes/pickups", staff(self.request_pickup)),
             web.get("/console/routes", self.console),
         ]
 
@@ -185,7 +198,13 @@ class RoutesApi:
         pickup, created = await planner.store.request_pickup(body)
         return json_response(pickup.model_dump(mode="json"), status=201 if created else 200)
 
-    async def console(self, request: web.Request) -> web.Response:
+    async def console(self, request: web.Request) -> web.StreamResponse:
+        try:
+            await self.auth.require(request, "the route planning page", *ROUTES_PERMISSIONS)
+        except ApiError as refused:
+            if refused.status == 401:  # a browser without a session: sign in, then come back
+                raise web.HTTPSeeOther("/console/login?next=/console/routes") from None
+            return refused.response()
         planner = await self.planner()
         plan = await planner.store.latest_plan(request.query.get("date"))
         return web.Response(text=_console_page(plan), content_type="text/html", charset="utf-8")

@@ -24,6 +24,7 @@ from console import Console
 from dialogue import DialogueEngine
 from dialogue.flows import FlowContext
 from dialogue.knowledge import KnowledgeBase
+from gateway.limits import Rate, SenderRateLimit, TokenBucketLimiter
 from gateway.outbox import OutboxDispatcher, RetryPolicy
 from gateway.receivers import ExclusiveReceivers
 from gateway.settings import Settings
@@ -67,6 +68,14 @@ class Gateway:
             if isinstance(channel, TwilioSmsInput) and channel.already_stored is None:
                 channel.already_stored = self.has_inbound
         self.outbox: OutboxDispatcher | None = None
+        # The IVR limits calls per caller itself (nuisance-call rejection); a turn inside a call is no flood.
+        self.sender_limit = SenderRateLimit(
+            TokenBucketLimiter(
+                Rate(settings.rate_limit_sender_per_minute, settings.rate_limit_sender_burst),
+                max_keys=settings.rate_limit_max_keys,
+            ),
+            exempt_channels=("voice",),
+        )
         self.feed = feed or StoreFeed()
         self._given_store = store
         self._given_nlu = nlu
@@ -269,6 +278,7 @@ class Gateway:
         async def on_message(message: InboundMessage) -> list[Message]:
             if self.turns is None or self.store is None:
                 raise web.HTTPServiceUnavailable(text="the gateway is starting")
+            self.sender_limit.check(message.channel, message.sender_id)  # before anything is stored
             replies = await self.turns(message)
             if channel.replies_in_response:
                 await self.store.mark_delivered([r.id for r in replies if not r.delivered])
@@ -380,7 +390,7 @@ class GatewayBuilder:
         settings = self._settings
         media = self._media or media_store(settings)
         feed = StoreFeed()
-        channels: list[InputChannel] = [RestInput()]
+        channels: list[InputChannel] = [RestInput(token=settings.rest_webhook_token)]
         senders: list[OutputChannel] = []
         if self._channels is None or self._senders is None:
             configured = configured_channels(settings, media, feed)

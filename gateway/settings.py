@@ -128,6 +128,20 @@ class Settings:
     ivr_rate_window_seconds: float = 600.0
     ivr_silence_seconds: float = 0.8
     ivr_no_input_seconds: float = 8.0
+    rest_webhook_token: str | None = None
+    """Set: ``POST /webhooks/rest/webhook`` needs ``Authorization: Bearer <token>`` (the shop backend's)."""
+    rate_limit_ip_per_minute: float = 600.0
+    """Requests a minute per client IP on the REST and app webhooks (0: off); see gateway/limits.py."""
+    rate_limit_ip_burst: int = 200
+    rate_limit_ip_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    """Addresses never limited per IP: loopback by default; add the shop backend's."""
+    rate_limit_trusted_proxies: tuple[str, ...] = ()
+    """Proxies (load balancers) whose ``X-Forwarded-For`` is believed; unset: the header is ignored."""
+    rate_limit_sender_per_minute: float = 60.0
+    """Inbound messages a minute per channel sender (0: off)."""
+    rate_limit_sender_burst: int = 30
+    rate_limit_max_keys: int = 100_000
+    """Buckets kept per limiter (least recently used dropped), so a flood of keys is bounded."""
 
     @property
     def media_root(self) -> Path:
@@ -224,6 +238,18 @@ class Settings:
             ivr_rate_window_seconds=float(env.get("IVR_RATE_WINDOW_SECONDS", defaults.ivr_rate_window_seconds)),
             ivr_silence_seconds=float(env.get("IVR_SILENCE_SECONDS", defaults.ivr_silence_seconds)),
             ivr_no_input_seconds=float(env.get("IVR_NO_INPUT_SECONDS", defaults.ivr_no_input_seconds)),
+            rest_webhook_token=env.get("REST_WEBHOOK_TOKEN") or None,
+            rate_limit_ip_per_minute=float(env.get("RATE_LIMIT_IP_PER_MINUTE", defaults.rate_limit_ip_per_minute)),
+            rate_limit_ip_burst=int(env.get("RATE_LIMIT_IP_BURST", defaults.rate_limit_ip_burst)),
+            rate_limit_ip_exempt=_list(env["RATE_LIMIT_IP_EXEMPT"])
+            if "RATE_LIMIT_IP_EXEMPT" in env
+            else defaults.rate_limit_ip_exempt,
+            rate_limit_trusted_proxies=_list(env.get("RATE_LIMIT_TRUSTED_PROXIES")),
+            rate_limit_sender_per_minute=float(
+                env.get("RATE_LIMIT_SENDER_PER_MINUTE", defaults.rate_limit_sender_per_minute)
+            ),
+            rate_limit_sender_burst=int(env.get("RATE_LIMIT_SENDER_BURST", defaults.rate_limit_sender_burst)),
+            rate_limit_max_keys=int(env.get("RATE_LIMIT_MAX_KEYS", defaults.rate_limit_max_keys)),
         )
 
     def with_changes(self, **changes: object) -> Settings:

@@ -8,12 +8,14 @@ never attaches a bearer token by itself.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from yarl import URL
 
+from backoffice.permissions import Permission
 from backoffice.staff import StaffDirectory, StaffMember
 from console.sessions import ConsoleSession, SessionStore
 from gateway.openapi import ApiError
@@ -21,6 +23,7 @@ from gateway.openapi import ApiError
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -90,6 +93,28 @@ class StaffAuth:
         if request.method not in SAFE_METHODS:
             self.check_csrf(request, session, form_csrf)
         return Caller(member, session)
+
+    async def require(self, request: web.Request, what: str, *any_of: Permission) -> Caller:
+        """The signed-in caller holding at least one of ``any_of``; ApiError 401/403 otherwise."""
+        caller = await self.caller(request)
+        granted = caller.member.actor().permissions()
+        if not granted.intersection(any_of):
+            roles = ", ".join(sorted(r.value for r in caller.member.roles)) or "none"
+            needed = " or ".join(p.value for p in any_of)
+            raise ApiError(403, "forbidden", f"{what} needs the {needed} permission (your roles: {roles})")
+        return caller
+
+    def guard(self, handler: Handler, what: str, *any_of: Permission) -> Handler:
+        """``handler`` behind sign-in and one of the permissions; refusals are JSON 401/403/503."""
+
+        async def serve(request: web.Request) -> web.StreamResponse:
+            try:
+                await self.require(request, what, *any_of)
+            except ApiError as refused:
+                return refused.response()
+            return await handler(request)
+
+        return serve
 
     async def session_of(self, request: web.Request) -> ConsoleSession | None:
         raw = request.cookies.get(self.cookies.name, "")

@@ -330,7 +330,7 @@ class StreamSession:
                         self.speech_end = time.monotonic()
                         break
                     if hypothesis is not None:
-                        log.debug("call %s partial: %s", self.call.sid, hypothesis.text)
+                        log.debug("call %s partial: %d characters", self.call.sid, len(hypothesis.text))
                 if chunk is None:
                     break
             if final is None:

@@ -353,7 +353,7 @@ class VoiceInput(InputChannel):
                 "call_rejected",
                 {"call_sid": sid, "caller": caller, "reason": verdict.reason, "recent_calls": verdict.recent_calls},
             )
-            log.info("call %s from %s rejected: %s", sid, caller, verdict.reason)
+            log.info("call %s rejected: %s", sid, verdict.reason)  # the caller's number is in the event
             return _xml(twiml.reject(_REJECTED[verdict.reason or "rate"][language], language))
         info = menu.CallerInfo()
         national = national_phone(caller)

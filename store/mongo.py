@@ -208,7 +208,8 @@ class ConversationStore:
                 await self.customers.update_one({"_id": doc["_id"]}, {"$set": missing})
                 doc = await self.customers.find_one({"_id": doc["_id"]}) or doc
             except DuplicateKeyError:
-                log.warning("identity already belongs to another customer: %s", sorted(missing))
+                # The kinds only: the values are phone numbers and addresses.
+                log.warning("identity already belongs to another customer: %s", ", ".join(sorted(missing)))
         return _from_doc(Customer, doc)
 
     async def get_customer(self, customer_id: str) -> Customer | None:

@@ -12,7 +12,9 @@ import pytest_asyncio
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
 
+from backoffice.permissions import Role
 from gateway import Gateway, GatewayBuilder, Settings, build_app
+from gateway.app import GATEWAY_KEY
 from media_ocr.pipeline import OcrWorkers
 from nlu import OfflineNlu
 from shop import Order
@@ -20,10 +22,13 @@ from store import Attachment, ConversationStore, InboundMessage
 from tests.ocr_support import png, sample
 
 Client = TestClient[object, object]
+STAFF_TOKEN = "ocr-test-admin-token"
+AS_STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 
 
 def ocr_gateway(store: ConversationStore, tmp_path: Path, workers: OcrWorkers) -> Gateway:
-    gateway = GatewayBuilder(Settings(var_dir=tmp_path / "var")).store(store).nlu(OfflineNlu("test")).build()
+    settings = Settings(var_dir=tmp_path / "var", backoffice_admin_token=STAFF_TOKEN)
+    gateway = GatewayBuilder(settings).store(store).nlu(OfflineNlu("test")).build()
     gateway.ocr_workers = workers
     return gateway
 
@@ -32,7 +37,7 @@ def ocr_gateway(store: ConversationStore, tmp_path: Path, workers: OcrWorkers) -
 async def http(store: ConversationStore, tmp_path: Path) -> AsyncIterator[Client]:
     # Threads keep these tests quick; test_the_gateway_keeps_serving_while_a_worker_reads uses processes.
     gateway = ocr_gateway(store, tmp_path, OcrWorkers("combined", use_threads=True))
-    async with TestClient(TestServer(build_app(gateway))) as client:
+    async with TestClient(TestServer(build_app(gateway)), headers=AS_STAFF) as client:
         assert gateway.orders is not None
         await gateway.orders.upsert([Order.model_validate(sample("label", "photo").slip.order_document())])
         yield client
@@ -152,13 +157,24 @@ async def test_bad_requests_get_json_errors(http: Client, kwargs: dict[str, obje
     assert (await response.json())["error"] == error
 
 
+async def test_photos_are_for_signed_in_staff_who_work_on_tickets_or_chats(http: Client) -> None:
+    gateway = http.server.app[GATEWAY_KEY]
+    assert gateway.backoffice is not None
+    _, quality_token = await gateway.backoffice.staff.create("qa1", name="QA", roles=[Role.QUALITY])
+    for headers, status in (({"Authorization": ""}, 401), ({"Authorization": f"Bearer {quality_token}"}, 403)):
+        for method, path in (("POST", "/api/ocr"), ("GET", "/api/ocr/x"), ("GET", "/api/ocr/x/image")):
+            response = await http.request(method, path, json={"media_id": "x"}, headers=headers)
+            assert response.status == status, (method, path)
+            assert (await response.json())["error"] in ("unauthorized", "forbidden")
+
+
 async def test_an_unknown_result_is_not_found(http: Client) -> None:
     assert (await http.get("/api/ocr/000000000000000000000000")).status == 404
 
 
 async def test_the_gateway_keeps_serving_while_a_worker_reads(store: ConversationStore, tmp_path: Path) -> None:
     gateway = ocr_gateway(store, tmp_path, OcrWorkers("rapidocr", processes=1))
-    async with TestClient(TestServer(build_app(gateway))) as client:
+    async with TestClient(TestServer(build_app(gateway)), headers=AS_STAFF) as client:
         form = FormData()
         form.add_field("image", png("form", "noise"), filename="form.png", content_type="image/png")
         reading = asyncio.create_task(client.post("/api/ocr", data=form))

@@ -14,13 +14,16 @@ from nlu import OfflineNlu
 from store import ConversationStore
 
 DAY = "2026-11-25"
+STAFF_TOKEN = "routes-test-admin-token"
 
 
 @pytest_asyncio.fixture
 async def http(settings: Settings, store: ConversationStore) -> AsyncIterator[TestClient[object, object]]:
     """No NLU needed here: the planning API does not talk to Rasa."""
+    settings = settings.with_changes(backoffice_admin_token=STAFF_TOKEN)
     gateway = GatewayBuilder(settings).store(store).nlu(OfflineNlu("not needed")).build()
-    async with TestClient(TestServer(build_app(gateway))) as client:
+    headers = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+    async with TestClient(TestServer(build_app(gateway)), headers=headers) as client:
         yield client
 
 
@@ -83,3 +86,11 @@ async def test_bad_requests_get_json_errors(http: TestClient[object, object]) ->
     assert response.status == 404
     response = await http.post("/api/routes/pickups", data=b"{not json", headers={"Content-Type": "application/json"})
     assert response.status == 400 and (await response.json())["error"] == "invalid_json"
+
+
+async def test_route_planning_is_for_dispatchers_and_admins(http: TestClient[object, object]) -> None:
+    for path in ("/api/routes/plans/latest", "/api/routes/carbon"):
+        assert (await http.get(path, headers={"Authorization": ""})).status == 401
+    assert (await http.post("/api/routes/pickups", json={}, headers={"Authorization": "Bearer wrong"})).status == 401
+    page = await http.get("/console/routes", headers={"Authorization": ""}, allow_redirects=False)
+    assert page.status == 303 and page.headers["Location"].startswith("/console/login")

@@ -1,0 +1,177 @@
+"""Rate limits of one gateway process: token buckets per key, which address a request comes
+from (behind a trusted proxy), the per-IP limit on inbound webhooks (aiohttp middleware) and
+the per-sender limit on inbound messages.
+
+The counters are in memory on purpose: a limit is checked on every inbound request, before the
+store is touched, so it must cost nothing and keep working while MongoDB is slow or down; a
+shared counter (the store, Redis) would add a round trip and a failure mode to every message.
+The price: with N gateway processes a client gets up to N times the limit, and a restart
+forgets the counts. The load balancer in front should limit too (per IP, across processes).
+
+Must not know channels' wire formats, the store or the dialogue: it sees paths, addresses and
+(channel, sender id) keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from channels.base import SenderThrottled, json_response
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+LOOPBACK = "127.0.0.0/8,::1/128"
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """``per_minute`` requests a minute on average, up to ``burst`` at once; 0 per minute is no limit."""
+
+    per_minute: float
+    burst: int
+
+    @property
+    def unlimited(self) -> bool:
+        return self.per_minute <= 0
+
+    @classmethod
+    def parse(cls, per_minute: str | None, burst: str | None, default: Rate) -> Rate:
+        rate = float(per_minute) if per_minute else default.per_minute
+        size = int(burst) if burst else default.burst
+        if rate < 0 or size < 1:
+            raise ValueError("rate limits need a rate >= 0 and a burst >= 1")
+        return cls(rate, size)
+
+
+class TokenBucketLimiter:
+    """One token bucket per key; a request takes a token, tokens come back at the rate.
+
+    At most ``max_keys`` buckets are kept (least recently used dropped first), so a flood of
+    distinct keys cannot exhaust memory; a dropped key starts again with a full bucket.
+    """
+
+    def __init__(self, rate: Rate, *, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.max_keys = max_keys
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key → (tokens, when)
+
+    def take(self, key: str) -> float | None:
+        """None when allowed; otherwise the seconds until the next request would be."""
+        if self.rate.unlimited:
+            return None
+        now = self.clock()
+        per_second = self.rate.per_minute / 60.0
+        tokens, when = self._buckets.pop(key, (float(self.rate.burst), now))
+        tokens = min(float(self.rate.burst), tokens + (now - when) * per_second)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        self._buckets[key] = (tokens, now)
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return None if allowed else (1.0 - tokens) / per_second
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+def parse_networks(value: str | None) -> tuple[Network, ...]:
+    """``"10.0.0.0/8, 192.168.1.7"`` → networks; empty or None → none."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in (value or "").split(",") if part.strip())
+
+
+class ClientAddress:
+    """The address a request comes from. ``X-Forwarded-For`` is believed only when the direct
+    peer is a configured trusted proxy (anyone else could write any address there), and then
+    the right-most entry that is not itself a trusted proxy is the client."""
+
+    def __init__(self, trusted_proxies: Iterable[Network] = ()) -> None:
+        self.trusted = tuple(trusted_proxies)
+
+    def of(self, request: web.Request) -> str:
+        peer = request.remote or ""
+        if not self.trusted or not self._is_trusted(peer):
+            return peer
+        hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not self._is_trusted(hop):
+                return hop if _address(hop) is not None else peer
+        return peer
+
+    def _is_trusted(self, value: str) -> bool:
+        address = _address(value)
+        return address is not None and any(address in network for network in self.trusted)
+
+
+def _address(value: str) -> Address | None:
+    try:
+        return ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return None
+
+
+def too_many(detail: str, retry_after: float) -> web.Response:
+    seconds = max(1, math.ceil(retry_after))
+    response = json_response({"error": "rate_limited", "detail": detail, "retry_after": seconds}, status=429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+class IpRateLimit:
+    """Per client IP on the webhook paths given (not on the providers' webhooks: Telegram and
+    Twilio call from a few addresses of theirs, which a per-IP limit would throttle for
+    everyone; their customers are limited per sender instead). Addresses in ``exempt`` (by
+    default loopback, where a local bench or a same-host proxy without forwarding comes from)
+    are not limited."""
+
+    def __init__(
+        self, limiter: TokenBucketLimiter, addresses: ClientAddress, paths: tuple[str, ...], exempt: Iterable[Network]
+    ) -> None:
+        self.limiter = limiter
+        self.addresses = addresses
+        self.paths = paths
+        self.exempt = tuple(exempt)
+
+    def applies_to(self, path: str) -> bool:
+        return path.startswith(self.paths)
+
+    def retry_after(self, request: web.Request) -> float | None:
+        if not self.applies_to(request.path):
+            return None
+        client = self.addresses.of(request)
+        address = _address(client)
+        if address is not None and any(address in network for network in self.exempt):
+            return None
+        return self.limiter.take(client)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        wait = self.retry_after(request)
+        if wait is not None:
+            return too_many("too many requests from this address; slow down", wait)
+        return await handler(request)
+
+
+class SenderRateLimit:
+    """Per (channel, sender id) on inbound messages, whatever address they come through.
+    Raises :class:`SenderThrottled`; each channel answers it in its own way (429, SMTP 451 …)."""
+
+    def __init__(self, limiter: TokenBucketLimiter, exempt_channels: Iterable[str] = ()) -> None:
+        self.limiter = limiter
+        self.exempt_channels = frozenset(exempt_channels)
+
+    def check(self, channel: str, sender_id: str) -> None:
+        if channel in self.exempt_channels:
+            return
+        wait = self.limiter.take(f"{channel}\x00{sender_id}")
+        if wait is not None:
+            raise SenderThrottled(wait)
