@@ -37,10 +37,13 @@ from typing import Any
 from channels.base import DeliveryFailed, OutputChannel
 from store import ConversationStore, Event, Message
 from store.changes import follow_changes
-from store.leases import HeldLease, Leases
+from store.leases import HeldLease, Leases, process_identity
 from store.mongo import message_from_doc
 
 log = logging.getLogger(__name__)
+
+
+LOCAL_CATCH_UP_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,10 @@ class OutboxDispatcher:
         # Sent, but the store could not be told yet: message id -> provider id, per channel.
         self._sent_unrecorded: dict[str, dict[str, str | None]] = {name: {} for name in self.senders}
         self._tasks: list[asyncio.Task[None]] = []
+        self._following = False
+        self.owner = leases.owner if leases is not None else process_identity()
+        self.claim_stale_ms = int(2 * lease_seconds * 1000)
+        """Another sender's claim on a reply older than this is from a process that died."""
         # No leases: this is the only dispatcher on the store (tests, one-off tools).
         self._leases = {
             name: HeldLease(leases, f"outbox:{name}", lease_seconds)
@@ -98,6 +105,7 @@ class OutboxDispatcher:
             await sender.start()
             self._tasks.append(asyncio.create_task(self._run(name), name=f"outbox-{name}"))
         if follow_store and self.senders:
+            self._following = True
             opened = asyncio.Event()
             self._tasks.append(asyncio.create_task(self._follow_stored_replies(opened), name="outbox-follow"))
             with contextlib.suppress(TimeoutError):
@@ -123,9 +131,11 @@ class OutboxDispatcher:
         )
 
     def wake(self, channel: str | None = None) -> None:
-        """New replies are in the outbox: look now instead of at the next poll."""
+        """New replies are in the outbox: look now instead of at the next poll. (While following
+        the store, connected recipients get replies from :meth:`reply_stored`; their channels'
+        catch-up passes are woken only by ``wake()`` for all channels, after a stream gap.)"""
         for name, event in self._wake.items():
-            if channel is None or channel == name:
+            if channel is None or (channel == name and not (self._following and self.senders[name].local_delivery)):
                 event.set()
 
     async def reply_stored(self, message: Message) -> None:
@@ -172,7 +182,12 @@ class OutboxDispatcher:
             except Exception:  # e.g. the store is down: try again at the next poll
                 log.exception("outbox pass for %s failed", channel)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), self.poll_interval)
+                await asyncio.wait_for(wake.wait(), self._interval(channel))
+
+    def _interval(self, channel: str) -> float:
+        if self._following and self.senders[channel].local_delivery:
+            return max(self.poll_interval, LOCAL_CATCH_UP_SECONDS)  # a safety net: pushes come from the stream
+        return self.poll_interval
 
     async def deliver_due(self, channel: str) -> int:
         """One pass over the channel's undelivered replies; returns how many went out."""
@@ -199,6 +214,12 @@ class OutboxDispatcher:
             if sender.combines_replies and first.in_reply_to and not await self._turn_finished(first.in_reply_to):
                 held.add(recipient)  # the turn is still writing replies: send them together later
                 continue
+            ids = [message.id for message in batch]
+            if not await self.store.claim_for_sending(ids, self.owner, self.clock_ms(), self.claim_stale_ms):
+                # A sender that lost its lease may still be recording this one: not twice.
+                log.info("reply %s of %s is being sent by another process; later", first.id, channel)
+                held.add(recipient)
+                continue
             try:
                 async with asyncio.timeout(self._send_timeout):
                     if sender.combines_replies:
@@ -209,6 +230,7 @@ class OutboxDispatcher:
                 if not isinstance(exc, DeliveryFailed | TimeoutError):
                     log.exception("the %s sender failed unexpectedly", channel)
                 held.add(recipient)
+                await self.store.release_sending(ids, self.owner)
                 for message in batch:
                     await self._failed(message.id, message.attempts + 1, exc, message.conversation_id, channel)
                 if isinstance(exc, DeliveryFailed) and exc.retry_after:

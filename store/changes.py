@@ -21,6 +21,11 @@ from pymongo.errors import PyMongoError
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
+IDLE_SECONDS = 0.05
+"""Pause after a getMore that found nothing. MongoDB itself waits up to ``max_await_time_ms``
+for a change before answering; nx-27017 answers at once, and pymongo's iterator would then ask
+again in a tight loop (one stream per process kept that single-threaded server 100 % busy)."""
+MAX_AWAIT_MS = 1000
 
 ChangeHandler = Callable[[Mapping[str, Any]], Awaitable[None]]
 
@@ -68,13 +73,17 @@ async def follow_changes(
             options: dict[str, Any] = {"full_document": full_document}
             if resume_after is not None:
                 options["resume_after"] = resume_after
-            async with await db[collection].watch(pipeline, **options) as stream:
+            async with await db[collection].watch(pipeline, max_await_time_ms=MAX_AWAIT_MS, **options) as stream:
                 if opened is not None:
                     opened.set()
                 if interrupted and on_reopen is not None:
                     interrupted = False
                     await on_reopen()
-                async for change in stream:
+                while stream.alive:
+                    change = await stream.try_next()
+                    if change is None:
+                        await asyncio.sleep(IDLE_SECONDS)
+                        continue
                     resume_after = change.get("_id")
                     if change.get("fullDocument"):
                         change = {**change, "fullDocument": decoded(change["fullDocument"])}

@@ -170,6 +170,11 @@ class ConversationStore:
         await self.messages.create_index([("channel", ASCENDING), ("delivered", ASCENDING), ("failed", ASCENDING)])
         await self.events.create_index([("name", ASCENDING), ("at", ASCENDING)])
         await self.events.create_index([("conversation_id", ASCENDING)])
+        # Replies stored before senders claimed what they send get an empty claim.
+        await self.messages.update_many(
+            {"direction": Direction.OUTBOUND.value, "delivered": False, "sending_owner": {"$exists": False}},
+            {"$set": {"sending_owner": "", "sending_ms": 0}},
+        )
 
     # -- customers -------------------------------------------------------------------------
 
@@ -508,6 +513,9 @@ class ConversationStore:
             "attempts": 0,
             "next_attempt_ms": 0,
             "failed": False,
+            # Which sender is sending it now ("" nobody; never null: nx-27017 mismatches null in $or).
+            "sending_owner": "",
+            "sending_ms": 0,
         }
         try:
             await self.messages.insert_one(doc)
@@ -571,6 +579,32 @@ class ConversationStore:
         if doc is None:
             return None
         return {"channel_message_id": doc.get("channel_message_id"), "metadata": doc.get("metadata") or {}}
+
+    async def claim_for_sending(self, message_ids: list[str], owner: str, now_ms: int, stale_ms: int) -> bool:
+        """Mark undelivered replies as being sent by ``owner``, all or none. Refused while another
+        sender's claim on one of them is younger than ``stale_ms``: that sender may have handed it
+        to the provider and not yet recorded it (a store too slow to let it finish in its lease)."""
+        claimed: list[str] = []
+        for message_id in message_ids:
+            result = await self.messages.update_one(
+                {
+                    "_id": message_id,
+                    "delivered": False,
+                    "$or": [{"sending_owner": {"$in": ["", owner]}}, {"sending_ms": {"$lt": now_ms - stale_ms}}],
+                },
+                {"$set": {"sending_owner": owner, "sending_ms": now_ms}},
+            )
+            if result.matched_count != 1:
+                await self.release_sending(claimed, owner)
+                return False
+            claimed.append(message_id)
+        return True
+
+    async def release_sending(self, message_ids: list[str], owner: str) -> None:
+        if message_ids:
+            await self.messages.update_many(
+                {"_id": {"$in": message_ids}, "sending_owner": owner}, {"$set": {"sending_owner": "", "sending_ms": 0}}
+            )
 
     async def mark_sent(self, message_id: str, provider_message_id: str | None) -> None:
         changes: dict[str, Any] = {"delivered": True}

@@ -36,6 +36,16 @@ async def mongo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Embed
     await server.stop()
 
 
+@pytest_asyncio.fixture
+async def own_mongo(tmp_path: Path) -> AsyncIterator[EmbeddedMongo]:
+    """A store of the test's own, with its files on disk, that the test may stop and start
+    (the session's ``mongo`` is shared and must stay up)."""
+    server = EmbeddedMongo(tmp_path / "mongo")
+    await server.start()
+    yield server
+    await server.stop()
+
+
 @pytest_asyncio.fixture(scope="session")
 async def rasa(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EmbeddedRasaServer]:
     """The real Rasa server; the model is trained once and cached under models/."""

@@ -8,7 +8,6 @@ import asyncio
 import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -18,13 +17,13 @@ import aiosmtplib
 import pytest
 import pytest_asyncio
 from aioimaplib import IMAP4
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from PIL import Image
 
 from channels.email import EmailInput, ImapMailbox
 from channels.email_text import html_to_text, strip_history
 from gateway import GatewayBuilder, Settings, build_app
 from nlu import NluClient
+from standins.smtp_sink import SmtpSink
 from store import ConversationStore, InboundMessage, Message
 from store.media import MediaStore
 from supervisor import free_port
@@ -35,35 +34,10 @@ SHOP = "service@shop.example"
 CUSTOMER = "zhang.wei@example.com"
 
 
-class RelayStandIn:
-    """An SMTP relay on loopback that keeps what it is given; can be stopped to play an outage."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.received: list[EmailMessage] = []
-        self._server: asyncio.Server | None = None
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        parsed = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.received.append(parsed)
-        return "250 OK"
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: SMTP(self), "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-
 @pytest_asyncio.fixture
-async def relay() -> AsyncIterator[RelayStandIn]:
-    server = RelayStandIn()
+async def relay() -> AsyncIterator[SmtpSink]:
+    """An SMTP relay on loopback that keeps what it is given; can be stopped to play an outage."""
+    server = SmtpSink()
     await server.start()
     yield server
     await server.stop()
@@ -210,7 +184,7 @@ async def test_automatic_mails_are_accepted_but_never_answered(listener: EmailIn
 
 
 async def test_a_conversation_by_mail_threads_and_survives_a_relay_outage(
-    store: ConversationStore, nlu: NluClient, relay: RelayStandIn, tmp_path: Path
+    store: ConversationStore, nlu: NluClient, relay: SmtpSink, tmp_path: Path
 ) -> None:
     listen_port = free_port()
     settings = Settings(
@@ -231,7 +205,7 @@ async def test_a_conversation_by_mail_threads_and_survives_a_relay_outage(
         first = mail("帮我查一下订单202611150001到哪了", subject="物流查询", message_id="<q1@example.com>")
         await send(listen_port, first)
         await wait_for(lambda: len(relay.received) >= 1)
-        reply = relay.received[0]
+        reply = relay.received[0].mail
         assert reply["Subject"] == "Re: 物流查询" and reply["To"] == CUSTOMER
         assert reply["In-Reply-To"] == "<q1@example.com>" and "<q1@example.com>" in reply["References"]
         assert reply["Auto-Submitted"] == "auto-replied"
@@ -262,7 +236,7 @@ async def test_a_conversation_by_mail_threads_and_survives_a_relay_outage(
         await wait_for(lambda: len(relay.received) >= 2)
         await asyncio.sleep(0.3)
         assert len(relay.received) == 2, "sent once"
-        second = relay.received[1]
+        second = relay.received[1].mail
         assert second["In-Reply-To"] == "<q2@example.com>" and second["Subject"] == "Re: 物流查询"
     finally:
         await server.close()

@@ -91,6 +91,21 @@ async def test_a_restarted_dispatcher_resumes_undelivered_replies(store: Convers
     assert restarted.sent == ["first", "second"]
 
 
+async def test_a_reply_another_sender_may_have_sent_is_not_sent_again_until_its_claim_is_stale(
+    store: ConversationStore,
+) -> None:
+    """A sender whose lease ran out (its store calls too slow) may have handed a reply to the
+    provider without recording it yet: the process that took over waits for it."""
+    clock = Clock()
+    reply = await queue(store, "fake", "您好")
+    assert await store.claim_for_sending([reply.id], "slow-process", clock.ms, 60_000)
+    sender = FlakySender()
+    outbox = OutboxDispatcher(store, [sender], POLICY, clock_ms=clock)
+    assert await outbox.deliver_due("fake") == 0 and sender.sent == []
+    clock.ms += 60_001  # the other process never recorded it: it died
+    assert await outbox.deliver_due("fake") == 1 and sender.sent == ["您好"]
+
+
 async def test_replies_to_one_recipient_keep_their_order(store: ConversationStore) -> None:
     sender, clock = FlakySender(), Clock()
     outbox = OutboxDispatcher(store, [sender], POLICY, clock_ms=clock)

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from channels.app_im import WS_PATH
@@ -42,15 +40,6 @@ APP_SECRET = "store-restart-app-secret"
 TELEGRAM_SECRET = "store-restart-telegram-secret"
 CHAT = 550031
 APP_USER = "app-store-restart"
-
-
-@pytest_asyncio.fixture
-async def own_mongo(tmp_path: Path) -> AsyncIterator[EmbeddedMongo]:
-    """A store of this test's own, on disk, that the test may stop and start."""
-    server = EmbeddedMongo(tmp_path / "mongo")
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_the_gateway_rides_out_a_store_restart_without_losing_or_doubling_a_message(

@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest_asyncio
 
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from nlu.server import EmbeddedRasaServer
@@ -26,23 +24,14 @@ SECRET = "crash-test-secret"
 CHAT = 880011
 
 
-@pytest_asyncio.fixture
-async def mongo(tmp_path: Path) -> AsyncIterator[EmbeddedMongo]:
-    """A persistent store of this test's own (``--data-dir``), not the session's."""
-    server = EmbeddedMongo(tmp_path / "mongo")
-    await server.start()
-    yield server
-    await server.stop()
-
-
 async def test_a_killed_gateway_sends_the_reply_after_restart_and_only_once(
-    mongo: EmbeddedMongo, rasa: EmbeddedRasaServer, standin: BotApiStandIn, tmp_path: Path
+    own_mongo: EmbeddedMongo, rasa: EmbeddedRasaServer, standin: BotApiStandIn, tmp_path: Path
 ) -> None:
     database = f"crash_{uuid.uuid4().hex[:10]}"
     port = free_port()
     env = {
         **os.environ,
-        "MONGODB_URI": mongo.uri,
+        "MONGODB_URI": own_mongo.uri,
         "MONGODB_DATABASE": database,
         "RASA_URL": rasa.url,
         "RASA_TOKEN": rasa.token,
@@ -58,7 +47,7 @@ async def test_a_killed_gateway_sends_the_reply_after_restart_and_only_once(
         "OUTBOX_LEASE_SECONDS": "2",
     }
     gateway = GatewayProcess(env, port, tmp_path / "gateway.log")
-    store = ConversationStore.from_uri(mongo.uri, database)
+    store = ConversationStore.from_uri(own_mongo.uri, database)
     update = private_update(5001, CHAT, text="查一下订单202611150001")
     headers = {SECRET_HEADER: SECRET}
     try:
@@ -79,9 +68,9 @@ async def test_a_killed_gateway_sends_the_reply_after_restart_and_only_once(
         assert await store.count_messages(direction="out", delivered=False) >= 1, "stored, not sent"
         assert standin.sent == []
         await store.close()
-        await mongo.stop()  # the store restarts too: the unsent reply must be on disk
-        await mongo.start()
-        store = ConversationStore.from_uri(mongo.uri, database)
+        await own_mongo.stop()  # the store restarts too: the unsent reply must be on disk
+        await own_mongo.start()
+        store = ConversationStore.from_uri(own_mongo.uri, database)
         assert await store.count_messages(direction="out", delivered=False) >= 1
 
         standin.hang_sends = False

@@ -62,21 +62,13 @@ class SlowRasa(LoopbackServer):
 
 
 @pytest_asyncio.fixture
-async def mongo(tmp_path: Path) -> AsyncIterator[EmbeddedMongo]:
-    server = EmbeddedMongo(tmp_path / "mongo")
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest_asyncio.fixture
 async def cluster(
-    mongo: EmbeddedMongo, rasa: EmbeddedRasaServer, standin: BotApiStandIn, tmp_path: Path
+    own_mongo: EmbeddedMongo, rasa: EmbeddedRasaServer, standin: BotApiStandIn, tmp_path: Path
 ) -> AsyncIterator[tuple[list[GatewayProcess], ConversationStore]]:
     database = f"scale_{uuid.uuid4().hex[:10]}"
     base = {
         **os.environ,
-        "MONGODB_URI": mongo.uri,
+        "MONGODB_URI": own_mongo.uri,
         "MONGODB_DATABASE": database,
         "RASA_URL": rasa.url,
         "RASA_TOKEN": rasa.token,
@@ -98,7 +90,7 @@ async def cluster(
         port = free_port()
         env = {**base, "GATEWAY_PORT": str(port), "GATEWAY_VAR_DIR": str(tmp_path / f"var-{name}")}
         processes.append(GatewayProcess(env, port, tmp_path / f"gateway-{name}.log"))
-    store = ConversationStore.from_uri(mongo.uri, database)
+    store = ConversationStore.from_uri(own_mongo.uri, database)
     try:
         await asyncio.gather(*(p.start() for p in processes))
         yield processes, store
