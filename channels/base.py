@@ -33,6 +33,13 @@ def national_phone(raw: str) -> str:
     return digits
 
 
+def storable_text(text: str) -> str:
+    """Text with what cannot be stored taken out: NUL characters dropped, lone surrogates
+    replaced. For channels that must not refuse a message (Telegram's polling would fetch it
+    again and again); webhooks refuse such bodies with a 400 instead (:func:`unstorable`)."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 def unstorable(value: object, _depth: int = 0) -> str | None:
     """Why a parsed JSON value cannot be stored as it is, or None: a NUL character (BSON keys
     cannot hold one, and the embedded store's indexes cut strings at it) or a lone UTF-16

@@ -37,6 +37,7 @@ from channels.base import (
     SenderThrottled,
     json_response,
     national_phone,
+    storable_text,
     unstorable,
 )
 from store.models import Attachment, InboundMessage, Message
@@ -199,7 +200,7 @@ class TelegramInput(InputChannel):
         if message.chat.type != ChatType.PRIVATE or user is None:
             raise Ignored(f"chat {message.chat.id} is a {message.chat.type} chat; only private chats are served")
 
-        text = (message.text or message.caption or "").strip()  # whitespace alone is no message
+        text = storable_text(message.text or message.caption or "").strip()  # whitespace alone is no message
         profile = {"name": user.full_name}
         attachments: list[Attachment] = []
         metadata: dict[str, Any] = {"telegram_user_id": user.id}

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from telegram import Bot, Update
 
 from channels.app_im import AppImInput, Connections, sign_user
-from channels.base import InvalidInbound, unstorable
+from channels.base import InvalidInbound, storable_text, unstorable
 from channels.email_text import UnreadableMail, html_to_text, parse_mail, strip_history
 from channels.rest import RestInput
 from channels.sms import TwilioSmsInput
@@ -127,9 +127,9 @@ def test_telegram_text_updates_normalise_or_are_ignored(text: str | None, chat_t
     try:
         message = asyncio.run(channel.to_inbound(Update.de_json(data, BOT)))
     except Ignored:
-        assert chat_type != "private" or not (text or "").strip()
+        assert chat_type != "private" or not storable_text(text or "").strip()
     else:
-        assert chat_type == "private" and message.text == (text or "").strip()
+        assert chat_type == "private" and message.text == storable_text(text or "").strip()
         assert message.channel_message_id == str(update_id)
         storable(message)
 
@@ -189,15 +189,18 @@ def test_any_bytes_parse_as_a_mail_or_are_unreadable(raw: bytes) -> None:
 @FAST
 @given(subject=HEADER_TEXT, body=CUSTOMER_TEXT, name=HEADER_TEXT)
 def test_a_composed_mail_keeps_sender_and_words(subject: str, body: str, name: str) -> None:
+    from email.headerregistry import Address
     from email.message import EmailMessage
 
     mail = EmailMessage()
-    mail["From"] = f'"{name.replace(chr(34), "")}" <kehu@example.com>'
+    # Quoted as a mail client quotes it (a bare backslash or quote in the name would be escaped).
+    mail["From"] = Address(display_name=name, addr_spec="kehu@example.com")
     mail["Subject"] = subject
     mail.set_content(body or "在吗")
     parsed = parse_mail(mail.as_bytes())
     assert parsed.sender == "kehu@example.com"
-    assert parsed.text == strip_history((body or "在吗").replace("\r\n", "\n"))
+    # Mail has one line ending: a lone CR in the body arrives as a line break too.
+    assert parsed.text == strip_history((body or "在吗").replace("\r\n", "\n").replace("\r", "\n"))
 
 
 @FAST
