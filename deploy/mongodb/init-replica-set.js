@@ -15,5 +15,12 @@ db.getSiblingDB("admin").createUser({
   pwd: passwordPrompt(),
   roles: [{ role: "readWrite", db: "aftersales" }],
 });
+// Operators and reports that only look: read, never write (a stray write can stop turns, see
+// docs/threat-model.md).
+db.getSiblingDB("admin").createUser({
+  user: "aftersales_readonly",
+  pwd: passwordPrompt(),
+  roles: [{ role: "read", db: "aftersales" }],
+});
 // The gateways create their own indexes at start (ConversationStore.ensure_indexes and the
 // services' ensure_indexes); nothing else is needed before the first start.
