@@ -62,7 +62,7 @@ from quality.demo import seed_demo_quality
 from quality.peak import csv_rows, format_text, peak_report
 from shop import SeedError
 from shop.policy import PolicyError
-from store import MergeRefused
+from store import ConversationStore, MergeRefused
 from supervisor import ChildStartError
 
 
@@ -419,7 +419,7 @@ async def _peak_report(first: date, last: date, *, as_json: bool, csv_path: Path
         print("error: --from must not be after --to", file=sys.stderr)
         return 2
     zone = ZoneInfo(Settings.from_env().timezone)
-    async with _database() as db:
+    async with _database(read_only=True) as db:
         report = await peak_report(db, first, last, zone)
     if csv_path is not None:
         with csv_path.open("w", newline="", encoding="utf-8") as out:
@@ -431,9 +431,19 @@ async def _peak_report(first: date, last: date, *, as_json: bool, csv_path: Path
 
 
 @contextlib.asynccontextmanager
-async def _database() -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
-    """The gateway's database (embedded nx-27017 unless MONGODB_URI is set), for one command."""
-    gateway = GatewayBuilder(Settings.from_env()).build()
+async def _database(*, read_only: bool = False) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    """The gateway's database (embedded nx-27017 unless MONGODB_URI is set), for one command.
+    ``read_only``: a configured store is opened as it is (no index creation, no migration), so a
+    read-only account (``deploy/mongodb/init-replica-set.js``) can run reports."""
+    settings = Settings.from_env()
+    if read_only and settings.mongodb_uri:
+        store = ConversationStore.from_uri(settings.mongodb_uri, settings.mongodb_database)
+        try:
+            yield store.db
+        finally:
+            await store.close()
+        return
+    gateway = GatewayBuilder(settings).build()
     try:
         yield (await gateway.start_store()).db
     finally:
