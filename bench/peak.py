@@ -58,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from channels.app_im import sign_user
 from channels.telegram import SECRET_HEADER
 from channels.telegram import WEBHOOK_PATH as TELEGRAM_PATH
+from gateway.cluster import GatewayProcess
 from nlu.project import NluProject
 from nlu.server import EmbeddedRasaServer
 from quality.metrics import percentile
@@ -65,7 +66,7 @@ from quality.peak import format_text
 from standins import TOKEN, BotApiStandIn, Delivery, ReceivedMail, SmtpSink
 from store import ConversationStore
 from store.embedded import EmbeddedMongo
-from supervisor import free_port
+from supervisor import ChildStartError, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_ORDERS = REPO_ROOT / "shop" / "demo_orders.json"
@@ -219,44 +220,19 @@ def population(
 # -- infrastructure ------------------------------------------------------------------------
 
 
-class GatewayProcess:
+class BenchGateway(GatewayProcess):
+    """A gateway of the bench (``gateway.cluster.GatewayProcess``), with its own SMTP listener."""
+
     def __init__(self, index: int, env: dict[str, str], port: int, smtp_port: int, log: Path) -> None:
-        self.index, self.env, self.port, self.smtp_port, self.log = index, env, port, smtp_port, log
-        self.process: asyncio.subprocess.Process | None = None
+        super().__init__(index, port, env, [], log)
+        self.smtp_port = smtp_port
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self, seed_orders: Path | None) -> None:
-        extra = ["--seed-orders", str(seed_orders)] if seed_orders else []
-        with self.log.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, str(REPO_ROOT / "run.py"), "serve", *extra,
-                env=self.env, cwd=REPO_ROOT, stdout=log, stderr=asyncio.subprocess.STDOUT,
-            )  # fmt: skip
-
-    async def wait_healthy(self, http: aiohttp.ClientSession, seconds: float = 180) -> None:
-        deadline = now() + seconds
-        while now() < deadline:
-            assert self.process is not None
-            if self.process.returncode is not None:
-                raise SystemExit(f"gateway {self.index} exited: {self.log.read_text()[-3000:]}")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{self.url}/health") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.3)
-        raise SystemExit(f"gateway {self.index} did not become healthy; see {self.log}")
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 30)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
+    async def start_serving(self, seed_orders: Path | None) -> None:
+        self.args = ["--seed-orders", str(seed_orders)] if seed_orders else []
+        try:
+            await self.start(timeout=180)
+        except ChildStartError as exc:
+            raise SystemExit(f"gateway {self.index}: {exc}") from exc
 
     def log_problems(self) -> Counter[str]:
         """ERROR and WARNING lines of the gateway's log, by logger and the start of the message."""
@@ -315,7 +291,7 @@ class Errors(Counter[str]):
 class Load:
     def __init__(
         self,
-        gateways: list[GatewayProcess],
+        gateways: list[BenchGateway],
         observed: Observed,
         http: aiohttp.ClientSession,
         sockets_http: aiohttp.ClientSession,
@@ -379,7 +355,7 @@ class Load:
     async def _send(
         self,
         customer: Customer,
-        gateway: GatewayProcess,
+        gateway: BenchGateway,
         index: int,
         text: str,
         socket: aiohttp.ClientWebSocketResponse | None,
@@ -409,7 +385,7 @@ class Load:
             self.turns.append(self.by_key[key])
         return self.by_key[key]
 
-    async def _rest(self, customer: Customer, gateway: GatewayProcess, index: int, text: str) -> SentTurn:
+    async def _rest(self, customer: Customer, gateway: BenchGateway, index: int, text: str) -> SentTurn:
         body = {"sender": customer.address, "message": text, "message_id": f"m{index}"}
         turn = self._record(customer, f"{customer.address}:m{index}", index)
         async with self.http.post(f"{gateway.url}/webhooks/rest/webhook", json=body) as response:
@@ -420,7 +396,7 @@ class Load:
         return turn
 
     async def _telegram(
-        self, customer: Customer, gateway: GatewayProcess, index: int, text: str, update_id: int
+        self, customer: Customer, gateway: BenchGateway, index: int, text: str, update_id: int
     ) -> SentTurn:
         chat = int(customer.address)
         update = {
@@ -438,7 +414,7 @@ class Load:
                 raise Retry(f"Telegram webhook {response.status}: {(await response.text())[:200]}")
         return turn
 
-    async def _email(self, customer: Customer, gateway: GatewayProcess, index: int, text: str) -> SentTurn:
+    async def _email(self, customer: Customer, gateway: BenchGateway, index: int, text: str) -> SentTurn:
         message_id = f"peak-{customer.number}-{index}@peak.example"
         mail = EmailMessage()
         mail["From"] = customer.address
@@ -450,7 +426,7 @@ class Load:
         await aiosmtplib.send(mail, hostname="127.0.0.1", port=gateway.smtp_port, timeout=60)
         return turn
 
-    async def _app_socket(self, customer: Customer, gateway: GatewayProcess) -> aiohttp.ClientWebSocketResponse | None:
+    async def _app_socket(self, customer: Customer, gateway: BenchGateway) -> aiohttp.ClientWebSocketResponse | None:
         expires = int(time.time()) + 6 * 3600
         token = sign_user(APP_SECRET, customer.address, expires)
         url = f"{gateway.url}/webhooks/app/ws?user={customer.address}&expires={expires}&token={token}"
@@ -518,7 +494,7 @@ class AgentStats:
 
 async def agent(
     name: str,
-    gateway: GatewayProcess,
+    gateway: BenchGateway,
     http: aiohttp.ClientSession,
     stats: AgentStats,
     done: asyncio.Event,
@@ -799,7 +775,7 @@ async def run(args: argparse.Namespace) -> int:
             "EMAIL_SMTP_RELAY": f"127.0.0.1:{sink.port}",
             "AGENT_API_TOKEN": AGENT_TOKEN,
         }  # fmt: skip
-        gateways.append(GatewayProcess(n, env, port, smtp_port, work / f"gateway-{n}.log"))
+        gateways.append(BenchGateway(n, env, port, smtp_port, work / f"gateway-{n}.log"))
     store = ConversationStore.from_uri(mongo.uri, DATABASE)
     exit_code = 0
     summary: dict[str, Any] = {}
@@ -811,10 +787,8 @@ async def run(args: argparse.Namespace) -> int:
                 connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None, connect=30)
             ) as sockets_http,
         ):
-            await gateways[0].start(orders_file)  # seeds the orders once
-            await gateways[0].wait_healthy(http)
-            await asyncio.gather(*(g.start(None) for g in gateways[1:]))
-            await asyncio.gather(*(g.wait_healthy(http) for g in gateways[1:]))
+            await gateways[0].start_serving(orders_file)  # seeds the orders once
+            await asyncio.gather(*(g.start_serving(None) for g in gateways[1:]))
             print(
                 f"{len(gateways)} gateway(s) healthy; {len(customers)} customers "
                 f"({dict(Counter(c.channel for c in customers))}), {sum(c.escalates for c in customers)} will ask "

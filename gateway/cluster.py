@@ -35,12 +35,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_START_SECONDS = 120.0
 
 
-class GatewayChild:
-    """One ``run.py serve`` process of the cluster, restarted when it exits."""
+class GatewayProcess:
+    """One ``run.py serve`` process: the cluster's gateways, and the tests' and benchmarks' too."""
 
-    def __init__(self, index: int, port: int, env: Mapping[str, str], args: list[str], log_path: Path) -> None:
-        self.index, self.port, self.env, self.args = index, port, dict(env), args
-        self.child = ChildProcess(f"gateway {index}", log_path)
+    def __init__(self, index: int, port: int, env: Mapping[str, str], args: list[str], log: Path) -> None:
+        self.index, self.port, self.env, self.args, self.log = index, port, dict(env), args, log
+        self.child = ChildProcess(f"gateway {index}", log)
         self.restarts = 0
 
     @property
@@ -57,15 +57,25 @@ class GatewayChild:
         except (aiohttp.ClientError, TimeoutError):
             return False
 
-    async def start(self) -> None:
+    async def start(self, timeout: float = GATEWAY_START_SECONDS) -> None:
+        """Start it and wait until ``/health`` answers 200 (:class:`ChildStartError` if it exits first)."""
         command = [sys.executable, str(REPO_ROOT / "run.py"), "serve", "--port", str(self.port), *self.args]
-        await self.child.start(command, ready=self.healthy, timeout=GATEWAY_START_SECONDS, cwd=REPO_ROOT, env=self.env)
+        await self.child.start(command, ready=self.healthy, timeout=timeout, cwd=REPO_ROOT, env=self.env)
+
+    def running(self) -> bool:
+        return self.child.running()
+
+    async def kill(self) -> None:
+        await self.child.kill()
+
+    async def stop(self) -> None:
+        await self.child.stop()
 
     async def supervise(self) -> None:
         """Start it again whenever it has exited (a crash, an OOM kill)."""
         while True:
             await asyncio.sleep(1.0)
-            if self.child.running():
+            if self.running():
                 continue
             self.restarts += 1
             log.warning("gateway %d exited; starting it again (restart %d)", self.index, self.restarts)
@@ -91,7 +101,7 @@ async def run_cluster(
         loop.add_signal_handler(signum, stop.set)
     mongo: EmbeddedMongo | None = None
     rasa: list[EmbeddedRasaServer] = []
-    children: list[GatewayChild] = []
+    children: list[GatewayProcess] = []
     supervisors: list[asyncio.Task[None]] = []
     balancer: Balancer | None = None
     try:
@@ -126,7 +136,7 @@ async def run_cluster(
             # Demo staff and conversations once, by the first process; the others share its store.
             args = serve_args if index == 0 else [a for a in serve_args if a not in ("--demo-quality", "--demo-staff")]
             log_path = var_dir / "log" / f"gateway-{index + 1}.log"
-            children.append(GatewayChild(index + 1, free_port(), env, args, log_path))
+            children.append(GatewayProcess(index + 1, free_port(), env, args, log_path))
         print(f"starting {gateways} gateway process(es)…", file=sys.stderr, flush=True)
         await children[0].start()  # the first one seeds orders and staff before the others start
         await asyncio.gather(*(child.start() for child in children[1:]))
@@ -137,7 +147,7 @@ async def run_cluster(
         credentials = var_dir / "demo-staff.json"
         print(
             f"Cluster listening on http://{host}:{listening} (TCP round-robin over healthy gateways)\n"
-            + "".join(f"  gateway {c.index}     {c.url}  logs {c.child.log_path}\n" for c in children)
+            + "".join(f"  gateway {c.index}     {c.url}  logs {c.log}\n" for c in children)
             + f"  NLU           {', '.join(rasa_urls)}\n"
             + (f"  demo staff    {credentials} (console passwords and API tokens)\n" if credentials.exists() else "")
             + f"  store         {store_text}",
@@ -152,7 +162,7 @@ async def run_cluster(
                 await task
         if balancer is not None:
             await balancer.stop()
-        await asyncio.gather(*(child.child.stop() for child in children), return_exceptions=True)
+        await asyncio.gather(*(child.stop() for child in children), return_exceptions=True)
         await asyncio.gather(*(server.stop() for server in rasa), return_exceptions=True)
         if mongo is not None:
             await mongo.stop()

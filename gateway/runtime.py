@@ -84,8 +84,8 @@ class Gateway:
         self._nlu_start: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
         self.leases: Leases | None = None
+        """Shared with the other gateway processes on the store: turns, outbox senders, receivers."""
         self.receivers: ExclusiveReceivers | None = None
-        """Shared with the other gateway processes on the store: turns and outbox senders."""
         self.store: ConversationStore | None = None
         self.orders: MongoOrderService | None = None
         self.aftersales: AfterSalesService | None = None

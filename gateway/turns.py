@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from backoffice import TicketDesk
@@ -57,10 +57,6 @@ fails every time must not run every pass forever."""
 class ConversationBusy(RuntimeError):
     """Another process kept the conversation's lease too long; the message is stored and will
     be answered (by recovery or a redelivery), but not within this request."""
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class KeyedLocks:
@@ -156,7 +152,7 @@ class TurnProcessor:
         ``older_than`` (seconds) leaves alone messages so recent that their turn is probably
         still running in the process that received them."""
         cutoff = utcnow() - timedelta(seconds=older_than)
-        pending = [m for m in await self.store.unprocessed_inbound() if _aware(m.created_at) <= cutoff]
+        pending = [m for m in await self.store.unprocessed_inbound() if m.created_at <= cutoff]  # stored: aware
         recovered = 0
         for message in pending:
             receipt = await self._receipt_for(message)

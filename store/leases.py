@@ -64,13 +64,21 @@ class Leases:
             return True
         except DuplicateKeyError:
             pass
-        taken = await self.collection.find_one_and_update(
-            {"_id": job, "$or": [{"owner": self.owner}, {"until_ms": {"$lt": now}}]},
+        # Read, then compare-and-set on what was read: equality filters only (nx-27017 scans
+        # for an $or, and once matched a document against a null inside one).
+        current = await self.collection.find_one({"_id": job})
+        if current is None:
+            return False  # released in between: the next try inserts it
+        holder, held_until = current.get("owner"), int(current.get("until_ms", 0))
+        if holder != self.owner and held_until >= now:
+            return False
+        result = await self.collection.update_one(
+            {"_id": job, "owner": holder, "until_ms": current.get("until_ms")},
             {"$set": {"owner": self.owner, "until_ms": until}},
         )
-        if taken is not None and taken.get("owner") != self.owner:
-            log.info("lease %s taken over from %s (expired)", job, taken.get("owner"))
-        return taken is not None
+        if result.matched_count == 1 and holder != self.owner:
+            log.info("lease %s taken over from %s (expired)", job, holder)
+        return result.matched_count == 1
 
     async def release(self, job: str) -> None:
         await self.collection.delete_one({"_id": job, "owner": self.owner})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -57,7 +58,8 @@ class ChildProcess:
             if self._process.returncode is not None:
                 code = self._process.returncode
                 self._process = None
-                raise ChildStartError(f"{self.name} exited with {code}; see {self.log_path}")
+                tail = self.log_path.read_text(errors="replace")[-1500:] if self.log_path.exists() else ""
+                raise ChildStartError(f"{self.name} exited with {code}; see {self.log_path}\n{tail}")
             if await ready():
                 elapsed = time.monotonic() - started
                 log.info("%s ready in %.1f s", self.name, elapsed)
@@ -68,6 +70,15 @@ class ChildProcess:
 
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
+
+    async def kill(self) -> None:
+        """SIGKILL to the process group: no clean-up, no flush (a crash, for fault tests)."""
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
 
     async def stop(self, grace_seconds: float = 15.0) -> None:
         process, self._process = self._process, None

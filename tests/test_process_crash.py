@@ -17,7 +17,7 @@ from nlu.server import EmbeddedRasaServer
 from store import ConversationStore
 from store.embedded import EmbeddedMongo
 from supervisor import free_port
-from tests.processes import GatewayProcess, eventually
+from tests.processes import eventually, serve_process
 from tests.telegram_standin import TOKEN, BotApiStandIn, private_update
 
 SECRET = "crash-test-secret"
@@ -46,7 +46,7 @@ async def test_a_killed_gateway_sends_the_reply_after_restart_and_only_once(
         # process identity) takes it over once it runs out.
         "OUTBOX_LEASE_SECONDS": "2",
     }
-    gateway = GatewayProcess(env, port, tmp_path / "gateway.log")
+    gateway = serve_process(env, port, tmp_path / "gateway.log")
     store = ConversationStore.from_uri(own_mongo.uri, database)
     update = private_update(5001, CHAT, text="查一下订单202611150001")
     headers = {SECRET_HEADER: SECRET}

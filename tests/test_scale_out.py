@@ -22,12 +22,13 @@ from aiohttp import web
 
 from channels.app_im import WS_PATH, sign_user
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
+from gateway.cluster import GatewayProcess
 from nlu.server import EmbeddedRasaServer
 from store import ConversationStore
 from store.embedded import EmbeddedMongo
 from supervisor import free_port
 from tests.helpers import LoopbackServer
-from tests.processes import GatewayProcess, eventually
+from tests.processes import eventually, serve_process
 from tests.telegram_standin import TOKEN, BotApiStandIn, private_update
 
 SECRET = "scale-out-secret"
@@ -89,7 +90,7 @@ async def cluster(
     for name in ("a", "b"):
         port = free_port()
         env = {**base, "GATEWAY_PORT": str(port), "GATEWAY_VAR_DIR": str(tmp_path / f"var-{name}")}
-        processes.append(GatewayProcess(env, port, tmp_path / f"gateway-{name}.log"))
+        processes.append(serve_process(env, port, tmp_path / f"gateway-{name}.log"))
     store = ConversationStore.from_uri(own_mongo.uri, database)
     try:
         await asyncio.gather(*(p.start() for p in processes))
