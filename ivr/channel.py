@@ -498,12 +498,8 @@ class VoiceInput(InputChannel):
             return self.calls.get(sid)
         call = Call.from_record(record["call"])
         self.calls[sid] = call
-        self._caller_info[sid] = menu.CallerInfo(
-            **{
-                **record.get("caller_info", {}),
-                "scenarios_first": tuple(record.get("caller_info", {}).get("scenarios_first", ())),
-            }
-        )
+        info = dict(record.get("caller_info") or {})
+        self._caller_info[sid] = menu.CallerInfo(**{**info, "scenarios_first": tuple(info.get("scenarios_first", ()))})
         if record.get("base_url"):
             self._base_urls[sid] = str(record["base_url"])
         if record.get("started"):
@@ -516,7 +512,7 @@ class VoiceInput(InputChannel):
         info = self._caller_info.get(call.sid, menu.CallerInfo())
         record = {
             "call": call.record(),
-            "caller_info": {**asdict(info), "scenarios_first": list(info.scenarios_first)},
+            "caller_info": asdict(info),  # the tuple is stored as an array
             "base_url": self._base_urls.get(call.sid),
             "started": self._call_started.get(call.sid, self.clock()).isoformat(),
         }
