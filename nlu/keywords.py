@@ -8,12 +8,6 @@ Owns the keyword table; knows nothing of the dialogue beyond intent names.
 
 from __future__ import annotations
 
-from datetime import date
-
-from nlu.client import Entity, Intent, ParseResult
-from nlu.entities import extract_entities
-from nlu.normalize import TextNormaliser
-
 KEYWORD_CONFIDENCE = 0.6
 """What a keyword match claims: above the fallback threshold, below a real model's certainty."""
 
@@ -26,26 +20,10 @@ KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def keyword_parse(text: str, normaliser: TextNormaliser, today: date) -> ParseResult | None:
-    """A Rasa-shaped reading of ``text`` from keywords and entity rules, or None if nothing is clear."""
-    normalised = normaliser.normalise(text)
-    lowered = normalised.text.lower()
-    entities = [Entity.model_validate(e.as_rasa()) for e in extract_entities(normalised.text, today)]
+def keyword_intent(normalised_text: str, has_order_id: bool) -> str | None:
+    """The intent the keywords make clear in the normalised text, or None."""
+    lowered = normalised_text.lower()
     intent = next((name for name, words in KEYWORDS if any(word in lowered for word in words)), None)
-    if intent is None and any(e.entity == "order_id" for e in entities):
-        intent = "inform"  # a bare order number: the dialogue reads it as "where is this order"
-    if intent is None:
-        return None
-    return ParseResult.model_validate(
-        {
-            "text": text,
-            "normalized_text": normalised.text,
-            "language": normalised.language,
-            "traditional": normalised.traditional,
-            "varieties": list(normalised.varieties),
-            "intent": Intent(name=intent, confidence=KEYWORD_CONFIDENCE).model_dump(),
-            "entities": [e.model_dump(exclude_none=True) for e in entities],
-            "intent_ranking": [],
-            "understood_by": "keywords",
-        }
-    )
+    if intent is None and has_order_id:
+        return "inform"  # a bare order number: the dialogue reads it as "where is this order"
+    return intent

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from nlu.client import FALLBACK_INTENT, Entity, Intent, NluClient, ParseResult
-from nlu.entities import extract_entities
-from nlu.keywords import keyword_parse
-from nlu.normalize import TextNormaliser, default_normaliser
+from nlu.entities import Extracted, extract_entities
+from nlu.keywords import KEYWORD_CONFIDENCE, keyword_intent
+from nlu.normalize import NormalisedText, TextNormaliser, default_normaliser
 
 DEFAULT_CONFIDENCE_THRESHOLD = 0.5
 """Below this the dialogue asks the customer to rephrase (calibrated with ``run.py nlu eval``)."""
@@ -55,10 +56,34 @@ class UnderstandingClient(NluClient):
             # Same shape as Rasa's FallbackClassifier: the fallback on top, the guesses kept below.
             intent = Intent(name=FALLBACK_INTENT, confidence=self.confidence_threshold)
             ranking = [intent, *ranking]
-        entities = [Entity.model_validate(e.as_rasa()) for e in extract_entities(normalised.text, self.today())]
+        extra = raw.model_dump(exclude={"text", "intent", "entities", "intent_ranking"})
+        entities = extract_entities(normalised.text, self.today())
+        return self._reading(text, normalised, intent, ranking, entities, extra)
+
+    def fallback_parse(self, text: str) -> ParseResult | None:
+        """Keywords and entity rules, for turns while no Rasa server answers."""
+        normalised = self.normaliser.normalise(text)
+        entities = extract_entities(normalised.text, self.today())
+        intent = keyword_intent(normalised.text, any(e.entity == "order_id" for e in entities))
+        if intent is None:
+            return None
+        keyword = Intent(name=intent, confidence=KEYWORD_CONFIDENCE)
+        return self._reading(text, normalised, keyword, [], entities, {"understood_by": "keywords"})
+
+    @staticmethod
+    def _reading(
+        text: str,
+        normalised: NormalisedText,
+        intent: Intent,
+        ranking: list[Intent],
+        found: list[Extracted],
+        extra: dict[str, Any],
+    ) -> ParseResult:
+        """Rasa's response shape, with the normaliser's reading and the entity rules' entities."""
+        entities = [Entity.model_validate(e.as_rasa()) for e in found]
         return ParseResult.model_validate(
             {
-                **raw.model_dump(exclude={"text", "intent", "entities", "intent_ranking"}),
+                **extra,
                 "text": text,
                 "normalized_text": normalised.text,
                 "language": normalised.language,
@@ -69,10 +94,6 @@ class UnderstandingClient(NluClient):
                 "intent_ranking": [i.model_dump() for i in ranking],
             }
         )
-
-    def fallback_parse(self, text: str) -> ParseResult | None:
-        """Keywords and entity rules, for turns while no Rasa server answers."""
-        return keyword_parse(text, self.normaliser, self.today())
 
     async def ready(self) -> bool:
         return await self.transport.ready()
