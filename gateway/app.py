@@ -33,8 +33,8 @@ def ip_rate_limit(gateway: Gateway) -> IpRateLimit:
     limiter = TokenBucketLimiter(
         Rate(settings.rate_limit_ip_per_minute, settings.rate_limit_ip_burst), max_keys=settings.rate_limit_max_keys
     )
-    addresses = ClientAddress(parse_networks(",".join(settings.rate_limit_trusted_proxies)))
-    return IpRateLimit(limiter, addresses, IP_LIMITED_PATHS, parse_networks(",".join(settings.rate_limit_ip_exempt)))
+    addresses = ClientAddress(parse_networks(settings.rate_limit_trusted_proxies))
+    return IpRateLimit(limiter, addresses, IP_LIMITED_PATHS, parse_networks(settings.rate_limit_ip_exempt))
 
 
 def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application:

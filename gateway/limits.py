@@ -28,7 +28,6 @@ from channels.base import SenderThrottled, json_response
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-LOOPBACK = "127.0.0.0/8,::1/128"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +40,6 @@ class Rate:
     @property
     def unlimited(self) -> bool:
         return self.per_minute <= 0
-
-    @classmethod
-    def parse(cls, per_minute: str | None, burst: str | None, default: Rate) -> Rate:
-        rate = float(per_minute) if per_minute else default.per_minute
-        size = int(burst) if burst else default.burst
-        if rate < 0 or size < 1:
-            raise ValueError("rate limits need a rate >= 0 and a burst >= 1")
-        return cls(rate, size)
 
 
 class TokenBucketLimiter:
@@ -84,9 +75,9 @@ class TokenBucketLimiter:
         return len(self._buckets)
 
 
-def parse_networks(value: str | None) -> tuple[Network, ...]:
-    """``"10.0.0.0/8, 192.168.1.7"`` → networks; empty or None → none."""
-    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in (value or "").split(",") if part.strip())
+def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
+    """``("10.0.0.0/8", "192.168.1.7")`` → networks (the settings' comma-separated lists)."""
+    return tuple(ipaddress.ip_network(value.strip(), strict=False) for value in values if value.strip())
 
 
 class ClientAddress:
