@@ -234,9 +234,8 @@ async def _serve(
     host: str, port: int, seed_orders: Path | None, *, demo_staff: bool = False, demo_quality: bool = False
 ) -> int:
     # Phone numbers, e-mail addresses and tokens are masked in every log record (gateway/log_privacy.py);
-    # httpx logs each Bot API URL, which holds the bot token, at INFO.
+    # httpx is already quieted in main().
     log_privacy.install()
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.from_env().with_changes(host=host, port=port)
     gateway = GatewayBuilder(settings).build()
     runner = web.AppRunner(build_app(gateway, wait_for_nlu=False), handle_signals=False, access_log=None)
