@@ -183,7 +183,7 @@ class MediaStore:
             return  # no quota: nothing to count (the disk itself still refuses with ENOSPC)
         with self._usage_lock:
             used = self._current_usage()
-            if self.quota_bytes is not None and used + size > self.quota_bytes:
+            if used + size > self.quota_bytes:
                 raise MediaRejected(
                     "storage_full", f"the media store is full ({used} of {self.quota_bytes} bytes used)"
                 )
