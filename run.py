@@ -14,6 +14,7 @@ python run.py backoffice staff-add|staff-list|staff-token|sweep …
 python run.py ivr transcribe FILE.wav [FILE.wav ...] [--json] [--engine vosk|whisper] [--language zh|en|…]
 python run.py ivr prepare
 python run.py report peak --from YYYY-MM-DD --to YYYY-MM-DD [--json] [--csv FILE]
+python run.py rest customer-token --phone 13800138000 [--email E] [--name N] [--hours 24]
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ from backoffice.config import ConfigInvalid
 from backoffice.demo import ensure_demo_staff
 from backoffice.routing.cli import add_routes_commands, run_routes_command
 from channels.app_im import sign_user
+from channels.customer_token import sign_customer_token
 from console import SessionStore
 from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
 from gateway import Gateway, GatewayBuilder, Settings, SettingsError, build_app, log_privacy
 from gateway.cluster import run_cluster
+from gateway.demo import demo_secret
 from gateway.voice import engine_config
 from ivr.cli import add_ivr_commands, run_ivr_command
 from ivr.recognizer import EngineUnavailable as SpeechEngineUnavailable
@@ -155,6 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     peak.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     peak.add_argument("--csv", type=Path, metavar="FILE", help="also write every figure as section,key,field,value")
 
+    rest = commands.add_parser("rest", help="the REST channel's customer tokens (as the shop's backend signs them)")
+    rest_commands = rest.add_subparsers(dest="rest_command", required=True)
+    token = rest_commands.add_parser(
+        "customer-token", help="print a signed customer token (REST_CUSTOMER_TOKEN_SECRET, else the demo secret)"
+    )
+    token.add_argument("--phone", help="the signed-in user's verified mobile number")
+    token.add_argument("--email", help="the signed-in user's verified e-mail address")
+    token.add_argument("--name")
+    token.add_argument("--hours", type=float, default=24.0, help="valid this long (default 24)")
+
     _serve_options(parser)  # `python run.py --port 9000` means `serve --port 9000`
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -190,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_ivr_command(args, engine_config(Settings.from_env()))
         if args.command == "cluster":
             return asyncio.run(_cluster(args))
+        if args.command == "rest":
+            return _customer_token(args)
         if args.command == "ocr":
             return asyncio.run(_ocr(args.images, args.engine, as_json=args.json, order_check=args.order_check))
         return asyncio.run(
@@ -216,6 +231,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _customer_secret(settings: Settings) -> str:
+    return settings.rest_customer_token_secret or demo_secret(settings.var_dir, "rest_customer_token_secret")
+
+
+def _customer_token(args: argparse.Namespace) -> int:
+    claims = {k: v for k, v in (("phone", args.phone), ("email", args.email), ("name", args.name)) if v}
+    if "phone" not in claims and "email" not in claims:
+        raise SettingsError("a customer token names --phone or --email")
+    secret = _customer_secret(Settings.from_env())
+    print(sign_customer_token(secret, claims, ttl_seconds=int(args.hours * 3600)))
+    return 0
+
+
 def _serve_options(parser: argparse.ArgumentParser) -> None:
     env = Settings.from_env()
     parser.add_argument("--host", default=env.host, help=f"interface to listen on (default {env.host})")
@@ -237,6 +265,8 @@ async def _serve(
     # httpx is already quieted in main().
     log_privacy.install()
     settings = Settings.from_env().with_changes(host=host, port=port)
+    if demo_staff and not settings.rest_customer_token_secret:  # the demo shop signs its own customers
+        settings = settings.with_changes(rest_customer_token_secret=_customer_secret(settings))
     gateway = GatewayBuilder(settings).build()
     runner = web.AppRunner(build_app(gateway, wait_for_nlu=False), handle_signals=False, access_log=None)
     try:
@@ -265,6 +295,8 @@ async def _serve(
             f"Gateway listening on {base}\n"
             f"  health        GET  {base}/health  (503 until the store and NLU are ready)\n"
             f'  REST channel  POST {base}/webhooks/rest/webhook  {{"sender": "...", "message": "..."}}\n'
+            f"                (keep the X-Session-Token of the first answer; a shop user's phone comes as a signed\n"
+            f"                customer token: .venv/bin/python run.py rest customer-token --phone 13800138000)\n"
             f"  channels      {', '.join(c.name for c in gateway.channels)}\n"
             f"{_chat_page_line(settings, base)}"
             f"  console       {base}/console/  (agents' inbox, quality dashboard; sign in as a staff member)\n"

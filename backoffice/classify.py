@@ -11,21 +11,21 @@ normaliser's output or the customer's own words).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import textpatterns
 from backoffice.lifecycle import TicketType
 
-FOOD_SAFETY = re.compile(
+FOOD_SAFETY = textpatterns.compile(
     r"(食物中毒|吃坏|拉肚子|腹泻|呕吐|吐了|异物|虫子|头发丝|发霉|霉变|变质|过期|馊|食品安全|food poisoning|"
     r"made me sick|mou?ld|insect|expired)",
-    re.IGNORECASE,
+    textpatterns.IGNORECASE,
 )
 
 _PACKAGING = r"(外包装|包装盒|包装箱|包装袋|包装|外箱|纸箱|箱子|个箱|盒子|外盒|快递袋|快递盒|快递箱|泡沫|封条|胶带)"
 _PACKAGING_EN = r"(box|package|packaging|carton|parcel)"
-_PACKAGING_DAMAGE = re.compile(
+_PACKAGING_DAMAGE = textpatterns.compile(
     _PACKAGING + r"[^，。,.!！里内中]{0,3}?(破|烂|压扁|压坏|压变形|变形|撕|裂|湿|凹|瘪|损)"
     r"|(破损|破烂|压扁|湿透)的?"
     + _PACKAGING
@@ -33,22 +33,22 @@ _PACKAGING_DAMAGE = re.compile(
     + _PACKAGING_EN
     + r"\s+((was|is|got|were|came|arrived)\s+)?(\w+\s+)?(damaged|crushed|torn|wet|dented|squashed)"
     r"|(damaged|crushed|torn|wet|dented|squashed)\s+" + _PACKAGING_EN,
-    re.IGNORECASE,
+    textpatterns.IGNORECASE,
 )
-_PACKAGING_INTACT = re.compile(
+_PACKAGING_INTACT = textpatterns.compile(
     _PACKAGING + r".{0,3}?(完好|没破|没坏|没有破|没有坏|好好的|无损|没问题)"
     r"|" + _PACKAGING_EN + r"\s+(was|is)\s+(fine|ok|intact|undamaged)",
-    re.IGNORECASE,
+    textpatterns.IGNORECASE,
 )
-_PRODUCT_DAMAGE = re.compile(
+_PRODUCT_DAMAGE = textpatterns.compile(
     r"(碎了|碎掉|摔碎|摔坏|爆了|爆咗|裂了|裂开|裂纹|坏了|损坏|破损|破了|断了|划痕|刮花|凹陷|磕坏|磕碰|缺角|漏液|漏了|变形|屏幕?碎|"
     r"broken|cracked|shattered|smashed|scratched|dented|leak)",
-    re.IGNORECASE,
+    textpatterns.IGNORECASE,
 )
-_PRODUCT_INTACT = re.compile(
+_PRODUCT_INTACT = textpatterns.compile(
     r"(东西|商品|里面|物品|产品|货|宝贝|杯子|手机|衣服).{0,3}?(没坏|没有坏|完好|没事|没有事|冇事|好好的|还好|正常|没问题|没损坏)"
     r"|(item|product|contents?)s? (is |are )?(fine|ok|intact|undamaged)",
-    re.IGNORECASE,
+    textpatterns.IGNORECASE,
 )
 
 _CUE_WORDS: dict[str, tuple[str, ...]] = {
@@ -85,7 +85,8 @@ _CUE_WORDS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 """Words that name a category, checked in this order after food safety and damage."""
 _CATEGORY_CUES = tuple(
-    (name, re.compile("(" + "|".join(words) + ")", re.IGNORECASE)) for name, words in _CUE_WORDS.items()
+    (name, textpatterns.compile("(" + "|".join(words) + ")", textpatterns.IGNORECASE))
+    for name, words in _CUE_WORDS.items()
 )
 
 CATEGORY_LABELS: dict[str, dict[str, str]] = {

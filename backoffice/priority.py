@@ -10,10 +10,10 @@ Pure functions; the numbers are tuned so high-value and food-safety cases come f
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+import textpatterns
 from backoffice.lifecycle import TicketType
 
 
@@ -44,7 +44,9 @@ TIER_POINTS = {"vip": 20, "platinum": 20, "gold": 10, "silver": 5}
 WAITING_POINTS_PER_HOUR = 2
 WAITING_POINTS_MAX = 30
 
-URGENT_WORDS = re.compile(r"(急|马上|立刻|赶紧|今天必须|尽快|等不了|十万火急|urgent|asap|immediately)", re.IGNORECASE)
+URGENT_WORDS = textpatterns.compile(
+    r"(急|马上|立刻|赶紧|今天必须|尽快|等不了|十万火急|urgent|asap|immediately)", textpatterns.IGNORECASE
+)
 
 # Reasons older tickets carry; kept word for word so stored tickets and reports stay comparable.
 REASON_HIGH_VALUE = "high value order ({amount:.2f})"

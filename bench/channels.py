@@ -36,6 +36,7 @@ import aiosmtplib
 from channels import RestInput
 from channels.app_im import AppImInput, Connections, sign_user
 from channels.email import EmailInput
+from channels.rest import SESSION_HEADER
 from channels.sms import SIGNATURE_HEADER, TwilioSmsInput
 from channels.sms import WEBHOOK_PATH as SMS_PATH
 from channels.telegram import SECRET_HEADER, TelegramInput, make_bot
@@ -44,6 +45,7 @@ from gateway.runtime import StoreFeed
 from store import ConversationStore, InboundMessage, Message
 from store.embedded import EmbeddedMongo
 from store.media import MediaStore
+from store.sessions import SenderSessions
 from supervisor import free_port
 
 SECRET = "bench-secret"
@@ -53,15 +55,20 @@ TEXT = "帮我查一下订单202611150001到哪了"
 UPDATE_IDS = itertools.count(int(time.time()) * 1000)
 
 
-def requests_for(channel: str, base: str, count: int, senders: int) -> list[tuple[str, dict[str, Any]]]:
-    """(url, aiohttp request kwargs) for ``count`` distinct messages from ``senders`` customers."""
+def requests_for(
+    channel: str, base: str, count: int, senders: int, sessions: SenderSessions | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(url, aiohttp request kwargs) for ``count`` distinct messages from ``senders`` customers
+    (REST senders with the session token their first answer would have given them)."""
     run = uuid.uuid4().hex[:6]
     out: list[tuple[str, dict[str, Any]]] = []
     for i in range(count):
         sender = i % senders
         if channel == "rest":
             body = {"sender": f"bench-{run}-{sender}", "message": TEXT, "message_id": f"{i}"}
-            out.append((f"{base}/webhooks/rest/webhook", {"json": body}))
+            assert sessions is not None
+            headers = {SESSION_HEADER: sessions.token_for("rest", str(body["sender"]))}
+            out.append((f"{base}/webhooks/rest/webhook", {"json": body, "headers": headers}))
         elif channel == "telegram":
             chat = 10_000 + sender
             update = {
@@ -188,8 +195,9 @@ async def main(messages: int, concurrency: int) -> None:
         bot = make_bot("1:bench", "http://127.0.0.1:9")  # never called for text updates
         feed = StoreFeed()
         feed.store = store
+        feed.sessions = sessions = await SenderSessions.open(store.db)
         channels = [
-            RestInput(),
+            RestInput(sessions=feed),
             AppImInput(SECRET, Connections(), MediaStore(Path(tmp) / "media"), feed),
             TelegramInput(bot, MediaStore(Path(tmp) / "media"), webhook_secret=SECRET),
             TwilioSmsInput(AUTH_TOKEN, ACCOUNT_SID),
@@ -209,8 +217,10 @@ async def main(messages: int, concurrency: int) -> None:
             print(f"{'channel':<10} {'msg/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
             async with aiohttp.ClientSession() as http:
                 for name in ("rest", "telegram", "sms"):
-                    await measure(http, requests_for(name, base, 20, 50), concurrency)  # warm-up
-                    elapsed, latencies = await measure(http, requests_for(name, base, messages, 50), concurrency)
+                    await measure(http, requests_for(name, base, 20, 50, sessions), concurrency)  # warm-up
+                    elapsed, latencies = await measure(
+                        http, requests_for(name, base, messages, 50, sessions), concurrency
+                    )
                     quantiles = statistics.quantiles(latencies, n=20)
                     print(
                         f"{name:<10} {messages / elapsed:>8.0f} {statistics.median(latencies) * 1000:>8.1f}"

@@ -55,6 +55,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.rest_sessions import RestSessions
 from channels.app_im import sign_user
 from channels.telegram import SECRET_HEADER
 from channels.telegram import WEBHOOK_PATH as TELEGRAM_PATH
@@ -303,6 +304,7 @@ class Load:
         self.gateways = gateways
         self.observed = observed
         self.http = http
+        self.rest_sessions = RestSessions()
         self.sockets_http = sockets_http
         """Websockets stay open to the end: on a session of their own, so they never use up the
         connection pool the customers' HTTP requests and the agents need."""
@@ -388,9 +390,11 @@ class Load:
     async def _rest(self, customer: Customer, gateway: BenchGateway, index: int, text: str) -> SentTurn:
         body = {"sender": customer.address, "message": text, "message_id": f"m{index}"}
         turn = self._record(customer, f"{customer.address}:m{index}", index)
-        async with self.http.post(f"{gateway.url}/webhooks/rest/webhook", json=body) as response:
+        headers = self.rest_sessions.headers(customer.address)
+        async with self.http.post(f"{gateway.url}/webhooks/rest/webhook", json=body, headers=headers) as response:
             if response.status != 200:
                 raise Retry(f"REST {response.status}: {(await response.text())[:200]}")
+            self.rest_sessions.keep(customer.address, response.headers)
             replies = await response.json()
         turn.answered_at, turn.rest_replies = now(), len(replies)
         return turn

@@ -3,7 +3,10 @@
 Prints, in one run:
   1. bare Rasa ``POST /model/parse`` throughput (1 and 16 concurrent callers);
   2. the gateway's full-turn throughput and p50/p95 latency through the REST channel
-     (store → NLU → dialogue → outbox) at 1 and 16 concurrent senders.
+     (store → NLU → dialogue → outbox) at 1 and 16 concurrent senders;
+  3. hostile 4,000-character messages (runs of the characters that made a pattern backtrack for
+     minutes): each one's turn time, and the slowest ``/health`` answer while they were read
+     (targets: 200 ms and 50 ms).
 
 The gateway runs as its own process (``run.py serve``) against the embedded MongoDB server
 and Rasa server this script starts, so the load generator does not share its event loop.
@@ -24,11 +27,13 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.rest_sessions import RestSessions
 from nlu import NluProject
 from nlu.server import EmbeddedRasaServer
 from store.embedded import EmbeddedMongo
@@ -117,13 +122,28 @@ async def bench_gateway(base: str, total: int) -> list[tuple[str, dict[str, floa
     async with aiohttp.ClientSession() as http:
         for concurrency in (1, 16):
             run = os.urandom(3).hex()
+            sessions = RestSessions()
 
-            async def turn(i: int, concurrency: int = concurrency, run: str = run) -> None:
+            def sender_of(i: int, concurrency: int = concurrency, run: str = run) -> str:
                 # Each sender is a customer; a new customer every 8 turns keeps hand-offs from
                 # silencing the bot for the rest of the run.
-                sender = f"bench-{run}-{i % concurrency}-{i // (concurrency * len(TEXTS))}"
+                return f"bench-{run}-{i % concurrency}-{i // (concurrency * len(TEXTS))}"
+
+            # A client opens its session with its first message and waits for the answer before
+            # the next: the senders' sessions are opened here, not timed.
+            for sender in dict.fromkeys(sender_of(i) for i in range(total)):
+                async with http.post(
+                    f"{base}/webhooks/rest/webhook", json={"sender": sender, "message": "你好"}
+                ) as response:
+                    response.raise_for_status()
+                    sessions.keep(sender, response.headers)
+
+            async def turn(i: int, sessions: RestSessions = sessions, sender_of: Any = sender_of) -> None:
+                sender = sender_of(i)
                 body = {"sender": sender, "message": TEXTS[i % len(TEXTS)], "message_id": f"{i}"}
-                async with http.post(f"{base}/webhooks/rest/webhook", json=body) as response:
+                async with http.post(
+                    f"{base}/webhooks/rest/webhook", json=body, headers=sessions.headers(sender)
+                ) as response:
                     response.raise_for_status()
                     await response.read()
 
@@ -133,6 +153,46 @@ async def bench_gateway(base: str, total: int) -> list[tuple[str, dict[str, floa
                     await measure(f"gateway c={concurrency}", total, concurrency, turn),
                 )
             )
+    return rows
+
+
+HOSTILE = {
+    "市 × 4000": "市" * 4000,
+    "市区路 × 1333": "市区路" * 1333,
+    "去 × 4000": "去" * 4000,
+    "1 × 4000": "1" * 4000,
+    "<div × 1000": "<div" * 1000,
+    "newlines × 3999": "\n" * 3999 + "x",
+}
+
+
+async def bench_hostile(base: str) -> list[tuple[str, float, float]]:
+    """(label, turn ms, slowest /health ms during the turn) per hostile message."""
+    rows = []
+    async with aiohttp.ClientSession() as http:
+        for label, text in HOSTILE.items():
+            done = asyncio.Event()
+            slowest = 0.0
+
+            async def watch(done: asyncio.Event = done) -> None:
+                nonlocal slowest
+                while not done.is_set():
+                    started = time.perf_counter()
+                    async with http.get(f"{base}/health") as response:
+                        await response.read()
+                    slowest = max(slowest, time.perf_counter() - started)
+                    await asyncio.sleep(0.005)
+
+            watcher = asyncio.create_task(watch())
+            await asyncio.sleep(0.02)
+            started = time.perf_counter()
+            body = {"sender": f"hostile-{os.urandom(4).hex()}", "message": text}
+            async with http.post(f"{base}/webhooks/rest/webhook", json=body) as response:
+                await response.read()
+            took = time.perf_counter() - started
+            done.set()
+            await watcher
+            rows.append((label, took * 1000, slowest * 1000))
     return rows
 
 
@@ -175,6 +235,7 @@ async def main() -> None:
             steal_before, total_before = cpu_times()
             rows = await bench_rasa(rasa, args.parses)
             rows += await bench_gateway(base, args.turns)
+            hostile = await bench_hostile(base)
             steal_after, total_after = cpu_times()
         finally:
             gateway.terminate()
@@ -185,6 +246,9 @@ async def main() -> None:
     print(f"\n{'measurement':<34} {'n':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7}")
     for label, r in rows:
         print(f"{label:<34} {r['n']:>5.0f} {r['rps']:>8.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['errors']:>7.0f}")
+    print(f"\n{'hostile message (REST turn)':<34} {'turn ms':>8} {'slowest /health ms':>19}")
+    for label, turn_ms, health_ms in hostile:
+        print(f"{label:<34} {turn_ms:>8.1f} {health_ms:>19.1f}")
     steal = 100 * (steal_after - steal_before) / max(1, total_after - total_before)
     print(
         f"\n{os.cpu_count()} CPUs (CPU steal during the run: {steal:.1f} %); embedded nx-27017 store; "

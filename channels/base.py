@@ -87,14 +87,15 @@ class InboundHandler(Protocol):
 class InvalidInbound(ValueError):
     """A request a channel cannot turn into a message; becomes a 400 with a JSON error."""
 
-    def __init__(self, code: str, detail: str, **extra: Any) -> None:
+    def __init__(self, code: str, detail: str, *, status: int = 400, **extra: Any) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.status = status
         self.extra = extra
 
     def response(self) -> web.Response:
-        return json_response({"error": self.code, "detail": self.detail, **self.extra}, status=400)
+        return json_response({"error": self.code, "detail": self.detail, **self.extra}, status=self.status)
 
 
 class SenderThrottled(Exception):

@@ -28,6 +28,7 @@ from aiohttp import web
 from aioimaplib import IMAP4
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+import textpatterns
 from channels.base import (
     DeliveryFailed,
     InboundHandler,
@@ -44,7 +45,8 @@ from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MAIL_BYTES = 25 * 1024 * 1024
-_UID_LINE = re.compile(rb"^\* SEARCH(?P<uids>(?: \d+)*)", re.MULTILINE)
+_REPLY_PREFIX = textpatterns.compile(r"^\s*(re|回复|答复)\s*[:：]", textpatterns.IGNORECASE)
+_UID_LINE = re.compile(rb"^\* SEARCH(?P<uids>(?: \d+)*)", textpatterns.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,7 +377,7 @@ class EmailOutput(OutputChannel):
 def _reply_subject(subject: str) -> str:
     if not subject:
         return "Re: 您的售后咨询"
-    return subject if re.match(r"^\s*(re|回复|答复)\s*[:：]", subject, re.IGNORECASE) else f"Re: {subject}"
+    return subject if _REPLY_PREFIX.match(subject) else f"Re: {subject}"
 
 
 def render_text(message: Message) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import re
 from dataclasses import dataclass, field
 from email import policy
 from email.headerregistry import Address
@@ -17,31 +16,41 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses
 
+import textpatterns
+
+_BLANK_LINES = textpatterns.compile(r"\n{3,}")
+_SPACES = textpatterns.compile(r"[ \t\u00a0]+")
+
 MAX_REFERENCES = 20
 
 # A line that starts the quoted earlier mail: everything from it on is history.
-_QUOTE_HEADERS = re.compile(
-    r"^\s*(?:"
+_QUOTE_HEADERS = textpatterns.compile(
+    r"^[ \t\u3000]*(?:"  # the line's own indent only: \s* would run across blank lines
     r"On .{4,200}wrote:\s*$"  # Gmail, Apple Mail
     r"|在\s*.{2,200}写道[：:]\s*$"  # Gmail, Chinese UI
     r"|-{2,}\s*(?:原始邮件|原始郵件|Original Message|Forwarded message|转发的邮件)\s*-{2,}"  # QQ, Foxmail, Outlook
     r"|(?:发件人|寄件者|From)[：:]\s*.+"  # Outlook and Foxmail header blocks
     r"|_{20,}\s*$"  # Outlook's rule
     r")",
-    re.IGNORECASE | re.MULTILINE,
+    textpatterns.IGNORECASE | textpatterns.MULTILINE,
 )
-_SIGNATURE = re.compile(r"^-- ?$", re.MULTILINE)
-_SENT_FROM = re.compile(r"^\s*(?:发自我的|來自我的|Sent from my )\S.*$", re.MULTILINE)
-_BLOCK_TAGS = re.compile(r"<\s*(?:br|/p|/div|/tr|/li|/h\d|p|div|tr|li)\b[^>]*>", re.IGNORECASE)
-_DROP = re.compile(r"<\s*(script|style|head|title)\b.*?</\s*\1\s*>", re.IGNORECASE | re.DOTALL)
-_BLOCKQUOTE = re.compile(r"<\s*blockquote\b.*?</\s*blockquote\s*>", re.IGNORECASE | re.DOTALL)
-_QUOTE_DIVS = re.compile(
-    r"<\s*div\b[^>]*(?:gmail_quote|moz-cite-prefix|yahoo_quoted|divRplyFwdMsg|QQMailQuote)[^>]*>.*",
-    re.IGNORECASE | re.DOTALL,
+_SIGNATURE = textpatterns.compile(r"^-- ?$", textpatterns.MULTILINE)
+_SENT_FROM = textpatterns.compile(r"^[ \t\u3000]*(?:发自我的|來自我的|Sent from my )\S.*$", textpatterns.MULTILINE)
+_BLOCK_TAGS = textpatterns.compile(r"<\s*(?:br|/p|/div|/tr|/li|/h\d|p|div|tr|li)\b[^>]*>", textpatterns.IGNORECASE)
+_DROP = textpatterns.compile(
+    r"<\s*(script|style|head|title)\b.*?</\s*\1\s*>", textpatterns.IGNORECASE | textpatterns.DOTALL
 )
-_TAG = re.compile(r"<[^>]+>")
-_AUTO_SUBMITTED = re.compile(r"^\s*no\s*$", re.IGNORECASE)
-_SYSTEM_SENDERS = re.compile(r"^(?:mailer-daemon|postmaster|no-?reply|noreply)@", re.IGNORECASE)
+_BLOCKQUOTE = textpatterns.compile(
+    r"<\s*blockquote\b.*?</\s*blockquote\s*>", textpatterns.IGNORECASE | textpatterns.DOTALL
+)
+_QUOTE_DIVS = textpatterns.compile(
+    # [^<>]: a tag ends before the next one starts, so "<div<div<div…" is not searched to its end from every tag
+    r"<\s*div\b[^<>]*(?:gmail_quote|moz-cite-prefix|yahoo_quoted|divRplyFwdMsg|QQMailQuote)[^<>]*>.*",
+    textpatterns.IGNORECASE | textpatterns.DOTALL,
+)
+_TAG = textpatterns.compile(r"<[^>]+>")
+_AUTO_SUBMITTED = textpatterns.compile(r"^\s*no\s*$", textpatterns.IGNORECASE)
+_SYSTEM_SENDERS = textpatterns.compile(r"^(?:mailer-daemon|postmaster|no-?reply|noreply)@", textpatterns.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +117,7 @@ def strip_history(text: str) -> str:
         text = text[: match.start()]
     text = _SENT_FROM.sub("", text)
     lines = [line.rstrip() for line in text.split("\n") if not line.lstrip().startswith(">")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
 def html_to_text(markup: str) -> str:
@@ -117,8 +126,8 @@ def html_to_text(markup: str) -> str:
     markup = _QUOTE_DIVS.sub("", markup)
     markup = _BLOCK_TAGS.sub("\n", markup)
     text = html.unescape(_TAG.sub("", markup))
-    lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
 def _angle_free(value: str) -> str:

@@ -5,12 +5,21 @@ response ``[{"recipient_id": "...", "text": "...", "buttons"?: [{"title", "paylo
 so existing Rasa clients and test tools work unchanged.
 
 ``message_id`` (or an ``Idempotency-Key`` header) makes a retried delivery idempotent: the
-message is stored once and the retry gets the same replies. ``metadata`` may carry ``phone``,
-``email`` and ``name`` of a signed-in shop user; the caller (the shop's backend) vouches for them.
+message is stored once and the retry gets the same replies.
 
-The channel is the shop backend's server-to-server one. With a ``token`` (``REST_WEBHOOK_TOKEN``)
-every message must carry ``Authorization: Bearer <token>`` (401 otherwise); without one the
-route is open, as Rasa's is, and must then only be reachable from the shop's network.
+Who is writing is proven, never claimed:
+
+- **The sender** is bound to a session by its first message; every response carries the session
+  token in ``X-Session-Token`` and every later message must send it back (the header, or
+  ``metadata.session_token``): 403 ``session_required`` / ``session_mismatch`` otherwise, so
+  knowing someone's sender id neither continues their conversation nor replays their replies.
+- **The customer** is known from the shop's signed customer token (``metadata.customer_token`` or
+  ``X-Customer-Token``, see :mod:`channels.customer_token`): its ``phone`` and ``email`` link this
+  sender to the customer's other channels and orders. ``phone``/``email`` written in ``metadata``
+  without a token are kept as hints only (the dialogue may verify them); they link nothing.
+
+With a ``token`` (``REST_WEBHOOK_TOKEN``, required in production) every message must also carry
+``Authorization: Bearer <token>`` (401 otherwise): only the shop's backend may call the webhook.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import hmac
 import json
 import logging
 import uuid
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
@@ -31,21 +40,45 @@ from channels.base import (
     json_response,
     unstorable,
 )
+from channels.customer_token import InvalidCustomerToken, verify_customer_token
 from store.models import MAX_TEXT_CHARS, InboundMessage, Message
 
 log = logging.getLogger(__name__)
 
 MAX_SENDER_CHARS = 256
 MAX_MESSAGE_ID_CHARS = 200
-PROFILE_FIELDS = ("phone", "email", "name")
+SESSION_HEADER = "X-Session-Token"
+CUSTOMER_TOKEN_HEADER = "X-Customer-Token"
+SECRET_METADATA = ("session_token", "customer_token")
+"""Credentials a client may put in ``metadata``; taken out before the message is stored."""
+
+
+class SenderSessions(Protocol):
+    """Sessions binding a sender to the client that first wrote as it (see :mod:`store.sessions`)."""
+
+    def token_for(self, channel: str, sender: str) -> str: ...
+
+    def verify(self, channel: str, sender: str, token: str) -> bool: ...
+
+    async def claim(self, channel: str, sender: str, channel_message_id: str) -> bool: ...
 
 
 class RestInput(InputChannel):
     name: ClassVar[str] = "rest"
     replies_in_response: ClassVar[bool] = True
 
-    def __init__(self, token: str | None = None) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        sessions: SenderSessions | None = None,
+        customer_token_secret: str | None = None,
+    ) -> None:
         self.token = token
+        self.sessions = sessions
+        """None only where nothing is served (a parser on its own, in tests and benches)."""
+        self.customer_token_secret = customer_token_secret
+        """The shop's secret for customer tokens; unset: no token verifies, every identity is a hint."""
 
     def authorised(self, header: str | None) -> bool:
         if self.token is None:
@@ -53,6 +86,10 @@ class RestInput(InputChannel):
         return hmac.compare_digest((header or "").encode(), f"Bearer {self.token}".encode())
 
     def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
+        sessions = self.sessions
+        if sessions is None:
+            raise RuntimeError("the REST channel serves only with sender sessions")
+
         async def webhook(request: web.Request) -> web.Response:
             if not self.authorised(request.headers.get("Authorization")):
                 log.warning("rest webhook from %s without the right token", request.remote)
@@ -60,11 +97,32 @@ class RestInput(InputChannel):
                     {"error": "unauthorized", "detail": "send 'Authorization: Bearer <REST_WEBHOOK_TOKEN>'"}, 401
                 )
             try:
-                inbound = self.parse(await request.read(), request.headers.get("Idempotency-Key"))
+                inbound, credentials = self.parse_with_credentials(
+                    await request.read(),
+                    request.headers.get("Idempotency-Key"),
+                    session_token=request.headers.get(SESSION_HEADER),
+                    customer_token=request.headers.get(CUSTOMER_TOKEN_HEADER),
+                )
             except InvalidInbound as error:
                 return error.response()
+            session_token = credentials.get("session_token")
+            if session_token is not None:
+                if not sessions.verify(self.name, inbound.sender_id, session_token):
+                    return json_response(
+                        {"error": "session_mismatch", "detail": "the session token is not this sender's"}, 403
+                    )
+            elif not await sessions.claim(self.name, inbound.sender_id, inbound.channel_message_id):
+                return json_response(
+                    {
+                        "error": "session_required",
+                        "detail": f"this sender has a session: send its token in {SESSION_HEADER}",
+                    },
+                    403,
+                )
             replies = await on_message(inbound)
-            return json_response([self.render(r, inbound.sender_id) for r in replies])
+            response = json_response([self.render(r, inbound.sender_id) for r in replies])
+            response.headers[SESSION_HEADER] = sessions.token_for(self.name, inbound.sender_id)
+            return response
 
         async def health(_: web.Request) -> web.Response:
             return json_response({"status": "ok"})
@@ -72,6 +130,17 @@ class RestInput(InputChannel):
         return [web.post("/webhooks/rest/webhook", webhook), web.get("/webhooks/rest/", health)]
 
     def parse(self, body: bytes, idempotency_key: str | None = None) -> InboundMessage:
+        return self.parse_with_credentials(body, idempotency_key)[0]
+
+    def parse_with_credentials(
+        self,
+        body: bytes,
+        idempotency_key: str | None = None,
+        *,
+        session_token: str | None = None,
+        customer_token: str | None = None,
+    ) -> tuple[InboundMessage, dict[str, str]]:
+        """The message (credentials taken out of its metadata) and the credentials it came with."""
         try:
             payload = json.loads(body.decode("utf-8"))
         except UnicodeDecodeError as exc:
@@ -113,16 +182,38 @@ class RestInput(InputChannel):
         metadata = payload.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise InvalidInbound("invalid_field", "'metadata' must be an object", field="metadata")
-        profile = {k: metadata[k].strip() for k in PROFILE_FIELDS if isinstance(metadata.get(k), str)}
+        credentials = {k: v for k, v in metadata.items() if k in SECRET_METADATA and isinstance(v, str) and v}
+        metadata = {k: v for k, v in metadata.items() if k not in SECRET_METADATA}
+        if session_token:
+            credentials["session_token"] = session_token
+        if customer_token:
+            credentials["customer_token"] = customer_token
+        profile = self._verified_profile(credentials.get("customer_token"))
 
-        return InboundMessage(
+        inbound = InboundMessage(
             channel=self.name,
             sender_id=sender,
             channel_message_id=f"{sender}:{message_id}",
             text=message,
-            profile={k: v for k, v in profile.items() if v},
+            profile=profile,
             metadata=metadata,
         )
+        return inbound, credentials
+
+    def _verified_profile(self, customer_token: str | None) -> dict[str, str]:
+        """The identities a valid customer token proves; none without a token."""
+        if customer_token is None:
+            return {}
+        if self.customer_token_secret is None:
+            raise InvalidInbound(
+                "invalid_customer_token",
+                "this gateway verifies no customer tokens (REST_CUSTOMER_TOKEN_SECRET)",
+                status=401,
+            )
+        try:
+            return verify_customer_token(self.customer_token_secret, customer_token)
+        except InvalidCustomerToken as exc:
+            raise InvalidInbound("invalid_customer_token", exc.message, status=401) from exc
 
     @staticmethod
     def render(reply: Message, recipient_id: str) -> dict[str, Any]:

@@ -6,18 +6,22 @@ The check says which parts are missing so the bot can ask for exactly those.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-_MUNICIPALITY = re.compile(r"^(北京|上海|天津|重庆)(市)?")
-_PROVINCE = re.compile(r"^(.{2,7}?(?:省|自治区|特别行政区))")
-_CITY = re.compile(r"^(.{2,9}?(?:市|自治州|地区|盟))")
-_DISTRICT = re.compile(r"^(.{1,9}?(?:区|县|旗|市))")
+import textpatterns
+
+_SPACES = textpatterns.compile(r"\s+")
+_DIGIT = textpatterns.compile(r"\d")
+
+_MUNICIPALITY = textpatterns.compile(r"^(北京|上海|天津|重庆)(市)?")
+_PROVINCE = textpatterns.compile(r"^(.{2,7}?(?:省|自治区|特别行政区))")
+_CITY = textpatterns.compile(r"^(.{2,9}?(?:市|自治州|地区|盟))")
+_DISTRICT = textpatterns.compile(r"^(.{1,9}?(?:区|县|旗|市))")
 # Prefecture-level cities with towns directly under them (no districts).
 _NO_DISTRICT_CITIES = ("东莞市", "中山市", "儋州市", "嘉峪关市")
-_STREET = re.compile(r"(路|街|道|巷|弄|胡同|村|镇|乡|大厦|广场|小区|园|苑)")
-_NUMBER = re.compile(r"\d+\s*(号|弄|栋|幢|座|室|楼|单元|层)|[A-Za-z]?\d+")
-_ENGLISH = re.compile(r"^[\x00-\x7f]+$")
+_STREET = textpatterns.compile(r"(路|街|道|巷|弄|胡同|村|镇|乡|大厦|广场|小区|园|苑)")
+_NUMBER = textpatterns.compile(r"\d+\s*(号|弄|栋|幢|座|室|楼|单元|层)|[A-Za-z]?\d+")
+_ENGLISH = textpatterns.compile(r"^[\x00-\x7f]+$")
 
 PARTS = ("province", "city", "district", "street")
 PART_LABELS = {
@@ -44,7 +48,7 @@ class AddressCheck:
 
 def check_address(raw: str) -> AddressCheck:
     """Which of province, city, district and street (with a number) the address lacks."""
-    address = re.sub(r"\s+", " ", raw).strip(" ,，。.")
+    address = _SPACES.sub(" ", raw).strip(" ,，。.")
     if _ENGLISH.match(address):
         return _check_english(address)
     rest = address.replace(" ", "")
@@ -75,7 +79,7 @@ def _check_english(address: str) -> AddressCheck:
     """Latin-script addresses: a street with a number and at least a city after a comma."""
     parts = [p.strip() for p in address.split(",") if p.strip()]
     missing: list[str] = []
-    if not parts or not re.search(r"\d", parts[0]) or len(parts[0].split()) < 2:
+    if not parts or not _DIGIT.search(parts[0]) or len(parts[0].split()) < 2:
         missing.append("street")
     if len(parts) < 2:
         missing.append("city")

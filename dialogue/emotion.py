@@ -10,7 +10,6 @@ Knows nothing of channels, the store or Rasa.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -18,12 +17,13 @@ from typing import Literal
 
 import yaml
 
+import textpatterns
 from nlu.normalize import TextNormaliser
 
 Level = Literal["calm", "negative", "angry"]
 
-_SHOUT = re.compile(r"[!！]{2,}|[?？]{3,}|[!！][?？]|[?？][!！]")
-_CAPS = re.compile(r"\b[A-Z]{4,}\b")
+_SHOUT = textpatterns.compile(r"[!！]{2,}|[?？]{3,}|[!！][?？]|[?？][!！]")
+_CAPS = textpatterns.compile(r"\b[A-Z]{4,}\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ class _Lexicon:
     negative: tuple[str, ...]
     threat: tuple[str, ...]
     calm: tuple[str, ...]
-    english: re.Pattern[str]
+    english: textpatterns.Pattern
     english_kind: dict[str, str]
 
 
@@ -67,7 +67,9 @@ def _lexicon() -> _Lexicon:
                 else:
                     chinese[kind].append(cue)
     words = sorted(english_kind, key=len, reverse=True)
-    english = re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
+    english = textpatterns.compile(
+        r"\b(" + "|".join(textpatterns.escape(w) for w in words) + r")\b", textpatterns.IGNORECASE
+    )
     return _Lexicon(
         angry=tuple(sorted(chinese["angry"], key=len, reverse=True)),
         negative=tuple(sorted(chinese["negative"], key=len, reverse=True)),

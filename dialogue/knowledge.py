@@ -16,7 +16,6 @@ Traditional questions meet the same Simplified text as the entries.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -26,7 +25,10 @@ from typing import Any
 
 import yaml
 
+import textpatterns
 from nlu.normalize import TextNormaliser
+
+_ENTRY_ID = textpatterns.compile(r"[a-z0-9_]+")
 
 ORDER_STATES = frozenset({"paid", "picking", "shipped", "delivered", "cancelled"})
 MIN_SCORE = 0.25
@@ -35,8 +37,8 @@ BEST_TEXT_WEIGHT = 0.5
 """Weight of the best single text's cosine; the rest is the cosine with the entry's texts together."""
 RUNNERS_UP = 3
 
-_ENGLISH_WORD = re.compile(r"[a-z]{2,}")
-_KEEP = re.compile(r"[\u3400-\u9fff0-9a-z]+")
+_ENGLISH_WORD = textpatterns.compile(r"[a-z]{2,}")
+_KEEP = textpatterns.compile(r"[\u3400-\u9fff0-9a-z]+")
 _STOP_CHARS = frozenset("的了吗呢吧啊呀嘛么是我你们请问下个一这那有能可以要就还到什怎办候")
 _STOP_GRAMS = frozenset(
     {"什么", "怎么", "么时", "时候", "什么时", "么时候", "怎么办", "么办", "可以", "能不", "不能", "还能",
@@ -110,7 +112,7 @@ class KnowledgeBase:
         self.synonyms = dict(synonyms or {})
         """Variant → canonical word, applied after the normaliser (the file's ``synonyms`` section)."""
         self._synonym_pattern = (
-            re.compile("|".join(re.escape(v) for v in sorted(self.synonyms, key=len, reverse=True)))
+            textpatterns.compile("|".join(textpatterns.escape(v) for v in sorted(self.synonyms, key=len, reverse=True)))
             if self.synonyms
             else None
         )
@@ -242,7 +244,7 @@ def _entry(item: Any, where: str) -> KbEntry:
     if not isinstance(item, dict):
         raise KnowledgeBaseError(f"{where}: expected a mapping")
     entry_id = item.get("id")
-    if not isinstance(entry_id, str) or not re.fullmatch(r"[a-z0-9_]+", entry_id):
+    if not isinstance(entry_id, str) or not _ENTRY_ID.fullmatch(entry_id):
         raise KnowledgeBaseError(f"{where}.id: a lower-case id of letters, digits and _ is required")
     where = f"{where} ({entry_id})"
     texts: dict[str, dict[str, str]] = {}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
+import textpatterns
 
-_CODES = re.compile(r"\S+@\S+|\b(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]+\b")
+_CODES = textpatterns.compile(r"\S+@\S+|\b(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]+\b")
 # Chinese customers type these too: "ok" alone does not make a conversation English.
 _NEUTRAL_WORDS = frozenset({"ok", "okay", "yes", "no", "sku", "pdf", "jpg", "app"})
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LATIN_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2,}(?![A-Za-z0-9])")
+_CJK = textpatterns.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = textpatterns.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2,}(?![A-Za-z0-9])")
 
 
 def reply_language(text: str, detected: str | None, previous: str = "zh") -> str:

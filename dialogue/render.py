@@ -7,17 +7,17 @@ lists and logistics timelines are cut to what a caller can remember.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+import textpatterns
 from dialogue.turn import Reply
 
 MAX_SPOKEN_CHARS = 120
 """About 25 seconds of Mandarin at a calm pace: longer prompts lose callers."""
 MAX_SPOKEN_CHOICES = 5
 
-_NUMBERED_LINE = re.compile(r"^\s*\d+\.\s.*$", re.MULTILINE)
-_SENTENCE_END = re.compile(r"(?<=[。！？!?.])")
+_NUMBERED_LINE = textpatterns.compile(r"^\s*\d+\.\s.*$", textpatterns.MULTILINE)
+_SENTENCE_END = textpatterns.compile(r"(?<=[。！？!?.])")
 
 
 @dataclass(frozen=True, slots=True)

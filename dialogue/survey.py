@@ -8,8 +8,7 @@ survey's questions and thanks are the backoffice's wording (``backoffice.surveys
 
 from __future__ import annotations
 
-import re
-
+import textpatterns
 from backoffice.surveys import SurveyDesk, question
 from dialogue.turn import Turn
 
@@ -27,15 +26,27 @@ _CHINESE_DIGITS = {
     "九": 9,
     "十": 10,
 }
-_SCORE = re.compile(
-    r"^\s*(10|[0-9]|十|[零一二两三四五六七八九])\s*(分|星|颗星|points?|stars?)?\s*[,，。.!！~]*\s*(?P<rest>.*)$", re.I
+_SCORE = textpatterns.compile(
+    r"^\s*(10|[0-9]|十|[零一二两三四五六七八九])\s*(分|星|颗星|points?|stars?)?\s*[,，。.!！~]*\s*(?P<rest>.*)$",
+    textpatterns.IGNORECASE,
 )
-_CSAT_WORDS: tuple[tuple[re.Pattern[str], int], ...] = (
-    (re.compile(r"(非常不满意|很不满意|极差|太差|很差|差评|terrible|awful|very (unhappy|dissatisfied))", re.I), 1),
-    (re.compile(r"(不满意|不太满意|不好|unhappy|dissatisfied|bad)", re.I), 2),
-    (re.compile(r"(一般|还行|凑合|马马虎虎|okay|so-so|average)", re.I), 3),
-    (re.compile(r"(非常满意|很满意|超满意|特别满意|太棒|very (happy|satisfied)|excellent|great)", re.I), 5),
-    (re.compile(r"(满意|不错|挺好|好评|happy|satisfied|good)", re.I), 4),
+_CSAT_WORDS: tuple[tuple[textpatterns.Pattern, int], ...] = (
+    (
+        textpatterns.compile(
+            r"(非常不满意|很不满意|极差|太差|很差|差评|terrible|awful|very (unhappy|dissatisfied))",
+            textpatterns.IGNORECASE,
+        ),
+        1,
+    ),
+    (textpatterns.compile(r"(不满意|不太满意|不好|unhappy|dissatisfied|bad)", textpatterns.IGNORECASE), 2),
+    (textpatterns.compile(r"(一般|还行|凑合|马马虎虎|okay|so-so|average)", textpatterns.IGNORECASE), 3),
+    (
+        textpatterns.compile(
+            r"(非常满意|很满意|超满意|特别满意|太棒|very (happy|satisfied)|excellent|great)", textpatterns.IGNORECASE
+        ),
+        5,
+    ),
+    (textpatterns.compile(r"(满意|不错|挺好|好评|happy|satisfied|good)", textpatterns.IGNORECASE), 4),
 )
 MAX_SCORE_TEXT = 60
 """A long message is not a survey answer, whatever number it starts with."""

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import textpatterns
 from dialogue.replies import say
 from nlu import ParseResult
 from store.models import Attachment, QuickReply
 
 # Used only when the NLU server is down, so a customer who was asked for an order number
 # can still be answered.
-ORDER_ID_PATTERN = re.compile(r"(?<!\d)\d{10,20}(?!\d)")
+ORDER_ID_PATTERN = textpatterns.compile(r"(?<!\d)\d{10,20}(?!\d)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,13 @@ REST_MESSAGE = {
         "message_id": {"type": ["string", "integer"], "minLength": 1, "maxLength": MAX_MESSAGE_ID_CHARS},
         "metadata": {
             "type": "object",
-            "properties": {"phone": {"type": "string"}, "email": {"type": "string"}, "name": {"type": "string"}},
+            "properties": {
+                "customer_token": {"type": "string", "description": "the shop's signed customer token (HS256 JWT)"},
+                "session_token": {"type": "string", "description": "the sender's session token (or the header)"},
+                "phone": {"type": "string", "description": "a hint only; links nothing without a customer token"},
+                "email": {"type": "string", "description": "a hint only"},
+                "name": {"type": "string"},
+            },
         },
     },
 }
@@ -178,9 +184,18 @@ def _operations(settings: Settings, schemas: dict[str, Any]) -> dict[tuple[str, 
         ("POST", "/webhooks/rest/webhook"): {
             "summary": "A customer's message from the shop backend (Rasa's REST contract); the turn's replies",
             "tags": ["channels"],
-            "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 200}}],
+            "parameters": [
+                {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 200}},
+                {
+                    "name": "X-Session-Token",
+                    "in": "header",
+                    "description": "the sender's session token from its first answer; required after it",
+                    "schema": {"type": "string"},
+                },
+                {"name": "X-Customer-Token", "in": "header", "schema": {"type": "string"}},
+            ],
             "requestBody": _json_body(REST_MESSAGE, 1024 * 1024),
-            "responses": {**_ok(schema=REST_REPLIES), **_errors(400, 401, 413, 429, 503)},
+            "responses": {**_ok(schema=REST_REPLIES), **_errors(400, 401, 403, 413, 429, 503)},
             "security": rest_security,
         },
         ("POST", "/webhooks/telegram/webhook"): {

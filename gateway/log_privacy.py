@@ -14,39 +14,42 @@ Owns the patterns; must not know who logs or where records go.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
-_SECRETS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+import textpatterns
+
+_SECRETS: tuple[tuple[textpatterns.Pattern, str | Callable[[textpatterns.Match[str]], str]], ...] = (
     # Telegram bot tokens: <bot id>:<35 characters>, e.g. in https://api.telegram.org/bot<token>/sendMessage
-    (re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}"), "<bot-token>"),
+    (textpatterns.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}"), "<bot-token>"),
     # Authorization headers (any scheme), in dict reprs and header dumps.
     (
-        re.compile(r"(?i)(\bauthorization['\"]?\s*[:=]\s*['\"]?)(?:(bearer|basic|token)\s+)?[^\s'\",;}]+"),
+        textpatterns.compile(r"(?i)(\bauthorization['\"]?\s*[:=]\s*['\"]?)(?:(bearer|basic|token)\s+)?[^\s'\",;}]+"),
         lambda m: f"{m.group(1)}{m.group(2) + ' ' if m.group(2) else ''}***",
     ),
-    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
+    (textpatterns.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
     # Credentials in query strings and forms: token=…, access_token=…, password=…
     (
-        re.compile(r"(?i)\b((?:[a-z_]*token|secret|password|passwd|api[_-]?key|signature|sig|auth)=)[^&\s'\"]+"),
+        textpatterns.compile(
+            r"(?i)\b((?:[a-z_]*token|secret|password|passwd|api[_-]?key|signature|sig|auth)=)[^&\s'\"]+"
+        ),
         r"\1***",
     ),
-    (re.compile(r"(?i)(x-twilio-signature['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"), r"\1***"),
-    (re.compile(r"(?i)(x-telegram-bot-api-secret-token['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"), r"\1***"),
+    (textpatterns.compile(r"(?i)(x-twilio-signature['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"), r"\1***"),
+    (textpatterns.compile(r"(?i)(x-telegram-bot-api-secret-token['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"), r"\1***"),
 )
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-]+)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+_EMAIL = textpatterns.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-]+)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 # Letters may touch a number: JSON escapes Chinese text (是13812345678 is \u662f13812345678). The
 # price: eleven digits inside a hex id are masked too, which only makes that log line less useful.
-_MOBILE = re.compile(r"(?<!\d)((?:86)?1[3-9]\d)(\d{4})(\d{4})(?!\d)")  # with 86: E.164 without its +
-_INTERNATIONAL = re.compile(r"(?<![\d+])\+\d[\d \-]{6,17}\d(?!\d)")
+_MOBILE = textpatterns.compile(r"(?<!\d)((?:86)?1[3-9]\d)(\d{4})(\d{4})(?!\d)")  # with 86: E.164 without its +
+_INTERNATIONAL = textpatterns.compile(r"(?<![\d+])\+\d[\d \-]{6,17}\d(?!\d)")
 
 
-def _email(match: re.Match[str]) -> str:
+def _email(match: textpatterns.Match[str]) -> str:
     return f"{match.group(1)[:1]}***@{match.group(2)}"  # the domain helps tell shops' mail apart
 
 
-def _international(match: re.Match[str]) -> str:
+def _international(match: textpatterns.Match[str]) -> str:
     digits = [ch for ch in match.group(0) if ch.isdigit()]
     return "+" + "*" * (len(digits) - 2) + "".join(digits[-2:])
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+import textpatterns
 from backoffice.permissions import Permission, PermissionDenied
 from backoffice.staff import StaffMember
 from channels.base import json_response
@@ -37,8 +37,8 @@ PREFIX = "/api/console"
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
 DRILL_ROWS = 500
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-AGENT = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+NAME = textpatterns.compile(r"^[a-z][a-z0-9_]{0,63}$")
+AGENT = textpatterns.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 BOM = "\ufeff"
 P = Permission
 
@@ -78,7 +78,7 @@ def _day(request: web.Request, name: str, default: date) -> date:
         raise ApiError(400, "invalid_field", f"{name} must be an ISO date such as 2026-11-30", field=name) from None
 
 
-def _name(request: web.Request, name: str, pattern: re.Pattern[str] = NAME) -> str | None:
+def _name(request: web.Request, name: str, pattern: textpatterns.Pattern = NAME) -> str | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None

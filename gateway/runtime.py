@@ -43,6 +43,7 @@ from store import ConversationStore, InboundMessage, Message
 from store.embedded import EmbeddedMongo
 from store.leases import Leases
 from store.media import MediaStore
+from store.sessions import SenderSessions
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class Gateway:
             await self._embedded_mongo.start()
             store = ConversationStore.from_uri(self._embedded_mongo.uri, self.settings.mongodb_database)
         await store.ensure_indexes()
+        self.feed.sessions = await SenderSessions.open(store.db, self.settings.sender_session_secret)
         self.leases = Leases(store.db)
         self.media.use_collection(store.media)
         self.feed.store = store
@@ -388,7 +390,13 @@ class GatewayBuilder:
         settings = self._settings
         media = self._media or media_store(settings)
         feed = StoreFeed()
-        channels: list[InputChannel] = [RestInput(token=settings.rest_webhook_token)]
+        channels: list[InputChannel] = [
+            RestInput(
+                token=settings.rest_webhook_token,
+                sessions=feed,
+                customer_token_secret=settings.rest_customer_token_secret,
+            )
+        ]
         senders: list[OutputChannel] = []
         if self._channels is None or self._senders is None:
             configured = configured_channels(settings, media, feed)
@@ -406,16 +414,31 @@ def media_store(settings: Settings) -> MediaStore:
 
 
 class StoreFeed:
-    """The store's conversation history for channels that replay it (app IM) or thread replies
-    (e-mail), bound at start."""
+    """What channels ask of the store, bound at start: conversation history for channels that
+    replay it (app IM) or thread replies (e-mail), and the REST channel's sender sessions."""
 
     def __init__(self) -> None:
         self.store: ConversationStore | None = None
+        self.sessions: SenderSessions | None = None
 
     def _store(self) -> ConversationStore:
         if self.store is None:
             raise web.HTTPServiceUnavailable(text="the gateway is starting")
         return self.store
+
+    def _sessions(self) -> SenderSessions:
+        if self.sessions is None:
+            raise web.HTTPServiceUnavailable(text="the gateway is starting")
+        return self.sessions
+
+    def token_for(self, channel: str, sender: str) -> str:
+        return self._sessions().token_for(channel, sender)
+
+    def verify(self, channel: str, sender: str, token: str) -> bool:
+        return self._sessions().verify(channel, sender, token)
+
+    async def claim(self, channel: str, sender: str, channel_message_id: str) -> bool:
+        return await self._sessions().claim(channel, sender, channel_message_id)
 
     async def channel_history(
         self, channel: str, sender_id: str, after_id: str | None = None, limit: int = 100

@@ -130,6 +130,11 @@ class Settings:
     ivr_no_input_seconds: float = 8.0
     rest_webhook_token: str | None = None
     """Set: ``POST /webhooks/rest/webhook`` needs ``Authorization: Bearer <token>`` (the shop backend's)."""
+    rest_customer_token_secret: str | None = None
+    """The shop's HS256 secret for customer tokens (``metadata.customer_token``): only a verified
+    token links a REST sender to a customer's phone, e-mail and orders. Unset: nothing links."""
+    sender_session_secret: str | None = None
+    """Signs REST sender sessions; unset: one generated per installation and kept in the store."""
     rate_limit_ip_per_minute: float = 600.0
     """Requests a minute per client IP on the REST and app webhooks (0: off); see gateway/limits.py."""
     rate_limit_ip_burst: int = 200
@@ -239,6 +244,8 @@ class Settings:
             ivr_silence_seconds=float(env.get("IVR_SILENCE_SECONDS", defaults.ivr_silence_seconds)),
             ivr_no_input_seconds=float(env.get("IVR_NO_INPUT_SECONDS", defaults.ivr_no_input_seconds)),
             rest_webhook_token=env.get("REST_WEBHOOK_TOKEN") or None,
+            rest_customer_token_secret=env.get("REST_CUSTOMER_TOKEN_SECRET") or None,
+            sender_session_secret=env.get("SENDER_SESSION_SECRET") or None,
             rate_limit_ip_per_minute=float(env.get("RATE_LIMIT_IP_PER_MINUTE", defaults.rate_limit_ip_per_minute)),
             rate_limit_ip_burst=int(env.get("RATE_LIMIT_IP_BURST", defaults.rate_limit_ip_burst)),
             rate_limit_ip_exempt=_list(env["RATE_LIMIT_IP_EXEMPT"])

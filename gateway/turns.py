@@ -9,6 +9,11 @@ Turns of one conversation run one at a time and in the order their messages were
 when several gateway processes receive them: a turn holds the conversation's lease in the store
 (``turn:<conversation id>``) and first finishes any earlier message of the conversation still
 unprocessed, whichever process received it.
+
+A message's turn may start twice: every start is counted in the store before it runs, so a turn
+that fails, runs out of its time budget, or kills its process (a message built to freeze the
+reader) is retried once, then **quarantined** — kept, marked answered, the customer told, the
+conversation put in front of an agent — never run again by this or any other process.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, timedelta
 from typing import Any
+
+from pymongo.errors import PyMongoError
 
 from backoffice import TicketDesk
 from dialogue import DialogueEngine, TurnInput
@@ -49,9 +56,15 @@ TURN_LEASE_SECONDS = 10.0
 """A turn's hold on its conversation; renewed while the turn runs, so only a dead process's
 lease ever expires (and then another process may carry on after this long)."""
 TURN_LEASE_WAIT_SECONDS = 60.0
-MAX_RECOVERY_ATTEMPTS = 3
-"""A message whose turn failed this many recovery passes is left alone (and logged): a turn that
-fails every time must not run every pass forever."""
+MAX_TURN_STARTS = 2
+"""A message's turn runs at most this often (the first run and one retry); the next start
+quarantines it instead, whichever process it is in."""
+TURN_BUDGET_SECONDS = 30.0
+"""The most one turn may take (the NLU has its own, shorter timeout); past it the turn counts as failed."""
+QUARANTINE_NOTICE = {
+    "zh": "抱歉，您的这条消息暂时无法自动处理，已转交人工客服查看，请稍候。",
+    "en": "Sorry, we couldn't process that message automatically; it has been passed to an agent, who will reply here.",
+}
 
 
 class ConversationBusy(RuntimeError):
@@ -150,7 +163,8 @@ class TurnProcessor:
         """Finish turns whose inbound message was stored but never processed (e.g. a crash).
 
         ``older_than`` (seconds) leaves alone messages so recent that their turn is probably
-        still running in the process that received them."""
+        still running in the process that received them. A message whose turn keeps failing is
+        quarantined by its second retry, so no pass runs it forever."""
         cutoff = utcnow() - timedelta(seconds=older_than)
         pending = [m for m in await self.store.unprocessed_inbound() if m.created_at <= cutoff]  # stored: aware
         recovered = 0
@@ -158,19 +172,13 @@ class TurnProcessor:
             receipt = await self._receipt_for(message)
             if receipt is None:
                 continue
-            attempts = await self.store.count_recovery_attempt(message.id)
-            if attempts > MAX_RECOVERY_ATTEMPTS:
-                if attempts == MAX_RECOVERY_ATTEMPTS + 1:
-                    log.error("message %s: its turn failed %d recovery passes; left alone", message.id, attempts - 1)
-                    await self._log(message, message.channel, "turn_abandoned", {"message_id": message.id})
-                continue
             try:
                 await self._process(receipt)
                 recovered += 1
             except ConversationBusy:
                 log.info("message %s: its conversation is busy elsewhere; next recovery pass", message.id)
-            except Exception:  # this message's turn fails; the others are still recovered
-                log.exception("recovering message %s failed (pass %d)", message.id, attempts)
+            except Exception:  # the store is down: this message waits for the next pass
+                log.exception("recovering message %s failed", message.id)
         if recovered:
             log.info("recovered %d unprocessed inbound messages", recovered)
         return recovered
@@ -203,10 +211,58 @@ class TurnProcessor:
         return self.leases.hold(f"turn:{conversation_id}", TURN_LEASE_SECONDS, wait=TURN_LEASE_WAIT_SECONDS)
 
     async def _turn(self, receipt: InboundReceipt) -> list[Message]:
+        """The message's turn, run at most :data:`MAX_TURN_STARTS` times in all; then quarantined."""
+        message = receipt.message
+        while True:
+            started = await self.store.start_turn(message.id)
+            if started is None or started.processed:
+                return await self.store.replies_to(message.id)
+            if started.turn_starts > MAX_TURN_STARTS:
+                return await self._quarantine(receipt, started.turn_starts - 1)
+            try:
+                async with asyncio.timeout(TURN_BUDGET_SECONDS):
+                    return await self._run_turn(receipt)
+            except (PyMongoError, LeaseUnavailable):
+                raise  # an outage, not this message's fault: it waits, stored, for a retry or recovery
+            except Exception:
+                log.exception("turn of message %s failed (start %d)", message.id, started.turn_starts)
+
+    async def _quarantine(self, receipt: InboundReceipt, failed_runs: int) -> list[Message]:
+        """Set the message aside: answered with an apology, the conversation in front of an agent,
+        an event for the quality team. Its turn never runs again."""
+        message, conversation = receipt.message, receipt.conversation
+        log.error("message %s quarantined after %d failed turn runs", message.id, failed_runs)
+        english = conversation.language == "en"
+        reply = await self.store.record_outbound(
+            OutboundMessage(
+                channel=conversation.channel,
+                recipient_id=conversation.sender_id,
+                conversation_id=conversation.id,
+                text=QUARANTINE_NOTICE["en" if english else "zh"],
+                in_reply_to=message.id,
+                author="system",
+            ),
+            customer_id=receipt.customer.id,
+            sequence=0,
+        )
+        await self._log(
+            message, conversation.channel, "message_quarantined", {"message_id": message.id, "failed_runs": failed_runs}
+        )
+        current = await self.store.get_conversation(conversation.id)
+        if current is not None and current.state == ConversationState.BOT:
+            await self.dialogue.handoff.enqueue(
+                conversation.id,
+                reason="message_quarantined",
+                channel=conversation.channel,
+                customer_id=receipt.customer.id,
+                slots=current.slots,
+                details={"message_id": message.id, "failed_runs": failed_runs},
+            )
+        await self.store.mark_processed(message.id, quarantined=True)
+        return [reply]
+
+    async def _run_turn(self, receipt: InboundReceipt) -> list[Message]:
         message, customer = receipt.message, receipt.customer
-        current = await self.store.get_message(message.id)
-        if current is not None and current.processed:
-            return await self.store.replies_to(message.id)
         # Re-read: an earlier turn of this conversation may have changed it while we waited.
         conversation = await self.store.get_conversation(message.conversation_id) or receipt.conversation
         if self.tickets is not None and (message.text or message.attachments):
@@ -298,7 +354,7 @@ class TurnProcessor:
             log.error("NLU unavailable, falling back: %s", exc)
             await self._log(message, channel, "nlu_unavailable", {"error": str(exc)[:500]})
             # The obvious ("转人工", an order number, the menu's "查询订单") is still understood.
-            fallback = self.nlu.fallback_parse(text)
+            fallback = await self.nlu.fallback_parse(text)
             if fallback is not None:
                 await self._log(message, channel, "nlu_keywords", {"intent": fallback.intent.name})
             return fallback, True

@@ -12,9 +12,9 @@ Must not know Twilio, recognisers or the store.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+import textpatterns
 from ivr.phrases import Answer
 
 HUMAN_KEY = "0"
@@ -96,7 +96,7 @@ _REQUEST = {
     "resend": {"zh": "补发", "en": "resend"},
     "compensation": {"zh": "补偿", "en": "compensation"},
 }
-_ASKS_FOR_NUMBER = re.compile(r"订单号|手机号|号码|order number|phone number", re.IGNORECASE)
+_ASKS_FOR_NUMBER = textpatterns.compile(r"订单号|手机号|号码|order number|phone number", textpatterns.IGNORECASE)
 
 WORDS = {
     "welcome": {"zh": "您好，欢迎致电售后服务热线。", "en": "Hello, thank you for calling customer service."},

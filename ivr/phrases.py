@@ -11,16 +11,17 @@ Must not know recognisers, Twilio or the dialogue.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+import textpatterns
+
 SIMILAR_ENOUGH = 0.75
 """Character similarity above which a transcript is taken as a phrase it nearly is (改避址 → 改地址)."""
 
-_NOT_SPOKEN = re.compile(r"[\s\W_]+", re.UNICODE)
+_NOT_SPOKEN = textpatterns.compile(r"[\s\W_]+", 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,12 @@ Must not know Twilio's wire format, the call flow or the dialogue.
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import ClassVar
 
+import textpatterns
 from ivr.audio import PHONE_RATE, AudioFileError, phone_line, read_audio_bytes
 from ivr.recognizer import EngineUnavailable
 
@@ -35,7 +35,7 @@ _DIGITS_ZH = {
     "8": "ba1",
     "9": "jiu3",
 }
-_DIGIT_RUN = re.compile(r"\d+")
+_DIGIT_RUN = textpatterns.compile(r"\d+")
 PROMPT_PEAK = 0.5
 """About -6 dBFS: loud enough on a handset, no clipping after resampling."""
 _ZH_PAUSES = str.maketrans({"，": ", ", "。": ". ", "、": ", ", "；": ", ", "：": ", ", "！": ". ", "？": "? "})
@@ -53,7 +53,7 @@ def pinyin_text(text: str) -> str:
     """Mandarin text as tone-numbered pinyin for espeak-ng's pinyin voice; digits one by one."""
     from pypinyin import Style, lazy_pinyin
 
-    def digits(match: re.Match[str]) -> str:
+    def digits(match: textpatterns.Match[str]) -> str:
         run = match.group(0)
         if len(run) <= 2:  # "按1", "第12位": a number, not a code
             return _small_number(int(run))

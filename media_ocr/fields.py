@@ -13,12 +13,12 @@ Must not know about the shop's orders (see :mod:`media_ocr.validation`) or about
 from __future__ import annotations
 
 import difflib
-import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+import textpatterns
 from media_ocr.model import FIELD_NAMES, Barcode, Box, FieldReading, FieldValue, TextLine
 
 DEFAULT_REASONS = ("破损", "质量问题", "尺码不符", "发错货", "少件", "七天无理由", "描述不符", "过期变质")
@@ -293,20 +293,27 @@ def _numeric_run(span: Span, minimum_digits: int) -> tuple[str, list[float], int
     return None
 
 
+_DIGITS = textpatterns.compile(r"\d+")
+_CHINESE_NUMBER = textpatterns.compile(r"[一二两三四五六七八九十]+")
+_ONE_LOOKALIKE = textpatterns.compile(r"[Il|i!]")
+_CUSTOMER_ID = textpatterns.compile(r"([A-Z]{0,4})([- ]?)([0-9OQDILZSBG|]{4,16})")
+_KEYED_ORDER_ID = textpatterns.compile(r"(?:order[_ ]?(?:id|no)?|订单号?)[=:：]?\s*(\d+)", textpatterns.IGNORECASE)
+
+
 def parse_order_id(span: Span, config: FieldConfig) -> Parsed | None:
     found = _numeric_run(span, 6)
     if found is None:
         return None
     digits, confidences, _, _ = found
     doubts = []
-    if not re.fullmatch(config.order_id_pattern, digits):
+    if not textpatterns.compile(config.order_id_pattern).fullmatch(digits):
         doubts.append(f"order_id: {len(digits)} digits do not look like an order number")
     return Parsed(digits, min(confidences), digits, doubts)
 
 
 def parse_sku(span: Span, config: FieldConfig) -> Parsed | None:
     text = span.text.upper()
-    match = re.search(config.sku_pattern, text)
+    match = textpatterns.compile(config.sku_pattern).search(text)
     if match is None:
         return None
     value = match.group(0).rstrip("._/-")
@@ -316,13 +323,13 @@ def parse_sku(span: Span, config: FieldConfig) -> Parsed | None:
 
 def parse_quantity(span: Span, config: FieldConfig) -> Parsed | None:
     text = span.text
-    match = re.search(r"\d+", text)
+    match = _DIGITS.search(text)
     if match is not None:
         number = int(match.group(0))
         confidence = min(span.confidences[match.start() : match.end()])
     else:
-        chinese = re.search(r"[一二两三四五六七八九十]+", text)
-        lookalike = re.fullmatch(r"[Il|i!]", text[:1]) if text else None
+        chinese = _CHINESE_NUMBER.search(text)
+        lookalike = _ONE_LOOKALIKE.fullmatch(text[:1]) if text else None
         if chinese is not None:
             number = _chinese_number(chinese.group(0))
             confidence = min(span.confidences[chinese.start() : chinese.end()])
@@ -364,7 +371,7 @@ def parse_reason(span: Span, config: FieldConfig) -> Parsed | None:
 
 def parse_customer_id(span: Span, config: FieldConfig) -> Parsed | None:
     text = span.text.upper()
-    match = re.search(r"([A-Z]{0,4})([- ]?)([0-9OQDILZSBG|]{4,16})", text)
+    match = _CUSTOMER_ID.search(text)
     if match is None:
         return None
     prefix, dash, number = match.groups()
@@ -379,19 +386,23 @@ def parse_customer_id(span: Span, config: FieldConfig) -> Parsed | None:
         c if ch.isdigit() else c * 0.5
         for ch, c in zip(number, span.confidences[match.start(3) : match.end(3)], strict=True)
     ]
-    doubts = [] if re.fullmatch(config.customer_id_pattern, value) else [f"customer_id: “{value}” has an odd form"]
+    doubts = (
+        []
+        if textpatterns.compile(config.customer_id_pattern).fullmatch(value)
+        else [f"customer_id: “{value}” has an odd form"]
+    )
     return Parsed(value, min(confidences), value, doubts)
 
 
 _DATE_PATTERNS = (
     # 2026-11-20, 2026/11/20, 2026.11.20, 2026年11月20日, 2026 年 11 月 5 日
-    re.compile(r"(?P<y>\d{4})[-/.年](?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})日?"),
+    textpatterns.compile(r"(?P<y>\d{4})[-/.年](?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})日?"),
     # 20261120
-    re.compile(r"(?<!\d)(?P<y>20\d{2})(?P<m>[01]\d)(?P<d>[0-3]\d)(?!\d)"),
+    textpatterns.compile(r"(?<!\d)(?P<y>20\d{2})(?P<m>[01]\d)(?P<d>[0-3]\d)(?!\d)"),
     # 20/11/2026 or 11/20/2026 (which is which is decided below)
-    re.compile(r"(?<!\d)(?P<a>\d{1,2})[-/.](?P<b>\d{1,2})[-/.](?P<y>\d{4})(?!\d)"),
+    textpatterns.compile(r"(?<!\d)(?P<a>\d{1,2})[-/.](?P<b>\d{1,2})[-/.](?P<y>\d{4})(?!\d)"),
 )
-_CHINESE_DATE = re.compile(
+_CHINESE_DATE = textpatterns.compile(
     r"(?P<y>[〇零○O一二三四五六七八九]{4})年(?P<m>[一二三四五六七八九十]{1,3})月(?P<d>[一二三四五六七八九十]{1,3})日"
 )
 
@@ -725,11 +736,11 @@ class FieldExtractor:
 
     def _apply_barcodes(self, extraction: Extraction, barcodes: list[Barcode]) -> None:
         """An order number in a QR code or barcode confirms or replaces the printed one."""
-        pattern = re.compile(self.config.order_id_pattern)
+        pattern = textpatterns.compile(self.config.order_id_pattern)
         coded = []
         for barcode in barcodes:
             text = barcode.text.strip()
-            keyed = re.search(r"(?:order[_ ]?(?:id|no)?|订单号?)[=:：]?\s*(\d+)", text, re.IGNORECASE)
+            keyed = _KEYED_ORDER_ID.search(text)
             number = keyed.group(1) if keyed else text
             if pattern.fullmatch(number):
                 coded.append((number, barcode))

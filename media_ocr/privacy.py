@@ -11,28 +11,29 @@ Must not know where text comes from or who looks at it.
 from __future__ import annotations
 
 import logging
-import re
 import unicodedata
 
-_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})-?(\d{3,4})(\d{4})(?!\d)")
-_ID_CARD = re.compile(r"(?<![\dA-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![\dA-Za-z])")
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+import textpatterns
+
+_PHONE = textpatterns.compile(r"(?<!\d)(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
+_LANDLINE = textpatterns.compile(r"(?<!\d)(0\d{2,3})-?(\d{3,4})(\d{4})(?!\d)")
+_ID_CARD = textpatterns.compile(r"(?<![\dA-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![\dA-Za-z])")
+_EMAIL = textpatterns.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _NAME_LABELS = ("联系人", "姓名", "寄件人", "收件人", "购买方名称", "客户姓名", "收货人", "退货人")
 _ADDRESS_LABELS = ("寄件地址", "取件地址", "收货地址", "退货地址", "地址")
 _LABEL_END = r"\s*[:：]?\s*"
 # A name is 1–4 Chinese characters that do not start the next label (联系人：孙军联系电话：…).
-_NAME = re.compile(
+_NAME = textpatterns.compile(
     rf"({'|'.join(_NAME_LABELS)}){_LABEL_END}((?:(?!联系|电话|手机|地址|会员|客户|订单)[\u4e00-\u9fff·]){{1,4}}"
     r"|[A-Za-z][A-Za-z .]{1,40})"
 )
-_ADDRESS = re.compile(rf"({'|'.join(_ADDRESS_LABELS)}){_LABEL_END}(\S[^\n]*)")
-_REGION = re.compile(r"^(.{2,8}?(?:省|自治区))?(.{2,8}?(?:市|自治州|盟))?")
+_ADDRESS = textpatterns.compile(rf"({'|'.join(_ADDRESS_LABELS)}){_LABEL_END}(\S[^\n]*)")
+_REGION = textpatterns.compile(r"^(.{2,8}?(?:省|自治区))?(.{2,8}?(?:市|自治州|盟))?")
 # Labels that end an address when several fields share a line (联系人：张三 地址：… 电话：…).
-_STOP = re.compile(r"(联系电话|电话|手机|联系人|姓名|寄件人|收件人|订单号|订单编号|货号|SKU)")
+_STOP = textpatterns.compile(r"(联系电话|电话|手机|联系人|姓名|寄件人|收件人|订单号|订单编号|货号|SKU)")
 
 
-def mask_phone(match: re.Match[str]) -> str:
+def mask_phone(match: textpatterns.Match[str]) -> str:
     return f"{match.group(1)}****{match.group(3)}"
 
 

@@ -11,14 +11,16 @@ Must not know about channels, dialogue or how the image was read.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+import textpatterns
 from media_ocr.fields import FieldConfig
 from media_ocr.model import FIELD_NAMES, FieldReading, FieldValue
 from shop import Order, OrderLookup, OrderStatus
+
+_SKU_SEPARATORS = textpatterns.compile(r"[-_./\s]")
 
 # Letters and digits OCR confuses in codes such as SKUs: compared after folding these together.
 _CONFUSABLE = str.maketrans({"O": "0", "D": "0", "Q": "0", "I": "1", "L": "1", "Z": "2", "S": "5", "B": "8", "G": "6"})
@@ -156,7 +158,7 @@ def _confirm(reading: FieldReading, name: str) -> None:
 
 def _sku_key(sku: str) -> str:
     """An SKU as OCR may garble it: upper case, no separators (dashes get lost), look-alikes folded."""
-    return re.sub(r"[-_./\s]", "", sku.upper()).translate(_CONFUSABLE)
+    return _SKU_SEPARATORS.sub("", sku.upper()).translate(_CONFUSABLE)
 
 
 def preset_problems(fields: dict[str, FieldReading], config: FieldConfig) -> list[str]:

@@ -68,7 +68,7 @@ class NluClient(ABC):
     @abstractmethod
     async def ready(self) -> bool: ...
 
-    def fallback_parse(self, text: str) -> ParseResult | None:
+    async def fallback_parse(self, text: str) -> ParseResult | None:
         """A rough reading for while :meth:`parse` raises :class:`NluUnavailable` (keywords), if any."""
         return None
 

@@ -7,11 +7,12 @@ the normalised text. Knows nothing of intents, Rasa or the store.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
+
+import textpatterns
 
 EXTRACTOR = "AfterSalesRules"
 
@@ -39,41 +40,48 @@ _REASON_CUES: tuple[tuple[str, tuple[str, ...]], ...] = (
               "充不进电", "瑕疵", "掉色", "起球", "开线", "脱胶", "故障", "defective", "faulty", "doesn'?t work",
               "not working", "stopped working", "quality")),
 )  # fmt: skip
-_REASON_PATTERNS = tuple((reason, re.compile("|".join(cues), re.IGNORECASE)) for reason, cues in _REASON_CUES)
+_REASON_PATTERNS = tuple(
+    (reason, textpatterns.compile("|".join(cues), textpatterns.IGNORECASE)) for reason, cues in _REASON_CUES
+)
 
-_PHONE = re.compile(r"(?<![\d.])(?:\+?86[ -]?)?(1[3-9]\d{9})(?![\d.])")
-_LONG_NUMBER = re.compile(r"(?<![\d.])\d{10,20}(?![\d.])")
-_ORDER_CUE = re.compile(r"(?:订单|单号|order|编号|号码是?)[^\d]{0,6}$", re.IGNORECASE)
-_PHONE_CUE = re.compile(r"(?:手机|电话|号码|联系方式|phone|mobile|tel)[^\d]{0,6}$", re.IGNORECASE)
+_PHONE = textpatterns.compile(r"(?<![\d.])(?:\+?86[ -]?)?(1[3-9]\d{9})(?![\d.])")
+_LONG_NUMBER = textpatterns.compile(r"(?<![\d.])\d{10,20}(?![\d.])")
+_ORDER_CUE = textpatterns.compile(r"(?:订单|单号|order|编号|号码是?)[^\d]{0,6}$", textpatterns.IGNORECASE)
+_PHONE_CUE = textpatterns.compile(r"(?:手机|电话|号码|联系方式|phone|mobile|tel)[^\d]{0,6}$", textpatterns.IGNORECASE)
 
-_SKU = re.compile(r"(?<![A-Za-z0-9])(SKU[-_ ]?[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*)", re.IGNORECASE)
-_SKU_AFTER_CUE = re.compile(r"(?:货号|商品编码|商品编号|编码)\s*[:是为]?\s*([A-Za-z0-9][A-Za-z0-9-]{2,})")
+_SKU = textpatterns.compile(r"(?<![A-Za-z0-9])(SKU[-_ ]?[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*)", textpatterns.IGNORECASE)
+_SKU_PREFIX = textpatterns.compile(r"^SKU[-_ ]?", textpatterns.IGNORECASE)
+_SKU_AFTER_CUE = textpatterns.compile(r"(?:货号|商品编码|商品编号|编码)\s*[:是为]?\s*([A-Za-z0-9][A-Za-z0-9-]{2,})")
 
-_QUANTITY = re.compile(
+_QUANTITY = textpatterns.compile(
     r"(?<![\d.])(\d{1,4})\s*(?:件|个|只|双|盒|瓶|包|箱|台|条|套|份|袋|罐|张|支|部|把|顶|副|本|桶|杯"
     r"|pcs|pieces?|items?|boxes|box|pairs?|bottles?)(?![\d])",
-    re.IGNORECASE,
+    textpatterns.IGNORECASE,
 )
-_AMOUNT = re.compile(
+_AMOUNT = textpatterns.compile(
     r"(?:(?:¥|￥|rmb|cny)\s*(?P<pre>\d+(?:\.\d{1,2})?))"
-    r"|(?:(?P<num>\d+(?:\.\d{1,2})?)\s*(?:块钱|块|元|蚊|rmb|yuan|cny|dollars?|bucks)(?:(?P<jiao>\d)(?:毛|角)?)?)",
-    re.IGNORECASE,
+    r"|(?:(?<![\d.])(?P<num>\d++(?:\.\d{1,2})?)\s*(?:块钱|块|元|蚊|rmb|yuan|cny|dollars?|bucks)(?:(?P<jiao>\d)(?:毛|角)?)?)",
+    textpatterns.IGNORECASE,
 )
 
-_PRICE_TALK = re.compile(r"差价|降价|价保|便宜了|降了|价格|price", re.IGNORECASE)
-_BARE_PRICE = re.compile(r"(?<![\d.])\d{1,5}(?:\.\d{1,2})?(?![\d.])")
+_PRICE_TALK = textpatterns.compile(r"差价|降价|价保|便宜了|降了|价格|price", textpatterns.IGNORECASE)
+_BARE_PRICE = textpatterns.compile(r"(?<![\d.])\d{1,5}(?:\.\d{1,2})?(?![\d.])")
 
 _WEEKDAY = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6, "末": 5}
 _EN_WEEKDAY = {"monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5, "sunday": 6}
 _RELATIVE_DAYS = {"今天": 0, "明天": 1, "后天": 2, "大后天": 3, "today": 0, "tonight": 0, "tomorrow": 1}
-_RELATIVE_DAY = re.compile(r"大后天|后天|明天|今天|day after tomorrow|tomorrow|today|tonight", re.IGNORECASE)
-_CN_WEEKDAY = re.compile(r"(下下|下个|下|这个|这|本)?(?:周|星期|礼拜)([一二三四五六日天末])")
-_EN_WEEKDAY_RE = re.compile(r"(next |this )?(monday|tuesday|wednesday|thursday|friday|saturday|sunday)", re.IGNORECASE)
-_MONTH_DAY = re.compile(r"(?:(\d{4})年)?(\d{1,2})月(\d{1,2})(?:号|日)?")
-_ISO_DATE = re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
-_SLASH_DATE = re.compile(r"(?<![\d.])(\d{1,2})/(\d{1,2})(?![\d/])")
+_RELATIVE_DAY = textpatterns.compile(
+    r"大后天|后天|明天|今天|day after tomorrow|tomorrow|today|tonight", textpatterns.IGNORECASE
+)
+_CN_WEEKDAY = textpatterns.compile(r"(下下|下个|下|这个|这|本)?(?:周|星期|礼拜)([一二三四五六日天末])")
+_EN_WEEKDAY_RE = textpatterns.compile(
+    r"(next |this )?(monday|tuesday|wednesday|thursday|friday|saturday|sunday)", textpatterns.IGNORECASE
+)
+_MONTH_DAY = textpatterns.compile(r"(?:(\d{4})年)?(\d{1,2})月(\d{1,2})(?:号|日)?")
+_ISO_DATE = textpatterns.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
+_SLASH_DATE = textpatterns.compile(r"(?<![\d.])(\d{1,2})/(\d{1,2})(?![\d/])")
 _HOUSE_NUMBER_AFTER = tuple("路街道巷弄村栋幢楼座室区")
-_DAY_ONLY = re.compile(r"(?<![\d月.])(\d{1,2})(?:号|日)(?!\d)")
+_DAY_ONLY = textpatterns.compile(r"(?<![\d月.])(\d{1,2})(?:号|日)(?!\d)")
 
 TIME_SLOTS = {
     "morning": "09:00-12:00",
@@ -81,33 +89,42 @@ TIME_SLOTS = {
     "afternoon": "14:00-18:00",
     "evening": "18:00-21:00",
 }
-_SLOT_WORDS = re.compile(
+_SLOT_WORDS = textpatterns.compile(
     r"(?P<morning>上午|早上|早晨|清早|一早|上昼|morning)"
     r"|(?P<noon>中午|noon|lunch ?time)"
     r"|(?P<afternoon>下午|午后|afternoon)"
     r"|(?P<evening>晚上|傍晚|夜里|夜间|今晚|明晚|evening|tonight)",
-    re.IGNORECASE,
+    textpatterns.IGNORECASE,
 )
-_HOUR_RANGE = re.compile(r"(上午|下午|晚上|中午)?(\d{1,2})(?:点|:00)(?:半)?\s*(?:到|至|-|~)\s*(\d{1,2})(?:点|:00)?")
+_HOUR_RANGE = textpatterns.compile(
+    r"(上午|下午|晚上|中午)?(\d{1,2})(?:点|:00)(?:半)?\s*(?:到|至|-|~)\s*(\d{1,2})(?:点|:00)?"
+)
 
-_ADDRESS_CUE = re.compile(
+_ADDRESS_CUE = textpatterns.compile(
     r"(?:改成|改为|改到|换成|寄到|送到|送去|寄去|发到|邮到|地址是|新地址是?|地址改一下|收货地址是?|地址[:：]"
     r"|change (?:the )?address to|ship (?:it )?to|send (?:it )?to|deliver (?:it )?to|new address is|address is)"
     r"\s*[:：]?\s*",
-    re.IGNORECASE,
+    textpatterns.IGNORECASE,
 )
-_ADDRESS_MARKER = re.compile(
+_ADDRESS_MARKER = textpatterns.compile(
     r"[省市区县镇乡村路街道巷弄号楼栋幢室]|单元|小区|大厦|公寓"
-    r"|\d+\s+\w+\s+(?:street|st|road|rd|avenue|ave|lane|ln)\b",
-    re.IGNORECASE,
+    r"|(?<!\d)\d++\s+\w++\s+(?:street|st|road|rd|avenue|ave|lane|ln)\b",
+    textpatterns.IGNORECASE,
 )
-_BARE_ADDRESS = re.compile(
-    r"[\u4e00-\u9fff]{2,}(?:省|自治区|市)[\u4e00-\u9fff\d\s-]*?(?:区|县|市)[\u4e00-\u9fff\w\s-]*?(?:路|街|道|巷|弄|号|村|镇)[^,.!?;，。！？；]*"
+# Province or city, district, street: each part bounded and atomic (no backtracking into a part
+# once it matched), so a run of 市 or 区 costs a few steps per character, not a cubic search.
+_BARE_ADDRESS = textpatterns.compile(
+    r"(?>[\u4e00-\u9fff]{2,8}?(?:省|自治区|市))"
+    r"(?>[\u4e00-\u9fff\d\s-]{0,20}?(?:区|县|市))"
+    r"(?>[\u4e00-\u9fff\w\s-]{0,30}?(?:路|街|道|巷|弄|号|村|镇))"
+    r"[^,.!?;，。！？；]*"
 )
-_ADDRESS_END = re.compile(r"[,!?;，。！？；]|\.(?!\d)|谢谢|麻烦|订单|单号|可以吗|行吗|好吗|可不可以|能不能")
-_ENGLISH_ADDRESS_END = re.compile(r"[!?;。！？；]|\.(?:\s|$)|\b(?:thanks|thank you|please|pls)\b", re.IGNORECASE)
-_ADDRESS_LEAD = re.compile(r"^(?:(?:给我|帮我|请|麻烦)?(?:改成|改为|改到|换成|寄到|送到|发到|写成|写)\s*)+")
-_ADDRESS_TAIL = re.compile(r"(?:去|来|吗|呢|呗|啊|呀|吧|了|哈|就行|就好|就可以|就中)+$")
+_ADDRESS_END = textpatterns.compile(r"[,!?;，。！？；]|\.(?!\d)|谢谢|麻烦|订单|单号|可以吗|行吗|好吗|可不可以|能不能")
+_ENGLISH_ADDRESS_END = textpatterns.compile(
+    r"[!?;。！？；]|\.(?:\s|$)|\b(?:thanks|thank you|please|pls)\b", textpatterns.IGNORECASE
+)
+_ADDRESS_LEAD = textpatterns.compile(r"^(?:(?:给我|帮我|请|麻烦)?(?:改成|改为|改到|换成|寄到|送到|发到|写成|写)\s*)+")
+_ADDRESS_TAIL_WORDS = ("就可以", "就行", "就好", "就中", "去", "来", "吗", "呢", "呗", "啊", "呀", "吧", "了", "哈")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +179,7 @@ def _skus(text: str) -> Iterator[Extracted]:
     seen: set[int] = set()
     for match in _SKU.finditer(text):
         seen.add(match.start(1))
-        value = re.sub(r"^SKU[-_ ]?", "SKU-", match.group(1).upper())
+        value = _SKU_PREFIX.sub("SKU-", match.group(1).upper())
         yield Extracted("sku", value, match.start(1), match.end(1))
     for match in _SKU_AFTER_CUE.finditer(text):
         if match.start(1) not in seen:
@@ -316,12 +333,24 @@ def _address(text: str) -> Iterator[Extracted]:
         lead = _ADDRESS_LEAD.match(candidate)
         if lead:
             candidate = candidate[lead.end() :]
-        candidate = _ADDRESS_TAIL.sub("", candidate).strip(" ,")
+        candidate = _without_tail(candidate).strip(" ,")
         if len(candidate) >= 4 and _ADDRESS_MARKER.search(candidate) and not _RELATIVE_DAY.fullmatch(candidate):
             offset = text.index(candidate, start)
             yield Extracted("address", candidate, offset, offset + len(candidate))
             return
     bare = _BARE_ADDRESS.search(text)
     if bare is not None:
-        candidate = _ADDRESS_TAIL.sub("", bare.group(0)).strip()
+        candidate = _without_tail(bare.group(0)).strip()
         yield Extracted("address", candidate, bare.start(), bare.start() + len(candidate))
+
+
+def _without_tail(candidate: str) -> str:
+    """The address without trailing particles ("…398号就行了吧"), stripped word by word from the end
+    (a ``(?:…)+$`` pattern retries from every position: quadratic on a long run of them)."""
+    end = len(candidate)
+    while end:
+        word = next((w for w in _ADDRESS_TAIL_WORDS if candidate.endswith(w, 0, end)), None)
+        if word is None:
+            break
+        end -= len(word)
+    return candidate[:end]

@@ -11,7 +11,6 @@ form it will be asked about. Knows nothing of intents, Rasa or the store.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,13 +19,14 @@ from pathlib import Path
 import opencc
 import yaml
 
+import textpatterns
 from nlu.numerals import digits_for_chinese_numerals
 
 LEXICON_PATH = Path(__file__).resolve().parent / "lexicon" / "regional.yml"
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LATIN_LETTER = re.compile(r"[A-Za-z]")
-_SPACES = re.compile(r"\s+")
+_CJK = textpatterns.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN_LETTER = textpatterns.compile(r"[A-Za-z]")
+_SPACES = textpatterns.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ Knows nothing of intents or entities; :mod:`nlu.entities` reads the digits this 
 
 from __future__ import annotations
 
-import re
+import textpatterns
 
 DIGITS = {
     "零": 0, "〇": 0, "洞": 0, "一": 1, "幺": 1, "二": 2, "两": 2, "三": 3, "四": 4,
@@ -27,8 +27,9 @@ MEASURE_WORDS = frozenset(
 """A lone digit followed by one of these is a number (两件, 三天); 点 is handled with time words."""
 TIME_WORDS = ("上午", "下午", "早上", "晚上", "中午", "凌晨", "傍晚", "明天", "今天", "后天")
 
-_NUMERAL_RUN = re.compile(r"[零〇洞一幺二两三四五六七八九十百千万亿\d]+")
-_SPACED_DIGITS = re.compile(r"(?<![\d.])\d{3,}(?:[ \-]\d{3,})+(?![\d.])")
+_NUMERAL_RUN = textpatterns.compile(r"[零〇洞一幺二两三四五六七八九十百千万亿\d]+")
+_DIGIT_SEPARATORS = textpatterns.compile(r"[ \-]")
+_SPACED_DIGITS = textpatterns.compile(r"(?<![\d.])\d{3,}(?:[ \-]\d{3,})+(?![\d.])")
 
 
 def digits_for_chinese_numerals(text: str) -> str:
@@ -101,4 +102,4 @@ def positional_value(run: str) -> int | None:
 
 def _join_spaced_digit_groups(text: str) -> str:
     """138 0013 8000 or 138-0013-8000 → 13800138000 (dates like 2026-11-25 have short groups and stay)."""
-    return _SPACED_DIGITS.sub(lambda m: re.sub(r"[ \-]", "", m.group(0)), text)
+    return _SPACED_DIGITS.sub(lambda m: _DIGIT_SEPARATORS.sub("", m.group(0)), text)

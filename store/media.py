@@ -20,7 +20,6 @@ import errno
 import hashlib
 import logging
 import os
-import re
 import tempfile
 import threading
 import time
@@ -30,6 +29,7 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+import textpatterns
 from store.models import Attachment, utcnow
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def sniff_content_type(data: bytes, declared: str) -> str:
     return declared
 
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SHA256 = textpatterns.compile(r"[0-9a-f]{64}")
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 USAGE_RESCAN_SECONDS = 60.0
 """How long the cached total under the root is trusted before it is scanned again."""

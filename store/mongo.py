@@ -118,6 +118,14 @@ class InboundReceipt:
     duplicate: bool
 
 
+@dataclass(frozen=True, slots=True)
+class TurnStart:
+    """A message's state as its turn starts (see :meth:`ConversationStore.start_turn`)."""
+
+    processed: bool
+    turn_starts: int
+
+
 class ConversationStore:
     """The one conversation store every channel writes to and every layer reads from."""
 
@@ -179,7 +187,11 @@ class ConversationStore:
     # -- customers -------------------------------------------------------------------------
 
     async def resolve_customer(self, channel: str, sender_id: str, profile: dict[str, str]) -> Customer:
-        """Find the customer behind a channel identity, linking vouched-for identities."""
+        """Find the customer behind a channel identity, linking the identities the channel proved.
+
+        ``profile`` holds only identities the channel verified (a signed customer token, Telegram's
+        own contact, the SMS sender); they are added where the customer has none of that kind and
+        never replace one it has: an identity is changed only by an explicit, audited merge."""
         doc = await self.customers.find_one({f"identities.{channel}": sender_id})
         if doc is None:
             for kind in ("phone", "email"):
@@ -203,17 +215,20 @@ class ConversationStore:
                 doc = await self.customers.find_one({f"identities.{channel}": sender_id})
                 if doc is None:
                     raise
-        missing = {
-            f"identities.{kind}": value
-            for kind, value in {channel: sender_id, **_linkable(profile)}.items()
-            if doc.get("identities", {}).get(kind) != value
-        }
+        return await self._link(doc, {channel: sender_id, **_linkable(profile)})
+
+    async def _link(self, doc: dict[str, Any], proven: dict[str, str]) -> Customer:
+        """Add proven identities of kinds the customer lacks; a kind it has keeps its value."""
+        have: dict[str, str] = doc.get("identities", {})
+        missing = {f"identities.{kind}": value for kind, value in proven.items() if kind not in have}
+        conflicting = sorted(kind for kind, value in proven.items() if kind in have and have[kind] != value)
+        if conflicting:  # the kinds only: the values are phone numbers and addresses
+            log.info("customer %s keeps its own %s", doc["_id"], ", ".join(conflicting))
         if missing:
             try:
                 await self.customers.update_one({"_id": doc["_id"]}, {"$set": missing})
                 doc = await self.customers.find_one({"_id": doc["_id"]}) or doc
             except DuplicateKeyError:
-                # The kinds only: the values are phone numbers and addresses.
                 log.warning("identity already belongs to another customer: %s", ", ".join(sorted(missing)))
         return _from_doc(Customer, doc)
 
@@ -449,8 +464,7 @@ class ConversationStore:
         )
         if existing is not None:
             return await self._receipt(existing, duplicate=True)
-        customer = await self.resolve_customer(inbound.channel, inbound.sender_id, inbound.profile)
-        conversation = await self.open_conversation(customer, inbound.channel, inbound.sender_id)
+        customer, conversation = await self._customer_and_conversation(inbound)
         doc = {
             "_id": new_id(),
             "conversation_id": conversation.id,
@@ -475,6 +489,19 @@ class ConversationStore:
                 raise
             return await self._receipt(existing, duplicate=True)
         return InboundReceipt(_from_doc(Message, doc), conversation, customer, duplicate=False)
+
+    async def _customer_and_conversation(self, inbound: InboundMessage) -> tuple[Customer, Conversation]:
+        """The sender's open conversation decides the customer (the channel proved the sender, and
+        the conversation was bound to its customer when it opened); only a sender without one is
+        resolved through its identities."""
+        open_doc = await self.conversations.find_one({"open_key": f"{inbound.channel}:{inbound.sender_id}"})
+        if open_doc is not None:
+            customer_doc = await self.customers.find_one({"_id": open_doc["customer_id"]})
+            if customer_doc is not None:
+                customer = await self._link(customer_doc, _linkable(inbound.profile))
+                return customer, _from_doc(Conversation, open_doc)
+        customer = await self.resolve_customer(inbound.channel, inbound.sender_id, inbound.profile)
+        return customer, await self.open_conversation(customer, inbound.channel, inbound.sender_id)
 
     async def _receipt(self, doc: dict[str, Any], *, duplicate: bool) -> InboundReceipt:
         conversation = await self.get_conversation(doc["conversation_id"])
@@ -534,8 +561,11 @@ class ConversationStore:
         cursor = self.messages.find({"in_reply_to": inbound_id}).sort("channel_message_id", ASCENDING)
         return [_from_doc(Message, d) async for d in cursor]
 
-    async def mark_processed(self, message_id: str) -> None:
-        await self.messages.update_one({"_id": message_id}, {"$set": {"processed": True}})
+    async def mark_processed(self, message_id: str, *, quarantined: bool = False) -> None:
+        changes: dict[str, Any] = {"processed": True}
+        if quarantined:
+            changes["quarantined"] = True
+        await self.messages.update_one({"_id": message_id}, {"$set": changes})
 
     async def record_understanding(self, message_id: str, understanding: dict[str, Any]) -> None:
         """Keep the NLU's reading (normalised text, intent, entities) beside the original text."""
@@ -667,12 +697,18 @@ class ConversationStore:
         )
         return [_from_doc(Message, d) async for d in cursor]
 
-    async def count_recovery_attempt(self, message_id: str) -> int:
-        """Note that a recovery pass is about to run this message's turn; returns how many times it has."""
+    async def start_turn(self, message_id: str) -> TurnStart | None:
+        """Count a start of this message's turn (before it runs, so a turn that kills its process
+        counts too); returns whether it is answered already and how many starts there have been."""
         doc = await self.messages.find_one_and_update(
-            {"_id": message_id}, {"$inc": {"recovery_attempts": 1}}, return_document=ReturnDocument.AFTER
+            {"_id": message_id},
+            {"$inc": {"turn_starts": 1}},
+            projection={"processed": 1, "turn_starts": 1},
+            return_document=ReturnDocument.AFTER,
         )
-        return int((doc or {}).get("recovery_attempts", 0))
+        if doc is None:
+            return None
+        return TurnStart(processed=bool(doc.get("processed")), turn_starts=int(doc.get("turn_starts", 1)))
 
     async def unprocessed_inbound_of(self, conversation_id: str, *, before: str, limit: int = 100) -> list[Message]:
         """The conversation's customer messages stored before ``before`` and not yet answered, oldest first."""

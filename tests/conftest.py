@@ -20,6 +20,7 @@ from nlu.server import EmbeddedRasaServer
 from nlu.understanding import UnderstandingClient
 from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from tests.helpers import CUSTOMER_TOKEN_SECRET
 from tests.telegram_standin import BotApiStandIn
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +77,7 @@ async def store(mongo: EmbeddedMongo) -> AsyncIterator[ConversationStore]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path / "var")
+    return Settings(var_dir=tmp_path / "var", rest_customer_token_secret=CUSTOMER_TOKEN_SECRET)
 
 
 @pytest_asyncio.fixture

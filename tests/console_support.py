@@ -71,9 +71,11 @@ async def sign_in_page(
     password: str = PASSWORD,
     locale: str = "zh-CN",
     landing: str = "/console/",
+    timezone_id: str | None = None,
 ) -> tuple[BrowserContext, Page]:
-    """A new browser context signed in as this staff member, on ``landing`` (the inbox)."""
-    context = await browser.new_context(locale=locale, viewport={"width": 1400, "height": 900})
+    """A new browser context signed in as this staff member, on ``landing`` (the inbox); with
+    ``timezone_id`` the browser's clock is in that zone."""
+    context = await browser.new_context(locale=locale, viewport={"width": 1400, "height": 900}, timezone_id=timezone_id)
     page = await context.new_page()
     await page.goto(f"{served.base}/console/login?next={landing}")
     await page.fill("#staff_id", staff_id)

@@ -33,7 +33,7 @@ from tests.faults_support import (
     assert_telegram_sent_once_in_order,
     next_frame,
 )
-from tests.helpers import wait_for
+from tests.helpers import post_rest, wait_for
 from tests.telegram_standin import TOKEN, BotApiStandIn, private_update
 
 APP_SECRET = "store-restart-app-secret"
@@ -75,7 +75,7 @@ async def test_the_gateway_rides_out_a_store_restart_without_losing_or_doubling_
 
     async def rest(http: TestClient[Any, Any], message_id: str, text: str) -> tuple[int, Any]:
         body = {"sender": "rest-store-restart", "message": text, "message_id": message_id}
-        response = await http.post("/webhooks/rest/webhook", json=body)
+        response = await post_rest(http, body)
         return response.status, (await response.json(), response.headers.get("Retry-After"))
 
     try:

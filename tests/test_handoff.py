@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from gateway import Gateway, Settings
 from shop.aftersales import RequestType
 from store import ConversationState, ConversationStore
+from tests.helpers import CUSTOMER_TOKEN_SECRET
 from tests.selfservice import Customer, events
 
 TOKEN = "agent-token-for-tests"
@@ -19,7 +20,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path / "var", agent_api_token=TOKEN)
+    return Settings(var_dir=tmp_path / "var", agent_api_token=TOKEN, rest_customer_token_secret=CUSTOMER_TOKEN_SECRET)
 
 
 async def conversation_of(store: ConversationStore, sender: str) -> dict[str, object]:

@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway import log_privacy
+from tests.helpers import post_rest
 
 PHONE = "13812345678"
 INTERNATIONAL = "+8613912345678"
@@ -83,7 +84,7 @@ async def test_a_conversation_with_a_phone_number_and_an_address_logs_neither(
         {"message": f"发到 {EMAIL} 就行"},
     ]
     for turn in turns:
-        response = await client.post("/webhooks/rest/webhook", json={"sender": sender, **turn})
+        response = await post_rest(client, {"sender": sender, **turn})
         assert response.status == 200, await response.text()
     response = await client.get("/api/agent/queue", headers={"Authorization": f"Bearer {BOT_TOKEN}"})
     assert response.status == 401

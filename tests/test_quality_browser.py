@@ -6,19 +6,23 @@ Screenshots: var/test-artifacts/console-quality.png, console-refunds.png, consol
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import ClientSession
 from playwright.async_api import Browser, Page, expect
 
 from backoffice.permissions import Role
+from channels.customer_token import sign_customer_token
 from gateway import Gateway, Settings
 from shop.aftersales import RequestType
 from store import ConversationStore
 from tests.browser import artifact, browser  # noqa: F401
 from tests.console_support import Served, make_staff, served, sign_in_page
+from tests.helpers import CUSTOMER_TOKEN_SECRET, post_rest
 from tests.selfservice import make_order, new_phone
 
 AGENT_TOKEN = "agent-token-for-quality-tests"
@@ -26,13 +30,14 @@ AGENT_TOKEN = "agent-token-for-quality-tests"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path / "var", agent_api_token=AGENT_TOKEN)
+    return Settings(
+        var_dir=tmp_path / "var", agent_api_token=AGENT_TOKEN, rest_customer_token_secret=CUSTOMER_TOKEN_SECRET
+    )
 
 
 async def say(http: ClientSession, sender: str, text: str, phone: str) -> list[dict[str, Any]]:
-    response = await http.post(
-        "/webhooks/rest/webhook", json={"sender": sender, "message": text, "metadata": {"phone": phone}}
-    )
+    token = sign_customer_token(CUSTOMER_TOKEN_SECRET, {"phone": phone})
+    response = await post_rest(http, {"sender": sender, "message": text, "metadata": {"customer_token": token}})
     assert response.status == 200, await response.text()
     replies: list[dict[str, Any]] = await response.json()
     return replies
@@ -160,5 +165,29 @@ async def test_the_dashboard_shows_the_stores_figures_and_drills_down_from_a_bar
             assert review is not None
             assert (review["reviewer"], review["verdict"], review["right_intent"], review["comment"]) == (
                 "qa.chen", "good", "order_status", "回答准确")  # fmt: skip
+        finally:
+            await context.close()
+
+
+async def test_the_shops_day_decides_the_default_range_whatever_the_browsers_clock(
+    gateway: Gateway,
+    browser: Browser,  # noqa: F811
+) -> None:
+    """A reviewer whose browser is 19 hours behind the shop (Pago Pago, UTC-11, against Shanghai)
+    still sees today's figures: the default range is the shop's, from the server."""
+    shop_today = datetime.now(ZoneInfo(gateway.settings.timezone)).date().isoformat()
+    async with served(gateway) as site:
+        await seed_conversations(site, gateway)
+        await make_staff(gateway, "qa.far", Role.QUALITY, name="远 质检")
+        context, page = await sign_in_page(
+            browser, site, "qa.far", landing="/console/quality", timezone_id="Pacific/Pago_Pago"
+        )
+        try:
+            await wait_loaded(page)
+            await expect(page.locator("#q-to")).to_have_value(shop_today)
+            value = page.locator("#metric-self_service_completion .metric-value")
+            await expect(value).not_to_have_text("—")
+            await page.goto(f"{site.base}/console/refunds")
+            await expect(page.locator("#r-to")).to_have_value(shop_today)
         finally:
             await context.close()

@@ -25,7 +25,7 @@ from quality.peak import csv_rows, format_text, peak_report
 from store import ConversationStore, InboundMessage
 from store.embedded import EmbeddedMongo
 from tests.conftest import DEMO_ORDERS, REPO_ROOT
-from tests.helpers import wait_for
+from tests.helpers import CUSTOMER_TOKEN_SECRET, wait_for
 from tests.selfservice import Customer
 from tests.telegram_standin import TOKEN, BotApiStandIn
 
@@ -41,6 +41,7 @@ async def peak(
     """A peak in miniature: the quality demo on REST, app and Telegram, a refund, a reply that cannot go out."""
     settings = Settings(
         var_dir=tmp_path / "var", app_im_secret="peak-secret", telegram_bot_token=TOKEN,
+        rest_customer_token_secret=CUSTOMER_TOKEN_SECRET,
         telegram_webhook_secret="peak-hook", telegram_api_base_url=standin.base_url,
         outbox_base_delay=0.05, outbox_poll_interval=0.05,
     )  # fmt: skip

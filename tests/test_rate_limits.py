@@ -14,6 +14,7 @@ from gateway import Gateway, GatewayBuilder, Settings, build_app
 from gateway.limits import Rate, TokenBucketLimiter
 from nlu import OfflineNlu
 from store import ConversationStore
+from tests.helpers import post_rest
 from tests.telegram_standin import BotApiStandIn, private_update, telegram_gateway
 
 REST = "/webhooks/rest/webhook"
@@ -111,9 +112,9 @@ async def test_one_sender_over_its_limit_gets_429_and_nothing_is_stored(
     gateway = rest_gateway(store, tmp_path, rate_limit_sender_per_minute=1.0, rate_limit_sender_burst=2)
     async for http in serve(gateway):
         for n in range(2):
-            assert (await http.post(REST, json={"sender": "flood", "message": f"第{n}条"})).status == 200
+            assert (await post_rest(http, {"sender": "flood", "message": f"第{n}条"})).status == 200
         stored = await store.messages.count_documents({"direction": "in"})
-        refused = await http.post(REST, json={"sender": "flood", "message": "再来一条"})
+        refused = await post_rest(http, {"sender": "flood", "message": "再来一条"})
         assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
         assert (await refused.json())["error"] == "rate_limited"
         assert await store.messages.count_documents({"direction": "in"}) == stored

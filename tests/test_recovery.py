@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import GatewayBuilder, Settings, build_app
-from gateway.turns import MAX_RECOVERY_ATTEMPTS
+from gateway.turns import MAX_TURN_STARTS
 from nlu import NluClient, ParseResult, RasaNluClient
 from store import ConversationStore, InboundMessage
 from tests.conftest import DEMO_ORDERS
@@ -54,11 +54,12 @@ class CrashingNlu(NluClient):
         return True
 
 
-async def test_a_turn_that_always_fails_is_given_up_after_a_few_recovery_passes(
+async def test_a_turn_that_always_fails_is_quarantined_after_one_retry(
     settings: Settings, store: ConversationStore
 ) -> None:
-    """Recovery runs every few seconds in every process: a message whose turn fails each time
-    must not be retried forever. Other messages are still recovered."""
+    """Recovery runs every few seconds in every process: a message whose turn fails each time is
+    run once more, then set aside (answered with an apology, put in front of an agent) and never
+    run again by any pass."""
     poison = await store.accept_inbound(
         InboundMessage(channel="rest", sender_id="poison", channel_message_id="poison:1", text="查一下订单")
     )
@@ -67,11 +68,17 @@ async def test_a_turn_that_always_fails_is_given_up_after_a_few_recovery_passes(
     await gateway.start()
     try:
         assert gateway.turns is not None
-        for _ in range(MAX_RECOVERY_ATTEMPTS + 2):
-            assert await gateway.turns.recover() == 0
+        for _ in range(3):
+            await gateway.turns.recover()
         message = await store.messages.find_one({"_id": poison.message.id})
-        assert message is not None and message["processed"] is False, "kept for staff, not marked done"
-        assert message["recovery_attempts"] == 1 + MAX_RECOVERY_ATTEMPTS + 2  # the start's pass, then ours
-        assert await store.events.count_documents({"name": "turn_abandoned"}) == 1
+        assert message is not None
+        assert message["processed"] and message["quarantined"]  # nx-27017 reads a $set boolean back as 1
+        assert message["turn_starts"] == MAX_TURN_STARTS + 1, "the first run, one retry, then the quarantine"
+        (notice,) = await store.replies_to(poison.message.id)
+        assert "人工客服" in notice.text
+        conversation = await store.get_conversation(poison.conversation.id)
+        assert conversation is not None and conversation.state == "waiting_agent"
+        assert await store.events.count_documents({"name": "message_quarantined"}) == 1
+        assert await store.events.count_documents({"name": "handed_off", "data.reason": "message_quarantined"}) == 1
     finally:
         await gateway.stop()

@@ -117,11 +117,6 @@ function ageSince(iso) {
   return iso ? Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000) : null;
 }
 
-// A local calendar day as YYYY-MM-DD (what <input type="date"> holds).
-function isoDay(date) {
-  return new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
-}
-
 // Chart.js (loaded on pages with charts): one chart per canvas id, replaced when redrawn.
 const CHARTS = {};
 function drawChart(id, config) {

@@ -78,9 +78,10 @@ function metricByName(name) {
 
 function renderShell() {
   const url = new URL(location.href);
-  const today = new Date();
-  const from = url.searchParams.get("from") || isoDay(new Date(today.getTime() - 29 * 86400000));
-  const to = url.searchParams.get("to") || isoDay(today);
+  // Empty unless the address names them: the server fills the default range in the shop's time
+  // zone (the browser's clock may be on another day).
+  const from = url.searchParams.get("from") || "";
+  const to = url.searchParams.get("to") || "";
   const channel = el("select", { id: "q-channel" }, el("option", { value: "" }, t("q_all")),
     CHANNELS.map((c) => el("option", { value: c, selected: url.searchParams.get("channel") === c }, t(`channel_${c}`))));
   const form = el("form", { class: "toolbar", id: "q-filters", onsubmit: (e) => { e.preventDefault(); load(); } },
@@ -115,6 +116,8 @@ async function load() {
     clear(document.getElementById("q-error"), t("failed", { detail: error.message }));
     return;
   }
+  document.getElementById("q-from").value = summary.from;
+  document.getElementById("q-to").value = summary.to;
   renderCards();
   renderTrend();
   renderBars("intent", "chart-intent");

@@ -37,11 +37,10 @@ function money(value) {
 }
 
 function renderRefundShell() {
-  const today = new Date();
+  // The dates start empty: the server's default range is in the shop's time zone, not the browser's.
   const form = el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); loadRefunds(); } },
-    el("label", {}, t("r_from"), " ", el("input", { type: "date", id: "r-from",
-      value: isoDay(new Date(today.getTime() - 29 * 86400000)) })),
-    el("label", {}, t("r_to"), " ", el("input", { type: "date", id: "r-to", value: isoDay(today) })),
+    el("label", {}, t("r_from"), " ", el("input", { type: "date", id: "r-from" })),
+    el("label", {}, t("r_to"), " ", el("input", { type: "date", id: "r-to" })),
     el("label", {}, t("r_granularity"), " ", el("select", { id: "r-granularity" },
       el("option", { value: "day" }, t("r_day")), el("option", { value: "week" }, t("r_week")))),
     el("button", { type: "submit", id: "r-apply" }, t("r_apply")),
@@ -69,6 +68,8 @@ async function loadRefunds() {
     return;
   }
   clear(document.getElementById("r-error"));
+  document.getElementById("r-from").value = report.from;
+  document.getElementById("r-to").value = report.to;
   clear(document.getElementById("r-totals"), COLUMNS.map((c) => el("article", { class: "card", id: `refund-${c}` },
     el("div", { class: "metric-label" }, t(`r_${c}`)),
     el("div", { class: "metric metric-value" }, c.endsWith("amount") ? money(report.total[c]) : report.total[c]))));

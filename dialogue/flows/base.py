@@ -8,7 +8,6 @@ what it lacks one step at a time, confirms before it changes anything, and alway
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
+import textpatterns
 from backoffice import HandoffDesk, Ticket, TicketDesk, TicketType
 from backoffice.routing.pickups import PickupStore
 from backoffice.surveys import SurveyDesk
@@ -31,16 +31,19 @@ if TYPE_CHECKING:
 MAX_ORDER_CHOICES = 5
 MAX_VERIFY_ATTEMPTS = 2
 
-_YES = re.compile(
+_YES = textpatterns.compile(
     r"^\s*(是|是的|对|对的|好|好的|好滴|嗯|嗯嗯|确认|确定|可以|行|没问题|冇问题|系|系啊|得|要得|中|yes|y|ok|okay|sure|confirm)"
     r"[。.!！~]*\s*$",
-    re.IGNORECASE,
+    textpatterns.IGNORECASE,
 )
-_NO = re.compile(r"^\s*(不|不是|不对|不要|不用|否|算了|取消|唔系|唔要|no|n|nope|cancel)[。.!！~]*\s*$", re.IGNORECASE)
-_CANCEL = re.compile(
-    r"(算了|不用了|不办了|先不办|取消办理|取消申请|退出|唔使了|冇需要|never ?mind|forget it|stop)", re.IGNORECASE
+_NO = textpatterns.compile(
+    r"^\s*(不|不是|不对|不要|不用|否|算了|取消|唔系|唔要|no|n|nope|cancel)[。.!！~]*\s*$", textpatterns.IGNORECASE
 )
-_DIGITS = re.compile(r"\d+")
+_CANCEL = textpatterns.compile(
+    r"(算了|不用了|不办了|先不办|取消办理|取消申请|退出|唔使了|冇需要|never ?mind|forget it|stop)",
+    textpatterns.IGNORECASE,
+)
+_DIGITS = textpatterns.compile(r"\d+")
 
 register(
     {

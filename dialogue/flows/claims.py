@@ -7,10 +7,10 @@ in review with a ticket, the photos attached.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any, ClassVar
 
+import textpatterns
 from backoffice import Ticket, TicketType
 from dialogue.flows.base import Flow, is_no
 from dialogue.replies import register, status_label
@@ -58,8 +58,10 @@ register(
     }
 )
 
-_LATE = re.compile(r"(延迟|迟到|太慢|好慢|超时|晚到|这么久|几天了|还没到|late|delay|slow)", re.IGNORECASE)
-_PRICE = re.compile(r"(降价|价保|便宜了|差价|补差|price (drop|protection)|cheaper)", re.IGNORECASE)
+_LATE = textpatterns.compile(
+    r"(延迟|迟到|太慢|好慢|超时|晚到|这么久|几天了|还没到|late|delay|slow)", textpatterns.IGNORECASE
+)
+_PRICE = textpatterns.compile(r"(降价|价保|便宜了|差价|补差|price (drop|protection)|cheaper)", textpatterns.IGNORECASE)
 
 
 class _ClaimFlow(Flow):

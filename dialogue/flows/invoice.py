@@ -3,9 +3,9 @@ invoice request the shop's e-invoicing issues."""
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
+import textpatterns
 from dialogue.flows.base import Flow, is_no, is_yes
 from dialogue.replies import register
 from dialogue.turn import Turn
@@ -49,10 +49,10 @@ register(
     }
 )
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+_EMAIL = textpatterns.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _TAX_ID_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _TAX_ID_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_TAX_ID = re.compile(r"[0-9A-Za-z]{15,20}")
+_TAX_ID = textpatterns.compile(r"[0-9A-Za-z]{15,20}")
 _COMPANY = ("企业", "公司", "单位", "company", "business")
 _PERSONAL = ("个人", "personal", "person", "private")
 
