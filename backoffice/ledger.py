@@ -13,6 +13,7 @@ round trip through any database.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -56,29 +57,56 @@ class Verification:
 
 
 class HashChainLedger:
-    """One chain of entries in a shared ``ledger`` collection."""
+    """One chain of entries in a shared ``ledger`` collection.
+
+    Appending reads the chain's head from ``<collection>_heads`` (``_id`` = chain): finding the
+    last entry by sorting the chain would scan it on the embedded store, every time, as the log
+    grows. The head is only a pointer: entries are keyed ``<chain>:<seq>``, so a writer that died
+    between storing its entry and moving the head is caught up with by the next, by ``_id``."""
 
     def __init__(self, collection: AsyncCollection[dict[str, Any]], chain: str) -> None:
         self.collection = collection
+        self.heads = collection.database[f"{collection.name}_heads"]
         self.chain = chain
 
     async def ensure_indexes(self) -> None:
         # Uniqueness of (chain, seq) comes from _id; this index serves the ordered reads.
         await self.collection.create_index([("chain", ASCENDING), ("seq", ASCENDING)])
+        if await self.heads.find_one({"_id": self.chain}) is None:  # a chain written before heads existed
+            last = await self.collection.find_one({"chain": self.chain}, sort=[("seq", DESCENDING)])
+            if last is not None:
+                await self._move_head(int(last["seq"]), str(last["hash"]))
+
+    def _id(self, seq: int) -> str:
+        return f"{self.chain}:{seq:012d}"
+
+    async def _head(self) -> tuple[int, str]:
+        """The chain's last (seq, hash), by ``_id`` lookups only (a chain written before heads
+        existed gets its head at start, in :meth:`ensure_indexes`)."""
+        doc = await self.heads.find_one({"_id": self.chain})
+        seq, head = (int(doc["seq"]), str(doc["hash"])) if doc else (0, GENESIS_HASH)
+        while (following := await self.collection.find_one({"_id": self._id(seq + 1)})) is not None:
+            seq, head = int(following["seq"]), str(following["hash"])
+        return seq, head
+
+    async def _move_head(self, seq: int, head: str) -> None:
+        moved = await self.heads.update_one({"_id": self.chain, "seq": seq - 1}, {"$set": {"seq": seq, "hash": head}})
+        if moved.matched_count == 0:
+            with contextlib.suppress(DuplicateKeyError):  # another writer moved it on, or made it first
+                await self.heads.insert_one({"_id": self.chain, "seq": seq, "hash": head})
 
     async def append(self, record: dict[str, Any]) -> LedgerEntry:
         """Add a record at the end of the chain. Safe against concurrent writers: two appends
         of the same ``seq`` collide on ``_id`` and the loser retries on the new head."""
         canonical_json(record)  # reject what cannot be hashed before touching the database
         for _ in range(APPEND_ATTEMPTS):
-            last = await self.collection.find_one({"chain": self.chain}, sort=[("seq", DESCENDING)])
-            seq = int(last["seq"]) + 1 if last else 1
-            prev_hash = str(last["hash"]) if last else GENESIS_HASH
+            last_seq, prev_hash = await self._head()
+            seq = last_seq + 1
             entry = LedgerEntry(self.chain, seq, prev_hash, entry_hash(self.chain, seq, prev_hash, record), record)
             try:
                 await self.collection.insert_one(
                     {
-                        "_id": f"{self.chain}:{seq:012d}",
+                        "_id": self._id(seq),
                         "chain": self.chain,
                         "seq": seq,
                         "prev_hash": prev_hash,
@@ -88,6 +116,7 @@ class HashChainLedger:
                 )
             except DuplicateKeyError:
                 continue
+            await self._move_head(seq, entry.hash)
             return entry
         raise RuntimeError(f"ledger {self.chain}: could not append after {APPEND_ATTEMPTS} attempts")
 
@@ -98,8 +127,7 @@ class HashChainLedger:
         return [_entry(doc) async for doc in cursor]
 
     async def head(self) -> str:
-        last = await self.collection.find_one({"chain": self.chain}, sort=[("seq", DESCENDING)])
-        return str(last["hash"]) if last else GENESIS_HASH
+        return (await self._head())[1]
 
     async def verify(self) -> Verification:
         return verify_entries(self.chain, await self.entries())

@@ -270,7 +270,7 @@ class Gateway:
         """Whether this channel message is stored already (False while the store is not up)."""
         if self.store is None:
             return False
-        return await self.store.has_message(channel=channel, channel_message_id=channel_message_id, direction="in")
+        return await self.store.inbound_stored(channel, channel_message_id)
 
     def handler_for(self, channel: InputChannel) -> InboundHandler:
         """What a channel calls for every message: persist, run the turn, hand replies to the outbox."""

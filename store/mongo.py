@@ -137,6 +137,8 @@ class ConversationStore:
         self.messages = self.db["messages"]
         self.events = self.db["events"]
         self.counters = self.db["counters"]
+        self.message_keys = self.db["message_keys"]
+        """One document per inbound channel message id (``_id``), naming the stored message."""
         self.media = self.db["media"]
 
     @classmethod
@@ -458,15 +460,30 @@ class ConversationStore:
     # -- messages --------------------------------------------------------------------------
 
     async def accept_inbound(self, inbound: InboundMessage) -> InboundReceipt:
-        """Persist an inbound message exactly once; a redelivery returns the stored one."""
-        existing = await self.messages.find_one(
-            {"channel": inbound.channel, "channel_message_id": inbound.channel_message_id}
-        )
-        if existing is not None:
-            return await self._receipt(existing, duplicate=True)
+        """Persist an inbound message exactly once; a redelivery returns the stored one.
+
+        The channel's message id is claimed first in ``message_keys`` (``_id`` = channel and id,
+        holding the message's id): an insert that fails means a redelivery, found by ``_id``. A
+        lookup by ``(channel, channel_message_id)`` on ``messages`` would scan the collection on
+        the embedded server, and a separate key collection lets ``messages`` be sharded by
+        conversation. The unique index on ``messages`` stays as the safety net for messages stored
+        before the keys existed."""
+        key = inbound_key(inbound.channel, inbound.channel_message_id)
+        message_id = new_id()
+        try:
+            await self.message_keys.insert_one({"_id": key, "message_id": message_id})
+        except DuplicateKeyError:
+            claimed = await self.message_keys.find_one({"_id": key})
+            if claimed is None:
+                raise
+            message_id = str(claimed["message_id"])
+            existing = await self.messages.find_one({"_id": message_id})
+            if existing is not None:
+                return await self._receipt(existing, duplicate=True)
+            # The key was claimed by a delivery that died before storing the message: store it now.
         customer, conversation = await self._customer_and_conversation(inbound)
         doc = {
-            "_id": new_id(),
+            "_id": message_id,
             "conversation_id": conversation.id,
             "customer_id": customer.id,
             "channel": inbound.channel,
@@ -482,13 +499,20 @@ class ConversationStore:
         try:
             await self.messages.insert_one(doc)
         except DuplicateKeyError:
-            existing = await self.messages.find_one(
+            existing = await self.messages.find_one({"_id": message_id}) or await self.messages.find_one(
                 {"channel": inbound.channel, "channel_message_id": inbound.channel_message_id}
             )
             if existing is None:
                 raise
             return await self._receipt(existing, duplicate=True)
         return InboundReceipt(_from_doc(Message, doc), conversation, customer, duplicate=False)
+
+    async def inbound_stored(self, channel: str, channel_message_id: str) -> bool:
+        """Whether this channel message is stored already (by its key: no collection scan)."""
+        claimed = await self.message_keys.find_one({"_id": inbound_key(channel, channel_message_id)})
+        return (
+            claimed is not None and await self.messages.find_one({"_id": claimed["message_id"]}, {"_id": 1}) is not None
+        )
 
     async def _customer_and_conversation(self, inbound: InboundMessage) -> tuple[Customer, Conversation]:
         """The sender's open conversation decides the customer (the channel proved the sender, and
@@ -724,10 +748,6 @@ class ConversationStore:
         cursor = self.messages.find({"conversation_id": conversation_id}).sort("_id", ASCENDING).limit(limit)
         return [_from_doc(Message, d) async for d in cursor]
 
-    async def has_message(self, **query: Any) -> bool:
-        """Whether a message matches (a ``find_one``: nx-27017 counts by scanning the collection)."""
-        return await self.messages.find_one(query, {"_id": 1}) is not None
-
     async def count_messages(self, **query: Any) -> int:
         return await self.messages.count_documents(query)
 
@@ -735,6 +755,11 @@ class ConversationStore:
 
     async def log_event(self, event: Event) -> None:
         await self.events.insert_one(event.model_dump())
+
+
+def inbound_key(channel: str, channel_message_id: str) -> str:
+    """The idempotency key of an inbound message (channel names hold no colon)."""
+    return f"{channel}:{channel_message_id}"
 
 
 def _linkable(profile: dict[str, str]) -> dict[str, str]:
