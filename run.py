@@ -15,6 +15,7 @@ python run.py ivr transcribe FILE.wav [FILE.wav ...] [--json] [--engine vosk|whi
 python run.py ivr prepare
 python run.py report peak --from YYYY-MM-DD --to YYYY-MM-DD [--json] [--csv FILE]
 python run.py rest customer-token --phone 13800138000 [--email E] [--name N] [--hours 24]
+python run.py config reference [--check FILE] | config check
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ from backoffice.demo import ensure_demo_staff
 from backoffice.routing.cli import add_routes_commands, run_routes_command
 from channels.app_im import sign_user
 from channels.customer_token import sign_customer_token
+from configuration import SettingsError
 from console import SessionStore
 from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
-from gateway import Gateway, GatewayBuilder, Settings, SettingsError, build_app, log_privacy
+from gateway import Gateway, GatewayBuilder, Settings, build_app, log_privacy
 from gateway.cluster import run_cluster
 from gateway.demo import demo_secret
-from gateway.voice import engine_config
+from gateway.settings import configuration_reference
 from ivr.cli import add_ivr_commands, run_ivr_command
 from ivr.recognizer import EngineUnavailable as SpeechEngineUnavailable
 from media_ocr.batch import read_files
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ocr.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     ocr.add_argument("--json", action="store_true", help="one JSON object per image and line on stdout")
     ocr.add_argument("--order-check", action="store_true", help="check the fields against the shop's orders")
-    ocr.add_argument("--engine", choices=ENGINE_NAMES, default=Settings.from_env().ocr_engine, help="OCR engine")
+    ocr.add_argument("--engine", choices=ENGINE_NAMES, help="OCR engine (default OCR_ENGINE, combined)")
 
     kb = commands.add_parser("kb", help="check the after-sales knowledge base or ask it a question")
     kb_commands = kb.add_subparsers(dest="kb_command", required=True)
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     kb_ask.add_argument("--file", type=Path)
     kb_ask.add_argument("--lang", default="zh", choices=("zh", "en"))
 
-    add_ivr_commands(commands, Settings.from_env().ivr_default_language)
+    add_ivr_commands(commands)
 
     customers = commands.add_parser("customers", help="merge two customers who are one person (audited)")
     customer_commands = customers.add_subparsers(dest="customers_command", required=True)
@@ -167,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--email", help="the signed-in user's verified e-mail address")
     token.add_argument("--name")
     token.add_argument("--hours", type=float, default=24.0, help="valid this long (default 24)")
+
+    config = commands.add_parser("config", help="the configuration: every variable, its default and meaning")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    config_reference = config_commands.add_parser("reference", help="print docs/configuration.md (Markdown)")
+    config_reference.add_argument("--check", type=Path, metavar="FILE", help="exit 1 unless FILE is current")
+    config_commands.add_parser("check", help="read the settings from the environment; `error: …` and exit 2 if wrong")
 
     _serve_options(parser)  # `python run.py --port 9000` means `serve --port 9000`
     args = parser.parse_args(argv)
@@ -200,13 +208,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return asyncio.run(_peak_report(args.first, args.last, as_json=args.json, csv_path=args.csv))
         if args.command == "ivr":
-            return run_ivr_command(args, engine_config(Settings.from_env()))
+            voice = Settings.from_env().channel("voice")
+            return run_ivr_command(args, voice.engine_config(), voice.default_language)
         if args.command == "cluster":
             return asyncio.run(_cluster(args))
         if args.command == "rest":
             return _customer_token(args)
+        if args.command == "config":
+            return _config(args)
         if args.command == "ocr":
-            return asyncio.run(_ocr(args.images, args.engine, as_json=args.json, order_check=args.order_check))
+            engine = args.engine or Settings.from_env().ocr.engine
+            return asyncio.run(_ocr(args.images, engine, as_json=args.json, order_check=args.order_check))
         return asyncio.run(
             _serve(args.host, args.port, args.seed_orders, demo_staff=args.demo_staff, demo_quality=args.demo_quality)
         )
@@ -231,8 +243,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _config(args: argparse.Namespace) -> int:
+    if args.config_command == "check":
+        Settings.from_env()
+        print("ok")
+        return 0
+    text = configuration_reference()
+    if args.check is not None:
+        current = args.check.read_text(encoding="utf-8") if args.check.exists() else ""
+        if current != text:
+            print(f"{args.check} is out of date: run `run.py config reference > {args.check}`", file=sys.stderr)
+            return 1
+        return 0
+    sys.stdout.write(text)
+    return 0
+
+
 def _customer_secret(settings: Settings) -> str:
-    return settings.rest_customer_token_secret or demo_secret(settings.var_dir, "rest_customer_token_secret")
+    return settings.channel("rest").customer_token_secret or demo_secret(settings.var_dir, "rest_customer_token_secret")
 
 
 def _customer_token(args: argparse.Namespace) -> int:
@@ -245,9 +273,9 @@ def _customer_token(args: argparse.Namespace) -> int:
 
 
 def _serve_options(parser: argparse.ArgumentParser) -> None:
-    env = Settings.from_env()
-    parser.add_argument("--host", default=env.host, help=f"interface to listen on (default {env.host})")
-    parser.add_argument("--port", type=int, default=env.port, help=f"port to listen on (default {env.port})")
+    # The defaults are the settings' (GATEWAY_HOST, GATEWAY_PORT), read when the command runs: --help reads nothing.
+    parser.add_argument("--host", help="interface to listen on (default GATEWAY_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default GATEWAY_PORT, 8080)")
     parser.add_argument("--seed-orders", type=Path, metavar="FILE.json", help="upsert these orders at start")
     parser.add_argument(
         "--demo-staff", action="store_true", help="create demo backoffice staff (tokens in var/demo-staff.json)"
@@ -259,14 +287,21 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
 
 
 async def _serve(
-    host: str, port: int, seed_orders: Path | None, *, demo_staff: bool = False, demo_quality: bool = False
+    host: str | None,
+    port: int | None,
+    seed_orders: Path | None,
+    *,
+    demo_staff: bool = False,
+    demo_quality: bool = False,
 ) -> int:
     # Phone numbers, e-mail addresses and tokens are masked in every log record (gateway/log_privacy.py);
     # httpx is already quieted in main().
     log_privacy.install()
-    settings = Settings.from_env().with_changes(host=host, port=port)
-    if demo_staff and not settings.rest_customer_token_secret:  # the demo shop signs its own customers
-        settings = settings.with_changes(rest_customer_token_secret=_customer_secret(settings))
+    settings = Settings.from_env()
+    host, port = host or settings.gateway.host, port or settings.gateway.port
+    settings = settings.with_changes(gateway__host=host, gateway__port=port)
+    if demo_staff and not settings.channel("rest").customer_token_secret:  # the demo shop signs its own customers
+        settings = settings.with_channel("rest", customer_token_secret=_customer_secret(settings))
     gateway = GatewayBuilder(settings).build()
     runner = web.AppRunner(build_app(gateway, wait_for_nlu=False), handle_signals=False, access_log=None)
     try:
@@ -290,7 +325,7 @@ async def _serve(
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         base = f"http://{host}:{port}"
-        store = settings.mongodb_uri or f"embedded nx-27017, data in {settings.var_dir / 'mongo'}"
+        store = settings.store.mongodb_uri or f"embedded nx-27017, data in {settings.var_dir / 'mongo'}"
         print(
             f"Gateway listening on {base}\n"
             f"  health        GET  {base}/health  (503 until the store and NLU are ready)\n"
@@ -303,7 +338,7 @@ async def _serve(
             f"  backoffice    {base}/api/backoffice/…  (OpenAPI: {base}/api/openapi.json)\n"
             f"{staff_lines}"
             f"  store         {store}\n"
-            f"  NLU           {', '.join(settings.rasa_urls) or 'embedded Rasa server (trains on first start)'}",
+            f"  NLU           {', '.join(settings.nlu.rasa_urls) or 'embedded Rasa server (trains on first start)'}",
             flush=True,
         )
         demo = asyncio.create_task(_demo_quality(gateway)) if demo_quality else None
@@ -329,12 +364,13 @@ async def _cluster(args: argparse.Namespace) -> int:
         serve_args += ["--seed-orders", str(args.seed_orders.resolve())]
     demo_flags = (("--demo-staff", args.demo_staff), ("--demo-quality", args.demo_quality))
     serve_args += [flag for flag, on in demo_flags if on]
+    settings = Settings.from_env()
     return await run_cluster(
-        Settings.from_env(),
+        settings,
         gateways=args.gateways,
         rasa_servers=args.rasa_servers,
-        host=args.host,
-        port=args.port,
+        host=args.host or settings.gateway.host,
+        port=args.port or settings.gateway.port,
         serve_args=serve_args,
     )
 
@@ -362,10 +398,11 @@ async def _demo_quality(gateway: Gateway) -> None:
 
 def _chat_page_line(settings: Settings, base: str) -> str:
     """A signed link to the customer chat page for a demo user, when the app channel is on."""
-    if not settings.app_im_secret:
+    secret = settings.channel("app").secret
+    if not secret:
         return ""
     expires = int(time.time()) + 24 * 3600
-    token = sign_user(settings.app_im_secret, "demo", expires)
+    token = sign_user(secret, "demo", expires)
     return f"  chat page     {base}/chat?user=demo&expires={expires}&token={token}  (demo user, 24 h)\n"
 
 
@@ -396,8 +433,8 @@ async def _evaluate(
     if not examples:
         raise RasaDataError(f"{path}: no intent examples")
     settings = Settings.from_env()
-    threshold = settings.nlu_confidence_threshold if threshold is None else threshold
-    day = today or reference_date(path) or today_in(settings.timezone)()
+    threshold = settings.nlu.confidence_threshold if threshold is None else threshold
+    day = today or reference_date(path) or today_in(settings.shop.timezone)()
     gateway = GatewayBuilder(settings).build()
     try:
         # The threshold is applied afterwards, so one pass also gives the calibration table.
@@ -449,7 +486,7 @@ async def _peak_report(first: date, last: date, *, as_json: bool, csv_path: Path
     if first > last:
         print("error: --from must not be after --to", file=sys.stderr)
         return 2
-    zone = ZoneInfo(Settings.from_env().timezone)
+    zone = ZoneInfo(Settings.from_env().shop.timezone)
     async with _database(read_only=True) as db:
         report = await peak_report(db, first, last, zone)
     if csv_path is not None:
@@ -467,8 +504,8 @@ async def _database(*, read_only: bool = False) -> AsyncIterator[AsyncDatabase[d
     ``read_only``: a configured store is opened as it is (no index creation, no migration), so a
     read-only account (``deploy/mongodb/init-replica-set.js``) can run reports."""
     settings = Settings.from_env()
-    if read_only and settings.mongodb_uri:
-        store = ConversationStore.from_uri(settings.mongodb_uri, settings.mongodb_database)
+    if read_only and settings.store.mongodb_uri:
+        store = ConversationStore.from_uri(settings.store.mongodb_uri, settings.store.database)
         try:
             yield store.db
         finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import intents
 import textpatterns
 from backoffice.lifecycle import TicketType
 
@@ -121,16 +122,9 @@ _REASON_CATEGORIES = {
 }
 
 INTENT_TYPES: dict[str, TicketType] = {
-    "refund": TicketType.REFUND,
-    "return_refund": TicketType.RETURN_REFUND,
-    "exchange": TicketType.EXCHANGE,
-    "resend": TicketType.RESEND,
-    "compensation": TicketType.COMPENSATION,
-    "complaint": TicketType.COMPLAINT,
-    "invoice": TicketType.INVOICE,
-    "change_address": TicketType.ORDER_CHANGE,
-    "change_delivery_time": TicketType.ORDER_CHANGE,
+    i.name: TicketType(i.ticket_type) for i in intents.all_intents().values() if i.ticket_type is not None
 }
+"""The ticket type a person's decision on each intent opens (the intent registry's)."""
 
 # When only the category is known, the type it most likely asks for.
 _CATEGORY_TYPES = {

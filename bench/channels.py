@@ -37,11 +37,12 @@ from channels import RestInput
 from channels.app_im import AppImInput, Connections, sign_user
 from channels.email import EmailInput
 from channels.rest import SESSION_HEADER
-from channels.sms import SIGNATURE_HEADER, TwilioSmsInput
 from channels.sms import WEBHOOK_PATH as SMS_PATH
+from channels.sms import TwilioSmsInput
 from channels.telegram import SECRET_HEADER, TelegramInput, make_bot
 from channels.telegram import WEBHOOK_PATH as TELEGRAM_PATH
-from gateway.runtime import StoreFeed
+from channels.twilio import SIGNATURE_HEADER
+from gateway.runtime import ChannelServices
 from store import ConversationStore, InboundMessage, Message
 from store.embedded import EmbeddedMongo
 from store.media import MediaStore
@@ -193,9 +194,9 @@ async def main(messages: int, concurrency: int) -> None:
             return []
 
         bot = make_bot("1:bench", "http://127.0.0.1:9")  # never called for text updates
-        feed = StoreFeed()
+        feed = ChannelServices(MediaStore(Path(tmp) / "media"))
         feed.store = store
-        feed.sessions = sessions = await SenderSessions.open(store.db)
+        feed.sender_sessions = sessions = await SenderSessions.open(store.db)
         channels = [
             RestInput(sessions=feed),
             AppImInput(SECRET, Connections(), MediaStore(Path(tmp) / "media"), feed),

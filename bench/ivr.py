@@ -36,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gateway.settings import GatewaySettings
 from ivr import audio
 from ivr.engines import EngineConfig, build_engine
 from ivr.menu import CallerInfo, menu_answers, scenario_order
@@ -236,15 +237,18 @@ async def gateway_latency(rounds: int) -> None:
         await rasa.start()
         store = ConversationStore.from_uri(mongo.uri, f"bench_{uuid.uuid4().hex[:8]}")
         nlu = UnderstandingClient(RasaNluClient(rasa.url, rasa.token, timeout=30))
-        settings = Settings(
-            var_dir=Path(tmp) / "var",
-            twilio_voice_number=HOTLINE,
-            twilio_auth_token=AUTH_TOKEN,
-            twilio_account_sid=ACCOUNT_SID,
-            public_base_url=PUBLIC,
-            ivr_agent_queue="aftersales",
-            ivr_engines=(("en", "whisper"), ("zh", "whisper")),
-            ivr_rate_max_calls=1000,
+        settings = (
+            Settings(gateway=GatewaySettings(var_dir=Path(tmp) / "var", public_base_url=PUBLIC))
+            .with_channel(
+                "voice",
+                voice_number=HOTLINE,
+                auth_token=AUTH_TOKEN,
+                account_sid=ACCOUNT_SID,
+                agent_queue="aftersales",
+                engines=(("en", "whisper"), ("zh", "whisper")),
+                rate_max_calls=1000,
+            )
+            .with_channel("sms", auth_token=AUTH_TOKEN, account_sid=ACCOUNT_SID)
         )
         gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
         try:
@@ -274,7 +278,7 @@ async def gateway_latency(rounds: int) -> None:
                     await call.hang_up()
                     voice = next(c for c in gateway.channels if c.name == "voice")
                     inside.extend(voice.calls[call.call_sid].reply_latencies)  # type: ignore[attr-defined]
-                silence = settings.ivr_silence_seconds
+                silence = settings.channel("voice").silence_seconds
                 print("| measured | p50 | p95 | n |")
                 print("|---|---|---|---|")
                 for label, values in (

@@ -28,6 +28,7 @@ import hmac
 import json
 import logging
 import time
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, ClassVar, Protocol
 
@@ -46,6 +47,8 @@ from channels.base import (
     json_response,
     unstorable,
 )
+from channels.spec import ChannelDeps, ChannelSpec
+from configuration import setting
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
 
 log = logging.getLogger(__name__)
@@ -325,3 +328,41 @@ class AppImOutput(OutputChannel):
             # The app fetches it with "resume" when it reconnects.
             raise DeliveryFailed(f"{message.recipient_id} is not connected", offline=True)
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class AppImSettings:
+    """The shop's app and web widget: a websocket, uploads and the chat page (``/chat``)."""
+
+    title: ClassVar[str] = "Channel: app chat"
+    secret: str | None = setting(
+        None,
+        env="APP_IM_SECRET",
+        secret=True,
+        help="enables the app IM websocket and the chat page; the shop's backend signs user tokens with it",
+        default_text="unset: off (`make run`: a demo secret in `var/demo-secrets.json`)",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.secret)
+
+
+class AppImDeps(ChannelDeps, Protocol):
+    @property
+    def feed(self) -> ConversationFeed: ...
+
+
+def build(section: AppImSettings, deps: AppImDeps) -> tuple[InputChannel, OutputChannel]:
+    assert section.secret is not None
+    connections = Connections()
+    return AppImInput(section.secret, connections, deps.media, deps.feed), AppImOutput(connections)
+
+
+SPEC = ChannelSpec(
+    name=AppImInput.name,
+    label={"zh": "App", "en": "the app"},
+    identity="app",
+    settings=AppImSettings,
+    build=build,
+)

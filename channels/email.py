@@ -40,13 +40,15 @@ from channels.base import (
     SenderThrottled,
 )
 from channels.email_text import ParsedMail, UnreadableMail, parse_mail
+from channels.spec import ChannelDeps, ChannelSpec
+from configuration import SettingsError, setting
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MAIL_BYTES = 25 * 1024 * 1024
 _REPLY_PREFIX = textpatterns.compile(r"^\s*(re|回复|答复)\s*[:：]", textpatterns.IGNORECASE)
-_UID_LINE = re.compile(rb"^\* SEARCH(?P<uids>(?: \d+)*)", textpatterns.MULTILINE)
+_UID_LINE = re.compile(rb"^\* SEARCH(?P<uids>(?: \d+)*)", re.MULTILINE)  # the IMAP server's answer, not outside text
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,3 +388,108 @@ def render_text(message: Message) -> str:
         return message.text
     lines = [message.text, "", *(f"{n}. {q.title}" for n, q in enumerate(message.quick_replies, start=1))]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSettings:
+    """E-mail: an SMTP listener and/or an IMAP mailbox in, a relay out."""
+
+    title: ClassVar[str] = "Channel: e-mail"
+    addresses: tuple[str, ...] = setting(
+        (),
+        env="EMAIL_ADDRESS",
+        help="enables e-mail: the shop's service address(es), comma-separated; the first is the replies' From",
+    )
+    accept_domains: tuple[str, ...] = setting(
+        (), env="EMAIL_ACCEPT_DOMAINS", help="other recipient domains the listener accepts mail for"
+    )
+    smtp_listen: str | None = setting(
+        "127.0.0.1:2525", env="EMAIL_SMTP_LISTEN", help="where the SMTP listener accepts mail (`host:port`); `off` "
+        "for IMAP polling only"
+    )  # fmt: skip
+    smtp_relay: str | None = setting(
+        None, env="EMAIL_SMTP_RELAY", help="the relay replies go out through (`host:port`); required with e-mail on"
+    )
+    smtp_user: str | None = setting(None, env="EMAIL_SMTP_USER", help="the relay's user")
+    smtp_password: str | None = setting(None, env="EMAIL_SMTP_PASSWORD", secret=True, help="the relay's password")
+    smtp_starttls: bool = setting(False, env="EMAIL_SMTP_STARTTLS", help="STARTTLS to the relay")
+    imap_host: str | None = setting(None, env="EMAIL_IMAP_HOST", help="also poll this IMAP mailbox")
+    imap_port: int = setting(143, env="EMAIL_IMAP_PORT", help="the IMAP server's port")
+    imap_user: str | None = setting(None, env="EMAIL_IMAP_USER", help="the mailbox's user")
+    imap_password: str | None = setting(None, env="EMAIL_IMAP_PASSWORD", secret=True, help="the mailbox's password")
+    imap_mailbox: str = setting("INBOX", env="EMAIL_IMAP_MAILBOX", help="the mailbox polled")
+    imap_poll_seconds: float = setting(30.0, env="EMAIL_IMAP_POLL_SECONDS", minimum=1, help="how often it is polled")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.addresses)
+
+    @property
+    def listen(self) -> tuple[str, int] | None:
+        if not self.smtp_listen or self.smtp_listen.lower() == "off":
+            return None
+        return host_port(self.smtp_listen, "EMAIL_SMTP_LISTEN")
+
+    def validate(self) -> None:
+        if not self.enabled:
+            return
+        if not self.smtp_relay:
+            raise SettingsError("EMAIL_ADDRESS needs EMAIL_SMTP_RELAY (host:port) to send replies through",
+                                variable="EMAIL_SMTP_RELAY")  # fmt: skip
+        host_port(self.smtp_relay, "EMAIL_SMTP_RELAY")
+        if self.imap_host and not (self.imap_user and self.imap_password):
+            raise SettingsError("EMAIL_IMAP_HOST needs EMAIL_IMAP_USER and EMAIL_IMAP_PASSWORD",
+                                variable="EMAIL_IMAP_USER")  # fmt: skip
+        if self.listen is None and not self.imap_host:
+            raise SettingsError(
+                "e-mail needs the SMTP listener or an IMAP mailbox (EMAIL_SMTP_LISTEN=off and no IMAP)",
+                variable="EMAIL_SMTP_LISTEN",
+            )
+
+
+def host_port(value: str, variable: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise SettingsError(f"{variable} must be host:port, not {value!r}", variable=variable)
+    return host, int(port)
+
+
+class EmailDeps(ChannelDeps, Protocol):
+    @property
+    def feed(self) -> ThreadSource: ...
+
+
+def build(section: EmailSettings, deps: EmailDeps) -> tuple[InputChannel, OutputChannel]:
+    imap = None
+    if section.imap_host:
+        assert section.imap_user and section.imap_password
+        imap = ImapMailbox(
+            section.imap_host,
+            section.imap_port,
+            section.imap_user,
+            section.imap_password,
+            section.imap_mailbox,
+            section.imap_poll_seconds,
+        )
+    assert section.smtp_relay is not None
+    inbound = EmailInput(
+        list(section.addresses), deps.media, listen=section.listen, imap=imap, accept_domains=section.accept_domains
+    )
+    outbound = EmailOutput(
+        section.addresses[0],
+        host_port(section.smtp_relay, "EMAIL_SMTP_RELAY"),
+        deps.feed,
+        username=section.smtp_user,
+        password=section.smtp_password,
+        start_tls=section.smtp_starttls,
+    )
+    return inbound, outbound
+
+
+SPEC = ChannelSpec(
+    name=EmailInput.name,
+    label={"zh": "邮件", "en": "email"},
+    identity="email",
+    settings=EmailSettings,
+    build=build,
+)

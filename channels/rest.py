@@ -28,6 +28,7 @@ import hmac
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
@@ -41,6 +42,8 @@ from channels.base import (
     unstorable,
 )
 from channels.customer_token import InvalidCustomerToken, verify_customer_token
+from channels.spec import ChannelDeps, ChannelSpec
+from configuration import setting
 from store.models import MAX_TEXT_CHARS, InboundMessage, Message
 
 log = logging.getLogger(__name__)
@@ -236,3 +239,58 @@ def _required_text(payload: dict[str, Any], field: str, limit: int) -> str:
     if has_control_characters(value):
         raise InvalidInbound("invalid_field", f"'{field}' must not contain control characters", field=field)
     return value.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class RestSettings:
+    """The REST webhook (Rasa's REST contract), the shop backend's channel; always on."""
+
+    title: ClassVar[str] = "Channel: REST"
+    webhook_token: str | None = setting(
+        None,
+        env="REST_WEBHOOK_TOKEN",
+        secret=True,
+        help="when set, `POST /webhooks/rest/webhook` needs `Authorization: Bearer <token>` (the shop backend's); "
+        "required in production (`deploy/gateway.env.example`)",
+        default_text="unset: the webhook is open",
+    )
+    customer_token_secret: str | None = setting(
+        None,
+        env="REST_CUSTOMER_TOKEN_SECRET",
+        secret=True,
+        help="the shop's HS256 secret for customer tokens, the only way a REST message is linked to a customer's "
+        "phone, e-mail and orders",
+        default_text="unset: no token verifies (`make run`: a demo secret in `var/demo-secrets.json`)",
+    )
+    session_secret: str | None = setting(
+        None,
+        env="SENDER_SESSION_SECRET",
+        secret=True,
+        help="signs REST sender sessions (`X-Session-Token`); the same in every gateway process",
+        default_text="generated once and kept in the store",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+
+class RestDeps(ChannelDeps, Protocol):
+    @property
+    def sessions(self) -> SenderSessions: ...
+
+
+def build(section: RestSettings, deps: RestDeps) -> tuple[InputChannel, None]:
+    """The webhook; its replies go back in the HTTP response, so there is no sender."""
+    rest = RestInput(section.webhook_token, sessions=deps.sessions, customer_token_secret=section.customer_token_secret)
+    return rest, None
+
+
+SPEC = ChannelSpec(
+    name=RestInput.name,
+    label={"zh": "网页", "en": "web"},
+    identity="rest",
+    settings=RestSettings,
+    build=build,
+    always_on=True,
+)

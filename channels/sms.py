@@ -15,7 +15,8 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -33,46 +34,19 @@ from channels.base import (
     MediaSink,
     OutputChannel,
     has_control_characters,
-    json_response,
     national_phone,
     unstorable,
 )
+from channels.spec import ChannelDeps, ChannelSpec
+from channels.twilio import signed_form
+from configuration import SettingsError, setting
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/twilio/sms"
-SIGNATURE_HEADER = "X-Twilio-Signature"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 MAX_MEDIA = 10  # Twilio sends at most ten MediaUrlN per message
-
-
-def public_url(request: web.Request, public_base_url: str | None) -> str:
-    """The URL Twilio called, which its signature covers, as seen from outside any proxy.
-
-    Forwarded headers are safe to use here: a forged host only makes the signature check fail.
-    """
-    if public_base_url:
-        return f"{public_base_url.rstrip('/')}{request.rel_url}"
-    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
-    host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
-    if proto or host:
-        return f"{proto or request.scheme}://{host or request.host}{request.rel_url}"
-    return str(request.url)
-
-
-async def signed_form(
-    request: web.Request, validator: RequestValidator, public_base_url: str | None
-) -> dict[str, str] | web.Response:
-    """The webhook's form fields when Twilio signed them, else the 403 to answer with."""
-    form = await request.post()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    url = public_url(request, public_base_url)
-    signature = request.headers.get(SIGNATURE_HEADER, "")
-    if not signature or not validator.validate(url, fields, signature):
-        log.warning("twilio webhook from %s: bad signature for %s", request.remote, url)
-        return json_response({"error": "forbidden", "detail": "invalid X-Twilio-Signature"}, 403)
-    return fields
 
 
 class TwilioSmsInput(InputChannel):
@@ -262,3 +236,60 @@ def render_text(message: Message) -> str:
         return message.text
     lines = [message.text, *(f"{n}. {q.title}" for n, q in enumerate(message.quick_replies, start=1))]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class SmsSettings:
+    """SMS (and MMS photos) through Twilio."""
+
+    title: ClassVar[str] = "Channel: SMS (Twilio)"
+    account_sid: str | None = setting(
+        None, env="TWILIO_ACCOUNT_SID", help="the Twilio account (SMS and the phone line)"
+    )
+    auth_token: str | None = setting(
+        None, env="TWILIO_AUTH_TOKEN", secret=True, help="signs Twilio's webhooks and authorises sending"
+    )
+    from_number: str | None = setting(
+        None, env="TWILIO_FROM_NUMBER", help="enables SMS: the number replies are sent from"
+    )
+    api_base_url: str = setting("https://api.twilio.com", env="TWILIO_API_BASE_URL", help="Twilio's REST API")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.from_number)
+
+    def validate(self) -> None:
+        if self.from_number and not (self.account_sid and self.auth_token):
+            raise SettingsError(
+                "the SMS channel needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER",
+                variable="TWILIO_ACCOUNT_SID",
+            )
+
+
+class SmsDeps(ChannelDeps, Protocol):
+    async def inbound_stored(self, channel: str, channel_message_id: str) -> bool: ...
+
+
+def build(section: SmsSettings, deps: SmsDeps) -> tuple[InputChannel, OutputChannel]:
+    assert section.account_sid and section.auth_token and section.from_number
+    sms_in = TwilioSmsInput(
+        section.auth_token,
+        section.account_sid,
+        public_base_url=deps.public_base_url,
+        media=deps.media,
+        already_stored=deps.inbound_stored,
+    )
+    sms_out = TwilioSmsOutput(
+        section.account_sid, section.auth_token, section.from_number, api_base_url=section.api_base_url.rstrip("/")
+    )
+    return sms_in, sms_out
+
+
+SPEC = ChannelSpec(
+    name=TwilioSmsInput.name,
+    label={"zh": "短信", "en": "SMS"},
+    identity="sms",
+    settings=SmsSettings,
+    build=build,
+    outside_account=True,
+)

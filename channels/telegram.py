@@ -17,6 +17,7 @@ import contextlib
 import hmac
 import json
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -40,6 +41,8 @@ from channels.base import (
     storable_text,
     unstorable,
 )
+from channels.spec import ChannelDeps, ChannelSpec
+from configuration import SettingsError, setting
 from store.models import Attachment, InboundMessage, Message
 
 log = logging.getLogger(__name__)
@@ -298,3 +301,59 @@ def _callback_data(payload: str, title: str) -> str:
         if len(candidate.encode()) <= MAX_CALLBACK_DATA_BYTES:
             return candidate
     return title.encode()[:MAX_CALLBACK_DATA_BYTES].decode(errors="ignore")
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramSettings:
+    """A Telegram bot (Bot API webhook, or getUpdates polling for development)."""
+
+    title: ClassVar[str] = "Channel: Telegram"
+    bot_token: str | None = setting(None, env="TELEGRAM_BOT_TOKEN", secret=True, help="enables the Telegram channel")
+    webhook_secret: str | None = setting(
+        None,
+        env="TELEGRAM_WEBHOOK_SECRET",
+        secret=True,
+        help="required in webhook mode: Telegram sends it in `X-Telegram-Bot-Api-Secret-Token`",
+    )
+    mode: str = setting(
+        "webhook",
+        env="TELEGRAM_MODE",
+        choices=("webhook", "polling"),
+        help="`webhook` (production) or `polling` (development, no public URL needed)",
+    )
+    api_base_url: str = setting(
+        "https://api.telegram.org", env="TELEGRAM_API_BASE_URL", help="the Bot API server (a stand-in in tests)"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bot_token)
+
+    def validate(self) -> None:
+        if self.bot_token and self.mode == "webhook" and not self.webhook_secret:
+            raise SettingsError(
+                "TELEGRAM_BOT_TOKEN in webhook mode needs TELEGRAM_WEBHOOK_SECRET", variable="TELEGRAM_WEBHOOK_SECRET"
+            )
+
+
+def build(section: TelegramSettings, deps: ChannelDeps) -> tuple[InputChannel, OutputChannel]:
+    assert section.bot_token is not None
+    bot = make_bot(section.bot_token, section.api_base_url.rstrip("/"))
+    telegram_in = TelegramInput(
+        bot,
+        deps.media,
+        webhook_secret=section.webhook_secret,
+        polling=section.mode == "polling",
+        public_base_url=deps.public_base_url,
+    )
+    return telegram_in, TelegramOutput(bot)
+
+
+SPEC = ChannelSpec(
+    name=TelegramInput.name,
+    label={"zh": "Telegram", "en": "Telegram"},
+    identity="telegram",
+    settings=TelegramSettings,
+    build=build,
+    outside_account=True,
+)

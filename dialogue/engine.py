@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import intents
 from dialogue.emotion import detect_emotion
 from dialogue.flows import FLOW_CLASSES
 from dialogue.flows.base import Flow, FlowContext, wants_to_cancel
 from dialogue.language import reply_language
-from dialogue.replies import register, say, topic_label
+from dialogue.replies import register, say
 from dialogue.survey import answer_survey
 from dialogue.turn import Reply, Turn, TurnInput, TurnOutcome
 from nlu.client import FALLBACK_INTENT
@@ -220,7 +221,7 @@ class DialogueEngine:
             what = turn.text("what_redirect" if reason == "order_redirect" else "what_intercept")
             turn.say("handoff_redirect", what=what, position=place.position)
         elif topic is not None:
-            turn.say("handoff_topic", topic=topic_label(topic, turn.language), position=place.position)
+            turn.say("handoff_topic", topic=intents.topic(topic, turn.language), position=place.position)
         else:
             turn.say("handoff", position=place.position)
         return True

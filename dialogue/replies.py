@@ -63,21 +63,6 @@ TEMPLATES: dict[str, dict[str, str]] = {
     "quick_human": {"zh": "转人工", "en": "Talk to an agent"},
 }
 
-TOPICS: dict[str, dict[str, str]] = {
-    "change_address": {"zh": "修改收货地址", "en": "address change"},
-    "change_delivery_time": {"zh": "修改配送时间", "en": "delivery time change"},
-    "refund": {"zh": "退款", "en": "refund"},
-    "return_refund": {"zh": "退货退款", "en": "return and refund"},
-    "exchange": {"zh": "换货", "en": "exchange"},
-    "resend": {"zh": "补发", "en": "resend"},
-    "compensation": {"zh": "赔偿", "en": "compensation"},
-    "complaint": {"zh": "投诉", "en": "complaint"},
-    "urge": {"zh": "催促处理", "en": "follow-up"},
-    "invoice": {"zh": "发票", "en": "invoice"},
-    "policy_question": {"zh": "售后政策咨询", "en": "after-sales policy"},
-}
-"""After-sales topics the bot recognises; those without a self-service flow yet go to an agent."""
-
 STATUS_LABELS: dict[str, dict[str, str]] = {
     "paid": {"zh": "已付款，等待仓库拣货", "en": "paid and waiting to be picked"},
     "picking": {"zh": "仓库拣货打包中", "en": "being picked and packed"},
@@ -98,10 +83,6 @@ def register(templates: dict[str, dict[str, str]]) -> None:
 def say(key: str, language: str, **values: Any) -> str:
     options = TEMPLATES[key]
     return options.get(language, options["zh"]).format(**values)
-
-
-def topic_label(intent: str, language: str) -> str:
-    return _label(TOPICS, intent, language)
 
 
 def status_label(status: str, language: str) -> str:

@@ -7,8 +7,9 @@ MongoDB and Rasa servers when no external ones are configured, and ``GET /health
 Holds no business rules of its own: those live in the layer packages it wires.
 """
 
+from configuration import SettingsError
 from gateway.app import build_app
-from gateway.runtime import Gateway, GatewayBuilder, SettingsError
+from gateway.runtime import Gateway, GatewayBuilder
 from gateway.settings import Settings
 
 __all__ = ["Gateway", "GatewayBuilder", "Settings", "SettingsError", "build_app"]

@@ -114,7 +114,7 @@ class AgentApi:
         """The signed-in staff member acting; None under the service token (the body names the agent)."""
         if self.gateway.store is None or self.gateway.backoffice is None:
             raise ApiError(503, "starting", "the gateway is starting")
-        token = self.gateway.settings.agent_api_token
+        token = self.gateway.settings.backoffice.agent_api_token
         given = request.headers.get("Authorization", "")
         if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return None

@@ -173,7 +173,7 @@ TEXT_BODY = {"type": "object", "required": ["text"], "properties": {"text": {"ty
 def _operations(settings: Settings, schemas: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     staff: list[dict[str, list[str]]] = [{"bearer": []}]
     twiml = {"200": {"description": "TwiML", "content": {"text/xml": {"schema": {"type": "string"}}}}}
-    rest_security: list[dict[str, list[str]]] = [{"restToken": []}] if settings.rest_webhook_token else []
+    rest_security: list[dict[str, list[str]]] = [{"restToken": []}] if settings.channel("rest").webhook_token else []
     ops: dict[tuple[str, str], dict[str, Any]] = {
         ("GET", "/health"): {
             "summary": "Readiness: the store and the NLU server answer",
@@ -225,7 +225,7 @@ def _operations(settings: Settings, schemas: dict[str, Any]) -> dict[tuple[str, 
             "parameters": [*APP_USER, _query("filename", {"type": "string", "maxLength": 200})],
             "requestBody": {
                 "required": True,
-                "description": f"at most MEDIA_MAX_BYTES ({settings.media_max_bytes}) bytes",
+                "description": f"at most MEDIA_MAX_BYTES ({settings.media.max_bytes}) bytes",
                 "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
             },
             "responses": {**_ok(), **_errors(400, 401, 413, 415, 429, 503)},

@@ -31,10 +31,10 @@ IP_LIMITED_PATHS = ("/webhooks/rest/", "/webhooks/app/", "/chat")
 def ip_rate_limit(gateway: Gateway) -> IpRateLimit:
     settings = gateway.settings
     limiter = TokenBucketLimiter(
-        Rate(settings.rate_limit_ip_per_minute, settings.rate_limit_ip_burst), max_keys=settings.rate_limit_max_keys
+        Rate(settings.limits.ip_per_minute, settings.limits.ip_burst), max_keys=settings.limits.max_keys
     )
-    addresses = ClientAddress(parse_networks(settings.rate_limit_trusted_proxies))
-    return IpRateLimit(limiter, addresses, IP_LIMITED_PATHS, parse_networks(settings.rate_limit_ip_exempt))
+    addresses = ClientAddress(parse_networks(settings.limits.trusted_proxies))
+    return IpRateLimit(limiter, addresses, IP_LIMITED_PATHS, parse_networks(settings.limits.ip_exempt))
 
 
 def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application:

@@ -105,14 +105,14 @@ async def run_cluster(
     supervisors: list[asyncio.Task[None]] = []
     balancer: Balancer | None = None
     try:
-        uri = settings.mongodb_uri
+        uri = settings.store.mongodb_uri
         if uri is None:
             mongo = EmbeddedMongo(var_dir / "mongo")
             await mongo.start()
             uri = mongo.uri
-        rasa_urls, token = list(settings.rasa_urls), settings.rasa_token
+        rasa_urls, token = list(settings.nlu.rasa_urls), settings.nlu.rasa_token
         if not rasa_urls:
-            project = NluProject(models_dir=settings.models_dir, var_dir=var_dir)
+            project = NluProject(models_dir=settings.nlu.models_dir, var_dir=var_dir)
             model = await asyncio.to_thread(project.train)
             token = secrets.token_urlsafe(24)
             rasa = [EmbeddedRasaServer(project, model, token=token, name=f"rasa-{i + 1}") for i in range(rasa_servers)]
@@ -122,15 +122,16 @@ async def run_cluster(
         base_env = {
             **os.environ,
             "MONGODB_URI": uri,
-            "MONGODB_DATABASE": settings.mongodb_database,
+            "MONGODB_DATABASE": settings.store.database,
             "RASA_URL": ",".join(rasa_urls),
             "RASA_TOKEN": token or "",
         }
-        smtp = settings.email_smtp_listen
+        email = settings.channel("email")
+        smtp = email.smtp_listen if email.listen else None
         for index in range(gateways):
             # One var dir (demo credentials, the media store) for all; each its own log.
             env = {**base_env, "GATEWAY_VAR_DIR": str(var_dir)}
-            if settings.email_addresses and smtp:  # each process listens for mail on its own port
+            if email.enabled and smtp:  # each process listens for mail on its own port
                 smtp_host, _, smtp_port = smtp.rpartition(":")
                 env["EMAIL_SMTP_LISTEN"] = f"{smtp_host}:{int(smtp_port) + index}"
             # Demo staff and conversations once, by the first process; the others share its store.
@@ -143,7 +144,7 @@ async def run_cluster(
         supervisors = [asyncio.create_task(child.supervise()) for child in children]
         balancer = Balancer([("127.0.0.1", child.port) for child in children])
         listening = await balancer.start(host, port)
-        store_text = uri if settings.mongodb_uri else f"embedded nx-27017, data in {var_dir / 'mongo'}"
+        store_text = uri if settings.store.mongodb_uri else f"embedded nx-27017, data in {var_dir / 'mongo'}"
         credentials = var_dir / "demo-staff.json"
         print(
             f"Cluster listening on http://{host}:{listening} (TCP round-robin over healthy gateways)\n"

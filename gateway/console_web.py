@@ -25,8 +25,10 @@ from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
+import intents
 from backoffice.permissions import Permission, TicketScope, can_view
 from backoffice.staff import StaffMember
+from channels.registry import CHANNELS
 from console.sessions import ABSOLUTE_TIMEOUT
 from gateway.openapi import ApiError
 from gateway.staff_auth import CSRF_FIELD, StaffAuth, same_origin
@@ -278,6 +280,7 @@ class ConsoleWeb:
                 "permissions": sorted(p.value for p in member.actor().permissions()),
             },
             "nav": [{"page": p.name, "href": p.path} for p in PAGES if p.in_nav and p.allowed(member)],
+            **vocabulary(),
         }
         boot_json = json.dumps(boot, ensure_ascii=False).replace("<", "\\u003c")
         head = '<script src="/console/assets/vendor/chart.umd.js" defer></script>' if page.charts else ""
@@ -425,3 +428,15 @@ class LiveClient:
             if (self.inbox or event["id"] in self.tickets) and can_view(self.actor, scope):
                 return event
         return None
+
+
+def vocabulary() -> dict[str, Any]:
+    """The channels and intents the console names and filters by, from their registries (the
+    console keeps no list of its own)."""
+    return {
+        "channels": [{"name": spec.name, "label": dict(spec.label)} for spec in CHANNELS],
+        "intents": [
+            {"name": i.name, "kind": i.kind, "label": dict(i.label), "self_service": i.self_service}
+            for i in intents.all_intents().values()
+        ],
+    }

@@ -99,7 +99,7 @@ class QualityApi:
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.gateway.settings.timezone)
+        return ZoneInfo(self.gateway.settings.shop.timezone)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.route(op.method, op.path, op.handler) for op in self._own]
@@ -220,7 +220,7 @@ class QualityApi:
         report = await quality_report(self.gateway.store.db, where, self.zone)
         described = {
             "from": first.isoformat(), "to": last.isoformat(), "start": start.isoformat(), "end": end.isoformat(),
-            "timezone": self.gateway.settings.timezone,
+            "timezone": self.gateway.settings.shop.timezone,
             "filters": {"channel": where.channel, "intent": where.intent, "agent": where.agent},
         }  # fmt: skip
         return report, described
@@ -292,7 +292,7 @@ class QualityApi:
             raise ApiError(400, "invalid_field", "granularity must be day or week", field="granularity")
         assert self.gateway.store is not None
         report = await refund_report(self.gateway.store.db, start, end, self.zone, cast(Granularity, granularity))
-        return {"from": first.isoformat(), "to": last.isoformat(), "timezone": self.gateway.settings.timezone,
+        return {"from": first.isoformat(), "to": last.isoformat(), "timezone": self.gateway.settings.shop.timezone,
                 **report}  # fmt: skip
 
     async def refunds(self, request: web.Request, member: StaffMember) -> web.Response:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -106,7 +104,7 @@ class RoutesApi:
             raise web.HTTPServiceUnavailable(text="the gateway is starting")
         if self._planner is None or self._planner.store.pickups.database is not store.db:
             try:
-                fleet = self._fleet or load_fleet(_fleet_file())
+                fleet = self._fleet or load_fleet(self.gateway.settings.backoffice.fleet_file)
             except FleetError as exc:
                 raise _error(500, "fleet_file", str(exc)) from exc
             solver = self._solver or process_solver(self._pool())
@@ -215,11 +213,6 @@ class RoutesApi:
         if plan is None:
             raise _error(404, "not_found", f"no plan {request.match_info['plan_id']}")
         return plan
-
-
-def _fleet_file() -> Path | None:
-    value = os.environ.get("ROUTES_FLEET_FILE")
-    return Path(value) if value else None
 
 
 def _error(status: int, code: str, detail: str) -> web.HTTPException:

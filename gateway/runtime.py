@@ -15,11 +15,9 @@ from backoffice import Backoffice, HandoffDesk, TicketDesk
 from backoffice.audit import AuditLog
 from backoffice.permissions import Role
 from backoffice.routing.pickups import PickupStore
-from channels import DeliveryFailed, InboundHandler, InputChannel, OutputChannel, RestInput
-from channels.app_im import AppImInput, AppImOutput, Connections
-from channels.email import EmailInput, EmailOutput, ImapMailbox
-from channels.sms import TwilioSmsInput, TwilioSmsOutput
-from channels.telegram import TelegramInput, TelegramOutput, make_bot
+from channels import InboundHandler, InputChannel, OutputChannel
+from channels.registry import CHANNELS, identity_kinds
+from channels.registry import labels as channel_labels
 from console import Console
 from dialogue import DialogueEngine
 from dialogue.flows import FlowContext
@@ -29,7 +27,7 @@ from gateway.outbox import OutboxDispatcher, RetryPolicy
 from gateway.receivers import ExclusiveReceivers
 from gateway.settings import Settings
 from gateway.turns import TurnProcessor
-from gateway.voice import VoiceServices, VoiceSettingsError, voice_channel
+from gateway.voice import VoiceServices
 from media_ocr.pipeline import OcrService, OcrWorkers
 from media_ocr.store import OcrResultStore
 from nlu import NluClient, NluProject, OfflineNlu, RasaNluClient
@@ -59,25 +57,22 @@ class Gateway:
         channels: list[InputChannel],
         senders: list[OutputChannel] | None = None,
         media: MediaStore | None = None,
-        feed: StoreFeed | None = None,
+        feed: ChannelServices | None = None,
     ) -> None:
         self.settings = settings
         self.channels = channels
         self.senders = senders or []
         self.media = media or media_store(settings)
-        for channel in channels:  # a retried MMS webhook is answered from the store, not re-downloaded
-            if isinstance(channel, TwilioSmsInput) and channel.already_stored is None:
-                channel.already_stored = self.has_inbound
         self.outbox: OutboxDispatcher | None = None
         # The IVR limits calls per caller itself (nuisance-call rejection); a turn inside a call is no flood.
         self.sender_limit = SenderRateLimit(
             TokenBucketLimiter(
-                Rate(settings.rate_limit_sender_per_minute, settings.rate_limit_sender_burst),
-                max_keys=settings.rate_limit_max_keys,
+                Rate(settings.limits.sender_per_minute, settings.limits.sender_burst),
+                max_keys=settings.limits.max_keys,
             ),
             exempt_channels=("voice",),
         )
-        self.feed = feed or StoreFeed()
+        self.feed = feed or ChannelServices(self.media, settings.gateway.public_base_url)
         self._given_store = store
         self._given_nlu = nlu
         self._embedded_mongo: EmbeddedMongo | None = None
@@ -97,15 +92,15 @@ class Gateway:
         self.console: Console | None = None
         self.reviews: ReviewQueue | None = None
         # Business rules and answers: read at start so a bad edit stops the start, not a turn.
-        self.policy = AfterSalesPolicy.load(settings.aftersales_policy_path)
-        self.knowledge = KnowledgeBase.load(settings.knowledge_path)
+        self.policy = AfterSalesPolicy.load(settings.shop.aftersales_policy_path)
+        self.knowledge = KnowledgeBase.load(settings.dialogue.knowledge_path)
         self.nlu: NluClient | None = None
         self.turns: TurnProcessor | None = None
         self.nlu_error: str | None = None
         self.started = False
         """True once start-up is over (the NLU up or failed): from then on a missing part is an outage."""
         self.ocr: OcrService | None = None
-        self.ocr_workers = OcrWorkers(settings.ocr_engine, settings.ocr_workers)
+        self.ocr_workers = OcrWorkers(settings.ocr.engine, settings.ocr.workers, threads=settings.ocr.threads)
         """Started on the first photo (a worker takes a few seconds to load its models)."""
 
     async def start_store(self) -> ConversationStore:
@@ -113,14 +108,14 @@ class Gateway:
             return self.store
         if self._given_store is not None:
             store = self._given_store
-        elif self.settings.mongodb_uri:
-            store = ConversationStore.from_uri(self.settings.mongodb_uri, self.settings.mongodb_database)
+        elif self.settings.store.mongodb_uri:
+            store = ConversationStore.from_uri(self.settings.store.mongodb_uri, self.settings.store.database)
         else:
             self._embedded_mongo = EmbeddedMongo(self.settings.var_dir / "mongo")
             await self._embedded_mongo.start()
-            store = ConversationStore.from_uri(self._embedded_mongo.uri, self.settings.mongodb_database)
-        await store.ensure_indexes()
-        self.feed.sessions = await SenderSessions.open(store.db, self.settings.sender_session_secret)
+            store = ConversationStore.from_uri(self._embedded_mongo.uri, self.settings.store.database)
+        await store.ensure_indexes(identity_kinds())
+        self.feed.sender_sessions = await SenderSessions.open(store.db, self.settings.channel("rest").session_secret)
         self.leases = Leases(store.db)
         self.media.use_collection(store.media)
         self.feed.store = store
@@ -138,13 +133,13 @@ class Gateway:
             on_queued=self._wake_outbox,
             # A caller is told of their ticket by SMS when the SMS channel is on; a call cannot be reached later.
             relay={"voice": "sms"} if any(sender.name == "sms" for sender in self.senders) else None,
-            sweep_seconds=self.settings.backoffice_sweep_seconds,
+            sweep_seconds=self.settings.backoffice.sweep_seconds,
             conversation_ocr=ocr_results.ids_for_conversation,
         )
         await self.backoffice.ensure_indexes()
-        if self.settings.backoffice_admin_token:
+        if self.settings.backoffice.admin_token:
             await self.backoffice.staff.ensure(
-                "admin", self.settings.backoffice_admin_token, name="Administrator", roles=[Role.ADMIN]
+                "admin", self.settings.backoffice.admin_token, name="Administrator", roles=[Role.ADMIN]
             )
         self.tickets = self.backoffice.desk
         self.handoff = HandoffDesk(store, self.orders, self.aftersales, self.tickets, surveys=self.backoffice.surveys)
@@ -152,7 +147,7 @@ class Gateway:
         await self.pickups.ensure_indexes()
         self.ocr = OcrService(self.ocr_workers, ocr_results, self.media, self.orders)
         await self.ocr.ensure_indexes()
-        self.console = Console(store.db, canned_replies_path=self.settings.canned_replies_path)
+        self.console = Console(store.db, canned_replies_path=self.settings.console.canned_replies_path)
         await self.console.ensure_indexes()
         self.reviews = ReviewQueue(store.db)
         await self.reviews.ensure_indexes()
@@ -170,32 +165,29 @@ class Gateway:
             return self.nlu
         self.nlu = UnderstandingClient(
             await self.start_rasa(),
-            confidence_threshold=self.settings.nlu_confidence_threshold,
-            today=today_in(self.settings.timezone),
+            confidence_threshold=self.settings.nlu.confidence_threshold,
+            today=today_in(self.settings.shop.timezone),
         )
         return self.nlu
 
     async def start_rasa(self) -> NluClient:
         """The Rasa transport alone: the configured servers, or an embedded one (trained if needed)."""
         client: NluClient
-        if self.settings.rasa_urls:
-            client = RasaNluClient(
-                list(self.settings.rasa_urls), self.settings.rasa_token, self.settings.nlu_timeout_seconds
-            )
+        nlu = self.settings.nlu
+        if nlu.rasa_urls:
+            client = RasaNluClient(list(nlu.rasa_urls), nlu.rasa_token, nlu.timeout_seconds)
         else:
-            project = NluProject(models_dir=self.settings.models_dir, var_dir=self.settings.var_dir)
+            project = NluProject(models_dir=nlu.models_dir, var_dir=self.settings.var_dir)
             self.settings.var_dir.mkdir(parents=True, exist_ok=True)
             model = await asyncio.to_thread(project.train)
             token = secrets.token_urlsafe(24)
-            count = max(1, self.settings.rasa_servers)
+            count = max(1, nlu.rasa_servers)
             self._embedded_rasa = [
                 EmbeddedRasaServer(project, model, token=token, name="rasa" if count == 1 else f"rasa-{i + 1}")
                 for i in range(count)
             ]
             await asyncio.gather(*(server.start() for server in self._embedded_rasa))
-            client = RasaNluClient(
-                [server.url for server in self._embedded_rasa], token, self.settings.nlu_timeout_seconds
-            )
+            client = RasaNluClient([server.url for server in self._embedded_rasa], token, nlu.timeout_seconds)
         return client
 
     async def start(self, *, wait_for_nlu: bool = True) -> None:
@@ -218,22 +210,22 @@ class Gateway:
             store,
             self.senders,
             RetryPolicy(
-                base_delay=self.settings.outbox_base_delay,
-                max_delay=self.settings.outbox_max_delay,
-                max_attempts=self.settings.outbox_max_attempts,
+                base_delay=self.settings.outbox.base_delay,
+                max_delay=self.settings.outbox.max_delay,
+                max_attempts=self.settings.outbox.max_attempts,
             ),
-            poll_interval=self.settings.outbox_poll_interval,
+            poll_interval=self.settings.outbox.poll_interval,
             leases=self.leases,
-            lease_seconds=self.settings.outbox_lease_seconds,
+            lease_seconds=self.settings.outbox.lease_seconds,
         )
         await self.outbox.start(follow_store=True)  # resumes replies a previous run did not deliver
-        if self.backoffice is not None and self.settings.backoffice_sweep_seconds > 0:
+        if self.backoffice is not None and self.settings.backoffice.sweep_seconds > 0:
             await self.backoffice.monitor.start()
         for channel in self.channels:
             await channel.start(self.handler_for(channel))
         assert self.leases is not None
         self.receivers = ExclusiveReceivers(
-            self.leases, self.channels, self.handler_for, lease_seconds=self.settings.outbox_lease_seconds
+            self.leases, self.channels, self.handler_for, lease_seconds=self.settings.outbox.lease_seconds
         )
         await self.receivers.start()
         if wait_for_nlu:
@@ -253,24 +245,18 @@ class Gateway:
         finally:
             self.started = True
         await self.turns.recover()
-        if self.settings.recovery_seconds > 0:
+        if self.settings.gateway.recovery_seconds > 0:
             self._recovery = asyncio.create_task(self._recover_periodically(), name="turn-recovery")
 
     async def _recover_periodically(self) -> None:
         """Answer messages another gateway process accepted but died before answering."""
         assert self.turns is not None
         while True:
-            await asyncio.sleep(self.settings.recovery_seconds)
+            await asyncio.sleep(self.settings.gateway.recovery_seconds)
             try:
-                await self.turns.recover(older_than=self.settings.recovery_after_seconds)
+                await self.turns.recover(older_than=self.settings.gateway.recovery_after_seconds)
             except Exception:  # the store is down: the next pass tries again
                 log.exception("recovery pass failed")
-
-    async def has_inbound(self, channel: str, channel_message_id: str) -> bool:
-        """Whether this channel message is stored already (False while the store is not up)."""
-        if self.store is None:
-            return False
-        return await self.store.inbound_stored(channel, channel_message_id)
 
     def handler_for(self, channel: InputChannel) -> InboundHandler:
         """What a channel calls for every message: persist, run the turn, hand replies to the outbox."""
@@ -300,7 +286,8 @@ class Gateway:
                 knowledge=self.knowledge,
                 pickups=self.pickups,
                 surveys=self.backoffice.surveys if self.backoffice else None,
-                timezone=self.settings.timezone,
+                timezone=self.settings.shop.timezone,
+                channel_labels=channel_labels(),
             )
         )
 
@@ -387,39 +374,64 @@ class GatewayBuilder:
         return self
 
     def build(self) -> Gateway:
+        """The gateway with every channel the settings turn on (REST always), from the registry."""
         settings = self._settings
         media = self._media or media_store(settings)
-        feed = StoreFeed()
-        channels: list[InputChannel] = [
-            RestInput(
-                token=settings.rest_webhook_token,
-                sessions=feed,
-                customer_token_secret=settings.rest_customer_token_secret,
-            )
-        ]
+        services = ChannelServices(media, settings.gateway.public_base_url)
+        channels: list[InputChannel] = []
         senders: list[OutputChannel] = []
-        if self._channels is None or self._senders is None:
-            configured = configured_channels(settings, media, feed)
-            channels += [pair[0] for pair in configured]
-            senders += [pair[1] for pair in configured]
+        for spec in CHANNELS:
+            section = settings.channel(spec.name)
+            if not section.enabled:
+                continue
+            inbound, outbound = spec.build(section, services)
+            channels.append(inbound)
+            if outbound is not None:
+                senders.append(outbound)
         if self._channels is not None:
             channels = self._channels
         if self._senders is not None:
             senders = self._senders
-        return Gateway(settings, self._store, self._nlu, channels, senders, media, feed)
+        return Gateway(settings, self._store, self._nlu, channels, senders, media, services)
 
 
 def media_store(settings: Settings) -> MediaStore:
-    return MediaStore(settings.media_root, max_bytes=settings.media_max_bytes, quota_bytes=settings.media_quota_bytes)
+    return MediaStore(settings.media_root, max_bytes=settings.media.max_bytes, quota_bytes=settings.media.quota_bytes)
 
 
-class StoreFeed:
-    """What channels ask of the store, bound at start: conversation history for channels that
-    replay it (app IM) or thread replies (e-mail), and the REST channel's sender sessions."""
+class ChannelServices:
+    """What the gateway lends its channels (:class:`channels.spec.ChannelDeps` and the protocols
+    channels extend it with), bound to the store at start: the media store, the public address,
+    conversation history for channels that replay it (app IM) or thread replies (e-mail), the
+    REST channel's sender sessions, the inbound-key check, and the phone line's call records."""
 
-    def __init__(self) -> None:
+    def __init__(self, media: MediaStore, public_base_url: str | None = None) -> None:
+        self._media = media
+        self._public_base_url = public_base_url
         self.store: ConversationStore | None = None
-        self.sessions: SenderSessions | None = None
+        self.sender_sessions: SenderSessions | None = None
+        """The store's sessions, bound at start; :attr:`sessions` is what the REST channel holds."""
+        self._voice = VoiceServices(self)
+
+    @property
+    def media(self) -> MediaStore:
+        return self._media
+
+    @property
+    def public_base_url(self) -> str | None:
+        return self._public_base_url
+
+    @property
+    def feed(self) -> ChannelServices:
+        return self
+
+    @property
+    def voice(self) -> VoiceServices:
+        return self._voice
+
+    @property
+    def sessions(self) -> ChannelServices:
+        return self
 
     def _store(self) -> ConversationStore:
         if self.store is None:
@@ -427,9 +439,9 @@ class StoreFeed:
         return self.store
 
     def _sessions(self) -> SenderSessions:
-        if self.sessions is None:
+        if self.sender_sessions is None:
             raise web.HTTPServiceUnavailable(text="the gateway is starting")
-        return self.sessions
+        return self.sender_sessions
 
     def token_for(self, channel: str, sender: str) -> str:
         return self._sessions().token_for(channel, sender)
@@ -439,6 +451,12 @@ class StoreFeed:
 
     async def claim(self, channel: str, sender: str, channel_message_id: str) -> bool:
         return await self._sessions().claim(channel, sender, channel_message_id)
+
+    async def inbound_stored(self, channel: str, channel_message_id: str) -> bool:
+        """Whether this channel message is stored already (False while the store is not up)."""
+        if self.store is None:
+            return False
+        return await self.store.inbound_stored(channel, channel_message_id)
 
     async def channel_history(
         self, channel: str, sender_id: str, after_id: str | None = None, limit: int = 100
@@ -453,110 +471,3 @@ class StoreFeed:
 
     async def thread_of(self, conversation_id: str, in_reply_to: str | None) -> dict[str, Any] | None:
         return await self._store().thread_of(conversation_id, in_reply_to)
-
-
-def configured_channels(
-    settings: Settings, media: MediaStore, feed: StoreFeed
-) -> list[tuple[InputChannel, OutputChannel]]:
-    """The channels whose credentials are configured (REST is always on)."""
-    configured: list[tuple[InputChannel, OutputChannel]] = []
-    if settings.app_im_secret:
-        connections = Connections()
-        configured.append((AppImInput(settings.app_im_secret, connections, media, feed), AppImOutput(connections)))
-    if settings.telegram_bot_token:
-        if settings.telegram_mode not in ("webhook", "polling"):
-            raise SettingsError(f"TELEGRAM_MODE must be webhook or polling, not {settings.telegram_mode!r}")
-        if settings.telegram_mode == "webhook" and not settings.telegram_webhook_secret:
-            raise SettingsError("TELEGRAM_BOT_TOKEN in webhook mode needs TELEGRAM_WEBHOOK_SECRET")
-        bot = make_bot(settings.telegram_bot_token, settings.telegram_api_base_url)
-        telegram_in = TelegramInput(
-            bot,
-            media,
-            webhook_secret=settings.telegram_webhook_secret,
-            polling=settings.telegram_mode == "polling",
-            public_base_url=settings.public_base_url,
-        )
-        configured.append((telegram_in, TelegramOutput(bot)))
-    # TWILIO_AUTH_TOKEN alone may be the voice channel's (it signs voice webhooks too).
-    sms_wanted = settings.twilio_from_number or (
-        (settings.twilio_account_sid or settings.twilio_auth_token) and not settings.twilio_voice_number
-    )
-    if sms_wanted:
-        if not (settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from_number):
-            raise SettingsError("the SMS channel needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER")
-        sms_in = TwilioSmsInput(
-            settings.twilio_auth_token,
-            settings.twilio_account_sid,
-            public_base_url=settings.public_base_url,
-            media=media,
-        )
-        sms_out = TwilioSmsOutput(
-            settings.twilio_account_sid,
-            settings.twilio_auth_token,
-            settings.twilio_from_number,
-            api_base_url=settings.twilio_api_base_url,
-        )
-        configured.append((sms_in, sms_out))
-    if settings.email_addresses:
-        configured.append(_email_channel(settings, media, feed))
-    if settings.twilio_voice_number:
-        try:
-            voice = voice_channel(settings, VoiceServices(feed))
-        except VoiceSettingsError as exc:
-            raise SettingsError(str(exc)) from exc
-        configured.append((voice, NoSender("voice")))
-    return configured
-
-
-class NoSender(OutputChannel):
-    """For channels whose replies go back in the request (the phone: spoken in the call). An agent's
-    text message cannot be spoken into a call that is over, so it fails at once, visibly."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name  # type: ignore[misc]
-
-    async def send(self, message: Message) -> str | None:
-        raise DeliveryFailed(f"the {self.name} channel cannot deliver messages outside a call", permanent=True)
-
-
-def _host_port(value: str, variable: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise SettingsError(f"{variable} must be host:port, not {value!r}")
-    return host, int(port)
-
-
-def _email_channel(settings: Settings, media: MediaStore, feed: StoreFeed) -> tuple[InputChannel, OutputChannel]:
-    if not settings.email_smtp_relay:
-        raise SettingsError("EMAIL_ADDRESS needs EMAIL_SMTP_RELAY (host:port) to send replies through")
-    imap: ImapMailbox | None = None
-    if settings.email_imap_host:
-        if not (settings.email_imap_user and settings.email_imap_password):
-            raise SettingsError("EMAIL_IMAP_HOST needs EMAIL_IMAP_USER and EMAIL_IMAP_PASSWORD")
-        imap = ImapMailbox(
-            settings.email_imap_host,
-            settings.email_imap_port,
-            settings.email_imap_user,
-            settings.email_imap_password,
-            settings.email_imap_mailbox,
-            settings.email_imap_poll_seconds,
-        )
-    listen = _host_port(settings.email_smtp_listen, "EMAIL_SMTP_LISTEN") if settings.email_smtp_listen else None
-    if listen is None and imap is None:
-        raise SettingsError("e-mail needs the SMTP listener or an IMAP mailbox (EMAIL_SMTP_LISTEN=off and no IMAP)")
-    inbound = EmailInput(
-        list(settings.email_addresses), media, listen=listen, imap=imap, accept_domains=settings.email_accept_domains
-    )
-    outbound = EmailOutput(
-        settings.email_addresses[0],
-        _host_port(settings.email_smtp_relay, "EMAIL_SMTP_RELAY"),
-        feed,
-        username=settings.email_smtp_user,
-        password=settings.email_smtp_password,
-        start_tls=settings.email_smtp_starttls,
-    )
-    return inbound, outbound
-
-
-class SettingsError(ValueError):
-    """A channel is configured half-way; the gateway refuses to start rather than run insecurely."""

@@ -58,7 +58,7 @@ class Caller:
 class StaffAuth:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.cookies = CookiePolicy(secure=gateway.settings.console_cookie_secure)
+        self.cookies = CookiePolicy(secure=gateway.settings.console.cookie_secure)
 
     @property
     def staff(self) -> StaffDirectory:

@@ -1,4 +1,4 @@
-"""Wiring the phone IVR into the gateway: its settings, and the store-backed services it sees.
+"""The store-backed services the phone line (``ivr/``) sees.
 
 The voice channel (``ivr/``) must not know the database; this composition-root module gives it
 the three narrow services it asks for, backed by the store and the shop: the caller directory
@@ -9,133 +9,16 @@ call's transcript added to the agent's hand-off summary) and the metrics event l
 
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from gateway.settings import Settings
-from ivr import twiml
-from ivr.call import CallTimers
-from ivr.channel import CallFacts, VoiceConfig, VoiceInput
-from ivr.engines import ENGINE_NAMES, EngineConfig, Engines
+from ivr.channel import CallFacts
 from ivr.menu import CallerInfo
-from ivr.nuisance import NuisanceGuard
-from ivr.recognizer import EngineUnavailable, SpeechWorkers
-from ivr.voice import EspeakVoice
-from ivr.whisper_engine import default_model_dir
 from shop import MongoOrderService
 from shop.aftersales import AfterSalesService
 from store import ConversationStore, Event, stored_datetime
 from store.models import Direction
-
-IVR_LANGUAGES = ("zh", "en")
-
-
-class VoiceSettingsError(ValueError):
-    """The IVR is configured half-way (the gateway turns this into its ``SettingsError``)."""
-
-
-def engine_config(settings: Settings) -> EngineConfig:
-    return EngineConfig(
-        engines=dict(settings.ivr_engines),
-        vosk_models=dict(settings.vosk_models),
-        whisper_model_dir=settings.ivr_whisper_model_dir or default_model_dir(),
-        whisper_threads=settings.ivr_whisper_threads,
-        whisper_workers=settings.ivr_asr_workers,
-    )
-
-
-def agent_target(settings: Settings) -> twiml.AgentTarget:
-    given = {
-        "IVR_AGENT_QUEUE": settings.ivr_agent_queue,
-        "IVR_AGENT_NUMBER": settings.ivr_agent_number,
-        "IVR_AGENT_SIP": settings.ivr_agent_sip,
-    }
-    chosen = [name for name, value in given.items() if value]
-    if len(chosen) != 1:
-        raise VoiceSettingsError(
-            "the phone IVR (TWILIO_VOICE_NUMBER) needs exactly one transfer target: IVR_AGENT_QUEUE (a Twilio "
-            "queue agents dequeue from), IVR_AGENT_NUMBER or IVR_AGENT_SIP"
-            + (f"; got {', '.join(chosen)}" if chosen else "")
-        )
-    if settings.ivr_agent_sip and not settings.ivr_agent_sip.startswith(("sip:", "sips:")):
-        raise VoiceSettingsError(f"IVR_AGENT_SIP must be a sip: address, not {settings.ivr_agent_sip!r}")
-    return twiml.AgentTarget(
-        queue=settings.ivr_agent_queue,
-        number=settings.ivr_agent_number,
-        sip=settings.ivr_agent_sip,
-        caller_id=settings.ivr_agent_caller_id,
-    )
-
-
-def check_voice_settings(settings: Settings) -> None:
-    """Everything the IVR needs, checked before anything starts; the message says what is missing."""
-    if not settings.twilio_auth_token:
-        raise VoiceSettingsError(
-            "the phone IVR (TWILIO_VOICE_NUMBER) needs TWILIO_AUTH_TOKEN to check Twilio's signatures"
-        )
-    agent_target(settings)
-    if settings.ivr_prompts not in ("stream", "say"):
-        raise VoiceSettingsError(f"IVR_PROMPTS must be stream or say, not {settings.ivr_prompts!r}")
-    if settings.ivr_prompts == "stream" and shutil.which("espeak-ng") is None:
-        raise VoiceSettingsError("IVR_PROMPTS=stream needs espeak-ng (make setup installs it), or set IVR_PROMPTS=say")
-    unknown = [lang for lang in settings.ivr_languages if lang not in IVR_LANGUAGES]
-    if unknown or not settings.ivr_languages:
-        raise VoiceSettingsError(f"IVR_LANGUAGES: use some of {', '.join(IVR_LANGUAGES)}, not {unknown or 'nothing'}")
-    if settings.ivr_default_language not in settings.ivr_languages:
-        raise VoiceSettingsError(f"IVR_DEFAULT_LANGUAGE={settings.ivr_default_language} is not in IVR_LANGUAGES")
-    config = engine_config(settings)
-    for language in settings.ivr_languages:
-        engine = config.engine_for(language)
-        if engine not in ENGINE_NAMES:
-            raise VoiceSettingsError(f"IVR_ENGINE_{language.upper()}={engine!r}: use one of {', '.join(ENGINE_NAMES)}")
-        if engine == "vosk":
-            path = config.vosk_models.get(language)
-            if path is None:
-                raise VoiceSettingsError(
-                    f"IVR_ENGINE_{language.upper()}=vosk needs VOSK_MODEL_{language.upper()}, the directory of a "
-                    f"Vosk model (nothing is downloaded), or IVR_ENGINE_{language.upper()}=whisper"
-                )
-            if not path.is_dir():
-                raise VoiceSettingsError(f"VOSK_MODEL_{language.upper()}={path}: no such directory")
-
-
-def voice_channel(settings: Settings, services: VoiceServices) -> VoiceInput:
-    check_voice_settings(settings)
-    voice = None
-    if settings.ivr_prompts == "stream":
-        try:
-            voice = EspeakVoice()
-        except EngineUnavailable as exc:
-            raise VoiceSettingsError(str(exc)) from exc
-    config = VoiceConfig(
-        auth_token=settings.twilio_auth_token or "",
-        agent=agent_target(settings),
-        account_sid=settings.twilio_account_sid,
-        public_base_url=settings.public_base_url,
-        prompts=settings.ivr_prompts,
-        languages=settings.ivr_languages,
-        default_language=settings.ivr_default_language,
-        timers=CallTimers(silence_seconds=settings.ivr_silence_seconds, no_input_seconds=settings.ivr_no_input_seconds),
-    )
-    guard = NuisanceGuard(
-        settings.ivr_blocklist,
-        max_calls=settings.ivr_rate_max_calls,
-        window_seconds=settings.ivr_rate_window_seconds,
-        attempts=services,  # one window for every gateway process
-    )
-    return VoiceInput(
-        config,
-        Engines(engine_config(settings), settings.ivr_languages),
-        voice=voice,
-        guard=guard,
-        directory=services,
-        feed=services,
-        events=services,
-        workers=SpeechWorkers(settings.ivr_asr_workers),
-        states=services,
-    )
 
 
 class StoreHolder(Protocol):

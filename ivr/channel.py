@@ -40,18 +40,30 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from channels.base import InboundHandler, InputChannel, InvalidInbound, json_response, national_phone
-from channels.sms import SIGNATURE_HEADER, public_url, signed_form
+import intents
+from channels.base import (
+    DeliveryFailed,
+    InboundHandler,
+    InputChannel,
+    InvalidInbound,
+    OutputChannel,
+    json_response,
+    national_phone,
+)
+from channels.spec import ChannelDeps, ChannelSpec
+from channels.twilio import SIGNATURE_HEADER, public_url, signed_form
+from configuration import SettingsError
 from dialogue.render import spoken_prompt
 from dialogue.turn import Reply
 from ivr import menu, twiml
 from ivr.call import Call, CallTimers, Heard, Next, Outcome, Prompt, StreamSession
 from ivr.engines import Engines
 from ivr.media_stream import MediaStream, StreamStart
-from ivr.nuisance import NuisanceGuard
+from ivr.nuisance import CallAttempts, NuisanceGuard
 from ivr.phrases import Answer
-from ivr.recognizer import SpeechEngine, SpeechWorkers
-from ivr.voice import PromptVoice
+from ivr.recognizer import EngineUnavailable, SpeechEngine, SpeechWorkers
+from ivr.settings import VoiceSettings
+from ivr.voice import EspeakVoice, PromptVoice
 from store.models import MAX_TEXT_CHARS, InboundMessage, Message
 
 log = logging.getLogger(__name__)
@@ -65,15 +77,8 @@ ENGLISH = "__ivr_english__"
 KEEP_FINISHED_CALLS = 600.0
 MAX_CALL_AGE = 4 * 3600.0
 ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
-INTENT_SCENARIOS = {
-    "order_status": "order_status",
-    "change_address": "address_change",
-    "change_delivery_time": "address_change",
-    "refund": "refund_progress",
-    "return_refund": "return",
-    "exchange": "return",
-    "human_handoff": "human",
-}
+INTENT_SCENARIOS = {i.name: i.ivr_scenario for i in intents.all_intents().values() if i.ivr_scenario}
+"""The phone menu's scenario each intent belongs to (the intent registry's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -573,3 +578,70 @@ def _base_of(url: str) -> str:
 def _with_scheme(url: str, scheme: str) -> str:
     parts = urlsplit(url)
     return parts._replace(scheme=scheme).geturl()
+
+
+class VoiceServices(VoiceFeed, CallerDirectory, CallStates, CallEvents, CallAttempts, Protocol):
+    """Everything the phone line asks of the gateway's records, in one object."""
+
+
+class VoiceDeps(ChannelDeps, Protocol):
+    @property
+    def voice(self) -> VoiceServices: ...
+
+
+class CallOnlyOutput(OutputChannel):
+    """The phone's replies are spoken in the call; an agent's text message cannot be spoken into a
+    call that is over, so it fails at once, visibly."""
+
+    name: ClassVar[str] = "voice"
+
+    async def send(self, message: Message) -> str | None:
+        raise DeliveryFailed("the voice channel cannot deliver messages outside a call", permanent=True)
+
+
+def build(section: VoiceSettings, deps: VoiceDeps) -> tuple[InputChannel, OutputChannel]:
+    voice = None
+    if section.prompts == "stream":
+        try:
+            voice = EspeakVoice()
+        except EngineUnavailable as exc:
+            raise SettingsError(str(exc), variable="IVR_PROMPTS") from exc
+    config = VoiceConfig(
+        auth_token=section.auth_token or "",
+        agent=section.agent_target(),
+        account_sid=section.account_sid,
+        public_base_url=deps.public_base_url,
+        prompts=section.prompts,
+        languages=section.languages,
+        default_language=section.default_language,
+        timers=CallTimers(silence_seconds=section.silence_seconds, no_input_seconds=section.no_input_seconds),
+    )
+    services = deps.voice
+    guard = NuisanceGuard(
+        section.blocklist,
+        max_calls=section.rate_max_calls,
+        window_seconds=section.rate_window_seconds,
+        attempts=services,  # one window for every gateway process
+    )
+    line = VoiceInput(
+        config,
+        Engines(section.engine_config(), section.languages),
+        voice=voice,
+        guard=guard,
+        directory=services,
+        feed=services,
+        events=services,
+        workers=SpeechWorkers(section.asr_workers),
+        states=services,
+    )
+    return line, CallOnlyOutput()
+
+
+SPEC = ChannelSpec(
+    name=VoiceInput.name,
+    label={"zh": "电话", "en": "phone"},
+    identity="voice",
+    settings=VoiceSettings,
+    build=build,
+    outside_account=True,
+)

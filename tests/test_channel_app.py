@@ -24,6 +24,7 @@ from channels.app_im import (
     sign_user,
 )
 from gateway import GatewayBuilder, Settings, build_app
+from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
 from store import ConversationStore, InboundMessage, Message, OutboundMessage
 from store.media import MediaStore
@@ -153,7 +154,9 @@ async def test_the_app_is_enabled_only_when_configured() -> None:
 async def test_replies_are_pushed_and_missed_ones_replayed_on_reconnect(
     tmp_path: Path, store: ConversationStore, nlu: NluClient
 ) -> None:
-    settings = Settings(var_dir=tmp_path / "var", app_im_secret=SECRET, outbox_poll_interval=0.05)
+    settings = Settings(
+        gateway=GatewaySettings(var_dir=tmp_path / "var"), outbox=OutboxSettings(poll_interval=0.05)
+    ).with_channel("app", secret=SECRET)
     gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
     await gateway.seed_orders(DEMO_ORDERS)
     assert isinstance(gateway.senders[0], AppImOutput)

@@ -22,6 +22,7 @@ from PIL import Image
 from channels.email import EmailInput, ImapMailbox
 from channels.email_text import html_to_text, strip_history
 from gateway import GatewayBuilder, Settings, build_app
+from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
 from standins.smtp_sink import SmtpSink
 from store import ConversationStore, InboundMessage, Message
@@ -188,12 +189,9 @@ async def test_a_conversation_by_mail_threads_and_survives_a_relay_outage(
 ) -> None:
     listen_port = free_port()
     settings = Settings(
-        var_dir=tmp_path / "var",
-        email_addresses=(SHOP,),
-        email_smtp_listen=f"127.0.0.1:{listen_port}",
-        email_smtp_relay=f"127.0.0.1:{relay.port}",
-        outbox_base_delay=0.05,
-        outbox_poll_interval=0.05,
+        gateway=GatewaySettings(var_dir=tmp_path / "var"), outbox=OutboxSettings(base_delay=0.05, poll_interval=0.05)
+    ).with_channel(
+        "email", addresses=(SHOP,), smtp_listen=f"127.0.0.1:{listen_port}", smtp_relay=f"127.0.0.1:{relay.port}"
     )
     gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
     from aiohttp.test_utils import TestServer

@@ -12,8 +12,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
 from channels.base import DeliveryFailed
-from channels.sms import SIGNATURE_HEADER, WEBHOOK_PATH, TwilioSmsInput, TwilioSmsOutput, render_text
+from channels.sms import WEBHOOK_PATH, TwilioSmsInput, TwilioSmsOutput, render_text
+from channels.twilio import SIGNATURE_HEADER
 from gateway import GatewayBuilder, Settings, SettingsError, build_app
+from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
 from store import ConversationStore, InboundMessage, Message, QuickReply
 from tests.conftest import DEMO_ORDERS
@@ -179,14 +181,14 @@ async def test_an_sms_conversation_through_the_gateway_survives_an_outage(
     tmp_path: Path, store: ConversationStore, nlu: NluClient, standin: TwilioStandIn
 ) -> None:
     settings = Settings(
-        var_dir=tmp_path / "var",
-        public_base_url=PUBLIC,
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_from_number=FROM_NUMBER,
-        twilio_api_base_url=standin.base_url,
-        outbox_base_delay=0.05,
-        outbox_poll_interval=0.05,
+        gateway=GatewaySettings(var_dir=tmp_path / "var", public_base_url=PUBLIC),
+        outbox=OutboxSettings(base_delay=0.05, poll_interval=0.05),
+    ).with_channel(
+        "sms",
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        from_number=FROM_NUMBER,
+        api_base_url=standin.base_url,
     )
     gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()  # channels from settings, as in production
     await gateway.seed_orders(DEMO_ORDERS)

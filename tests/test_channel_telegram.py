@@ -15,9 +15,11 @@ from telegram import Bot
 from channels.base import DeliveryFailed
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramInput, TelegramOutput, make_bot
 from gateway import GatewayBuilder, Settings, SettingsError, build_app
+from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
 from store import ConversationStore, InboundMessage, Message, QuickReply
 from store.media import MediaStore
+from store.settings import MediaSettings
 from tests.conftest import DEMO_ORDERS
 from tests.telegram_standin import TOKEN, BotApiStandIn, callback_update, private_update
 
@@ -201,7 +203,7 @@ async def test_polling_mode_reads_get_updates(bot: Bot, media: MediaStore, stand
 
 def telegram_gateway(settings: Settings, store: ConversationStore, nlu: NluClient, base_url: str):
     bot = make_bot(TOKEN, base_url)
-    media = MediaStore(settings.media_root, max_bytes=settings.media_max_bytes)
+    media = MediaStore(settings.media_root, max_bytes=settings.media.max_bytes)
     return (
         GatewayBuilder(settings)
         .store(store)
@@ -230,7 +232,9 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], seconds: float = 30
 async def test_a_conversation_through_the_gateway_survives_an_outage_and_a_restart(
     tmp_path: Path, store: ConversationStore, nlu: NluClient, standin: BotApiStandIn
 ) -> None:
-    settings = Settings(var_dir=tmp_path / "var", outbox_base_delay=0.05, outbox_poll_interval=0.05)
+    settings = Settings(
+        gateway=GatewaySettings(var_dir=tmp_path / "var"), outbox=OutboxSettings(base_delay=0.05, poll_interval=0.05)
+    )
 
     async def sent_texts() -> list[str]:
         return [s["text"] for s in standin.sent]
@@ -294,7 +298,11 @@ def test_telegram_is_enabled_only_when_configured_and_never_without_a_secret() -
 async def test_the_customer_is_told_when_a_photo_is_refused(
     tmp_path: Path, store: ConversationStore, nlu: NluClient, standin: BotApiStandIn
 ) -> None:
-    settings = Settings(var_dir=tmp_path / "var", media_max_bytes=1024, outbox_poll_interval=0.05)
+    settings = Settings(
+        gateway=GatewaySettings(var_dir=tmp_path / "var"),
+        media=MediaSettings(max_bytes=1024),
+        outbox=OutboxSettings(poll_interval=0.05),
+    )
     standin.add_file("big", b"\xff\xd8\xff" + b"\x00" * 4096)
     photo = [{"file_id": "big", "file_unique_id": "b", "width": 4000, "height": 3000}]
     gateway = telegram_gateway(settings, store, nlu, standin.base_url)
@@ -321,7 +329,7 @@ async def test_a_message_taken_before_a_crash_is_answered_after_the_restart(
             channel="telegram", sender_id=str(CHAT), channel_message_id="7001", text="查一下订单202611150001"
         )
     )
-    settings = Settings(var_dir=tmp_path / "var", outbox_poll_interval=0.05)
+    settings = Settings(gateway=GatewaySettings(var_dir=tmp_path / "var"), outbox=OutboxSettings(poll_interval=0.05))
     gateway = telegram_gateway(settings, store, nlu, standin.base_url)
     await gateway.seed_orders(DEMO_ORDERS)
     async with TestClient(TestServer(build_app(gateway))):

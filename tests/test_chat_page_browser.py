@@ -14,6 +14,7 @@ from playwright.async_api import Browser, Page, expect
 
 from channels.app_im import CHAT_PAGE_PATH, sign_user
 from gateway import GatewayBuilder, Settings, build_app
+from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
 from store import ConversationStore, OutboundMessage
 from tests.browser import artifact, browser  # noqa: F401  (the fixture)
@@ -38,7 +39,9 @@ async def test_a_customer_chats_in_the_browser(
     nlu: NluClient,
     tmp_path: Path,
 ) -> None:
-    settings = Settings(var_dir=tmp_path / "var", app_im_secret=SECRET, outbox_poll_interval=0.05)
+    settings = Settings(
+        gateway=GatewaySettings(var_dir=tmp_path / "var"), outbox=OutboxSettings(poll_interval=0.05)
+    ).with_channel("app", secret=SECRET)
     gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
     server = TestServer(build_app(gateway), host="127.0.0.1")
     await server.start_server()

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from backoffice.settings import BackofficeSettings
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramInput, TelegramOutput, make_bot
 from gateway import GatewayBuilder, Settings, build_app
+from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
 from store import ConversationStore
 from store.media import MediaStore
@@ -32,12 +34,9 @@ async def test_replies_wait_out_a_telegram_outage_and_go_out_once_in_order(
     tmp_path: Path, store: ConversationStore, nlu: NluClient, standin: BotApiStandIn
 ) -> None:
     settings = Settings(
-        var_dir=tmp_path / "var",
-        outbox_base_delay=0.05,
-        outbox_max_delay=0.4,
-        outbox_max_attempts=60,  # the outage lasts a few seconds; no reply may be given up
-        outbox_poll_interval=0.05,
-        backoffice_sweep_seconds=0,
+        gateway=GatewaySettings(var_dir=tmp_path / "var"),
+        outbox=OutboxSettings(base_delay=0.05, max_delay=0.4, max_attempts=60, poll_interval=0.05),
+        backoffice=BackofficeSettings(sweep_seconds=0),
     )
     bot = make_bot(TOKEN, standin.base_url)
     media = MediaStore(settings.media_root)

@@ -18,12 +18,15 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from backoffice.settings import BackofficeSettings
 from channels.app_im import UPLOAD_PATH, WS_PATH
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from gateway import GatewayBuilder, Settings, build_app
+from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
 from store import ConversationStore
 from store.media import MediaRejected, MediaStore
+from store.settings import MediaSettings
 from tests.faults_support import (
     app_query,
     assert_every_inbound_answered,
@@ -107,17 +110,15 @@ async def test_a_full_media_store_refuses_photos_but_keeps_every_message(
         quota, big = None, TMPFS_BYTES * 2
     else:
         quota, big = 4000, 3000
-    settings = Settings(
-        var_dir=tmp_path / "var",
-        media_max_bytes=512 * 1024,
-        media_quota_bytes=quota,
-        app_im_secret=APP_SECRET,
-        telegram_bot_token=TOKEN,
-        telegram_webhook_secret=TELEGRAM_SECRET,
-        telegram_api_base_url=standin.base_url,
-        outbox_poll_interval=0.05,
-        outbox_base_delay=0.05,
-        backoffice_sweep_seconds=0,
+    settings = (
+        Settings(
+            gateway=GatewaySettings(var_dir=tmp_path / "var"),
+            media=MediaSettings(max_bytes=512 * 1024, quota_bytes=quota),
+            outbox=OutboxSettings(poll_interval=0.05, base_delay=0.05),
+            backoffice=BackofficeSettings(sweep_seconds=0),
+        )
+        .with_channel("app", secret=APP_SECRET)
+        .with_channel("telegram", bot_token=TOKEN, webhook_secret=TELEGRAM_SECRET, api_base_url=standin.base_url)
     )
     gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
     user = f"app-{full_by}"

@@ -19,12 +19,15 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from backoffice.settings import BackofficeSettings
 from channels.app_im import WS_PATH
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from gateway import GatewayBuilder, Settings, build_app
+from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
 from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.settings import StoreSettings
 from tests.conftest import DEMO_ORDERS
 from tests.faults_support import (
     app_query,
@@ -46,20 +49,15 @@ async def test_the_gateway_rides_out_a_store_restart_without_losing_or_doubling_
     tmp_path: Path, own_mongo: EmbeddedMongo, nlu: NluClient, standin: BotApiStandIn
 ) -> None:
     database = f"restart_{uuid.uuid4().hex[:10]}"
-    settings = Settings(
-        var_dir=tmp_path / "var",
-        # An outage is noticed after 1 s instead of pymongo's 30 (the gateway's own default is 5).
-        mongodb_uri=f"{own_mongo.uri}&serverSelectionTimeoutMS=1000",
-        mongodb_database=database,
-        app_im_secret=APP_SECRET,
-        telegram_bot_token=TOKEN,
-        telegram_webhook_secret=TELEGRAM_SECRET,
-        telegram_api_base_url=standin.base_url,
-        outbox_base_delay=0.05,
-        outbox_max_delay=0.5,
-        outbox_max_attempts=60,
-        outbox_poll_interval=0.05,
-        backoffice_sweep_seconds=0.2,
+    settings = (
+        Settings(
+            gateway=GatewaySettings(var_dir=tmp_path / "var"),
+            store=StoreSettings(mongodb_uri=f"{own_mongo.uri}&serverSelectionTimeoutMS=1000", database=database),
+            outbox=OutboxSettings(base_delay=0.05, max_delay=0.5, max_attempts=60, poll_interval=0.05),
+            backoffice=BackofficeSettings(sweep_seconds=0.2),
+        )
+        .with_channel("app", secret=APP_SECRET)
+        .with_channel("telegram", bot_token=TOKEN, webhook_secret=TELEGRAM_SECRET, api_base_url=standin.base_url)
     )
     gateway = GatewayBuilder(settings).nlu(nlu).build()
     await gateway.seed_orders(DEMO_ORDERS)

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
+from backoffice.settings import BackofficeSettings
 from channels.app_im import WS_PATH, sign_user
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from gateway import GatewayBuilder, Settings, build_app
+from gateway.settings import GatewaySettings
 from nlu import OfflineNlu
 from store import ConversationStore
 from tests.telegram_standin import BotApiStandIn, telegram_gateway
@@ -24,7 +26,9 @@ AS_STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 
 @pytest_asyncio.fixture
 async def http(store: ConversationStore, tmp_path: Path) -> AsyncIterator[Client]:
-    settings = Settings(var_dir=tmp_path / "var", backoffice_admin_token=STAFF_TOKEN)
+    settings = Settings(
+        gateway=GatewaySettings(var_dir=tmp_path / "var"), backoffice=BackofficeSettings(admin_token=STAFF_TOKEN)
+    )
     gateway = GatewayBuilder(settings).store(store).nlu(OfflineNlu("not needed")).build()
     async with TestClient(TestServer(build_app(gateway), host="127.0.0.1")) as client:
         yield client
@@ -57,7 +61,7 @@ async def test_a_telegram_update_whose_parts_are_not_objects_is_a_400(
 async def test_the_app_websocket_url_opened_as_plain_http_is_a_json_400(
     store: ConversationStore, tmp_path: Path
 ) -> None:
-    settings = Settings(var_dir=tmp_path / "var", app_im_secret="app-secret")
+    settings = Settings(gateway=GatewaySettings(var_dir=tmp_path / "var")).with_channel("app", secret="app-secret")
     gateway = GatewayBuilder(settings).store(store).nlu(OfflineNlu("not needed")).build()
     expires = int(time.time()) + 600
     query = {"user": "u1", "expires": str(expires), "token": sign_user("app-secret", "u1", expires)}

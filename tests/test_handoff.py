@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
+from backoffice.settings import BackofficeSettings
 from gateway import Gateway, Settings
+from gateway.settings import GatewaySettings
 from shop.aftersales import RequestType
 from store import ConversationState, ConversationStore
 from tests.helpers import CUSTOMER_TOKEN_SECRET
@@ -20,7 +22,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path / "var", agent_api_token=TOKEN, rest_customer_token_secret=CUSTOMER_TOKEN_SECRET)
+    return Settings(
+        gateway=GatewaySettings(var_dir=tmp_path / "var"), backoffice=BackofficeSettings(agent_api_token=TOKEN)
+    ).with_channel("rest", customer_token_secret=CUSTOMER_TOKEN_SECRET)
 
 
 async def conversation_of(store: ConversationStore, sender: str) -> dict[str, object]:

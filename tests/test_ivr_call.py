@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from backoffice.settings import BackofficeSettings
 from gateway import Gateway, GatewayBuilder, Settings, SettingsError
+from gateway.settings import GatewaySettings
 from store import ConversationStore
 from tests.conftest import AUDIO
 from tests.twilio_voice import ACCOUNT_SID, AUTH_TOKEN, HOTLINE, PUBLIC, TwilioCall, sign
@@ -29,17 +31,22 @@ def recording(name: str) -> bytes:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        var_dir=tmp_path / "var",
-        agent_api_token=AGENT_TOKEN,
-        twilio_voice_number=HOTLINE,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_account_sid=ACCOUNT_SID,
-        public_base_url=PUBLIC,
-        ivr_agent_queue="aftersales",
-        ivr_engines=(("en", "whisper"), ("zh", "whisper")),
-        ivr_blocklist=(BLOCKED,),
-        ivr_silence_seconds=0.6,
+    return (
+        Settings(
+            gateway=GatewaySettings(var_dir=tmp_path / "var", public_base_url=PUBLIC),
+            backoffice=BackofficeSettings(agent_api_token=AGENT_TOKEN),
+        )
+        .with_channel(
+            "voice",
+            voice_number=HOTLINE,
+            auth_token=AUTH_TOKEN,
+            account_sid=ACCOUNT_SID,
+            agent_queue="aftersales",
+            engines=(("en", "whisper"), ("zh", "whisper")),
+            blocklist=(BLOCKED,),
+            silence_seconds=0.6,
+        )
+        .with_channel("sms", auth_token=AUTH_TOKEN, account_sid=ACCOUNT_SID)
     )
 
 

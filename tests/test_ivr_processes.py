@@ -15,6 +15,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import GatewayBuilder, Settings, build_app
+from gateway.settings import GatewaySettings
 from nlu import NluClient
 from store import ConversationStore
 from tests.conftest import DEMO_ORDERS
@@ -26,18 +27,21 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        var_dir=tmp_path / "var",
-        twilio_voice_number=HOTLINE,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_account_sid=ACCOUNT_SID,
-        public_base_url=PUBLIC,
-        ivr_agent_sip="sip:desk@pbx.example.com",
-        ivr_prompts="say",  # every answer is a new webhook and a new stream: the hardest case
-        ivr_engines=(("en", "whisper"), ("zh", "whisper")),
-        ivr_silence_seconds=0.6,
-        ivr_rate_max_calls=2,
-        ivr_rate_window_seconds=600,
+    return (
+        Settings(gateway=GatewaySettings(var_dir=tmp_path / "var", public_base_url=PUBLIC))
+        .with_channel(
+            "voice",
+            voice_number=HOTLINE,
+            auth_token=AUTH_TOKEN,
+            account_sid=ACCOUNT_SID,
+            agent_sip="sip:desk@pbx.example.com",
+            prompts="say",
+            engines=(("en", "whisper"), ("zh", "whisper")),
+            silence_seconds=0.6,
+            rate_max_calls=2,
+            rate_window_seconds=600,
+        )
+        .with_channel("sms", auth_token=AUTH_TOKEN, account_sid=ACCOUNT_SID)
     )
 
 

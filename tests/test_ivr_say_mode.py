@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway import Settings
+from gateway.settings import GatewaySettings
 from store import ConversationStore
 from tests.test_ivr_call import AUDIO, CALLER, wait_for_event
 from tests.twilio_voice import ACCOUNT_SID, AUTH_TOKEN, HOTLINE, PUBLIC, TwilioCall
@@ -21,16 +22,19 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        var_dir=tmp_path / "var",
-        twilio_voice_number=HOTLINE,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_account_sid=ACCOUNT_SID,
-        public_base_url=PUBLIC,
-        ivr_agent_sip="sip:desk@pbx.example.com",
-        ivr_prompts="say",
-        ivr_engines=(("en", "whisper"), ("zh", "whisper")),
-        ivr_silence_seconds=0.6,
+    return (
+        Settings(gateway=GatewaySettings(var_dir=tmp_path / "var", public_base_url=PUBLIC))
+        .with_channel(
+            "voice",
+            voice_number=HOTLINE,
+            auth_token=AUTH_TOKEN,
+            account_sid=ACCOUNT_SID,
+            agent_sip="sip:desk@pbx.example.com",
+            prompts="say",
+            engines=(("en", "whisper"), ("zh", "whisper")),
+            silence_seconds=0.6,
+        )
+        .with_channel("sms", auth_token=AUTH_TOKEN, account_sid=ACCOUNT_SID)
     )
 
 

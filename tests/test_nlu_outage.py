@@ -101,7 +101,7 @@ async def test_the_rasa_server_stops_and_comes_back_under_a_running_gateway(
     """The session's real Rasa server is stopped under a gateway built as production builds it
     (``RASA_URL``): the dialogue degrades to keywords and the numbered menu, ``/health`` says
     degraded; started again on the same URL, the next turns use Rasa again, no restart needed."""
-    production = settings.with_changes(rasa_urls=(rasa.url,), rasa_token=rasa.token, nlu_timeout_seconds=2.0)
+    production = settings.with_changes(nlu__rasa_urls=(rasa.url,), nlu__rasa_token=rasa.token, nlu__timeout_seconds=2.0)
     gateway = GatewayBuilder(production).store(store).build()
     async with TestClient(TestServer(build_app(gateway))) as http:
         await gateway.seed_orders(DEMO_ORDERS)

@@ -13,8 +13,10 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
 
 from backoffice.permissions import Role
+from backoffice.settings import BackofficeSettings
 from gateway import Gateway, GatewayBuilder, Settings, build_app
 from gateway.app import GATEWAY_KEY
+from gateway.settings import GatewaySettings
 from media_ocr.pipeline import OcrWorkers
 from nlu import OfflineNlu
 from shop import Order
@@ -27,7 +29,9 @@ AS_STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 
 
 def ocr_gateway(store: ConversationStore, tmp_path: Path, workers: OcrWorkers) -> Gateway:
-    settings = Settings(var_dir=tmp_path / "var", backoffice_admin_token=STAFF_TOKEN)
+    settings = Settings(
+        gateway=GatewaySettings(var_dir=tmp_path / "var"), backoffice=BackofficeSettings(admin_token=STAFF_TOKEN)
+    )
     gateway = GatewayBuilder(settings).store(store).nlu(OfflineNlu("test")).build()
     gateway.ocr_workers = workers
     return gateway

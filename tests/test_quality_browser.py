@@ -16,8 +16,10 @@ from aiohttp import ClientSession
 from playwright.async_api import Browser, Page, expect
 
 from backoffice.permissions import Role
+from backoffice.settings import BackofficeSettings
 from channels.customer_token import sign_customer_token
 from gateway import Gateway, Settings
+from gateway.settings import GatewaySettings
 from shop.aftersales import RequestType
 from store import ConversationStore
 from tests.browser import artifact, browser  # noqa: F401
@@ -31,8 +33,8 @@ AGENT_TOKEN = "agent-token-for-quality-tests"
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        var_dir=tmp_path / "var", agent_api_token=AGENT_TOKEN, rest_customer_token_secret=CUSTOMER_TOKEN_SECRET
-    )
+        gateway=GatewaySettings(var_dir=tmp_path / "var"), backoffice=BackofficeSettings(agent_api_token=AGENT_TOKEN)
+    ).with_channel("rest", customer_token_secret=CUSTOMER_TOKEN_SECRET)
 
 
 async def say(http: ClientSession, sender: str, text: str, phone: str) -> list[dict[str, Any]]:
@@ -175,7 +177,7 @@ async def test_the_shops_day_decides_the_default_range_whatever_the_browsers_clo
 ) -> None:
     """A reviewer whose browser is 19 hours behind the shop (Pago Pago, UTC-11, against Shanghai)
     still sees today's figures: the default range is the shop's, from the server."""
-    shop_today = datetime.now(ZoneInfo(gateway.settings.timezone)).date().isoformat()
+    shop_today = datetime.now(ZoneInfo(gateway.settings.shop.timezone)).date().isoformat()
     async with served(gateway) as site:
         await seed_conversations(site, gateway)
         await make_staff(gateway, "qa.far", Role.QUALITY, name="远 质检")

@@ -19,6 +19,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import Gateway, GatewayBuilder, Settings, build_app
+from gateway.settings import GatewaySettings, OutboxSettings
 from nlu.understanding import UnderstandingClient
 from quality.demo import seed_demo_quality
 from quality.peak import csv_rows, format_text, peak_report
@@ -39,12 +40,15 @@ async def peak(
     tmp_path: Path, store: ConversationStore, nlu: UnderstandingClient, standin: BotApiStandIn
 ) -> AsyncIterator[tuple[Gateway, TestClient[object, object]]]:
     """A peak in miniature: the quality demo on REST, app and Telegram, a refund, a reply that cannot go out."""
-    settings = Settings(
-        var_dir=tmp_path / "var", app_im_secret="peak-secret", telegram_bot_token=TOKEN,
-        rest_customer_token_secret=CUSTOMER_TOKEN_SECRET,
-        telegram_webhook_secret="peak-hook", telegram_api_base_url=standin.base_url,
-        outbox_base_delay=0.05, outbox_poll_interval=0.05,
-    )  # fmt: skip
+    settings = (
+        Settings(
+            gateway=GatewaySettings(var_dir=tmp_path / "var"),
+            outbox=OutboxSettings(base_delay=0.05, poll_interval=0.05),
+        )
+        .with_channel("app", secret="peak-secret")
+        .with_channel("telegram", bot_token=TOKEN, webhook_secret="peak-hook", api_base_url=standin.base_url)
+        .with_channel("rest", customer_token_secret=CUSTOMER_TOKEN_SECRET)
+    )
     gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
     async with TestClient(TestServer(build_app(gateway))) as http:
         await gateway.seed_orders(DEMO_ORDERS)
@@ -110,8 +114,11 @@ async def test_volumes_rates_refunds_and_failures_match_the_store(
     assert service["transfer_to_human"]["numerator"] == len(handed) >= 3
     assert service["self_service_completion"]["numerator"] == len(completed - handed) >= 2
     assert service["self_service_completion"]["denominator"] == len(parsed)
-    answered = {d["conversation_id"] async for d in store.messages.find({"direction": "out"})
-                if str(d.get("author")).startswith("agent:")}  # fmt: skip
+    answered = {
+        d["conversation_id"]
+        async for d in store.messages.find({"direction": "out"})
+        if str(d.get("author")).startswith("agent:")
+    }
     assert service["first_response_time"]["denominator"] == len(answered) >= 2
     closed = {e["conversation_id"] async for e in store.events.find({"name": "agent_closed"})}
     assert service["handoff_resolution_time"]["denominator"] == len(closed & handed) >= 1
@@ -161,8 +168,16 @@ async def test_the_command_prints_the_same_report_as_json_and_writes_csv(
 ) -> None:
     first, last = _days()
     env = {**os.environ, "MONGODB_URI": mongo.uri, "MONGODB_DATABASE": store.db.name, "GATEWAY_VAR_DIR": str(tmp_path)}
-    command = [sys.executable, str(REPO_ROOT / "run.py"), "report", "peak", "--from", first.isoformat(),
-               "--to", last.isoformat()]  # fmt: skip
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "run.py"),
+        "report",
+        "peak",
+        "--from",
+        first.isoformat(),
+        "--to",
+        last.isoformat(),
+    ]
     code, out, err = await _run([*command, "--json", "--csv", str(tmp_path / "peak.csv")], env)
     assert code == 0, err
     printed = json.loads(out)

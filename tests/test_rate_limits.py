@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from gateway import Gateway, GatewayBuilder, Settings, build_app
 from gateway.limits import Rate, TokenBucketLimiter
+from gateway.settings import GatewaySettings
 from nlu import OfflineNlu
 from store import ConversationStore
 from tests.helpers import post_rest
@@ -58,7 +59,7 @@ async def serve(gateway: Gateway) -> AsyncIterator[Client]:
 
 
 def rest_gateway(store: ConversationStore, tmp_path: Path, **limits: object) -> Gateway:
-    settings = Settings(var_dir=tmp_path / "var").with_changes(**limits)
+    settings = Settings(gateway=GatewaySettings(var_dir=tmp_path / "var")).with_changes(**limits)
     return GatewayBuilder(settings).store(store).nlu(OfflineNlu("not needed")).build()
 
 
@@ -66,8 +67,8 @@ def rest_gateway(store: ConversationStore, tmp_path: Path, **limits: object) -> 
 async def ip_limited(store: ConversationStore, tmp_path: Path) -> AsyncIterator[Client]:
     """Three requests per IP at once; loopback not exempt; the loopback peer is a trusted proxy."""
     gateway = rest_gateway(
-        store, tmp_path, rate_limit_ip_per_minute=6.0, rate_limit_ip_burst=3, rate_limit_ip_exempt=(),
-        rate_limit_trusted_proxies=("127.0.0.1",),
+        store, tmp_path, limits__ip_per_minute=6.0, limits__ip_burst=3, limits__ip_exempt=(),
+        limits__trusted_proxies=("127.0.0.1",),
     )  # fmt: skip
     async for http in serve(gateway):
         yield http
@@ -91,9 +92,7 @@ async def test_an_address_over_its_limit_gets_429_with_retry_after(ip_limited: C
 
 
 async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(store: ConversationStore, tmp_path: Path) -> None:
-    gateway = rest_gateway(
-        store, tmp_path, rate_limit_ip_per_minute=6.0, rate_limit_ip_burst=2, rate_limit_ip_exempt=()
-    )
+    gateway = rest_gateway(store, tmp_path, limits__ip_per_minute=6.0, limits__ip_burst=2, limits__ip_exempt=())
     async for http in serve(gateway):
         statuses = [
             (await http.get("/webhooks/rest/", headers={"X-Forwarded-For": f"203.0.113.{n}"})).status for n in range(4)
@@ -102,14 +101,14 @@ async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(store: Conver
 
 
 async def test_loopback_is_exempt_by_default(client: Client) -> None:
-    statuses = {(await client.get("/webhooks/rest/")).status for _ in range(Settings().rate_limit_ip_burst + 20)}
+    statuses = {(await client.get("/webhooks/rest/")).status for _ in range(Settings().limits.ip_burst + 20)}
     assert statuses == {200}
 
 
 async def test_one_sender_over_its_limit_gets_429_and_nothing_is_stored(
     store: ConversationStore, tmp_path: Path
 ) -> None:
-    gateway = rest_gateway(store, tmp_path, rate_limit_sender_per_minute=1.0, rate_limit_sender_burst=2)
+    gateway = rest_gateway(store, tmp_path, limits__sender_per_minute=1.0, limits__sender_burst=2)
     async for http in serve(gateway):
         for n in range(2):
             assert (await post_rest(http, {"sender": "flood", "message": f"第{n}条"})).status == 200
@@ -127,7 +126,7 @@ async def test_telegram_is_limited_per_chat_not_per_provider_address(
     gateway = telegram_gateway(tmp_path, store, OfflineNlu("not needed"), standin, "s3cret")
     # One request per IP would throttle Telegram's few addresses at once; it must not apply here.
     gateway.settings = gateway.settings.with_changes(
-        rate_limit_ip_burst=1, rate_limit_ip_exempt=(), rate_limit_ip_per_minute=1.0
+        limits__ip_burst=1, limits__ip_exempt=(), limits__ip_per_minute=1.0
     )
     gateway.sender_limit.limiter.rate = Rate(per_minute=1.0, burst=2)
     async for http in serve(gateway):

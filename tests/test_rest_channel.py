@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pymongo import AsyncMongoClient
 
 from gateway import GatewayBuilder, Settings, build_app
+from gateway.settings import GatewaySettings
 from nlu import OfflineNlu
 from store import ConversationStore
 from store.embedded import EmbeddedMongo
@@ -82,7 +83,12 @@ async def test_a_store_outage_answers_503_json_and_the_retry_is_answered_once(tm
     await mongo.start()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo.uri, serverSelectionTimeoutMS=500)
     store = ConversationStore(client)
-    gateway = GatewayBuilder(Settings(var_dir=tmp_path / "var")).store(store).nlu(OfflineNlu("test")).build()
+    gateway = (
+        GatewayBuilder(Settings(gateway=GatewaySettings(var_dir=tmp_path / "var")))
+        .store(store)
+        .nlu(OfflineNlu("test"))
+        .build()
+    )
     body = {"sender": "outage", "message": "你好", "message_id": "m-1"}
     try:
         async with TestClient(TestServer(build_app(gateway))) as http:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from backoffice.settings import BackofficeSettings
 from gateway import GatewayBuilder, Settings, build_app
+from gateway.settings import GatewaySettings
 from nlu import OfflineNlu
 from store import ConversationStore
 
@@ -28,19 +30,23 @@ REFUSED = {401, 403}
 
 
 def configured(tmp_path: Path, **extra: object) -> Settings:
-    return Settings(
-        var_dir=tmp_path / "var",
-        backoffice_admin_token="route-auth-admin",
-        agent_api_token="route-auth-agent",
-        telegram_bot_token="123456:" + "A" * 35,
-        telegram_webhook_secret="route-auth-telegram",
-        telegram_api_base_url="http://127.0.0.1:9",
-        app_im_secret="route-auth-app",
-        twilio_account_sid="AC" + "1" * 32,
-        twilio_auth_token="route-auth-twilio",
-        twilio_from_number="+15005550006",
-        backoffice_sweep_seconds=0,
-    ).with_changes(**extra)
+    return (
+        Settings(
+            gateway=GatewaySettings(var_dir=tmp_path / "var"),
+            backoffice=BackofficeSettings(
+                admin_token="route-auth-admin", agent_api_token="route-auth-agent", sweep_seconds=0
+            ),
+        )
+        .with_channel(
+            "telegram",
+            bot_token="123456:" + "A" * 35,
+            webhook_secret="route-auth-telegram",
+            api_base_url="http://127.0.0.1:9",
+        )
+        .with_channel("app", secret="route-auth-app")
+        .with_channel("sms", account_sid="AC" + "1" * 32, auth_token="route-auth-twilio", from_number="+15005550006")
+        .with_channel("rest", **extra)
+    )
 
 
 def concrete(path: str) -> str:
@@ -71,7 +77,7 @@ async def test_every_route_refuses_a_stranger_unless_it_is_public(store: Convers
 
 
 async def test_the_rest_webhook_needs_the_token_once_one_is_set(store: ConversationStore, tmp_path: Path) -> None:
-    settings = configured(tmp_path, rest_webhook_token="shop-backend-token")
+    settings = configured(tmp_path, webhook_token="shop-backend-token")
     gateway = GatewayBuilder(settings).store(store).nlu(OfflineNlu("not needed")).build()
     async with TestClient(TestServer(build_app(gateway), host="127.0.0.1")) as http:
         message = {"sender": "c1", "message": "你好"}

@@ -20,7 +20,7 @@ STAFF_TOKEN = "routes-test-admin-token"
 @pytest_asyncio.fixture
 async def http(settings: Settings, store: ConversationStore) -> AsyncIterator[TestClient[object, object]]:
     """No NLU needed here: the planning API does not talk to Rasa."""
-    settings = settings.with_changes(backoffice_admin_token=STAFF_TOKEN)
+    settings = settings.with_changes(backoffice__admin_token=STAFF_TOKEN)
     gateway = GatewayBuilder(settings).store(store).nlu(OfflineNlu("not needed")).build()
     headers = {"Authorization": f"Bearer {STAFF_TOKEN}"}
     async with TestClient(TestServer(build_app(gateway)), headers=headers) as client:

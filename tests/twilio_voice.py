@@ -25,7 +25,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
-from channels.sms import SIGNATURE_HEADER
+from channels.twilio import SIGNATURE_HEADER
 from ivr.audio import media_frames
 
 ACCOUNT_SID = "AC" + "1" * 32

@@ -21,33 +21,22 @@ addStrings({
   zh: {
     brand: "售后客服工作台", inbox: "工作台", quality: "质检看板", refunds: "退款报表", review: "质检复核", admin: "管理",
     sign_out: "退出", live_on: "实时连接", live_off: "连接中断，正在重连", failed: "操作失败：{detail}",
-    channel_telegram: "Telegram", channel_sms: "短信", channel_email: "邮件", channel_voice: "电话", channel_app: "App",
-    channel_rest: "网页", minutes: "{n} 分钟", hours: "{n} 小时", days: "{n} 天", just_now: "刚刚", none: "无",
+    minutes: "{n} 分钟", hours: "{n} 小时", days: "{n} 天", just_now: "刚刚", none: "无",
   },
   en: {
     brand: "After-sales console", inbox: "Inbox", quality: "Quality", refunds: "Refunds", review: "Review", admin: "Admin",
     sign_out: "Sign out", live_on: "Live", live_off: "Disconnected, reconnecting", failed: "Failed: {detail}",
-    channel_telegram: "Telegram", channel_sms: "SMS", channel_email: "Email", channel_voice: "Phone", channel_app: "App",
-    channel_rest: "Web", minutes: "{n} min", hours: "{n} h", days: "{n} d", just_now: "just now", none: "none",
+    minutes: "{n} min", hours: "{n} h", days: "{n} d", just_now: "just now", none: "none",
   },
 });
 
-// Intent names as staff read them (quality dashboard, review queue).
-addStrings({
-  zh: {
-    intent_order_status: "查订单", intent_change_address: "改地址", intent_change_delivery_time: "改配送时间",
-    intent_refund: "退款", intent_return_refund: "退货退款", intent_exchange: "换货", intent_resend: "补发",
-    intent_compensation: "赔付", intent_complaint: "投诉", intent_urge: "催单", intent_invoice: "发票",
-    intent_policy_question: "政策咨询", intent_human_handoff: "转人工",
-  },
-  en: {
-    intent_order_status: "Order status", intent_change_address: "Change address",
-    intent_change_delivery_time: "Delivery time", intent_refund: "Refund", intent_return_refund: "Return & refund",
-    intent_exchange: "Exchange", intent_resend: "Resend", intent_compensation: "Compensation",
-    intent_complaint: "Complaint", intent_urge: "Urge", intent_invoice: "Invoice", intent_policy_question: "Policy",
-    intent_human_handoff: "Agent request",
-  },
-});
+// Channel and intent names come from the server's registries (in the page's boot data).
+const CHANNELS = BOOT.channels.map((c) => c.name);
+const INTENTS = BOOT.intents;
+for (const lang of ["zh", "en"]) {
+  for (const channel of BOOT.channels) STRINGS[lang][`channel_${channel.name}`] = channel.label[lang];
+  for (const intent of BOOT.intents) STRINGS[lang][`intent_${intent.name}`] = intent.label[lang];
+}
 
 class ApiFailure extends Error {
   constructor(status, code, detail) {

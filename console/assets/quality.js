@@ -34,7 +34,6 @@ addStrings({
   },
 });
 
-const CHANNELS = ["rest", "app", "telegram", "sms", "email", "voice"];
 const BAR_METRICS = ["self_service_completion", "transfer_to_human"];
 const COLORS = { self_service_completion: "#15803d", transfer_to_human: "#1463ff", abandonment: "#dc2626" };
 let summary = null;

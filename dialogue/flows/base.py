@@ -9,12 +9,13 @@ what it lacks one step at a time, confirms before it changes anything, and alway
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
+import intents as intent_registry
 import textpatterns
 from backoffice import HandoffDesk, Ticket, TicketDesk, TicketType
 from backoffice.routing.pickups import PickupStore
@@ -99,6 +100,8 @@ class FlowContext:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     timezone: str = "Asia/Shanghai"
     """The shop's time zone: what "today" and "tomorrow" mean for deliveries and pick-ups."""
+    channel_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """What each channel is called, per language (the channel registry's labels)."""
 
 
 def is_yes(turn: Turn) -> bool:
@@ -113,20 +116,10 @@ def wants_to_cancel(turn: Turn) -> bool:
     return bool(_CANCEL.search(turn.input.text))
 
 
-CHANNEL_NAMES = {
-    "rest": {"zh": "网页", "en": "web"},
-    "app": {"zh": "App", "en": "the app"},
-    "telegram": {"zh": "Telegram", "en": "Telegram"},
-    "sms": {"zh": "短信", "en": "SMS"},
-    "email": {"zh": "邮件", "en": "email"},
-    "voice": {"zh": "电话", "en": "phone"},
-}
-
-
-def tell_existing(turn: Turn, request: AfterSalesRequest) -> None:
+def tell_existing(turn: Turn, request: AfterSalesRequest, channel_labels: Mapping[str, Mapping[str, str]]) -> None:
     """One problem, one request: the customer is told about the open one instead of a second."""
     if request.channel and request.channel != turn.input.channel:
-        names = CHANNEL_NAMES.get(request.channel, {})
+        names = channel_labels.get(request.channel, {})
         note = turn.text("channel_note_other", channel=names.get(turn.language, request.channel))
     else:
         note = turn.text("channel_note_same")
@@ -161,8 +154,6 @@ class Flow(ABC):
 
     name: ClassVar[str]
     intents: ClassVar[tuple[str, ...]]
-    topic: ClassVar[str]
-    """Reply-template key of the flow's short name (for "which order is the {topic} for?")."""
     needs_order: ClassVar[bool] = True
     verify_owner: ClassVar[bool] = True
     """Acting on an order (money, goods, address) needs it to be the customer's; a status lookup does not."""
@@ -173,6 +164,10 @@ class Flow(ABC):
 
     def __init__(self, context: FlowContext) -> None:
         self.context = context
+
+    def topic(self, turn: Turn) -> str:
+        """The flow's task as customers call it (the intent registry's topic of its first intent)."""
+        return intent_registry.topic(self.intents[0], turn.language)
 
     @property
     def orders(self) -> OrderService:
@@ -230,7 +225,7 @@ class Flow(ABC):
         assert form is not None
         data = form["data"]
         order_id = data.get("order_id") or turn.entity("order_id")
-        topic = turn.text(self.topic)
+        topic = self.topic(turn)
         if order_id:
             order = await self.orders.get(str(order_id))
             if order is None:
@@ -327,7 +322,7 @@ class Flow(ABC):
         if request is None:
             return False
         turn.finish()
-        tell_existing(turn, request)
+        tell_existing(turn, request, self.context.channel_labels)
         return True
 
     async def new_request(self, turn: Turn, order: Order, type: RequestType, **fields: Any) -> AfterSalesRequest | None:
@@ -346,7 +341,7 @@ class Flow(ABC):
         )
         turn.finish()
         if not created and not unfinished(request, turn):
-            tell_existing(turn, request)
+            tell_existing(turn, request, self.context.channel_labels)
             return None
         return request
 

@@ -20,8 +20,6 @@ from shop.aftersales import AfterSalesRequest, RequestType, Step
 
 register(
     {
-        "topic_resend": {"zh": "补发", "en": "resend"},
-        "topic_compensation": {"zh": "赔偿", "en": "compensation"},
         "resend_not_shipped": {
             "zh": "订单 {order_id} 还未发货（{status}），所有商品会一起发出，不需要补发。",
             "en": "Order {order_id} hasn't shipped yet ({status}); everything will be sent together.",
@@ -73,7 +71,7 @@ class _ClaimFlow(Flow):
     def _say_review(self, turn: Turn, request: AfterSalesRequest, ticket: Ticket) -> None:
         turn.say(
             "claim_review",
-            topic=turn.text(self.topic),
+            topic=self.topic(turn),
             request_id=request.id,
             ticket_id=ticket.id,
             hours=self.policy.review_hours,
@@ -83,7 +81,6 @@ class _ClaimFlow(Flow):
 class ResendFlow(_ClaimFlow):
     name: ClassVar[str] = "resend"
     intents: ClassVar[tuple[str, ...]] = ("resend",)
-    topic: ClassVar[str] = "topic_resend"
 
     async def proceed(self, turn: Turn, order: Order | None) -> None:
         assert order is not None
@@ -154,7 +151,6 @@ class ResendFlow(_ClaimFlow):
 class CompensationFlow(_ClaimFlow):
     name: ClassVar[str] = "compensation"
     intents: ClassVar[tuple[str, ...]] = ("compensation",)
-    topic: ClassVar[str] = "topic_compensation"
 
     async def proceed(self, turn: Turn, order: Order | None) -> None:
         assert order is not None

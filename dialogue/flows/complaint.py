@@ -13,7 +13,6 @@ from shop import Order
 
 register(
     {
-        "topic_complaint": {"zh": "投诉", "en": "complaint"},
         "ask_complaint": {
             "zh": "非常抱歉给您带来不好的体验。请详细描述一下您遇到的问题（涉及订单请附上订单号），我会立即登记。",
             "en": "I'm very sorry about this. Please tell me what happened (with the order number if there is one) "
@@ -42,7 +41,6 @@ _BARE_COMPLAINT = 12
 class ComplaintFlow(Flow):
     name: ClassVar[str] = "complaint"
     intents: ClassVar[tuple[str, ...]] = ("complaint",)
-    topic: ClassVar[str] = "topic_complaint"
     needs_order: ClassVar[bool] = False
 
     async def proceed(self, turn: Turn, order: Order | None) -> None:

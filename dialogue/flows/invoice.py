@@ -14,7 +14,6 @@ from shop.aftersales import RequestType, Step
 
 register(
     {
-        "topic_invoice": {"zh": "开发票", "en": "invoice"},
         "invoice_cancelled_order": {
             "zh": "订单 {order_id} 已取消，无法开具发票。",
             "en": "Order {order_id} was cancelled, so no invoice can be issued.",
@@ -70,7 +69,6 @@ def valid_credit_code(code: str) -> bool:
 class InvoiceFlow(Flow):
     name: ClassVar[str] = "invoice"
     intents: ClassVar[tuple[str, ...]] = ("invoice",)
-    topic: ClassVar[str] = "topic_invoice"
 
     async def proceed(self, turn: Turn, order: Order | None) -> None:
         assert order is not None

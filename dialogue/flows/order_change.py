@@ -16,8 +16,6 @@ from shop import Order, OrderActionRefused, OrderStatus
 
 register(
     {
-        "topic_change_address": {"zh": "修改地址", "en": "address change"},
-        "topic_change_delivery_time": {"zh": "修改配送时间", "en": "delivery time change"},
         "change_too_late": {
             "zh": "订单 {order_id} 当前{status}，仓库已开始处理，无法直接修改{what}。"
             "可以为您转人工联系快递拦截或改派（可能产生费用），需要吗？",
@@ -151,7 +149,6 @@ class _OrderChangeFlow(Flow):
 class ChangeAddressFlow(_OrderChangeFlow):
     name: ClassVar[str] = "change_address"
     intents: ClassVar[tuple[str, ...]] = ("change_address",)
-    topic: ClassVar[str] = "topic_change_address"
     what: ClassVar[str] = "what_address"
 
     async def ask(self, turn: Turn, order: Order) -> None:
@@ -201,7 +198,6 @@ class ChangeAddressFlow(_OrderChangeFlow):
 class ChangeDeliveryTimeFlow(_OrderChangeFlow):
     name: ClassVar[str] = "change_delivery_time"
     intents: ClassVar[tuple[str, ...]] = ("change_delivery_time",)
-    topic: ClassVar[str] = "topic_change_delivery_time"
     what: ClassVar[str] = "what_time"
 
     async def ask(self, turn: Turn, order: Order) -> None:

@@ -11,7 +11,6 @@ from shop import Order
 
 register(
     {
-        "topic_order_status": {"zh": "订单查询", "en": "order lookup"},
         "request_progress": {
             "zh": "售后单 {request_id}（{type}）：{status}",
             "en": "After-sales request {request_id} ({type}): {status}",
@@ -24,7 +23,6 @@ register(
 class OrderStatusFlow(Flow):
     name: ClassVar[str] = "order_status"
     intents: ClassVar[tuple[str, ...]] = ("order_status",)
-    topic: ClassVar[str] = "topic_order_status"
     verify_owner: ClassVar[bool] = False  # the status alone reveals nothing personal
     reuse_last_order: ClassVar[bool] = False
     choose_template: ClassVar[str] = "choose_order"

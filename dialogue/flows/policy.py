@@ -12,7 +12,6 @@ from shop import Order
 
 register(
     {
-        "topic_policy": {"zh": "售后政策咨询", "en": "after-sales policy"},
         "policy_unknown": {
             "zh": "抱歉，这个问题我暂时没有找到准确的规定。您可以换个问法，或者转人工客服为您解答。",
             "en": "Sorry, I couldn't find the rule for that. You could ask another way, or talk to an agent.",
@@ -26,7 +25,6 @@ SUGGESTIONS = 3
 class PolicyFlow(Flow):
     name: ClassVar[str] = "policy_question"
     intents: ClassVar[tuple[str, ...]] = ("policy_question",)
-    topic: ClassVar[str] = "topic_policy"
     needs_order: ClassVar[bool] = False
 
     async def proceed(self, turn: Turn, order: Order | None) -> None:

@@ -16,7 +16,6 @@ from shop.aftersales import RequestType, Step
 
 register(
     {
-        "topic_refund": {"zh": "退款", "en": "refund"},
         "confirm_cancel_refund": {
             "zh": "订单 {order_id} 还未出库，可以立即取消并退款 ¥{amount:.2f}（原路退回）。确认取消订单吗？",
             "en": "Order {order_id} hasn't left the warehouse: I can cancel it now and refund ¥{amount:.2f} "
@@ -74,7 +73,6 @@ _PARTIAL = ("部分退款", "仅退款", "partial refund", "partial")
 class RefundFlow(Flow):
     name: ClassVar[str] = "refund"
     intents: ClassVar[tuple[str, ...]] = ("refund",)
-    topic: ClassVar[str] = "topic_refund"
 
     async def proceed(self, turn: Turn, order: Order | None) -> None:
         assert order is not None
@@ -86,7 +84,7 @@ class RefundFlow(Flow):
                     return
                 if request.open and request.type in (RequestType.REFUND, RequestType.RETURN_REFUND):
                     turn.finish()
-                    tell_existing(turn, request)
+                    tell_existing(turn, request, self.context.channel_labels)
                     return
         from dialogue.replies import status_label
 

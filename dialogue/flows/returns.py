@@ -19,8 +19,6 @@ from shop.aftersales import AfterSalesRequest, RequestType, Step
 
 register(
     {
-        "topic_return_refund": {"zh": "退货退款", "en": "return and refund"},
-        "topic_exchange": {"zh": "换货", "en": "exchange"},
         "return_not_delivered": {
             "zh": "订单 {order_id} 还未签收（{status}）。"
             "未发货的订单可以直接取消退款；运输中的包裹可以拒收，拒收后自动退款。",
@@ -318,7 +316,7 @@ class _GoodsFlow(Flow):
         )
         turn.say(
             "return_approved",
-            topic=turn.text(self.topic),
+            topic=self.topic(turn),
             request_id=request.id,
             return_code=return_code,
             pickup=f"{pickup['date']} {pickup['slot']}",
@@ -337,7 +335,7 @@ class _GoodsFlow(Flow):
         turn.say(
             "confirm_return",
             quick_replies=self.confirm_choices(turn),
-            topic=turn.text(self.topic),
+            topic=self.topic(turn),
             item=item.name,
             reason=data.get("reason"),
             money=money,
@@ -368,7 +366,6 @@ class _GoodsFlow(Flow):
 class ReturnRefundFlow(_GoodsFlow):
     name: ClassVar[str] = "return_refund"
     intents: ClassVar[tuple[str, ...]] = ("return_refund",)
-    topic: ClassVar[str] = "topic_return_refund"
     request_type: ClassVar[RequestType] = RequestType.RETURN_REFUND
     approval_rule: ClassVar[str] = "seven_day_return"
 
@@ -383,7 +380,6 @@ class ReturnRefundFlow(_GoodsFlow):
 class ExchangeFlow(_GoodsFlow):
     name: ClassVar[str] = "exchange"
     intents: ClassVar[tuple[str, ...]] = ("exchange",)
-    topic: ClassVar[str] = "topic_exchange"
     request_type: ClassVar[RequestType] = RequestType.EXCHANGE
     approval_rule: ClassVar[str] = "quality_exchange"
 

@@ -14,7 +14,6 @@ from shop.aftersales import AfterSalesRequest, Step
 
 register(
     {
-        "topic_urge": {"zh": "催促处理", "en": "follow-up"},
         "urge_recorded": {
             "zh": "已为您催促{what}（第 {count} 次），{next}",
             "en": "I've chased {what} (time {count}). {next}",
@@ -64,7 +63,6 @@ register(
 class UrgeFlow(Flow):
     name: ClassVar[str] = "urge"
     intents: ClassVar[tuple[str, ...]] = ("urge",)
-    topic: ClassVar[str] = "topic_urge"
     needs_order: ClassVar[bool] = False
 
     async def proceed(self, turn: Turn, order: Order | None) -> None:

@@ -1,0 +1,46 @@
+"""What Twilio's webhooks share, for the SMS channel and the phone line: the signature check
+against the public URL Twilio called.
+
+Must not know about dialogue, NLU or the database.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from channels.base import json_response
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+
+
+def public_url(request: web.Request, public_base_url: str | None) -> str:
+    """The URL Twilio called, which its signature covers, as seen from outside any proxy.
+
+    Forwarded headers are safe to use here: a forged host only makes the signature check fail.
+    """
+    if public_base_url:
+        return f"{public_base_url.rstrip('/')}{request.rel_url}"
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
+    host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+    if proto or host:
+        return f"{proto or request.scheme}://{host or request.host}{request.rel_url}"
+    return str(request.url)
+
+
+async def signed_form(
+    request: web.Request, validator: RequestValidator, public_base_url: str | None
+) -> dict[str, str] | web.Response:
+    """The webhook's form fields when Twilio signed them, else the 403 to answer with."""
+    form = await request.post()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    url = public_url(request, public_base_url)
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    if not signature or not validator.validate(url, fields, signature):
+        log.warning("twilio webhook from %s: bad signature for %s", request.remote, url)
+        return json_response({"error": "forbidden", "detail": "invalid X-Twilio-Signature"}, 403)
+    return fields
