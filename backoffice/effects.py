@@ -219,6 +219,7 @@ _GOODS_BACK = frozenset({RequestType.RETURN_REFUND, RequestType.EXCHANGE})
 _AFTER_APPROVAL: dict[RequestType, tuple[Step, str]] = {
     RequestType.REFUND: (Step.PAYMENT_PROCESSING, "payment_centre"),
     RequestType.COMPENSATION: (Step.PAYMENT_PROCESSING, "payment_centre"),
+    RequestType.PRICE_PROTECTION: (Step.PAYMENT_PROCESSING, "payment_centre"),
     RequestType.RETURN_REFUND: (Step.AWAITING_RETURN, "system:after_sales"),
     RequestType.EXCHANGE: (Step.AWAITING_RETURN, "system:after_sales"),
     RequestType.RESEND: (Step.RESENDING, "warehouse"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import intents
 from backoffice.surveys import Survey, SurveyDesk
 from backoffice.tickets import TicketDesk
 from shop import OrderLookup
@@ -76,12 +77,18 @@ class HandoffDesk:
         intent: str | None = None,
         slots: dict[str, Any] | None = None,
         details: dict[str, Any] | None = None,
+        priority: int = 0,
     ) -> QueuePlace:
+        """Put the conversation in the agents' queue: ahead of every lower ``priority`` (an angry
+        customer, a food-safety complaint), in the skill group of what it is about, with the
+        summary the agent reads first. The place returned is the real one."""
         summary = await self.summarise(
             conversation_id, customer_id=customer_id, reason=reason, intent=intent, slots=slots, details=details
         )
         await self.store.set_handoff_summary(conversation_id, summary)
-        ticket = await self.store.hand_to_queue(conversation_id, reason)
+        facts = intents.intent(intent) if intent else None
+        queue = facts.skill_group if facts is not None else None
+        ticket = await self.store.hand_to_queue(conversation_id, reason, priority=priority, queue=queue)
         position = await self.store.queue_position(conversation_id) or 1
         await self.store.log_event(
             Event(
@@ -89,7 +96,14 @@ class HandoffDesk:
                 conversation_id=conversation_id,
                 customer_id=customer_id,
                 channel=channel,
-                data={"reason": reason, "intent": intent, "queue_ticket": ticket, "position": position},
+                data={
+                    "reason": reason,
+                    "intent": intent,
+                    "queue_ticket": ticket,
+                    "position": position,
+                    "priority": priority,
+                    "queue": queue,
+                },
             )
         )
         return QueuePlace(ticket=ticket, position=position)

@@ -467,6 +467,24 @@ class TicketDesk:
 
     # -- writing --------------------------------------------------------------------------
 
+    async def request_withdrawn(self, ticket_id: str, request_id: str) -> Ticket | None:
+        """The customer took back the request this ticket decides: a ticket nobody has claimed is
+        closed; one in a person's hands gets a note, so they stop working on it."""
+        if await self.get(ticket_id) is None:
+            return None
+
+        def withdrawn(ticket: Ticket) -> list[TicketEntry]:
+            now = self.clock()
+            if ticket.status is TicketStatus.NEW:
+                return [transition(ticket, TicketStatus.CLOSED, actor="customer", now=now, reason="request_withdrawn",
+                                   note=f"客户撤回售后申请 {request_id}")]  # fmt: skip
+            if ticket.status in (TicketStatus.CLOSED, TicketStatus.RESOLVED):
+                return []
+            return [remark(ticket, kind="contact", actor="customer", now=now, reason="request_withdrawn",
+                           note=f"客户撤回售后申请 {request_id}，请停止处理")]  # fmt: skip
+
+        return await self.apply(ticket_id, withdrawn)
+
     async def apply(self, ticket_id: str, mutation: Mutation) -> Ticket:
         """Change a ticket under its version (concurrent writers retry on the fresh copy), then
         run the effects of the entries it added."""

@@ -47,6 +47,9 @@ class ChannelSpec:
     """It needs an account with a provider this machine cannot reach (Telegram, Twilio, WeChat)."""
     always_on: bool = False
     """It needs no configuration at all (the REST webhook)."""
+    spoken: bool = False
+    """Replies are spoken (the phone line): they keep the prompts' own wording, never converted to
+    another written variety."""
 
     def label_in(self, language: str) -> str:
         return self.label.get(language) or self.label.get("zh") or self.name

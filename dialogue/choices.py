@@ -9,7 +9,7 @@ from typing import Any
 import textpatterns
 
 _NUMBER = textpatterns.compile(r"^\s*(?:第\s*)?([1-9])\s*(?:个|項|项|單|单|号|號|\.|。)?\s*$")
-_CHINESE = textpatterns.compile(r"^\s*第?\s*([一二两三四五六七八九])\s*(?:个|項|项|單|单|号|號)?\s*$")
+_CHINESE = textpatterns.compile(r"^\s*+(?:第\s*+)?([一二两三四五六七八九])\s*+(?:个|項|项|單|单|号|號)?\s*+$")
 _CHINESE_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 
 

@@ -1,23 +1,36 @@
-"""The turn-by-turn dialogue: continue the active flow, or start the flow the intent asks for,
-or clarify, or hand off.
+"""The turn-by-turn dialogue: each request of the message is served in order — the answer to the
+active flow's question, a question about a request the customer already has, a follow-up about
+what the conversation is about, or the flow the intent asks for — then small talk, clarifying, or
+handing off.
 
-Hand-off triggers: the customer asks; two turns in a row not understood; anger or a threat to
-complain; a flow that needs a person (intercepting a parcel, failed verification, a repeated
-urge). A photo or a shared contact with no text is an answer, never "not understood".
+Hand-off triggers: the customer asks for a person; two turns in a row not understood; a complaint
+from an angry customer (the complaint ticket is opened first, and the customer goes ahead in the
+queue); a flow that needs a person (intercepting a parcel, failed verification, a repeated urge).
+Anger alone is answered with an apology and the help asked for. A photo or a shared contact with no
+text is an answer, never "not understood".
+
+Replies are written in the variety the customer writes (:mod:`dialogue.variety`), and what the bot
+did is recorded with the message (:attr:`TurnOutcome.acted`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import intents
-from dialogue.emotion import detect_emotion
+import textpatterns
+from dialogue.emotion import Emotion, detect_emotion
 from dialogue.flows import FLOW_CLASSES
 from dialogue.flows.base import Flow, FlowContext, wants_to_cancel
-from dialogue.language import reply_language
+from dialogue.flows.claims import PRICE_DROP
+from dialogue.flows.followup import FollowUpFlow
+from dialogue.flows.requests import RequestsFlow
+from dialogue.flows.returns import CAN_RETURN
 from dialogue.replies import register, say
 from dialogue.survey import answer_survey
-from dialogue.turn import Reply, Turn, TurnInput, TurnOutcome
+from dialogue.targets import mentioned_orders
+from dialogue.turn import Ask, Reply, Turn, TurnInput, TurnOutcome
+from dialogue.variety import ENGLISH, SIMPLIFIED, choose_variety, language_of, render
 from nlu.client import FALLBACK_INTENT
 from store.models import QuickReply
 
@@ -27,6 +40,21 @@ NOT_UNDERSTOOD_LIMIT = 2
 """Consecutive turns the bot may fail to understand before it hands off."""
 
 NOT_UNDERSTOOD_INTENTS = frozenset({"out_of_scope", FALLBACK_INTENT})
+_PERSON = textpatterns.compile(
+    r"转人工|轉人工|人工客服|找人工|要人工|给我人工|給我人工|真人|搵人|搵個人|活人|"
+    r"real person|a human|talk to (?:an? )?(?:agent|person|human)|speak to (?:an? )?(?:agent|person|human)",
+    textpatterns.IGNORECASE,
+)
+"""Asking for a person in so many words: met even when the NLU reads the message as something else."""
+_URGE = textpatterns.compile(r"催|hurry|chase|push the|expedite|speed (?:it|this) up", textpatterns.IGNORECASE)
+_URGE_READ_AS = frozenset(intents.names("request")) - {"urge", "complaint"}
+"""Intents an urge about a request is often read as ("催下我那个换货" is not a new exchange)."""
+_CAN_RETURN_READ_AS = frozenset(
+    {"policy_question", "out_of_scope", FALLBACK_INTENT, "inform", "return_refund", "exchange"}
+)
+_EXCHANGE_WORD = textpatterns.compile(r"换|換|exchange|swap", textpatterns.IGNORECASE)
+PRIORITY_UPSET = 10
+"""Queue priority of an angry customer put through to an agent (ordinary hand-offs are 0)."""
 
 register(
     {
@@ -65,10 +93,27 @@ register(
 )
 
 
-def _detected_language(turn_input: TurnInput) -> str | None:
-    extra = turn_input.parse.model_extra if turn_input.parse is not None else None
-    language = (extra or {}).get("language")
-    return language if isinstance(language, str) else None
+def _extra(turn_input: TurnInput) -> dict[str, Any]:
+    return dict(turn_input.parse.model_extra or {}) if turn_input.parse is not None else {}
+
+
+def asks_of(turn_input: TurnInput) -> list[Ask]:
+    """The message's requests in order (the NLU's ``requests``), or the whole message as one."""
+    parse = turn_input.parse
+    if parse is None:
+        return [Ask(turn_input.text, None, 0.0)]
+    raw = getattr(parse, "requests", None) or _extra(turn_input).get("requests") or []
+    asks = []
+    for item in raw:
+        data = item if isinstance(item, dict) else item.model_dump()
+        intent = data.get("intent") or {}
+        entities = tuple(e if isinstance(e, dict) else e.model_dump() for e in data.get("entities") or [])
+        asks.append(Ask(str(data.get("text") or ""), intent.get("name"), float(intent.get("confidence") or 0.0),
+                        entities))  # fmt: skip
+    if len(asks) < 2:
+        whole = tuple(e.model_dump() for e in parse.entities)
+        return [Ask(turn_input.text, parse.intent_name, parse.intent.confidence, whole)]
+    return asks
 
 
 class DialogueEngine:
@@ -77,94 +122,214 @@ class DialogueEngine:
         self.handoff = context.handoff
         self.flows: dict[str, Flow] = {cls.name: cls(context) for cls in FLOW_CLASSES}
         self.by_intent: dict[str, Flow] = {intent: flow for flow in self.flows.values() for intent in flow.intents}
+        self.requests = cast(RequestsFlow, self.flows["requests"])
+        self.follow_up = cast(FollowUpFlow, self.flows["follow_up"])
 
     async def respond(self, turn_input: TurnInput) -> TurnOutcome:
-        turn = Turn(
-            input=turn_input,
-            language=reply_language(turn_input.text, _detected_language(turn_input), turn_input.language),
-            slots=dict(turn_input.slots),
+        slots = dict(turn_input.slots)
+        number = int(slots.get("turn_number", 0)) + 1
+        slots["turn_number"] = number
+        extra = _extra(turn_input)
+        variety = choose_variety(
+            turn_input.raw_text or turn_input.text,
+            detected_language=extra.get("language") if isinstance(extra.get("language"), str) else None,
+            traditional=bool(extra.get("traditional")),
+            regional=[str(v) for v in extra.get("varieties") or []],
+            previous=slots.get("variety"),
         )
+        slots["variety"] = variety
+        if turn_input.spoken and variety != ENGLISH:
+            variety = SIMPLIFIED  # a phone prompt is heard, not read: its own wording, no conversion
+        turn = Turn(input=turn_input, language=language_of(variety), slots=slots, variety=variety, number=number)
         surveys = self.context.surveys
         if surveys is not None and turn_input.text and await answer_survey(turn, surveys):
-            return TurnOutcome(turn.replies, turn.slots, turn.language, turn.events, False)
-        handed_off = await self._route(turn)
-        if not handed_off and turn.redirect and turn.redirect in self.flows:
-            target, turn.redirect = turn.redirect, None
-            await self.flows[target].start(turn)
-        if not handed_off and turn.handoff is not None:
-            reason, details = turn.handoff
-            handed_off = await self._hand_off(turn, reason=reason, details=details)
+            return self._outcome(turn, handed_off=False)
+        handed_off = await self._message(turn)
         # Numbered answers ("2") map back to the last quick replies offered (see resolve_choice).
         offered = turn.replies[-1].quick_replies if turn.replies else ()
         if offered:
             turn.slots["choices"] = [q.payload for q in offered]
         else:
             turn.slots.pop("choices", None)
-        return TurnOutcome(turn.replies, turn.slots, turn.language, turn.events, handed_off)
+        return self._outcome(turn, handed_off=handed_off)
 
-    async def _route(self, turn: Turn) -> bool:
+    def _outcome(self, turn: Turn, *, handed_off: bool) -> TurnOutcome:
+        replies = [
+            Reply(
+                render(r.text, turn.variety),
+                tuple(QuickReply(title=render(q.title, turn.variety), payload=q.payload) for q in r.quick_replies),
+            )
+            for r in turn.replies
+        ]
+        return TurnOutcome(replies, turn.slots, turn.language, turn.events, handed_off, turn.acted, turn.variety)
+
+    # -- the message ------------------------------------------------------------------------------
+
+    async def _message(self, turn: Turn) -> bool:
         if not turn.input.text:
             return await self._without_text(turn)
-        intent = turn.intent
-        # A quick reply the active flow offered ("转人工改派") is the flow's to answer.
-        offered = turn.form is not None and turn.input.text in (turn.slots.get("choices") or [])
-        if intent == "human_handoff" and not offered:
-            return await self._hand_off(turn, reason="customer_asked")
-
+        asks = asks_of(turn.input)
+        turn.several_asks = len(asks) > 1
         emotion = detect_emotion(turn.input.text)
-        if emotion.level == "angry" or emotion.complaint_threat:
+        if emotion.level != "calm" or emotion.complaint_threat:
             turn.event("negative_emotion", level=emotion.level, threat=emotion.complaint_threat, cues=emotion.cues)
-            if intent == "complaint":
-                await self.flows["complaint"].start(turn)  # a complaint is always a ticket, angry or not
-            return await self._hand_off(
-                turn,
-                reason="negative_emotion",
-                details={"level": emotion.level, "complaint_threat": emotion.complaint_threat, "cues": emotion.cues},
-            )
-        if emotion.level == "negative":
-            turn.event("negative_emotion", level=emotion.level, threat=False, cues=emotion.cues)
+        if await self._upset_or_asks_for_a_person(turn, asks, emotion):
+            return True
+        if emotion.level in ("negative", "angry"):
             turn.say("sorry_prefix")
+        for ask in asks:
+            turn.ask = ask
+            if await self._serve(turn):
+                return True
+            if turn.redirect and turn.redirect in self.flows:
+                target, turn.redirect = self.flows[turn.redirect], None
+                await target.start(turn, order_id=turn.slots.pop("redirect_order", None))
+            if turn.handoff is not None:
+                reason, details = turn.handoff
+                turn.handoff = None
+                return await self._hand_off(turn, reason=reason, details=details)
+        return False
 
+    async def _upset_or_asks_for_a_person(self, turn: Turn, asks: list[Ask], emotion: Emotion) -> bool:
+        """A request for a person is met at once (ahead in the queue when the customer is angry);
+        an angry complaint is logged as a ticket on the order it names first, then handed over."""
+        angry = emotion.level == "angry"
+        offered = turn.form is not None and turn.input.text in (turn.slots.get("choices") or [])
+        wants_person = (any(a.intent == "human_handoff" for a in asks) or bool(_PERSON.search(turn.input.text))) and (
+            not offered
+        )
+        complaint = next((a for a in asks if a.intent == "complaint"), None)
+        if not wants_person and not (angry and (complaint is not None or emotion.complaint_threat)):
+            return False
+        if complaint is not None or (angry and emotion.complaint_threat):
+            turn.ask = Ask(turn.input.text, "complaint", complaint.confidence if complaint else 1.0,
+                           complaint.entities if complaint else asks[0].entities)  # fmt: skip
+            turn.finish()
+            await self.flows["complaint"].start(turn)
+            turn.finish()  # the agent takes the details from here
+        details = {"level": emotion.level, "complaint_threat": emotion.complaint_threat, "cues": emotion.cues}
+        reason = "customer_asked" if wants_person else "negative_emotion"
+        upset = (
+            angry
+            or (complaint is not None and wants_person)
+            or (emotion.level == "negative" and emotion.complaint_threat)
+        )
+        return await self._hand_off(turn, reason=reason, details=details, priority=PRIORITY_UPSET if upset else 0)
+
+    async def _serve(self, turn: Turn) -> bool:
+        """One request of the message; True when the conversation went to an agent."""
+        if not turn.text_now.strip():
+            return False
         form = turn.form
         if form is not None:
-            if wants_to_cancel(turn):
+            flow = self.flows.get(form["flow"])
+            started = await self._flow_for(turn)
+            if flow is None:  # a flow from an older version: start afresh
+                turn.finish()
+            elif wants_to_cancel(turn) and started is not None and not started.informational and started is not flow:
+                # "先不取消了 把地址改成…": the pending question is dropped, the new task starts.
+                turn.event("flow_cancelled", flow=form["flow"], step=form["step"])
+                turn.finish()
+            elif wants_to_cancel(turn) and form.get("step") != "confirm":
                 turn.finish()
                 turn.event("flow_cancelled", flow=form["flow"], step=form["step"])
                 turn.say("flow_cancelled")
+                turn.act("cancelled")
                 return False
-            flow = self.flows.get(form["flow"])
-            if flow is None:  # a flow from an older version: start afresh
-                turn.finish()
             elif await flow.resume(turn):
                 turn.slots["failed_turns"] = 0
                 return False
 
-        if turn.input.parse is None or intent in NOT_UNDERSTOOD_INTENTS or intent is None:
-            return await self._not_understood(turn)
+        claim = await self.requests.claims(turn)
+        if claim is not None:
+            turn.slots["failed_turns"] = 0
+            await self._informational(turn, self.requests, lambda: self.requests.serve(turn, *claim))
+            return False
 
-        turn.slots["failed_turns"] = 0
-        started = self.by_intent.get(intent)
-        if started is None and intent == "inform" and turn.entity("order_id"):
-            started = self.flows["order_status"]  # a bare order number: the likeliest wish is its status
+        question = self.follow_up.question_of(turn)
+        if question is not None and (target := await self.follow_up.target(turn)) is not None:
+            kept = turn.form
+            if await self.follow_up.answer(turn, question, *target):
+                turn.slots["failed_turns"] = 0
+                if kept is not None and turn.form is None:
+                    turn.slots["form"] = kept
+                return False
+
+        intent = turn.intent
+        if turn.input.parse is None and not turn.input.nlu_down:
+            return await self._not_understood(turn)
+        started = await self._flow_for(turn)
         if started is not None:
-            turn.finish()
-            await started.start(turn)
-        elif intent == "greet":
-            turn.finish()
-            turn.say("greet", quick_replies=self._menu(turn))
+            turn.slots["failed_turns"] = 0
+            if started.informational:
+                await self._informational(turn, started, lambda: started.start(turn))
+            else:
+                turn.finish()
+                await started.start(turn)
+            return False
+        if intent in NOT_UNDERSTOOD_INTENTS or intent is None:
+            return await self._not_understood(turn)
+        turn.slots["failed_turns"] = 0
+        if intent == "greet":
+            if not turn.several_asks:
+                turn.say("greet", quick_replies=self._menu(turn))
+            turn.act("greet")
         elif intent == "affirm":
             turn.say("affirm_open", quick_replies=self._menu(turn))
+            turn.act("clarify")
         elif intent in ("deny", "goodbye"):
-            if turn.form is not None:
-                turn.finish()
-                turn.say("flow_cancelled")
-            else:
-                turn.say("goodbye")
+            turn.finish()
+            turn.say("goodbye")
+            turn.act("goodbye")
         elif intent == "thanks":
             turn.say("thanks", quick_replies=self._menu(turn))
+            turn.act("thank")
+        elif intent == "inform":
+            return await self._not_understood(turn)
         else:
             return await self._not_understood(turn)
         return False
+
+    async def _informational(self, turn: Turn, flow: Flow, serve: Any) -> None:
+        """Answer without losing the task under way: the active flow's form is kept, and its
+        question stands (a yes to it is asked again, naming it, as it is no longer fresh)."""
+        kept = turn.form
+        turn.finish()
+        await serve()
+        if kept is not None and turn.form is None:
+            turn.slots["form"] = kept
+
+    async def _flow_for(self, turn: Turn) -> Flow | None:
+        """The flow this request starts, from its intent and, where customers' words are more
+        telling than the intent, from them: a price drop is price protection; "can I still return
+        my <item>?" is about returning that item."""
+        intent = turn.intent
+        text = turn.text_now
+        if _URGE.search(text) and intent in _URGE_READ_AS:
+            return self.flows["urge"]
+        if (
+            PRICE_DROP.search(text)
+            and intent not in ("complaint", "human_handoff")
+            and (intent != "policy_question" or await self._names_own_item(turn))
+        ):
+            return self.flows["price_protection"]
+        if (
+            intent in _CAN_RETURN_READ_AS
+            and CAN_RETURN.search(text)
+            and (await self._names_own_item(turn) or Flow.follows_focus(self.flows["return_refund"], turn))
+        ):
+            return self.flows["exchange" if _EXCHANGE_WORD.search(text) else "return_refund"]
+        if intent in self.by_intent:
+            return self.by_intent[intent]
+        if intent == "inform" and turn.entity("order_id"):
+            return self.flows["order_status"]  # a bare order number: the likeliest wish is its status
+        return None
+
+    async def _names_own_item(self, turn: Turn) -> bool:
+        orders = await self.flows["order_status"].customer_orders(turn)
+        return bool(mentioned_orders(turn.text_now, orders))
+
+    # -- without words, not understood, handed off ------------------------------------------------------
 
     async def _without_text(self, turn: Turn) -> bool:
         """A photo or a shared contact on its own: the answer to the open question, or noted."""
@@ -180,8 +345,10 @@ class DialogueEngine:
             turn.slots["pending_media"] = [*pending, *turn.media_ids][-10:]
             turn.event("media_received", media=turn.media_ids)
             turn.say("media_received", quick_replies=self._claims_menu(turn))
+            turn.act("ask")
         else:
             turn.say("contact_received", quick_replies=self._menu(turn))
+            turn.act("ask")
         return False
 
     async def _not_understood(self, turn: Turn) -> bool:
@@ -195,10 +362,17 @@ class DialogueEngine:
             turn.say("nlu_down", quick_replies=self._menu(turn))
         else:
             turn.say("clarify", quick_replies=(turn.choice("quick_human"),))
+        turn.act("clarify")
         return False
 
     async def _hand_off(
-        self, turn: Turn, *, reason: str, topic: str | None = None, details: dict[str, Any] | None = None
+        self,
+        turn: Turn,
+        *,
+        reason: str,
+        topic: str | None = None,
+        details: dict[str, Any] | None = None,
+        priority: int = 0,
     ) -> bool:
         form = turn.form
         place = await self.handoff.enqueue(
@@ -209,11 +383,12 @@ class DialogueEngine:
             intent=topic or turn.intent,
             slots=turn.slots,
             details={**(details or {}), **({"flow": form["flow"], "step": form["step"]} if form else {})},
+            priority=priority,
         )
         turn.finish()
         turn.slots["failed_turns"] = 0
         turn.slots.pop("pending_media", None)
-        if reason == "negative_emotion":
+        if priority > 0:
             turn.say("handoff_upset", position=place.position)
         elif reason == "repeated_urge":
             turn.say("handoff_urge", position=place.position)
@@ -224,6 +399,8 @@ class DialogueEngine:
             turn.say("handoff_topic", topic=intents.topic(topic, turn.language), position=place.position)
         else:
             turn.say("handoff", position=place.position)
+        order = (details or {}).get("order_id") or turn.focus.get("order_id")
+        turn.act("handoff", order=str(order) if order else None)
         return True
 
     @staticmethod

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from backoffice import Backoffice, HandoffDesk, TicketDesk
 from backoffice.audit import AuditLog
+from backoffice.followups import FollowUps
 from backoffice.permissions import Role
 from backoffice.routing.pickups import PickupStore
 from channels import InboundHandler, InputChannel, OutputChannel
@@ -22,6 +23,7 @@ from console import Console
 from dialogue import DialogueEngine
 from dialogue.flows import FlowContext
 from dialogue.knowledge import KnowledgeBase
+from dialogue.targets import default_embedder
 from gateway.limits import Rate, SenderRateLimit, TokenBucketLimiter
 from gateway.outbox import OutboxDispatcher, RetryPolicy
 from gateway.receivers import ExclusiveReceivers
@@ -42,6 +44,7 @@ from store.embedded import EmbeddedMongo
 from store.leases import Leases
 from store.media import MediaStore
 from store.sessions import SenderSessions
+from store.verification import VerificationAttempts
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,8 @@ class Gateway:
         self.store: ConversationStore | None = None
         self.orders: MongoOrderService | None = None
         self.aftersales: AfterSalesService | None = None
+        self.followups: FollowUps | None = None
+        self.verification: VerificationAttempts | None = None
         self.tickets: TicketDesk | None = None
         self.backoffice: Backoffice | None = None
         self.handoff: HandoffDesk | None = None
@@ -145,6 +150,10 @@ class Gateway:
         self.handoff = HandoffDesk(store, self.orders, self.aftersales, self.tickets, surveys=self.backoffice.surveys)
         self.pickups = PickupStore(store.db)
         await self.pickups.ensure_indexes()
+        self.followups = FollowUps(store.db)
+        await self.followups.ensure_indexes()
+        self.verification = VerificationAttempts(store.db)
+        await self.verification.ensure_indexes()
         self.ocr = OcrService(self.ocr_workers, ocr_results, self.media, self.orders)
         await self.ocr.ensure_indexes()
         self.console = Console(store.db, canned_replies_path=self.settings.console.canned_replies_path)
@@ -286,6 +295,9 @@ class Gateway:
                 knowledge=self.knowledge,
                 pickups=self.pickups,
                 surveys=self.backoffice.surveys if self.backoffice else None,
+                followups=self.followups,
+                verification=self.verification,
+                embed=default_embedder(),
                 timezone=self.settings.shop.timezone,
                 channel_labels=channel_labels(),
             )

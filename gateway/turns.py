@@ -29,6 +29,7 @@ from typing import Any
 from pymongo.errors import PyMongoError
 
 from backoffice import TicketDesk
+from channels.registry import CHANNELS
 from dialogue import DialogueEngine, TurnInput
 from dialogue.choices import resolve_choice
 from nlu import NluClient, NluUnavailable, ParseResult
@@ -49,7 +50,9 @@ log = logging.getLogger(__name__)
 
 RESUME_WINDOW = timedelta(minutes=30)
 """How long a half-finished flow waits for the customer to continue it on another channel."""
-CARRIED_SLOTS = ("form", "choices", "last_order_id", "verified_orders")
+SPOKEN = frozenset(spec.name for spec in CHANNELS if spec.spoken)
+"""Channels whose replies are heard (the phone line)."""
+CARRIED_SLOTS = ("form", "choices", "last_order_id", "verified_orders", "focus", "variety", "last_ticket")
 
 MEDIA_NOTICE_SEQUENCE = 900  # after any dialogue reply in the reply-key order
 TURN_LEASE_SECONDS = 10.0
@@ -295,6 +298,7 @@ class TurnProcessor:
                 nlu_down=nlu_down,
                 attachments_refused=bool(message.metadata.get("rejected_attachments")),
                 raw_text=message.text,
+                spoken=conversation.channel in SPOKEN,
             )
         )
         replies = [
@@ -315,7 +319,7 @@ class TurnProcessor:
         await self.store.save_conversation(conversation.id, slots=outcome.slots, language=outcome.language)
         for name, data in outcome.events:
             await self._log(message, conversation.channel, name, data)
-        await self.store.mark_processed(message.id)
+        await self.store.mark_processed(message.id, acted=outcome.acted, variety=outcome.variety)
         return replies
 
     async def _resume_from_other_channel(self, conversation: Conversation, message: Message) -> Conversation:

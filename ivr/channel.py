@@ -644,4 +644,5 @@ SPEC = ChannelSpec(
     settings=VoiceSettings,
     build=build,
     outside_account=True,
+    spoken=True,
 )

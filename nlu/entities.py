@@ -35,8 +35,11 @@ _REASON_CUES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("破损", ("破损", "破了", "碎", "摔坏", "压坏", "压扁", "压瘪", "碰坏", "磕坏", "裂了", "裂开", "烂了", "全烂",
             "凹了", "变形", "漏液", "漏水", "洒了", "broken", "damaged", "cracked", "smashed", "crushed")),
     ("七天无理由", ("七天无理由", "7天无理由", "无理由", "不想要了", "不喜欢", "拍错了", "买错了", "不需要了", "不要了",
-               "changed my mind", "don'?t want it", "no reason")),
-    ("质量问题", ("质量", "坏了", "不能用", "用不了", "开不了机", "不工作", "没声音", "没有声音", "没反应", "不亮",
+               "不合心意", "唔啱心水", "不满意", "不好看", "难看", "用不上", "没用了",
+               "changed my mind", "don'?t want it", "don'?t need it", "no longer need", "don'?t like it",
+               "no reason")),
+    ("质量问题", ("质量", "坏了", "坏的", "就漏", "会漏", "漏得", "不能用", "用不了",
+              "开不了机", "不工作", "没声音", "没有声音", "没反应", "不亮",
               "充不进电", "瑕疵", "掉色", "起球", "开线", "脱胶", "故障", "defective", "faulty", "doesn'?t work",
               "not working", "stopped working", "quality")),
 )  # fmt: skip
@@ -47,6 +50,9 @@ _REASON_PATTERNS = tuple(
 _PHONE = textpatterns.compile(r"(?<![\d.])(?:\+?86[ -]?)?(1[3-9]\d{9})(?![\d.])")
 _LONG_NUMBER = textpatterns.compile(r"(?<![\d.])\d{10,20}(?![\d.])")
 _ORDER_CUE = textpatterns.compile(r"(?:订单|单号|order|编号|号码是?)[^\d]{0,6}$", textpatterns.IGNORECASE)
+_TAX_CUE = textpatterns.compile(
+    r"(?:税号|稅號|税务登记号|纳税人识别号|识别号|tax\s*(?:id|no\.?|number)|vat)[^\d]{0,4}$", textpatterns.IGNORECASE
+)
 _PHONE_CUE = textpatterns.compile(r"(?:手机|电话|号码|联系方式|phone|mobile|tel)[^\d]{0,6}$", textpatterns.IGNORECASE)
 
 _SKU = textpatterns.compile(r"(?<![A-Za-z0-9])(SKU[-_ ]?[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*)", textpatterns.IGNORECASE)
@@ -172,6 +178,8 @@ def _numbers(text: str) -> Iterator[Extracted]:
     for match in _LONG_NUMBER.finditer(text):
         if any(start <= match.start() < end for start, end in taken):
             continue
+        if _TAX_CUE.search(text[max(0, match.start() - 12) : match.start()]):
+            continue  # "税号330203198701234": a company's tax number, not an order
         yield Extracted("order_id", match.group(0), match.start(), match.end())
 
 

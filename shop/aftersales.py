@@ -3,8 +3,11 @@
 A refund, return, exchange, resend, compensation or invoice is one :class:`AfterSalesRequest`.
 Each step (申请 → 审核 → 支付中心受理 → 完成) is kept with its time, actor and note for agents;
 customers see a shorter view (退款中 → 退款成功) from :meth:`AfterSalesRequest.customer_timeline`.
-While a request is open, a second one of the same type for the same order is not created: the
-open one is returned, so one problem told on two channels stays one request.
+While a request is open, a second one of the same type for the same order and item is not created:
+the open one is returned, so one problem told on two channels stays one request (a return of the
+socks and an exchange of the shoes in one order are two requests). The customer may take a request
+back (:meth:`AfterSalesService.withdraw`) or change it (:meth:`AfterSalesService.change`, e.g. a
+return into an exchange) while nothing irreversible has happened to it.
 
 Knows nothing of dialogue, channels or tickets.
 """
@@ -31,7 +34,12 @@ class RequestType(StrEnum):
     EXCHANGE = "exchange"
     RESEND = "resend"
     COMPENSATION = "compensation"
+    PRICE_PROTECTION = "price_protection"
     INVOICE = "invoice"
+
+
+GOODS_TYPES = frozenset({RequestType.RETURN_REFUND, RequestType.EXCHANGE, RequestType.RESEND})
+"""Requests about what happens to one item: an item cannot be in two of these at once."""
 
 
 class Step(StrEnum):
@@ -107,6 +115,13 @@ _CUSTOMER_STAGES: dict[RequestType, dict[Step, dict[str, str]]] = {
         Step.PAYMENT_PROCESSING: {"zh": "赔付中", "en": "compensation under way"},
         Step.COMPLETED: {"zh": "赔付完成", "en": "compensated"},
     },
+    RequestType.PRICE_PROTECTION: {
+        Step.APPLIED: {"zh": "价保审核中", "en": "price protection in review"},
+        Step.REVIEWING: {"zh": "价保审核中", "en": "price protection in review"},
+        Step.APPROVED: {"zh": "差价退还中", "en": "difference being refunded"},
+        Step.PAYMENT_PROCESSING: {"zh": "差价退还中", "en": "difference being refunded"},
+        Step.COMPLETED: {"zh": "差价已退还", "en": "difference refunded"},
+    },
     RequestType.INVOICE: {
         Step.APPLIED: {"zh": "开票申请已提交", "en": "invoice requested"},
         Step.ISSUING: {"zh": "开票中", "en": "being issued"},
@@ -124,8 +139,19 @@ TYPE_LABELS: dict[RequestType, dict[str, str]] = {
     RequestType.EXCHANGE: {"zh": "换货", "en": "exchange"},
     RequestType.RESEND: {"zh": "补发", "en": "resend"},
     RequestType.COMPENSATION: {"zh": "赔付", "en": "compensation"},
+    RequestType.PRICE_PROTECTION: {"zh": "价保", "en": "price protection"},
     RequestType.INVOICE: {"zh": "发票", "en": "invoice"},
 }
+
+WITHDRAWABLE_STEPS = frozenset({Step.APPLIED, Step.REVIEWING, Step.APPROVED, Step.AWAITING_RETURN, Step.ISSUING})
+"""Steps before anything irreversible (money sent, goods received or dispatched): the customer may
+take the request back or change it."""
+
+
+def request_key(order_id: str, type: RequestType, items: list[dict[str, Any]] | None) -> str:
+    """What makes two open requests the same: type, order and the item (all items when none is named)."""
+    skus = sorted(str(i.get("sku")) for i in items or [] if i.get("sku"))
+    return f"{order_id}:{type.value}:{','.join(skus) or '*'}"
 
 
 def _now() -> datetime:
@@ -274,8 +300,8 @@ class AfterSalesService:
         evidence: list[str] | None = None,
         note: str | None = None,
     ) -> tuple[AfterSalesRequest, bool]:
-        """A new request in ``applied``; or the open one of this type for the order and ``False``."""
-        open_key = f"{order_id}:{type.value}"
+        """A new request in ``applied``; or the open one of this type for the order and item, and ``False``."""
+        open_key = request_key(order_id, type, items)
         existing = await self.requests.find_one({"open_key": open_key})
         if existing is not None:
             return AfterSalesRequest.model_validate(existing), False
@@ -349,6 +375,63 @@ class AfterSalesService:
             if steps[-1] in CLOSED_STEPS:
                 update["$unset"] = {"open_key": ""}
             result = await self.requests.update_one({"_id": request_id, "version": doc.get("version", 1)}, update)
+            if result.matched_count == 1:
+                fresh = await self.get(request_id)
+                assert fresh is not None
+                await self._report(fresh, int(changes["version"]))
+                return fresh
+        raise RequestConflict(f"request {request_id} kept changing; gave up")
+
+    async def withdraw(self, request_id: str, *, actor: str, note: str | None = None) -> AfterSalesRequest:
+        """The customer takes the request back (cancelled), while nothing irreversible has happened."""
+        request = await self.get(request_id)
+        if request is None:
+            raise KeyError(request_id)
+        if request.status not in WITHDRAWABLE_STEPS:
+            raise RequestConflict(f"request {request_id} is {request.status.value}: it can no longer be withdrawn")
+        return await self.advance(request_id, Step.CANCELLED, actor=actor, note=note or "客户撤回申请")
+
+    async def change(
+        self,
+        request_id: str,
+        *,
+        actor: str,
+        type: RequestType | None = None,
+        details: dict[str, Any] | None = None,
+        note: str,
+    ) -> AfterSalesRequest:
+        """The customer changes an open request in place (a return into an exchange, another size):
+        one request, its timeline noting the change, its duplicate key following its new type."""
+        for _ in range(5):
+            doc = await self.requests.find_one({"_id": request_id})
+            if doc is None:
+                raise KeyError(request_id)
+            request = AfterSalesRequest.model_validate(doc)
+            if request.status not in WITHDRAWABLE_STEPS:
+                raise RequestConflict(f"request {request_id} is {request.status.value}: it can no longer be changed")
+            now = _now()
+            new_type = type or request.type
+            entry = TimelineEntry(step=request.status, at=now, actor=actor, note=note)
+            changes: dict[str, Any] = {
+                "type": new_type.value,
+                "details": {**request.details, **(details or {})},
+                "timeline": [e.model_dump(mode="json") for e in [*request.timeline, entry]],
+                "open_key": request_key(request.order_id, new_type, request.items),
+                "updated_at": now.isoformat(),
+                "version": int(doc.get("version", 1)) + 1,
+            }
+            if new_type is RequestType.EXCHANGE:
+                changes["amount"] = 0.0
+            elif new_type is RequestType.RETURN_REFUND and request.type is not RequestType.RETURN_REFUND:
+                changes["amount"] = sum(float(i.get("price", 0)) * int(i.get("quantity", 1)) for i in request.items)
+            if self.auditor is not None:
+                changes.update(audited=True, audit_pending=True)
+            try:
+                result = await self.requests.update_one(
+                    {"_id": request_id, "version": doc.get("version", 1)}, {"$set": changes}
+                )
+            except DuplicateKeyError as exc:
+                raise RequestConflict(f"an open {new_type.value} request for this item exists already") from exc
             if result.matched_count == 1:
                 fresh = await self.get(request_id)
                 assert fresh is not None

@@ -19,6 +19,10 @@ class SeedError(ValueError):
     """An orders file that cannot be loaded; the message says where and why."""
 
 
+CHANGEABLE = (OrderStatus.PAID, OrderStatus.PICKING)
+"""Before the parcel leaves the warehouse: its address, slot and existence may still change."""
+
+
 class OrderActionRefused(Exception):
     """The shop refused a change, e.g. the warehouse picked the order in the meantime."""
 
@@ -45,15 +49,15 @@ class OrderService(OrderLookup):
 
     @abstractmethod
     async def change_address(self, order_id: str, address: str, *, actor: str) -> Order:
-        """Write a new delivery address; only while the order is ``paid`` (not yet picked)."""
+        """Write a new delivery address; only before the parcel leaves (``paid`` or ``picking``)."""
 
     @abstractmethod
     async def change_delivery_slot(self, order_id: str, slot: str, *, actor: str) -> Order:
-        """Write a new delivery slot (``YYYY-MM-DD HH:MM-HH:MM``); only while ``paid``."""
+        """Write a new delivery slot (``YYYY-MM-DD HH:MM-HH:MM``); only before the parcel leaves."""
 
     @abstractmethod
     async def cancel(self, order_id: str, *, actor: str, reason: str) -> Order:
-        """Cancel an order that is still ``paid``; the refund is the after-sales service's job."""
+        """Cancel an order that has not left the warehouse; the refund is the after-sales service's job."""
 
 
 class MongoOrderService(OrderService):
@@ -86,22 +90,22 @@ class MongoOrderService(OrderService):
         return ranked[:limit]
 
     async def change_address(self, order_id: str, address: str, *, actor: str) -> Order:
-        return await self._change_while_paid(order_id, "address", address, actor)
+        return await self._change_before_shipping(order_id, "address", address, actor)
 
     async def change_delivery_slot(self, order_id: str, slot: str, *, actor: str) -> Order:
-        return await self._change_while_paid(order_id, "delivery_slot", slot, actor)
+        return await self._change_before_shipping(order_id, "delivery_slot", slot, actor)
 
     async def cancel(self, order_id: str, *, actor: str, reason: str) -> Order:
-        return await self._change_while_paid(order_id, "status", OrderStatus.CANCELLED.value, actor, note=reason)
+        return await self._change_before_shipping(order_id, "status", OrderStatus.CANCELLED.value, actor, note=reason)
 
-    async def _change_while_paid(
+    async def _change_before_shipping(
         self, order_id: str, field: str, value: str, actor: str, *, note: str | None = None
     ) -> Order:
         order = await self.get(order_id)
         if order is None:
             raise OrderActionRefused(order_id, "no such order")
-        if order.status is not OrderStatus.PAID:
-            raise OrderActionRefused(order_id, f"the order is {order.status.value}, changes need it to be paid")
+        if order.status not in CHANGEABLE:
+            raise OrderActionRefused(order_id, f"the order is {order.status.value}: it has left the warehouse")
         old = getattr(order, field)
         old_text = old.value if isinstance(old, OrderStatus) else old
         change = OrderChange(
@@ -112,9 +116,9 @@ class MongoOrderService(OrderService):
             actor=actor,
         )
         changes = [c.model_dump(mode="json") for c in order.changes] + [change.model_dump(mode="json")]
-        # The status filter makes the write lose cleanly against the warehouse picking the order.
+        # The status filter makes the write lose cleanly against the warehouse shipping the order.
         result = await self.orders.update_one(
-            {"order_id": order_id, "status": OrderStatus.PAID.value, field: old_text},
+            {"order_id": order_id, "status": order.status.value, field: old_text},
             {"$set": {field: value, "changes": changes}},
         )
         if result.matched_count != 1:

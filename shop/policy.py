@@ -33,6 +33,13 @@ class AfterSalesPolicy(BaseModel):
     late_delivery_after_days: int = Field(default=5, ge=1)
     review_hours: int = Field(default=24, ge=1)
     refund_days: str = "1-3"
+    """Working days from the payment centre accepting a refund to the money arriving."""
+    ship_within_hours: int = Field(default=24, ge=1)
+    """An order in stock leaves the warehouse within this long of payment."""
+    transit_days: str = "2-4"
+    """Days a parcel usually travels (the knowledge base's delivery_time answer gives the regions)."""
+    resend_ship_days: str = "1-2"
+    """Days after approval within which a resend leaves the warehouse."""
     pickup_slots: tuple[str, ...] = ("09:00-12:00", "12:00-14:00", "14:00-18:00", "18:00-21:00")
     urges_before_handoff: int = Field(default=2, ge=1)
 

@@ -175,6 +175,7 @@ class ConversationStore:
         # enough that sorting them by _id after the index lookup costs nothing.
         await self.conversations.create_index("customer_id")
         await self.conversations.create_index([("state", ASCENDING), ("queue_ticket", ASCENDING)])
+        await self.conversations.create_index("state")  # nx-27017 uses single-field indexes only
         await self.messages.create_index([("channel", ASCENDING), ("channel_message_id", ASCENDING)], unique=True)
         await self.messages.create_index("conversation_id")
         await self.messages.create_index([("in_reply_to", ASCENDING)])
@@ -345,8 +346,13 @@ class ConversationStore:
             changes["language"] = language
         await self.conversations.update_one({"_id": conversation_id}, {"$set": changes})
 
-    async def hand_to_queue(self, conversation_id: str, reason: str) -> int:
-        """Move a conversation to ``waiting_agent`` with a queue ticket; returns the ticket."""
+    async def hand_to_queue(
+        self, conversation_id: str, reason: str, *, priority: int = 0, queue: str | None = None
+    ) -> int:
+        """Move a conversation to ``waiting_agent`` with a queue ticket; returns the ticket.
+
+        The queue is ordered by need, then arrival: ``queue_rank`` puts every conversation of a
+        higher ``priority`` ahead of the lower ones (an angry customer told "优先转接" really is)."""
         counter = await self.counters.find_one_and_update(
             {"_id": "queue_ticket"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
         )
@@ -359,6 +365,9 @@ class ConversationStore:
                 "$set": {
                     "state": ConversationState.WAITING_AGENT.value,
                     "queue_ticket": ticket,
+                    "priority": priority,
+                    "queue_rank": queue_rank(ticket, priority),
+                    **({"queue": queue} if queue else {}),
                     "handoff_reason": reason,
                     "handed_off_at": utcnow(),
                     "updated_at": utcnow(),
@@ -372,10 +381,12 @@ class ConversationStore:
         doc = await self.conversations.find_one({"_id": conversation_id})
         if not doc or doc.get("state") != ConversationState.WAITING_AGENT.value:
             return None
-        ahead = await self.conversations.count_documents(
-            {"state": ConversationState.WAITING_AGENT.value, "queue_ticket": {"$lt": doc["queue_ticket"]}}
+        mine = doc.get("queue_rank", doc["queue_ticket"])
+        waiting = self.conversations.find(
+            {"state": ConversationState.WAITING_AGENT.value}, {"queue_rank": 1, "queue_ticket": 1}
         )
-        return ahead + 1
+        ahead = [d async for d in waiting if d.get("queue_rank", d.get("queue_ticket", 0)) < mine]
+        return len(ahead) + 1
 
     async def set_handoff_summary(self, conversation_id: str, summary: dict[str, Any]) -> None:
         await self.conversations.update_one({"_id": conversation_id}, {"$set": {"handoff_summary": summary}})
@@ -413,9 +424,12 @@ class ConversationStore:
                 {"_id": "queue_ticket"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
             )
             assert counter is not None
+            current = await self.conversations.find_one(owned, {"priority": 1})
+            priority = int((current or {}).get("priority", 0))
             changes = {
                 "state": ConversationState.WAITING_AGENT.value,
                 "queue_ticket": int(counter["value"]),
+                "queue_rank": queue_rank(int(counter["value"]), priority),
                 "queue": queue,
                 "updated_at": utcnow(),
             }
@@ -432,7 +446,17 @@ class ConversationStore:
                 "_id": conversation_id,
                 "state": {"$in": [ConversationState.AGENT.value, ConversationState.WAITING_AGENT.value]},
             },
-            {"$set": changes, "$unset": {"agent_id": "", "queue_ticket": "", "handoff_reason": "", "queue": ""}},
+            {
+                "$set": changes,
+                "$unset": {
+                    "agent_id": "",
+                    "queue_ticket": "",
+                    "queue_rank": "",
+                    "priority": "",
+                    "handoff_reason": "",
+                    "queue": "",
+                },
+            },
         )
         if result.matched_count != 1:
             return None
@@ -452,12 +476,10 @@ class ConversationStore:
         return [_from_doc(Conversation, d) async for d in cursor]
 
     async def waiting_conversations(self, limit: int = 100) -> list[Conversation]:
-        cursor = (
-            self.conversations.find({"state": ConversationState.WAITING_AGENT.value})
-            .sort("queue_ticket", ASCENDING)
-            .limit(limit)
-        )
-        return [_from_doc(Conversation, d) async for d in cursor]
+        cursor = self.conversations.find({"state": ConversationState.WAITING_AGENT.value})
+        found = [d async for d in cursor]
+        found.sort(key=lambda d: d.get("queue_rank", d.get("queue_ticket", 0)))
+        return [_from_doc(Conversation, d) for d in found[:limit]]
 
     # -- messages --------------------------------------------------------------------------
 
@@ -587,10 +609,23 @@ class ConversationStore:
         cursor = self.messages.find({"in_reply_to": inbound_id}).sort("channel_message_id", ASCENDING)
         return [_from_doc(Message, d) async for d in cursor]
 
-    async def mark_processed(self, message_id: str, *, quarantined: bool = False) -> None:
+    async def mark_processed(
+        self,
+        message_id: str,
+        *,
+        quarantined: bool = False,
+        acted: list[dict[str, Any]] | None = None,
+        variety: str | None = None,
+    ) -> None:
+        """The turn is done; ``acted`` is what the bot did about the message (the quality team's
+        and the conversation tests' record), ``variety`` the written variety it answered in."""
         changes: dict[str, Any] = {"processed": True}
         if quarantined:
             changes["quarantined"] = True
+        if acted is not None:
+            changes["acted"] = acted
+        if variety is not None:
+            changes["reply_variety"] = variety
         await self.messages.update_one({"_id": message_id}, {"$set": changes})
 
     async def record_understanding(self, message_id: str, understanding: dict[str, Any]) -> None:
@@ -757,6 +792,14 @@ class ConversationStore:
 
     async def log_event(self, event: Event) -> None:
         await self.events.insert_one(event.model_dump())
+
+
+PRIORITY_STEP = 1_000_000_000
+"""Queue tickets one priority level is worth: more than any queue will ever hold."""
+
+
+def queue_rank(ticket: int, priority: int) -> int:
+    return ticket - priority * PRIORITY_STEP
 
 
 def inbound_key(channel: str, channel_message_id: str) -> str:

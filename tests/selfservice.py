@@ -37,7 +37,10 @@ def make_order(
     paid_days_ago: float = 3,
     items: list[dict[str, Any]] | None = None,
     email: str | None = None,
+    last_scan_hours_ago: float = 6,
 ) -> Order:
+    """An order of the customer's; a parcel on its way was last scanned ``last_scan_hours_ago``
+    (over 48 hours: stalled)."""
     now = datetime.now(UTC)
     items = items or [{"sku": "SKU-CUP-02", "name": "保温杯 480ml", "quantity": 1, "price": 89.0}]
     logistics = []
@@ -45,6 +48,9 @@ def make_order(
         logistics.append(
             {"time": (now - timedelta(days=paid_days_ago - 0.5)).isoformat(), "description": "【杭州】商家已发货"}
         )
+    if status == "shipped" and last_scan_hours_ago < (paid_days_ago - 0.5) * 24:
+        scanned = now - timedelta(hours=last_scan_hours_ago)
+        logistics.append({"time": scanned.isoformat(), "description": "【杭州转运中心】已发出"})
     if delivered_days_ago is not None:
         logistics.append({"time": (now - timedelta(days=delivered_days_ago)).isoformat(), "description": "已签收"})
     return Order.model_validate(

@@ -151,7 +151,7 @@ async def test_the_same_request_on_two_channels_is_one_request(
     await customer.say("确认")
     replies = await customer.on_channel("telegram", "我要退款", sender="tg-12345")
     text = " ".join(m.text for m in replies)
-    assert "无需重复提交" in text and "网页" in text
+    assert "不用再提交" in text and "网页" in text
     assert len(await customer.requests()) == 1
 
 

@@ -58,7 +58,7 @@ async def peak(
         assert await seed_demo_quality(store, handlers, gateway.handoff) > 0
         customer = Customer(http, gateway)
         await customer.order("paid")
-        assert "确认取消订单" in await customer.say("还没发货，帮我取消订单退款")
+        assert "确认取消这个订单" in await customer.say("还没发货，帮我取消订单退款")
         assert "闪电退款" in await customer.say("确认")
         await handlers["telegram"](
             InboundMessage(channel="telegram", sender_id=UNDELIVERABLE_CHAT, channel_message_id="peak-404", text="你好")

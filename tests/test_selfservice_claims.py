@@ -19,7 +19,9 @@ CUP_AND_GIFT = [
 async def test_a_missing_gift_is_resent_without_review(client: TestClient[object, object], gateway: Gateway) -> None:
     customer = Customer(client, gateway)
     await customer.order("delivered", delivered_days_ago=1, items=CUP_AND_GIFT)
-    reply = await customer.say("收到了但是赠品没有，少发了礼品袋")
+    confirm = await customer.say("收到了但是赠品没有，少发了礼品袋")
+    assert "补发礼品袋" in confirm and not await customer.requests()  # named, then confirmed, then written
+    reply = await customer.say("确认")
     assert "补发" in reply and "礼品袋" in reply
     (request,) = await customer.requests()
     assert request.type is RequestType.RESEND and request.status is Step.RESENDING
@@ -37,7 +39,9 @@ async def test_damage_compensation_asks_for_a_photo_and_attaches_it_to_the_ticke
     photo = Attachment(kind="image", content_type="image/jpeg", media_id="sha256-abc")
     replies = await customer.on_channel("app", "", sender=customer.chat.sender, attachments=[photo])
     text = " ".join(r.text for r in replies)
-    assert "照片已收到" in text and "审核" in text
+    assert "照片已收到" in text and "确认" in text
+    replies = await customer.on_channel("app", "确认", sender=customer.chat.sender)
+    assert "审核" in " ".join(r.text for r in replies)
     (request,) = await customer.requests()
     assert request.type is RequestType.COMPENSATION and request.evidence == ["sha256-abc"]
     assert gateway.tickets is not None and request.ticket_id is not None
@@ -48,7 +52,9 @@ async def test_damage_compensation_asks_for_a_photo_and_attaches_it_to_the_ticke
 async def test_late_delivery_is_compensated_automatically(client: TestClient[object, object], gateway: Gateway) -> None:
     customer = Customer(client, gateway)
     await customer.order("shipped", paid_days_ago=9)
-    reply = await customer.say("配送延迟太久了，我要申请赔偿")
+    confirm = await customer.say("配送延迟太久了，我要申请赔偿")
+    assert "¥5.00" in confirm and "确认" in confirm
+    reply = await customer.say("确认")
     assert "补偿" in reply and "¥5.00" in reply
     (request,) = await customer.requests()
     assert request.status is Step.COMPLETED and request.decided_by == "system:late_delivery"
@@ -75,8 +81,11 @@ async def test_the_second_urge_on_the_same_request_goes_to_an_agent(
     client: TestClient[object, object], gateway: Gateway, store: ConversationStore
 ) -> None:
     customer = Customer(client, gateway)
-    await customer.order("delivered", delivered_days_ago=20, paid_days_ago=25)
-    await customer.say("我要退货，不想要了")  # after 7 days: a request in review
+    await customer.order("delivered", delivered_days_ago=10, paid_days_ago=14)
+    await customer.say("杯子坏了 漏水 我要退货")  # after 7 days, a quality problem: a request in review
+    await customer.say("没有照片")
+    await customer.say("明天上午")
+    await customer.say("确认")
     (request,) = await customer.requests()
     first = await customer.say("我的退款申请怎么还没处理，麻烦快点")
     assert "催促" in first and "审核" in first
@@ -100,7 +109,9 @@ async def test_company_invoice_checks_the_tax_id(client: TestClient[object, obje
     assert "企业名称" in await customer.say("企业")
     assert "税号" in await customer.say("杭州某某科技有限公司")
     assert "校验不通过" in await customer.say("91330106MA27XL0E02")
-    confirm = await customer.say("91330106MA27XL0E01")
+    asked = await customer.say("91330106MA27XL0E01")
+    assert "邮箱" in asked and "buyer@example.com" in asked  # the order's address, offered, not assumed
+    confirm = await customer.say("1")
     assert "请确认" in confirm and "buyer@example.com" in confirm
     done = await customer.say("确认")
     assert "开票申请已提交" in done

@@ -18,7 +18,7 @@ async def test_lightning_refund_cancels_an_unpicked_order_and_records_every_step
     customer = Customer(client, gateway)
     order = await customer.order("paid")
     offer = await customer.say("还没发货，帮我取消订单退款")
-    assert "确认取消订单" in offer and "¥89.00" in offer
+    assert "确认取消这个订单" in offer and "¥89.00" in offer
     done = await customer.say("确认")
     assert "闪电退款" in done
     assert (await customer.fresh(order)).status.value == "cancelled"
@@ -34,7 +34,7 @@ async def test_lightning_refund_cancels_an_unpicked_order_and_records_every_step
     assert [s.label for s in request.customer_timeline("zh")] == ["退款审核中", "退款中"]
     assert [e["label"] for e in request.agent_timeline("zh")] == ["申请", "审核通过", "支付中心受理"]
     again = await customer.say("帮我退款")
-    assert request.id in again and "无需重复提交" in again
+    assert request.id in again and "不用再提交" in again
 
 
 async def test_refund_of_a_delivered_order_offers_return_or_partial_refund_for_review(
@@ -46,7 +46,10 @@ async def test_refund_of_a_delivered_order_offers_return_or_partial_refund_for_r
     assert "退货退款" in offer and "部分退款" in offer
     asked = await customer.say("部分退款")
     assert "多少" in asked
-    submitted = await customer.say("退30元吧，杯盖有划痕")
+    confirm = await customer.say("退30元吧，杯盖有划痕")
+    assert "部分退款 ¥30.00" in confirm and order.order_id in confirm  # named before it is written
+    assert not await customer.requests()
+    submitted = await customer.say("确认")
     assert "已提交审核" in submitted
     (request,) = await customer.requests()
     assert request.amount == 30.0 and request.details["partial"] is True
@@ -76,11 +79,27 @@ async def test_return_within_seven_days_is_approved_with_a_code_and_a_pickup(
     assert await events(store, "self_service_completed", flow="return_refund", request_id=request.id)
 
 
-async def test_return_after_seven_days_goes_to_review(client: TestClient[object, object], gateway: Gateway) -> None:
+async def test_a_change_of_mind_after_seven_days_is_refused_with_the_rule(
+    client: TestClient[object, object], gateway: Gateway
+) -> None:
     customer = Customer(client, gateway)
     await customer.order("delivered", delivered_days_ago=12, paid_days_ago=15)
     reply = await customer.say("我要退货，不想要了")
-    assert "超过 7 天" in reply and "审核" in reply
+    assert "超过了 7 天无理由退货的期限" in reply and "质量问题" in reply  # what they can still do
+    assert not await customer.requests()
+
+
+async def test_a_quality_return_after_seven_days_goes_to_review(
+    client: TestClient[object, object], gateway: Gateway
+) -> None:
+    customer = Customer(client, gateway)
+    await customer.order("delivered", delivered_days_ago=12, paid_days_ago=15)
+    asked = await customer.say("杯子坏了 漏水 我要退货")
+    assert "照片" in asked
+    await customer.say("没有照片")
+    confirm = await customer.say("明天上午")
+    assert "请确认" in confirm and "审核" in confirm
+    await customer.say("确认")
     (request,) = await customer.requests()
     assert request.status is Step.REVIEWING and request.decided_by is None and request.ticket_id
 
@@ -91,8 +110,11 @@ async def test_excluded_category_goes_to_review_even_within_seven_days(
     customer = Customer(client, gateway)
     fresh_food = [{"sku": "SKU-CRAB-6", "name": "阳澄湖大闸蟹 6只", "quantity": 1, "price": 399.0, "category": "fresh"}]
     await customer.order("delivered", delivered_days_ago=1, items=fresh_food)
-    reply = await customer.say("大闸蟹不想要了，我要退货退款")
-    assert "生鲜食品" in reply and "审核" in reply
+    asked = await customer.say("大闸蟹不想要了，我要退货退款")
+    assert "取件" in asked
+    confirm = await customer.say("明天上午")
+    assert "生鲜食品" in confirm and "审核" in confirm
+    await customer.say("确认")
     (request,) = await customer.requests()
     assert request.status is Step.REVIEWING and request.amount == 399.0
 
@@ -103,7 +125,7 @@ async def test_a_return_of_an_unshipped_order_becomes_a_cancellation(
     customer = Customer(client, gateway)
     await customer.order("paid")
     reply = await customer.say("我要退货退款")
-    assert "确认取消订单" in reply
+    assert "确认取消这个订单" in reply
 
 
 async def test_exchange_for_a_size_within_seven_days_is_approved(
@@ -120,7 +142,7 @@ async def test_exchange_for_a_size_within_seven_days_is_approved(
     approved = await customer.say("好的")
     assert "极速审核" in approved
     (request,) = await customer.requests()
-    assert request.type is RequestType.EXCHANGE and request.details["spec"] == "换43码"
+    assert request.type is RequestType.EXCHANGE and request.details["spec"] == "43"
     assert request.status is Step.AWAITING_RETURN
 
 

@@ -111,7 +111,9 @@ async def test_a_plain_turn_uses_indexes_only_and_keeps_its_round_trip_budget(
         with recording(store) as commands:
             await customer.say(text)
         assert await unindexed(store, commands) == []
-        assert len(commands) <= PLAIN_TURN_ROUND_TRIPS, [f"{c.name} {c.collection}" for c in commands]
+        assert len(commands) <= PLAIN_TURN_ROUND_TRIPS, "\n".join(
+            f"{c.name} {c.collection} {c.filters}" for c in commands
+        )
 
 
 async def test_self_service_turns_and_redeliveries_use_indexes_only(

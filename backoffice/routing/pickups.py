@@ -146,6 +146,14 @@ class PickupStore:
         )
         return result.modified_count == 1
 
+    async def become_exchange(self, pickup_id: str, exchange: ExchangeDelivery) -> bool:
+        """A return the customer turned into an exchange: the same visit now also brings the new item."""
+        result = await self.pickups.update_one(
+            {"_id": pickup_id, "status": {"$in": list(OPEN_STATUSES)}},
+            {"$set": {"kind": "exchange", "exchange": exchange.model_dump(mode="json"), "updated_at": now_iso()}},
+        )
+        return result.modified_count == 1
+
     # -- plans -----------------------------------------------------------------------------
 
     async def save_plan(self, plan: dict[str, Any]) -> None:

@@ -6,8 +6,10 @@ from typing import Any, ClassVar
 
 from backoffice import TicketType
 from backoffice.classify import FOOD_SAFETY
+from dialogue import guard
 from dialogue.flows.base import Flow
 from dialogue.replies import register
+from dialogue.targets import mentioned_orders, refers_back
 from dialogue.turn import Turn
 from shop import Order
 
@@ -46,7 +48,9 @@ class ComplaintFlow(Flow):
     async def proceed(self, turn: Turn, order: Order | None) -> None:
         if len(turn.input.text) < _BARE_COMPLAINT and not turn.entity("order_id") and not turn.media_ids:
             turn.step("details")
+            turn.asked("slot", slot="details")
             turn.say("ask_complaint")
+            turn.act("ask")
             return
         await self._log(turn, turn.input.text)
 
@@ -56,13 +60,29 @@ class ComplaintFlow(Flow):
         await self._log(turn, turn.input.text)
         return True
 
+    async def _target(self, turn: Turn) -> Order | None:
+        """The order complained about: named by number or product, or the one just talked about;
+        never a guess. An order that is not the customer's is not attached."""
+        order: Order | None = None
+        order_id = turn.entity("order_id")
+        if order_id:
+            order = await self.orders.get(str(order_id))
+        else:
+            named = mentioned_orders(turn.input.text, await self.customer_orders(turn))
+            if len(named) == 1:
+                order = named[0]
+            elif (
+                not named and turn.focus.get("order_id") and (refers_back(turn.input.text) or self.follows_focus(turn))
+            ):
+                order = await self.orders.get(str(turn.focus["order_id"]))
+        if order is not None and not order.belongs_to(turn.input.identities):
+            return None  # a complaint is taken either way; an unverified order is only mentioned
+        return order
+
     async def _log(self, turn: Turn, details: str) -> None:
         tickets = self.context.tickets
         assert tickets is not None
-        order_id = turn.entity("order_id") or turn.slots.get("last_order_id")
-        order = await self.orders.get(str(order_id)) if order_id else None
-        if order is not None and not order.belongs_to(turn.input.identities):
-            order = None  # a complaint is taken either way; an unverified order is only mentioned
+        order = await self._target(turn)
         food_safety = bool(FOOD_SAFETY.search(details) or FOOD_SAFETY.search(turn.normalized_text)) or (
             order is not None
             and turn.entity("reason") == "过期变质"
@@ -82,12 +102,17 @@ class ComplaintFlow(Flow):
             quiet=True,
         )
         turn.finish()
+        if order is not None:
+            guard.authorise(turn, "complaint", order.order_id, named=True)
+        hours = await tickets.first_response_hours(ticket)
+        turn.slots["last_ticket"] = {"id": ticket.id, "hours": hours}
+        turn.act("complaint", order=order.order_id if order else None)
         if created:
             turn.say(
                 "complaint_logged",
                 ticket_id=ticket.id,
                 priority=turn.text(f"priority_{ticket.priority.value}"),
-                hours=await tickets.first_response_hours(ticket),
+                hours=hours,
             )
         else:
             turn.say("complaint_joined", ticket_id=ticket.id)

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from dialogue.flows.base import Flow
 from dialogue.replies import register
+from dialogue.targets import mentioned_orders
 from dialogue.turn import Reply, Turn
 from shop import Order
 
@@ -26,19 +27,21 @@ class PolicyFlow(Flow):
     name: ClassVar[str] = "policy_question"
     intents: ClassVar[tuple[str, ...]] = ("policy_question",)
     needs_order: ClassVar[bool] = False
+    informational: ClassVar[bool] = True
 
     async def proceed(self, turn: Turn, order: Order | None) -> None:
         turn.finish()
         knowledge = self.context.knowledge
-        found = knowledge.answer(turn.input.text, turn.language) if knowledge is not None else None
+        found = knowledge.answer(turn.text_now, turn.language) if knowledge is not None else None
         if found is None:
             failed = int(turn.slots.get("failed_turns", 0)) + 1
             turn.slots["failed_turns"] = failed
-            turn.event("knowledge_miss", text=turn.input.text[:200])
+            turn.event("knowledge_miss", text=turn.text_now[:200])
             if failed >= 2:
                 turn.request_handoff("knowledge_miss")
                 return
             turn.say("policy_unknown", quick_replies=(turn.choice("quick_human"),))
+            turn.act("clarify")
             return
         entry = found.entry
         status = await self._latest_order_status(turn)
@@ -53,10 +56,12 @@ class PolicyFlow(Flow):
                 tuple(turn.choice("order_choice", summary=s.question_in(turn.language)) for s in suggestions),
             )
         )
+        about = mentioned_orders(turn.text_now, await self.customer_orders(turn))
+        turn.act("answer", order=about[0].order_id if len(about) == 1 else None)
         turn.event("self_service_completed", flow=self.name, entry=entry.id, score=round(found.score, 3))
 
     async def _latest_order_status(self, turn: Turn) -> str | None:
-        last = turn.slots.get("last_order_id")
+        last = turn.focus.get("order_id")
         if last and (order := await self.orders.get(str(last))) is not None:
             return order.status.value
         identities = turn.input.identities

@@ -8,18 +8,20 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from backoffice import TicketType
-from dialogue.flows.base import Flow, is_yes, tell_existing, unfinished
-from dialogue.replies import register
+from dialogue import guard
+from dialogue.flows.base import Flow, tell_existing, unfinished
+from dialogue.replies import register, status_label
 from dialogue.turn import Turn
 from shop import Order, OrderActionRefused, OrderStatus
-from shop.aftersales import RequestType, Step
+from shop.aftersales import AfterSalesRequest, RequestType, Step
 
 register(
     {
         "confirm_cancel_refund": {
-            "zh": "订单 {order_id} 还未出库，可以立即取消并退款 ¥{amount:.2f}（原路退回）。确认取消订单吗？",
-            "en": "Order {order_id} hasn't left the warehouse: I can cancel it now and refund ¥{amount:.2f} "
-            "to your original payment. Cancel the order?",
+            "zh": "订单 {order_id}（{items}）还未出库，"
+            "可以立即取消并退款 ¥{amount:.2f}（原路退回）。确认取消这个订单吗？",
+            "en": "Order {order_id} ({items}) hasn't left the warehouse: I can cancel it now and refund "
+            "¥{amount:.2f} to your original payment. Cancel this order?",
         },
         "lightning_refund_done": {
             "zh": "订单 {order_id} 已取消，退款 ¥{amount:.2f} 已提交支付中心（闪电退款）"
@@ -28,10 +30,24 @@ register(
             "expected within {days} working days. Request {request_id}.",
         },
         "refund_in_transit": {
-            "zh": "订单 {order_id} {status}，已无法直接取消。您可以在快递派送时拒收，商家收到退回包裹后自动退款；"
-            "也可以转人工尝试拦截包裹。",
+            "zh": "订单 {order_id} {status}，已无法直接取消。"
+            "您可以在快递派送时拒收，包裹退回仓库后 {days} 个工作日内原路退款；"
+            "也可以签收后申请七天无理由退货，或转人工尝试拦截包裹。",
             "en": "Order {order_id} is {status}, so it can't be cancelled directly. You can refuse the parcel "
-            "at the door and the refund follows once it's back, or an agent can try to intercept it.",
+            "at the door (the refund follows within {days} working days of it being back), return it within 7 days "
+            "of delivery, or an agent can try to intercept it.",
+        },
+        "what_cancel": {
+            "zh": "取消订单 {order_id}（{items}）并退款 ¥{amount:.2f}",
+            "en": "cancel order {order_id} ({items}) and refund ¥{amount:.2f}",
+        },
+        "what_partial": {
+            "zh": "为订单 {order_id} 申请部分退款 ¥{amount:.2f}",
+            "en": "ask for a partial refund of ¥{amount:.2f} on order {order_id}",
+        },
+        "confirm_partial": {
+            "zh": "为订单 {order_id} 申请部分退款 ¥{amount:.2f}，提交专员审核。确认吗？",
+            "en": "Ask for a partial refund of ¥{amount:.2f} on order {order_id} (a reviewer decides)? Confirm?",
         },
         "quick_intercept": {"zh": "转人工拦截", "en": "Agent: intercept"},
         "quick_refuse": {"zh": "我会拒收", "en": "I'll refuse it"},
@@ -68,11 +84,15 @@ register(
 )
 
 _PARTIAL = ("部分退款", "仅退款", "partial refund", "partial")
+_RETURN_WORDS = ("退货", "退貨", "寄回", "退回去", "return", "send it back")
 
 
 class RefundFlow(Flow):
     name: ClassVar[str] = "refund"
     intents: ClassVar[tuple[str, ...]] = ("refund",)
+
+    def order_is_candidate(self, order: Order) -> bool:
+        return order.status in (OrderStatus.PAID, OrderStatus.PICKING)
 
     async def proceed(self, turn: Turn, order: Order | None) -> None:
         assert order is not None
@@ -80,91 +100,134 @@ class RefundFlow(Flow):
         if aftersales is not None:
             for request in await aftersales.for_order(order.order_id):
                 if request.type is RequestType.REFUND and unfinished(request, turn) and not request.details:
-                    await self._lightning_refund(turn, order)  # finish what an interrupted turn began
+                    turn.confirmed = guard.subject("refund", order.order_id)  # an interrupted turn's, confirmed then
+                    await self._lightning_refund(turn, order, request)  # finish what an interrupted turn began
                     return
                 if request.open and request.type in (RequestType.REFUND, RequestType.RETURN_REFUND):
                     turn.finish()
                     tell_existing(turn, request, self.context.channel_labels)
                     return
-        from dialogue.replies import status_label
-
         status = status_label(order.status.value, turn.language)
-        if order.status is OrderStatus.PAID:
-            turn.step("confirm_cancel")
-            turn.say(
-                "confirm_cancel_refund",
-                quick_replies=self.confirm_choices(turn),
-                order_id=order.order_id,
-                amount=order.amount,
+        if order.status in (OrderStatus.PAID, OrderStatus.PICKING):
+            items = (
+                "、".join(i.name for i in order.items)
+                if turn.language == "zh"
+                else ", ".join(i.name for i in order.items)
             )
-        elif order.status in (OrderStatus.PICKING, OrderStatus.SHIPPED):
-            turn.step("in_transit")
+            what = turn.text("what_cancel", order_id=order.order_id, items=items, amount=order.amount)
+            self.ask_to_confirm(
+                turn, "confirm_cancel_refund", "refund", order, what=what,
+                order_id=order.order_id, items=items, amount=order.amount,
+            )  # fmt: skip
+        elif order.status is OrderStatus.SHIPPED:
+            turn.finish()
             turn.say(
                 "refund_in_transit",
                 quick_replies=(turn.choice("quick_refuse"), turn.choice("quick_intercept")),
                 order_id=order.order_id,
                 status=status,
+                days=self.policy.refund_days,
             )
+            turn.begin(self.name, "in_transit", order_id=order.order_id)
+            turn.asked("in_transit", order_id=order.order_id)
+            turn.act("refused", order=order.order_id)
         elif order.status is OrderStatus.DELIVERED:
-            turn.step("delivered")
-            turn.say(
-                "refund_delivered",
-                quick_replies=(turn.choice("quick_return_refund"), turn.choice("quick_partial_refund")),
-                order_id=order.order_id,
-            )
+            turn.finish()
+            self._delivered(turn, order)
         else:
             turn.finish()
             turn.say("refund_cancelled_order", order_id=order.order_id, days=self.policy.refund_days)
+            turn.act("answer", order=order.order_id)
+
+    def _delivered(self, turn: Turn, order: Order) -> None:
+        """After delivery the money comes back with the goods (a return), or in part while the
+        customer keeps them (a partial refund a reviewer decides): what they said, or they choose."""
+        text = turn.text_now.lower()
+        if any(p in text for p in _PARTIAL):
+            turn.begin(self.name, "partial_amount", order_id=order.order_id)
+            turn.asked("slot", slot="amount")
+            turn.say("ask_partial_amount", amount=order.amount)
+            turn.act("ask", order=order.order_id, slot="amount")
+            return
+        if any(w in text for w in _RETURN_WORDS) or turn.entity("reason") == "七天无理由":
+            turn.redirect = "return_refund"
+            turn.slots["redirect_order"] = order.order_id
+            return
+        turn.begin(self.name, "delivered_choice", order_id=order.order_id)
+        turn.asked("request", order_id=order.order_id)
+        choices = (turn.choice("quick_return_refund"), turn.choice("quick_partial_refund"))
+        turn.say("refund_delivered", quick_replies=choices, order_id=order.order_id)
+        turn.act("ask", order=order.order_id, slot="request")
 
     async def on_step(self, turn: Turn, step: str, data: dict[str, Any], order: Order | None) -> bool:
         if order is None:
             return False
-        text = turn.input.text.strip()
-        if step == "confirm_cancel":
+        text = turn.text_now.strip()
+        if step == "delivered_choice":
+            lowered = text.lower()
+            if text == turn.text("quick_partial_refund") or any(p in lowered for p in _PARTIAL):
+                turn.finish()
+                self._delivered(turn, order)
+                return True
+            if text == turn.text("quick_return_refund") or any(w in lowered for w in _RETURN_WORDS):
+                turn.finish()
+                turn.redirect = "return_refund"
+                turn.slots["redirect_order"] = order.order_id
+                return True
+            return False
+        if step == "confirm":
             return await self.answer_confirmation(turn, lambda: self._lightning_refund(turn, order))
         if step == "in_transit":
             if text == turn.text("quick_intercept") or turn.intent == "human_handoff":
                 turn.finish()
                 turn.request_handoff("order_intercept", order_id=order.order_id)
                 return True
-            if text == turn.text("quick_refuse") or is_yes(turn):
+            if text == turn.text("quick_refuse"):
                 turn.finish()
                 turn.say("refuse_noted")
+                turn.act("answer", order=order.order_id)
                 turn.event("self_service_completed", flow=self.name, order_id=order.order_id, outcome="refuse")
                 return True
             return False
-        if step == "delivered":
-            if any(p in text.lower() for p in _PARTIAL):
-                turn.step("partial_amount")
-                turn.say("ask_partial_amount", amount=order.amount)
-                return True
-            return False  # "退货退款" is understood as that intent and starts its own flow
         if step == "partial_amount":
             amount = turn.entity("amount")
             if amount is None:
-                if turn.confidence >= 0.8 and turn.intent not in ("inform", "refund"):
-                    return False
-                turn.say("partial_amount_invalid", amount=order.amount)
-                return True
+                return False
             value = float(amount)
             if not 0 < value <= order.amount:
                 turn.say("partial_amount_invalid", amount=order.amount)
+                turn.asked("slot", slot="amount")
+                turn.act("ask", order=order.order_id, slot="amount")
                 return True
-            await self._partial(turn, order, value, str(turn.entity("reason") or text[:100]))
+            data["amount"] = value
+            data["reason"] = str(turn.entity("reason") or text[:100])
+            what = turn.text("what_partial", order_id=order.order_id, amount=value)
+            self.ask_to_confirm(turn, "confirm_partial", "refund", order, what=what, order_id=order.order_id,
+                                amount=value)  # fmt: skip
+            data["partial"] = True
             return True
         return False
 
-    async def _lightning_refund(self, turn: Turn, order: Order) -> None:
+    async def _lightning_refund(self, turn: Turn, order: Order, begun: AfterSalesRequest | None = None) -> None:
+        form = turn.form
+        if form is not None and form["data"].get("partial"):
+            await self._partial(turn, order, float(form["data"]["amount"]), str(form["data"].get("reason") or ""))
+            return
         aftersales = self.context.aftersales
         assert aftersales is not None
-        request = await self.new_request(
-            turn,
-            order,
-            RequestType.REFUND,
-            items=[i.model_dump(include={"sku", "name", "quantity", "price"}) for i in order.items],
-            amount=order.amount,
-            reason="未发货取消订单",
-        )
+        if begun is not None:
+            guard.authorise(turn, "refund", order.order_id)
+            turn.finish()
+            request: AfterSalesRequest | None = begun
+        else:
+            request = await self.new_request(
+                turn,
+                order,
+                RequestType.REFUND,
+                items=[i.model_dump(include={"sku", "name", "quantity", "price"}) for i in order.items],
+                amount=order.amount,
+                reason="未发货取消订单",
+            )
         if request is None:
             return
         current = await self.orders.get(order.order_id) or order
@@ -173,9 +236,10 @@ class RefundFlow(Flow):
             if not already:  # an earlier, interrupted try may have cancelled it for this request
                 await self.orders.cancel(order.order_id, actor=f"customer:{turn.input.customer_id}", reason=request.id)
         except OrderActionRefused as exc:
-            # The warehouse picked it meanwhile: the request goes nowhere, the customer hears why.
+            # The warehouse shipped it meanwhile: the request goes nowhere, the customer hears why.
             await aftersales.advance(request.id, Step.CANCELLED, actor="system:lightning_refund", note=exc.reason)
             fresh = await self.orders.get(order.order_id)
+            turn.acted = [a for a in turn.acted if a["action"] != "submitted"]
             turn.begin(self.name, "start", order_id=order.order_id)
             await self.proceed(turn, fresh or order)
             return

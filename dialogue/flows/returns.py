@@ -1,6 +1,9 @@
-"""Return-and-refund and exchange: choose the item, the reason, evidence where needed, then
-either approve automatically (极速审核: in the window and not an excluded category) with a
-return code and a courier pick-up, or submit the case to a reviewer as a ticket.
+"""Return-and-refund and exchange: the item, the reason, a photo where the reason needs one, the
+new size (exchanges) and a pick-up time — each asked only if the customer has not said it — then
+one confirmation naming order, item and action; on yes either approved at once (极速审核: in the
+window and not an excluded category) with a return code and a courier pick-up, or submitted to a
+reviewer as a ticket with the answer time. A change of mind after the window is refused with the
+rule; an item already being returned, exchanged or resent is not put into a second request.
 """
 
 from __future__ import annotations
@@ -8,14 +11,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, ClassVar
 
+import textpatterns
 from backoffice import TicketType
 from backoffice.routing.pickups import ExchangeDelivery, Parcels, PickupRequest
-from dialogue.flows.base import Flow, is_no
+from dialogue.flows.base import Flow, is_no, item_named, tell_existing
 from dialogue.replies import register
 from dialogue.turn import Turn
 from nlu.entities import REASONS
 from shop import Order, OrderItem, OrderStatus
-from shop.aftersales import AfterSalesRequest, RequestType, Step
+from shop.aftersales import GOODS_TYPES, AfterSalesRequest, RequestType, Step
 
 register(
     {
@@ -49,8 +53,48 @@ register(
         "tomorrow": {"zh": "明天", "en": "tomorrow"},
         "day_after": {"zh": "后天", "en": "the day after tomorrow"},
         "confirm_return": {
-            "zh": "请确认{topic}申请：\n商品：{item}\n原因：{reason}\n{money}上门取件：{pickup}",
-            "en": "Please confirm the {topic}:\nitem: {item}\nreason: {reason}\n{money}pick-up: {pickup}",
+            "zh": "请确认：为订单 {order_id} 的{item}申请{topic}\n原因：{reason}\n{money}{pickup}{review}确认提交吗？",
+            "en": "Please confirm: {topic} of {item} from order {order_id}\nreason: {reason}\n{money}{pickup}{review}"
+            "Shall I submit it?",
+        },
+        "pickup_line": {"zh": "上门取件：{pickup}\n", "en": "pick-up: {pickup}\n"},
+        "review_line": {
+            "zh": "（{why}需专员审核，{hours} 小时内答复）\n",
+            "en": "({why}a reviewer decides within {hours} hours)\n",
+        },
+        "what_return": {
+            "zh": "为订单 {order_id} 的{item}申请{topic}",
+            "en": "{topic} of {item} from order {order_id}",
+        },
+        "outside_window": {
+            "zh": "订单 {order_id} 的{item}签收已经 {days} 天，超过了 {window} 天无理由退货的期限，不能再无理由退货。"
+            "如果商品有质量问题，签收 {exchange_window} 天内可以拍照申请换货或退货，也可以转人工客服帮您看看。",
+            "en": "{item} from order {order_id} was delivered {days} days ago, past the {window}-day no-reason return "
+            "window. If it has a quality problem, you can still ask for an exchange or return within "
+            "{exchange_window} days with a photo, or talk to an agent.",
+        },
+        "goods_in_other_request": {
+            "zh": "订单 {order_id} 的{item}已有{type}申请在办（售后单号 {request_id}，当前：{status}），"
+            "同一件商品不能同时{wanted}。如需改成{wanted}，可以说“把{type}改成{wanted}”；不需要了可以撤回原申请。",
+            "en": "{item} from order {order_id} already has a {type} request under way ({request_id}, now {status}); "
+            "the same item can't also be {wanted_en}. You can ask to change that request, or withdraw it.",
+        },
+        "can_return_yes": {
+            "zh": "可以退：{item}于 {date} 签收，还在 {window} 天无理由退货期内（还剩 {left} 天）。",
+            "en": "Yes: {item} was delivered on {date}, within the {window}-day return window ({left} days left).",
+        },
+        "can_return_excluded": {
+            "zh": "{item}属于{category}，不支持七天无理由退货；可以提交申请由专员审核（{hours} 小时内答复），"
+            "有质量问题请附照片。",
+            "en": "{item} is {category}, which has no no-reason return; you can still apply and a reviewer decides "
+            "within {hours} hours (with a photo if it is faulty).",
+        },
+        "can_return_late": {
+            "zh": "{item}签收已经 {days} 天，超过了 {window} 天无理由退货期；"
+            "如果有质量问题，签收 {exchange_window} 天内"
+            "可以拍照申请换货或退货。",
+            "en": "{item} was delivered {days} days ago, past the {window}-day return window; a quality problem can "
+            "still be exchanged or returned within {exchange_window} days with a photo.",
         },
         "refund_amount_line": {"zh": "退款金额：¥{amount:.2f}\n", "en": "refund: ¥{amount:.2f}\n"},
         "exchange_spec_line": {"zh": "换成：{spec}\n", "en": "replacement: {spec}\n"},
@@ -77,6 +121,7 @@ register(
             "en": "{why}I've submitted it for review: request {request_id}, ticket {ticket_id}. "
             "You'll hear back within {hours} hours.",
         },
+        "same_spec": {"zh": "同款同规格", "en": "the same"},
         "why_window": {
             "zh": "该商品签收已超过 {days} 天，不能自动审核。",
             "en": "It was delivered more than {days} days ago, so it can't be approved automatically. ",
@@ -90,12 +135,70 @@ register(
     }
 )
 
-_NO_PHOTO = ("没有照片", "没照片", "冇相", "没有图", "no photo", "none")
+_NO_PHOTO = ("没有照片", "没照片", "沒有照片", "冇相", "没有图", "拍不了", "没法拍", "no photo", "none", "don't have")
 DEFAULT_PARCEL = Parcels(count=1, weight_kg=1.0, volume_l=6.0)
+_SIZE = textpatterns.compile(
+    r"(?:换|換|改成|要|size)\s*(?:成|个|個|到)?\s*(\d{2}(?:\.5)?)\s*(?:码|碼|号|號|的|吧|pls)?"
+    r"|(\d{2}(?:\.5)?)\s*(?:码|碼)"
+    r"|(?:size|尺码|尺碼|号|號)\s*([2-5]?XL|XXL|XS|S|M|L)\b"
+    r"|(?<![A-Za-z])([2-5]?XL|XXL|XS|S|M|L)\s*(?:号|號|码|碼|size)"
+    r"|(?:换|換|change|swap)[^\d]{0,6}?(?<![A-Za-z])([2-5]?XL|XXL|XS|S|M|L)(?![A-Za-z])",
+    textpatterns.IGNORECASE,
+)
+_ENGLISH_SIZE = textpatterns.compile(
+    r"(?:for|to|in)\s+(?:a\s+|an\s+)?(?:size\s+)?(\d{2}(?:\.5)?|XXL|XL|XS|S|M|L)\b(?!\s*(?:days?|hours?|yuan|%|am|pm))",
+    textpatterns.IGNORECASE,
+)
+_SAME = textpatterns.compile(
+    r"一样的|一樣的|同款|同样的|同樣的|新的|same one|same item|a new one|换个好的", textpatterns.IGNORECASE
+)
+_BARE_SIZE = textpatterns.compile(
+    r"^\s*(\d{2}(?:\.5)?|[2-5]?XL|XXL|XS|S|M|L)\s*(?:码|碼|号|號|的|吧|pls|please)?\s*$", textpatterns.IGNORECASE
+)
+_CHANGE_OF_MIND = ("七天无理由", "尺码不符")
+CAN_RETURN = textpatterns.compile(
+    r"能退[吗嗎不么麼没沒]|能不能退|可以退[吗嗎不么麼]|可不可以退|退得了|退唔退得|还能退|還能退|仲退唔退得|退得[不吗嗎]|"
+    r"能换[吗嗎不么麼]|能不能换|可以换[吗嗎不么麼]|还能换|還能換|换得了|"
+    r"还能return|能return|can i (?:still )?(?:return|send (?:it|them) back|exchange)|is it (?:still )?returnable",
+    textpatterns.IGNORECASE,
+)
+"""A question whether the item can go back ("还能退不", "can I still send it back?")."""
+
+
+REASON_LABELS_EN = {
+    "破损": "damaged",
+    "质量问题": "faulty",
+    "尺码不符": "wrong size",
+    "发错货": "wrong item sent",
+    "少件": "something missing",
+    "七天无理由": "changed my mind (7-day return)",
+    "描述不符": "not as described",
+    "过期变质": "expired or spoiled",
+}
+
+
+def reason_label(reason: str | None, language: str) -> str:
+    """A preset reason as the customer reads it (the stored value stays the preset's Chinese name)."""
+    if reason is None:
+        return "-"
+    return REASON_LABELS_EN.get(reason, reason) if language == "en" else reason
+
+
+def spec_in(text: str, *, bare: bool = False) -> str | None:
+    """The size (or "the same") the customer wants instead: 43码, L 號, size M, 换个一样的."""
+    if bare and (match := _BARE_SIZE.match(text)):
+        return match.group(1).upper()
+    if match := _SIZE.search(text):
+        return next(g for g in match.groups() if g).upper()
+    if match := _ENGLISH_SIZE.search(text):
+        return match.group(1).upper()
+    if _SAME.search(text):
+        return "same"
+    return None
 
 
 class _GoodsFlow(Flow):
-    """Shared steps of flows about delivered goods: the item, the reason and photo evidence."""
+    """Shared steps of flows about delivered goods: the item, the reason, evidence, pick-up, confirmation."""
 
     request_type: ClassVar[RequestType]
     approval_rule: ClassVar[str]
@@ -109,6 +212,9 @@ class _GoodsFlow(Flow):
             data.setdefault("reason", str(turn.entity("reason")))
         if evidence := turn.evidence():
             data.setdefault("evidence", evidence)
+        elif any(w in turn.text_now.lower() for w in _NO_PHOTO):
+            data.setdefault("evidence", [])
+        self._take_pickup(turn, data)
 
     def window_days(self, data: dict[str, Any]) -> int:
         """Days after delivery within which the request may be approved without review."""
@@ -116,20 +222,16 @@ class _GoodsFlow(Flow):
 
     async def proceed(self, turn: Turn, order: Order | None) -> None:
         assert order is not None
-        if await self.told_open_request(turn, order, self.request_type):
-            return
         if order.status is OrderStatus.CANCELLED:
             turn.finish()
             turn.say("return_cancelled_order", order_id=order.order_id)
+            turn.act("refused", order=order.order_id)
             return
         if order.status is not OrderStatus.DELIVERED:
             await self.not_delivered(turn, order)
             return
         data = turn.form["data"] if turn.form else {}
-        if turn.entity("reason"):
-            data.setdefault("reason", str(turn.entity("reason")))
-        if evidence := turn.evidence():
-            data.setdefault("evidence", evidence)
+        self.remember(turn, data)
         await self.next_question(turn, order, data)
 
     async def not_delivered(self, turn: Turn, order: Order) -> None:
@@ -139,68 +241,197 @@ class _GoodsFlow(Flow):
         turn.say(
             "return_not_delivered", order_id=order.order_id, status=status_label(order.status.value, turn.language)
         )
+        turn.act("refused", order=order.order_id)
 
     def returnable_items(self, order: Order) -> list[OrderItem]:
         return [i for i in order.items if i.price > 0] or list(order.items)
 
+    async def _clashes(self, turn: Turn, order: Order, item: OrderItem) -> bool:
+        """One item, one goods request: an open return, exchange or resend of it is explained, not doubled."""
+        for request in await self.open_requests(order, *GOODS_TYPES):
+            skus = {str(i.get("sku")) for i in request.items if i.get("sku")}
+            if skus and item.sku not in skus:
+                continue
+            turn.finish()
+            if request.type is self.request_type:
+                tell_existing(turn, request, self.context.channel_labels, item.name)
+                return True
+            turn.say(
+                "goods_in_other_request",
+                order_id=order.order_id,
+                item=item.name,
+                type=request.type_label(turn.language),
+                request_id=request.id,
+                status=request.customer_status(turn.language),
+                wanted=self.topic(turn),
+                wanted_en=self.topic(turn) + "ed" if turn.language == "en" else "",
+            )
+            turn.act("existing", order=order.order_id, sku=item.sku, request=request.id,
+                     request_type=request.type.value)  # fmt: skip
+            turn.slots["focus"] = {"order_id": order.order_id, "sku": item.sku, "request_id": request.id,
+                                   "turn": turn.number}  # fmt: skip
+            return True
+        return False
+
     async def next_question(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
         items = self.returnable_items(order)
         if "sku" not in data:
-            if len(items) == 1:
+            named = item_named(turn, order, self.context.embed)
+            if named is not None:
+                data["sku"] = named.sku
+            elif len(items) == 1:
                 data["sku"] = items[0].sku
             else:
                 turn.step("item")
+                turn.asked("item", order_id=order.order_id)
                 lines = "\n".join(f"{n}. {i.name}" for n, i in enumerate(items, start=1))
                 turn.say(
                     "which_item",
                     quick_replies=tuple(turn.choice("order_choice", payload=i.sku, summary=i.name) for i in items),
                     choices=lines,
                 )
+                turn.act("ask_item", order=order.order_id)
                 return
+        item = order.item(data["sku"]) or items[0]
+        if await self._clashes(turn, order, item):
+            return
+        if CAN_RETURN.search(turn.text_now) and not data.get("told_eligibility"):
+            data["told_eligibility"] = True
+            if not self.tell_eligibility(turn, order, item):
+                return
+        refusal = self.refusal(turn, order, item, data)
+        if refusal is not None:
+            turn.finish()
+            turn.say_text(refusal)
+            turn.act("refused", order=order.order_id, sku=item.sku)
+            turn.slots["focus"] = {"order_id": order.order_id, "sku": item.sku, "turn": turn.number}
+            return
+        for question in self.questions(order, item, data):
+            if question == "reason":
+                turn.step("reason")
+                turn.asked("slot", slot="reason")
+                choices = tuple(
+                    turn.choice("order_choice", payload=r, summary=reason_label(r, turn.language)) for r in REASONS
+                )
+                turn.say("ask_reason", quick_replies=choices)
+                turn.act("ask", order=order.order_id, sku=item.sku, slot="reason")
+                return
+            if question == "photo":
+                turn.step("photo")
+                turn.asked("slot", slot="photo")
+                turn.say("ask_photo", quick_replies=(turn.choice("no_photo"),))
+                turn.act("ask", order=order.order_id, sku=item.sku, slot="photo")
+                return
+            if question == "size":
+                turn.step("spec")
+                turn.asked("slot", slot="size")
+                turn.say("ask_exchange_spec")
+                turn.act("ask", order=order.order_id, sku=item.sku, slot="size")
+                return
+            if question == "pickup":
+                self.ask_pickup(turn, order, item)
+                return
+        self.confirm(turn, order, data)
+
+    def tell_eligibility(self, turn: Turn, order: Order, item: OrderItem) -> bool:
+        """Answer "can I return it?" for this item; False when it cannot go back at all (the form ends)."""
+        category = self.policy.exclusion(item)
+        delivered = order.delivered_at
+        if category is not None:
+            label = self.policy.exclusion_label(category, turn.language)
+            turn.say("can_return_excluded", item=item.name, category=label, hours=self.policy.review_hours)
+            turn.act("answer", order=order.order_id, sku=item.sku)
+            return True
+        if delivered is None:
+            return True
+        days = (self.now() - delivered).days
+        window = self.policy.return_window_days
+        if days <= window:
+            turn.say("can_return_yes", item=item.name, date=f"{delivered.astimezone(self.zone()):%m-%d}",
+                     window=window, left=max(window - days, 0))  # fmt: skip
+            turn.act("answer", order=order.order_id, sku=item.sku)
+            return True
+        turn.finish()
+        turn.say("can_return_late", item=item.name, days=days, window=window,
+                 exchange_window=self.policy.exchange_window_days)  # fmt: skip
+        turn.act("refused", order=order.order_id, sku=item.sku)
+        turn.slots["focus"] = {"order_id": order.order_id, "sku": item.sku, "turn": turn.number}
+        return False
+
+    def questions(self, order: Order, item: OrderItem, data: dict[str, Any]) -> list[str]:
+        """What is still missing, in the order it is asked."""
+        missing = []
         if "reason" not in data:
-            turn.step("reason")
-            turn.say("ask_reason", quick_replies=tuple(turn.choice("order_choice", summary=r) for r in REASONS))
-            return
-        if self.policy.needs_evidence(data["reason"]) and "evidence" not in data:
-            turn.step("photo")
-            turn.say("ask_photo", quick_replies=(turn.choice("no_photo"),))
-            return
-        await self.after_questions(turn, order, data)
+            missing.append("reason")
+        if self.policy.needs_evidence(data.get("reason")) and "evidence" not in data:
+            missing.append("photo")
+        if self.needs_pickup(item, data) and "pickup_date" not in data:
+            missing.append("pickup")
+        return missing
+
+    def needs_pickup(self, item: OrderItem, data: dict[str, Any]) -> bool:
+        """Perishables that went bad are not collected: a photo proves them."""
+        return not (item.category == "fresh" and data.get("reason") in ("过期变质", "破损"))
+
+    def refusal(self, turn: Turn, order: Order, item: OrderItem, data: dict[str, Any]) -> str | None:
+        """Why the bot cannot take this at all (a change of mind after the window), or None."""
+        reason = data.get("reason")
+        if reason is not None and reason not in _CHANGE_OF_MIND:
+            return None
+        delivered = order.delivered_at
+        if delivered is None or reason is None:
+            return None
+        days = (self.now() - delivered).days
+        if days <= self.policy.return_window_days:
+            return None
+        return turn.text(
+            "outside_window",
+            order_id=order.order_id,
+            item=item.name,
+            days=days,
+            window=self.policy.return_window_days,
+            exchange_window=self.policy.exchange_window_days,
+        )
 
     async def on_step(self, turn: Turn, step: str, data: dict[str, Any], order: Order | None) -> bool:
         if order is None:
             return False
+        text = turn.text_now.strip()
         if step == "item":
-            text = turn.input.text.strip()
             chosen = next(
                 (i for i in self.returnable_items(order) if text in (i.sku, i.name) or turn.entity("sku") == i.sku),
                 None,
-            )
+            ) or item_named(turn, order, self.context.embed)
             if chosen is None:
                 return False
             data["sku"] = chosen.sku
         elif step == "reason":
-            reason = turn.entity("reason") or (turn.input.text.strip() if turn.input.text.strip() in REASONS else None)
+            reason = turn.entity("reason") or (text if text in REASONS else None)
             if reason is None:
-                if turn.confidence >= 0.8 and turn.intent not in ("inform", self.name):
+                if turn.intent not in ("inform", "deny", self.name, None) and turn.confidence >= 0.6:
                     return False
-                reason = turn.input.text.strip()[:100] or None
-            if reason is None:
-                return False
+                reason = "七天无理由" if turn.intent in ("deny", "inform") or len(text) <= 8 else text[:100]
             data["reason"] = str(reason)
         elif step == "photo":
             if turn.media_ids:
                 data["evidence"] = turn.media_ids
                 turn.say("photo_received")
-            elif turn.input.text.strip().lower() in _NO_PHOTO or is_no(turn):
+            elif any(w in text.lower() for w in _NO_PHOTO) or is_no(turn):
                 data["evidence"] = []
             else:
-                turn.say("ask_photo", quick_replies=(turn.choice("no_photo"),))
-                return True
+                return False
+        elif step == "pickup":
+            if not self._take_pickup(turn, data):
+                return False
+        elif step == "confirm":
+            return await self.answer_confirmation(turn, lambda: self.submit(turn, order, data))
         else:
             return await self.on_own_step(turn, step, data, order)
         await self.next_question(turn, order, data)
         return True
+
+    async def on_own_step(self, turn: Turn, step: str, data: dict[str, Any], order: Order) -> bool:
+        return False
 
     def review_reasons(self, turn: Turn, order: Order, data: dict[str, Any], window_days: int) -> str | None:
         """Why this case cannot be approved automatically (in the customer's words), or None."""
@@ -225,40 +456,32 @@ class _GoodsFlow(Flow):
             "evidence": list(data.get("evidence", [])),
         }
 
-    async def submit_for_review(self, turn: Turn, order: Order, data: dict[str, Any], why: str) -> None:
-        request = await self.new_request(turn, order, self.request_type, **self.request_fields(order, data))
-        if request is None:
-            return
-        item = order.item(data["sku"]) or order.items[0]
-        summary = f"{request.type_label('zh')}审核：{item.name}，原因：{data.get('reason')}；{why}"
-        ticket = await self.to_review(turn, order, request, TicketType(self.request_type.value), summary, note=why)
-        if ticket is None:
-            return
-        turn.say("return_review", why=why, request_id=request.id, ticket_id=ticket.id, hours=self.policy.review_hours)
-
     # -- pick-up -------------------------------------------------------------------------
 
-    def ask_pickup(self, turn: Turn, order: Order) -> None:
+    def ask_pickup(self, turn: Turn, order: Order, item: OrderItem) -> None:
         turn.step("pickup")
+        turn.asked("slot", slot="pickup")
         choices = []
         for key in ("tomorrow", "day_after"):
             for slot in self.policy.pickup_slots[:2] if key == "day_after" else self.policy.pickup_slots:
                 label = turn.text("pickup_choice", day_label=turn.text(key), slot=slot)
                 choices.append(turn.choice("order_choice", summary=label))
         turn.say("ask_pickup", quick_replies=tuple(choices[:6]), address=order.address)
+        turn.act("ask", order=order.order_id, sku=item.sku, slot="pickup")
 
-    def take_pickup(self, turn: Turn, data: dict[str, Any]) -> bool:
+    def _take_pickup(self, turn: Turn, data: dict[str, Any]) -> bool:
         day = turn.entity("date")
-        slot = (
-            turn.input.parse.entity_values("time_slot")[-1]
-            if turn.input.parse and turn.input.parse.entity_values("time_slot")
-            else None
-        )
+        slots = turn.entity_values("time_slot")
+        slot = str(slots[-1]) if slots else None
         if day is None and slot is None:
             return False
         today = self.today()
         if day is None or str(day) <= today.isoformat():
             day = (today + timedelta(days=1)).isoformat()
+        if slot is not None and slot not in self.policy.pickup_slots:
+            start = slot.split("-")[0]
+            fitting = (s for s in self.policy.pickup_slots if s.split("-")[0] <= start < s.split("-")[1])
+            slot = next(fitting, self.policy.pickup_slots[0])
         data["pickup_date"] = str(day)
         data["pickup_slot"] = str(slot or self.policy.pickup_slots[0])
         return True
@@ -288,12 +511,60 @@ class _GoodsFlow(Flow):
             )
         )
 
+    # -- confirming and submitting ---------------------------------------------------------
+
+    def confirm(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
+        item = order.item(data["sku"]) or order.items[0]
+        money = (
+            turn.text("refund_amount_line", amount=item.price * item.quantity)
+            if self.request_type is RequestType.RETURN_REFUND
+            else turn.text("exchange_spec_line", spec=self.spec_text(turn, data))
+        )
+        pickup = (
+            turn.text("pickup_line", pickup=f"{data['pickup_date']} {data['pickup_slot']}")
+            if "pickup_date" in data
+            else ""
+        )
+        why = self.review_reasons(turn, order, data, self.window_days(data))
+        review = turn.text("review_line", why=why, hours=self.policy.review_hours) if why else ""
+        topic = self.topic(turn)
+        what = turn.text("what_return", order_id=order.order_id, item=item.name, topic=topic)
+        self.ask_to_confirm(
+            turn, "confirm_return", self.request_type.value, order, sku=item.sku, what=what,
+            order_id=order.order_id, topic=topic, item=item.name, money=money, pickup=pickup, review=review,
+            reason=reason_label(data.get("reason"), turn.language),
+        )  # fmt: skip
+
+    def spec_text(self, turn: Turn, data: dict[str, Any]) -> str:
+        spec = str(data.get("spec", "-"))
+        return turn.text("same_spec") if spec == "same" else spec
+
+    async def submit(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
+        why = self.review_reasons(turn, order, data, self.window_days(data))
+        if why is not None:
+            await self.submit_for_review(turn, order, data, why)
+        else:
+            await self.approve(turn, order, data)
+
+    async def submit_for_review(self, turn: Turn, order: Order, data: dict[str, Any], why: str) -> None:
+        request = await self.new_request(
+            turn, order, self.request_type, sku=data.get("sku"), **self.request_fields(order, data)
+        )
+        if request is None:
+            return
+        item = order.item(data["sku"]) or order.items[0]
+        summary = f"{request.type_label('zh')}审核：{item.name}，原因：{data.get('reason')}；{why}"
+        ticket = await self.to_review(turn, order, request, TicketType(self.request_type.value), summary, note=why)
+        if ticket is None:
+            return
+        turn.say("return_review", why=why, request_id=request.id, ticket_id=ticket.id, hours=self.policy.review_hours)
+
     async def approve(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
         aftersales = self.context.aftersales
         assert aftersales is not None
         fields = self.request_fields(order, data)
         amount = float(fields["amount"])
-        request = await self.new_request(turn, order, self.request_type, **fields)
+        request = await self.new_request(turn, order, self.request_type, sku=data.get("sku"), **fields)
         if request is None:
             return
         rule = self.approval_rule
@@ -324,44 +595,6 @@ class _GoodsFlow(Flow):
         )
         turn.event("self_service_completed", flow=self.name, order_id=order.order_id, request_id=request.id)
 
-    def confirm(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
-        item = order.item(data["sku"]) or order.items[0]
-        money = (
-            turn.text("refund_amount_line", amount=item.price * item.quantity)
-            if self.request_type is RequestType.RETURN_REFUND
-            else turn.text("exchange_spec_line", spec=data.get("spec", "-"))
-        )
-        turn.step("confirm")
-        turn.say(
-            "confirm_return",
-            quick_replies=self.confirm_choices(turn),
-            topic=self.topic(turn),
-            item=item.name,
-            reason=data.get("reason"),
-            money=money,
-            pickup=f"{data['pickup_date']} {data['pickup_slot']}",
-        )
-
-    async def after_questions(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
-        why = self.review_reasons(turn, order, data, self.window_days(data))
-        if why is not None:
-            await self.submit_for_review(turn, order, data, why)
-            return
-        if "pickup_date" not in data and not self.take_pickup(turn, data):
-            self.ask_pickup(turn, order)
-            return
-        self.confirm(turn, order, data)
-
-    async def on_own_step(self, turn: Turn, step: str, data: dict[str, Any], order: Order) -> bool:
-        if step == "pickup":
-            if not self.take_pickup(turn, data):
-                return False
-            self.confirm(turn, order, data)
-            return True
-        if step == "confirm":
-            return await self.answer_confirmation(turn, lambda: self.approve(turn, order, data))
-        return False
-
 
 class ReturnRefundFlow(_GoodsFlow):
     name: ClassVar[str] = "return_refund"
@@ -369,10 +602,14 @@ class ReturnRefundFlow(_GoodsFlow):
     request_type: ClassVar[RequestType] = RequestType.RETURN_REFUND
     approval_rule: ClassVar[str] = "seven_day_return"
 
+    def order_is_candidate(self, order: Order) -> bool:
+        return order.status in (OrderStatus.DELIVERED, OrderStatus.PAID)
+
     async def not_delivered(self, turn: Turn, order: Order) -> None:
-        if order.status is OrderStatus.PAID:
+        if order.status in (OrderStatus.PAID, OrderStatus.PICKING):
             turn.finish()
             turn.redirect = "refund"  # not shipped: cancelling is the refund
+            turn.slots["redirect_order"] = order.order_id
             return
         await super().not_delivered(turn, order)
 
@@ -388,19 +625,28 @@ class ExchangeFlow(_GoodsFlow):
         quality = self.policy.needs_evidence(data.get("reason"))
         return self.policy.exchange_window_days if quality else self.policy.return_window_days
 
-    async def after_questions(self, turn: Turn, order: Order, data: dict[str, Any]) -> None:
+    def remember(self, turn: Turn, data: dict[str, Any]) -> None:
+        if spec := spec_in(turn.text_now, bare=turn.form is not None and turn.form.get("step") == "spec"):
+            data.setdefault("spec", spec)
+        super().remember(turn, data)
+        if "spec" in data and "reason" not in data:
+            data["reason"] = "尺码不符" if data["spec"] != "same" else "质量问题"
+
+    def questions(self, order: Order, item: OrderItem, data: dict[str, Any]) -> list[str]:
+        missing = super().questions(order, item, data)
         if "spec" not in data:
-            turn.step("spec")
-            turn.say("ask_exchange_spec")
-            return
-        await super().after_questions(turn, order, data)
+            missing = [q for q in missing if q != "reason"]
+            missing.insert(0, "size")
+        return missing
 
     async def on_own_step(self, turn: Turn, step: str, data: dict[str, Any], order: Order) -> bool:
         if step == "spec":
-            spec = turn.input.text.strip()
-            if not spec:
+            spec = spec_in(turn.text_now, bare=True)
+            if spec is None:
                 return False
-            data["spec"] = spec[:100]
-            await self.after_questions(turn, order, data)
+            data["spec"] = spec
+            if "reason" not in data:
+                data["reason"] = "尺码不符" if spec != "same" else "质量问题"
+            await self.next_question(turn, order, data)
             return True
-        return await super().on_own_step(turn, step, data, order)
+        return False

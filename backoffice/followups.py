@@ -1,0 +1,125 @@
+"""Follow-up tasks: the record behind every promise the bot makes that someone else must keep.
+
+"已通知仓库优先处理" is a ``warehouse_expedite`` task, "已联系快递加急派送" a ``courier_expedite``,
+"已为您向快递公司发起查件" a ``courier_inquiry`` (a parcel with no scan for too long): each names
+the order (and request), who asked, when it is due and its state. Agents see them, and the
+downstream systems take them from here (the warehouse and courier interfaces). Counting a
+customer's urges on an order, across conversations and channels, reads them too.
+
+Knows nothing of the dialogue or the channels.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from store.mongo import new_id
+
+
+class FollowUpKind(StrEnum):
+    WAREHOUSE_EXPEDITE = "warehouse_expedite"
+    """Pick and ship an order that is waiting in the warehouse first."""
+    COURIER_EXPEDITE = "courier_expedite"
+    """Hurry a parcel on its way."""
+    COURIER_INQUIRY = "courier_inquiry"
+    """Find out where a parcel with no scan for too long is, and report back."""
+    REQUEST_EXPEDITE = "request_expedite"
+    """Hurry an after-sales request (its reviewer, the payment centre, the warehouse)."""
+
+
+URGES = frozenset({FollowUpKind.WAREHOUSE_EXPEDITE, FollowUpKind.COURIER_EXPEDITE, FollowUpKind.REQUEST_EXPEDITE})
+
+DUE_WITHIN: dict[FollowUpKind, timedelta] = {
+    FollowUpKind.WAREHOUSE_EXPEDITE: timedelta(hours=24),
+    FollowUpKind.COURIER_EXPEDITE: timedelta(hours=24),
+    FollowUpKind.COURIER_INQUIRY: timedelta(hours=24),
+    FollowUpKind.REQUEST_EXPEDITE: timedelta(hours=24),
+}
+"""How long whoever keeps the promise has: what the bot tells the customer comes from here."""
+
+
+class FollowUp(BaseModel):
+    id: str
+    kind: FollowUpKind
+    order_id: str
+    request_id: str | None = None
+    customer_id: str | None = None
+    conversation_id: str | None = None
+    channel: str | None = None
+    status: str = "open"
+    note: str | None = None
+    due_at: datetime
+    created_at: datetime
+
+
+class FollowUps:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.tasks = db["followups"]
+
+    async def ensure_indexes(self) -> None:
+        await self.tasks.create_index("order_id")
+        await self.tasks.create_index("open_key", unique=True, partialFilterExpression={"open_key": {"$exists": True}})
+
+    async def create(
+        self,
+        kind: FollowUpKind,
+        order_id: str,
+        *,
+        request_id: str | None = None,
+        customer_id: str | None = None,
+        conversation_id: str | None = None,
+        channel: str | None = None,
+        note: str | None = None,
+        once: bool = False,
+    ) -> tuple[FollowUp, bool]:
+        """A new open task (due by its kind's time); with ``once``, the open one of this kind for
+        the order if there is one, and ``False``."""
+        now = datetime.now(UTC)
+        task = FollowUp(
+            id=new_id(),
+            kind=kind,
+            order_id=order_id,
+            request_id=request_id,
+            customer_id=customer_id,
+            conversation_id=conversation_id,
+            channel=channel,
+            note=note,
+            due_at=now + DUE_WITHIN[kind],
+            created_at=now,
+        )
+        doc = {**task.model_dump(mode="json", exclude={"id"}), "_id": task.id}
+        if once:
+            doc["open_key"] = f"{order_id}:{kind.value}"
+            try:
+                await self.tasks.insert_one(doc)
+            except DuplicateKeyError:
+                existing = await self.tasks.find_one({"open_key": doc["open_key"]})
+                if existing is not None:
+                    return _task(existing), False
+                raise
+            return task, True
+        await self.tasks.insert_one(doc)
+        return task, True
+
+    async def for_order(self, order_id: str) -> list[FollowUp]:
+        return sorted([_task(d) async for d in self.tasks.find({"order_id": order_id})], key=lambda t: t.created_at)
+
+    async def urges(self, order_id: str) -> int:
+        """How often the customer has urged this order (or a request on it), on any channel."""
+        return sum(1 for task in await self.for_order(order_id) if task.kind in URGES)
+
+    async def close(self, task_id: str, *, note: str | None = None) -> None:
+        changes: dict[str, Any] = {"status": "done"}
+        if note:
+            changes["note"] = note
+        await self.tasks.update_one({"_id": task_id}, {"$set": changes, "$unset": {"open_key": ""}})
+
+
+def _task(doc: dict[str, Any]) -> FollowUp:
+    return FollowUp.model_validate({**doc, "id": doc["_id"]})
