@@ -1,4 +1,4 @@
-"""Vosk (Kaldi) streaming recognition: the default engine the design asks for.
+"""Vosk (Kaldi) streaming recognition: the engine of a language whose model is configured (the design's choice).
 
 Owns loading a Vosk model from a configured directory (``VOSK_MODEL_ZH``, ``VOSK_MODEL_EN`` …;
 never ``vosk.Model(lang=…)``, which downloads), one ``KaldiRecognizer`` per utterance fed 16 kHz

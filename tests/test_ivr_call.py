@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from backoffice.settings import BackofficeSettings
 from gateway import Gateway, GatewayBuilder, Settings, SettingsError
 from gateway.settings import GatewaySettings
+from ivr.settings import VoiceSettings
 from store import ConversationStore
 from tests.conftest import AUDIO
 from tests.twilio_voice import ACCOUNT_SID, AUTH_TOKEN, HOTLINE, PUBLIC, TwilioCall, sign
@@ -206,7 +207,7 @@ def test_a_half_configured_phone_line_stops_the_start_with_what_is_missing() -> 
     cases = {
         "IVR_AGENT_QUEUE": base,
         "TWILIO_AUTH_TOKEN": {"TWILIO_VOICE_NUMBER": HOTLINE, "IVR_AGENT_QUEUE": "q"},
-        "VOSK_MODEL_ZH": {**base, "IVR_AGENT_QUEUE": "q"},
+        "VOSK_MODEL_ZH": {**base, "IVR_AGENT_QUEUE": "q", "IVR_ENGINE_ZH": "vosk"},  # asked for, not configured
         "exactly one": {**base, "IVR_AGENT_QUEUE": "q", "IVR_AGENT_NUMBER": "+861"},
         "nope: no such directory": {
             **base,
@@ -226,3 +227,17 @@ def test_a_half_configured_phone_line_stops_the_start_with_what_is_missing() -> 
     }
     gateway = GatewayBuilder(Settings.from_env(working)).build()
     assert [c.name for c in gateway.channels] == ["rest", "voice"]  # no SMS without TWILIO_FROM_NUMBER
+
+
+def test_a_phone_line_with_no_engine_or_model_set_starts_on_whisper_and_a_vosk_model_picks_vosk() -> None:
+    line = {"TWILIO_VOICE_NUMBER": HOTLINE, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "IVR_AGENT_QUEUE": "q"}
+    gateway = GatewayBuilder(Settings.from_env(line)).build()  # what a fresh `make setup` has
+    voice = next(c for c in gateway.channels if c.name == "voice")
+    config = voice.engines.config  # type: ignore[attr-defined]
+    assert (config.engine_for("zh"), config.engine_for("en")) == ("whisper", "whisper")
+    with_model = VoiceSettings(vosk_models=(("ko", Path("/models/ko")), ("en", Path("/models/en"))))
+    config = with_model.engine_config()
+    assert (config.engine_for("ko"), config.engine_for("zh"), config.engine_for("en")) == ("vosk", "whisper", "vosk")
+    overridden = Settings.from_env({**line, "VOSK_MODEL_ZH": "/models/cn", "IVR_ENGINE_ZH": "whisper"})
+    overridden.channel("voice").validate()  # the model is not needed, so its path is not checked
+    assert overridden.channel("voice").engine_config().engine_for("zh") == "whisper"
