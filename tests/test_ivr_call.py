@@ -74,10 +74,16 @@ async def test_a_call_greets_takes_a_spoken_choice_and_keyed_order_number_answer
     assert first["metadata"]["input"] == "speech" and first["metadata"]["engine"] == "whisper"
     assert first["text"] == "查订单", first["metadata"]["transcript"]  # the menu choice it was heard as
 
-    await call.press("202611150001#")
-    await call.wait_for_mark(3)  # the order's status, spoken
+    await call.press("2026*202611150001#")  # * clears what came before it
+    await call.wait_for_mark(3)  # the number read back: 确认请按1，重新输入请按2
+    voice = next(c for c in gateway.channels if c.name == "voice")
+    assert voice.calls[call.call_sid].prompt.readback == "202611150001"  # type: ignore[attr-defined]
+    assert await store.messages.count_documents({"channel": "voice", "direction": "in"}) == 1  # not used yet
+    await call.press("1")
+    await call.wait_for_mark(4)  # confirmed: the order's status, spoken
     keyed = await store.messages.find_one({"channel_message_id": f"{call.call_sid}:utterance-2"})
     assert keyed is not None and keyed["text"] == "202611150001" and keyed["metadata"]["input"] == "dtmf"
+    assert keyed["metadata"]["digits_via"] == "dtmf" and keyed["metadata"]["read_back"] is True
     answer = await store.messages.find_one({"in_reply_to": keyed["_id"], "direction": "out"})
     assert answer is not None and "202611150001" in answer["text"] and "已发货" in answer["text"]
 
