@@ -42,7 +42,7 @@ class VoiceServices:
     async def lookup(self, phone: str, sender_id: str) -> CallerInfo:
         store = self._bound()
         customer = await store.customers.find_one({"identities.phone": phone})
-        orders = await MongoOrderService(store.db).recent_for_customer(phone=phone, limit=1)
+        orders = await MongoOrderService(store.db).recent_for_customer(phone=phone, limit=10)
         order = orders[0] if orders else None
         request = None
         if customer is not None:
@@ -58,6 +58,7 @@ class VoiceServices:
             open_request_type=request.type.value if request else None,
             open_request_order_id=request.order_id if request else None,
             conversation_state=str(conversation["state"]) if conversation else None,
+            order_ids=tuple(o.order_id for o in orders),
         )
 
     async def conversation_state(self, channel: str, sender_id: str) -> str | None:
@@ -92,7 +93,7 @@ class VoiceServices:
                 "from": "caller" if message.direction is Direction.INBOUND else message.author,
                 "text": message.text,
             }
-            for key in ("input", "transcript", "confidence", "digits"):
+            for key in ("input", "transcript", "confidence", "digits", "digits_via"):
                 if key in message.metadata:
                     line[key] = message.metadata[key]
             transcript.append(line)

@@ -2,8 +2,8 @@
 self-service by voice and transfer to an agent.
 
 Owns call control (TwiML), the Media Streams websocket protocol, telephone audio (μ-law,
-resampling, speech detection), the recogniser interface and its engines (Vosk, the default, with
-grammar mode; faster-whisper base from its wheels), the prompt voice (espeak-ng), the call state
+resampling, speech detection), the recogniser interface and its engines (Vosk where a model is configured, with
+grammar mode; otherwise faster-whisper base from its wheels), the prompt voice (espeak-ng), the call state
 machine (greeting, barge-in, keys, no-input and not-heard re-prompts, transfer and hang-up), the
 top-scenario menu, nuisance-call rejection and the call metrics. Every caller input becomes an
 ``InboundMessage`` on the ``voice`` channel, persisted by the gateway's handler before the turn

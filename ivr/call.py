@@ -4,7 +4,11 @@ Owns what happens on a call's media stream: every 20 ms frame goes through the u
 speech detector; a speech onset while a prompt plays is a barge-in (``clear``); an utterance is fed
 to the call language's recogniser (grammar / hotwords from the prompt's expected answers) and
 ends at the recogniser's own endpoint or the silence timeout; keys are collected (a single key is a
-choice after a short pause, a longer entry ends with ``#``); each input is handed to the
+choice after a short pause, a longer entry ends with ``#``, ``*`` clears it); when the prompt asked
+for an order or phone number, an utterance is first decoded digits-only (Vosk digit grammar /
+whisper digit prompt, folded to digits, a near miss of a number the shop knows for the caller taken
+as that number), and a number, keyed or said, is read back for the caller to confirm (1) or enter
+again (2) before it goes on (:func:`answer_input`); each input is handed to the
 :class:`CallHost` one at a time, which persists it and returns the next :class:`Prompt`; prompts
 are spoken as streamed audio (``IVR_PROMPTS=stream``) or, in ``say`` mode, by closing the stream so
 Twilio fetches ``<Say>`` + ``<Connect>`` again. No input, or input not heard, is re-prompted and
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -28,8 +33,19 @@ from typing import Any, Protocol
 import numpy as np
 
 from ivr.audio import Samples, SpeechDetector, SpeechEvent, Upsampler, to_float, ulaw_decode
+from ivr.digits import (
+    CONFIRM_KEY,
+    CONFIRM_PHRASES,
+    MIN_SPOKEN_DIGITS,
+    ORDER_ID,
+    REENTER_KEY,
+    REENTER_PHRASES,
+    closest,
+    normalise_digits,
+    read_back,
+)
 from ivr.media_stream import KeyPress, MarkPlayed, MediaFrame, MediaStream, StreamEvent, StreamStopped
-from ivr.menu import END_KEY, REPEAT_KEY, word
+from ivr.menu import END_KEY, HUMAN_KEY, REPEAT_KEY, word
 from ivr.phrases import Answer, match_answer, phrase_list
 from ivr.recognizer import Hypothesis, Recognition, SpeechEngine, SpeechWorkers
 from ivr.voice import PromptVoice
@@ -63,6 +79,18 @@ class Prompt:
     then: Next = Next.LISTEN
     hotwords: tuple[str, ...] = ()
     """More phrases to bias recognition towards (not choices themselves)."""
+    number: str | None = None
+    """The number the prompt asks for (``order_id``, ``phone``): keys or a digits-only decoding, read back."""
+    readback: str | None = None
+    """The digits this prompt reads back for confirmation."""
+
+
+CONFIRM = "__ivr_confirm__"
+REENTER = "__ivr_reenter__"
+"""Payloads of the read-back's answers: handled by the IVR, not messages."""
+DTMF = "dtmf"
+DIGITS_PASS = "digits_pass"
+"""Which path gave a number's digits (``metadata.digits_via``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +106,21 @@ class Heard:
     confidence: float | None = None
     engine: str | None = None
     answer: Answer | None = None
+    via: str | None = None
+    """A number's path: ``dtmf`` or ``digits_pass``."""
+    heard_digits: str | None = None
+    """The digits pass's own digits, when a near miss was taken as a number the shop knows."""
+    read_back: bool = False
+    """The caller confirmed the number read back to them."""
+
+    def record(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "answer"}
+        return data
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Heard:
+        known = {f.name for f in fields(cls)} - {"answer"}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(slots=True)
@@ -107,6 +150,8 @@ class Call:
     reply_latencies: list[float] = field(default_factory=list)
     """Seconds from the end of an utterance (as detected) to the first byte of the spoken reply."""
     streams: int = 0
+    pending: dict[str, Any] | None = None
+    """A number being read back: the input (:meth:`Heard.record`) and the prompt that asked for it."""
 
     @property
     def seconds(self) -> float:
@@ -138,6 +183,8 @@ def _prompt_record(prompt: Prompt) -> dict[str, Any]:
         "answers": [{"phrases": list(a.phrases), "payload": a.payload, "key": a.key} for a in prompt.answers],
         "then": prompt.then.value,
         "hotwords": list(prompt.hotwords),
+        "number": prompt.number,
+        "readback": prompt.readback,
     }
 
 
@@ -148,6 +195,8 @@ def _prompt_from(data: dict[str, Any]) -> Prompt:
         answers=tuple(Answer(tuple(a["phrases"]), a["payload"], key=a.get("key")) for a in data.get("answers") or []),
         then=Next(data.get("then", Next.LISTEN.value)),
         hotwords=tuple(data.get("hotwords") or ()),
+        number=data.get("number"),
+        readback=data.get("readback"),
     )
 
 
@@ -158,6 +207,10 @@ class CallHost(Protocol):
     """Prompt audio for ``stream`` mode; None in ``say`` mode."""
 
     def engine(self, language: str) -> SpeechEngine: ...
+
+    def known_numbers(self, call: Call, kind: str) -> tuple[str, ...]:
+        """The numbers of this kind the shop knows for the caller (their orders, their phone)."""
+        ...
 
     async def respond(self, call: Call, heard: Heard) -> Prompt:
         """Persist the input, run the turn, and say what comes next."""
@@ -174,6 +227,44 @@ class CallHost(Protocol):
     async def ended(self, call: Call) -> None:
         """The bot's part of the call is over (transfer, hang-up, or the caller left): metrics."""
         ...
+
+
+async def answer_input(call: Call, heard: Heard, host: CallHost) -> Prompt:
+    """What follows an input: a number the prompt asked for is read back first, and goes on to
+    the host (persisted, the turn run) only once the caller confirmed it; "enter again" asks the
+    question again. Anything else goes to the host as it is. Used by the media stream and by the
+    ``<Gather>`` webhook alike, so the call may move between them."""
+    prompt = call.prompt
+    payload = heard.answer.payload if heard.answer is not None else None
+    if prompt is not None and prompt.readback is not None and call.pending is not None:
+        pending = call.pending
+        if payload == CONFIRM:
+            call.pending = None
+            confirmed = Heard.from_record(pending["heard"])
+            return await host.respond(call, dataclasses.replace(confirmed, read_back=True))
+        if payload == REENTER:
+            call.pending = None
+            return _reprompt("reenter", _prompt_from(pending["asked"]), prompt.language)
+        if heard.answer is None and heard.kind != "system":  # neither: read it back again
+            return _reprompt("not_heard", prompt, prompt.language)
+        call.pending = None  # another choice (0: a person) leaves the number unused
+        return await host.respond(call, heard)
+    if prompt is not None and prompt.number and heard.digits and heard.answer is None and heard.kind != "system":
+        call.pending = {"heard": heard.record(), "asked": _prompt_record(prompt)}
+        return read_back_prompt(prompt, heard.digits)
+    return await host.respond(call, heard)
+
+
+def read_back_prompt(asked: Prompt, digits: str) -> Prompt:
+    """ "您输入的订单号是 2 0 2 6 …，确认请按1，重新输入请按2。" (0 still reaches a person)."""
+    language = asked.language
+    answers = [
+        Answer(CONFIRM_PHRASES.get(language, CONFIRM_PHRASES["en"]), CONFIRM, key=CONFIRM_KEY),
+        Answer(REENTER_PHRASES.get(language, REENTER_PHRASES["en"]), REENTER, key=REENTER_KEY),
+        *(a for a in asked.answers if a.key == HUMAN_KEY),
+    ]
+    text = read_back(asked.number or ORDER_ID, digits, language)
+    return Prompt(text, language, tuple(answers), readback=digits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +391,8 @@ class StreamSession:
         self.no_input_deadline = None
         phrases = phrase_list(prompt.answers, prompt.hotwords) if prompt else []
         language = prompt.language if prompt else self.call.language
-        self.recognition = Recognition(self.host.engine(language), self.workers, phrases)
+        digits = prompt is not None and prompt.number is not None
+        self.recognition = Recognition(self.host.engine(language), self.workers, phrases, digits=digits)
         self.audio_queue = asyncio.Queue()
         for chunk in self.pre_roll:
             self.audio_queue.put_nowait(chunk)
@@ -316,12 +408,15 @@ class StreamSession:
     async def _recognise(self, recognition: Recognition, queue: asyncio.Queue[Samples | None]) -> None:
         """Feed one utterance to the recogniser; hand the final transcript on."""
         pending: list[Samples] = []
+        utterance: list[Samples] = []
         final: Hypothesis | None = None
         try:
             while True:
                 chunk = await queue.get()
                 if chunk is not None:
                     pending.append(chunk)
+                    if recognition.digits:
+                        utterance.append(chunk)
                 if pending and (chunk is None or len(pending) >= FEED_FRAMES):
                     hypothesis = await recognition.feed(np.concatenate(pending))
                     pending = []
@@ -340,7 +435,38 @@ class StreamSession:
                 self.recognition = None
                 self.audio_queue = None
                 self.detector.reset()
-        await self._heard_speech(final)
+        if recognition.digits:
+            await self._heard_number(recognition, final, utterance)
+        else:
+            await self._heard_speech(final)
+
+    async def _heard_number(self, recognition: Recognition, final: Hypothesis, utterance: list[Samples]) -> None:
+        """A digits-only decoding of an answer to "which number?": enough digits make a number
+        (a near miss of one the shop knows for the caller is taken as it); otherwise the utterance
+        was something else ("转人工", "第一个") and is decoded again as ordinary speech."""
+        prompt = self.call.prompt
+        language = prompt.language if prompt else self.call.language
+        digits = normalise_digits(final.text, language)
+        if prompt is not None and prompt.number and len(digits) >= MIN_SPOKEN_DIGITS:
+            known = closest(digits, self.host.known_numbers(self.call, prompt.number))
+            self.call.not_heard = 0
+            self.inputs.put_nowait(
+                Heard(
+                    kind="speech",
+                    text=known or digits,
+                    transcript=final.text,
+                    digits=known or digits,
+                    confidence=final.confidence,
+                    engine=final.engine,
+                    via=DIGITS_PASS,
+                    heard_digits=digits if known and known != digits else None,
+                )
+            )
+            return
+        again = Recognition(recognition.engine, self.workers, recognition.phrases)
+        if utterance:
+            await again.feed(np.concatenate(utterance))
+        await self._heard_speech(await again.finish())
 
     async def _heard_speech(self, hypothesis: Hypothesis) -> None:
         prompt = self.call.prompt
@@ -384,6 +510,9 @@ class StreamSession:
             if self.call.prompt is not None and not self.busy:
                 await self._present(self.call.prompt)
             return
+        if digit == REPEAT_KEY:  # clears what was keyed so far
+            self.keys, self.key_deadline = "", None
+            return
         if digit == END_KEY:
             if self.keys:
                 self._submit_keys()
@@ -396,7 +525,10 @@ class StreamSession:
         keys, self.keys, self.key_deadline = self.keys, "", None
         prompt = self.call.prompt
         answer = next((a for a in prompt.answers if a.key == keys), None) if prompt else None
-        self.inputs.put_nowait(Heard(kind="dtmf", text=answer.payload if answer else keys, digits=keys, answer=answer))
+        via = DTMF if answer is None and prompt is not None and prompt.number else None
+        self.inputs.put_nowait(
+            Heard(kind="dtmf", text=answer.payload if answer else keys, digits=keys, answer=answer, via=via)
+        )
 
     # -- timers --------------------------------------------------------------------------
 
@@ -434,7 +566,7 @@ class StreamSession:
             try:
                 if heard.kind != "system":
                     self.call.no_input = 0
-                prompt = await self.host.respond(self.call, heard)
+                prompt = await answer_input(self.call, heard, self.host)
                 await self._present(prompt)
             except Exception:
                 log.exception("call %s: answering an input failed", self.call.sid)
@@ -507,8 +639,9 @@ _SORRY = {
 
 
 def _reprompt(key: str, prompt: Prompt | None, language: str) -> Prompt:
-    """ "Not heard" / "still there?" followed by the question again, offering the same answers."""
+    """ "Not heard" / "still there?" followed by the question again, offering the same answers
+    (and still asking for the same number, or reading back the same one)."""
     if prompt is None:
         return Prompt(word(key, language), language)
     text = word(key, language) + ("" if language == "zh" else " ") + prompt.text
-    return Prompt(text, language, prompt.answers, hotwords=prompt.hotwords)
+    return dataclasses.replace(prompt, text=text, then=Next.LISTEN)

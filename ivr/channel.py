@@ -13,6 +13,9 @@ Owns the hotline's routes and the glue between a call and the gateway:
   ``say`` mode the next ``<Say>`` + ``<Connect>``.
 - ``POST /webhooks/twilio/voice/status`` (call status callback, signed): a call that ends while
   no stream is open (``say`` mode, during ``<Say>``) is finished here.
+- ``POST /webhooks/twilio/voice/gather`` (``<Gather>`` action, signed; ``say`` mode): the keys a
+  caller pressed while a prompt asking for a number (or reading one back) was spoken, ``*``
+  clearing what came before it; answered like keys on the stream (:func:`ivr.call.answer_input`).
 
 Every input (transcript, keys) is an :class:`InboundMessage` (channel ``voice``, sender the caller's
 number, ``channel_message_id`` = ``CallSid:utterance-n``, the phone linked through ``profile``)
@@ -56,7 +59,8 @@ from configuration import SettingsError
 from dialogue.render import spoken_prompt
 from dialogue.turn import Reply
 from ivr import menu, twiml
-from ivr.call import Call, CallTimers, Heard, Next, Outcome, Prompt, StreamSession
+from ivr.call import DTMF, Call, CallTimers, Heard, Next, Outcome, Prompt, StreamSession, answer_input
+from ivr.digits import ORDER_ID, PHONE, keyed
 from ivr.engines import Engines
 from ivr.media_stream import MediaStream, StreamStart
 from ivr.nuisance import CallAttempts, NuisanceGuard
@@ -72,6 +76,7 @@ VOICE_PATH = "/webhooks/twilio/voice"
 STREAM_PATH = "/webhooks/twilio/voice/stream"
 NEXT_PATH = "/webhooks/twilio/voice/next"
 STATUS_PATH = "/webhooks/twilio/voice/status"
+GATHER_PATH = "/webhooks/twilio/voice/gather"
 ENGLISH = "__ivr_english__"
 """Payload of the greeting's "For English, press 9": handled by the IVR, not a message."""
 KEEP_FINISHED_CALLS = 600.0
@@ -186,6 +191,15 @@ class VoiceInput(InputChannel):
     def engine(self, language: str) -> SpeechEngine:
         return self.engines.get(language)
 
+    def known_numbers(self, call: Call, kind: str) -> tuple[str, ...]:
+        if kind == ORDER_ID:
+            return self._caller_info.get(call.sid, menu.CallerInfo()).order_ids
+        if kind == PHONE:  # the number calling, as the shop stores it and in full
+            national = national_phone(call.caller)
+            full = "".join(c for c in call.caller if c.isdigit())
+            return tuple(dict.fromkeys(n for n in (national, full) if n))
+        return ()
+
     async def respond(self, call: Call, heard: Heard) -> Prompt:
         if heard.answer is not None and heard.answer.payload == ENGLISH:
             call.language = "en"
@@ -211,6 +225,9 @@ class VoiceInput(InputChannel):
                 **({"confidence": heard.confidence} if heard.confidence is not None else {}),
                 **({"engine": heard.engine} if heard.engine else {}),
                 **({"digits": heard.digits} if heard.digits else {}),
+                **({"digits_via": heard.via} if heard.via else {}),
+                **({"digits_heard": heard.heard_digits} if heard.heard_digits else {}),
+                **({"read_back": True} if heard.read_back else {}),
                 **({"scenario": scenario} if scenario else {}),
             },
         )
@@ -239,11 +256,18 @@ class VoiceInput(InputChannel):
         human = menu.SCENARIOS["human"]
         answers.append(Answer(human.phrases[language], human.utterance[language], key=menu.HUMAN_KEY))
         text = menu.with_keypad_hint(spoken.text, language)
-        return Prompt(text, language, tuple(answers))
+        return Prompt(text, language, tuple(answers), number=menu.number_asked(spoken.text))
 
     def listen_twiml(self, call: Call, prompt: Prompt) -> str:
+        keyed_in = prompt.number is not None or prompt.readback is not None
         return twiml.connect_stream(
-            self._stream_url(call), self._next_url(call), call.token, say=prompt.text, language=prompt.language
+            self._stream_url(call),
+            self._next_url(call),
+            call.token,
+            say=prompt.text,
+            language=prompt.language,
+            gather_url=self._base_urls.get(call.sid, "https://localhost") + GATHER_PATH if keyed_in else None,
+            num_digits=1 if prompt.readback is not None else None,
         )
 
     def final_twiml(self, call: Call, prompt: Prompt, *, spoken: bool) -> str:
@@ -323,6 +347,7 @@ class VoiceInput(InputChannel):
             web.post(VOICE_PATH, self._incoming),
             web.post(NEXT_PATH, self._next),
             web.post(STATUS_PATH, self._status),
+            web.post(GATHER_PATH, self._gathered),
             web.get(STREAM_PATH, self._websocket),
         ]
 
@@ -435,6 +460,46 @@ class VoiceInput(InputChannel):
             await self._caller_left(call)
         return web.Response(status=204)
 
+    async def _gathered(self, request: web.Request) -> web.Response:
+        """``say`` mode: keys pressed during a ``<Gather>`` (a number, or 1/2 at its read-back)."""
+        fields = await self._signed_form(request)
+        if isinstance(fields, web.Response):
+            return fields
+        call = await self._call(fields.get("CallSid", ""))
+        if call is None or call.finished:
+            return _xml(twiml.hang_up(say=None, language=call.language if call else self.config.default_language))
+        if fields.get("CallStatus") in ENDED_STATUSES:
+            await self._caller_left(call)
+            return _xml(twiml.hang_up(say=None, language=call.language))
+        prompt = call.prompt
+        keys = keyed(fields.get("Digits", ""))
+        if prompt is None or not keys:  # all cleared with *: the question again
+            return _xml(self._answer_twiml(request, call))
+        answer = next((a for a in prompt.answers if a.key == keys), None)
+        heard = Heard(
+            kind="dtmf",
+            text=answer.payload if answer else keys,
+            digits=keys,
+            answer=answer,
+            via=DTMF if answer is None and prompt.number else None,
+        )
+        call.no_input = 0
+        try:
+            following = await answer_input(call, heard, self)
+        except Exception:
+            log.exception("call %s: answering keyed input failed", call.sid)
+            following = Prompt(_SORRY[call.language], call.language, then=Next.TRANSFER)
+        call.prompt = following
+        if following.then is Next.LISTEN:
+            body = self.listen_twiml(call, following)
+        else:
+            body = self.final_twiml(call, following, spoken=False)
+            call.finished = True
+            call.ended_by = "transfer" if following.then is Next.TRANSFER else "ivr"
+            await self.ended(call)
+        await self._save(call)
+        return _xml(body)
+
     async def _caller_left(self, call: Call) -> None:
         if not call.finished:
             call.finished = True
@@ -504,7 +569,13 @@ class VoiceInput(InputChannel):
         call = Call.from_record(record["call"])
         self.calls[sid] = call
         info = dict(record.get("caller_info") or {})
-        self._caller_info[sid] = menu.CallerInfo(**{**info, "scenarios_first": tuple(info.get("scenarios_first", ()))})
+        self._caller_info[sid] = menu.CallerInfo(
+            **{
+                **info,
+                "scenarios_first": tuple(info.get("scenarios_first", ())),
+                "order_ids": tuple(info.get("order_ids", ())),
+            }
+        )
         if record.get("base_url"):
             self._base_urls[sid] = str(record["base_url"])
         if record.get("started"):
@@ -554,6 +625,10 @@ class VoiceInput(InputChannel):
         self.workers.close()
 
 
+_SORRY = {
+    "zh": "抱歉，系统出了点问题，正在为您转接人工客服。",
+    "en": "Sorry, something went wrong. Let me put you through to an agent.",
+}
 _REJECTED = {
     "blocklist": {
         "zh": "抱歉，该号码暂时无法接通本服务，再见。",

@@ -38,7 +38,11 @@ def add_ivr_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     transcribe = ivr_commands.add_parser("transcribe", help="recognise WAV / raw μ-law files as phone audio")
     transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE.wav")
     transcribe.add_argument("--json", action="store_true", help='one {"file", "text", "engine", "rtf"} per line')
-    transcribe.add_argument("--engine", choices=ENGINE_NAMES, help="default: IVR_ENGINE_<LANG> (vosk)")
+    transcribe.add_argument(
+        "--engine",
+        choices=ENGINE_NAMES,
+        help="default: IVR_ENGINE_<LANG>, else vosk if VOSK_MODEL_<LANG> (or --model) is set, else whisper",
+    )
     transcribe.add_argument("--language", help="zh, en, ko … (default IVR_DEFAULT_LANGUAGE, zh)")
     transcribe.add_argument("--model", type=Path, help="a Vosk model directory (default: VOSK_MODEL_<LANG>)")
     transcribe.add_argument(

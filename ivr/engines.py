@@ -1,8 +1,10 @@
 """Which speech engine serves which language, from configuration; each model loaded once.
 
-``IVR_ENGINE_ZH`` / ``IVR_ENGINE_EN`` (… per language) name the engine: ``vosk`` (the default, the
-design's choice; needs ``VOSK_MODEL_<LANG>``) or ``whisper`` (faster-whisper base from the
-installed wheels). A missing model fails here, at start, with the variable and path in the message.
+A language's engine is what is installed for it: ``vosk`` when a Vosk model is configured for it
+(``VOSK_MODEL_<LANG>``, the design's choice in production), otherwise ``whisper`` (faster-whisper base,
+assembled from the wheels ``make setup`` installs), so a fresh installation understands Chinese with
+nothing set. ``IVR_ENGINE_ZH`` / ``IVR_ENGINE_EN`` (… per language) override it. A missing model fails
+here, at start, with the variable and path in the message.
 
 Must not know Twilio or the call flow.
 """
@@ -10,6 +12,7 @@ Must not know Twilio or the call flow.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,13 +20,12 @@ from ivr.recognizer import EngineUnavailable, SpeechEngine
 from ivr.whisper_engine import default_model_dir
 
 ENGINE_NAMES = ("vosk", "whisper")
-DEFAULT_ENGINE = "vosk"
 
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     engines: dict[str, str] = field(default_factory=dict)
-    """Language → engine name; languages not listed use :data:`DEFAULT_ENGINE`."""
+    """Language → engine name (``IVR_ENGINE_<LANG>``); languages not listed use :func:`default_engine`."""
     vosk_models: dict[str, Path] = field(default_factory=dict)
     """Language → Vosk model directory."""
     whisper_model_dir: Path = field(default_factory=default_model_dir)
@@ -33,7 +35,12 @@ class EngineConfig:
     """Utterances decoded at the same time (one per core by default)."""
 
     def engine_for(self, language: str) -> str:
-        return self.engines.get(language, DEFAULT_ENGINE)
+        return self.engines.get(language) or default_engine(language, self.vosk_models)
+
+
+def default_engine(language: str, vosk_models: Mapping[str, Path]) -> str:
+    """Vosk where a model is configured for the language, else faster-whisper (shipped as wheels)."""
+    return "vosk" if language in vosk_models else "whisper"
 
 
 def build_engine(language: str, config: EngineConfig) -> SpeechEngine:
@@ -44,7 +51,7 @@ def build_engine(language: str, config: EngineConfig) -> SpeechEngine:
         if path is None:
             raise EngineUnavailable(
                 f"IVR_ENGINE_{language.upper()}=vosk needs {variable}: the directory of a Vosk model for "
-                f"'{language}' (nothing is downloaded), or set IVR_ENGINE_{language.upper()}=whisper"
+                f"'{language}' (nothing is downloaded), or leave IVR_ENGINE_{language.upper()} unset for whisper"
             )
         from ivr.vosk_engine import VoskEngine
 

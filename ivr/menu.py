@@ -5,7 +5,8 @@ status, logistics, refund progress, address change, return, a person) with the p
 may say for each and the sentence each sends on to the dialogue; their order for a known caller
 (an open after-sales request puts refund progress first, a parcel on its way puts logistics first
 …); DTMF keys (1–5 in that order, 0 a person, 9 English, * repeat); the greeting; "not heard",
-"still there?", goodbye; and the keypad hint added when the dialogue asks for a number.
+"still there?", goodbye; which number (order or phone) a dialogue prompt asks for, and the keypad
+hint added to it.
 
 Must not know Twilio, recognisers or the store.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import textpatterns
+from ivr.digits import ORDER_ID, PHONE
 from ivr.phrases import Answer
 
 HUMAN_KEY = "0"
@@ -97,6 +99,10 @@ _REQUEST = {
     "compensation": {"zh": "补偿", "en": "compensation"},
 }
 _ASKS_FOR_NUMBER = textpatterns.compile(r"订单号|手机号|号码|order number|phone number", textpatterns.IGNORECASE)
+_ASKS_FOR_PHONE = textpatterns.compile(
+    r"手机号|电话号码|phone number|number doesn't match|number does not match", textpatterns.IGNORECASE
+)
+_ASKS_FOR_ORDER = textpatterns.compile(r"订单号|order number", textpatterns.IGNORECASE)
 
 WORDS = {
     "welcome": {"zh": "您好，欢迎致电售后服务热线。", "en": "Hello, thank you for calling customer service."},
@@ -116,7 +122,15 @@ WORDS = {
         "zh": "您的问题正在由人工客服跟进，正在为您转接，请稍候。",
         "en": "An agent is already looking after your case; putting you through now.",
     },
-    "keypad_hint": {"zh": "您也可以用电话按键输入，以井号键结束。", "en": "You can also key it in, then press hash."},
+    "keypad_hint": {
+        "zh": "您也可以用电话按键输入，以井号键结束，按星号键重新输入。",
+        "en": "You can also key it in, then press hash; star starts again.",
+    },
+    "reenter": {"zh": "好的，请重新输入。", "en": "All right, once more please."},
+    "not_a_number": {
+        "zh": "抱歉，没有听清号码，请用电话按键输入，以井号键结束。",
+        "en": "Sorry, I didn't get the number. Please key it in, then press hash.",
+    },
     "menu_again": {
         "zh": "请说出您的问题，或按星号键重听菜单。",
         "en": "Please tell me, or press star to hear the menu.",
@@ -142,6 +156,8 @@ class CallerInfo:
     conversation_state: str | None = None
     """``bot``, ``waiting_agent``, ``agent`` … of the caller's voice conversation, if one is open."""
     scenarios_first: tuple[str, ...] = field(default=())
+    order_ids: tuple[str, ...] = field(default=())
+    """The caller's recent orders: a spoken order number that nearly matches one is read back as it."""
 
     @property
     def with_agent(self) -> bool:
@@ -205,6 +221,15 @@ def with_keypad_hint(text: str, language: str) -> str:
     if _ASKS_FOR_NUMBER.search(text):
         return text + ("" if language == "zh" else " ") + word("keypad_hint", language)
     return text
+
+
+def number_asked(text: str) -> str | None:
+    """Which number a prompt asks the caller for: ``phone``, ``order_id`` or None."""
+    if _ASKS_FOR_PHONE.search(text):
+        return PHONE
+    if _ASKS_FOR_ORDER.search(text):
+        return ORDER_ID
+    return None
 
 
 def spoken_language(text: str, default: str) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from ivr.audio import Samples
+from ivr.digits import digit_words
 
 T = TypeVar("T")
 
@@ -68,9 +69,15 @@ class SpeechEngine(ABC):
     def open(self, phrases: Sequence[str] = ()) -> RecognitionStream:
         """A stream for one utterance; ``phrases`` are the answers the prompt expects."""
 
-    def transcribe(self, samples: Samples, phrases: Sequence[str] = ()) -> Hypothesis:
+    def open_digits(self) -> RecognitionStream:
+        """A stream for a digits-only answer (an order or phone number): restricted to or biased
+        towards the language's digit words; the caller folds the text to digits
+        (:func:`ivr.digits.normalise_digits`). Pauses between digit groups do not end it."""
+        return self.open(digit_words(self.language))
+
+    def transcribe(self, samples: Samples, phrases: Sequence[str] = (), *, digits: bool = False) -> Hypothesis:
         """A whole recording at once (in chunks of 100 ms through a stream, as a call feeds it)."""
-        stream = self.open(phrases)
+        stream = self.open_digits() if digits else self.open(phrases)
         step = 1600
         for start in range(0, samples.size, step):
             stream.accept(samples[start : start + step])
@@ -107,9 +114,14 @@ class Recognition:
     decodes on the pool.
     """
 
-    def __init__(self, engine: SpeechEngine, workers: SpeechWorkers, phrases: Sequence[str] = ()) -> None:
+    def __init__(
+        self, engine: SpeechEngine, workers: SpeechWorkers, phrases: Sequence[str] = (), *, digits: bool = False
+    ) -> None:
         self.engine = engine
         self.phrases = tuple(phrases)
+        self.digits = digits
+        """A digits-only decoding: the engine's own endpoints (pauses between digit groups) do not
+        end it; the utterance ends at the silence timeout."""
         self._workers = workers
         self._stream: RecognitionStream | None = None
         self._lock = asyncio.Lock()
@@ -124,23 +136,28 @@ class Recognition:
             return None
         async with self._lock:
             if self._stream is None:
-                self._stream = await self._run(self.engine.open, self.phrases)
+                self._stream = await self._run(self._open)
             if self.engine.streaming:
                 hypothesis = await self._run(self._stream.accept, samples)
             else:
                 hypothesis = self._stream.accept(samples)
         if hypothesis is not None:
             self.latest = hypothesis
+            if hypothesis.final and self.digits:
+                return Hypothesis(hypothesis.text, hypothesis.confidence, final=False, engine=hypothesis.engine)
             if hypothesis.final:
                 self.final = hypothesis
         return hypothesis
+
+    def _open(self) -> RecognitionStream:
+        return self.engine.open_digits() if self.digits else self.engine.open(self.phrases)
 
     async def finish(self) -> Hypothesis:
         if self.final is not None:
             return self.final
         async with self._lock:
             if self._stream is None:
-                self._stream = await self._run(self.engine.open, self.phrases)
+                self._stream = await self._run(self._open)
             self.final = await self._run(self._stream.finish)
         assert self.final is not None
         return self.final

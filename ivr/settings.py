@@ -49,7 +49,11 @@ class VoiceSettings:
     languages: tuple[str, ...] = setting(("zh", "en"), env="IVR_LANGUAGES", help="languages the menu offers")
     default_language: str = setting("zh", env="IVR_DEFAULT_LANGUAGE", help="the language a call starts in")
     engines: tuple[tuple[str, str], ...] = setting(
-        (), env="IVR_ENGINE_", prefix=True, help="`IVR_ENGINE_<LANG>`: `vosk` or `whisper` per language"
+        (),
+        env="IVR_ENGINE_",
+        prefix=True,
+        help="`IVR_ENGINE_<LANG>`: `vosk` or `whisper` per language (default: `vosk` where `VOSK_MODEL_<LANG>` is "
+        "set, else `whisper`)",
     )
     vosk_models: tuple[tuple[str, Path], ...] = setting(
         (), env="VOSK_MODEL_", prefix=True, help="`VOSK_MODEL_<LANG>`: a Vosk model directory per language (never "
@@ -139,10 +143,10 @@ class VoiceSettings:
                 raise SettingsError(f"{variable}={engine!r}: use one of {', '.join(ENGINE_NAMES)}", variable=variable)
             if engine == "vosk":
                 path = config.vosk_models.get(language)
-                if path is None:
+                if path is None:  # only when IVR_ENGINE_<LANG>=vosk was asked for: the default follows the models
                     raise SettingsError(
                         f"{variable}=vosk needs VOSK_MODEL_{language.upper()}, the directory of a Vosk model (nothing "
-                        f"is downloaded), or {variable}=whisper",
+                        f"is downloaded), or leave {variable} unset for whisper",
                         variable=f"VOSK_MODEL_{language.upper()}",
                     )
                 if not path.is_dir():

@@ -3,7 +3,8 @@
 Owns the call-control documents: connecting the call's audio to the gateway's websocket
 (``<Connect action=…><Stream>`` with a per-call token as a ``<Parameter>``; Twilio fetches the
 ``action`` URL when the gateway closes the stream, which is how the next step is chosen), speaking
-with Twilio's voices (``<Say language="zh-CN|en-US">``), transferring to agents (``<Enqueue>`` a
+with Twilio's voices (``<Say language="zh-CN|en-US">``, inside ``<Gather input="dtmf">`` when a
+number may be keyed in), transferring to agents (``<Enqueue>`` a
 queue, or ``<Dial>`` a number or SIP address, the conversation id in a SIP header), polite
 rejection and hang-up.
 
@@ -15,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
+from twilio.twiml.voice_response import Connect, Dial, Gather, VoiceResponse
 
 SAY_LANGUAGES = {"zh": "zh-CN", "en": "en-US"}
 TOKEN_PARAMETER = "call_token"
+GATHER_TIMEOUT = 3
+"""Seconds ``<Gather>`` waits for the first key after the prompt, and between keys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +46,34 @@ def say_language(language: str) -> str:
 
 
 def connect_stream(
-    stream_url: str, action_url: str, token: str, *, say: str | None = None, language: str = "zh"
+    stream_url: str,
+    action_url: str,
+    token: str,
+    *,
+    say: str | None = None,
+    language: str = "zh",
+    gather_url: str | None = None,
+    num_digits: int | None = None,
 ) -> str:
-    """Listen to the caller on the gateway's websocket (after speaking ``say`` with Twilio's voice)."""
+    """Listen to the caller on the gateway's websocket (after speaking ``say`` with Twilio's voice).
+
+    With ``gather_url`` (a prompt asking for a number, or reading one back) the prompt is spoken
+    inside ``<Gather input="dtmf" finishOnKey="#">``: keys pressed while it plays, or within
+    :data:`GATHER_TIMEOUT` seconds of each other, are posted there as ``Digits``; without keys
+    Twilio goes on to the ``<Connect><Stream>``, where the caller may speak (or key) the answer."""
     response = VoiceResponse()
-    if say:
+    if say and gather_url:
+        gather = Gather(
+            input="dtmf",
+            finish_on_key="#",
+            timeout=GATHER_TIMEOUT,
+            action=gather_url,
+            method="POST",
+            num_digits=num_digits,
+        )
+        gather.say(say, language=say_language(language))
+        response.append(gather)
+    elif say:
         response.say(say, language=say_language(language))
     connect = Connect(action=action_url, method="POST")
     stream = connect.stream(url=stream_url)

@@ -1,11 +1,12 @@
-"""Vosk (Kaldi) streaming recognition: the default engine the design asks for.
+"""Vosk (Kaldi) streaming recognition: the engine of a language whose model is configured (the design's choice).
 
 Owns loading a Vosk model from a configured directory (``VOSK_MODEL_ZH``, ``VOSK_MODEL_EN`` …;
 never ``vosk.Model(lang=…)``, which downloads), one ``KaldiRecognizer`` per utterance fed 16 kHz
 PCM chunk by chunk (``AcceptWaveform`` → ``PartialResult`` while the caller speaks, ``Result`` at
 Vosk's own endpoint, ``FinalResult`` when the silence timeout cuts first), and the grammar mode:
 when a prompt expects a small set of answers the recogniser is built with that phrase list (plus
-``[unk]`` where the model has it, so other speech does not turn into a menu choice).
+``[unk]`` where the model has it, so other speech does not turn into a menu choice); a number is
+decoded with a grammar of the digit words (Vosk's grammar accepts any sequence of its phrases).
 
 Must not know Twilio or the call flow.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ivr.audio import ASR_RATE, Samples, to_pcm16
+from ivr.digits import digit_words
 from ivr.recognizer import EngineUnavailable, Hypothesis, RecognitionStream, SpeechEngine
 
 UNKNOWN_WORD = "[unk]"
@@ -57,6 +59,12 @@ class VoskEngine(SpeechEngine):
         self.model_path = model_path
         self.model = load_vosk_model(model_path, variable)
         self.has_unknown = self.model.vosk_model_find_word(UNKNOWN_WORD) >= 0
+
+    def open_digits(self) -> RecognitionStream:
+        """The digit grammar: the language's digit words (those in the model's word list) in any
+        order and number (Vosk's grammar loops over its phrases), plus ``[unk]`` where the model has it."""
+        known = [word for word in digit_words(self.language) if self.model.vosk_model_find_word(word) >= 0]
+        return self.open(known or digit_words(self.language))
 
     def open(self, phrases: Sequence[str] = ()) -> RecognitionStream:
         import vosk

@@ -7,7 +7,8 @@ decoding an utterance cut by end-of-speech detection with the settings measured 
 audio: the language fixed per call, the prompt's expected phrases as ``hotwords``, Silero VAD
 (shipped inside faster-whisper) so silence yields nothing, a five-wide beam without
 timestamps and with a repeated-3-gram ban (hotwords otherwise make it loop on short clips), and
-Traditional characters folded to Simplified.
+Traditional characters folded to Simplified. A digits-only answer (an order or phone number) is
+decoded with the digit words as the prompt and without the 3-gram ban.
 
 Must not know Twilio or the call flow.
 """
@@ -27,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ivr.audio import ASR_RATE, Samples
+from ivr.digits import DIGIT_PROMPTS
 from ivr.recognizer import EngineUnavailable, Hypothesis, RecognitionStream, SpeechEngine
 
 MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
@@ -144,12 +146,18 @@ class WhisperEngine(SpeechEngine):
     def open(self, phrases: Sequence[str] = ()) -> RecognitionStream:
         return WhisperStream(self, tuple(phrases))
 
-    def decode(self, samples: Samples, phrases: Sequence[str]) -> Hypothesis:
+    def open_digits(self) -> RecognitionStream:
+        return WhisperStream(self, (), digits=True)
+
+    def decode(self, samples: Samples, phrases: Sequence[str], *, digits: bool = False) -> Hypothesis:
+        """One utterance. ``digits``: a digits-only answer, with the digit words as the prompt and
+        without the repeated-3-gram ban (a number may well say 零零零)."""
         seconds = samples.size / ASR_RATE
         if seconds < 0.2:
             return Hypothesis("", 0.0, final=True, engine=self.name)
         separator = "，" if self.language == "zh" else ", "
-        hotwords = _hotwords(phrases, separator)
+        digit_prompt = DIGIT_PROMPTS.get(self.language, DIGIT_PROMPTS["en"])
+        hotwords = digit_prompt if digits else _hotwords(phrases, separator)
         segments, _ = self.model.transcribe(
             samples.astype(np.float32),
             language=self.language,
@@ -158,7 +166,7 @@ class WhisperEngine(SpeechEngine):
             vad_filter=True,
             without_timestamps=True,
             condition_on_previous_text=False,
-            no_repeat_ngram_size=3,
+            no_repeat_ngram_size=0 if digits else 3,
             max_new_tokens=min(int(seconds * 10) + 10, 160),
             hotwords=hotwords,
         )
@@ -200,9 +208,10 @@ def _has_traditional(text: str) -> bool:
 class WhisperStream(RecognitionStream):
     """Buffers the utterance; decodes it whole at :meth:`finish`."""
 
-    def __init__(self, engine: WhisperEngine, phrases: tuple[str, ...]) -> None:
+    def __init__(self, engine: WhisperEngine, phrases: tuple[str, ...], *, digits: bool = False) -> None:
         self.engine = engine
         self.phrases = phrases
+        self.digits = digits
         self._chunks: list[Samples] = []
 
     def accept(self, samples: Samples) -> Hypothesis | None:
@@ -212,4 +221,4 @@ class WhisperStream(RecognitionStream):
     def finish(self) -> Hypothesis:
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.float32)
         self._chunks = []
-        return self.engine.decode(audio, self.phrases)
+        return self.engine.decode(audio, self.phrases, digits=self.digits)

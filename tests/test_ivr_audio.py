@@ -178,7 +178,7 @@ def test_the_greeting_offers_a_known_callers_likeliest_scenarios_first() -> None
     assert english.startswith("Hello") and "press 1 for order status" in english
     answers = menu.menu_answers(order, "zh")
     assert [a.key for a in answers] == ["1", "2", "3", "4", "5", "0"] and answers[-1].payload == "转人工"
-    assert menu.with_keypad_hint("请提供订单号。", "zh").endswith("以井号键结束。")
+    assert menu.with_keypad_hint("请提供订单号。", "zh").endswith("以井号键结束，按星号键重新输入。")
     assert menu.spoken_language("Your order has shipped", "zh") == "en"
 
 

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from backoffice.settings import BackofficeSettings
 from gateway import Gateway, GatewayBuilder, Settings, SettingsError
 from gateway.settings import GatewaySettings
+from ivr.settings import VoiceSettings
 from store import ConversationStore
 from tests.conftest import AUDIO
 from tests.twilio_voice import ACCOUNT_SID, AUTH_TOKEN, HOTLINE, PUBLIC, TwilioCall, sign
@@ -73,10 +74,16 @@ async def test_a_call_greets_takes_a_spoken_choice_and_keyed_order_number_answer
     assert first["metadata"]["input"] == "speech" and first["metadata"]["engine"] == "whisper"
     assert first["text"] == "查订单", first["metadata"]["transcript"]  # the menu choice it was heard as
 
-    await call.press("202611150001#")
-    await call.wait_for_mark(3)  # the order's status, spoken
+    await call.press("2026*202611150001#")  # * clears what came before it
+    await call.wait_for_mark(3)  # the number read back: 确认请按1，重新输入请按2
+    voice = next(c for c in gateway.channels if c.name == "voice")
+    assert voice.calls[call.call_sid].prompt.readback == "202611150001"  # type: ignore[attr-defined]
+    assert await store.messages.count_documents({"channel": "voice", "direction": "in"}) == 1  # not used yet
+    await call.press("1")
+    await call.wait_for_mark(4)  # confirmed: the order's status, spoken
     keyed = await store.messages.find_one({"channel_message_id": f"{call.call_sid}:utterance-2"})
     assert keyed is not None and keyed["text"] == "202611150001" and keyed["metadata"]["input"] == "dtmf"
+    assert keyed["metadata"]["digits_via"] == "dtmf" and keyed["metadata"]["read_back"] is True
     answer = await store.messages.find_one({"in_reply_to": keyed["_id"], "direction": "out"})
     assert answer is not None and "202611150001" in answer["text"] and "已发货" in answer["text"]
 
@@ -206,7 +213,7 @@ def test_a_half_configured_phone_line_stops_the_start_with_what_is_missing() -> 
     cases = {
         "IVR_AGENT_QUEUE": base,
         "TWILIO_AUTH_TOKEN": {"TWILIO_VOICE_NUMBER": HOTLINE, "IVR_AGENT_QUEUE": "q"},
-        "VOSK_MODEL_ZH": {**base, "IVR_AGENT_QUEUE": "q"},
+        "VOSK_MODEL_ZH": {**base, "IVR_AGENT_QUEUE": "q", "IVR_ENGINE_ZH": "vosk"},  # asked for, not configured
         "exactly one": {**base, "IVR_AGENT_QUEUE": "q", "IVR_AGENT_NUMBER": "+861"},
         "nope: no such directory": {
             **base,
@@ -226,3 +233,17 @@ def test_a_half_configured_phone_line_stops_the_start_with_what_is_missing() -> 
     }
     gateway = GatewayBuilder(Settings.from_env(working)).build()
     assert [c.name for c in gateway.channels] == ["rest", "voice"]  # no SMS without TWILIO_FROM_NUMBER
+
+
+def test_a_phone_line_with_no_engine_or_model_set_starts_on_whisper_and_a_vosk_model_picks_vosk() -> None:
+    line = {"TWILIO_VOICE_NUMBER": HOTLINE, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "IVR_AGENT_QUEUE": "q"}
+    gateway = GatewayBuilder(Settings.from_env(line)).build()  # what a fresh `make setup` has
+    voice = next(c for c in gateway.channels if c.name == "voice")
+    config = voice.engines.config  # type: ignore[attr-defined]
+    assert (config.engine_for("zh"), config.engine_for("en")) == ("whisper", "whisper")
+    with_model = VoiceSettings(vosk_models=(("ko", Path("/models/ko")), ("en", Path("/models/en"))))
+    config = with_model.engine_config()
+    assert (config.engine_for("ko"), config.engine_for("zh"), config.engine_for("en")) == ("vosk", "whisper", "vosk")
+    overridden = Settings.from_env({**line, "VOSK_MODEL_ZH": "/models/cn", "IVR_ENGINE_ZH": "whisper"})
+    overridden.channel("voice").validate()  # the model is not needed, so its path is not checked
+    assert overridden.channel("voice").engine_config().engine_for("zh") == "whisper"

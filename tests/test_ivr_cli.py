@@ -44,5 +44,16 @@ async def test_transcribe_with_vosk_in_grammar_mode_and_a_clear_error_without_a_
         "rtf": json.loads(out)["rtf"],
     }
     env = {k: v for k, v in clean_env().items() if not k.startswith(("VOSK_MODEL", "IVR_ENGINE"))}
+    env["IVR_ENGINE_ZH"] = "vosk"  # asked for, with no model configured
     code, out, err = await run_cli("ivr", "transcribe", str(AUDIO / "zhT_w_agent.8k.ulaw"), "--json", env=env)
     assert code == 2 and out == "" and "VOSK_MODEL_ZH" in err
+
+
+async def test_transcribe_with_no_variable_set_uses_whisper_on_the_shipped_mandarin_clips() -> None:
+    """What a fresh `make setup` does: no IVR_ENGINE_*, no VOSK_MODEL_* (none can be had here)."""
+    env = {k: v for k, v in clean_env().items() if not k.startswith(("VOSK_MODEL", "IVR_", "TWILIO_"))}
+    files = [AUDIO / "zhT_w_agent.8k.ulaw.wav", AUDIO / "zhT_w_order.8k.ulaw"]
+    code, out, err = await run_cli("ivr", "transcribe", *map(str, files), "--json", env=env)
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(line["engine"], line["text"]) for line in lines] == [("whisper", "转人工"), ("whisper", "查订单")]

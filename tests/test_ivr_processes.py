@@ -76,7 +76,14 @@ async def test_a_call_served_alternately_by_two_processes(
     await call.close()
     call.http = a
     follow = await call.follow_action(twiml)  # A answers what B decided
-    assert "订单" in (ET.fromstring(follow).findtext("Say") or "")
+    assert "订单" in (ET.fromstring(follow).findtext(".//Say") or "")
+    gather = ET.fromstring(follow).find("Gather").get("action")  # type: ignore[union-attr]
+    call.http = b  # keys for the order number reach B, their confirmation A
+    status, readback = await call.post(gather, call.form(Digits="202611150001"))
+    assert status == 200 and "2 0 2 6" in (ET.fromstring(readback).findtext(".//Say") or "")
+    call.http = a
+    status, follow = await call.post(gather, call.form(Digits="1"))
+    assert status == 200 and "202611150001" in "".join(ET.fromstring(follow).itertext())
     call.http = b
     await call.connect(follow)
     await call.press("0")
@@ -89,7 +96,7 @@ async def test_a_call_served_alternately_by_two_processes(
     utterances = sorted(
         [m["channel_message_id"] async for m in store.messages.find({"channel": "voice", "direction": "in"})]
     )
-    assert utterances == [f"{call.call_sid}:utterance-1", f"{call.call_sid}:utterance-2"]
+    assert utterances == [f"{call.call_sid}:utterance-{n}" for n in (1, 2, 3)]
     assert await store.events.count_documents({"name": "call_ended"}) == 1
 
 

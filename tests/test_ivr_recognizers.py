@@ -90,7 +90,7 @@ async def test_a_vosk_model_path_that_is_missing_is_named_and_nothing_downloads(
     with pytest.raises(EngineUnavailable, match=r"VOSK_MODEL_ZH=.*no-model: no such directory"):
         build_engine("zh", EngineConfig(engines={"zh": "vosk"}, vosk_models={"zh": tmp_path / "no-model"}))
     with pytest.raises(EngineUnavailable, match="needs VOSK_MODEL_EN"):
-        build_engine("en", EngineConfig())
+        build_engine("en", EngineConfig(engines={"en": "vosk"}))  # asked for: the default would be whisper
     (tmp_path / "empty").mkdir()
     with pytest.raises(EngineUnavailable, match="not a Vosk model"):
         build_engine("zh", EngineConfig(engines={"zh": "vosk"}, vosk_models={"zh": tmp_path / "empty"}))

@@ -52,7 +52,19 @@ async def test_prompts_are_spoken_by_say_and_the_stream_reconnects_after_each_an
     await call.close()
     follow = await call.follow_action(twiml)
     again = ET.fromstring(follow)
-    assert "订单" in again.findtext("Say") and again.find("Connect/Stream") is not None
+    gather = again.find("Gather")  # which order? — keys may be pressed while Twilio speaks it
+    assert gather is not None and gather.get("finishOnKey") == "#" and "订单" in gather.findtext("Say")
+    assert again.find("Connect/Stream") is not None  # or the caller speaks it
+    status, body = await call.post(gather.get("action"), call.form(Digits="99*202611150001"))  # * cleared 99
+    readback = ET.fromstring(body)
+    assert status == 200 and "2 0 2 6 1 1 1 5 0 0 0 1" in readback.findtext("Gather/Say")
+    assert readback.find("Gather").get("numDigits") == "1"
+    status, body = await call.post(gather.get("action"), call.form(Digits="1"))  # confirmed
+    status_twiml = ET.fromstring(body)
+    assert status == 200 and "202611150001" in "".join(status_twiml.itertext()), body
+    keyed = await store.messages.find_one({"channel": "voice", "direction": "in", "text": "202611150001"})
+    assert keyed is not None and keyed["metadata"]["digits_via"] == "dtmf" and keyed["metadata"]["read_back"]
+    follow = body
     await call.connect(follow)
     await call.press("0")  # a person
     await call.wait_closed()
@@ -63,4 +75,4 @@ async def test_prompts_are_spoken_by_say_and_the_stream_reconnects_after_each_an
     conversation = await store.conversations.find_one({"channel": "voice"})
     assert conversation is not None and sip == f"sip:desk@pbx.example.com?X-Conversation-Id={conversation['_id']}"
     assert (await wait_for_event(store, "call_ended"))["data"]["outcome"] == "transferred"
-    assert await store.count_messages(channel="voice", direction="in") == 2
+    assert await store.count_messages(channel="voice", direction="in") == 3
