@@ -186,7 +186,7 @@ class TicketDesk:
         open_key = f"{customer_id}:{order_id or '-'}:{ticket_type.value}"
         existing = await self.tickets.find_one({"open_key": open_key})
         if existing is not None:
-            joined = await self._join(existing["_id"], conversation_id, channel, evidence or [], summary)
+            joined = await self._join(existing["_id"], conversation_id, channel, evidence or [], summary, actor)
             return joined, False
 
         now = self.clock()
@@ -258,7 +258,8 @@ class TicketDesk:
             existing = await self.tickets.find_one({"open_key": open_key})
             if existing is None:
                 raise
-            return await self._join(existing["_id"], conversation_id, channel, evidence or [], summary), False
+            joined = await self._join(existing["_id"], conversation_id, channel, evidence or [], summary, actor)
+            return joined, False
         if request is not None and self.aftersales is not None:
             await self.aftersales.link_ticket(request.id, ticket.id)
         await self.effects.run(ticket.id)
@@ -305,13 +306,25 @@ class TicketDesk:
     # -- repeat contacts ------------------------------------------------------------------
 
     async def _join(
-        self, ticket_id: str, conversation_id: str | None, channel: str | None, evidence: list[str], summary: str
+        self,
+        ticket_id: str,
+        conversation_id: str | None,
+        channel: str | None,
+        evidence: list[str],
+        summary: str,
+        actor: str = "system:self_service",
     ) -> Ticket:
         """The same problem raised again: one more contact, the conversation and channel added,
-        priority up; a resolved ticket opens again."""
+        priority up; a resolved ticket opens again. Raised by the customer (through the bot);
+        a member of staff submitting it again only adds a note in their own name — the ticket's
+        status stays for the people who hold it to change."""
+        by_staff = not actor.startswith("system:")
 
         def join(ticket: Ticket) -> list[TicketEntry]:
             now = self.clock()
+            if by_staff:
+                ticket.contacts += 1
+                return [remark(ticket, kind="contact", actor=actor, now=now, reason="submitted again", note=summary[:500])]
             if conversation_id:
                 ticket.conversation_ids = list(dict.fromkeys([*ticket.conversation_ids, conversation_id]))
             if channel:

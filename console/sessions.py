@@ -112,8 +112,13 @@ class ThrottleRule:
 
 
 class SignInThrottle:
-    """Failed sign-ins per account and per client address; past the limit, sign-in is refused
-    for the rest of the window, right password or not."""
+    """Sign-in attempts per account and per client address; past the limit, sign-in is refused
+    for the rest of the window, right password or not.
+
+    An attempt is counted *before* its password is checked, with one atomic increment per key, so
+    forty parallel guesses are forty attempts (they were all checked against a count of zero). A
+    right password takes its attempt back, so an office signing in from one address is not locked.
+    """
 
     PER_ACCOUNT = ThrottleRule(5, 15 * 60_000)
     PER_ADDRESS = ThrottleRule(20, 15 * 60_000)
@@ -124,28 +129,31 @@ class SignInThrottle:
     def _keys(self, staff_id: str, ip: str) -> list[tuple[str, ThrottleRule]]:
         return [(f"staff:{staff_id[:64]}", self.PER_ACCOUNT), (f"ip:{ip[:64]}", self.PER_ADDRESS)]
 
-    async def retry_after_s(self, staff_id: str, ip: str) -> int:
-        """Seconds until sign-in is allowed again; 0 when it is allowed now."""
+    async def attempt(self, staff_id: str, ip: str) -> int:
+        """Count one attempt; seconds to wait when it is over a limit (the password must then not
+        be checked), 0 when it may go ahead."""
         now = _now_ms()
         wait = 0
         for key, rule in self._keys(staff_id, ip):
-            doc = await self.failures.find_one({"_id": key})
-            if doc and now - int(doc["window_start_ms"]) < rule.window_ms and int(doc["count"]) >= rule.limit:
-                wait = max(wait, (int(doc["window_start_ms"]) + rule.window_ms - now) // 1000 + 1)
+            # A window that has run out starts again; only one of two racing resets matches.
+            await self.failures.update_one(
+                {"_id": key, "window_start_ms": {"$lte": now - rule.window_ms}},
+                {"$set": {"window_start_ms": now, "count": 0}},
+            )
+            doc = await self.failures.find_one_and_update(
+                {"_id": key}, {"$inc": {"count": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+            )
+            assert doc is not None
+            if "window_start_ms" not in doc:
+                await self.failures.update_one(
+                    {"_id": key, "window_start_ms": {"$exists": False}}, {"$set": {"window_start_ms": now}}
+                )
+            start = int(doc.get("window_start_ms", now))
+            if int(doc["count"]) > rule.limit:
+                wait = max(wait, (start + rule.window_ms - now) // 1000 + 1)
         return wait
 
-    async def failed(self, staff_id: str, ip: str) -> None:
-        now = _now_ms()
-        for key, rule in self._keys(staff_id, ip):
-            doc = await self.failures.find_one_and_update(
-                {"_id": key, "window_start_ms": {"$gt": now - rule.window_ms}},
-                {"$inc": {"count": 1}},
-                return_document=ReturnDocument.AFTER,
-            )
-            if doc is None:  # no window open: start one
-                await self.failures.replace_one(
-                    {"_id": key}, {"_id": key, "window_start_ms": now, "count": 1}, upsert=True
-                )
-
-    async def succeeded(self, staff_id: str) -> None:
+    async def succeeded(self, staff_id: str, ip: str) -> None:
+        """The right password: the account's count starts again, the address gets its attempt back."""
         await self.failures.delete_one({"_id": f"staff:{staff_id[:64]}"})
+        await self.failures.update_one({"_id": f"ip:{ip[:64]}", "count": {"$gt": 0}}, {"$inc": {"count": -1}})

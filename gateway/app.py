@@ -13,7 +13,15 @@ from channels.base import SenderThrottled, json_response
 from gateway.agent_api import AgentApi
 from gateway.backoffice_api import BackofficeApi
 from gateway.console_web import ConsoleWeb
-from gateway.limits import ClientAddress, IpRateLimit, Rate, TokenBucketLimiter, parse_networks, too_many
+from gateway.limits import (
+    CLIENT_ADDRESS,
+    ClientAddress,
+    IpRateLimit,
+    Rate,
+    TokenBucketLimiter,
+    parse_networks,
+    too_many,
+)
 from gateway.ocr_routes import ocr_routes
 from gateway.quality_api import QualityApi
 from gateway.routes_api import RoutesApi
@@ -28,21 +36,22 @@ IP_LIMITED_PATHS = ("/webhooks/rest/", "/webhooks/app/", "/chat")
 """Webhooks customers' devices or the shop call; the providers' (Telegram, Twilio) are limited per sender."""
 
 
-def ip_rate_limit(gateway: Gateway) -> IpRateLimit:
+def ip_rate_limit(gateway: Gateway, addresses: ClientAddress) -> IpRateLimit:
     settings = gateway.settings
     limiter = TokenBucketLimiter(
         Rate(settings.limits.ip_per_minute, settings.limits.ip_burst), max_keys=settings.limits.max_keys
     )
-    addresses = ClientAddress(parse_networks(settings.limits.trusted_proxies))
     return IpRateLimit(limiter, addresses, IP_LIMITED_PATHS, parse_networks(settings.limits.ip_exempt))
 
 
 def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application:
     """The web app; starting it starts the gateway, cleaning it up stops the gateway."""
+    addresses = ClientAddress(parse_networks(gateway.settings.limits.trusted_proxies))
     app = web.Application(
-        client_max_size=MAX_REQUEST_BYTES, middlewares=[ip_rate_limit(gateway).middleware, json_errors]
+        client_max_size=MAX_REQUEST_BYTES, middlewares=[ip_rate_limit(gateway, addresses).middleware, json_errors]
     )
     app[GATEWAY_KEY] = gateway
+    app[CLIENT_ADDRESS] = addresses
 
     async def start(_: web.Application) -> None:
         await gateway.start(wait_for_nlu=wait_for_nlu)

@@ -22,13 +22,14 @@ from backoffice.config import ConfigConflict, ConfigInvalid
 from backoffice.lifecycle import TicketStatus, TicketType, TransitionRefused, label
 from backoffice.passwords import MAX_LENGTH as PASSWORD_MAX
 from backoffice.passwords import WeakPassword
-from backoffice.permissions import Permission, PermissionDenied, Role
+from backoffice.permissions import Permission, PermissionDenied, Role, can_view
 from backoffice.priority import Priority
 from backoffice.staff import STAFF_ID_PATTERN, StaffExists, StaffMember
 from backoffice.ticket_record import Ticket, TicketConflict, TicketNotFound
 from backoffice.workflow import VIEWS, ActionInvalid, allowed_actions
 from channels.base import json_response
 from gateway import api_docs
+from gateway.limits import client_address
 from gateway.openapi import ApiError, ApiSpec, Operation, QueryParam, read_body
 from gateway.staff_auth import StaffAuth
 
@@ -387,7 +388,11 @@ class BackofficeApi:
             ocr_result_ids=body.ocr_result_ids,
             reason=body.reason,
         )
-        view = await self._ticket_view(ticket, _language(request, member), member)
+        if not created and not can_view(member.actor(), ticket.scope()):
+            # Someone else's ticket on the same problem: that it exists, not what is in it.
+            view = {"id": ticket.id, "type": ticket.type.value, "status": ticket.status.value, "visible": False}
+        else:
+            view = await self._ticket_view(ticket, _language(request, member), member)
         return json_response({"ticket": view, "created": created}, status=201 if created else 200)
 
     async def get_ticket(self, request: web.Request, member: StaffMember) -> web.Response:
@@ -561,14 +566,13 @@ class BackofficeApi:
         if console is None:
             raise ApiError(503, "starting", "the gateway is starting")
         # The same throttle as sign-in: a stolen session must not become a password-guessing oracle.
-        ip = request.remote or ""
-        wait = await console.throttle.retry_after_s(member.id, ip)
+        ip = client_address(request)
+        wait = await console.throttle.attempt(member.id, ip)  # counted before the password is checked
         if wait:
             raise ApiError(429, "throttled", f"too many wrong passwords; try again in {wait} s", retry_after=wait)
         if not await self.backoffice.admin.change_own_password(member.actor(), body.current, body.password):
-            await console.throttle.failed(member.id, ip)
             raise ApiError(403, "wrong_password", "the current password is wrong", field="current")
-        await console.throttle.succeeded(member.id)
+        await console.throttle.succeeded(member.id, ip)
         keep = session.session_hash if session is not None else None  # this browser stays signed in
         signed_out = await console.sessions.close_all(member.id, keep=keep)
         return json_response({"staff_id": member.id, "sessions_ended": signed_out})

@@ -30,6 +30,7 @@ from backoffice.permissions import Permission, TicketScope, can_view
 from backoffice.staff import StaffMember
 from channels.registry import CHANNELS
 from console.sessions import ABSOLUTE_TIMEOUT
+from gateway.limits import client_address
 from gateway.openapi import ApiError
 from gateway.staff_auth import CSRF_FIELD, StaffAuth, same_origin
 
@@ -125,10 +126,6 @@ def _safe_next(value: str | None) -> str:
     return "/console/"
 
 
-def _client_ip(request: web.Request) -> str:
-    return request.remote or ""
-
-
 class ConsoleWeb:
     def __init__(self, gateway: Gateway, auth: StaffAuth) -> None:
         self.gateway = gateway
@@ -204,18 +201,17 @@ class ConsoleWeb:
         console, backoffice = self.gateway.console, self.gateway.backoffice
         if console is None or backoffice is None:
             raise web.HTTPServiceUnavailable(text="the gateway is starting")
-        ip = _client_ip(request)
-        wait = await console.throttle.retry_after_s(staff_id, ip)
+        ip = client_address(request)
+        wait = await console.throttle.attempt(staff_id, ip)  # counted before the password is checked
         if wait:
             return self._sign_in_page(request, error=texts["throttled"].format(s=wait), staff_id=staff_id,
                                       status=429, next_path=next_path)  # fmt: skip
         member = await backoffice.staff.check_password(staff_id, password)
         if member is None:
-            await console.throttle.failed(staff_id, ip)
             log.info("console sign-in refused for %r from %s", staff_id, ip)
             return self._sign_in_page(request, error=texts["bad_credentials"], staff_id=staff_id, status=401,
                                       next_path=next_path)  # fmt: skip
-        await console.throttle.succeeded(staff_id)
+        await console.throttle.succeeded(staff_id, ip)
         # A fresh session id at every sign-in (no fixation); an older cookie's session ends.
         if old := request.cookies.get(self.auth.cookies.name):
             await console.sessions.close(old)

@@ -12,7 +12,9 @@ import sys
 from aiohttp import ClientSession
 
 from backoffice.permissions import Role
-from gateway import Gateway
+from gateway import Gateway, GatewayBuilder, Settings
+from nlu.understanding import UnderstandingClient
+from store import ConversationStore
 from store.embedded import EmbeddedMongo
 from tests.conftest import REPO_ROOT
 from tests.console_support import (
@@ -93,6 +95,49 @@ async def test_password_guessing_is_throttled_per_account(gateway: Gateway) -> N
                 statuses.append((await submit_sign_in(http, site, "li.cs", password)).status)
             # five wrong tries, then refused for a while — even the right password
             assert statuses == [401, 401, 401, 401, 401, 429, 429]
+
+
+async def test_parallel_guesses_are_counted_before_any_password_is_checked(gateway: Gateway) -> None:
+    """Security finding 5: forty parallel wrong passwords were all checked against limits of 5
+    per account and 20 per address (each read the count before any was written)."""
+    checked = 0
+    async with served(gateway) as site:
+        assert gateway.backoffice is not None
+        original = gateway.backoffice.staff.check_password
+
+        async def counting(staff_id: str, password: str) -> object:
+            nonlocal checked
+            checked += 1
+            return await original(staff_id, password)
+
+        gateway.backoffice.staff.check_password = counting  # type: ignore[method-assign]
+        await make_staff(gateway, "li.cs", Role.CUSTOMER_SERVICE)
+        async with browser_like_session(site) as http:
+            responses = await asyncio.gather(*(submit_sign_in(http, site, "li.cs", f"wrong-{n}") for n in range(40)))
+    statuses = sorted(r.status for r in responses)
+    assert statuses.count(401) == 5 and statuses.count(429) == 35
+    assert checked == 5, "only the attempts within the limit reach the password check"
+
+
+async def test_behind_the_proxy_each_client_is_throttled_by_its_own_address(
+    settings: Settings, store: ConversationStore, nlu: UnderstandingClient
+) -> None:
+    """Security finding 6: behind nginx every client was 127.0.0.1, so twenty bad sign-ins from
+    anyone locked the console for everyone. With nginx as a trusted proxy, X-Forwarded-For names
+    the client; from anyone else it is ignored."""
+    proxied = (
+        GatewayBuilder(settings.with_changes(limits__trusted_proxies=("127.0.0.1",))).store(store).nlu(nlu).build()
+    )
+    async with served(proxied) as site:
+        await make_staff(proxied, "li.cs", Role.CUSTOMER_SERVICE)
+        async with browser_like_session(site) as http:
+            for n in range(20):  # another staff id each time: only the per-address limit counts
+                http.headers["X-Forwarded-For"] = "203.0.113.9"
+                await submit_sign_in(http, site, f"nobody.{n}", "wrong")
+            locked = await submit_sign_in(http, site, "li.cs", PASSWORD)
+            assert locked.status == 429
+            http.headers["X-Forwarded-For"] = "198.51.100.4"
+            assert (await submit_sign_in(http, site, "li.cs", PASSWORD)).status == 303
 
 
 async def test_state_changing_calls_from_the_browser_need_the_csrf_token_and_our_origin(gateway: Gateway) -> None:

@@ -50,13 +50,16 @@ async def test_greeting_offers_what_the_bot_can_do(client: TestClient[object, ob
 async def test_order_lookup_with_the_id_in_the_first_message(
     client: TestClient[object, object], store: ConversationStore
 ) -> None:
-    texts = await Chat(client, unique_sender()).texts("帮我查一下订单202611150001到哪了")
+    texts = await Chat(client, unique_sender(), phone="13800138000").texts("帮我查一下订单202611150001到哪了")
     answer = texts[0]
-    assert "202611150001" in answer and "已发货" in answer
+    assert "202611150001" in answer and "已发货" in answer and "西湖龙井" in answer  # the owner sees the items
     # The latest logistics descriptions, newest first, exactly as the order gives them.
     assert answer.index("【杭州】快件已发往 西湖营业部") < answer.index("【杭州】快件已到达 杭州转运中心")
+    stranger = (await Chat(client, unique_sender()).texts("帮我查一下订单202611150001到哪了"))[0]
+    assert "已发货" in stranger and "【杭州】快件已发往 西湖营业部" in stranger  # a tracking page's view …
+    assert "西湖龙井" not in stranger and "杭州转运中心" not in stranger  # … only the latest step, no items
     completed = await events(store, "self_service_completed")
-    assert [e["data"] for e in completed] == [{"flow": "order_status", "order_id": "202611150001"}]
+    assert [e["data"] for e in completed] == [{"flow": "order_status", "order_id": "202611150001"}] * 2
 
 
 async def test_order_lookup_asks_for_the_id_when_it_is_missing(

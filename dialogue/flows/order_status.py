@@ -3,7 +3,7 @@
 A parcel with no scan for more than :data:`STALLED_AFTER` is *stalled*: the customer is told so,
 with the last known place, a courier inquiry is opened (a follow-up task, once per order) and the
 reply says what happens next and by when. Someone who has not shown the order is theirs gets what
-a public tracking page shows — the state and the latest logistics steps — and nothing personal
+a public tracking page shows — the state and the latest logistics step — and nothing personal
 (no items, address, names or courier contact).
 """
 
@@ -91,7 +91,7 @@ class OrderStatusFlow(Flow):
         else:
             text = say("order_status_public", language, order_id=order.order_id,
                        status=status_label(order.status.value, language))  # fmt: skip
-        events = order.latest_logistics(3)  # what the tracking number shows anyone
+        events = order.latest_logistics(3 if owned else 1)
         zone = self.zone()
         if events:
             timeline = "\n".join(f"{e.time.astimezone(zone):%Y-%m-%d %H:%M} {e.description}" for e in events)
