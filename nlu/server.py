@@ -11,6 +11,9 @@ from nlu.project import NluProject, rasa_environment
 from supervisor import ChildProcess, free_port
 
 log = logging.getLogger(__name__)
+LAUNCHER = Path(__file__).resolve().parent / "rasa_launch.py"
+TOKEN_VARIABLE = "RASA_TOKEN"
+"""Read by :mod:`nlu.rasa_launch` (which cannot import this module: it runs under Rasa's interpreter)."""
 
 
 class EmbeddedRasaServer:
@@ -39,7 +42,8 @@ class EmbeddedRasaServer:
 
     async def start(self, timeout: float = 180.0) -> None:
         command = [
-            str(self.project.rasa_bin),
+            str(self.project.rasa_venv / "bin" / "python"),
+            str(LAUNCHER),  # the token goes in its environment, not on the command line
             "run",
             "--enable-api",
             "--model",
@@ -48,7 +52,6 @@ class EmbeddedRasaServer:
             self.host,
             "--port",
             str(self.port),
-            f"--auth-token={self.token}",  # one argument: a token may start with "-"
             "--log-file",
             str(self._child.log_path),
         ]
@@ -60,7 +63,7 @@ class EmbeddedRasaServer:
                 ready=client.ready,
                 timeout=timeout,
                 cwd=self.project.var_dir,
-                env=rasa_environment(self.project.var_dir),
+                env={**rasa_environment(self.project.var_dir), TOKEN_VARIABLE: self.token},
             )
         finally:
             await client.close()

@@ -1,7 +1,9 @@
 """Start the embedded MongoDB-protocol server (nx-27017) when no ``MONGODB_URI`` is set.
 
 The server keeps one SQLite file per database under ``var/mongo`` so data survives a restart,
-listens on a free loopback port, and is stopped with the gateway.
+and is stopped with the gateway. nx-27017 has no passwords, so it listens on a Unix socket in
+that directory, not on a port: socket and files are the gateway user's only (0600 in a 0700
+directory; :mod:`store.embedded_server`), and no other local user can connect or read the files.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from supervisor import ChildProcess, ChildStartError, free_port
+from supervisor import ChildProcess, ChildStartError
 
 log = logging.getLogger(__name__)
 
@@ -23,37 +26,40 @@ class EmbeddedMongoError(ChildStartError):
     pass
 
 
-def _server_binary() -> str:
-    candidate = Path(sys.executable).parent / "nx-27017"
-    if candidate.exists():
-        return str(candidate)
-    raise EmbeddedMongoError(f"nx-27017 is not installed beside {sys.executable}; run `make setup`")
+def _check_installed() -> None:
+    if not (Path(sys.executable).parent / "nx-27017").exists():
+        raise EmbeddedMongoError(f"nx-27017 is not installed beside {sys.executable}; run `make setup`")
+
+
+SOCKET_NAME = "nx-27017.sock"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class EmbeddedMongo:
-    """One nx-27017 child process with its databases in ``data_dir``."""
+    """One nx-27017 child process with its databases in ``data_dir``, on a private Unix socket."""
 
-    def __init__(self, data_dir: Path, port: int = 0) -> None:
+    def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.port = port or free_port()
+        self.socket = data_dir.resolve() / SOCKET_NAME
         self._child = ChildProcess("nx-27017", data_dir / "nx-27017.log")
 
     @property
     def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+        return f"mongodb://{quote(str(self.socket), safe='')}/?directConnection=true"
 
     async def start(self, timeout: float = 20.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         pid_file = self.data_dir / "nx-27017.pid"
         pid_file.unlink(missing_ok=True)
+        _check_installed()
         command = [
-            _server_binary(),
+            sys.executable,
+            "-m",
+            "store.embedded_server",
             "--data-dir",  # one SQLite file per database, so databases are isolated
             str(self.data_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
+            "--socket",
+            str(self.socket),
             "--log-file",
             str(self._child.log_path),
             "--pid-file",
@@ -69,7 +75,7 @@ class EmbeddedMongo:
             return True
 
         try:
-            await self._child.start(command, ready=answers, timeout=timeout)
+            await self._child.start(command, ready=answers, timeout=timeout, cwd=REPO_ROOT)
         finally:
             await client.close()
         log.info("embedded MongoDB (nx-27017) on %s, data in %s", self.uri, self.data_dir)

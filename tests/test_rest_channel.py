@@ -98,8 +98,8 @@ async def test_a_store_outage_answers_503_json_and_the_retry_is_answered_once(tm
             assert response.headers["Retry-After"] == "5"
             assert (await response.json())["error"] == "store_unavailable"
 
-            # The same port comes back with the same data directory: the retry goes through.
-            mongo = EmbeddedMongo(tmp_path / "mongo", port=mongo.port)
+            # The store comes back on the same socket with the same data directory: the retry goes through.
+            mongo = EmbeddedMongo(tmp_path / "mongo")
             await mongo.start()
             response = await http.post(WEBHOOK, json=body)
             assert response.status == 200
