@@ -73,6 +73,7 @@ class EmailInput(InputChannel):
         imap: ImapMailbox | None = None,
         max_mail_bytes: int = DEFAULT_MAX_MAIL_BYTES,
         accept_domains: tuple[str, ...] = (),
+        trusted_servers: tuple[str, ...] = (),
     ) -> None:
         if not addresses:
             raise ValueError("the e-mail channel needs at least one address it answers for")
@@ -83,6 +84,8 @@ class EmailInput(InputChannel):
         self.listen = listen
         self.imap = imap
         self.max_mail_bytes = max_mail_bytes
+        # Receiving servers (authserv-id) whose Authentication-Results prove a From address.
+        self.trusted_servers = frozenset(s.strip().lower() for s in trusted_servers if s.strip())
         self._server: asyncio.Server | None = None
         self._poller: asyncio.Task[None] | None = None
 
@@ -162,7 +165,13 @@ class EmailInput(InputChannel):
             metadata["rejected_attachments"] = rejected
         if not text.strip() and not attachments and not rejected:
             raise InvalidInbound("empty_message", "the mail has no text and no attachment")
-        profile = {"email": mail.sender}
+        # Anyone can write any From: it names the customer only when a mail server we trust says
+        # SPF/DKIM/DMARC passed for it. Otherwise the address is where replies go, and a hint.
+        profile: dict[str, str] = {}
+        if mail.sender_authenticated(self.trusted_servers):
+            profile["email"] = mail.sender
+        else:
+            metadata["from_unverified"] = True
         if mail.sender_name:
             profile["name"] = mail.sender_name
         return InboundMessage(
@@ -419,6 +428,13 @@ class EmailSettings:
     imap_password: str | None = setting(None, env="EMAIL_IMAP_PASSWORD", secret=True, help="the mailbox's password")
     imap_mailbox: str = setting("INBOX", env="EMAIL_IMAP_MAILBOX", help="the mailbox polled")
     imap_poll_seconds: float = setting(30.0, env="EMAIL_IMAP_POLL_SECONDS", minimum=1, help="how often it is polled")
+    trusted_servers: tuple[str, ...] = setting(
+        (),
+        env="EMAIL_TRUSTED_AUTH_SERVERS",
+        help="the receiving mail servers (the authserv-id of their `Authentication-Results`) whose SPF/DKIM/DMARC "
+        "verdict proves a sender's address",
+        default_text="unset: a From address is only a hint (the customer verifies before anything personal)",
+    )
 
     @property
     def enabled(self) -> bool:
@@ -473,7 +489,12 @@ def build(section: EmailSettings, deps: EmailDeps) -> tuple[InputChannel, Output
         )
     assert section.smtp_relay is not None
     inbound = EmailInput(
-        list(section.addresses), deps.media, listen=section.listen, imap=imap, accept_domains=section.accept_domains
+        list(section.addresses),
+        deps.media,
+        listen=section.listen,
+        imap=imap,
+        accept_domains=section.accept_domains,
+        trusted_servers=section.trusted_servers,
     )
     outbound = EmailOutput(
         section.addresses[0],

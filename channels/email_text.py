@@ -22,6 +22,29 @@ _BLANK_LINES = textpatterns.compile(r"\n{3,}")
 _SPACES = textpatterns.compile(r"[ \t\u00a0]+")
 
 MAX_REFERENCES = 20
+MAX_AUTH_HEADERS = 10
+_AUTH_RESULT = textpatterns.compile(
+    r"(?:^|;)\s*+([a-z][a-z0-9-]{0,20})\s*+=\s*+([a-z]{1,20})([^;]{0,500})", textpatterns.IGNORECASE
+)
+_AUTH_PROPERTY = textpatterns.compile(
+    r"([a-z]{1,12}\.[a-z-]{1,20})\s*+=\s*+\"?+([^\s;\"]{1,255})", textpatterns.IGNORECASE
+)
+
+
+def _auth_results(results: str) -> list[tuple[str, str, dict[str, str]]]:
+    """``method=verdict property=value …`` clauses of one Authentication-Results header."""
+    found = []
+    for match in _AUTH_RESULT.finditer(results):
+        properties = {k.lower(): v.strip().lower() for k, v in _AUTH_PROPERTY.findall(match.group(3))}
+        found.append((match.group(1).lower(), match.group(2).lower(), properties))
+    return found
+
+
+def _aligned(value: str, domain: str) -> bool:
+    """The checked domain is the From domain or the organisation it belongs to (relaxed alignment)."""
+    checked = value.rpartition("@")[2].strip(".").lower()
+    return bool(checked) and (checked == domain or domain.endswith("." + checked) or checked.endswith("." + domain))
+
 
 # A line that starts the quoted earlier mail: everything from it on is history.
 _QUOTE_HEADERS = textpatterns.compile(
@@ -72,6 +95,32 @@ class ParsedMail:
     attachments: list[MailAttachment] = field(default_factory=list)
     automatic: str | None = None
     """Why this is an automatic mail (bounce, auto-reply, bulk) that gets no answer; None for a person."""
+    authentication: list[str] = field(default_factory=list)
+    """The ``Authentication-Results`` headers, as the receiving servers wrote them (RFC 8601)."""
+
+    def sender_authenticated(self, trusted_servers: frozenset[str]) -> bool:
+        """Whether a receiving server we trust checked that the From address is not forged: its
+        ``Authentication-Results`` say ``dmarc=pass`` for the From domain, or ``dkim=pass`` with a
+        signing domain aligned to it, or ``spf=pass`` for it. Anyone can write such a header,
+        so only the servers named in ``trusted_servers`` (their authserv-id) count."""
+        domain = self.sender.rpartition("@")[2].lower()
+        if not domain or not trusted_servers:
+            return False
+        for header in self.authentication:
+            server, _, results = header.partition(";")
+            words = server.split()
+            if not words or words[0].lower() not in trusted_servers:
+                continue  # written by the sender, or by a server we do not know
+            for method, verdict, properties in _auth_results(results):
+                if verdict != "pass":
+                    continue
+                if method == "dmarc" and _aligned(properties.get("header.from", ""), domain):
+                    return True
+                if method == "dkim" and _aligned(properties.get("header.d", properties.get("header.i", "")), domain):
+                    return True
+                if method == "spf" and _aligned(properties.get("smtp.mailfrom", ""), domain):
+                    return True
+        return False
 
 
 class UnreadableMail(ValueError):
@@ -105,6 +154,7 @@ def parse_mail(raw: bytes, envelope_sender: str | None = None) -> ParsedMail:
         references=references[-MAX_REFERENCES:],
         attachments=_attachments(mail),
         automatic=_automatic(mail, sender, envelope_sender),
+        authentication=[str(v) for v in mail.get_all("Authentication-Results", [])][:MAX_AUTH_HEADERS],
     )
 
 

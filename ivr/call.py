@@ -152,6 +152,8 @@ class Call:
     streams: int = 0
     pending: dict[str, Any] | None = None
     """A number being read back: the input (:meth:`Heard.record`) and the prompt that asked for it."""
+    caller_proven: bool = False
+    """The calling number is the caller's (attested by the carrier), not just what the call claims."""
 
     @property
     def seconds(self) -> float:

@@ -34,7 +34,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
@@ -139,6 +139,18 @@ class VoiceConfig:
     languages: tuple[str, ...] = ("zh", "en")
     default_language: str = "zh"
     timers: CallTimers = field(default_factory=CallTimers)
+    trusted_attestations: tuple[str, ...] = ("A",)
+    """STIR/SHAKEN levels (Twilio's ``StirVerstat`` ``TN-Validation-Passed-<level>``) that prove the
+    calling number is the caller's."""
+    trust_caller_id: bool = False
+    """The carrier guarantees the calling number (a private line): it is proof without attestation."""
+
+    def caller_proven(self, fields: Mapping[str, str]) -> bool:
+        if self.trust_caller_id:
+            return True
+        verdict = fields.get("StirVerstat", "")
+        prefix = "TN-Validation-Passed-"
+        return verdict.startswith(prefix) and verdict[len(prefix) :] in self.trusted_attestations
 
 
 class VoiceInput(InputChannel):
@@ -215,9 +227,12 @@ class VoiceInput(InputChannel):
             sender_id=call.caller,
             channel_message_id=f"{call.sid}:utterance-{call.inputs}",
             text=heard.text[:MAX_TEXT_CHARS],
-            profile={"phone": national} if national else {},
+            # Anyone can send any caller ID: it names the customer only when attested (or the
+            # carrier vouches for it); otherwise the number is a hint the dialogue verifies.
+            profile={"phone": national} if national and call.caller_proven else {},
             metadata={
                 "call_sid": call.sid,
+                **({} if call.caller_proven else {"caller_id_unverified": True}),
                 "input": heard.kind,
                 "language": call.language,
                 "to": call.called,
@@ -387,13 +402,17 @@ class VoiceInput(InputChannel):
             return _xml(twiml.reject(_REJECTED[verdict.reason or "rate"][language], language))
         info = menu.CallerInfo()
         national = national_phone(caller)
-        if self.directory is not None and national:
+        proven = self.config.caller_proven(fields)
+        if self.directory is not None and national and proven:  # a spoofed number learns nothing
             try:
                 info = await self.directory.lookup(national, caller)
             except Exception:  # an unknown caller is served all the same
                 log.exception("caller lookup for call %s failed", sid)
         language = info.language if info.language in self.config.languages else self.config.default_language
-        call = Call(sid=sid, caller=caller, called=fields.get("To", ""), language=language, token=self._token(sid))
+        call = Call(
+            sid=sid, caller=caller, called=fields.get("To", ""), language=language, token=self._token(sid),
+            caller_proven=proven,
+        )  # fmt: skip
         call.customer_id = info.customer_id
         self._caller_info[sid] = info
         call.prompt = self._greeting_prompt(call, info)
@@ -690,6 +709,8 @@ def build(section: VoiceSettings, deps: VoiceDeps) -> tuple[InputChannel, Output
         languages=section.languages,
         default_language=section.default_language,
         timers=CallTimers(silence_seconds=section.silence_seconds, no_input_seconds=section.no_input_seconds),
+        trusted_attestations=section.trusted_attestations,
+        trust_caller_id=section.trust_caller_id,
     )
     services = deps.voice
     guard = NuisanceGuard(

@@ -70,6 +70,15 @@ class VoiceSettings:
     blocklist: tuple[str, ...] = setting((), env="IVR_BLOCKLIST", help="numbers whose calls are rejected")
     rate_max_calls: int = setting(5, env="IVR_RATE_MAX_CALLS", minimum=1, help="calls per number per window")
     rate_window_seconds: float = setting(600.0, env="IVR_RATE_WINDOW_SECONDS", minimum=1, help="the window")
+    trusted_attestations: tuple[str, ...] = setting(
+        ("A",),
+        env="IVR_TRUSTED_ATTESTATIONS",
+        help="STIR/SHAKEN levels (Twilio's `StirVerstat`) that make the calling number the caller's; other "
+        "callers' numbers are hints, verified before anything personal",
+    )
+    trust_caller_id: bool = setting(
+        False, env="IVR_TRUST_CALLER_ID", help="the carrier guarantees caller ID (a private line): take it as proof"
+    )
     silence_seconds: float = setting(
         0.8, env="IVR_SILENCE_SECONDS", minimum=0.1, help="silence that ends a caller's turn"
     )

@@ -20,7 +20,7 @@ from aioimaplib import IMAP4
 from PIL import Image
 
 from channels.email import EmailInput, ImapMailbox
-from channels.email_text import html_to_text, strip_history
+from channels.email_text import html_to_text, parse_mail, strip_history
 from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
@@ -320,3 +320,29 @@ async def test_a_configured_domain_accepts_any_of_its_addresses(store: Conversat
     finally:
         await channel.stop()
     assert [m["text"] for m in await stored(store)] == ["发票什么时候开"]
+
+
+async def test_a_from_address_names_the_customer_only_when_a_trusted_server_authenticated_it(
+    media: MediaStore,
+) -> None:
+    """Security finding 8: a mail's From was taken as the customer's proven address, so anyone
+    could write as anyone. Only a receiving server we trust, saying DMARC/DKIM/SPF passed for
+    the From domain, makes it an identity; otherwise it is where replies go, and a hint."""
+    channel = EmailInput([SHOP], media, listen=None, trusted_servers=("mx.shop.example",))
+
+    async def inbound(message: EmailMessage) -> InboundMessage:
+        return await channel.to_inbound(parse_mail(message.as_bytes()))
+
+    failed = "mx.shop.example; dmarc=fail header.from=example.com"
+    forged = await inbound(mail("查一下我的订单", Authentication_Results=failed))
+    assert "email" not in forged.profile and forged.metadata["from_unverified"] is True
+    assert forged.sender_id == CUSTOMER  # replies still go to the address the mail came from
+    self_made = await inbound(mail("查一下", Authentication_Results="evil.example; dmarc=pass header.from=example.com"))
+    assert "email" not in self_made.profile  # the sender wrote that header itself
+    passed = await inbound(
+        mail("查一下", Authentication_Results="mx.shop.example 1; dmarc=pass header.from=example.com")
+    )
+    assert passed.profile["email"] == CUSTOMER and "from_unverified" not in passed.metadata
+    untrusting = EmailInput([SHOP], media, listen=None)  # nobody named: no From is proof
+    claimed = mail("hi", Authentication_Results="x; dmarc=pass header.from=example.com")
+    assert "email" not in (await untrusting.to_inbound(parse_mail(claimed.as_bytes()))).profile

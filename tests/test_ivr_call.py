@@ -247,3 +247,24 @@ def test_a_phone_line_with_no_engine_or_model_set_starts_on_whisper_and_a_vosk_m
     overridden = Settings.from_env({**line, "VOSK_MODEL_ZH": "/models/cn", "IVR_ENGINE_ZH": "whisper"})
     overridden.channel("voice").validate()  # the model is not needed, so its path is not checked
     assert overridden.channel("voice").engine_config().engine_for("zh") == "whisper"
+
+
+async def test_a_caller_id_nobody_attested_names_no_customer(
+    client: TestClient[Any, Any], store: ConversationStore
+) -> None:
+    """Security finding 8: the calling number was taken as the caller's identity, so anyone who
+    spoofed a customer's number heard their orders. Without the carrier's attestation the number
+    is a hint: no orders looked up for the greeting, no identity linked to what the caller says."""
+    call = TwilioCall(client, "+8613911112222", attestation="No-TN-Validation")  # Li Na's number, spoofed
+    twiml = await call.dial()
+    await call.connect(twiml)
+    await call.wait_for_mark(1)
+    await call.press("1")
+    await call.wait_for_mark(2)
+    first = await store.messages.find_one({"channel_message_id": f"{call.call_sid}:utterance-1"})
+    assert first is not None and first["metadata"]["caller_id_unverified"] is True
+    customer = await store.customers.find_one({"_id": first["customer_id"]})
+    assert customer is not None and "phone" not in customer["identities"]
+    started = await wait_for_event(store, "call_started")
+    assert started["data"]["known_caller"] is False
+    await call.hang_up()
