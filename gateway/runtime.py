@@ -44,7 +44,7 @@ from store.embedded import EmbeddedMongo
 from store.leases import Leases
 from store.media import MediaStore
 from store.sessions import SenderSessions
-from store.verification import VerificationAttempts
+from store.verification import LookupAttempts, VerificationAttempts
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class Gateway:
         self.aftersales: AfterSalesService | None = None
         self.followups: FollowUps | None = None
         self.verification: VerificationAttempts | None = None
+        self.lookups: LookupAttempts | None = None
         self.tickets: TicketDesk | None = None
         self.backoffice: Backoffice | None = None
         self.handoff: HandoffDesk | None = None
@@ -154,6 +155,7 @@ class Gateway:
         await self.followups.ensure_indexes()
         self.verification = VerificationAttempts(store.db)
         await self.verification.ensure_indexes()
+        self.lookups = LookupAttempts(store.db)
         self.ocr = OcrService(self.ocr_workers, ocr_results, self.media, self.orders)
         await self.ocr.ensure_indexes()
         self.console = Console(store.db, canned_replies_path=self.settings.console.canned_replies_path)
@@ -297,6 +299,7 @@ class Gateway:
                 surveys=self.backoffice.surveys if self.backoffice else None,
                 followups=self.followups,
                 verification=self.verification,
+                lookups=self.lookups,
                 embed=default_embedder(),
                 timezone=self.settings.shop.timezone,
                 channel_labels=channel_labels(),

@@ -1,10 +1,11 @@
-"""Failed attempts to prove an order is one's own, counted in the store.
+"""Counts of attempts in a time window, kept in the store so every process and channel sees them.
 
-The bot asks for the phone number on an order before it shows or changes anything personal; a
-wrong answer counts against the customer *and* the order, for a day, whichever flow or channel
-asked — cancelling and restarting a flow, or trying from another channel, no longer resets the
-count (it did: six guesses got through). The count is an atomic increment on one document per
-customer and order, so parallel guesses are counted too.
+:class:`WindowCounts` is one atomic counter per key that starts again after its window.
+:class:`VerificationAttempts` counts failed attempts to prove an order is one's own, per customer
+*and* order, for a day, whichever flow or channel asked — cancelling and restarting a flow, or
+trying from another channel, no longer resets the count (it did: six guesses got through).
+:class:`LookupAttempts` counts order numbers a customer looked up that are not theirs, so order
+numbers (a date and a counter) cannot be walked through one by one.
 """
 
 from __future__ import annotations
@@ -15,40 +16,63 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-WINDOW_SECONDS = 24 * 3600
 
+class WindowCounts:
+    """Atomic counters that start again ``window_seconds`` after their first count."""
 
-class VerificationAttempts:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], window_seconds: float = WINDOW_SECONDS) -> None:
-        self.attempts = db["verification_attempts"]
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], collection: str, window_seconds: float) -> None:
+        self.counts = db[collection]
         self.window_ms = int(window_seconds * 1000)
 
-    @staticmethod
-    def _key(customer_id: str, order_id: str) -> str:
-        return f"{customer_id}:{order_id}"
-
     async def ensure_indexes(self) -> None:
-        """Nothing beyond the _id index: every read and write is by customer and order."""
+        """Nothing beyond the _id index: every read and write is by key."""
+
+    async def add(self, key: str) -> int:
+        """Count one; returns the count within the window, this one included."""
+        now_ms = int(time.time() * 1000)
+        # A window that has run out starts again; of two racing resets only one matches.
+        await self.counts.update_one(
+            {"_id": key, "since_ms": {"$lte": now_ms - self.window_ms}}, {"$set": {"since_ms": now_ms, "count": 0}}
+        )
+        updated = await self.counts.find_one_and_update(
+            {"_id": key}, {"$inc": {"count": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        if updated is not None and "since_ms" not in updated:  # nx-27017 drops $setOnInsert beside $inc
+            await self.counts.update_one({"_id": key, "since_ms": {"$exists": False}}, {"$set": {"since_ms": now_ms}})
+        return int((updated or {}).get("count", 1))
+
+    async def current(self, key: str) -> int:
+        doc = await self.counts.find_one({"_id": key})
+        if doc is None or int(time.time() * 1000) - int(doc.get("since_ms", 0)) > self.window_ms:
+            return 0
+        return int(doc.get("count", 0))
+
+
+class VerificationAttempts(WindowCounts):
+    WINDOW_SECONDS = 24 * 3600
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], window_seconds: float = WINDOW_SECONDS) -> None:
+        super().__init__(db, "verification_attempts", window_seconds)
 
     async def failed(self, customer_id: str, order_id: str) -> int:
         """Count one wrong answer; returns the failures within the window, this one included."""
-        now_ms = int(time.time() * 1000)
-        key = self._key(customer_id, order_id)
-        doc = await self.attempts.find_one({"_id": key})
-        if doc is not None and now_ms - int(doc.get("since_ms", 0)) > self.window_ms:
-            await self.attempts.delete_one({"_id": key, "since_ms": doc.get("since_ms")})
-        updated = await self.attempts.find_one_and_update(
-            {"_id": key},
-            {"$inc": {"failures": 1}, "$setOnInsert": {"since_ms": now_ms}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        if updated is not None and "since_ms" not in updated:  # nx-27017 drops $setOnInsert beside $inc
-            await self.attempts.update_one({"_id": key, "since_ms": {"$exists": False}}, {"$set": {"since_ms": now_ms}})
-        return int((updated or {}).get("failures", 1))
+        return await self.add(f"{customer_id}:{order_id}")
 
     async def failures(self, customer_id: str, order_id: str) -> int:
-        doc = await self.attempts.find_one({"_id": self._key(customer_id, order_id)})
-        if doc is None or int(time.time() * 1000) - int(doc.get("since_ms", 0)) > self.window_ms:
-            return 0
-        return int(doc.get("failures", 0))
+        return await self.current(f"{customer_id}:{order_id}")
+
+
+class LookupAttempts(WindowCounts):
+    WINDOW_SECONDS = 3600
+    LIMIT = 10
+    """Other people's (or unknown) order numbers one customer may look up in the window."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], window_seconds: float = WINDOW_SECONDS) -> None:
+        super().__init__(db, "order_lookups", window_seconds)
+
+    async def looked_up(self, customer_id: str) -> int:
+        """Count one lookup of an order that is not the customer's; returns the count."""
+        return await self.add(customer_id)
+
+    async def exhausted(self, customer_id: str) -> bool:
+        return await self.current(customer_id) >= self.LIMIT

@@ -141,3 +141,20 @@ async def test_credentials_are_not_stored(client: TestClient[object, object], st
     await chat.send("你好", message_id="m")
     stored = await store.messages.find_one({"channel_message_id": f"{chat.sender}:m"})
     assert stored is not None and "customer_token" not in stored["metadata"]
+
+
+async def test_order_numbers_cannot_be_walked_through(client: TestClient[object, object], gateway: Gateway) -> None:
+    """Security finding 7: order numbers are a date and a counter, and any of them showed its
+    status. A customer who looks up order numbers that are not theirs is stopped after ten in an
+    hour; their own orders still answer."""
+    owner = Customer(client, gateway)
+    orders = [await owner.order("shipped") for _ in range(3)]
+    walker = Chat(client, unique_sender())
+    answered = 0
+    for n in range(12):
+        replies = " ".join(await walker.texts(f"查一下订单 2026{n:04d}99990{n % 10}"))
+        answered += "没有找到" in replies
+    assert answered == 10  # ten unknown numbers told "not found", then no more answers
+    refused = " ".join(await walker.texts(f"订单{orders[0].order_id}到哪了"))
+    assert "查询了较多" in refused and orders[0].order_id not in refused
+    assert "已发货" in " ".join(await owner.chat.texts(f"订单{orders[1].order_id}到哪了"))  # the owner is not limited

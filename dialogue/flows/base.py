@@ -32,7 +32,7 @@ from dialogue.turn import Turn
 from shop import Order, OrderItem, OrderService
 from shop.aftersales import AfterSalesRequest, AfterSalesService, RequestType, Step
 from shop.policy import AfterSalesPolicy
-from store.verification import VerificationAttempts
+from store.verification import LookupAttempts, VerificationAttempts
 
 if TYPE_CHECKING:
     from dialogue.knowledge import KnowledgeBase
@@ -93,6 +93,12 @@ register(
             "en": "This order could not be verified after several tries; an agent will check who you are.",
         },
         "verify_ok": {"zh": "验证通过。", "en": "Thanks, verified."},
+        "lookups_limited": {
+            "zh": "您最近查询了较多不属于您的订单号。为保护其他顾客的订单信息，请一小时后再查，"
+            "或回复“转人工”由客服核实。您自己的订单可以直接说“查我的订单”。",
+            "en": "You have looked up many order numbers that aren't yours. To protect other customers, please "
+            'try again in an hour or ask for an agent. Your own orders: just say "my orders".',
+        },
         "order_choice": {"zh": "{summary}", "en": "{summary}"},
         "already_requested": {
             "zh": "订单 {order_id}{item}已有{type}申请（售后单号 {request_id}，{channel_note}），当前进度：{status}。"
@@ -130,6 +136,8 @@ class FlowContext:
     """Tasks behind the bot's promises (expedite, courier inquiry)."""
     verification: VerificationAttempts | None = None
     """Failed ownership checks, counted per customer and order across flows and channels."""
+    lookups: LookupAttempts | None = None
+    """Order numbers a customer looked up that are not theirs: walking through numbers is stopped."""
     embed: Embedder | None = None
     """Sentence vectors for matching products named in another language ("the kettle" → 电热水壶)."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -295,7 +303,16 @@ class Flow(ABC):
         data = form["data"]
         order_id = data.get("order_id") or turn.entity("order_id")
         if order_id:
+            lookups = self.context.lookups
+            if lookups is not None and await lookups.exhausted(turn.input.customer_id):
+                turn.finish()
+                turn.say("lookups_limited")
+                turn.act("refused")
+                turn.event("order_lookups_limited", order_id=str(order_id))
+                return None
             order = await self.orders.get(str(order_id))
+            if lookups is not None and (order is None or not self._owned(turn, order)):
+                await lookups.looked_up(turn.input.customer_id)  # someone else's, or nobody's, number
             if order is None:
                 data.pop("order_id", None)
                 turn.step("order")
