@@ -187,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     # URL (/bot<token>/sendMessage), aiosmtpd writes a dozen lines per mail.
     for chatty in ("httpx", "mail.log"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    # SIGTERM (``timeout``, a supervisor) unwinds like Ctrl-C, so every command stops the servers
+    # it started (an embedded Rasa or store) instead of leaving them running; `serve` has its own.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.command == "nlu" and args.nlu_command == "train":
             NluProject().train(force=args.force)
@@ -241,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. the port is taken
         print(f"error: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 130
 
 
 def _config(args: argparse.Namespace) -> int:

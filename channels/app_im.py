@@ -49,6 +49,7 @@ from channels.base import (
 )
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import setting
+from store import untrusted_json
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ class AppImInput(InputChannel):
 
     async def _frame(self, user: str, socket: web.WebSocketResponse, raw: str, on_message: InboundHandler) -> None:
         try:
-            frame = json.loads(raw)
+            frame = untrusted_json.loads(raw)
             if not isinstance(frame, dict):
                 raise InvalidInbound("invalid_frame", "a frame must be a JSON object")
             if (reason := unstorable(frame)) is not None:

@@ -386,6 +386,8 @@ class EmailOutput(OutputChannel):
 
 
 def _reply_subject(subject: str) -> str:
+    # One line: a customer's subject with a line break made every reply to them fail for good.
+    subject = " ".join(subject.split())[:200]
     if not subject:
         return "Re: 您的售后咨询"
     return subject if _REPLY_PREFIX.match(subject) else f"Re: {subject}"

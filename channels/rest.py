@@ -25,7 +25,6 @@ With a ``token`` (``REST_WEBHOOK_TOKEN``, required in production) every message 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from channels.base import (
 from channels.customer_token import InvalidCustomerToken, verify_customer_token
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import setting
+from store import untrusted_json
 from store.models import MAX_TEXT_CHARS, InboundMessage, Message
 
 log = logging.getLogger(__name__)
@@ -145,11 +145,9 @@ class RestInput(InputChannel):
     ) -> tuple[InboundMessage, dict[str, str]]:
         """The message (credentials taken out of its metadata) and the credentials it came with."""
         try:
-            payload = json.loads(body.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise InvalidInbound("invalid_encoding", "the request body must be UTF-8") from exc
-        except json.JSONDecodeError as exc:
-            raise InvalidInbound("invalid_json", f"the request body is not JSON: {exc.msg} at {exc.pos}") from exc
+            payload = untrusted_json.loads(body)
+        except untrusted_json.UntrustedJson as exc:
+            raise InvalidInbound(exc.code, exc.detail) from exc
         if not isinstance(payload, dict):
             raise InvalidInbound("invalid_payload", 'expected an object {"sender": ..., "message": ...}')
         if (reason := unstorable(payload)) is not None:

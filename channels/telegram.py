@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,6 +42,7 @@ from channels.base import (
 )
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import SettingsError, setting
+from store import untrusted_json
 from store.models import Attachment, InboundMessage, Message
 
 log = logging.getLogger(__name__)
@@ -94,15 +94,15 @@ class TelegramInput(InputChannel):
                 log.warning("telegram webhook from %s with a wrong secret token", request.remote)
                 return json_response({"error": "forbidden", "detail": "wrong or missing secret token"}, 403)
             try:
-                data = json.loads(await request.read())
+                data = untrusted_json.loads(await request.read())
                 if not isinstance(data, dict):
                     raise InvalidInbound("invalid_payload", "an update must be a JSON object")
                 if (reason := unstorable(data)) is not None:
                     raise InvalidInbound("invalid_text", f"the update cannot be stored: {reason}")
                 inbound = await self.to_inbound(Update.de_json(data, self.bot))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                log.warning("telegram webhook: body is not JSON")
-                return InvalidInbound("invalid_json", "the request body is not a JSON update").response()
+            except untrusted_json.UntrustedJson as exc:
+                log.warning("telegram webhook: %s", exc.detail)
+                return InvalidInbound(exc.code, "the request body is not a JSON update").response()
             except InvalidInbound as error:
                 log.warning("telegram webhook: %s", error.detail)
                 return error.response()

@@ -13,6 +13,7 @@ Owns: declaring, parsing and documenting settings. Must not know: any particular
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -93,6 +94,10 @@ def _unoptional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+_PLACEHOLDER = re.compile(r"change[-_ ]?me|changeit|placeholder|secret|password|xxx+|todo", re.IGNORECASE)
+"""Values of the example files and the usual stand-ins for "fill this in"."""
+
+
 def _convert(name: str, raw: str, annotation: Any, meta: Mapping[str, Any]) -> Any:
     kind, optional = _unoptional(annotation)
     if optional and raw.strip() == "":
@@ -119,6 +124,9 @@ def _convert(name: str, raw: str, annotation: Any, meta: Mapping[str, Any]) -> A
         raise SettingsError(f"{name} must be at least {meta['minimum']:g}, not {raw!r}", variable=name)
     if meta.get("choices") and value not in meta["choices"]:
         raise SettingsError(f"{name} must be one of {', '.join(meta['choices'])}, not {raw!r}", variable=name)
+    if meta.get("secret") and isinstance(value, str) and _PLACEHOLDER.fullmatch(value.strip()):
+        # The example files' placeholder left in place: a secret everyone who read them knows.
+        raise SettingsError(f"{name} is still the placeholder {value!r}: set a real secret", variable=name)
     return value
 
 

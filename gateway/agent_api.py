@@ -14,7 +14,6 @@ body. The bot stays silent while an agent owns a conversation (see ``gateway.tur
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from backoffice.handoff import AgentActionRefused, HandoffDesk
 from backoffice.permissions import Permission, PermissionDenied, Role
 from channels.base import json_response
 from gateway.openapi import ApiError
-from store import MergeRefused
+from store import MergeRefused, untrusted_json
 from store.models import MAX_TEXT_CHARS, Conversation, Message
 
 if TYPE_CHECKING:
@@ -126,11 +125,9 @@ class AgentApi:
         if request.content_length is not None and request.content_length > MAX_BODY:
             raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes")
         try:
-            body = json.loads(await request.text() or "{}")
-        except json.JSONDecodeError as exc:
-            raise ApiError(400, "invalid_json", f"the body is not JSON: {exc.msg}") from None
-        except UnicodeDecodeError:
-            raise ApiError(400, "invalid_json", "the body is not UTF-8") from None
+            body = untrusted_json.loads(await request.read() or b"{}")
+        except untrusted_json.UntrustedJson as exc:
+            raise ApiError(400, exc.code, exc.detail) from None
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_payload", "expected a JSON object")
         return body

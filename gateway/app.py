@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -48,7 +49,8 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     """The web app; starting it starts the gateway, cleaning it up stops the gateway."""
     addresses = ClientAddress(parse_networks(gateway.settings.limits.trusted_proxies))
     app = web.Application(
-        client_max_size=MAX_REQUEST_BYTES, middlewares=[ip_rate_limit(gateway, addresses).middleware, json_errors]
+        client_max_size=MAX_REQUEST_BYTES,
+        middlewares=[ip_rate_limit(gateway, addresses).middleware, json_errors, body_deadline],
     )
     app[GATEWAY_KEY] = gateway
     app[CLIENT_ADDRESS] = addresses
@@ -77,6 +79,23 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     app.router.add_routes(routes_api.routes())
     app.on_cleanup.append(routes_api.close)
     return app
+
+
+BODY_SECONDS = 10.0
+"""How long a JSON or form body may take to arrive: a client trickling bytes holds a handler."""
+
+
+@web.middleware
+async def body_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read small bodies (JSON, forms) within :data:`BODY_SECONDS`, before the handler sees them
+    (aiohttp keeps what was read); uploads and websockets are limited by their own routes."""
+    if request.can_read_body and request.content_type in ("application/json", "application/x-www-form-urlencoded"):
+        try:
+            await asyncio.wait_for(request.read(), BODY_SECONDS)
+        except TimeoutError:
+            log.info("body of %s %s did not arrive in %.0f s", request.method, request.path, BODY_SECONDS)
+            return json_response({"error": "body_timeout", "detail": "the request body took too long to arrive"}, 408)
+    return await handler(request)
 
 
 @web.middleware

@@ -33,6 +33,7 @@ from console.sessions import ABSOLUTE_TIMEOUT
 from gateway.limits import client_address
 from gateway.openapi import ApiError
 from gateway.staff_auth import CSRF_FIELD, StaffAuth, same_origin
+from store import untrusted_json
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -333,7 +334,7 @@ class ConsoleWeb:
                 if message.type is not WSMsgType.TEXT:
                     continue
                 try:
-                    await client.handle(json.loads(message.data))
+                    await client.handle(untrusted_json.loads(message.data))
                 except (ValueError, TypeError, KeyError):
                     await socket.send_json({"type": "error", "detail": "unreadable message"})
         finally:

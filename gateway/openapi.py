@@ -6,7 +6,6 @@ the field.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -15,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from channels.base import json_response
+from store import untrusted_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
@@ -84,11 +84,9 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     if len(raw) > MAX_BODY:
         raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes")
     try:
-        data = json.loads(raw.decode("utf-8") or "{}")
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_encoding", "the body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not JSON: {exc.msg}") from None
+        data = untrusted_json.loads(raw or b"{}")
+    except untrusted_json.UntrustedJson as exc:
+        raise ApiError(400, exc.code, exc.detail) from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_payload", "expected a JSON object")
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal, cast
 from zoneinfo import ZoneInfo
@@ -269,7 +269,7 @@ class QualityApi:
         language = _language(request, member)
         report, described = await self._report(request)
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = _SafeWriter(out)
         writer.writerow(["dimension", "key", "metric", "label", "numerator", "denominator", "value", "p90", "mean",
                          "definition"])  # fmt: skip
         rows: list[tuple[str, str, dict[str, dict[str, Any]]]] = [("all", "", report.overall())]
@@ -301,7 +301,7 @@ class QualityApi:
     async def refunds_csv(self, request: web.Request, member: StaffMember) -> web.StreamResponse:
         report = await self._refunds(request)
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = _SafeWriter(out)
         columns = ["count", "amount", "completed", "completed_amount", "rejected", "automatic"]
         writer.writerow(["section", "key", *columns])
         for row in report["periods"]:
@@ -341,6 +341,20 @@ class QualityApi:
 
 def _cell(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class _SafeWriter:
+    """A CSV writer whose text cells cannot run as spreadsheet formulas: customers' words (a
+    refund reason "=HYPERLINK(…)") are shown as text, a leading quote keeping them inert."""
+
+    def __init__(self, out: io.StringIO) -> None:
+        self.writer = csv.writer(out)
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self.writer.writerow(["'" + c if isinstance(c, str) and c.startswith(_FORMULA_START) else c for c in row])
 
 
 def _csv(text: str, filename: str) -> web.Response:

@@ -38,9 +38,9 @@ async def serve(handler: NeoSQLiteHandler, socket_path: Path) -> None:
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await handle_client(reader, writer, handler)
 
-    socket_path.unlink(missing_ok=True)
+    await asyncio.to_thread(socket_path.unlink, missing_ok=True)
     server = await asyncio.start_unix_server(client, path=str(socket_path))
-    socket_path.chmod(PRIVATE_FILE)
+    await asyncio.to_thread(socket_path.chmod, PRIVATE_FILE)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -48,7 +48,7 @@ async def serve(handler: NeoSQLiteHandler, socket_path: Path) -> None:
     async with server:
         logging.getLogger(__name__).info("listening on %s", socket_path)
         await stop.wait()
-    socket_path.unlink(missing_ok=True)
+    await asyncio.to_thread(socket_path.unlink, missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -197,3 +197,38 @@ async def test_no_operation_fails_on_generated_input(
         assert operation in accepted, f"no signed-in request to {operation} was accepted"
     stranger = callers["stranger"].statuses
     assert not [k for k in stranger if k[0].startswith(("GET /api/", "POST /api/")) and k[1] < 300]
+
+
+async def test_json_no_parser_should_take_is_a_400_everywhere(client: TestClient[object, object]) -> None:
+    """Security (low): deeply nested JSON, huge integers and NaN made 500s. One parser for every
+    body (store/untrusted_json.py) refuses them with a 400 that names the problem."""
+    bodies = [
+        "[" * 5000 + "]" * 5000,
+        '{"sender": "a", "message": "x", "metadata": ' + '{"a": ' * 100 + "1" + "}" * 100 + "}",
+        '{"sender": "a", "message": "x", "n": ' + "9" * 5000 + "}",
+        '{"sender": "a", "message": NaN}',
+        '{"sender": "a", "message": "x", "n": -Infinity}',
+    ]
+    for body in bodies:
+        response = await client.post("/webhooks/rest/webhook", data=body, headers={"Content-Type": "application/json"})
+        assert response.status == 400, (body[:40], response.status)
+        assert (await response.json())["error"] in ("invalid_json", "too_deep", "invalid_payload")
+
+
+async def test_a_body_that_trickles_in_is_cut_off(client: TestClient[object, object], monkeypatch: Any) -> None:
+    """Security (low): no timeout on slow request bodies let a client hold handlers open."""
+    from gateway import app as gateway_app
+
+    monkeypatch.setattr(gateway_app, "BODY_SECONDS", 0.5)
+
+    async def trickle() -> Any:
+        yield b'{"sender": "slow", '
+        await asyncio.sleep(2.0)
+        yield b'"message": "hi"}'
+
+    started = time.monotonic()
+    response = await client.post(
+        "/webhooks/rest/webhook", data=trickle(), headers={"Content-Type": "application/json"}
+    )  # fmt: skip
+    assert response.status == 408 and time.monotonic() - started < 1.8
+    assert (await response.json())["error"] == "body_timeout"

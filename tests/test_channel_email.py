@@ -346,3 +346,11 @@ async def test_a_from_address_names_the_customer_only_when_a_trusted_server_auth
     untrusting = EmailInput([SHOP], media, listen=None)  # nobody named: no From is proof
     claimed = mail("hi", Authentication_Results="x; dmarc=pass header.from=example.com")
     assert "email" not in (await untrusting.to_inbound(parse_mail(claimed.as_bytes()))).profile
+
+
+def test_a_subject_with_line_breaks_is_answered_on_one_line() -> None:
+    """Security (low): a customer's subject with a line break blocked every reply to their address."""
+    from channels.email import _reply_subject
+
+    assert _reply_subject("退款\r\nBcc: victim@example.com") == "Re: 退款 Bcc: victim@example.com"
+    assert _reply_subject("回复：\n\n") == "回复："

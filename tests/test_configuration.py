@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from configuration import SettingsError, parse_bool
+from configuration import SettingsError, from_env, parse_bool
 from gateway.settings import Settings, configuration_reference
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,3 +79,14 @@ def test_sections_change_as_whole_objects() -> None:
     settings = Settings().with_changes(gateway__port=9000).with_channel("telegram", bot_token="1:x", mode="polling")
     assert settings.gateway.port == 9000 and settings.channel("telegram").enabled
     assert Settings().gateway.port == 8080
+
+
+def test_a_placeholder_secret_is_refused_at_start() -> None:
+    """Security (low): the example files' CHANGE-ME was accepted as a secret everyone knows."""
+    from channels.rest import RestSettings
+
+    for placeholder in ("CHANGE-ME", "changeme", "secret"):
+        with pytest.raises(SettingsError) as refused:
+            from_env(RestSettings, {"REST_WEBHOOK_TOKEN": placeholder})
+        assert refused.value.details["variable"] == "REST_WEBHOOK_TOKEN"
+    assert from_env(RestSettings, {"REST_WEBHOOK_TOKEN": "k3r9-unguessable"}).webhook_token == "k3r9-unguessable"

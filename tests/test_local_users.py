@@ -15,7 +15,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-async def test_the_embedded_store_is_its_owners_only(mongo: EmbeddedMongo) -> None:
+def test_the_embedded_store_is_its_owners_only(mongo: EmbeddedMongo) -> None:
     assert mongo.uri.startswith("mongodb://%2F"), "a Unix socket, not a TCP port anyone on the host can open"
     assert stat.S_ISSOCK(mongo.socket.stat().st_mode) and _mode(mongo.socket) == 0o600
     assert _mode(mongo.data_dir) == 0o700
@@ -23,7 +23,7 @@ async def test_the_embedded_store_is_its_owners_only(mongo: EmbeddedMongo) -> No
     assert files and all(_mode(p) == 0o600 for p in files), {p.name: oct(_mode(p)) for p in files}
 
 
-async def test_rasas_token_is_not_on_its_command_line(rasa: EmbeddedRasaServer) -> None:
+def test_rasas_token_is_not_on_its_command_line(rasa: EmbeddedRasaServer) -> None:
     process = rasa._child._process
     assert process is not None
     command_line = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode(errors="replace")

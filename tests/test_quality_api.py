@@ -11,6 +11,7 @@ from aiohttp import ClientSession
 
 from backoffice.permissions import Role
 from gateway import Gateway
+from shop.aftersales import RequestType
 from store import Event
 from tests.console_support import make_staff, served, signed_in_client
 
@@ -94,10 +95,18 @@ async def test_csv_exports_start_with_a_bom_and_a_header(gateway: Gateway) -> No
             overall = next(r for r in rows if r[0] == "all" and r[2] == "self_service_completion")
             assert overall[3] == "自助完成率" and overall[4:7] == ["1", "1", "1.0"]
             assert any(r[0] == "channel" and r[1] == "rest" for r in rows)
+            assert gateway.aftersales is not None  # a customer's reason that a spreadsheet would run
+            await gateway.aftersales.create(
+                type=RequestType.REFUND, order_id="202611150001", customer_id="cu1", actor="customer",
+                amount=10.0, reason='=HYPERLINK("http://evil.example","点我")',
+            )  # fmt: skip
             refunds = await client.http.get("/api/console/refunds/export.csv?granularity=week")
             text = (await refunds.read()).decode("utf-8")
             assert text.startswith("\ufeffsection,key,count,amount")
             assert "attachment" in refunds.headers["Content-Disposition"]
+            cells = [c for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) for c in row]
+            assert '\'=HYPERLINK("http://evil.example","点我")' in cells  # shown as text, never run
+            assert not any(c.startswith("=") for c in cells)
 
 
 async def test_scoring_needs_the_csrf_token_and_a_real_item(gateway: Gateway) -> None:
