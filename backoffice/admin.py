@@ -91,6 +91,15 @@ class AdminActions:
         await self._audit_staff(actor, member, "token_issued")
         return token
 
+    async def revoke_tokens(self, actor: Actor, staff_id: str) -> int:
+        """End every API token of the account (``KeyError`` if no such account)."""
+        actor.require(Permission.MANAGE_USERS, "revoking tokens")
+        ended = await self.staff.revoke_tokens(staff_id)
+        member = await self.staff.get(staff_id)
+        assert member is not None
+        await self._audit_staff(actor, member, "tokens_revoked", count=ended)
+        return ended
+
     async def set_password(self, actor: Actor, staff_id: str, password: str) -> None:
         """An admin sets someone's console password (``WeakPassword`` if weak, ``KeyError`` if no
         such account); the caller ends that member's sessions."""

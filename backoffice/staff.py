@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -97,6 +97,7 @@ class StaffDirectory:
         doc = member.model_dump(mode="json")
         doc["_id"] = doc.pop("id")
         doc["token_hashes"] = [token_hash(token)]
+        doc["token_expiry"] = {token_hash(token): _expiry_ms()}
         try:
             await self.staff.insert_one(doc)
         except DuplicateKeyError:
@@ -115,10 +116,11 @@ class StaffDirectory:
         digest = token_hash(token)
         doc = await self.staff.find_one({"_id": staff_id})
         assert doc is not None
-        if digest not in doc.get("token_hashes", []):
-            await self.staff.update_one(
-                {"_id": staff_id}, {"$set": {"token_hashes": [*doc.get("token_hashes", []), digest]}}
-            )
+        await self.staff.update_one(
+            {"_id": staff_id},
+            {"$set": {"token_hashes": list(dict.fromkeys([*doc.get("token_hashes", []), digest])),
+                      f"token_expiry.{digest}": _expiry_ms()}},
+        )  # fmt: skip
         return existing
 
     async def issue_token(self, staff_id: str) -> str:
@@ -126,23 +128,34 @@ class StaffDirectory:
         if doc is None:
             raise KeyError(staff_id)
         token = new_token()
+        digest = token_hash(token)
         await self.staff.update_one(
-            {"_id": staff_id}, {"$set": {"token_hashes": [*doc.get("token_hashes", []), token_hash(token)]}}
+            {"_id": staff_id},
+            {"$set": {"token_hashes": [*doc.get("token_hashes", []), digest], f"token_expiry.{digest}": _expiry_ms()}},
         )
         return token
 
-    async def revoke_tokens(self, staff_id: str) -> None:
-        await self.staff.update_one({"_id": staff_id}, {"$set": {"token_hashes": []}})
+    async def revoke_tokens(self, staff_id: str) -> int:
+        """Every API token of the account stops working; returns how many there were."""
+        doc = await self.staff.find_one({"_id": staff_id})
+        if doc is None:
+            raise KeyError(staff_id)
+        await self.staff.update_one({"_id": staff_id}, {"$set": {"token_hashes": [], "token_expiry": {}}})
+        return len(doc.get("token_hashes", []))
 
     async def set_password(self, staff_id: str, password: str) -> None:
-        """Replace the account's console password (refused with ``WeakPassword`` if weak)."""
+        """Replace the account's console password (refused with ``WeakPassword`` if weak). Changing
+        a password (not setting the first) also ends the account's API tokens: whoever had the
+        old password may have made one."""
         check_strength(password, staff_id=staff_id)
         digest = await hash_password(password)
-        result = await self.staff.update_one(
-            {"_id": staff_id}, {"$set": {"password_hash": digest, "has_password": True}}
-        )
-        if result.matched_count != 1:
+        doc = await self.staff.find_one({"_id": staff_id})
+        if doc is None:
             raise KeyError(staff_id)
+        changes: dict[str, Any] = {"password_hash": digest, "has_password": True}
+        if doc.get("password_hash"):
+            changes.update(token_hashes=[], token_expiry={})
+        await self.staff.update_one({"_id": staff_id}, {"$set": changes})
 
     async def check_password(self, staff_id: str, password: str) -> StaffMember | None:
         """The account if the password is right and the account enabled; None otherwise."""
@@ -157,8 +170,14 @@ class StaffDirectory:
     async def authenticate(self, token: str) -> StaffMember | None:
         if not token:
             return None
-        doc = await self.staff.find_one({"token_hashes": token_hash(token)})
+        digest = token_hash(token)
+        doc = await self.staff.find_one({"token_hashes": digest})
         if doc is None or doc.get("disabled"):
+            return None
+        expires = (doc.get("token_expiry") or {}).get(digest)
+        if expires is None:  # a token from before tokens expired: it now has the usual lifetime
+            await self.staff.update_one({"_id": doc["_id"]}, {"$set": {f"token_expiry.{digest}": _expiry_ms()}})
+        elif int(expires) < _now_ms():
             return None
         return _member(doc)
 
@@ -193,6 +212,18 @@ class StaffDirectory:
 
     async def with_role(self, role: Role) -> list[StaffMember]:
         return [m for m in await self.all() if role in m.roles and not m.disabled]
+
+
+TOKEN_LIFETIME = timedelta(days=90)
+"""An API token works this long after it is issued; then a new one is issued (or the account signs in)."""
+
+
+def _now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def _expiry_ms() -> int:
+    return _now_ms() + int(TOKEN_LIFETIME.total_seconds() * 1000)
 
 
 def new_token() -> str:

@@ -313,6 +313,8 @@ class BackofficeApi:
         self._op("PATCH", "/staff/{staff_id}", self.update_staff, "Change roles, skills, capacity … (admin)", s,
                  body=StaffChanges)  # fmt: skip
         self._op("POST", "/staff/{staff_id}/tokens", self.issue_token, "Issue another token (admin)", s, success=201)
+        self._op("DELETE", "/staff/{staff_id}/tokens", self.revoke_tokens,
+                 "End every API token of a staff member, e.g. one that leaked (admin)", s)  # fmt: skip
         self._op("POST", "/staff/{staff_id}/password", self.set_password,
                  "Set a staff member's console password and sign them out everywhere (admin)", s,
                  body=NewPassword)  # fmt: skip
@@ -546,6 +548,14 @@ class BackofficeApi:
         except KeyError:
             raise ApiError(404, "not_found", f"no staff member {staff_id}") from None
         return json_response({"token": token}, status=201)
+
+    async def revoke_tokens(self, request: web.Request, member: StaffMember) -> web.Response:
+        staff_id = request.match_info["staff_id"]
+        try:
+            ended = await self.backoffice.admin.revoke_tokens(member.actor(), staff_id)
+        except KeyError:
+            raise ApiError(404, "not_found", f"no staff member {staff_id}") from None
+        return json_response({"staff_id": staff_id, "tokens_ended": ended})
 
     async def set_password(self, request: web.Request, member: StaffMember) -> web.Response:
         body = await read_body(request, NewPassword)

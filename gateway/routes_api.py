@@ -224,7 +224,7 @@ def _error(status: int, code: str, detail: str) -> web.HTTPException:
 
 async def _body(request: web.Request, model: type[M]) -> M:
     try:
-        data = await request.json() if request.can_read_body else {}
+        data = await request.json() if request.body_exists else {}
     except ValueError as exc:
         raise _error(400, "invalid_json", "the body is not JSON") from exc
     try:

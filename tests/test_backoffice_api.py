@@ -352,3 +352,40 @@ async def test_a_duplicate_submission_reveals_and_changes_nothing_the_submitter_
     assert after["status"] == before["status"]  # nothing reopened or moved in anyone else's name
     assert after["timeline"][-1]["actor"] != "customer"
     assert "wu" in after["timeline"][-1]["actor"]
+
+
+async def test_api_tokens_expire_can_be_revoked_and_end_with_a_password_change(
+    client: TestClient[object, object], gateway: Gateway
+) -> None:
+    """Security (low): API tokens never expired, could not be revoked and survived a password change."""
+    from backoffice import staff as staff_module
+
+    admin = await make_staff(gateway, "root", Role.ADMIN)
+    agent = await make_staff(gateway, "li", Role.REVIEWER, skills=("finance",))
+    await call(client, "GET", "/me", agent)
+    # revoked by an admin (a leaked token), audited
+    ended = await call(client, "DELETE", "/staff/li/tokens", admin)
+    assert ended["tokens_ended"] == 1
+    await call(client, "GET", "/me", agent, expect=401)
+    fresh = {"Authorization": f"Bearer {(await call(client, 'POST', '/staff/li/tokens', admin, expect=201))['token']}"}
+    await call(client, "GET", "/me", fresh)
+    # a password change ends them (setting the first password does not)
+    assert gateway.backoffice is not None
+    await gateway.backoffice.staff.set_password("li", "Tea-and-Biscuits-2026")
+    await call(client, "GET", "/me", fresh)
+    await gateway.backoffice.staff.set_password("li", "Another-Long-Phrase-77")
+    await call(client, "GET", "/me", fresh, expect=401)
+    # and they expire
+    later = {"Authorization": f"Bearer {(await call(client, 'POST', '/staff/li/tokens', admin, expect=201))['token']}"}
+    await call(client, "GET", "/me", later)
+    original = staff_module.TOKEN_LIFETIME
+    try:
+        staff_module.TOKEN_LIFETIME = -original  # issued "after" its end
+        expired = {
+            "Authorization": f"Bearer {(await call(client, 'POST', '/staff/li/tokens', admin, expect=201))['token']}"
+        }
+    finally:
+        staff_module.TOKEN_LIFETIME = original
+    await call(client, "GET", "/me", expired, expect=401)
+    kinds = {e.record["kind"] for e in await gateway.backoffice.audit.ledger.entries()}
+    assert "staff_tokens_revoked" in kinds
