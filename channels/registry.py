@@ -9,7 +9,7 @@ the gateway (which channels to build), the store (an identity index per channel)
 
 from __future__ import annotations
 
-from channels import app_im, email, rest, sms, telegram
+from channels import app_im, email, rest, sms, telegram, wechat
 from channels.spec import ChannelSpec
 from ivr import channel as voice
 
@@ -17,6 +17,7 @@ CHANNELS: tuple[ChannelSpec, ...] = (
     rest.SPEC,
     app_im.SPEC,
     telegram.SPEC,
+    wechat.SPEC,
     sms.SPEC,
     email.SPEC,
     voice.SPEC,

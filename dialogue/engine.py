@@ -25,7 +25,7 @@ from dialogue.flows.base import Flow, FlowContext, wants_to_cancel
 from dialogue.flows.claims import PRICE_DROP
 from dialogue.flows.followup import FollowUpFlow
 from dialogue.flows.requests import RequestsFlow
-from dialogue.flows.returns import CAN_RETURN
+from dialogue.flows.returns import CAN_RETURN, GoodsFlow
 from dialogue.replies import register, say
 from dialogue.survey import answer_survey
 from dialogue.targets import mentioned_orders
@@ -49,9 +49,6 @@ _PERSON = textpatterns.compile(
 _URGE = textpatterns.compile(r"催|hurry|chase|push the|expedite|speed (?:it|this) up", textpatterns.IGNORECASE)
 _URGE_READ_AS = frozenset(intents.names("request")) - {"urge", "complaint"}
 """Intents an urge about a request is often read as ("催下我那个换货" is not a new exchange)."""
-_CAN_RETURN_READ_AS = frozenset(
-    {"policy_question", "out_of_scope", FALLBACK_INTENT, "inform", "return_refund", "exchange"}
-)
 _EXCHANGE_WORD = textpatterns.compile(r"换|換|exchange|swap", textpatterns.IGNORECASE)
 PRIORITY_UPSET = 10
 """Queue priority of an angry customer put through to an agent (ordinary hand-offs are 0)."""
@@ -313,8 +310,9 @@ class DialogueEngine:
             and (intent != "policy_question" or await self._names_own_item(turn))
         ):
             return self.flows["price_protection"]
+        read_as = self.by_intent.get(intent or "")
         if (
-            intent in _CAN_RETURN_READ_AS
+            (read_as is None or read_as.informational or isinstance(read_as, GoodsFlow))
             and CAN_RETURN.search(text)
             and (await self._names_own_item(turn) or Flow.follows_focus(self.flows["return_refund"], turn))
         ):

@@ -197,7 +197,7 @@ def spec_in(text: str, *, bare: bool = False) -> str | None:
     return None
 
 
-class _GoodsFlow(Flow):
+class GoodsFlow(Flow):
     """Shared steps of flows about delivered goods: the item, the reason, evidence, pick-up, confirmation."""
 
     request_type: ClassVar[RequestType]
@@ -596,7 +596,7 @@ class _GoodsFlow(Flow):
         turn.event("self_service_completed", flow=self.name, order_id=order.order_id, request_id=request.id)
 
 
-class ReturnRefundFlow(_GoodsFlow):
+class ReturnRefundFlow(GoodsFlow):
     name: ClassVar[str] = "return_refund"
     intents: ClassVar[tuple[str, ...]] = ("return_refund",)
     request_type: ClassVar[RequestType] = RequestType.RETURN_REFUND
@@ -614,7 +614,7 @@ class ReturnRefundFlow(_GoodsFlow):
         await super().not_delivered(turn, order)
 
 
-class ExchangeFlow(_GoodsFlow):
+class ExchangeFlow(GoodsFlow):
     name: ClassVar[str] = "exchange"
     intents: ClassVar[tuple[str, ...]] = ("exchange",)
     request_type: ClassVar[RequestType] = RequestType.EXCHANGE
