@@ -27,10 +27,13 @@ import csv
 import json
 import logging
 import signal
+import smtplib
 import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import date
+from email.message import EmailMessage
+from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,7 +49,9 @@ from backoffice.demo import ensure_demo_staff
 from backoffice.routing.cli import add_routes_commands, run_routes_command
 from channels.app_im import sign_user
 from channels.customer_token import sign_customer_token
+from channels.registry import CHANNELS
 from configuration import SettingsError
+from configuration import variables as variables_of
 from console import SessionStore
 from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
 from gateway import Gateway, GatewayBuilder, Settings, build_app, log_privacy
@@ -67,6 +72,7 @@ from quality.demo import seed_demo_quality
 from quality.peak import csv_rows, format_text, peak_report
 from shop import SeedError
 from shop.policy import PolicyError
+from standins import ReceivedMail, SmtpSink
 from store import ConversationStore, MergeRefused
 from supervisor import ChildStartError
 
@@ -90,6 +96,9 @@ def _knowledge(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_MAIL_ADDRESS = "kefu@demo-shop.localhost"
+"""The demo shop's service address (``make run``: e-mail on a local SMTP port)."""
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run.py", description="Multi-channel after-sales service gateway.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -106,6 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     cluster.add_argument(
         "--rasa-servers", type=int, default=2, help="embedded Rasa servers when RASA_URL is unset (default 2)"
     )
+
+    mail = commands.add_parser("mail", help="send a mail to make run's e-mail channel (as a customer would)")
+    mail.add_argument("text", help="the mail's text")
+    mail.add_argument("--from", dest="sender", default="zhang.wei@example.com", help="the customer's address")
+    mail.add_argument("--to", default=DEMO_MAIL_ADDRESS, help="the shop's address")
+    mail.add_argument("--subject", default="售后咨询")
+    mail.add_argument("--smtp", default="127.0.0.1:2525", help="the gateway's SMTP listener (host:port)")
 
     nlu = commands.add_parser("nlu", help="train the NLU model or parse text with it")
     nlu_commands = nlu.add_subparsers(dest="nlu_command", metavar="NLU_COMMAND", required=True)
@@ -217,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_cluster(args))
         if args.command == "rest":
             return _customer_token(args)
+        if args.command == "mail":
+            return _send_mail(args)
         if args.command == "config":
             return _config(args)
         if args.command == "ocr":
@@ -308,6 +326,9 @@ async def _serve(
     settings = settings.with_changes(gateway__host=host, gateway__port=port)
     if demo_staff and not settings.channel("rest").customer_token_secret:  # the demo shop signs its own customers
         settings = settings.with_channel("rest", customer_token_secret=_customer_secret(settings))
+    mail_sink: SmtpSink | None = None
+    if demo_staff:
+        settings, mail_sink = await _demo_channels(settings)
     gateway = GatewayBuilder(settings).build()
     runner = web.AppRunner(build_app(gateway, wait_for_nlu=False), handle_signals=False, access_log=None)
     try:
@@ -340,6 +361,8 @@ async def _serve(
             f"                customer token: .venv/bin/python run.py rest customer-token --phone 13800138000)\n"
             f"  channels      {', '.join(c.name for c in gateway.channels)}\n"
             f"{_chat_page_line(settings, base)}"
+            f"{_mail_lines(settings, mail_sink)}"
+            f"{_outside_account_lines(settings)}"
             f"  console       {base}/console/  (agents' inbox, quality dashboard; sign in as a staff member)\n"
             f"  backoffice    {base}/api/backoffice/…  (OpenAPI: {base}/api/openapi.json)\n"
             f"{staff_lines}"
@@ -359,6 +382,8 @@ async def _serve(
     finally:
         await runner.cleanup()  # stops the gateway and its child servers
         await gateway.stop()  # in case the app never started (seed or bind failed)
+        if mail_sink is not None:
+            await mail_sink.stop()
     return 0
 
 
@@ -400,6 +425,63 @@ async def _demo_quality(gateway: Gateway) -> None:
         return
     if count:
         print(f"quality demo: {count} demo conversations driven through the pipeline", file=sys.stderr, flush=True)
+
+
+async def _demo_channels(settings: Settings) -> tuple[Settings, SmtpSink | None]:
+    """``make run``'s channels that need no outside account: the app chat (a demo secret kept in
+    var/) and e-mail on a local SMTP port, its replies kept by a local relay. Configured channels
+    are left as they are."""
+    if not settings.channel("app").secret:
+        settings = settings.with_channel("app", secret=demo_secret(settings.var_dir, "app_im_secret"))
+    sink = None
+    if not settings.channel("email").enabled:
+        sink = SmtpSink()
+        mailbox = settings.var_dir / "demo-mail"
+        sink.on_mail = lambda received: _keep_mail(mailbox, received)
+        await sink.start()
+        settings = settings.with_channel(
+            "email", addresses=(DEMO_MAIL_ADDRESS,), smtp_listen="127.0.0.1:2525", smtp_relay=f"127.0.0.1:{sink.port}"
+        )
+    return settings, sink
+
+
+def _keep_mail(mailbox: Path, received: ReceivedMail) -> None:
+    """A reply the demo relay took: kept as a file to open in any mail program."""
+    mailbox.mkdir(parents=True, exist_ok=True)
+    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{len(list(mailbox.iterdir())) + 1:04d}.eml"
+    (mailbox / name).write_bytes(received.mail.as_bytes())
+
+
+def _mail_lines(settings: Settings, sink: SmtpSink | None) -> str:
+    if sink is None:
+        return ""
+    return (
+        f"  e-mail        send to {DEMO_MAIL_ADDRESS} through SMTP 127.0.0.1:2525, e.g.\n"
+        f"                .venv/bin/python run.py mail --from zhang.wei@example.com '订单202611150001到哪了'\n"
+        f"                replies are kept in {settings.var_dir / 'demo-mail'}/\n"
+    )
+
+
+def _outside_account_lines(settings: Settings) -> str:
+    """Channels that need an account with a provider this machine cannot reach, and how to turn them on."""
+    lines = []
+    for spec in CHANNELS:
+        if spec.outside_account and not settings.channel(spec.name).enabled:
+            variables = [name for name, field in variables_of(spec.settings) if not field.metadata.get("default_text")]
+            lines.append(f"                {spec.name:9} set {', '.join(variables[:3])} …\n")
+    return "  off (need an outside account):\n" + "".join(lines) if lines else ""
+
+
+def _send_mail(args: argparse.Namespace) -> int:
+    host, _, port = str(args.smtp).rpartition(":")
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = args.sender, args.to, args.subject
+    message["Message-ID"] = make_msgid(domain=args.sender.rpartition("@")[2] or "localhost")
+    message.set_content(args.text)
+    with smtplib.SMTP(host or "127.0.0.1", int(port), timeout=30) as smtp:
+        smtp.send_message(message)
+    print(f"sent {message['Message-ID']}; the reply arrives in var/demo-mail/ (make run)")
+    return 0
 
 
 def _chat_page_line(settings: Settings, base: str) -> str:

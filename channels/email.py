@@ -512,7 +512,7 @@ def build(section: EmailSettings, deps: EmailDeps) -> tuple[InputChannel, Output
 SPEC = ChannelSpec(
     name=EmailInput.name,
     label={"zh": "邮件", "en": "email"},
-    identity="email",
+    identity="mailbox",  # the address mail comes from; it proves the contact "email" only when authenticated
     settings=EmailSettings,
     build=build,
 )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +139,38 @@ class MongoOrderService(OrderService):
         return result.upserted_count + result.modified_count + result.matched_count - result.modified_count
 
 
-def load_orders_file(path: Path) -> list[Order]:
-    """Read and validate ``{"orders": [...]}``; every problem is reported before anything is written."""
+_RELATIVE = re.compile(r"^now((?:[+-]\d+(?:\.\d+)?[dhm])*)$")
+_OFFSET = re.compile(r"([+-]\d+(?:\.\d+)?)([dhm])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+_TIME_FIELDS = ("paid_at", "delivered_at", "picking_since")
+
+
+def _absolute(value: Any, now: datetime) -> Any:
+    """``"now-3d"``, ``"now-2d-4h"``: a time relative to when the file is loaded (the demo shop's
+    orders stay as fresh as the day ``make run`` starts); anything else unchanged."""
+    if not isinstance(value, str) or not (match := _RELATIVE.match(value.strip())):
+        return value
+    moment = now
+    for amount, unit in _OFFSET.findall(match.group(1)):
+        moment += timedelta(**{_UNITS[unit]: float(amount)})
+    return moment.isoformat()
+
+
+def _with_times(raw: Any, now: datetime) -> Any:
+    if not isinstance(raw, dict):
+        return raw
+    order = {k: _absolute(v, now) if k in _TIME_FIELDS else v for k, v in raw.items()}
+    if isinstance(order.get("logistics"), list):
+        order["logistics"] = [
+            {**e, "time": _absolute(e.get("time"), now)} if isinstance(e, dict) else e for e in order["logistics"]
+        ]
+    return order
+
+
+def load_orders_file(path: Path, now: datetime | None = None) -> list[Order]:
+    """Read and validate ``{"orders": [...]}``; every problem is reported before anything is written.
+    Times may be given relative to ``now`` (default: the moment of loading) as ``"now-3d-4h"``."""
+    now = now or datetime.now(UTC)
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -153,7 +184,7 @@ def load_orders_file(path: Path) -> list[Order]:
     seen: set[str] = set()
     for index, raw in enumerate(payload["orders"]):
         try:
-            order = Order.model_validate(raw)
+            order = Order.model_validate(_with_times(raw, now))
         except ValidationError as exc:
             for error in exc.errors():
                 where = ".".join(str(p) for p in error["loc"])

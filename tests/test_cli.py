@@ -129,8 +129,8 @@ async def test_seed_upserts_orders_and_rejects_bad_files(
     for _ in range(2):  # idempotent
         code, out, err = await run_cli("seed", "--orders", str(DEMO_ORDERS), env=env)
         assert code == 0, err
-        assert "seeded 6 orders" in out
-    assert await store.db["orders"].count_documents({}) == 6
+        assert "seeded 11 orders" in out
+    assert await store.db["orders"].count_documents({}) == 11
 
     bad = tmp_path / "bad.json"
     bad.write_text(
@@ -143,7 +143,7 @@ async def test_seed_upserts_orders_and_rejects_bad_files(
     missing = tmp_path / "missing.json"
     code, _, err = await run_cli("seed", "--orders", str(missing), env=env)
     assert code == 2 and "no such file" in err
-    assert await store.db["orders"].count_documents({}) == 6, "nothing written from a bad file"
+    assert await store.db["orders"].count_documents({}) == 11, "nothing written from a bad file"
 
 
 async def test_serve_on_embedded_defaults_end_to_end(tmp_path: Path, rasa: EmbeddedRasaServer) -> None:
