@@ -120,6 +120,7 @@ class Gateway:
             self._embedded_mongo = EmbeddedMongo(self.settings.var_dir / "mongo")
             await self._embedded_mongo.start()
             store = ConversationStore.from_uri(self._embedded_mongo.uri, self.settings.store.database)
+        store.sender_identities = {spec.name: spec.identity for spec in CHANNELS}
         await store.ensure_indexes(identity_kinds())
         self.feed.sender_sessions = await SenderSessions.open(store.db, self.settings.channel("rest").session_secret)
         self.leases = Leases(store.db)

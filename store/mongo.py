@@ -140,6 +140,13 @@ class ConversationStore:
         self.message_keys = self.db["message_keys"]
         """One document per inbound channel message id (``_id``), naming the stored message."""
         self.media = self.db["media"]
+        self.sender_identities: dict[str, str] = {}
+        """Channel → the key its sender ids have among a customer's identities (the channel
+        registry's; a channel missing here uses its own name). E-mail's is ``mailbox``: the address
+        a mail comes from is not the proven contact ``email``."""
+
+    def _sender_kind(self, channel: str) -> str:
+        return self.sender_identities.get(channel, channel)
 
     @classmethod
     def from_uri(cls, uri: str, database: str = "aftersales") -> ConversationStore:
@@ -197,7 +204,8 @@ class ConversationStore:
         ``profile`` holds only identities the channel verified (a signed customer token, Telegram's
         own contact, the SMS sender); they are added where the customer has none of that kind and
         never replace one it has: an identity is changed only by an explicit, audited merge."""
-        doc = await self.customers.find_one({f"identities.{channel}": sender_id})
+        sender_kind = self._sender_kind(channel)
+        doc = await self.customers.find_one({f"identities.{sender_kind}": sender_id})
         if doc is None:
             for kind in ("phone", "email"):
                 if value := profile.get(kind):
@@ -205,7 +213,7 @@ class ConversationStore:
                     if doc is not None:
                         break
         if doc is None:
-            identities = {channel: sender_id, **_linkable(profile)}
+            identities = {sender_kind: sender_id, **_linkable(profile)}
             new = {
                 "_id": new_id(),
                 "identities": identities,
@@ -217,10 +225,10 @@ class ConversationStore:
                 return _from_doc(Customer, new)
             except DuplicateKeyError:
                 # A concurrent first message created this customer; use that one.
-                doc = await self.customers.find_one({f"identities.{channel}": sender_id})
+                doc = await self.customers.find_one({f"identities.{sender_kind}": sender_id})
                 if doc is None:
                     raise
-        return await self._link(doc, {channel: sender_id, **_linkable(profile)})
+        return await self._link(doc, {sender_kind: sender_id, **_linkable(profile)})
 
     async def _link(self, doc: dict[str, Any], proven: dict[str, str]) -> Customer:
         """Add proven identities of kinds the customer lacks; a kind it has keeps its value."""
