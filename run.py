@@ -99,6 +99,7 @@ def _knowledge(args: argparse.Namespace) -> int:
 DEMO_MAIL_ADDRESS = "kefu@demo-shop.localhost"
 """The demo shop's service address (``make run``: e-mail on a local SMTP port)."""
 
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run.py", description="Multi-channel after-sales service gateway.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

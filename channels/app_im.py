@@ -248,9 +248,9 @@ class AppImInput(InputChannel):
                 pass  # nobody to show it to until agents chat here (backoffice)
             else:
                 raise InvalidInbound("invalid_frame", f"unknown frame type {kind!r}", field="type")
-        except json.JSONDecodeError:
-            log.info("app frame from %s is not JSON", user)
-            await _error(socket, "invalid_json", "the frame is not JSON")
+        except untrusted_json.UntrustedJson as error:
+            log.info("app frame from %s is not JSON we take: %s", user, error.detail)
+            await _error(socket, error.code, error.detail)
         except InvalidInbound as error:
             log.info("app frame from %s refused: %s", user, error.detail)
             await _error(socket, error.code, error.detail, **error.extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from gateway.limits import (
     IpRateLimit,
     Rate,
     TokenBucketLimiter,
+    client_address,
     parse_networks,
     too_many,
 )
@@ -64,6 +66,7 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
     auth = StaffAuth(gateway)  # bearer tokens and console sessions, for every staff route
     app.router.add_routes(ocr_routes(gateway, auth))
 
@@ -120,6 +123,26 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception:
         log.exception("unhandled error during %s %s", request.method, request.path)
         return json_response({"error": "internal_error", "detail": "the gateway failed; retry later"}, 500)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The turns' stage durations and store round trips (Prometheus text), for the operators'
+    scraper on the networks of ``METRICS_FROM`` only."""
+    gateway = request.app[GATEWAY_KEY]
+    allowed = parse_networks(gateway.settings.gateway.metrics_from)
+    address = _ip(client_address(request))
+    if address is None or not any(address in network for network in allowed):
+        return json_response({"error": "forbidden", "detail": "metrics are served to the operators' network only"}, 403)
+    if gateway.turns is None:
+        return json_response({"error": "starting", "detail": "the gateway is starting"}, 503)
+    return web.Response(text=gateway.turns.timings.prometheus(), content_type="text/plain", charset="utf-8")
+
+
+def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return None
 
 
 async def health(request: web.Request) -> web.Response:

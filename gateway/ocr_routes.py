@@ -19,7 +19,6 @@ photos are customers' parcels, labels and invoices.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
@@ -36,6 +35,7 @@ from media_ocr.model import OcrResult
 from media_ocr.pipeline import MAX_IMAGE_BYTES, OcrFailed, OcrService
 from media_ocr.review import review_image
 from media_ocr.store import ConcurrentChange
+from store import untrusted_json
 
 MAX_JSON_BYTES = 64 * 1024
 OCR_PERMISSIONS = (Permission.HANDLE_CONVERSATIONS, Permission.REVIEW, Permission.SUBMIT, Permission.VIEW_ALL)
@@ -205,11 +205,15 @@ async def _multipart(request: web.Request) -> tuple[bytes, str, str | None, str 
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
-    body = await _limited_body(request, MAX_JSON_BYTES)
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise OcrRequestError(413, "too_large", f"the body is larger than {MAX_JSON_BYTES} bytes")
+    body = await request.read()  # already read within the body deadline by the app's middleware
+    if len(body) > MAX_JSON_BYTES:
+        raise OcrRequestError(413, "too_large", f"the body is larger than {MAX_JSON_BYTES} bytes")
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise OcrRequestError(400, "invalid_json", "the request body is not UTF-8 JSON") from exc
+        payload = untrusted_json.loads(body)
+    except untrusted_json.UntrustedJson as exc:
+        raise OcrRequestError(400, exc.code, exc.detail) from exc
     if not isinstance(payload, dict):
         raise OcrRequestError(400, "invalid_payload", "expected a JSON object")
     return payload

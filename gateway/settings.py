@@ -60,6 +60,11 @@ class GatewaySettings:
     recovery_after_seconds: float = setting(
         30.0, env="RECOVERY_AFTER_SECONDS", minimum=0, help="a message unanswered this long is taken over"
     )
+    metrics_from: tuple[str, ...] = setting(
+        ("127.0.0.0/8", "::1/128"),
+        env="METRICS_FROM",
+        help="addresses (CIDR) allowed to read `GET /metrics` (turn stages and store round trips, Prometheus text)",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,9 @@ from pymongo.errors import PyMongoError
 
 from backoffice import TicketDesk
 from channels.registry import CHANNELS
-from dialogue import DialogueEngine, TurnInput
+from dialogue import DialogueEngine, TurnInput, TurnOutcome
 from dialogue.choices import resolve_choice
+from gateway.turn_timing import TurnTimings, stage
 from nlu import NluClient, NluUnavailable, ParseResult
 from store import (
     Conversation,
@@ -43,7 +44,7 @@ from store import (
     OutboundMessage,
 )
 from store.leases import Leases, LeaseUnavailable
-from store.models import utcnow
+from store.models import Customer, utcnow
 from store.mongo import InboundReceipt
 
 log = logging.getLogger(__name__)
@@ -117,15 +118,19 @@ class TurnProcessor:
         self.dialogue = dialogue
         # Turns of one conversation run one at a time, in arrival order.
         self._locks = KeyedLocks()
+        self.timings = TurnTimings()
+        """The stages and store round trips of recent turns (``GET /metrics``)."""
 
     async def __call__(self, inbound: InboundMessage) -> list[Message]:
-        receipt = await self.store.accept_inbound(inbound)
-        if receipt.duplicate:
-            log.info("redelivery of %s/%s", inbound.channel, inbound.channel_message_id)
-        replies = await self._process(receipt)
-        if inbound.metadata.get("rejected_attachments"):
-            replies.append(await self._media_refused_notice(receipt))
-        return replies
+        with self.timings.turn():
+            with stage("accept"):
+                receipt = await self.store.accept_inbound(inbound)
+            if receipt.duplicate:
+                log.info("redelivery of %s/%s", inbound.channel, inbound.channel_message_id)
+            replies = await self._process(receipt)
+            if inbound.metadata.get("rejected_attachments"):
+                replies.append(await self._media_refused_notice(receipt))
+            return replies
 
     async def _media_refused_notice(self, receipt: InboundReceipt) -> Message:
         """Tell the customer an attachment was refused (too large, wrong type, or no room to keep
@@ -197,7 +202,11 @@ class TurnProcessor:
     async def _process(self, receipt: InboundReceipt) -> list[Message]:
         conversation_id = receipt.message.conversation_id
         try:
-            async with self._locks.hold(conversation_id), self._conversation_lease(conversation_id):
+            with stage("lease"):
+                held = contextlib.AsyncExitStack()
+                await held.enter_async_context(self._locks.hold(conversation_id))
+                await held.enter_async_context(self._conversation_lease(conversation_id))
+            async with held:
                 # Earlier messages of this conversation another process stored but has not
                 # answered yet go first, so the conversation is answered in the order it was written.
                 for earlier in await self.store.unprocessed_inbound_of(conversation_id, before=receipt.message.id):
@@ -281,26 +290,46 @@ class TurnProcessor:
             conversation = await self._resume_from_other_channel(conversation, message)
         # "2" on a channel without buttons means the second choice offered.
         text = resolve_choice(message.text, conversation.slots) or message.text
-        parse, nlu_down = (None, False) if not text else await self._understand(message, text, conversation.channel)
+        with stage("understand"):
+            parse, nlu_down = (None, False) if not text else await self._understand(message, text, conversation.channel)
         # Re-read the customer: a contact shared with this message may have linked a phone.
         customer = await self.store.get_customer(customer.id) or customer
-        outcome = await self.dialogue.respond(
-            TurnInput(
-                conversation_id=conversation.id,
-                customer_id=customer.id,
-                channel=conversation.channel,
-                text=text,
-                parse=parse,
-                slots=conversation.slots,
-                language=conversation.language,
-                identities=customer.identities,
-                attachments=message.attachments,
-                nlu_down=nlu_down,
-                attachments_refused=bool(message.metadata.get("rejected_attachments")),
-                raw_text=message.text,
-                spoken=conversation.channel in SPOKEN,
+        with stage("dialogue"):
+            outcome = await self.dialogue.respond(
+                self._turn_input(conversation, customer, message, text, parse, nlu_down)
             )
+        with stage("write"):
+            return await self._write(conversation, customer, message, outcome)
+
+    def _turn_input(
+        self,
+        conversation: Conversation,
+        customer: Customer,
+        message: Message,
+        text: str,
+        parse: ParseResult | None,
+        nlu_down: bool,
+    ) -> TurnInput:
+        return TurnInput(
+            conversation_id=conversation.id,
+            customer_id=customer.id,
+            channel=conversation.channel,
+            text=text,
+            parse=parse,
+            slots=conversation.slots,
+            language=conversation.language,
+            identities=customer.identities,
+            attachments=message.attachments,
+            nlu_down=nlu_down,
+            attachments_refused=bool(message.metadata.get("rejected_attachments")),
+            raw_text=message.text,
+            spoken=conversation.channel in SPOKEN,
         )
+
+    async def _write(
+        self, conversation: Conversation, customer: Customer, message: Message, outcome: TurnOutcome
+    ) -> list[Message]:
+        """The turn's outcome into the store: replies (for the outbox), slots, events, processed."""
         replies = [
             await self.store.record_outbound(
                 OutboundMessage(

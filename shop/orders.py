@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +13,7 @@ from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shop.models import Order, OrderChange, OrderStatus
+from textpatterns import compile as compile_pattern
 
 
 class SeedError(ValueError):
@@ -139,8 +139,8 @@ class MongoOrderService(OrderService):
         return result.upserted_count + result.modified_count + result.matched_count - result.modified_count
 
 
-_RELATIVE = re.compile(r"^now((?:[+-]\d+(?:\.\d+)?[dhm])*)$")
-_OFFSET = re.compile(r"([+-]\d+(?:\.\d+)?)([dhm])")
+_RELATIVE = compile_pattern(r"^now((?:[+-]\d+(?:\.\d+)?[dhm])*)$")
+_OFFSET = compile_pattern(r"([+-]\d+(?:\.\d+)?)([dhm])")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 _TIME_FIELDS = ("paid_at", "delivered_at", "picking_since")
 

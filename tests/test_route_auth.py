@@ -16,6 +16,7 @@ from store import ConversationStore
 
 PUBLIC = {
     ("GET", "/health"),  # readiness for the load balancer
+    ("GET", "/metrics"),  # the operators' scraper: METRICS_FROM networks only (loopback here; see test_metrics)
     ("GET", "/webhooks/rest/"),  # "the REST channel is up"
     ("POST", "/webhooks/rest/webhook"),  # open unless REST_WEBHOOK_TOKEN is set (see the test below)
     ("GET", "/chat"),  # the chat page; it signs in with the app's user token

@@ -304,14 +304,15 @@ class Flow(ABC):
         order_id = data.get("order_id") or turn.entity("order_id")
         if order_id:
             lookups = self.context.lookups
-            if lookups is not None and await lookups.exhausted(turn.input.customer_id):
-                turn.finish()
-                turn.say("lookups_limited")
-                turn.act("refused")
-                turn.event("order_lookups_limited", order_id=str(order_id))
-                return None
             order = await self.orders.get(str(order_id))
+            # Only numbers that are not the customer's count (and cost a read): their own never limit them.
             if lookups is not None and (order is None or not self._owned(turn, order)):
+                if await lookups.exhausted(turn.input.customer_id):
+                    turn.finish()
+                    turn.say("lookups_limited")
+                    turn.act("refused")
+                    turn.event("order_lookups_limited", order_id=str(order_id))
+                    return None
                 await lookups.looked_up(turn.input.customer_id)  # someone else's, or nobody's, number
             if order is None:
                 data.pop("order_id", None)
