@@ -28,7 +28,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from nlu.client import FALLBACK_INTENT, NluClient
+from nlu.client import FALLBACK_INTENT, NluClient, Request
 from nlu.normalize import TextNormaliser, default_normaliser
 from nlu.rasa_yaml import Example, read_examples
 
@@ -309,6 +309,9 @@ def _requests_of(result: Any) -> tuple[tuple[str, float], ...]:
         return ()
     found = []
     for request in requests:
+        if isinstance(request, Request):
+            found.append((request.intent.name or FALLBACK_INTENT, request.intent.confidence))
+            continue
         intent = request.get("intent") if isinstance(request, dict) else None
         if isinstance(intent, dict):
             found.append((str(intent.get("name") or FALLBACK_INTENT), float(intent.get("confidence") or 0.0)))
