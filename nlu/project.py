@@ -116,7 +116,7 @@ class NluProject:
                 texts = by_intent.setdefault(example.intent, [])
                 if text and text not in texts:
                     texts.append(text)
-            for intent, texts in by_intent.items():
+            for texts in by_intent.values():
                 for variant in pinyin_variants(list(texts)):
                     text = content_text(normaliser(variant))
                     if text and text not in texts:
