@@ -48,6 +48,10 @@ WEAK_SPLIT_CONFIDENCE = 0.75
 this confident (and only if the whole message's intent is one of the requests)."""
 
 
+WEAK_SPLIT_SUPPORT = 0.05
+"""…and each of its requests must have at least this confidence in the whole message's ranking."""
+
+
 class UnreadableText(UserError):
     """The text could not be read within its time budget (built to make pattern matching crawl)."""
 
@@ -90,7 +94,7 @@ class UnderstandingClient(NluClient):
         else:
             results = []
             raw = ParseResult(text="", intent=Intent(name=FALLBACK_INTENT, confidence=0.0))
-        split = self._split(parts, raw.intent, [r.intent for r in results[1:]])
+        split = self._split(parts, raw.intent_ranking or [raw.intent], [r.intent for r in results[1:]])
         intent, ranking = raw.intent, list(raw.intent_ranking)
         if split:
             intent = split[0][1]
@@ -109,8 +113,9 @@ class UnderstandingClient(NluClient):
         threshold = max(self.confidence_threshold, DEFAULT_CONFIDENCE_THRESHOLD)
         requests: list[tuple[list[int], Intent, bool]] = []  # ([start, end], intent, began strongly)
         leading_start: int | None = None
-        for part, intent in zip(parts, found, strict=True):
-            needed = threshold if part.strong else max(threshold, WEAK_SPLIT_CONFIDENCE)
+        for number, (part, intent) in enumerate(zip(parts, found, strict=True)):
+            # The first clause has no boundary before it; a later one needs more after a comma or space.
+            needed = threshold if number == 0 or part.strong else max(threshold, WEAK_SPLIT_CONFIDENCE)
             is_request = intent.name not in NOT_REQUESTS and intent.name is not None and intent.confidence >= needed
             if is_request and requests and requests[-1][1].name == intent.name:
                 span, kept, strong = requests[-1]
@@ -126,8 +131,12 @@ class UnderstandingClient(NluClient):
                 leading_start = part.start
         if len(requests) < 2:
             return []
-        if not any(strong for _, _, strong in requests[1:]) and whole.name not in {i.name for _, i, _ in requests}:
-            return []  # split only at commas and spaces, and the message as a whole says something else
+        if not any(strong for _, _, strong in requests[1:]):
+            # Split only at commas and spaces: the whole message must read as these requests too
+            # (a message with one ask is read confidently as that ask, not as its first clause).
+            support = {i.name: i.confidence for i in whole}
+            if any(support.get(i.name, 0.0) < WEAK_SPLIT_SUPPORT for _, i, _ in requests):
+                return []
         if leading_start is not None and requests:
             requests[0][0][0] = min(requests[0][0][0], leading_start)
         return [((span[0], span[1]), intent) for span, intent, _ in requests]
