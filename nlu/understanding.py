@@ -106,8 +106,12 @@ class UnderstandingClient(NluClient):
         extra = raw.model_dump(exclude={"text", "intent", "entities", "intent_ranking", "requests"})
         return self._reading(text, normalised, intent, ranking, entities, extra, split)
 
-    def _split(self, parts: list[Clause], whole: Intent, found: list[Intent]) -> list[tuple[tuple[int, int], Intent]]:
-        """The separate requests ((start, end) in the normalised text, intent), or [] for one request."""
+    def _split(
+        self, parts: list[Clause], whole: list[Intent], found: list[Intent]
+    ) -> list[tuple[tuple[int, int], Intent]]:
+        """The separate requests ((start, end) in the normalised text, intent), or [] for one request.
+
+        ``whole`` is the whole message's ranking, ``found`` each clause's intent."""
         if len(parts) < 2 or len(found) != len(parts):
             return []
         threshold = max(self.confidence_threshold, DEFAULT_CONFIDENCE_THRESHOLD)
