@@ -16,9 +16,9 @@ words → Mandarin), then the file's own ``synonyms`` (邮费 → 运费 …).
   answered. Without the embedding model (not installed) the words alone rank, against
   :data:`WORDS_ONLY_MIN_SCORE`.
 
-The entries' embeddings are computed when the file is loaded and kept under the gateway's var
-directory (``kb-embeddings/``, keyed by a hash of the entries' texts and the model), so a start
-with an unchanged file reads them back in milliseconds.
+The entries' embeddings are computed when the file is loaded (a few seconds) and kept under the
+gateway's var directory and the checkout's ``var/`` (``kb-embeddings/``, keyed by a hash of the
+entries' texts and the model), so a start with an unchanged file reads them back in milliseconds.
 
 Must not know channels, the store or Rasa; it reads the NLU's normaliser and embedder only, so
 dialect and Traditional questions meet the same Simplified text as the entries.
@@ -185,23 +185,30 @@ class KnowledgeBase:
         digest = hashlib.sha256(f"e5 {self._embedder.version} {self._embedder.max_tokens}\n".encode())
         for text in texts:
             digest.update(text.encode() + b"\n")
-        directory = cache_dir or Path(os.environ.get("GATEWAY_VAR_DIR", REPO_ROOT / "var")) / "kb-embeddings"
-        path = directory / f"{digest.hexdigest()[:24]}.npy"
-        try:
-            cached = np.load(path)
+        if cache_dir is not None:
+            directories = [cache_dir]
+        else:  # the gateway's var directory, and the checkout's (shared by every gateway started from it)
+            directories = [REPO_ROOT / "var" / "kb-embeddings"]
+            if os.environ.get("GATEWAY_VAR_DIR"):
+                directories.insert(0, Path(os.environ["GATEWAY_VAR_DIR"]) / "kb-embeddings")
+        name = f"{digest.hexdigest()[:24]}.npy"
+        for directory in directories:
+            try:
+                cached = np.load(directory / name)
+            except (OSError, ValueError):
+                continue
             if cached.shape == (len(texts), self._embedder.dim):
                 self._embeddings = cached
                 return
-        except (OSError, ValueError):
-            pass
         self._embeddings = self._embedder.embed(texts, threads=os.cpu_count() or 1)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".partial.npy")
-            np.save(partial, self._embeddings)
-            partial.replace(path)
-        except OSError as exc:  # a read-only checkout still answers; it embeds again next start
-            log.warning("knowledge base: embeddings not cached at %s: %s", directory, exc)
+        for directory in directories:
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                partial = directory / f"{name}.partial.npy"
+                np.save(partial, self._embeddings)
+                partial.replace(directory / name)
+            except OSError as exc:  # a read-only checkout still answers; it embeds again next start
+                log.info("knowledge base: embeddings not cached at %s: %s", directory, exc)
 
     @cached_property
     def normaliser(self) -> TextNormaliser:
