@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 
 import pytest_asyncio
@@ -131,3 +132,31 @@ def test_the_report_is_consistent(heldout_report: EvalReport, tmp_path: Path) ->
     correct_cells = sum(matrix[i][i] for i in range(len(labels)))
     assert correct_cells <= round(heldout_report.accuracy * heldout_report.total)
     assert 0 < heldout_report.macro_f1 <= 1
+
+
+@pytest_asyncio.fixture(scope="module")
+async def real_report(rasa: EmbeddedRasaServer) -> AsyncIterator[EvalReport]:
+    client = UnderstandingClient(
+        RasaNluClient(rasa.url, rasa.token, timeout=30), confidence_threshold=0.0, today=lambda: date(2026, 12, 4)
+    )
+    try:
+        yield await evaluate(client, load_test_examples(HELDOUT_REAL), threshold=DEFAULT_CONFIDENCE_THRESHOLD)
+    finally:
+        await client.close()
+
+
+def test_real_style_floors(real_report: EvalReport) -> None:
+    """Regression floors a few points under the measured figures (README, NLU figures: 88 %, OOS
+    ~80 %, multi-ask lists ~65 %), below issue 21's targets (95 %, 90 %). Figures only: a failure
+    must not show an example of this file."""
+    figures = {
+        "accuracy": real_report.accuracy,
+        "oos_rejection": real_report.out_of_scope_rejection(),
+        "in_scope_rejection": real_report.false_rejection(),
+        "multi_ask_lists": real_report.requests_accuracy()["multi_ask"][0],
+    }
+    assert figures["accuracy"] >= 0.84, figures
+    assert figures["oos_rejection"] >= 0.70, figures
+    assert figures["in_scope_rejection"] <= 0.06, figures
+    assert figures["multi_ask_lists"] >= 0.50, figures
+    assert real_report.per_class()["withdraw_request"].recall >= 0.70, figures
