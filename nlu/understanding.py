@@ -78,9 +78,11 @@ class UnderstandingClient(NluClient):
         self.today = today or today_in(DEFAULT_TIMEZONE)
 
     async def parse(self, text: str, message_id: str | None = None) -> ParseResult:
-        """Rasa's parse shape, plus ``normalized_text``, ``language``, ``traditional`` and ``varieties``.
+        """Rasa's parse shape, plus ``normalized_text``, ``language``, ``traditional``, ``varieties``
+        and ``requests`` (the message's requests in order; one, equal to ``intent``, for one ask).
 
-        ``text`` is what the customer sent; Rasa saw ``normalized_text``; entity offsets refer to it.
+        ``text`` is what the customer sent; Rasa saw ``normalized_text`` without fillers and order
+        cards (:func:`nlu.segment.content_text`); entity and request offsets refer to it.
         """
         normalised, entities = await self._read(text)
         classified = normalised.text[:CLASSIFIED_CHARS]
