@@ -48,7 +48,7 @@ WEAK_SPLIT_CONFIDENCE = 0.75
 this confident (and only if the whole message's intent is one of the requests)."""
 
 
-WEAK_SPLIT_SUPPORT = 0.05
+WEAK_SPLIT_SUPPORT = 0.02
 """…and each of its requests must have at least this confidence in the whole message's ranking."""
 
 
