@@ -4,7 +4,7 @@ python run.py [serve] [--host H] [--port P] [--seed-orders FILE]
 python run.py cluster [--gateways N] [--rasa-servers N] [--port P] [serve options]
 python run.py nlu train [--force]
 python run.py nlu parse < lines.txt
-python run.py nlu eval FILE.yml [--threshold X] [--today YYYY-MM-DD] [--png FILE] [--json FILE]
+python run.py nlu eval FILE.yml [--threshold X] [--today YYYY-MM-DD] [--png FILE] [--json FILE] [--errors N]
 python run.py seed --orders FILE.json
 python run.py routes solve|plan|seed-demo|replan|actual|carbon …
 python run.py ocr IMAGE [IMAGE ...] [--json] [--order-check] [--engine combined|rapidocr|tesseract]
@@ -137,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     evaluate.add_argument("--png", type=Path, help="confusion matrix image (default var/nlu-eval/confusion.png)")
     evaluate.add_argument("--json", type=Path, dest="json_out", metavar="FILE", help="also write the report as JSON")
+    evaluate.add_argument(
+        "--errors",
+        type=int,
+        default=25,
+        metavar="N",
+        help="misclassified examples to print (and write to --json); 0: figures only, no example text",
+    )
 
     seed = commands.add_parser("seed", help="load (upsert) orders into the embedded demo shop")
     seed.add_argument("--orders", type=Path, required=True, metavar="FILE.json", help='{"orders": [...]}')
@@ -214,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "nlu" and args.nlu_command == "parse":
             return asyncio.run(_parse_lines())
         if args.command == "nlu" and args.nlu_command == "eval":
-            return asyncio.run(_evaluate(args.file, args.threshold, args.today, args.png, args.json_out))
+            return asyncio.run(_evaluate(args.file, args.threshold, args.today, args.png, args.json_out, args.errors))
         if args.command == "seed":
             return asyncio.run(_seed(args.orders))
         if args.command == "routes":
@@ -516,7 +523,12 @@ async def _parse_lines() -> int:
 
 
 async def _evaluate(
-    path: Path, threshold: float | None, today: date | None, png: Path | None, json_out: Path | None
+    path: Path,
+    threshold: float | None,
+    today: date | None,
+    png: Path | None,
+    json_out: Path | None,
+    errors_shown: int = 25,
 ) -> int:
     examples = load_test_examples(path)  # fails early, before Rasa starts, on a bad file
     if not examples:
@@ -536,11 +548,11 @@ async def _evaluate(
     finally:
         await gateway.stop()
     print(f"{path}: relative dates against {day.isoformat()}")
-    print(format_report(report))
+    print(format_report(report, errors_shown))
     image = write_confusion_png(report, png or settings.var_dir / "nlu-eval" / "confusion.png")
     print(f"\nconfusion matrix: {image}")
     if json_out is not None:
-        await asyncio.to_thread(_write_json, json_out, report.as_dict())
+        await asyncio.to_thread(_write_json, json_out, report.as_dict(errors_shown))
         print(f"report: {json_out}")
     return 0
 

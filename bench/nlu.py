@@ -1,13 +1,18 @@
-"""NLU figures for the README: training time, held-out accuracy and parse latency.
+"""NLU figures for the README: training time, held-out accuracy, parse latency and bad input.
 
 Prints, in one run:
   1. training time of the NLU model from scratch (``--train``; the model goes to a temporary
      directory, the project's cached model is left alone);
-  2. the held-out evaluation (accuracy, macro F1, per-variety accuracy, out-of-scope rejection,
-     order-id exact match) at the configured confidence threshold;
-  3. parse latency through the gateway's NLU client (normaliser → Rasa → entity rules),
-     sequential, over the held-out utterances repeated ``--rounds`` times: p50/p95/p99;
-  4. the normaliser alone, per call.
+  2. the real-style held-out evaluation (``heldout_real.yml``: accuracy, out-of-scope rejection,
+     per variety and per style, requests lists of multi-ask messages) — figures only, never an
+     example: nobody working on the NLU may read that file — with the first-look figure;
+  3. the written held-out evaluation (``heldout.yml``: accuracy, macro F1, per-variety accuracy,
+     out-of-scope rejection, order-id exact match);
+  4. parse latency through the gateway's NLU client (normaliser → Rasa → entity rules, clause
+     split), sequential, over both files' utterances repeated ``--rounds`` times: p50/p95/p99,
+     beside bare Rasa's figure before the embeddings;
+  5. bad input (empty, 10,000 characters, only emoji, NUL, mixed scripts): time to a parse;
+  6. the normaliser alone, per call.
 
     .venv/bin/python bench/nlu.py [--train] [--rounds 3]
 """
@@ -36,7 +41,25 @@ from nlu.server import EmbeddedRasaServer
 from nlu.understanding import DEFAULT_CONFIDENCE_THRESHOLD, UnderstandingClient
 
 HELDOUT = PROJECT_DIR / "heldout.yml"
-TARGETS = "targets: accuracy ≥ 95 %, every variety ≥ 90 %, OOS rejection ≥ 90 %, order_id ≥ 98 %, p95 ≤ 15 ms"
+HELDOUT_REAL = PROJECT_DIR / "heldout_real.yml"
+BEFORE = (
+    "before issue 21: 69.3 % (n-gram logistic regression; withdraw_request 0/35), OOS 91.9 %, in-scope rejected 18.3 %"
+)
+FIRST_LOOK = (
+    "first look (e5 + n-grams + new data, before any tuning on it): 81.6 %, OOS 69.4 %, in-scope rejected 4.6 %"
+)
+BARE_RASA = "bare Rasa before the embeddings (README): p50 8.6 ms, p95 10.3 ms"
+TARGETS = (
+    "targets (issue 21): real-style ≥ 93 % at first look, ≥ 95 % after, every style ≥ 90 %; written held-out ≥ 97 %; "
+    "OOS rejection ≥ 90 % with in-scope rejection ≤ 2 %; parse p95 ≤ 20 ms; training ≤ 300 s; bad input ≤ 100 ms"
+)
+BAD_INPUT = {
+    "empty": "",
+    "10,000 characters": ("我要退款 顺便问下发票 " * 1000)[:10000],
+    "only emoji": "😂🙏😡" * 20,
+    "NUL": "退\x00款\x00\x00",
+    "mixed scripts": "我要refund пожалуйста 返金して 환불 ₹100 🙏 退款",
+}
 
 
 def percentile(values: list[float], percent: float) -> float:
@@ -52,18 +75,34 @@ async def main(train: bool, rounds: int) -> None:
             fresh = NluProject(models_dir=Path(scratch) / "models", var_dir=var_dir)
             started = time.perf_counter()
             fresh.train(quiet=True)
-            print(f"training from scratch: {time.perf_counter() - started:.0f} s (target ≤ 180 s)")
+            print(f"training from scratch: {time.perf_counter() - started:.0f} s (target ≤ 300 s)")
         project = NluProject(var_dir=var_dir)
         server = EmbeddedRasaServer(project, project.train())
         started = time.perf_counter()
         await server.start()
         print(f"Rasa server ready in {time.perf_counter() - started:.1f} s")
         examples = load_test_examples(HELDOUT)
+        real_examples = load_test_examples(HELDOUT_REAL)
         day = reference_date(HELDOUT) or date.today()
         client = UnderstandingClient(
             RasaNluClient(server.url, server.token, timeout=30), confidence_threshold=0.0, today=lambda: day
         )
         try:
+            real = await evaluate(client, real_examples, threshold=DEFAULT_CONFIDENCE_THRESHOLD)
+            print(f"\nreal-style held-out: {real.total} utterances, threshold {real.threshold:g} (figures only)")
+            print(f"  intent accuracy        {real.accuracy:.1%}")
+            print(f"  out-of-scope rejected  {real.out_of_scope_rejection():.1%}")
+            print(f"  in-scope rejected      {real.false_rejection():.1%}")
+            requests = real.requests_accuracy()
+            multi, count = requests["multi_ask"]
+            print(f"  multi-ask: whole requests list right {multi:.1%} of {count}")
+            print(f"  {BEFORE}")
+            print(f"  {FIRST_LOOK}")
+            for title, table in (("variety", real.per_tag()), ("style", real.per_style())):
+                print(f"  per {title}:")
+                for tag, (accuracy, count) in table.items():
+                    print(f"    {tag:16} {accuracy:6.1%}  n={count}")
+
             report = await evaluate(client, examples, threshold=DEFAULT_CONFIDENCE_THRESHOLD)
             print(f"\nheld-out: {report.total} utterances, threshold {report.threshold:g}")
             print(f"  intent accuracy        {report.accuracy:.1%}")
@@ -77,17 +116,26 @@ async def main(train: bool, rounds: int) -> None:
             for tag, (accuracy, count) in report.per_tag().items():
                 print(f"    {tag:16} {accuracy:6.1%}  n={count}")
 
-            texts = [e.text for e in examples] * rounds
+            texts = [e.text for e in [*examples, *real_examples]] * rounds
             latencies = []
             for text in tqdm(texts, desc="parse latency", unit="msg", file=sys.stderr):
                 started = time.perf_counter()
                 await client.parse(text)
                 latencies.append((time.perf_counter() - started) * 1000)
-            print(f"\nparse through the gateway's NLU client, sequential, {len(texts)} calls:")
+            print(f"\nparse through the gateway's NLU client, sequential, {len(texts)} calls (both files):")
             print(
                 f"  p50 {percentile(latencies, 50):.1f} ms   p95 {percentile(latencies, 95):.1f} ms   "
                 f"p99 {percentile(latencies, 99):.1f} ms   mean {statistics.fmean(latencies):.1f} ms"
             )
+            print(f"  {BARE_RASA}")
+            print("\nbad input, time to a parse (best of 3):")
+            for name, text in BAD_INPUT.items():
+                times = []
+                for _ in range(3):
+                    started = time.perf_counter()
+                    result = await client.parse(text)
+                    times.append((time.perf_counter() - started) * 1000)
+                print(f"  {name:18} {min(times):6.1f} ms  → {result.intent.name} ({len(result.requests)} request(s))")
         finally:
             await client.close()
             await server.stop()

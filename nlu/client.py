@@ -37,8 +37,25 @@ class Entity(BaseModel):
     extractor: str | None = None
 
 
+class Request(BaseModel):
+    """One request of a message, in message order (see :attr:`ParseResult.requests`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    intent: Intent
+    text: str
+    """The clause as sent to the classifier: ``normalized_text[start:end]``."""
+    start: int
+    end: int
+    entities: list[Entity] = Field(default_factory=list)
+
+
 class ParseResult(BaseModel):
-    """Rasa's ``/model/parse`` response; unknown fields are kept so the raw shape round-trips."""
+    """Rasa's ``/model/parse`` response; unknown fields are kept so the raw shape round-trips.
+
+    ``requests`` (added by :class:`nlu.understanding.UnderstandingClient`) lists the message's
+    requests in order; a message with one request has exactly one, equal to ``intent``.
+    """
 
     model_config = ConfigDict(extra="allow")
 
@@ -46,6 +63,7 @@ class ParseResult(BaseModel):
     intent: Intent = Field(default_factory=Intent)
     entities: list[Entity] = Field(default_factory=list)
     intent_ranking: list[Intent] = Field(default_factory=list)
+    requests: list[Request] = Field(default_factory=list)
 
     @property
     def intent_name(self) -> str | None:

@@ -14,6 +14,11 @@ KEYWORD_CONFIDENCE = 0.6
 # Checked in this order: asking for a person wins over any topic in the same message.
 KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("human_handoff", ("转人工", "人工", "真人", "agent", "human")),
+    # Taking a request back names the request it takes back (取消退货 holds 退货): checked first.
+    (
+        "withdraw_request",
+        ("不退了", "不换了", "取消退货", "取消退款", "取消换货", "取消售后", "撤销申请", "撤回申请", "取消申请"),
+    ),
     ("return_refund", ("退货", "return")),
     ("refund", ("退款", "退钱", "refund")),
     ("order_status", ("查订单", "查询订单", "物流", "快递", "到哪", "track", "where is my order")),

