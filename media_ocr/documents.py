@@ -110,7 +110,8 @@ class LabelledPage:
 
     def __post_init__(self) -> None:
         finder = LabelFinder(FieldConfig(labels=self.labels, other_labels=self.others))
-        self.spans = [s for s in (Span.of(line, index) for index, line in enumerate(self.lines)) if s.text]
+        spans = [s for s in (Span.of(line, index) for index, line in enumerate(self.lines)) if s.text]
+        self.spans = _join_split_labels(spans, [*(w for ws in self.labels.values() for w in ws), *self.others])
         self.hits = {id(span): finder.find(span.text) for span in self.spans}
 
     @property
@@ -174,6 +175,38 @@ class LabelledPage:
 
     def labelled(self, span: Span) -> bool:
         return any(hit.field is not None or hit.start == 0 for hit in self.hits.get(id(span), []))
+
+
+def _join_split_labels(spans: list[Span], labels: list[str]) -> list[Span]:
+    """Spaced-out labels (名　　称：) come out of detection as two boxes, 名 and 称：个人: a lone
+    character joined with the box right of it on its row makes a label again."""
+    starts = {label[:1] for label in labels if len(label) >= 2}
+    used: set[int] = set()
+    joined: list[Span] = []
+    for span in spans:
+        if id(span) in used:
+            continue
+        if len(span.text) == 1 and span.text in starts:
+            height = max(span.box.height, 8.0)
+            right = [
+                s
+                for s in spans
+                if s is not span
+                and id(s) not in used
+                and s.box.vertical_overlap(span.box) >= 0.5
+                and 0 <= s.box.x0 - span.box.x1 < height * 6
+            ]
+            if right:
+                nxt = min(right, key=lambda s: s.box.x0)
+                text = span.text + nxt.text
+                if any(text.startswith(label) for label in labels):
+                    used.add(id(nxt))
+                    joined.append(
+                        Span(text, span.confidences + nxt.confidences, span.box.union(nxt.box), origin=nxt.origin)
+                    )
+                    continue
+        joined.append(span)
+    return [s for s in joined if id(s) not in used]
 
 
 def reading(value: FieldValue, span: Span, start: int = 0, end: int | None = None, **extra: object) -> FieldReading:

@@ -34,9 +34,11 @@ LABELS: dict[str, tuple[str, ...]] = {
     "total": ("小写", "价税合计(小写)"),
     "sum": ("合计",),
     "goods": ("货物或应税劳务、服务名称", "货物或应税劳务名称", "货物或应税劳务", "项目名称"),
+    "machine": ("机器编号",),
+    "check": ("校验码",),
 }
 OTHERS = ("价税合计", "价税合计(大写)", "大写", "地址、电话", "地址电话", "开户行及账号", "开户行及帐号", "密码区",
-          "校验码", "机器编号", "收款人", "复核", "开票人", "销售方", "购买方", "备注", "税额", "金额", "税率",
+          "收款人", "复核", "开票人", "销售方", "购买方", "备注", "税额", "金额", "税率",
           "单价", "数量", "单位", "规格型号")  # fmt: skip
 
 _DIGITS = textpatterns.compile(r"(?<![0-9])([0-9OoIlDSZB]{8,20})(?![0-9])")
@@ -93,7 +95,7 @@ class InvoiceExtractor:
             if found is not None:
                 return found
         # Paper invoices: the code alone and large at the top left, again small at the top right.
-        return _unlabelled(page, (10, 12), exclude=None)
+        return _unlabelled(page, (10, 12), exclude=_other_numbers(page))
 
     def _number(self, page: LabelledPage, code: FieldReading | None) -> FieldReading | None:
         for occurrence in page.occurrences("invoice_number"):
@@ -104,7 +106,8 @@ class InvoiceExtractor:
             match = _NUMBER_MARK.match(span.text.replace(" ", ""))
             if match is not None:
                 return reading(match.group(1), span, len(span.text.replace(" ", "")) - 8)
-        return _unlabelled(page, (8,), exclude=str(code.value) if code is not None else None)
+        taken = _other_numbers(page) | ({str(code.value)} if code is not None else set())
+        return _unlabelled(page, (8,), exclude=taken)
 
     def _date(self, page: LabelledPage) -> FieldReading | None:
         for occurrence in page.occurrences("issue_date"):
@@ -233,7 +236,17 @@ def _digit_run(span: Span | None, lengths: tuple[int, ...]) -> FieldReading | No
     return None
 
 
-def _unlabelled(page: LabelledPage, lengths: tuple[int, ...], exclude: str | None) -> FieldReading | None:
+def _other_numbers(page: LabelledPage) -> set[str]:
+    """Numbers printed after other labels at the top (机器编号, 校验码): never the code or number."""
+    found: set[str] = set()
+    for key in ("machine", "check"):
+        for occurrence in page.occurrences(key):
+            if occurrence.value is not None:
+                found.add(_digits(occurrence.value.text.replace(" ", "")))
+    return found
+
+
+def _unlabelled(page: LabelledPage, lengths: tuple[int, ...], exclude: set[str]) -> FieldReading | None:
     """A number of one of these lengths standing alone in the top quarter of the page; printed
     twice (large, and small at the top right) it is more certain."""
     limit = page.top + page.height * 0.3
@@ -243,7 +256,7 @@ def _unlabelled(page: LabelledPage, lengths: tuple[int, ...], exclude: str | Non
             continue
         text = span.text.replace(" ", "")
         digits = _digits(text)
-        if digits.isdigit() and len(digits) in lengths and digits != exclude:
+        if digits.isdigit() and len(digits) in lengths and digits not in exclude:
             compact = Span(text, [c for ch, c in zip(span.text, span.confidences, strict=True) if ch != " "], span.box,
                            origin=span.origin)  # fmt: skip
             seen.append(reading(digits, compact))
