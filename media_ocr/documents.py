@@ -194,7 +194,7 @@ def _join_split_labels(spans: list[Span], labels: list[str]) -> list[Span]:
                 if s is not span
                 and id(s) not in used
                 and s.box.vertical_overlap(span.box) >= 0.5
-                and 0 <= s.box.x0 - span.box.x1 < height * 6
+                and -height * 0.5 <= s.box.x0 - span.box.x1 < height * 6
             ]
             if right:
                 nxt = min(right, key=lambda s: s.box.x0)

@@ -29,7 +29,8 @@ LABELS: dict[str, tuple[str, ...]] = {
     "invoice_code": ("发票代码",),
     "invoice_number": ("发票号码",),
     "issue_date": ("开票日期",),
-    "name": ("名称", "购买方名称", "销售方名称", "购方名称", "销方名称"),
+    # 称: alone: the spaced-out 名　　称 whose 名 was not detected at all.
+    "name": ("名称", "购买方名称", "销售方名称", "购方名称", "销方名称", "称:"),
     "tax_id": ("纳税人识别号", "统一社会信用代码/纳税人识别号", "纳税人识别码", "纳税识别号"),
     "total": ("小写", "价税合计(小写)"),
     "sum": ("合计",),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import textpatterns
-from media_ocr.documents import LabelledPage, Occurrence, reading
+from media_ocr.documents import LabelledPage, reading
 from media_ocr.fields import Extraction, Span, _strip_separators
 from media_ocr.model import Barcode, FieldReading, TextLine
 from media_ocr.privacy import mask_address, mask_name
@@ -53,7 +53,7 @@ LABELS: dict[str, tuple[str, ...]] = {
 OTHERS = ("签收人", "签收时间", "寄件地址", "订单号", "订单编号", "电话", "手机", "已验视", "保价", "重量", "件数",
           "代收货款", "打印时间", "备注", "物品", "内件")  # fmt: skip
 
-_PHONE = textpatterns.compile(r"(?<![0-9*])(1[3-9][0-9])[- ]?([0-9*]{4})[- ]?([0-9]{4})(?![0-9])")
+_PHONE = textpatterns.compile(r"(?<![0-9])(1[3-9][0-9])[- ]?([0-9*]{4})[- ]?([0-9]{4})(?![0-9])")
 _LANDLINE = textpatterns.compile(r"(?<![0-9])(0[0-9]{2,3})-?([0-9*]{3,4})([0-9]{4})(?![0-9])")
 _SORTING = textpatterns.compile(r"^[0-9]{3}(?:[- ][A-Z0-9]{1,4}){1,3}$")
 _TOKEN = textpatterns.compile(r"[A-Z0-9]{10,20}")
@@ -168,18 +168,26 @@ class WaybillExtractor:
         return found
 
     def _recipient_line(self, page: LabelledPage) -> tuple[Span, Span] | None:
-        """The recipient's line and what follows the label on it."""
-        occurrences = page.occurrences("recipient")
-        if occurrences:
-            first: Occurrence = occurrences[0]
-            rest = _strip_separators(first.span.part(first.hit.end, len(first.span.text)))
-            return first.span, rest
+        """The recipient's line (the topmost recipient block: a stub repeats it lower down) and
+        what follows the label on it."""
+        found: list[tuple[Span, Span]] = []
+        for occurrence in page.occurrences("recipient"):
+            span = occurrence.span
+            found.append((span, _strip_separators(span.part(occurrence.hit.end, len(span.text)))))
         # E-waybills print a large 收 (and 寄) at the start of the block.
         for span in page.spans:
             text = span.text
-            if text.startswith(_RECIPIENT_START) and not text.startswith(_NOT_RECIPIENT):
-                return span, _strip_separators(span.part(1, len(text)))
-        return None
+            fresh = not any(span is other for other, _ in found)
+            if text.startswith(_RECIPIENT_START) and not text.startswith(_NOT_RECIPIENT) and fresh:
+                found.append((span, _strip_separators(span.part(1, len(text)))))
+        if not found:
+            return None
+        span, rest = min(found, key=lambda pair: pair[0].box.y0)
+        if not rest.text:  # the label alone in its box: name and phone are in the next box right
+            beside = page.right_of(span, span)
+            if beside is not None:
+                return beside, beside
+        return span, rest
 
     def _address(self, page: LabelledPage, line: Span, found: dict[str, FieldReading]) -> FieldReading | None:
         labelled = [o for o in page.occurrences("address") if o.value is not None and o.y >= line.box.y0 - 2]
