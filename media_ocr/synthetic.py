@@ -34,6 +34,7 @@ Damage = Literal[
     "clean", "rotation", "perspective", "blur", "noise", "low_contrast", "shadow", "jpeg", "small", "photo"
 ]
 LAYOUTS: tuple[Layout, ...] = ("lines", "form", "header_table", "label", "invoice")
+SLIP_LAYOUTS: tuple[Layout, ...] = ("lines", "form", "header_table", "label")
 DAMAGES: tuple[Damage, ...] = (
     "clean",
     "rotation",
@@ -822,7 +823,7 @@ def document_set(
                 elif document_type == "vat_invoice":
                     clean, expected = render_vat_invoice(rng)
                 else:
-                    layout = rng.choice(("lines", "form", "header_table", "label"))
+                    layout = rng.choice(SLIP_LAYOUTS)
                     slip = random_slip(rng)
                     clean, _ = render(slip, layout, rng)
                     expected = slip.expected_fields()
