@@ -324,7 +324,9 @@ class TicketDesk:
             now = self.clock()
             if by_staff:
                 ticket.contacts += 1
-                return [remark(ticket, kind="contact", actor=actor, now=now, reason="submitted again", note=summary[:500])]
+                return [
+                    remark(ticket, kind="contact", actor=actor, now=now, reason="submitted again", note=summary[:500])
+                ]
             if conversation_id:
                 ticket.conversation_ids = list(dict.fromkeys([*ticket.conversation_ids, conversation_id]))
             if channel:
@@ -497,6 +499,18 @@ class TicketDesk:
                            note=f"客户撤回售后申请 {request_id}，请停止处理")]  # fmt: skip
 
         return await self.apply(ticket_id, withdrawn)
+
+    async def attach_readings(self, ticket_id: str, result_ids: list[str], *, actor: str = "system:ocr") -> Ticket:
+        """Fields read off the ticket's photos (OCR results), attached by the system as they arrive."""
+
+        def add(t: Ticket) -> list[TicketEntry]:
+            new = [r for r in result_ids if r not in t.ocr_result_ids]
+            if not new:
+                return []
+            t.ocr_result_ids = [*t.ocr_result_ids, *new]
+            return [remark(t, kind="attachment", actor=actor, now=self.clock(), media=[], ocr=new)]
+
+        return await self.apply(ticket_id, add)
 
     async def apply(self, ticket_id: str, mutation: Mutation) -> Ticket:
         """Change a ticket under its version (concurrent writers retry on the fresh copy), then

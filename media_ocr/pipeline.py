@@ -23,7 +23,7 @@ from media_ocr.fields import FieldConfig
 from media_ocr.model import Correction, FieldReading, FieldValue, OcrResult, fields_of
 from media_ocr.privacy import MaskingFilter, holds_personal_data, mask_text
 from media_ocr.reader import PhotoReader, Reading
-from media_ocr.store import OcrResultStore
+from media_ocr.store import ConcurrentChange, OcrResultStore
 from media_ocr.validation import (
     OrderCheck,
     ReviewPolicy,
@@ -297,6 +297,38 @@ class OcrService:
         await self.results.replace_if_unchanged(updated, revision)
         log.info("OCR %s: %s corrected by %s", result_id, field, mask_text(who))
         return updated
+
+    async def flag(self, result_id: str, reasons: list[str]) -> OcrResult:
+        """Send a result to review for reasons found outside the photo (it does not match the
+        request it was sent for); each reason starts with the field it is about."""
+        for _ in range(5):
+            found = await self.results.get_with_revision(result_id)
+            if found is None:
+                raise LookupError(f"no OCR result {result_id}")
+            result, revision = found
+            added = [r for r in reasons if r not in result.review_reasons]
+            if not added and result.needs_review:
+                return result
+            names = fields_of(result.document_type)
+            all_reasons = [*result.review_reasons, *added]
+            doubtful = [n for n in names if any(r.startswith(f"{n}:") for r in all_reasons)]
+            updated = result.model_copy(
+                update={
+                    "needs_review": True,
+                    "review_reasons": all_reasons,
+                    "doubtful_fields": list(dict.fromkeys([*result.doubtful_fields, *doubtful])),
+                    "shop_problems": [*result.shop_problems, *added],
+                }
+            )
+            try:
+                await self.results.replace_if_unchanged(updated, revision)
+            except ConcurrentChange:
+                continue
+            return updated
+        raise ConcurrentChange(f"OCR result {result_id} kept changing")
+
+    async def latest_for_media(self, media_id: str) -> OcrResult | None:
+        return (await self.results.for_media([media_id])).get(media_id)
 
     def close(self) -> None:
         self.workers.close()
