@@ -114,3 +114,57 @@ async def test_a_photo_on_a_ticket_gets_its_reading_attached(running: Setup) -> 
     readings = body["ticket"]["ocr_results"]
     assert readings[0]["document_type"] == "return_slip" and readings[0]["fields"]["order_id"] == sample.slip.order_id
     assert any(e["kind"] == "attachment" and e["actor"] == "system:ocr" for e in body["ticket"]["timeline"])
+
+
+async def test_a_slip_photo_sent_while_a_return_waits_becomes_its_evidence(running: Setup) -> None:
+    from store import Attachment, InboundMessage
+
+    gateway, _ = running
+    assert gateway.store is not None and gateway.aftersales is not None
+    _, media_id, sample = await slip_request(gateway, "loose", status=Step.APPLIED)
+    attachment = Attachment(kind="image", content_type="image/png", media_id=media_id, filename="slip.png")
+    receipt = await gateway.store.accept_inbound(
+        InboundMessage(
+            channel="telegram",
+            sender_id="loose-1",
+            channel_message_id="m-loose",
+            text="我拍了退货单",
+            attachments=[attachment],
+        )
+    )
+    customer = receipt.message.customer_id
+    request, _ = await gateway.aftersales.create(
+        type=RequestType.EXCHANGE, order_id=sample.slip.order_id, customer_id=customer, actor="customer",
+        items=[{"sku": sample.slip.sku, "quantity": sample.slip.ordered_quantity}], reason="尺码不符",
+    )  # fmt: skip
+    await gateway.aftersales.advance(request.id, Step.APPROVED, actor="system:test")
+    # The request was approved after the photo came: a second photo message is what the intake sees.
+    again = await gateway.store.accept_inbound(
+        InboundMessage(
+            channel="telegram", sender_id="loose-1", channel_message_id="m-loose-2", attachments=[attachment]
+        )
+    )
+    assert again.message.customer_id == customer
+
+    async def advanced() -> Any:
+        found = await gateway.aftersales.get(request.id)  # type: ignore[union-attr]
+        return found if found is not None and found.status is Step.AWAITING_RETURN else None
+
+    fresh = await eventually(advanced)
+    assert media_id in fresh.evidence
+
+
+async def test_a_corrected_reading_is_matched_again(running: Setup) -> None:
+    gateway, client = running
+    assert gateway.aftersales is not None and gateway.ocr is not None
+    request, media_id, sample = await slip_request(gateway, "correct")
+    result = await gateway.ocr.read_media(media_id, source={"request_id": request.id})
+    assert result.id is not None and not result.needs_review
+    flagged = await gateway.ocr.flag(result.id, ["quantity: a person should count the parcel"])
+    assert flagged.needs_review
+    correction = {"field": "quantity", "value": sample.slip.quantity, "who": "agent:li", "why": "counted"}
+    response = await client.post(f"/api/ocr/{result.id}/corrections", json=correction)
+    assert response.status == 200, await response.text()
+    fresh = await gateway.aftersales.get(request.id)
+    assert fresh is not None and fresh.status is Step.AWAITING_RETURN
+    assert fresh.readings[-1]["result_id"] == result.id and not fresh.readings[-1]["needs_review"]
