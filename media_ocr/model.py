@@ -105,6 +105,9 @@ class TextLine:
     engine: str
     second_opinion: TextLine | None = None
     """Another engine's reading of the same region, when one was asked (combined engine)."""
+    extent: Box | None = None
+    """The whole line as detected, where only its beginning was read (``box`` covers what was
+    read): personal data in the unread rest is still blurred on the reviewer's picture."""
 
     def __post_init__(self) -> None:
         if len(self.confidences) != len(self.text):

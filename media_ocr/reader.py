@@ -140,7 +140,7 @@ class PhotoReader:
             notes=dict(page.notes),
         )
         reading.regions = _regions(reading, page)
-        reading.line_outlines = [(line.text, outline(line.box, page)) for line in lines]
+        reading.line_outlines = [(line.text, outline(line.extent or line.box, page)) for line in lines]
         return reading
 
 

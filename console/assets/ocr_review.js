@@ -55,7 +55,7 @@ function reviewCard(result) {
   return el("article", { class: "card ocr-review", dataset: { result: result.id } },
     el("div", { class: "ocr-pair" },
       el("a", { href: result.image_url, target: "_blank", rel: "noopener" },
-        el("img", { src: result.image_url, alt: result.image, loading: "lazy" })),
+        el("img", { src: result.image_url, alt: result.image })),
       el("div", {},
         el("p", {}, el("strong", {}, `${t("o_type")}: `), t(`type_${result.document_type}`),
           el("span", { class: "muted" }, ` · ${t("o_source")}: ${sourceText(result.source || {})} · ${fmtTime(result.created_at)}`)),
