@@ -1,5 +1,5 @@
 # `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
-.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-channels bench-backoffice bench-ivr bench-quality bench-peak clean
+.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-ocr-documents bench-channels bench-backoffice bench-ivr bench-quality bench-peak clean
 
 setup:
 	@bash scripts/setup.sh
@@ -27,6 +27,11 @@ bench-routes:
 
 bench-ocr: setup
 	.venv/bin/python bench/ocr.py --per-damage 6
+
+# Waybills, VAT invoices and slips: real held-out photos (from ../shared/data/ocr-real or
+# OCR_REAL_PHOTOS), generated ones, and the queue's latency from upload to fields on the ticket.
+bench-ocr-documents: setup
+	.venv/bin/python bench/ocr_documents.py
 
 bench-channels: setup
 	.venv/bin/python bench/channels.py

@@ -500,6 +500,18 @@ class TicketDesk:
 
         return await self.apply(ticket_id, withdrawn)
 
+    async def attach_readings(self, ticket_id: str, result_ids: list[str], *, actor: str = "system:ocr") -> Ticket:
+        """Fields read off the ticket's photos (OCR results), attached by the system as they arrive."""
+
+        def add(t: Ticket) -> list[TicketEntry]:
+            new = [r for r in result_ids if r not in t.ocr_result_ids]
+            if not new:
+                return []
+            t.ocr_result_ids = [*t.ocr_result_ids, *new]
+            return [remark(t, kind="attachment", actor=actor, now=self.clock(), media=[], ocr=new)]
+
+        return await self.apply(ticket_id, add)
+
     async def apply(self, ticket_id: str, mutation: Mutation) -> Ticket:
         """Change a ticket under its version (concurrent writers retry on the fresh copy), then
         run the effects of the entries it added."""

@@ -432,6 +432,7 @@ def _ocr_view(result: Any) -> dict[str, Any] | None:
     return {
         "id": result.id,
         "kind": dumped.get("kind"),
+        "document_type": dumped.get("document_type"),
         "fields": dumped.get("fields", {}),
         "needs_review": result.needs_review,
     }

@@ -412,6 +412,7 @@ class BackofficeApi:
                     {
                         "id": result_id,
                         "media_id": result.media_id,
+                        "document_type": result.document_type,
                         "fields": result.model_dump(mode="json")["fields"],
                         "needs_review": result.needs_review,
                         "review_reasons": result.review_reasons,

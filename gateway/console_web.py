@@ -86,6 +86,9 @@ PAGES = (
     Page("quality", "/console/quality", "quality.js", _has(P.VIEW_QUALITY), charts=True),
     Page("refunds", "/console/refunds", "refunds.js", _has(P.VIEW_QUALITY), charts=True),
     Page("review", "/console/review", "review.js", _has(P.SCORE_QUALITY)),
+    Page("analytics", "/console/analytics", "analytics.js", _has(P.VIEW_QUALITY), charts=True),
+    Page("ocr_review", "/console/ocr-review", "ocr_review.js",
+         _has(P.HANDLE_CONVERSATIONS, P.REVIEW, P.SUBMIT, P.VIEW_ALL)),
     Page("admin", "/console/admin", "admin.js", _has(P.MANAGE_USERS, P.CONFIGURE)),
 )  # fmt: skip
 

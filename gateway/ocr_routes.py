@@ -10,7 +10,10 @@
 ``GET /api/ocr/{id}/image``
     the photo with doubtful fields outlined in red and personal data blurred (PNG).
 ``POST /api/ocr/{id}/corrections``
-    ``{"field", "value", "who", "why"}``: a human's correction, recorded with who and why.
+    ``{"field", "value", "who", "why"}``: a human's correction, recorded with who and why; a
+    corrected return slip sent for a request is matched against it again.
+``GET /api/ocr/review?limit=50``
+    readings waiting for a person (the console's review queue), newest first.
 
 Errors are JSON ``{"error": code, "detail": text}`` like the REST channel's. Every route needs a
 signed-in staff member who works on tickets or conversations (``gateway.staff_auth``): the
@@ -137,12 +140,22 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
             raise OcrRequestError(409, "conflict", str(exc)) from exc
         except ValueError as exc:
             raise OcrRequestError(400, "invalid_value", str(exc)) from exc
+        if gateway.intake is not None:  # a corrected return slip is matched against its request again
+            await gateway.intake.reconsider(result)
         return json_response(_view(result))
+
+    async def review_queue(request: web.Request) -> web.Response:
+        raw = request.query.get("limit") or "50"
+        if not raw.isdigit() or not 1 <= int(raw) <= 200:
+            raise OcrRequestError(400, "invalid_field", "limit must be 1–200")
+        waiting = await service().results.waiting_for_review(int(raw))
+        return json_response({"results": [_view(r) | {"image_url": f"/api/ocr/{r.id}/image"} for r in waiting]})
 
     def staff(handler: Handler) -> StaffHandler:
         return auth.guard(_json_errors(handler), "photo OCR", *OCR_PERMISSIONS)
 
     return [
+        web.get("/api/ocr/review", staff(review_queue)),
         web.post("/api/ocr", staff(read)),
         web.get("/api/ocr/{result_id}", staff(get)),
         web.get("/api/ocr/{result_id}/image", staff(image)),

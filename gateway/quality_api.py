@@ -21,11 +21,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 import textpatterns
+from backoffice.classify import CATEGORY_LABELS
 from backoffice.permissions import Permission, PermissionDenied
 from backoffice.staff import StaffMember
 from channels.base import json_response
 from gateway.openapi import ApiError, ApiSpec, Operation, QueryParam, read_body
 from gateway.staff_auth import StaffAuth
+from quality.analytics import ivr_report, knowledge_misses, problems_report, refund_records
 from quality.metrics import DIMENSIONS, METRIC_BY_NAME, METRICS, QualityFilter, QualityReport, quality_report
 from quality.refunds import Granularity, refund_report
 from quality.reviews import KINDS, ReviewQueue, ReviewRefused, Window
@@ -50,6 +52,14 @@ Q_AGENT = QueryParam("agent", {"type": "string", "pattern": AGENT.pattern}, "onl
 Q_GRANULARITY = QueryParam("granularity", {"type": "string", "enum": ["day", "week"]}, "periods: day or week")
 Q_LANG = QueryParam("lang", {"type": "string", "enum": ["zh", "en"]}, "labels and definitions in zh or en")
 FILTERS = (Q_FROM, Q_TO, Q_CHANNEL, Q_INTENT, Q_AGENT, Q_LANG)
+ORDER_ID = textpatterns.compile(r"^[0-9]{4,24}$")
+REQUEST_ID = textpatterns.compile(r"^[A-Z]{1,4}[0-9]{6,24}$")
+REQUEST_STATUSES = ("applied", "reviewing", "approved", "rejected", "awaiting_return", "goods_received",
+                    "payment_processing", "resending", "issuing", "completed", "cancelled")  # fmt: skip
+Q_ORDER = QueryParam("order_id", {"type": "string", "pattern": ORDER_ID.pattern}, "only this order")
+Q_REQUEST = QueryParam("request_id", {"type": "string", "pattern": REQUEST_ID.pattern}, "this request (any date)")
+Q_STATUS = QueryParam("status", {"type": "string", "enum": list(REQUEST_STATUSES)}, "only requests in this status")
+RECORD_FILTERS = (Q_FROM, Q_TO, Q_ORDER, Q_REQUEST, Q_STATUS)
 
 
 class Score(BaseModel):
@@ -153,6 +163,18 @@ class QualityApi:
             query=(Q_FROM, Q_TO, Q_GRANULARITY),
             success_type="text/csv",
         )
+        add("GET", "/quality/problems", self.problems, "Tickets by category and by SKU, with the repeat-defect flag",
+            P.VIEW_QUALITY, query=(Q_FROM, Q_TO, Q_LANG))  # fmt: skip
+        add("GET", "/quality/problems.csv", self.problems_csv, "Tickets by category and by SKU as CSV", P.VIEW_QUALITY,
+            query=(Q_FROM, Q_TO, Q_LANG), success_type="text/csv")  # fmt: skip
+        add("GET", "/quality/knowledge-misses", self.misses, "Questions the knowledge base missed, clustered",
+            P.VIEW_QUALITY, query=(Q_FROM, Q_TO))  # fmt: skip
+        add("GET", "/quality/ivr", self.ivr, "IVR handling time per scenario and nuisance calls", P.VIEW_QUALITY,
+            query=(Q_FROM, Q_TO))  # fmt: skip
+        add("GET", "/refunds/records", self.records, "Refund records by order, request, status and date",
+            P.VIEW_QUALITY, query=RECORD_FILTERS)  # fmt: skip
+        add("GET", "/refunds/records.csv", self.records_csv, "Refund records as CSV (UTF-8 with BOM)", P.VIEW_QUALITY,
+            query=RECORD_FILTERS, success_type="text/csv")  # fmt: skip
         add(
             "GET",
             "/reviews/queue",
@@ -312,6 +334,74 @@ class QualityApi:
             writer.writerow(["type", row["type"], *(row[c] for c in columns)])
         writer.writerow(["total", "", *(report["total"][c] for c in columns)])
         return _csv(out.getvalue(), f"refunds-{report['from']}-{report['to']}.csv")
+
+    # -- problems, knowledge misses, IVR, refund records -----------------------------------------
+
+    def _described(self, first: date, last: date) -> dict[str, Any]:
+        return {"from": first.isoformat(), "to": last.isoformat(), "timezone": self.gateway.settings.shop.timezone}
+
+    async def _problems(self, request: web.Request, member: StaffMember) -> dict[str, Any]:
+        language = _language(request, member)
+        first, last, start, end = self._range(request)
+        assert self.gateway.store is not None
+        report = await problems_report(self.gateway.store.db, start, end, self.zone)
+        for row in report["categories"]:
+            row["label"] = CATEGORY_LABELS.get(row["category"], {}).get(language, row["category"])
+        return {**self._described(first, last), "language": language, **report}
+
+    async def problems(self, request: web.Request, member: StaffMember) -> web.Response:
+        return json_response(await self._problems(request, member))
+
+    async def problems_csv(self, request: web.Request, member: StaffMember) -> web.StreamResponse:
+        report = await self._problems(request, member)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["section", "key", "label", "tickets", "open", "customers", "amount", "repeat_defect"])
+        for row in report["categories"]:
+            writer.writerow(["category", row["category"], row["label"], row["tickets"], row["open"], "",
+                             row["amount"], ""])  # fmt: skip
+        for item in report["skus"]:
+            writer.writerow(["sku", item["sku"], "", item["tickets"], "", item["customers"], "",
+                             "yes" if item["repeat_defect"] else "no"])  # fmt: skip
+        return _csv(out.getvalue(), f"problems-{report['from']}-{report['to']}.csv")
+
+    async def misses(self, request: web.Request, member: StaffMember) -> web.Response:
+        first, last, start, end = self._range(request)
+        assert self.gateway.store is not None
+        report = await knowledge_misses(self.gateway.store.db, start, end, self.zone)
+        return json_response({**self._described(first, last), **report})
+
+    async def ivr(self, request: web.Request, member: StaffMember) -> web.Response:
+        first, last, start, end = self._range(request)
+        assert self.gateway.store is not None
+        report = await ivr_report(self.gateway.store.db, start, end, self.zone)
+        return json_response({**self._described(first, last), **report})
+
+    async def _records(self, request: web.Request) -> dict[str, Any]:
+        first, last, start, end = self._range(request)
+        status = request.query.get("status") or None
+        if status is not None and status not in REQUEST_STATUSES:
+            raise ApiError(400, "invalid_field", f"status must be one of {', '.join(REQUEST_STATUSES)}", field="status")
+        assert self.gateway.store is not None
+        found = await refund_records(
+            self.gateway.store.db, start, end, self.zone, order_id=_name(request, "order_id", ORDER_ID),
+            request_id=_name(request, "request_id", REQUEST_ID), status=status,
+        )  # fmt: skip
+        return {**self._described(first, last), **found}
+
+    async def records(self, request: web.Request, member: StaffMember) -> web.Response:
+        return json_response(await self._records(request))
+
+    async def records_csv(self, request: web.Request, member: StaffMember) -> web.StreamResponse:
+        found = await self._records(request)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        columns = ["id", "order_id", "type", "status", "amount", "reason", "channel", "created_at", "refunded_at",
+                   "automatic", "ticket_id"]  # fmt: skip
+        writer.writerow(columns)
+        for row in found["rows"]:
+            writer.writerow([_cell(row.get(c)) for c in columns])
+        return _csv(out.getvalue(), f"refund-records-{found['from']}-{found['to']}.csv")
 
     # -- reviews ------------------------------------------------------------------------------
 

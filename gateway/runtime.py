@@ -26,6 +26,7 @@ from dialogue.knowledge import KnowledgeBase
 from dialogue.targets import default_embedder
 from gateway.limits import Rate, SenderRateLimit, TokenBucketLimiter
 from gateway.outbox import OutboxDispatcher, RetryPolicy
+from gateway.photo_intake import PhotoIntake
 from gateway.receivers import ExclusiveReceivers
 from gateway.settings import Settings
 from gateway.turns import TurnProcessor
@@ -106,6 +107,8 @@ class Gateway:
         self.started = False
         """True once start-up is over (the NLU up or failed): from then on a missing part is an outage."""
         self.ocr: OcrService | None = None
+        self.intake: PhotoIntake | None = None
+        """Reads photos as they reach requests and tickets (``OCR_INTAKE``)."""
         self.ocr_workers = OcrWorkers(settings.ocr.engine, settings.ocr.workers, threads=settings.ocr.threads)
         """Started on the first photo (a worker takes a few seconds to load its models)."""
 
@@ -159,6 +162,8 @@ class Gateway:
         self.lookups = LookupAttempts(store.db)
         self.ocr = OcrService(self.ocr_workers, ocr_results, self.media, self.orders)
         await self.ocr.ensure_indexes()
+        self.intake = PhotoIntake(store.db, self.ocr, self.aftersales, self.tickets)
+        await self.intake.ensure_indexes()
         self.console = Console(store.db, canned_replies_path=self.settings.console.canned_replies_path)
         await self.console.ensure_indexes()
         self.reviews = ReviewQueue(store.db)
@@ -233,6 +238,8 @@ class Gateway:
         await self.outbox.start(follow_store=True)  # resumes replies a previous run did not deliver
         if self.backoffice is not None and self.settings.backoffice.sweep_seconds > 0:
             await self.backoffice.monitor.start()
+        if self.intake is not None and self.settings.ocr.intake:
+            await self.intake.start()
         for channel in self.channels:
             await channel.start(self.handler_for(channel))
         assert self.leases is not None
@@ -331,6 +338,8 @@ class Gateway:
             await self.backoffice.monitor.stop()
         if self.console is not None:
             await self.console.live.stop()
+        if self.intake is not None:
+            await self.intake.stop()
         if self.outbox is not None:
             await self.outbox.stop()
             self.outbox = None

@@ -146,7 +146,7 @@ class RapidOcrEngine(OcrEngine):
         cuts = [self._cut(crop) if needs_rest is not None else None for crop in crops]
         heads = self._recognise([crop if cut is None else crop[:, :cut] for crop, cut in zip(crops, cuts, strict=True)])
         lines = [
-            TextLine(text, confidences, box if cut is None else box.slice(0, cut, crop.shape[1]), self.name)
+            TextLine(text, confidences, box if cut is None else box.slice(0, cut, crop.shape[1]), self.name, extent=box)
             for (text, confidences), box, crop, cut in zip(heads, boxes, crops, cuts, strict=True)
         ]
         if needs_rest is not None:

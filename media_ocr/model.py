@@ -14,7 +14,38 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 FIELD_NAMES = ("order_id", "sku", "quantity", "reason", "customer_id", "return_date")
-"""The fields read from every document, in display order."""
+"""The fields of the shop's own return slip, in display order."""
+
+DocumentType = Literal["return_slip", "waybill", "vat_invoice"]
+DOCUMENT_TYPES: tuple[DocumentType, ...] = ("return_slip", "waybill", "vat_invoice")
+WAYBILL_FIELDS = ("carrier", "tracking_no", "recipient_name", "recipient_phone", "recipient_address", "sorting_code")
+"""A courier waybill (快递面单): the recipient's name, phone and address are kept masked."""
+INVOICE_FIELDS = (
+    "invoice_code",
+    "invoice_number",
+    "issue_date",
+    "amount",
+    "tax",
+    "total",
+    "buyer_name",
+    "buyer_tax_id",
+    "seller_name",
+    "seller_tax_id",
+)
+"""A VAT invoice (增值税发票): 发票代码, 发票号码, 开票日期, 金额, 税额, 价税合计, 购买方 and 销售方
+with their 纳税人识别号. Amounts are strings with two decimals (``"52.70"``)."""
+DOCUMENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "return_slip": FIELD_NAMES,
+    "waybill": WAYBILL_FIELDS,
+    "vat_invoice": INVOICE_FIELDS,
+}
+"""Each document type's fields, in display order."""
+
+
+def fields_of(document_type: str) -> tuple[str, ...]:
+    """The fields of a document type (a return slip's for anything unknown)."""
+    return DOCUMENT_FIELDS.get(document_type, FIELD_NAMES)
+
 
 FieldValue = str | int | None
 
@@ -74,6 +105,9 @@ class TextLine:
     engine: str
     second_opinion: TextLine | None = None
     """Another engine's reading of the same region, when one was asked (combined engine)."""
+    extent: Box | None = None
+    """The whole line as detected, where only its beginning was read (``box`` covers what was
+    read): personal data in the unread rest is still blurred on the reviewer's picture."""
 
     def __post_init__(self) -> None:
         if len(self.confidences) != len(self.text):
@@ -131,6 +165,10 @@ class OcrResult(BaseModel):
     id: str | None = None
     image: str = Field(description="what the image is: a file name, an attachment name or a media id")
     media_id: str | None = Field(default=None, description="sha256 of the image bytes in the media store")
+    document_type: DocumentType = Field(
+        default="return_slip", description="return_slip, waybill or vat_invoice: which fields were read"
+    )
+    document_cues: list[str] = Field(default_factory=list, description="the printed words the type was told by")
     fields: dict[str, FieldValue]
     confidence: dict[str, float]
     needs_review: bool
@@ -154,9 +192,11 @@ class OcrResult(BaseModel):
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def contract(self) -> dict[str, Any]:
-        """The stable CLI/JSON contract: image, fields, confidence, needs_review, review_reasons, engine."""
+        """The stable CLI/JSON contract: image, document_type, fields, confidence, needs_review,
+        review_reasons, engine."""
         return {
             "image": self.image,
+            "document_type": self.document_type,
             "fields": self.fields,
             "confidence": self.confidence,
             "needs_review": self.needs_review,

@@ -20,11 +20,18 @@ from typing import Any
 
 from media_ocr.engines import make_engine
 from media_ocr.fields import FieldConfig
-from media_ocr.model import FIELD_NAMES, Correction, FieldReading, FieldValue, OcrResult
+from media_ocr.model import Correction, FieldReading, FieldValue, OcrResult, fields_of
 from media_ocr.privacy import MaskingFilter, holds_personal_data, mask_text
 from media_ocr.reader import PhotoReader, Reading
-from media_ocr.store import OcrResultStore
-from media_ocr.validation import OrderCheck, ReviewPolicy, corrected_reading, decide, preset_problems
+from media_ocr.store import ConcurrentChange, OcrResultStore
+from media_ocr.validation import (
+    OrderCheck,
+    ReviewPolicy,
+    corrected_reading,
+    decide,
+    document_problems,
+    preset_problems,
+)
 from shop import OrderLookup
 from store.media import MediaRejected, MediaStore
 
@@ -122,16 +129,26 @@ async def assess(
     policy: ReviewPolicy,
     check: OrderCheck | None = None,
 ) -> OcrResult:
-    """The result for a reading: fields, confidences, the checks and the review decision."""
+    """The result for a reading: fields, confidences, the checks and the review decision.
+
+    A return slip is checked against the shop's orders; a waybill or an invoice by its own rules
+    (an invoice's amounts add up, its tax ids pass their check)."""
     fields = reading.fields
-    problems = preset_problems(fields, config)
-    if check is not None:
-        problems += await check.check(fields)
-    verdict = decide(fields, problems, policy)
+    kind = reading.document_type
+    names = fields_of(kind)
+    if kind == "return_slip":
+        problems = preset_problems(fields, config)
+        if check is not None:
+            problems += await check.check(fields)
+    else:
+        problems = document_problems(kind, fields)
+    verdict = decide(fields, problems, policy, document_type=kind)
     return OcrResult(
         image=image,
-        fields={name: fields[name].value if name in fields else None for name in FIELD_NAMES},
-        confidence={name: round(fields[name].confidence, 3) if name in fields else 0.0 for name in FIELD_NAMES},
+        document_type=kind,
+        document_cues=reading.document_cues,
+        fields={name: fields[name].value if name in fields else None for name in names},
+        confidence={name: round(fields[name].confidence, 3) if name in fields else 0.0 for name in names},
         needs_review=verdict.needs_review,
         review_reasons=verdict.reasons,
         doubtful_fields=verdict.doubtful_fields,
@@ -140,7 +157,7 @@ async def assess(
         private_regions=[region for text, region in reading.line_outlines if holds_personal_data(text)],
         barcodes=[{"format": b.format, "text": b.text} for b in reading.barcodes],
         text=[mask_text(line.text) for line in reading.lines],
-        order_checked=check is not None,
+        order_checked=check is not None and kind == "return_slip",
         shop_problems=problems,
         seconds=round(reading.timings.get("total", 0.0), 3),
         timings={k: round(v, 4) for k, v in reading.timings.items()},
@@ -233,13 +250,14 @@ class OcrService:
         Raises LookupError for an unknown result, ValueError for an unknown field or a value
         that is not valid for the field, ConcurrentChange if someone else changed it meanwhile.
         """
-        if field not in FIELD_NAMES:
-            raise ValueError(f"unknown field {field!r}; fields are {', '.join(FIELD_NAMES)}")
         found = await self.results.get_with_revision(result_id)
         if found is None:
             raise LookupError(f"no OCR result {result_id}")
         result, revision = found
-        reading = corrected_reading(field, value, self.config)
+        names = fields_of(result.document_type)
+        if field not in names:
+            raise ValueError(f"unknown field {field!r}; a {result.document_type}'s fields are {', '.join(names)}")
+        reading = corrected_reading(field, value, self.config, result.document_type)
         correction = Correction(field=field, old_value=result.fields.get(field), value=reading.value, who=who, why=why)
         fields = dict(result.fields)
         fields[field] = reading.value
@@ -248,17 +266,23 @@ class OcrService:
         verified = {c.field for c in result.corrections} | {field}
         readings = {
             name: FieldReading(fields[name], 1.0 if name in verified else confidence.get(name, 0.0), "text")
-            for name in FIELD_NAMES
+            for name in names
             if fields.get(name) is not None
         }
-        problems = preset_problems(readings, self.config)
-        if self.check is not None and result.order_checked:
-            problems += await self.check.check(readings)
+        if result.document_type == "return_slip":
+            problems = preset_problems(readings, self.config)
+            if self.check is not None and result.order_checked:
+                problems += await self.check.check(readings)
+        else:
+            problems = document_problems(result.document_type, readings)
         # Doubts about how a field was read stand until a human has looked at that field.
         reading_doubts = [
             r for r in result.review_reasons if r not in result.shop_problems and r.split(":", 1)[0] not in verified
         ]
-        verdict = decide({}, [*reading_doubts, *problems], ReviewPolicy(required=()), verified)
+        verdict = decide(
+            {}, [*reading_doubts, *problems], ReviewPolicy(required=(), required_by_type={}), verified,
+            result.document_type,
+        )  # fmt: skip
         updated = result.model_copy(
             update={
                 "fields": fields,
@@ -273,6 +297,38 @@ class OcrService:
         await self.results.replace_if_unchanged(updated, revision)
         log.info("OCR %s: %s corrected by %s", result_id, field, mask_text(who))
         return updated
+
+    async def flag(self, result_id: str, reasons: list[str]) -> OcrResult:
+        """Send a result to review for reasons found outside the photo (it does not match the
+        request it was sent for); each reason starts with the field it is about."""
+        for _ in range(5):
+            found = await self.results.get_with_revision(result_id)
+            if found is None:
+                raise LookupError(f"no OCR result {result_id}")
+            result, revision = found
+            added = [r for r in reasons if r not in result.review_reasons]
+            if not added and result.needs_review:
+                return result
+            names = fields_of(result.document_type)
+            all_reasons = [*result.review_reasons, *added]
+            doubtful = [n for n in names if any(r.startswith(f"{n}:") for r in all_reasons)]
+            updated = result.model_copy(
+                update={
+                    "needs_review": True,
+                    "review_reasons": all_reasons,
+                    "doubtful_fields": list(dict.fromkeys([*result.doubtful_fields, *doubtful])),
+                    "shop_problems": [*result.shop_problems, *added],
+                }
+            )
+            try:
+                await self.results.replace_if_unchanged(updated, revision)
+            except ConcurrentChange:
+                continue
+            return updated
+        raise ConcurrentChange(f"OCR result {result_id} kept changing")
+
+    async def latest_for_media(self, media_id: str) -> OcrResult | None:
+        return (await self.results.for_media([media_id])).get(media_id)
 
     def close(self) -> None:
         self.workers.close()

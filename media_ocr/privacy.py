@@ -67,9 +67,15 @@ def mask_text_without_address(text: str) -> str:
     return _NAME.sub(lambda m: f"{m.group(1)}：{mask_name(m.group(2))}", text)
 
 
+_PERSONAL_LABELS = (*_NAME_LABELS, *_ADDRESS_LABELS, "联系电话", "电话", "手机", "收件", "寄件")
+
+
 def holds_personal_data(text: str) -> bool:
-    """Whether masking would change ``text`` (used to find the lines to blur on a photo)."""
-    return mask_text(text) != unicodedata.normalize("NFC", text)
+    """Whether ``text`` holds personal data (used to find the lines to blur on a photo): masking
+    would change it, or it starts with the label of a name, phone or address — a long line may
+    have been read only up to the first digits of its value (the rest of a slip's line is skipped)."""
+    normal = unicodedata.normalize("NFC", text)
+    return mask_text(normal) != normal or "".join(normal.split()).startswith(_PERSONAL_LABELS)
 
 
 class MaskingFilter(logging.Filter):

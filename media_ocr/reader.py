@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from media_ocr.barcodes import read_barcodes
+from media_ocr.documents import Classification, classify
 from media_ocr.engines import OcrEngine, make_engine
-from media_ocr.fields import FieldConfig, FieldExtractor
-from media_ocr.model import Barcode, Box, FieldReading, TextLine
+from media_ocr.fields import Extraction, FieldConfig, FieldExtractor
+from media_ocr.invoice import InvoiceExtractor
+from media_ocr.model import Barcode, Box, DocumentType, FieldReading, TextLine
 from media_ocr.preprocess import PreparedImage, prepare, to_original
+from media_ocr.waybill import WaybillExtractor
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,8 @@ class Reading:
 
     fields: dict[str, FieldReading]
     engine: str
+    document_type: DocumentType = "return_slip"
+    document_cues: list[str] = field(default_factory=list)
     lines: list[TextLine] = field(default_factory=list)
     barcodes: list[Barcode] = field(default_factory=list)
     regions: dict[str, list[list[float]]] = field(default_factory=dict)
@@ -46,11 +51,23 @@ class Reading:
 
 
 class PhotoReader:
-    """Reads return slips, labels and invoices; one instance per worker (engines hold models)."""
+    """Reads return slips, courier waybills and VAT invoices; one instance per worker (engines
+    hold models). The document's type is told from the beginnings of its lines, before the rest
+    of long lines is read: a slip's addresses and footers are skipped, a waybill's and an
+    invoice's lines are read whole (their addresses and names are fields)."""
 
     def __init__(self, engine: OcrEngine | str = "combined", config: FieldConfig | None = None) -> None:
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
         self.extractor = FieldExtractor(config)
+        self.invoices = InvoiceExtractor()
+        self.waybills = WaybillExtractor()
+
+    def _extract(self, document_type: DocumentType, lines: list[TextLine], barcodes: list[Barcode]) -> Extraction:
+        if document_type == "vat_invoice":
+            return self.invoices.extract(lines, barcodes)
+        if document_type == "waybill":
+            return self.waybills.extract(lines, barcodes)
+        return self.extractor.extract(lines, barcodes)
 
     def warm_up(self) -> None:
         self.engine.warm_up()
@@ -66,29 +83,44 @@ class PhotoReader:
         timings["barcodes"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        lines = self.engine.read_page(page, self.extractor.may_hold_field)
+        told: list[Classification] = []
+
+        def needs_rest(heads: list[TextLine], index: int) -> bool:
+            if not told:
+                told.append(classify(heads, barcodes))
+            if told[0].document_type != "return_slip":
+                return True
+            return self.extractor.may_hold_field(heads, index)
+
+        lines = self.engine.read_page(page, needs_rest)
         timings["recognise"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        extraction = self.extractor.extract(lines, barcodes)
+        kind = classify(lines, barcodes)
+        timings["classify"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        extraction = self._extract(kind.document_type, lines, barcodes)
         # Doubtful values: another engine re-reads just their lines, then extract again.
         doubtful = {
             found.line
             for found in extraction.readings.values()
             if found.line is not None and found.confidence < SECOND_OPINION_BELOW
         }
-        # Badly read short lines may be labels (a header cell): let the other engine try them.
+        # Badly read short lines of a slip may be labels (a header cell): let the other engine try them.
         doubtful |= {
             index
             for index, line in enumerate(lines)
-            if line.confidence < GARBLED_BELOW and len(line.text) <= 6 and not self.extractor.labels.find(line.text)
+            if kind.document_type == "return_slip"
+            and line.confidence < GARBLED_BELOW
+            and len(line.text) <= 6
+            and not self.extractor.labels.find(line.text)
         }
         doubtful = {index for index in doubtful if lines[index].second_opinion is None}
         if doubtful:
             clock_opinions = time.perf_counter()
             self.engine.second_opinions(page, [lines[index] for index in sorted(doubtful)])
             timings["second_opinions"] = time.perf_counter() - clock_opinions
-            extraction = self.extractor.extract(lines, barcodes)
+            extraction = self._extract(kind.document_type, lines, barcodes)
         # A label whose value could not be read: read just that region again.
         for name, region in list(extraction.retry.items()):
             line = self.engine.read_region(page, region)
@@ -100,13 +132,15 @@ class PhotoReader:
         reading = Reading(
             fields=extraction.readings,
             engine=self.engine.name,
+            document_type=kind.document_type,
+            document_cues=kind.cues,
             lines=lines,
             barcodes=barcodes,
             timings=timings,
             notes=dict(page.notes),
         )
         reading.regions = _regions(reading, page)
-        reading.line_outlines = [(line.text, outline(line.box, page)) for line in lines]
+        reading.line_outlines = [(line.text, outline(line.extent or line.box, page)) for line in lines]
         return reading
 
 

@@ -18,3 +18,9 @@ class OcrSettings:
     workers: int = setting(1, env="OCR_WORKERS", help="OCR worker processes (each ~300 MB and a core while reading)",
                            minimum=1)  # fmt: skip
     threads: int = setting(1, env="OCR_THREADS", minimum=1, help="recogniser threads per worker")
+    intake: bool = setting(
+        True,
+        env="OCR_INTAKE",
+        help="read customers' photos on after-sales requests and tickets as they arrive (return slips are matched "
+        "against their request); 0: only when asked",
+    )

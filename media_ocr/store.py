@@ -81,6 +81,7 @@ class OcrResultStore:
             raise ConcurrentChange(f"OCR result {result.id} changed meanwhile; reload and retry")
 
     async def waiting_for_review(self, limit: int = 50) -> list[OcrResult]:
+        """Results a person must look at, newest first (the console's review queue)."""
         cursor = self.results.find({"needs_review": True}).sort("_id", DESCENDING).limit(limit)
         found = []
         async for doc in cursor:

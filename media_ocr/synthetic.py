@@ -34,6 +34,7 @@ Damage = Literal[
     "clean", "rotation", "perspective", "blur", "noise", "low_contrast", "shadow", "jpeg", "small", "photo"
 ]
 LAYOUTS: tuple[Layout, ...] = ("lines", "form", "header_table", "label", "invoice")
+SLIP_LAYOUTS: tuple[Layout, ...] = ("lines", "form", "header_table", "label")
 DAMAGES: tuple[Damage, ...] = (
     "clean",
     "rotation",
@@ -581,3 +582,251 @@ def evaluation_set(
             layout = LAYOUTS[number % len(LAYOUTS)]
             yield make_sample(layout, kind, rng, name=f"{number:03d}-{layout}-{kind}", severity=severity)
             number += 1
+
+
+# -- waybills and VAT invoices -------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DocumentSample:
+    """A generated waybill, VAT invoice or return slip and the fields a perfect reader returns."""
+
+    name: str
+    document_type: str
+    damage: Damage
+    expected: dict[str, str | int | None]
+    image: Image.Image
+
+    def png(self) -> bytes:
+        return to_bytes(self.image, "PNG")
+
+
+_WAYBILL_CARRIERS = (
+    ("顺丰速运", lambda r: "SF" + _digits(r, 12)),
+    ("中通快递", lambda r: "7" + r.choice("3578") + _digits(r, 10)),
+    ("圆通速递", lambda r: "YT" + _digits(r, 13)),
+    ("韵达快递", lambda r: r.choice(("31", "43", "46")) + _digits(r, 11)),
+    ("极兔速递", lambda r: "JT" + _digits(r, 13)),
+    ("京东快递", lambda r: "JDVA" + _digits(r, 11)),
+)
+_COMPANIES = ("杭州云帆贸易有限公司", "深圳市华云中盛科技有限公司", "上海悦享电子商务有限公司", "北京简行科技有限公司",
+              "广州市青禾食品有限公司", "苏州木森家居有限公司")  # fmt: skip
+_GOODS = (
+    "*茶*西湖龙井茶",
+    "*日用杂品*保温杯",
+    "*鞋*跑步鞋",
+    "*纺织产品*羊毛围巾",
+    "*照明装置*台灯",
+    "*陶瓷制品*马克杯",
+)
+
+
+def _digits(rng: random.Random, count: int) -> str:
+    return "".join(rng.choice("0123456789") for _ in range(count))
+
+
+def credit_code(rng: random.Random) -> str:
+    """A random unified social credit code whose GB 32100 check character is right."""
+    from shop.taxid import CREDIT_CODE_CHARS, credit_code_check_character
+
+    body = "91" + _digits(rng, 6) + "".join(rng.choice(CREDIT_CODE_CHARS) for _ in range(9))
+    return body + credit_code_check_character(body)
+
+
+def _masked_phone(phone: str) -> str:
+    return f"{phone[:3]}****{phone[-4:]}"
+
+
+def render_waybill(rng: random.Random) -> tuple[Image.Image, dict[str, str | int | None]]:
+    """A 100 × 180 mm e-waybill (电子面单) in one of the common layouts: carrier, sorting code,
+    barcode with the tracking number, recipient (收) and sender (寄) blocks, a stub below."""
+    from media_ocr.privacy import mask_address, mask_name
+
+    carrier, number_of = rng.choice(_WAYBILL_CARRIERS)
+    tracking = number_of(rng)
+    slip = random_slip(rng)
+    sender = random_slip(rng)
+    masked_on_label = rng.random() < 0.6  # most platforms print privacy waybills (隐私面单)
+    name = mask_name(slip.name) if masked_on_label else slip.name
+    phone = _masked_phone(slip.phone) if masked_on_label else slip.phone
+    sorting = f"{rng.randint(100, 999)}-{rng.choice('ABCDEFGHJKW')}{rng.randint(0, 9)}-{rng.randint(0, 99):02d}"
+    font_number = rng.randrange(len(font_files()))
+    sheet = _Sheet(800, 1440, font_number, 30)
+    draw = sheet.draw
+    draw.rectangle((6, 6, 793, 1433), outline=20, width=4)
+    sheet.text((30, 24), carrier, size=46)
+    sheet.text((560, 34), rng.choice(("标准快递", "特快", "电商标快")), size=30)
+    draw.line((6, 100, 793, 100), fill=20, width=3)
+    sheet.text((40, 116), sorting, size=72)
+    draw.line((6, 214, 793, 214), fill=20, width=3)
+    code = zxingcpp.create_barcode(tracking, zxingcpp.BarcodeFormat.Code128)
+    bars = Image.fromarray(np.array(code.to_image(scale=3, add_quiet_zones=True)))
+    bars = bars.resize((min(700, bars.width), 130))
+    sheet.image.paste(bars, (50, 228))
+    label = rng.choice(("运单号：", "运单号 ", ""))
+    sheet.text((120, 366), f"{label}{' '.join(tracking[i:i + 4] for i in range(0, len(tracking), 4))}"
+               if rng.random() < 0.3 else f"{label}{tracking}", size=30)  # fmt: skip
+    draw.line((6, 414, 793, 414), fill=20, width=3)
+    recipient_label = rng.choice(("收", "收件人：", "收件人 "))
+    sheet.text(
+        (30, 436),
+        recipient_label,
+        size=44 if recipient_label == "收" else 30,
+    )
+    x = 100 if recipient_label == "收" else 30 + int(sheet.width_of(recipient_label)) + 10
+    sheet.text((x, 436), f"{name}  {phone}", size=34)
+    address_lines = [slip.address[:18], slip.address[18:]] if len(slip.address) > 18 else [slip.address]
+    for index, part in enumerate(address_lines):
+        sheet.text((100, 490 + index * 44), part, size=30)
+    draw.line((6, 600, 793, 600), fill=20, width=2)
+    sender_label = "寄" if recipient_label == "收" else "寄件人："
+    sheet.text((30, 620), sender_label, size=44 if sender_label == "寄" else 28)
+    sheet.text(
+        (100 if sender_label == "寄" else 160, 622), f"{mask_name(sender.name)}  {_masked_phone(sender.phone)}", size=26
+    )
+    sheet.text((100, 664), sender.address[:22], size=24)
+    draw.line((6, 720, 793, 720), fill=20, width=2)
+    sheet.text((30, 740), f"内件品名：{slip.product}   数量：{slip.quantity}", size=26)
+    sheet.text((30, 790), "签收人/签收时间：", size=26)
+    sheet.text((30, 840), "已验视", size=24)
+    draw.line((6, 900, 793, 900), fill=20, width=3)
+    sheet.text((30, 920), carrier, size=34)
+    sheet.text((300, 926), f"{label or '运单号：'}{tracking}", size=28)
+    sheet.text((30, 990), f"订单号：{slip.order_id}", size=26)
+    sheet.text((30, 1040), f"收件人：{name} {phone}", size=26)
+    image = sheet.trimmed(1100)
+    ImageDraw.Draw(image).rectangle((6, 6, image.width - 7, image.height - 7), outline=20, width=4)
+    expected: dict[str, str | int | None] = {
+        "carrier": carrier,
+        "tracking_no": tracking,
+        "recipient_name": mask_name(slip.name) if not masked_on_label else name,
+        "recipient_phone": _masked_phone(slip.phone),
+        "recipient_address": mask_address(slip.address),
+        "sorting_code": sorting,
+    }
+    return image, expected
+
+
+def _money(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def render_vat_invoice(rng: random.Random) -> tuple[Image.Image, dict[str, str | int | None]]:
+    """A VAT invoice in the ruled layout of paper and electronic 增值税普通/专用发票: code and
+    number at the top, the buyer's block, 密码区, the goods table with its 合计 row, 价税合计 and
+    the seller's block; half carry their code and number in a QR code."""
+    electronic = rng.random() < 0.5
+    code = _digits(rng, 12 if electronic else 10)
+    number = _digits(rng, 8)
+    issued = date(2026, rng.randint(1, 11), rng.randint(1, 28))
+    rate = rng.choice((0.13, 0.06, 0.03, 0.09))
+    amount = round(rng.uniform(20, 5000), 2)
+    tax = round(amount * rate, 2)
+    total = round(amount + tax, 2)
+    personal = rng.random() < 0.3
+    buyer = "个人" if personal else rng.choice(_COMPANIES)
+    buyer_tax = None if personal else credit_code(rng)
+    seller = rng.choice([c for c in _COMPANIES if c != buyer])
+    seller_tax = credit_code(rng)
+    font_number = rng.randrange(len(font_files()))
+    sheet = _Sheet(1500, 1160, font_number, 24)
+    draw = sheet.draw
+    city = rng.choice(("浙江", "广东", "上海", "北京", "江苏"))
+    title = f"{city}增值税{'电子' if electronic else ''}{rng.choice(('普通', '专用'))}发票"
+    sheet.text((560, 30), title, size=42)
+    if electronic:
+        sheet.text((1080, 30), f"发票代码：{code}", size=24)
+        sheet.text((1080, 70), f"发票号码：{number}", size=24)
+        sheet.text((1080, 110), f"开票日期：{issued.year}年{issued.month:02d}月{issued.day:02d}日", size=24)
+        sheet.text(
+            (1080, 150), f"校 验 码：{_digits(rng, 5)} {_digits(rng, 5)} {_digits(rng, 5)} {_digits(rng, 5)}", size=22
+        )
+    else:
+        sheet.text((140, 50), code, size=40)
+        sheet.text((1080, 40), f"№ {number}", size=40)
+        sheet.text((1300, 100), code, size=20)
+        sheet.text((1300, 126), number, size=20)
+        sheet.text((1080, 160), f"开票日期：{issued.year}年{issued.month:02d}月{issued.day:02d}日", size=24)
+    sheet.text((60, 160), f"机器编号：{_digits(rng, 12)}", size=22)
+    if rng.random() < 0.5:
+        qr_text = f"01,{'10' if electronic else '04'},{code},{number},{amount:.2f},{issued:%Y%m%d},{_digits(rng, 20)},"
+        qr = zxingcpp.create_barcode(qr_text, zxingcpp.BarcodeFormat.QRCode)
+        qr_image = Image.fromarray(np.array(qr.to_image(scale=3, add_quiet_zones=True)))
+        sheet.image.paste(qr_image, (30, 20) if electronic else (30, 60))
+    top, left, right = 210, 40, 1460
+    # buyer's block and 密码区
+    for index, (label, value) in enumerate((("名        称：", buyer), ("纳税人识别号：", buyer_tax or ""),
+                                            ("地 址、电 话：", ""), ("开户行及账号：", ""))):  # fmt: skip
+        sheet.text((100, top + 14 + index * 38), label + value, size=24)
+    draw.line((left, top + 170, right, top + 170), fill=30, width=2)
+    for index in range(4):
+        noise = "".join(rng.choice("0123456789+-*/<>") for _ in range(26))
+        sheet.text((960, top + 12 + index * 38), noise, size=24)
+    # goods table
+    row = top + 170
+    headers = (("货物或应税劳务、服务名称", 60), ("规格型号", 420), ("单位", 560), ("数量", 650), ("单价", 760),
+               ("金额", 950), ("税率", 1130), ("税额", 1280))  # fmt: skip
+    for header, x in headers:
+        sheet.text((x, row + 10), header, size=22)
+    good = rng.choice(_GOODS)
+    quantity = rng.randint(1, 5)
+    cells = ((good, 60), ("", 420), ("件", 570), (str(quantity), 670), (f"{amount / quantity:.2f}", 760),
+             (_money(amount), 950), (f"{round(rate * 100)}%", 1140), (_money(tax), 1280))  # fmt: skip
+    for cell, x in cells:
+        sheet.text((x, row + 50), cell, size=22)
+    sums = row + 360
+    sheet.text((130, sums), "合        计", size=24)
+    sheet.text((930, sums), f"¥{_money(amount)}", size=24)
+    sheet.text((1260, sums), f"¥{_money(tax)}", size=24)
+    draw.line((left, sums + 40, right, sums + 40), fill=30, width=2)
+    sheet.text((100, sums + 54), "价税合计（大写）", size=24)
+    sheet.text((440, sums + 54), "壹佰贰拾叁圆整", size=24)
+    sheet.text((1000, sums + 54), f"（小写）¥{_money(total)}", size=24)
+    draw.line((left, sums + 94, right, sums + 94), fill=30, width=2)
+    seller_top = sums + 106
+    for index, (label, value) in enumerate((("名        称：", seller), ("纳税人识别号：", seller_tax),
+                                            ("地 址、电 话：", "杭州市西湖区文三路90号 0571-88888888"),
+                                            ("开户行及账号：", "中国银行杭州分行 " + _digits(rng, 12)))):  # fmt: skip
+        sheet.text((100, seller_top + index * 38), label + value, size=24)
+    bottom = seller_top + 160
+    draw.rectangle((left, top, right, bottom), outline=30, width=2)
+    sheet.text((100, bottom + 16), "收款人：王芳", size=22)
+    sheet.text((560, bottom + 16), "复核：李强", size=22)
+    sheet.text((900, bottom + 16), "开票人：张敏", size=22)
+    image = sheet.trimmed(bottom + 60)
+    expected: dict[str, str | int | None] = {
+        "invoice_code": code,
+        "invoice_number": number,
+        "issue_date": issued.isoformat(),
+        "amount": _money(amount),
+        "tax": _money(tax),
+        "total": _money(total),
+        "buyer_name": buyer,
+        "buyer_tax_id": buyer_tax,
+        "seller_name": seller,
+        "seller_tax_id": seller_tax,
+    }
+    return image, expected
+
+
+def document_set(
+    seed: int = 2027, per_damage: int = 2, damages: tuple[Damage, ...] = DAMAGES, severity: float = 1.0
+) -> Iterator[DocumentSample]:
+    """``per_damage`` waybills, VAT invoices and return slips for every damage type (deterministic)."""
+    rng = random.Random(seed)
+    number = 0
+    for kind in damages:
+        for _ in range(per_damage):
+            for document_type in ("waybill", "vat_invoice", "return_slip"):
+                if document_type == "waybill":
+                    clean, expected = render_waybill(rng)
+                elif document_type == "vat_invoice":
+                    clean, expected = render_vat_invoice(rng)
+                else:
+                    layout = rng.choice(SLIP_LAYOUTS)
+                    slip = random_slip(rng)
+                    clean, _ = render(slip, layout, rng)
+                    expected = slip.expected_fields()
+                damaged, _ = damage(clean, kind, rng, severity)
+                yield DocumentSample(f"{number:03d}-{document_type}-{kind}", document_type, kind, expected, damaged)
+                number += 1

@@ -11,14 +11,16 @@ Must not know about channels, dialogue or how the image was read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 
 import textpatterns
 from media_ocr.fields import FieldConfig
-from media_ocr.model import FIELD_NAMES, FieldReading, FieldValue
+from media_ocr.model import FieldReading, FieldValue, fields_of
 from shop import Order, OrderLookup, OrderStatus
+from shop.taxid import tax_id_kind
 
 _SKU_SEPARATORS = textpatterns.compile(r"[-_./\s]")
 
@@ -36,6 +38,16 @@ class ReviewPolicy:
     """Fields a return cannot be handled without."""
     unreturnable: tuple[OrderStatus, ...] = (OrderStatus.PAID, OrderStatus.PICKING, OrderStatus.CANCELLED)
     """Order states in which a return slip makes no sense."""
+    required_by_type: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: {
+            "waybill": ("carrier", "tracking_no"),
+            "vat_invoice": ("invoice_number", "issue_date", "total", "seller_name"),
+        }
+    )
+    """What a waybill and an invoice cannot be used without (a slip's are :attr:`required`)."""
+
+    def required_for(self, document_type: str) -> tuple[str, ...]:
+        return self.required_by_type.get(document_type, self.required)
 
 
 @dataclass(slots=True)
@@ -170,7 +182,11 @@ def preset_problems(fields: dict[str, FieldReading], config: FieldConfig) -> lis
 
 
 def decide(
-    fields: dict[str, FieldReading], problems: list[str], policy: ReviewPolicy, verified: Set[str] = frozenset()
+    fields: dict[str, FieldReading],
+    problems: list[str],
+    policy: ReviewPolicy,
+    verified: Set[str] = frozenset(),
+    document_type: str = "return_slip",
 ) -> Verdict:
     """Review when a required field is missing, a field is doubtful or weak, or a check failed.
 
@@ -178,12 +194,14 @@ def decide(
     shop's checks still do).
     """
     reasons: list[str] = []
-    for name in FIELD_NAMES:
+    names = fields_of(document_type)
+    required = policy.required_for(document_type)
+    for name in names:
         reading = fields.get(name)
         if name in verified:
             continue
         if reading is None or reading.value is None:
-            if name in policy.required:
+            if name in required:
                 reasons.append(f"{name}: not found on the photo")
             if reading is not None:
                 reasons.extend(reading.doubts)
@@ -193,19 +211,89 @@ def decide(
             reasons.append(f"{name}: read with low confidence ({reading.confidence:.2f})")
     reasons.extend(problems)
     unique = list(dict.fromkeys(reasons))
-    doubtful = [name for name in FIELD_NAMES if any(r.startswith(f"{name}:") for r in unique)]
+    doubtful = [name for name in names if any(r.startswith(f"{name}:") for r in unique)]
     return Verdict(bool(unique), unique, doubtful)
 
 
-def corrected_reading(name: str, value: FieldValue, config: FieldConfig) -> FieldReading:
+def document_problems(document_type: str, fields: dict[str, FieldReading], today: date | None = None) -> list[str]:
+    """Checks of a waybill or an invoice that need no shop: an invoice is not dated in the future
+    and its tax ids are taxpayer numbers (their checksum is also checked when read)."""
+    problems: list[str] = []
+    if document_type == "vat_invoice":
+        issued = fields.get("issue_date")
+        if issued is not None and isinstance(issued.value, str):
+            when = date.fromisoformat(issued.value)
+            if when > (today or datetime.now(UTC).date()):
+                problems.append(f"issue_date: {when} is in the future")
+        for name in ("buyer_tax_id", "seller_tax_id"):
+            found = fields.get(name)
+            if found is not None and isinstance(found.value, str) and tax_id_kind(found.value) == "invalid":
+                problems.append(f"{name}: {found.value} is not a valid taxpayer number (GB 32100 check or length)")
+    return problems
+
+
+def corrected_reading(
+    name: str, value: FieldValue, config: FieldConfig, document_type: str = "return_slip"
+) -> FieldReading:
     """A human's value as a field reading (full confidence), normalised like a printed one."""
     from media_ocr.fields import FieldExtractor  # parsing rules live with extraction
 
     if value is None:
         return FieldReading(None, 1.0, "correction", raw="")
+    if document_type != "return_slip":
+        return FieldReading(normalised_value(document_type, name, str(value)), 1.0, "correction", raw=str(value))
     parsed = FieldExtractor(config).parse(name, str(value))
     if parsed is None or parsed.value is None:
         raise ValueError(f"{name}: “{value}” is not a valid {name.replace('_', ' ')}")
     if name == "reason" and parsed.value not in config.reasons:
         raise ValueError(f"reason: “{value}” is not one of the preset reasons ({', '.join(config.reasons)})")
     return FieldReading(parsed.value, 1.0, "correction", raw=str(value))
+
+
+_WHITESPACE = textpatterns.compile(r"\s+")
+
+
+def normalised_value(document_type: str, name: str, value: str) -> FieldValue:
+    """A waybill's or an invoice's field as a person typed it, in the form the reader returns
+    (digits, ISO dates, amounts with two decimals, masked personal data); ValueError if it
+    cannot be that field."""
+    from media_ocr.fields import FieldExtractor
+    from media_ocr.privacy import mask_address, mask_name
+    from media_ocr.waybill import CARRIER_NAMES
+
+    text = _WHITESPACE.sub("", value).strip()
+    if not text:
+        raise ValueError(f"{name}: empty")
+    if name in ("invoice_code", "invoice_number"):
+        lengths = (10, 12) if name == "invoice_code" else (8, 20)
+        if not text.isdigit() or len(text) not in lengths:
+            raise ValueError(f"{name}: “{value}” is not {' or '.join(map(str, lengths))} digits")
+        return text
+    if name == "issue_date":
+        parsed = FieldExtractor().parse("return_date", text)
+        if parsed is None or parsed.value is None:
+            raise ValueError(f"issue_date: “{value}” is not a date")
+        return parsed.value
+    if name in ("amount", "tax", "total"):
+        try:
+            return f"{Decimal(text.lstrip('¥￥')):.2f}"
+        except InvalidOperation:
+            raise ValueError(f"{name}: “{value}” is not an amount") from None
+    if name in ("buyer_tax_id", "seller_tax_id"):
+        if tax_id_kind(text) == "invalid":
+            raise ValueError(f"{name}: “{value}” is not a valid taxpayer number (GB 32100 check or length)")
+        return text.upper()
+    if name == "carrier":
+        if text not in CARRIER_NAMES:
+            raise ValueError(f"carrier: one of {', '.join(CARRIER_NAMES)}")
+        return text
+    if name == "recipient_name":
+        return text if "*" in text else mask_name(text)
+    if name == "recipient_phone":
+        digits = "".join(c for c in text if c.isdigit() or c == "*")
+        if len(digits) != 11:
+            raise ValueError(f"recipient_phone: “{value}” is not a mobile number")
+        return f"{digits[:3]}****{digits[-4:]}"
+    if name == "recipient_address":
+        return mask_address(text)
+    return text.upper() if name in ("tracking_no", "sorting_code") else text

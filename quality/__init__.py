@@ -1,7 +1,9 @@
 """Service quality read from the store: the dashboard's figures (self-service completion,
 transfer to a human, IVR interception, abandonment, response and resolution times, CSAT, NPS,
 review agreement) grouped by channel, intent, day, hour and agent, with the conversations behind
-every figure; the refund report; and the review queue where quality staff score bot answers and
+every figure; the refund report and refund records; problem analytics (tickets by category and
+SKU, knowledge-base misses, IVR handling time and nuisance calls, :mod:`quality.analytics`); and
+the review queue where quality staff score bot answers and
 agents' corrections (``quality_reviews``).
 
 Owns the definitions of those figures and the review records. Must not know HTTP, channels'

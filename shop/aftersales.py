@@ -184,6 +184,9 @@ class AfterSalesRequest(BaseModel):
     reason: str | None = None
     details: dict[str, Any] = Field(default_factory=dict, description="return code, pick-up, invoice title …")
     evidence: list[str] = Field(default_factory=list, description="media ids of photos")
+    readings: list[dict[str, Any]] = Field(
+        default_factory=list, description="what was read off the photos: media id, result id, document type, fields"
+    )
     decided_by: str | None = Field(default=None, description="system:<rule> for automatic approvals")
     ticket_id: str | None = None
     urges: int = 0
@@ -448,7 +451,30 @@ class AfterSalesService:
         if doc is None:
             raise KeyError(request_id)
         merged = list(dict.fromkeys([*doc.get("evidence", []), *media_ids]))
-        await self.requests.update_one({"_id": request_id}, {"$set": {"evidence": merged}})
+        await self.requests.update_one(
+            {"_id": request_id}, {"$set": {"evidence": merged, "updated_at": _now().isoformat()}}
+        )
+
+    async def record_reading(self, request_id: str, reading: dict[str, Any]) -> AfterSalesRequest:
+        """What was read off one of the request's photos (one entry per photo, the latest kept).
+        Only this method writes ``readings``, so it is set alone, beside the versioned fields."""
+        doc = await self.requests.find_one({"_id": request_id})
+        if doc is None:
+            raise KeyError(request_id)
+        kept = [r for r in doc.get("readings", []) if r.get("media_id") != reading.get("media_id")]
+        await self.requests.update_one({"_id": request_id}, {"$set": {"readings": [*kept, reading]}})
+        fresh = await self.get(request_id)
+        assert fresh is not None
+        return fresh
+
+    async def mark_goods_on_the_way(self, request_id: str, *, actor: str, note: str) -> AfterSalesRequest:
+        """A return or exchange whose return slip was checked: an approved one now waits for the
+        goods (待退货), one already waiting gets the check on its timeline."""
+        request = await self.get(request_id)
+        if request is None:
+            raise KeyError(request_id)
+        step = Step.AWAITING_RETURN if request.status is Step.APPROVED else request.status
+        return await self.advance(request_id, step, actor=actor, note=note)
 
     async def record_urge(self, request_id: str) -> AfterSalesRequest:
         await self.requests.update_one(

@@ -10,10 +10,10 @@ import pytest
 from dialogue.address import check_address
 from dialogue.choices import resolve_choice
 from dialogue.emotion import detect_emotion
-from dialogue.flows.invoice import valid_credit_code
 from dialogue.language import reply_language
 from shop import OrderItem
 from shop.policy import AfterSalesPolicy, PolicyError
+from shop.taxid import valid_credit_code
 
 
 @pytest.mark.parametrize(
@@ -138,3 +138,13 @@ def test_spoken_prompts_read_choices_as_keys_and_stay_short() -> None:
     assert len(long.text) <= MAX_SPOKEN_CHARS and long.text.endswith("。")
     english = spoken_prompt([Reply("Shall I cancel it?", (QuickReply(title="Yes", payload="yes"),))], "en")
     assert english.text == "Shall I cancel it? For Yes press 1." and english.keys == {"1": "yes"}
+
+
+def test_tax_id_kinds_shared_by_dialogue_and_ocr() -> None:
+    from shop.taxid import credit_code_check_character, tax_id_kind
+
+    assert tax_id_kind("91120222079642398Y") == "credit_code"  # printed on a real e-invoice
+    assert tax_id_kind("91120222079642398X") == "invalid"  # one character off: the check fails
+    assert credit_code_check_character("91120222079642398") == "Y"
+    assert tax_id_kind("410305123456789") == "old_registration"  # 15 digits: nothing to check
+    assert tax_id_kind("312705303") == "invalid"

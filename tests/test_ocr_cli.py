@@ -14,7 +14,7 @@ from store.embedded import EmbeddedMongo
 from tests.ocr_support import png, sample
 from tests.test_cli import clean_env, run_cli
 
-CONTRACT = {"image", "fields", "confidence", "needs_review", "review_reasons", "engine"}
+CONTRACT = {"image", "document_type", "fields", "confidence", "needs_review", "review_reasons", "engine"}
 FIELDS = {"order_id", "sku", "quantity", "reason", "customer_id", "return_date"}
 
 

@@ -76,3 +76,12 @@ def test_the_review_image_blurs_personal_data_and_outlines_doubtful_fields() -> 
     assert np.abs(phone_after.astype(int) - phone_before.astype(int)).mean() > 5  # pixelated
     red = shown[120, 60]
     assert red[2] > 200 and red[1] < 80  # BGR: the doubtful field is outlined in red
+
+
+def test_a_line_read_only_up_to_its_label_is_still_private() -> None:
+    from media_ocr.privacy import holds_personal_data
+
+    # A slip's long line is read only as far as its label: the rest of it is blurred all the same.
+    assert holds_personal_data("联系电话：178")
+    assert holds_personal_data("收件人")
+    assert not holds_personal_data("订单号：202611150001")

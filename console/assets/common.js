@@ -20,11 +20,13 @@ function t(key, vars) {
 addStrings({
   zh: {
     brand: "售后客服工作台", inbox: "工作台", quality: "质检看板", refunds: "退款报表", review: "质检复核", admin: "管理",
+    ocr_review: "照片复核", analytics: "问题分析",
     sign_out: "退出", live_on: "实时连接", live_off: "连接中断，正在重连", failed: "操作失败：{detail}",
     minutes: "{n} 分钟", hours: "{n} 小时", days: "{n} 天", just_now: "刚刚", none: "无",
   },
   en: {
     brand: "After-sales console", inbox: "Inbox", quality: "Quality", refunds: "Refunds", review: "Review", admin: "Admin",
+    ocr_review: "Photo review", analytics: "Problems",
     sign_out: "Sign out", live_on: "Live", live_off: "Disconnected, reconnecting", failed: "Failed: {detail}",
     minutes: "{n} min", hours: "{n} h", days: "{n} d", just_now: "just now", none: "none",
   },

@@ -10,7 +10,9 @@ addStrings({
     r_amount: "申请金额（元）", r_completed: "已退款", r_completed_amount: "已退金额（元）", r_rejected: "驳回/撤销",
     r_automatic: "规则自动处理", r_period: "时段", r_reason: "原因", r_no_reason: "未填原因", r_latest: "最近的申请",
     r_id: "编号", r_type: "类型", r_status: "状态", r_created: "申请时间", r_order: "订单", r_total: "合计",
-    type_refund: "退款", type_return_refund: "退货退款",
+    type_refund: "退款", type_return_refund: "退货退款", r_search: "退款记录查询", r_order_id: "订单号",
+    r_request_id: "售后单号", r_any_status: "全部状态", r_find: "查找", r_found: "共 {n} 条，金额 {amount}",
+    r_refunded_at: "退款时间", r_records_csv: "导出记录 CSV",
   },
   en: {
     r_title: "Refund report", r_from: "From", r_to: "To", r_granularity: "Periods", r_day: "Daily", r_week: "Weekly",
@@ -19,6 +21,8 @@ addStrings({
     r_rejected: "Rejected/cancelled", r_automatic: "Decided by rules", r_period: "Period", r_reason: "Reason",
     r_no_reason: "no reason given", r_latest: "Latest requests", r_id: "ID", r_type: "Type", r_status: "Status",
     r_created: "Created", r_order: "Order", r_total: "Total", type_refund: "refund", type_return_refund: "return & refund",
+    r_search: "Find refund records", r_order_id: "Order", r_request_id: "Request ID", r_any_status: "Any status",
+    r_find: "Find", r_found: "{n} records, {amount} in all", r_refunded_at: "Refunded", r_records_csv: "Export records CSV",
   },
 });
 
@@ -54,7 +58,50 @@ function renderRefundShell() {
       el("div", { class: "card" }, el("h2", {}, t("r_reasons")),
         el("div", { class: "chart-box" }, el("canvas", { id: "chart-reasons" })))),
     el("section", { class: "card" }, el("div", { id: "r-periods" })),
-    el("section", { class: "card" }, el("h2", {}, t("r_latest")), el("div", { id: "r-latest" })));
+    el("section", { class: "card" }, el("h2", {}, t("r_latest")), el("div", { id: "r-latest" })),
+    el("section", { class: "card", id: "r-search" }, el("h2", {}, t("r_search")),
+      el("form", { class: "toolbar", id: "r-search-form", onsubmit: (e) => { e.preventDefault(); findRecords(); } },
+        el("label", {}, t("r_order_id"), " ", el("input", { type: "text", id: "r-order", inputmode: "numeric" })),
+        el("label", {}, t("r_request_id"), " ", el("input", { type: "text", id: "r-request" })),
+        el("label", {}, t("r_status"), " ", el("select", { id: "r-status" }, el("option", { value: "" }, t("r_any_status")),
+          REQUEST_STATUSES.map((s) => el("option", { value: s }, s)))),
+        el("button", { type: "submit", id: "r-find" }, t("r_find")),
+        el("a", { class: "button secondary", id: "r-records-csv", href: "#" }, t("r_records_csv"))),
+      el("div", { id: "r-records" })));
+}
+
+const REQUEST_STATUSES = ["applied", "reviewing", "approved", "rejected", "awaiting_return", "goods_received",
+  "payment_processing", "completed", "cancelled"];
+
+function recordQuery() {
+  const query = new URLSearchParams();
+  for (const [name, id] of [["from", "r-from"], ["to", "r-to"], ["order_id", "r-order"], ["request_id", "r-request"],
+    ["status", "r-status"]]) {
+    const value = document.getElementById(id).value.trim();
+    if (value) query.set(name, value);
+  }
+  return query;
+}
+
+async function findRecords() {
+  const query = recordQuery();
+  document.getElementById("r-records-csv").href = `/api/console/refunds/records.csv?${query}`;
+  const box = document.getElementById("r-records");
+  let found;
+  try {
+    found = await api("GET", `/api/console/refunds/records?${query}`);
+  } catch (error) {
+    clear(box, el("p", { class: "error" }, t("failed", { detail: error.message })));
+    return;
+  }
+  clear(box, el("p", { id: "r-found" }, t("r_found", { n: found.total, amount: money(found.amount) })),
+    el("table", { id: "r-record-table" },
+      el("thead", {}, el("tr", {}, ["r_id", "r_order", "r_type", "r_status", "r_amount", "r_reason", "r_created",
+        "r_refunded_at"].map((k) => el("th", {}, t(k))))),
+      el("tbody", {}, found.rows.map((r) => el("tr", { dataset: { request: r.id } },
+        el("td", {}, r.id), el("td", {}, r.order_id), el("td", {}, t(`type_${r.type}`)), el("td", {}, r.status),
+        el("td", {}, money(r.amount)), el("td", {}, r.reason || t("r_no_reason")), el("td", {}, fmtTime(r.created_at)),
+        el("td", {}, r.refunded_at ? fmtTime(r.refunded_at) : ""))))));
 }
 
 async function loadRefunds() {
@@ -110,5 +157,5 @@ async function loadRefunds() {
 
 document.addEventListener("DOMContentLoaded", () => {
   renderRefundShell();
-  loadRefunds();
+  loadRefunds().then(findRecords);
 });

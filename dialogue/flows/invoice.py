@@ -11,6 +11,7 @@ from dialogue.replies import register
 from dialogue.turn import Turn
 from shop import Order, OrderStatus
 from shop.aftersales import RequestType, Step
+from shop.taxid import valid_credit_code
 
 register(
     {
@@ -58,21 +59,9 @@ register(
 )
 
 _EMAIL = textpatterns.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-_TAX_ID_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_TAX_ID_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _TAX_ID = textpatterns.compile(r"[0-9A-Za-z]{15,20}")
 _COMPANY = ("企业", "公司", "单位", "company", "business", "企業")
 _PERSONAL = ("个人", "personal", "person", "private")
-
-
-def valid_credit_code(code: str) -> bool:
-    """The unified social credit code (GB 32100-2015): 18 characters, the last a mod-31 check."""
-    code = code.upper()
-    if len(code) != 18 or any(c not in _TAX_ID_CHARS for c in code):
-        return False
-    total = sum(_TAX_ID_CHARS.index(c) * w for c, w in zip(code[:17], _TAX_ID_WEIGHTS, strict=True))
-    check = (31 - total % 31) % 31
-    return _TAX_ID_CHARS[check] == code[17]
 
 
 _TITLE = textpatterns.compile(
