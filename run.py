@@ -15,7 +15,7 @@ python run.py ivr transcribe FILE.wav [FILE.wav ...] [--json] [--engine vosk|whi
 python run.py ivr prepare
 python run.py report peak --from YYYY-MM-DD --to YYYY-MM-DD [--json] [--csv FILE]
 python run.py rest customer-token --phone 13800138000 [--email E] [--name N] [--hours 24]
-python run.py config reference [--check FILE] | config check
+python run.py config reference [--check FILE] | config check | config nginx [--check FILE]
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
 from gateway import Gateway, GatewayBuilder, Settings, build_app, log_privacy
 from gateway.cluster import run_cluster
 from gateway.demo import demo_secret
+from gateway.nginx_site import production_site
+from gateway.nginx_site import render as render_site
 from gateway.settings import configuration_reference
 from ivr.cli import add_ivr_commands, run_ivr_command
 from ivr.recognizer import EngineUnavailable as SpeechEngineUnavailable
@@ -175,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     config_reference = config_commands.add_parser("reference", help="print docs/configuration.md (Markdown)")
     config_reference.add_argument("--check", type=Path, metavar="FILE", help="exit 1 unless FILE is current")
     config_commands.add_parser("check", help="read the settings from the environment; `error: …` and exit 2 if wrong")
+    config_nginx = config_commands.add_parser(
+        "nginx", help="print deploy/nginx/aftersales.conf (the production rendering of the nginx template)"
+    )
+    config_nginx.add_argument("--check", type=Path, metavar="FILE", help="exit 1 unless FILE is current")
 
     _serve_options(parser)  # `python run.py --port 9000` means `serve --port 9000`
     args = parser.parse_args(argv)
@@ -254,11 +260,12 @@ def _config(args: argparse.Namespace) -> int:
         Settings.from_env()
         print("ok")
         return 0
-    text = configuration_reference()
+    text = render_site(production_site()) if args.config_command == "nginx" else configuration_reference()
     if args.check is not None:
         current = args.check.read_text(encoding="utf-8") if args.check.exists() else ""
         if current != text:
-            print(f"{args.check} is out of date: run `run.py config reference > {args.check}`", file=sys.stderr)
+            command = f"run.py config {args.config_command} > {args.check}"
+            print(f"{args.check} is out of date: run `{command}`", file=sys.stderr)
             return 1
         return 0
     sys.stdout.write(text)
