@@ -1,7 +1,7 @@
 """The gateway's one entry point.
 
 python run.py [serve] [--host H] [--port P] [--seed-orders FILE]
-python run.py cluster [--gateways N] [--rasa-servers N] [--port P] [serve options]
+python run.py cluster [--gateways N] [--rasa-servers N] [--voice-gateways N] [--port P] [serve options]
 python run.py nlu train [--force]
 python run.py nlu parse < lines.txt
 python run.py nlu eval FILE.yml [--threshold X] [--today YYYY-MM-DD] [--png FILE] [--json FILE]
@@ -101,12 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     _serve_options(serve)
 
     cluster = commands.add_parser(
-        "cluster", help="run several gateway processes on one store behind a loopback balancer (scale-out)"
+        "cluster", help="run several gateway processes on one store behind a private nginx (scale-out)"
     )
     _serve_options(cluster)
     cluster.add_argument("--gateways", type=int, default=2, help="gateway processes (default 2)")
     cluster.add_argument(
         "--rasa-servers", type=int, default=2, help="embedded Rasa servers when RASA_URL is unset (default 2)"
+    )
+    cluster.add_argument(
+        "--voice-gateways",
+        type=int,
+        default=0,
+        help="extra gateway processes that alone answer the phone line (TWILIO_VOICE_NUMBER; default 0: all do)",
     )
 
     nlu = commands.add_parser("nlu", help="train the NLU model or parse text with it")
@@ -370,14 +376,16 @@ async def _serve(
 
 
 async def _cluster(args: argparse.Namespace) -> int:
-    if args.gateways < 1 or args.rasa_servers < 1:
-        raise SettingsError("--gateways and --rasa-servers must be at least 1")
+    if args.gateways < 1 or args.rasa_servers < 1 or args.voice_gateways < 0:
+        raise SettingsError("--gateways and --rasa-servers must be at least 1, --voice-gateways at least 0")
+    settings = Settings.from_env()
+    if args.voice_gateways and not settings.channel("voice").voice_number:
+        raise SettingsError("--voice-gateways answer the phone line: set TWILIO_VOICE_NUMBER (and the IVR settings)")
     serve_args = ["--host", "127.0.0.1"]
     if args.seed_orders is not None:
         serve_args += ["--seed-orders", str(args.seed_orders.resolve())]
     demo_flags = (("--demo-staff", args.demo_staff), ("--demo-quality", args.demo_quality))
     serve_args += [flag for flag, on in demo_flags if on]
-    settings = Settings.from_env()
     return await run_cluster(
         settings,
         gateways=args.gateways,
@@ -385,6 +393,7 @@ async def _cluster(args: argparse.Namespace) -> int:
         host=args.host or settings.gateway.host,
         port=args.port or settings.gateway.port,
         serve_args=serve_args,
+        voice_gateways=args.voice_gateways,
     )
 
 
