@@ -101,7 +101,8 @@ class RateLimitSettings:
     trusted_proxies: tuple[str, ...] = setting(
         (),
         env="RATE_LIMIT_TRUSTED_PROXIES",
-        help="load balancers (CIDR) whose `X-Forwarded-For` names the client",
+        help="load balancers (CIDR) whose `X-Forwarded-For` names the client (`run.py cluster` adds loopback for its "
+        "own nginx)",
         default_text="unset: `X-Forwarded-For` ignored",
     )
     sender_per_minute: float = setting(
