@@ -1,7 +1,7 @@
 """The gateway's one entry point.
 
 python run.py [serve] [--host H] [--port P] [--seed-orders FILE]
-python run.py cluster [--gateways N] [--rasa-servers N] [--port P] [serve options]
+python run.py cluster [--gateways N] [--rasa-servers N] [--voice-gateways N] [--port P] [serve options]
 python run.py nlu train [--force]
 python run.py nlu parse < lines.txt
 python run.py nlu eval FILE.yml [--threshold X] [--today YYYY-MM-DD] [--png FILE] [--json FILE] [--errors N]
@@ -15,7 +15,7 @@ python run.py ivr transcribe FILE.wav [FILE.wav ...] [--json] [--engine vosk|whi
 python run.py ivr prepare
 python run.py report peak --from YYYY-MM-DD --to YYYY-MM-DD [--json] [--csv FILE]
 python run.py rest customer-token --phone 13800138000 [--email E] [--name N] [--hours 24]
-python run.py config reference [--check FILE] | config check
+python run.py config reference [--check FILE] | config check | config nginx [--check FILE]
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
 from gateway import Gateway, GatewayBuilder, Settings, build_app, log_privacy
 from gateway.cluster import run_cluster
 from gateway.demo import demo_secret
+from gateway.nginx_site import production_site
+from gateway.nginx_site import render as render_site
 from gateway.settings import configuration_reference
 from ivr.cli import add_ivr_commands, run_ivr_command
 from ivr.recognizer import EngineUnavailable as SpeechEngineUnavailable
@@ -109,12 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     _serve_options(serve)
 
     cluster = commands.add_parser(
-        "cluster", help="run several gateway processes on one store behind a loopback balancer (scale-out)"
+        "cluster", help="run several gateway processes on one store behind a private nginx (scale-out)"
     )
     _serve_options(cluster)
     cluster.add_argument("--gateways", type=int, default=2, help="gateway processes (default 2)")
     cluster.add_argument(
         "--rasa-servers", type=int, default=2, help="embedded Rasa servers when RASA_URL is unset (default 2)"
+    )
+    cluster.add_argument(
+        "--voice-gateways",
+        type=int,
+        default=0,
+        help="extra gateway processes that alone answer the phone line (TWILIO_VOICE_NUMBER; default 0: all do)",
     )
 
     mail = commands.add_parser("mail", help="send a mail to make run's e-mail channel (as a customer would)")
@@ -199,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     config_reference = config_commands.add_parser("reference", help="print docs/configuration.md (Markdown)")
     config_reference.add_argument("--check", type=Path, metavar="FILE", help="exit 1 unless FILE is current")
     config_commands.add_parser("check", help="read the settings from the environment; `error: …` and exit 2 if wrong")
+    config_nginx = config_commands.add_parser(
+        "nginx", help="print deploy/nginx/aftersales.conf (the production rendering of the nginx template)"
+    )
+    config_nginx.add_argument("--check", type=Path, metavar="FILE", help="exit 1 unless FILE is current")
 
     _serve_options(parser)  # `python run.py --port 9000` means `serve --port 9000`
     args = parser.parse_args(argv)
@@ -280,11 +292,12 @@ def _config(args: argparse.Namespace) -> int:
         Settings.from_env()
         print("ok")
         return 0
-    text = configuration_reference()
+    text = render_site(production_site()) if args.config_command == "nginx" else configuration_reference()
     if args.check is not None:
         current = args.check.read_text(encoding="utf-8") if args.check.exists() else ""
         if current != text:
-            print(f"{args.check} is out of date: run `run.py config reference > {args.check}`", file=sys.stderr)
+            command = f"run.py config {args.config_command} > {args.check}"
+            print(f"{args.check} is out of date: run `{command}`", file=sys.stderr)
             return 1
         return 0
     sys.stdout.write(text)
@@ -396,14 +409,16 @@ async def _serve(
 
 
 async def _cluster(args: argparse.Namespace) -> int:
-    if args.gateways < 1 or args.rasa_servers < 1:
-        raise SettingsError("--gateways and --rasa-servers must be at least 1")
+    if args.gateways < 1 or args.rasa_servers < 1 or args.voice_gateways < 0:
+        raise SettingsError("--gateways and --rasa-servers must be at least 1, --voice-gateways at least 0")
+    settings = Settings.from_env()
+    if args.voice_gateways and not settings.channel("voice").voice_number:
+        raise SettingsError("--voice-gateways answer the phone line: set TWILIO_VOICE_NUMBER (and the IVR settings)")
     serve_args = ["--host", "127.0.0.1"]
     if args.seed_orders is not None:
         serve_args += ["--seed-orders", str(args.seed_orders.resolve())]
     demo_flags = (("--demo-staff", args.demo_staff), ("--demo-quality", args.demo_quality))
     serve_args += [flag for flag, on in demo_flags if on]
-    settings = Settings.from_env()
     return await run_cluster(
         settings,
         gateways=args.gateways,
@@ -411,6 +426,7 @@ async def _cluster(args: argparse.Namespace) -> int:
         host=args.host or settings.gateway.host,
         port=args.port or settings.gateway.port,
         serve_args=serve_args,
+        voice_gateways=args.voice_gateways,
     )
 
 

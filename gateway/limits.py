@@ -1,15 +1,16 @@
-"""Rate limits of one gateway process: token buckets per key, which address a request comes
-from (behind a trusted proxy), the per-IP limit on inbound webhooks (aiohttp middleware) and
-the per-sender limit on inbound messages.
+"""Rate limits: token buckets per key, which address a request comes from (behind a trusted
+proxy), the per-IP limit on inbound webhooks (aiohttp middleware) and the per-sender limit on
+inbound messages.
 
-The counters are in memory on purpose: a limit is checked on every inbound request, before the
-store is touched, so it must cost nothing and keep working while MongoDB is slow or down; a
-shared counter (the store, Redis) would add a round trip and a failure mode to every message.
-The price: with N gateway processes a client gets up to N times the limit, and a restart
-forgets the counts. The load balancer in front should limit too (per IP, across processes).
+The per-IP buckets are in each process's memory on purpose: checked on every request before
+the store is touched, they cost nothing and keep working while MongoDB is slow or down. They
+are the inner wall: with N gateway processes a client gets up to N times the limit, so the
+proxy in front limits per address across processes (nginx ``limit_req``, ``run.py cluster``
+and ``deploy/nginx/``). The per-sender limit is counted in the store (a counter per sender and
+window, :class:`WindowCounter`), so it holds however many processes a sender's messages reach.
 
-Must not know channels' wire formats, the store or the dialogue: it sees paths, addresses and
-(channel, sender id) keys.
+Must not know channels' wire formats, the store or the dialogue: it sees paths, addresses,
+(channel, sender id) keys and a counter.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -162,17 +164,48 @@ class IpRateLimit:
         return await handler(request)
 
 
+class Counted(Protocol):
+    @property
+    def count(self) -> int:
+        """Counts of the key in its window, this one included."""
+        ...
+
+    @property
+    def seconds_left(self) -> float:
+        """Until the window ends."""
+        ...
+
+
+class WindowCounter(Protocol):
+    """Counts per key in fixed windows, shared by every process (``store.rate_counts``)."""
+
+    async def add(self, key: str, window_seconds: float) -> Counted: ...
+
+
 class SenderRateLimit:
-    """Per (channel, sender id) on inbound messages, whatever address they come through.
-    Raises :class:`SenderThrottled`; each channel answers it in its own way (429, SMTP 451 …)."""
+    """Per (channel, sender id) on inbound messages, whatever process or address they come
+    through: at most ``burst`` messages in each window of ``burst / per_minute`` minutes (30 in
+    30 s by default), counted in the store. Raises :class:`SenderThrottled`; each channel answers
+    it in its own way (429, SMTP 451 …). Until :meth:`count_with` gives it a counter (the store
+    is not open yet) nothing is limited: no message can be stored then either."""
 
-    def __init__(self, limiter: TokenBucketLimiter, exempt_channels: Iterable[str] = ()) -> None:
-        self.limiter = limiter
+    def __init__(self, rate: Rate, exempt_channels: Iterable[str] = ()) -> None:
+        self.rate = rate
         self.exempt_channels = frozenset(exempt_channels)
+        self.counter: WindowCounter | None = None
 
-    def check(self, channel: str, sender_id: str) -> None:
-        if channel in self.exempt_channels:
+    @property
+    def window_seconds(self) -> float:
+        """How long one window lasts; meaningless when the rate is unlimited."""
+        return 60.0 * self.rate.burst / self.rate.per_minute if not self.rate.unlimited else 60.0
+
+    def count_with(self, counter: WindowCounter) -> None:
+        self.counter = counter
+
+    async def check(self, channel: str, sender_id: str) -> None:
+        if channel in self.exempt_channels or self.rate.unlimited or self.counter is None:
             return
-        wait = self.limiter.take(f"{channel}\x00{sender_id}")
-        if wait is not None:
-            raise SenderThrottled(wait)
+        # ":" cannot be part of a channel's name; NUL would be cut by the embedded store's index.
+        counted = await self.counter.add(f"{channel}:{sender_id}", self.window_seconds)
+        if counted.count > self.rate.burst:
+            raise SenderThrottled(counted.seconds_left)

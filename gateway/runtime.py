@@ -24,7 +24,7 @@ from dialogue import DialogueEngine
 from dialogue.flows import FlowContext
 from dialogue.knowledge import KnowledgeBase
 from dialogue.targets import default_embedder
-from gateway.limits import Rate, SenderRateLimit, TokenBucketLimiter
+from gateway.limits import Rate, SenderRateLimit
 from gateway.outbox import OutboxDispatcher, RetryPolicy
 from gateway.photo_intake import PhotoIntake
 from gateway.receivers import ExclusiveReceivers
@@ -44,10 +44,14 @@ from store import ConversationStore, InboundMessage, Message
 from store.embedded import EmbeddedMongo
 from store.leases import Leases
 from store.media import MediaStore
+from store.rate_counts import FixedWindowCounts
 from store.sessions import SenderSessions
 from store.verification import LookupAttempts, VerificationAttempts
 
 log = logging.getLogger(__name__)
+
+SENDER_COUNTS = "sender_counts"
+"""The store's collection of inbound messages per channel sender and window (the per-sender rate limit)."""
 
 
 class Gateway:
@@ -69,12 +73,9 @@ class Gateway:
         self.media = media or media_store(settings)
         self.outbox: OutboxDispatcher | None = None
         # The IVR limits calls per caller itself (nuisance-call rejection); a turn inside a call is no flood.
+        # Counted in the store (every process sees the same counts) once it is open.
         self.sender_limit = SenderRateLimit(
-            TokenBucketLimiter(
-                Rate(settings.limits.sender_per_minute, settings.limits.sender_burst),
-                max_keys=settings.limits.max_keys,
-            ),
-            exempt_channels=("voice",),
+            Rate(settings.limits.sender_per_minute, settings.limits.sender_burst), exempt_channels=("voice",)
         )
         self.feed = feed or ChannelServices(self.media, settings.gateway.public_base_url)
         self._given_store = store
@@ -160,6 +161,7 @@ class Gateway:
         self.verification = VerificationAttempts(store.db)
         await self.verification.ensure_indexes()
         self.lookups = LookupAttempts(store.db)
+        self.sender_limit.count_with(FixedWindowCounts(store.db, SENDER_COUNTS))
         self.ocr = OcrService(self.ocr_workers, ocr_results, self.media, self.orders)
         await self.ocr.ensure_indexes()
         self.intake = PhotoIntake(store.db, self.ocr, self.aftersales, self.tickets)
@@ -283,7 +285,7 @@ class Gateway:
         async def on_message(message: InboundMessage) -> list[Message]:
             if self.turns is None or self.store is None:
                 raise web.HTTPServiceUnavailable(text="the gateway is starting")
-            self.sender_limit.check(message.channel, message.sender_id)  # before anything is stored
+            await self.sender_limit.check(message.channel, message.sender_id)  # before anything is stored
             replies = await self.turns(message)
             if channel.replies_in_response:
                 await self.store.mark_delivered([r.id for r in replies if not r.delivered])

@@ -94,8 +94,8 @@ class RateLimitSettings:
         600.0,
         env="RATE_LIMIT_IP_PER_MINUTE",
         minimum=0,
-        help="requests a minute per client IP on `/webhooks/rest/`, `/webhooks/app/`, `/chat` (token bucket; `0` "
-        "turns it off); answered 429 with `Retry-After`",
+        help="requests a minute per client IP on `/webhooks/rest/`, `/webhooks/app/`, `/chat` (token bucket in each "
+        "process; `0` turns it off), and nginx's `limit_req` in `run.py cluster`; answered 429 with `Retry-After`",
     )
     ip_burst: int = setting(200, env="RATE_LIMIT_IP_BURST", minimum=1, help="the bucket's size per IP")
     ip_exempt: tuple[str, ...] = setting(
@@ -106,15 +106,28 @@ class RateLimitSettings:
     trusted_proxies: tuple[str, ...] = setting(
         (),
         env="RATE_LIMIT_TRUSTED_PROXIES",
-        help="load balancers (CIDR) whose `X-Forwarded-For` names the client",
+        help="load balancers (CIDR) whose `X-Forwarded-For` names the client (`run.py cluster` adds loopback for its "
+        "own nginx)",
         default_text="unset: `X-Forwarded-For` ignored",
     )
     sender_per_minute: float = setting(
-        60.0, env="RATE_LIMIT_SENDER_PER_MINUTE", minimum=0, help="inbound messages a minute per channel sender"
+        60.0,
+        env="RATE_LIMIT_SENDER_PER_MINUTE",
+        minimum=0,
+        help="inbound messages a minute per channel sender (all channels but voice), counted in the store so the "
+        "limit holds across gateway processes (`0` turns it off); answered 429 with `Retry-After`",
     )
-    sender_burst: int = setting(30, env="RATE_LIMIT_SENDER_BURST", minimum=1, help="the bucket's size per sender")
+    sender_burst: int = setting(
+        30,
+        env="RATE_LIMIT_SENDER_BURST",
+        minimum=1,
+        help="most messages per sender in one window; a window lasts burst ÷ per-minute minutes (30 s by default)",
+    )
     max_keys: int = setting(
-        100_000, env="RATE_LIMIT_MAX_KEYS", minimum=1, help="buckets kept per limiter (least recently used dropped)"
+        100_000,
+        env="RATE_LIMIT_MAX_KEYS",
+        minimum=1,
+        help="per-IP buckets kept per process (least recently used dropped)",
     )
 
 

@@ -30,7 +30,9 @@ find_gateway_python() {
 # Photo OCR: Tesseract with Simplified Chinese; CJK fonts for the synthetic test documents.
 # Phone IVR: espeak-ng speaks the prompts streamed back on calls.
 # Console: Chromium for the browser tests; npm for Chart.js (skipped when some npm is on PATH).
-DEBIAN_PACKAGES=(tesseract-ocr tesseract-ocr-chi-sim fonts-noto-cjk fonts-wqy-zenhei chromium dovecot-imapd espeak-ng)
+# Scale-out: nginx in front of `run.py cluster`'s gateways (a private instance under var/nginx, run
+# by the cluster as the invoking user; the package's own service is not used).
+DEBIAN_PACKAGES=(tesseract-ocr tesseract-ocr-chi-sim fonts-noto-cjk fonts-wqy-zenhei chromium dovecot-imapd espeak-ng nginx)
 command -v npm >/dev/null || DEBIAN_PACKAGES+=(npm)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -71,6 +71,21 @@ class ChildProcess:
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self.running() and self._process is not None else None
+
+    def signal(self, signum: int) -> bool:
+        """Send ``signum`` to the process itself (not its group), e.g. SIGHUP to reload; False if it is not running."""
+        pid = self.pid
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            return False
+        return True
+
     async def kill(self) -> None:
         """SIGKILL to the process group: no clean-up, no flush (a crash, for fault tests)."""
         process, self._process = self._process, None

@@ -1,20 +1,25 @@
 """Rate limits per client IP (webhooks) and per sender (inbound messages), through a real gateway
-on loopback; the token bucket itself on a controlled clock."""
+on loopback; the token bucket and the store's window counter on a controlled clock; the
+per-sender limit across two gateways on one store."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
+from channels.rest import SESSION_HEADER
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from gateway import Gateway, GatewayBuilder, Settings, build_app
 from gateway.limits import Rate, TokenBucketLimiter
+from gateway.runtime import SENDER_COUNTS
 from gateway.settings import GatewaySettings
 from nlu import OfflineNlu
 from store import ConversationStore
+from store.rate_counts import FixedWindowCounts
 from tests.helpers import post_rest
 from tests.telegram_standin import BotApiStandIn, private_update, telegram_gateway
 
@@ -51,6 +56,25 @@ def test_the_number_of_buckets_is_bounded_and_zero_means_unlimited() -> None:
     assert len(limiter) == 50
     unlimited = TokenBucketLimiter(Rate(per_minute=0, burst=1))
     assert all(unlimited.take("a") is None for _ in range(100))
+
+
+async def test_window_counts_are_atomic_start_again_and_never_go_back(store: ConversationStore) -> None:
+    clock = Clock()
+    counts = FixedWindowCounts(store.db, "counts_under_test", clock=clock)
+    clock.now = 1_000_040.0  # 20 s into a 60 s window (windows are aligned to the epoch)
+    first = await counts.add("a", 60)
+    assert (first.count, first.seconds_left) == (1, 40.0)
+    many = await asyncio.gather(*(counts.add("a", 60) for _ in range(30)))
+    assert sorted(c.count for c in many) == list(range(2, 32)), "racing counts are each counted once"
+    assert (await counts.add("b", 60)).count == 1, "another key has its own count"
+    assert await counts.current("a") == 31
+    clock.now += 40.0
+    assert (await counts.add("a", 60)).count == 1, "a new window starts again"
+    behind = FixedWindowCounts(store.db, "counts_under_test", clock=lambda: clock.now - 61)
+    assert (await behind.add("a", 60)).count == 2, "a process whose clock is behind counts into the newer window"
+    assert (await counts.add("a", 60)).count == 3
+    clock.now += 3600
+    assert await counts.current("a") == 0
 
 
 async def serve(gateway: Gateway) -> AsyncIterator[Client]:
@@ -128,7 +152,7 @@ async def test_telegram_is_limited_per_chat_not_per_provider_address(
     gateway.settings = gateway.settings.with_changes(
         limits__ip_burst=1, limits__ip_exempt=(), limits__ip_per_minute=1.0
     )
-    gateway.sender_limit.limiter.rate = Rate(per_minute=1.0, burst=2)
+    gateway.sender_limit.rate = Rate(per_minute=1.0, burst=2)
     async for http in serve(gateway):
         headers = {SECRET_HEADER: "s3cret"}
         answers = []
@@ -140,3 +164,24 @@ async def test_telegram_is_limited_per_chat_not_per_provider_address(
         other_chat = await http.post(WEBHOOK_PATH, json=private_update(9200, 556, text="你好"), headers=headers)
         assert other_chat.status == 200 and "ignored" not in await other_chat.json()
         assert await store.messages.count_documents({"direction": "in"}) == 3
+
+
+async def test_the_sender_limit_holds_across_gateways_on_one_store(store: ConversationStore, tmp_path: Path) -> None:
+    """Two gateways share nothing but the store, as two processes do: a sender's third message is
+    refused by whichever of them receives it."""
+    gateways = [
+        rest_gateway(store, tmp_path / name, limits__sender_per_minute=1.0, limits__sender_burst=2)
+        for name in ("a", "b")
+    ]
+    async for a in serve(gateways[0]):
+        async for b in serve(gateways[1]):
+            first = await post_rest(a, {"sender": "both", "message": "第一条"})
+            assert first.status == 200
+            session = {SESSION_HEADER: first.headers[SESSION_HEADER]}  # the sender's, valid on every gateway
+            assert (await post_rest(b, {"sender": "both", "message": "第二条"}, **session)).status == 200
+            for http in (a, b):
+                refused = await post_rest(http, {"sender": "both", "message": "再来"}, **session)
+                assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
+                assert (await refused.json())["error"] == "rate_limited"
+            assert await store.db[SENDER_COUNTS].count_documents({}) == 1
+            assert await store.messages.count_documents({"direction": "in"}) == 2
