@@ -324,7 +324,9 @@ class TicketDesk:
             now = self.clock()
             if by_staff:
                 ticket.contacts += 1
-                return [remark(ticket, kind="contact", actor=actor, now=now, reason="submitted again", note=summary[:500])]
+                return [
+                    remark(ticket, kind="contact", actor=actor, now=now, reason="submitted again", note=summary[:500])
+                ]
             if conversation_id:
                 ticket.conversation_ids = list(dict.fromkeys([*ticket.conversation_ids, conversation_id]))
             if channel:

@@ -276,6 +276,7 @@ class AfterSalesService:
         )
         await self.requests.create_index([("order_id", ASCENDING)])
         await self.requests.create_index([("customer_id", ASCENDING)])
+        await self.requests.create_index([("status", ASCENDING)])
 
     async def _next_id(self, prefix: str, now: datetime) -> str:
         counter = await self.counters.find_one_and_update(
@@ -458,6 +459,11 @@ class AfterSalesService:
         if fresh is None:
             raise KeyError(request_id)
         return fresh
+
+    async def in_status(self, *steps: Step, limit: int = 500) -> list[AfterSalesRequest]:
+        """Requests now at one of ``steps`` (what the downstream dispatcher sends on)."""
+        cursor = self.requests.find({"status": {"$in": [s.value for s in steps]}}).limit(limit)
+        return [AfterSalesRequest.model_validate(d) async for d in cursor]
 
     async def get(self, request_id: str) -> AfterSalesRequest | None:
         doc = await self.requests.find_one({"_id": request_id})

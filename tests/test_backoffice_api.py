@@ -331,14 +331,20 @@ async def test_a_duplicate_submission_reveals_and_changes_nothing_the_submitter_
     other_front = await make_staff(gateway, "wu", Role.CUSTOMER_SERVICE)
     customer = Customer(client, gateway)
     await customer.say("你好")
-    body = {"customer_id": await customer.customer_id(), "summary": "发票抬头开错了，需要重开", "order_id": "202611150001"}
+    body = {
+        "customer_id": await customer.customer_id(),
+        "summary": "发票抬头开错了，需要重开",
+        "order_id": "202611150001",
+    }
     first = (await call(client, "POST", "/tickets", front, body, expect=201))["ticket"]
     tid = first["id"]
     await call(client, "POST", f"/tickets/{tid}/claim", finance, {})
     await call(client, "POST", f"/tickets/{tid}/comments", finance, {"text": "内部：客户有恶意退款记录"}, expect=201)
     before = (await call(client, "GET", f"/tickets/{tid}", finance))["ticket"]
 
-    again = await call(client, "POST", "/tickets", other_front, {**body, "summary": "发票抬头开错了，客户又来催重开"}, expect=200)
+    again = await call(
+        client, "POST", "/tickets", other_front, {**body, "summary": "发票抬头开错了，客户又来催重开"}, expect=200
+    )
     assert again["created"] is False
     assert again["ticket"] == {"id": tid, "type": "invoice", "status": before["status"], "visible": False}
     assert "恶意" not in str(again)
