@@ -523,7 +523,7 @@ class Fulfilment:
                                   order_id=pickup.order_id, company=str(event.data.get("company") or ""))  # fmt: skip
         request = await self.aftersales.get(pickup.pickup_id)
         if request is None or request.status is not Step.AWAITING_RETURN:
-            return "collected"
+            return f"collected; request {request.status.value if request else 'gone'}"
         await self._advance(request, Step.AWAITING_RETURN, actor="courier", note=f"快递员已取件，运单号 {tracking}",
                             details={"return_tracking_number": tracking})  # fmt: skip
         after = "after_refund" if request.type is RequestType.RETURN_REFUND else "after_exchange"
