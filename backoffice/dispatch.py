@@ -25,9 +25,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -35,7 +35,7 @@ from backoffice.followups import FollowUp, FollowUpKind, FollowUps
 from backoffice.fulfilment import MONEY_TYPES, Fulfilment
 from backoffice.lifecycle import TicketType
 from backoffice.routing.fleet import GeoPoint
-from backoffice.routing.pickups import PickupStatus, PickupStore
+from backoffice.routing.pickups import Pickup, PickupStatus, PickupStore
 from downstream import DownstreamSystems
 from downstream.client import DownstreamRefused, DownstreamUnavailable
 from downstream.courier import PickupBooking
@@ -97,36 +97,36 @@ class Dispatcher:
             calls += await self._request_work(request)
         for pickup in await self.pickups.open_all():
             if pickup.courier is None or pickup.courier.get("booked_for") != pickup.date:
-                calls += await self._job(f"book:{pickup.pickup_id}:{pickup.date}", lambda p=pickup: self._book(p))
+                calls += await self._job(f"book:{pickup.pickup_id}:{pickup.date}", self._book, pickup)
         async for doc in self.pickups.pickups.find(
             {"status": PickupStatus.CANCELLED.value, "courier.booked_for": {"$exists": True}}
         ):
             pickup_id = str(doc["_id"])
             calls += await self._job(
-                f"cancel:{pickup_id}", lambda p=pickup_id: self.systems.courier.cancel_pickup(p, "客户撤回售后申请")
+                f"cancel:{pickup_id}", self.systems.courier.cancel_pickup, pickup_id, "客户撤回售后申请"
             )
         for task in await self.followups.open_tasks():
-            calls += await self._job(f"followup:{task.id}", lambda t=task: self._followup(t))
+            calls += await self._job(f"followup:{task.id}", self._followup, task)
         async for parcel in self.fulfilment.parcels.find({"subscribed": False}):
             number = str(parcel["_id"])
-            calls += await self._job(f"subscribe:{number}", lambda p=parcel: self._subscribe(p))
+            calls += await self._job(f"subscribe:{number}", self._subscribe, parcel)
         return calls
 
     async def _request_work(self, request: AfterSalesRequest) -> int:
         status, kind = request.status, request.type
         if status is Step.PAYMENT_PROCESSING and kind in MONEY_TYPES:
-            return await self._job(f"refund:{request.id}", lambda: self._refund(request))
+            return await self._job(f"refund:{request.id}", self._refund, request)
         if status is Step.AWAITING_RETURN and kind in (RequestType.RETURN_REFUND, RequestType.EXCHANGE):
-            return await self._job(f"return:{request.id}", lambda: self._announce_return(request))
+            return await self._job(f"return:{request.id}", self._announce_return, request)
         if (status is Step.RESENDING and kind is RequestType.RESEND and not request.details.get("tracking_number")) or (
             status is Step.GOODS_RECEIVED and kind is RequestType.EXCHANGE
         ):
-            return await self._job(f"outbound:{request.id}", lambda: self._outbound(request))
+            return await self._job(f"outbound:{request.id}", self._outbound, request)
         if status is Step.APPROVED and request.details.get("intercept"):
-            return await self._job(f"intercept:{request.id}", lambda: self._intercept(request))
+            return await self._job(f"intercept:{request.id}", self._intercept, request)
         return 0
 
-    async def _job(self, key: str, call: Callable[[], Awaitable[Any]]) -> int:
+    async def _job(self, key: str, call: Callable[..., Awaitable[Any]], *args: Any) -> int:
         """Make the call unless it was made (or refused), or is waiting for its retry time."""
         doc = await self.jobs.find_one({"_id": key})
         if doc is not None and (doc["status"] != "retry" or int(doc.get("next_ms", 0)) > _now_ms()):
@@ -134,7 +134,7 @@ class Dispatcher:
         attempts = int((doc or {}).get("attempts", 0)) + 1
         record: dict[str, Any] = {"attempts": attempts, "at": datetime.now(UTC).isoformat()}
         try:
-            answer = await call()
+            answer = await call(*args)
         except DownstreamUnavailable as exc:
             delay = min(MAX_RETRY_SECONDS, 2.0**attempts)
             record.update(status="retry", next_ms=_now_ms() + int(delay * 1000), error=exc.message)
@@ -234,7 +234,7 @@ class Dispatcher:
             )
         )
 
-    async def _book(self, pickup: Any) -> str:
+    async def _book(self, pickup: Pickup) -> str:
         task_id = await self.systems.courier.book_pickup(
             PickupBooking(
                 pickup_id=pickup.pickup_id,
@@ -262,11 +262,11 @@ class Dispatcher:
             return await self.systems.warehouse.expedite(
                 ExpediteOrder(
                     request_no=task.id, order_id=task.order_id, note=task.note or "客户催发货", due_at=task.due_at
-                )  # fmt: skip
+                )
             )
         if task.kind in (FollowUpKind.COURIER_EXPEDITE, FollowUpKind.COURIER_INQUIRY):
             number = await self._waybill(task)
-            kind = "urge" if task.kind is FollowUpKind.COURIER_EXPEDITE else "inquiry"
+            kind: Literal["urge", "inquiry"] = "urge" if task.kind is FollowUpKind.COURIER_EXPEDITE else "inquiry"
             return await self.systems.courier.work_order(task.id, number, kind, task.note or "")
         if task.kind is FollowUpKind.ORDER_REDIRECT:
             return await self.systems.warehouse.intercept(
@@ -277,7 +277,7 @@ class Dispatcher:
                     action="redirect",
                     reason=task.note or "改派",
                     address=str(task.data.get("address") or ""),
-                )  # fmt: skip
+                )
             )
         return await self._request_expedite(task)
 
@@ -307,7 +307,7 @@ class Dispatcher:
                     order_id=request.order_id,
                     note=f"售后单 {request.id} 客户催促",
                     due_at=task.due_at,
-                )  # fmt: skip
+                )
             )
         await self.followups.close(task.id, note="审核中：已随工单加急")  # the urge raised the ticket itself
         return "with the reviewer"
@@ -323,11 +323,11 @@ class DownstreamWorker:
         dispatcher: Dispatcher,
         *,
         sweep_seconds: float,
-        passes: list[Callable[[], Awaitable[Any]]] | None = None,
+        passes: Sequence[Callable[[], Awaitable[Any]]] = (),
     ) -> None:
         self.dispatcher = dispatcher
         self.sweep_seconds = sweep_seconds
-        self.passes = passes or []
+        self.passes = list(passes)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0

@@ -18,6 +18,7 @@ Knows nothing of wire formats (``downstream`` parses them) or of the dialogue.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -32,7 +33,7 @@ from backoffice.lifecycle import TicketType
 from backoffice.notifications import CustomerNotifier
 from backoffice.routing.pickups import PickupStatus, PickupStore
 from backoffice.tickets import TicketDesk
-from downstream.events import FINAL_SCAN_STATES, DownstreamEvent, EventKind, ScanState
+from downstream.events import DownstreamEvent, EventKind, ScanState
 from downstream.inbox import CallbackInbox
 from downstream.warehouse import Warehouse
 from shop.aftersales import AfterSalesRequest, AfterSalesService, RequestConflict, RequestType, Step
@@ -62,7 +63,8 @@ NOTICES: dict[str, dict[str, str]] = {
         "({reason}). A specialist will settle it within {hours} hours.",
     },
     "refund_failed": {
-        "zh": "很抱歉，售后单 {request_id} 的退款 ¥{amount:.2f} 未能到账：{reason}。专员会在 {hours} 小时内联系您处理。",
+        "zh": "很抱歉，售后单 {request_id} 的退款 ¥{amount:.2f} 未能到账：{reason}。"
+        "专员会在 {hours} 小时内联系您处理。",
         "en": "Sorry, the refund of ¥{amount:.2f} for request {request_id} did not go through: {reason}. "
         "A specialist will contact you within {hours} hours.",
     },
@@ -80,12 +82,14 @@ NOTICES: dict[str, dict[str, str]] = {
         '{new_slot} (request {request_id}); to choose another time, reply "agent".',
     },
     "pickup_failed_final": {
-        "zh": "很抱歉，售后单 {request_id} 的上门取件已 {count} 次未成功（{reason}），专员会在 {hours} 小时内联系您另行安排。",
+        "zh": "很抱歉，售后单 {request_id} 的上门取件已 {count} 次未成功（{reason}），"
+        "专员会在 {hours} 小时内联系您另行安排。",
         "en": "Sorry, the pick-up for request {request_id} failed {count} times ({reason}). A specialist will "
         "arrange another way within {hours} hours.",
     },
     "qc_passed_refund": {
-        "zh": "商家已收到退货并质检通过，退款 ¥{amount:.2f} 已提交支付中心，预计 {days} 个工作日到账（售后单 {request_id}）。",
+        "zh": "商家已收到退货并质检通过，退款 ¥{amount:.2f} 已提交支付中心，"
+        "预计 {days} 个工作日到账（售后单 {request_id}）。",
         "en": "Your return arrived and passed the check: ¥{amount:.2f} is with the payment centre, expected within "
         "{days} working days (request {request_id}).",
     },
@@ -443,10 +447,8 @@ class Fulfilment:
     async def _follow_parcel(self, tracking: str, **fields: Any) -> None:
         """Keep a parcel to follow; the dispatcher subscribes it with the courier."""
         doc = {"_id": tracking, **fields, "scans": [], "state": None, "subscribed": False}
-        try:
+        with contextlib.suppress(DuplicateKeyError):  # followed already
             await self.parcels.insert_one(doc)
-        except DuplicateKeyError:
-            pass
 
     async def _intercept_result(self, event: DownstreamEvent) -> str:
         result = str(event.data.get("result"))
@@ -497,8 +499,12 @@ class Fulfilment:
         pickup = await self.pickups.get(event.pickup_id)
         if pickup is None or _ms(event.occurred_at) < pickup.last_event_ms:
             return "older than what is known"
-        courier = {**(pickup.courier or {}), "assigned": event.data.get("courier"),
-                   "assigned_phone": event.data.get("courier_phone"), "assigned_at": event.occurred_at.isoformat()}  # fmt: skip
+        courier = {
+            **(pickup.courier or {}),
+            "assigned": event.data.get("courier"),
+            "assigned_phone": event.data.get("courier_phone"),
+            "assigned_at": event.occurred_at.isoformat(),
+        }
         await self.pickups.update(pickup.pickup_id, {"courier": courier, "last_event_ms": _ms(event.occurred_at)})
         return "assigned"
 
@@ -560,9 +566,9 @@ class Fulfilment:
                 await self._advance(
                     request, request.status, actor="courier", note=f"第 {len(attempts)} 次取件失败：{reason}"
                 )
-                await self._ticket(request, TicketType(request.type.value) if request.type in GOODS_BACK
-                                   else TicketType.RETURN_REFUND,
-                                   f"{request.id} 上门取件 {len(attempts)} 次失败：{reason}", "system:courier")  # fmt: skip
+                ticket_type = TicketType(request.type.value) if request.type in GOODS_BACK else TicketType.RETURN_REFUND
+                summary = f"{request.id} 上门取件 {len(attempts)} 次失败：{reason}"
+                await self._ticket(request, ticket_type, summary, "system:courier")
                 await self._tell(request, event, "pickup_failed_final", request_id=request.id, count=len(attempts),
                                  reason=reason, hours=self.policy.review_hours)  # fmt: skip
             return "failed: to a person"
@@ -602,12 +608,11 @@ class Fulfilment:
         request = await self.aftersales.get(str(parcel["request_id"]))
         if request is None or request.status is not Step.RESENDING:
             return f"parcel {state}"
-        if state is not None and ScanState(state) in FINAL_SCAN_STATES:
-            if state == ScanState.SIGNED.value:
-                await self._advance(request, Step.COMPLETED, actor="courier", note=f"运单 {parcel['_id']} 已签收")
-                await self._tell(request, event, "delivered", tracking=parcel["_id"], request_id=request.id,
-                                 type=request.type_label("zh"))  # fmt: skip
-                return "delivered: completed"
+        if state == ScanState.SIGNED.value:
+            await self._advance(request, Step.COMPLETED, actor="courier", note=f"运单 {parcel['_id']} 已签收")
+            await self._tell(request, event, "delivered", tracking=parcel["_id"], request_id=request.id,
+                             type=request.type_label("zh"))  # fmt: skip
+            return "delivered: completed"
         if state in (ScanState.EXCEPTION.value, ScanState.RETURNED_TO_SENDER.value):
             await self.followups.create(FollowUpKind.COURIER_INQUIRY, request.order_id, request_id=request.id,
                                         customer_id=request.customer_id, conversation_id=request.conversation_id,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import intents
@@ -34,6 +35,10 @@ QUEUE_NOTICE = {
 }
 NON_TOPICS = frozenset({"human_handoff", "greet", "goodbye", "affirm", "deny", "thanks", "inform", "out_of_scope",
                         "nlu_fallback"})  # fmt: skip
+
+
+def _queue_notice(language: str, *, position: int) -> str:
+    return QUEUE_NOTICE.get(language, QUEUE_NOTICE["zh"]).format(position=position)
 
 
 def changed_a_lot(told: int, now: int) -> bool:
@@ -210,7 +215,7 @@ class HandoffDesk:
             if self.notifier is not None:
                 await self.notifier.send(
                     str(doc["_id"]),
-                    lambda language, p=position: QUEUE_NOTICE.get(language, QUEUE_NOTICE["zh"]).format(position=p),
+                    partial(_queue_notice, position=position),
                     key=f"queue:{doc['_id']}:{doc.get('queue_ticket')}:{count}",
                     author="system:handoff",
                 )

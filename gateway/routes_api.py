@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import html
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from aiohttp import web

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -230,7 +231,7 @@ class Gateway:
             leases=self.leases,
         )
         await self.dispatcher.ensure_indexes()
-        passes = []
+        passes: list[Callable[[], Awaitable[Any]]] = []
         backoffice = self.settings.backoffice
         if backoffice.autoplan:
             self.autoplanner = AutoPlanner(

@@ -11,6 +11,7 @@ import itertools
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -77,7 +78,7 @@ class CourierStandIn(LoopbackServer):
         self.subscriptions[number] = {"company": param.get("company", "auto"), "callback": callback, "scans": []}
         if self.pace > 0:
             for step, (state, context) in enumerate(STEPS_AFTER_COLLECTION, start=1):
-                self.callbacks.later(step * self.pace, lambda s=state, c=context: self.scan(number, s, c))
+                self.callbacks.later(step * self.pace, partial(self.scan, number, state, context))
         return json_answer({"result": True, "returnCode": "200", "message": "提交成功"})
 
     async def _order(self, request: web.Request) -> web.Response:
