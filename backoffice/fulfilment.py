@@ -215,6 +215,8 @@ class Fulfilment:
         return duplicate, await self.process(event)
 
     async def process(self, event: DownstreamEvent) -> str:
+        if not await self.inbox.claim(event.id):
+            return "being applied"
         try:
             note = await self.apply(event)
         except Exception as exc:
@@ -261,10 +263,14 @@ class Fulfilment:
             raise KeyError(event.request_id)
         return request
 
-    async def _advance(self, request: AfterSalesRequest, *steps: Step, actor: str, note: str, **extra: Any) -> bool:
-        """Append steps unless the request closed meanwhile; False then (nothing changed)."""
+    async def _advance(
+        self, request: AfterSalesRequest, event: DownstreamEvent, *steps: Step, actor: str, note: str, **extra: Any
+    ) -> bool:
+        """Append steps unless the request closed meanwhile (False then: nothing changed). Keyed by
+        the event and the steps, so applying the same news again adds nothing."""
+        once = f"{event.id}:{'+'.join(s.value for s in steps)}"
         try:
-            await self.aftersales.advance(request.id, *steps, actor=actor, note=note, **extra)
+            await self.aftersales.advance(request.id, *steps, actor=actor, note=note, once=once, **extra)
         except RequestConflict:
             return False
         return True
@@ -315,7 +321,7 @@ class Fulfilment:
             return f"request already {request.status.value}"
         amount = float(event.data.get("refunded", request.amount))
         refund = {"refund_id": event.data.get("refund_id"), "refunded": amount, "at": event.occurred_at.isoformat()}
-        if not await self._advance(request, Step.COMPLETED, actor="payment_centre",
+        if not await self._advance(request, event, Step.COMPLETED, actor="payment_centre",
                                    note=f"退款成功 ¥{amount:.2f}", details={"refund": refund}):  # fmt: skip
             return "request closed meanwhile"
         await self._tell(request, event, "refunded", request_id=request.id, order_id=request.order_id, amount=amount)
@@ -335,7 +341,7 @@ class Fulfilment:
             note = f"支付中心退款失败：{reason}"
             key, values = "refund_failed", {"amount": request.amount, "reason": reason}
         refund = {"refund_id": event.data.get("refund_id"), "status": event.data.get("status"), "problem": note}
-        if not await self._advance(request, request.status, actor="payment_centre", note=note,
+        if not await self._advance(request, event, request.status, actor="payment_centre", note=note,
                                    details={"refund": refund}):  # fmt: skip
             return "request closed meanwhile"
         await self._ticket(request, TicketType.REFUND, f"{request.id} {note}", "system:payment_centre")
@@ -357,23 +363,27 @@ class Fulfilment:
         await self._mark_collected(request.id, event)
         if request.status not in (Step.APPROVED, Step.AWAITING_RETURN):
             return f"request already {request.status.value}"
-        await self._advance(request, Step.GOODS_RECEIVED, actor="warehouse", note="仓库已签收退货，待质检")
+        await self._advance(request, event, Step.GOODS_RECEIVED, actor="warehouse", note="仓库已签收退货，待质检")
         return "goods received"
 
     async def _qc_passed(self, event: DownstreamEvent) -> str:
         request = await self._request(event)
         await self._mark_collected(request.id, event)
         if request.status in (Step.APPROVED, Step.AWAITING_RETURN):
-            if not await self._advance(request, Step.GOODS_RECEIVED, actor="warehouse", note="仓库已收货，质检通过"):
+            if not await self._advance(
+                request, event, Step.GOODS_RECEIVED, actor="warehouse", note="仓库已收货，质检通过"
+            ):
                 return "request closed meanwhile"
             request = await self._request(event)
         elif request.status is Step.GOODS_RECEIVED:
-            await self._advance(request, Step.GOODS_RECEIVED, actor="warehouse", note="质检通过")
+            await self._advance(request, event, Step.GOODS_RECEIVED, actor="warehouse", note="质检通过")
             request = await self._request(event)
         else:
             return f"request already {request.status.value}"
         if request.type is RequestType.RETURN_REFUND:
-            await self._advance(request, Step.PAYMENT_PROCESSING, actor="system:after_sales", note="质检通过，自动退款")
+            await self._advance(
+                request, event, Step.PAYMENT_PROCESSING, actor="system:after_sales", note="质检通过，自动退款"
+            )
             await self._tell(request, event, "qc_passed_refund", request_id=request.id, amount=request.amount,
                              days=self.policy.refund_days)  # fmt: skip
         else:
@@ -392,7 +402,7 @@ class Fulfilment:
         steps = (
             (Step.GOODS_RECEIVED, Step.REVIEWING) if request.status is not Step.GOODS_RECEIVED else (Step.REVIEWING,)
         )
-        if not await self._advance(request, *steps, actor="warehouse", note=f"质检未通过：{reason}",
+        if not await self._advance(request, event, *steps, actor="warehouse", note=f"质检未通过：{reason}",
                                    details={"quality_check": {"result": "fail", "reason": reason,
                                                               "photos": photos}}):  # fmt: skip
             return "request closed meanwhile"
@@ -435,7 +445,7 @@ class Fulfilment:
         else:
             return f"not expected at {request.status.value}"
         details = {"tracking_number": tracking, "carrier": carrier}
-        if not await self._advance(request, *steps, actor="warehouse", note=f"已发出，运单号 {tracking}",
+        if not await self._advance(request, event, *steps, actor="warehouse", note=f"已发出，运单号 {tracking}",
                                    details=details):  # fmt: skip
             return "request closed meanwhile"
         await self._follow_parcel(tracking, kind="outbound", request_id=request.id, order_id=request.order_id,
@@ -466,11 +476,13 @@ class Fulfilment:
         if request.status is not Step.APPROVED:
             return f"request already {request.status.value}"
         if result == "intercepted":
-            await self._advance(request, Step.PAYMENT_PROCESSING, actor="warehouse", note="包裹已拦截退回，提交退款")
+            await self._advance(
+                request, event, Step.PAYMENT_PROCESSING, actor="warehouse", note="包裹已拦截退回，提交退款"
+            )
             await self._tell(request, event, "intercepted", order_id=request.order_id, amount=request.amount,
                              request_id=request.id)  # fmt: skip
         else:
-            await self._advance(request, Step.CANCELLED, actor="warehouse", note=f"拦截失败：{reason}")
+            await self._advance(request, event, Step.CANCELLED, actor="warehouse", note=f"拦截失败：{reason}")
             await self._tell(request, event, "intercept_failed", order_id=request.order_id, reason=reason)
         return f"intercept {result}"
 
@@ -530,7 +542,7 @@ class Fulfilment:
         request = await self.aftersales.get(pickup.pickup_id)
         if request is None or request.status is not Step.AWAITING_RETURN:
             return f"collected; request {request.status.value if request else 'gone'}"
-        await self._advance(request, Step.AWAITING_RETURN, actor="courier", note=f"快递员已取件，运单号 {tracking}",
+        await self._advance(request, event, Step.AWAITING_RETURN, actor="courier", note=f"快递员已取件，运单号 {tracking}",
                             details={"return_tracking_number": tracking})  # fmt: skip
         after = "after_refund" if request.type is RequestType.RETURN_REFUND else "after_exchange"
         await self._tell(request, event, "collected", request_id=request.id, tracking=tracking, after=after)
@@ -564,7 +576,7 @@ class Fulfilment:
             )
             if request is not None and request.open:
                 await self._advance(
-                    request, request.status, actor="courier", note=f"第 {len(attempts)} 次取件失败：{reason}"
+                    request, event, request.status, actor="courier", note=f"第 {len(attempts)} 次取件失败：{reason}"
                 )
                 ticket_type = TicketType(request.type.value) if request.type in GOODS_BACK else TicketType.RETURN_REFUND
                 summary = f"{request.id} 上门取件 {len(attempts)} 次失败：{reason}"
@@ -581,7 +593,7 @@ class Fulfilment:
         )  # fmt: skip
         if request is not None and request.open:
             pickup_details = {**(request.details.get("pickup") or {}), "date": new_date, "slot": slot}
-            await self._advance(request, request.status, actor="courier",
+            await self._advance(request, event, request.status, actor="courier",
                                 note=f"取件失败：{reason}；改约 {new_date} {slot}",
                                 details={"pickup": pickup_details})  # fmt: skip
             await self._tell(request, event, "pickup_rebooked", date=pickup.date, slot=slot, reason=reason,
@@ -609,7 +621,7 @@ class Fulfilment:
         if request is None or request.status is not Step.RESENDING:
             return f"parcel {state}"
         if state == ScanState.SIGNED.value:
-            await self._advance(request, Step.COMPLETED, actor="courier", note=f"运单 {parcel['_id']} 已签收")
+            await self._advance(request, event, Step.COMPLETED, actor="courier", note=f"运单 {parcel['_id']} 已签收")
             await self._tell(request, event, "delivered", tracking=parcel["_id"], request_id=request.id,
                              type=request.type_label("zh"))  # fmt: skip
             return "delivered: completed"

@@ -4,8 +4,10 @@ here before it is acknowledged, once.
 The document's ``_id`` is the event's id (system and the provider's idempotency key), so a
 repeated delivery finds the stored one (:meth:`CallbackInbox.accept` says ``duplicate``) and
 changes nothing. An event is ``pending`` until its effects are done, then ``done`` (or
-``failed`` with the reason, after :data:`MAX_ATTEMPTS`); a process that dies in between leaves it
-pending and the next sweep finishes it. Times are epoch milliseconds (nx-27017 turns ``$set``
+``failed`` with the reason, after :data:`MAX_ATTEMPTS`). Whoever applies it first claims it
+(:meth:`CallbackInbox.claim`, a compare-and-set), so the callback's own request and a sweep never
+apply one event at the same time; a process that dies holding a claim leaves the event to the
+sweep once the claim is :data:`CLAIM_SECONDS` old. Times are epoch milliseconds (nx-27017 turns ``$set``
 datetimes into strings).
 """
 
@@ -21,6 +23,7 @@ from pymongo.errors import DuplicateKeyError
 from downstream.events import DownstreamEvent
 
 MAX_ATTEMPTS = 8
+CLAIM_SECONDS = 60
 RAW_KEPT = 64 * 1024
 
 
@@ -50,6 +53,7 @@ class CallbackInbox:
             "received_ms": now_ms(),
             "status": "pending",
             "attempts": 0,
+            "claimed_ms": 0,
         }
         try:
             await self.events.insert_one(doc)
@@ -62,6 +66,21 @@ class CallbackInbox:
 
     async def get(self, event_id: str) -> dict[str, Any] | None:
         return await self.events.find_one({"_id": event_id})
+
+    async def claim(self, event_id: str) -> bool:
+        """Take the event to apply it: True for the one caller that got it (pending, and not
+        claimed by another within :data:`CLAIM_SECONDS`)."""
+        doc = await self.events.find_one({"_id": event_id}, {"status": 1, "claimed_ms": 1})
+        if doc is None or doc.get("status") != "pending":
+            return False
+        claimed = int(doc.get("claimed_ms") or 0)
+        now = now_ms()
+        if claimed and now - claimed < CLAIM_SECONDS * 1000:
+            return False
+        result = await self.events.update_one(
+            {"_id": event_id, "status": "pending", "claimed_ms": claimed}, {"$set": {"claimed_ms": now}}
+        )
+        return result.modified_count == 1
 
     async def pending(self, limit: int = 200) -> list[DownstreamEvent]:
         """Events still to apply, oldest at the source first."""
@@ -76,7 +95,7 @@ class CallbackInbox:
     async def failed_attempt(self, event_id: str, error: str) -> None:
         doc = await self.events.find_one({"_id": event_id}, {"attempts": 1})
         attempts = int((doc or {}).get("attempts", 0)) + 1
-        changes: dict[str, Any] = {"attempts": attempts, "note": error[:500]}
+        changes: dict[str, Any] = {"attempts": attempts, "note": error[:500], "claimed_ms": 0}
         if attempts >= MAX_ATTEMPTS:
             changes["status"] = "failed"
         await self.events.update_one({"_id": event_id}, {"$set": changes})

@@ -148,6 +148,10 @@ WITHDRAWABLE_STEPS = frozenset({Step.APPLIED, Step.REVIEWING, Step.APPROVED, Ste
 take the request back or change it."""
 
 
+ONCE_KEYS_KEPT = 64
+"""Names of the latest changes applied with ``once`` (far more than any request receives)."""
+
+
 def request_key(order_id: str, type: RequestType, items: list[dict[str, Any]] | None) -> str:
     """What makes two open requests the same: type, order and the item (all items when none is named)."""
     skus = sorted(str(i.get("sku")) for i in items or [] if i.get("sku"))
@@ -347,13 +351,20 @@ class AfterSalesService:
         decided_by: str | None = None,
         details: dict[str, Any] | None = None,
         ticket_id: str | None = None,
+        once: str | None = None,
     ) -> AfterSalesRequest:
-        """Append steps to the timeline (one write); closing steps free the order for a new request."""
+        """Append steps to the timeline (one write); closing steps free the order for a new request.
+
+        ``once`` names the change (a downstream event and its steps): asked again with the same
+        name, the request is returned unchanged, so news applied twice after a crash adds nothing."""
         for _ in range(5):
             doc = await self.requests.find_one({"_id": request_id})
             if doc is None:
                 raise KeyError(request_id)
             request = AfterSalesRequest.model_validate(doc)
+            applied = list(doc.get("once_keys") or [])
+            if once is not None and once in applied:
+                return request
             if not request.open:
                 raise RequestConflict(f"request {request_id} is already {request.status.value}")
             now = _now()
@@ -370,6 +381,8 @@ class AfterSalesService:
                 changes["details"] = {**request.details, **details}
             if ticket_id is not None:
                 changes["ticket_id"] = ticket_id
+            if once is not None:
+                changes["once_keys"] = [*applied, once][-ONCE_KEYS_KEPT:]
             if self.auditor is not None:
                 changes.update(audited=True, audit_pending=True)
             update: dict[str, Any] = {"$set": changes}

@@ -36,30 +36,55 @@ class CallbackSender:
     attempts: int = 3
     retry_delay: float = 0.5
     sent: list[SentCallback] = field(default_factory=list)
+    hold: bool = False
+    """While True, callbacks are made and kept (``held``) but not sent: a test delivers them in its own order."""
+    held: list[SentCallback] = field(default_factory=list)
     _session: aiohttp.ClientSession | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    async def send(self, url: str, body: bytes, content_type: str) -> SentCallback:
-        """Sign and POST; retried on a connection failure or a 5xx. The last attempt is returned."""
+    def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        return self._session
+
+    async def send(self, url: str, body: bytes, content_type: str) -> SentCallback:
+        """Sign and POST; retried on a connection failure or a 5xx. The last attempt is returned."""
         callback = SentCallback(url, body, content_type, {})
+        if self.hold:
+            self.held.append(callback)
+            return callback
         for attempt in range(self.attempts):
             callback = SentCallback(url, body, content_type, {"Content-Type": content_type,
                                                               **signed_headers(self.secret, body)})  # fmt: skip
             self.sent.append(callback)
             try:
-                async with self._session.post(url, data=body, headers=callback.headers) as response:
-                    callback.status = response.status
-                    text = await response.text()
-                    with contextlib.suppress(ValueError):
-                        callback.answer = json.loads(text)
-                if callback.status < 500:
+                await self._post(callback)
+                if callback.status is not None and callback.status < 500:
                     return callback
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.info("callback to %s failed (%s); attempt %d", url, exc, attempt + 1)
             await asyncio.sleep(self.retry_delay * (attempt + 1))
         return callback
+
+    async def _post(self, callback: SentCallback) -> None:
+        async with self._client().post(callback.url, data=callback.body, headers=callback.headers) as response:
+            callback.status = response.status
+            text = await response.text()
+            with contextlib.suppress(ValueError):
+                callback.answer = json.loads(text)
+
+    async def deliver(self, callback: SentCallback) -> SentCallback:
+        """Send a held callback now (signed now), once."""
+        return await self.send(callback.url, callback.body, callback.content_type) if not self.hold else callback
+
+    async def replay(self, callback: SentCallback, *, resign: bool = False) -> SentCallback:
+        """The same request again, byte for byte (its original signature, or signed anew)."""
+        headers = dict(callback.headers)
+        if resign or not headers:
+            headers = {"Content-Type": callback.content_type, **signed_headers(self.secret, callback.body)}
+        again = SentCallback(callback.url, callback.body, callback.content_type, headers)
+        await self._post(again)
+        return again
 
     def later(self, delay: float, action: Callable[[], Awaitable[Any]]) -> None:
         """Do ``action`` after ``delay`` seconds in the background (the stand-ins' own pace)."""

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from backoffice.permissions import Role
 from backoffice.routing.pickups import PickupStatus
-from channels.telegram import SECRET_HEADER, TelegramInput, TelegramOutput, WEBHOOK_PATH, make_bot
+from channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramInput, TelegramOutput, make_bot
 from gateway import GatewayBuilder
 from nlu import NluClient
 from shop.aftersales import RequestType, Step

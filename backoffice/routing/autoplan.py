@@ -93,7 +93,7 @@ class AutoPlanner:
             try:
                 plan = await self._plan(day, new)
             except PlanningError as exc:
-                log.warning("automatic plan for %s failed: %s", day, exc)
+                log.info("automatic plan for %s not made: %s", day, exc)
                 continue
             del self._waiting[key]
             made.append(str(plan["_id"]))
