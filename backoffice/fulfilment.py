@@ -542,8 +542,15 @@ class Fulfilment:
         request = await self.aftersales.get(pickup.pickup_id)
         if request is None or request.status is not Step.AWAITING_RETURN:
             return f"collected; request {request.status.value if request else 'gone'}"
-        await self._advance(request, event, Step.AWAITING_RETURN, actor="courier", note=f"快递员已取件，运单号 {tracking}",
-                            details={"return_tracking_number": tracking})  # fmt: skip
+        note = f"快递员已取件，运单号 {tracking}"
+        await self._advance(
+            request,
+            event,
+            Step.AWAITING_RETURN,
+            actor="courier",
+            note=note,
+            details={"return_tracking_number": tracking},
+        )
         after = "after_refund" if request.type is RequestType.RETURN_REFUND else "after_exchange"
         await self._tell(request, event, "collected", request_id=request.id, tracking=tracking, after=after)
         return "collected"
