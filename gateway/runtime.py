@@ -17,6 +17,7 @@ from backoffice.audit import AuditLog
 from backoffice.dispatch import Dispatcher, DownstreamWorker
 from backoffice.followups import FollowUps
 from backoffice.fulfilment import Fulfilment
+from backoffice.order_actions import OrderActions
 from backoffice.permissions import Role
 from backoffice.routing.autoplan import AutoPlanner
 from backoffice.routing.fleet import load_fleet
@@ -120,6 +121,8 @@ class Gateway:
         self.dispatcher: Dispatcher | None = None
         self.downstream_worker: DownstreamWorker | None = None
         self.autoplanner: AutoPlanner | None = None
+        self.order_actions: OrderActions | None = None
+        """Agents' actions on orders from the console (the services the bot uses)."""
         self.ocr: OcrService | None = None
         self._planner: RoutePlanner | None = None
         self.ocr_workers = OcrWorkers(settings.ocr.engine, settings.ocr.workers, threads=settings.ocr.threads)
@@ -177,6 +180,11 @@ class Gateway:
         await self.pickups.ensure_indexes()
         self.followups = FollowUps(store.db, on_created=self._wake_downstream)
         await self.followups.ensure_indexes()
+        self.order_actions = OrderActions(
+            store=store, orders=self.orders, aftersales=self.aftersales, pickups=self.pickups,
+            followups=self.followups, audit=audit, notifier=self.backoffice.notifier, policy=self.policy,
+            timezone=self.settings.shop.timezone,
+        )  # fmt: skip
         self.verification = VerificationAttempts(store.db)
         await self.verification.ensure_indexes()
         self.ocr = OcrService(self.ocr_workers, ocr_results, self.media, self.orders)
