@@ -124,7 +124,8 @@ class HandoffDesk:
         summary = await self.summarise(
             conversation_id, customer_id=customer_id, reason=reason, intent=intent, slots=slots, details=details
         )
-        assessment = await self.need(summary, upset=priority > 0)
+        said = [m.text for m in await self.store.history(conversation_id, limit=20) if m.direction.value == "in"]
+        assessment = await self.need(summary, upset=priority > 0, texts=said[-5:])
         summary["priority"] = {"score": assessment.score, "level": assessment.level.value,
                                "reasons": assessment.reasons}  # fmt: skip
         await self.store.set_handoff_summary(conversation_id, summary)
@@ -159,10 +160,13 @@ class HandoffDesk:
         await self.announce_positions(rerank=False, skip=conversation_id)
         return QueuePlace(ticket=ticket, position=position)
 
-    async def need(self, summary: dict[str, Any], *, upset: bool = False) -> PriorityAssessment:
-        """How urgently a person is needed, from what the summary shows and the customer's words."""
+    async def need(
+        self, summary: dict[str, Any], *, upset: bool = False, texts: list[str] | None = None
+    ) -> PriorityAssessment:
+        """How urgently a person is needed, from what the summary shows and the customer's latest words."""
         details = summary.get("details") or {}
-        texts = " ".join(str(i.get("text", "")) for i in summary.get("intents", [])[-5:])
+        words = texts if texts is not None else [str(i.get("text", "")) for i in summary.get("intents", [])[-5:]]
+        said = " ".join(words)[-2000:]
         level = str(details.get("level") or "")
         emotion = level if level in ("angry", "negative") else ("angry" if upset else None)
         requests = summary.get("aftersales_requests", [])
@@ -176,9 +180,9 @@ class HandoffDesk:
             NeedInputs(
                 emotion=emotion,
                 complaint_threat=bool(details.get("complaint_threat")),
-                urgent_words=bool(URGENT_WORDS.search(texts)) or summary.get("intent") == "urge",
+                urgent_words=bool(URGENT_WORDS.search(said)) or summary.get("intent") == "urge",
                 urges=urges,
-                food_safety=bool(FOOD_SAFETY.search(texts)),
+                food_safety=bool(FOOD_SAFETY.search(said)),
                 amount=float(order.get("amount") or 0.0) if order else 0.0,
                 customer_tier=order.get("tier") if order else None,
                 contacts=1 + len(earlier),
