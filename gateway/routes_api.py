@@ -241,7 +241,8 @@ async def _body(request: web.Request, model: type[M]) -> M:
 async def _of_day(store: PickupStore, day: str) -> AsyncIterator[Pickup]:
     """The day's pick-ups, and those a failed visit on that day moved to another day."""
     seen: set[str] = set()
-    for query in ({"date": day}, {"attempts.date": day}):
+    # $elemMatch rather than "attempts.date": the embedded store does not reach into arrays by a dotted path
+    for query in ({"date": day}, {"attempts": {"$elemMatch": {"date": day}}}):
         async for doc in store.pickups.find(query).sort("_id", 1):
             if doc["_id"] not in seen:
                 seen.add(doc["_id"])

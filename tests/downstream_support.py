@@ -44,9 +44,9 @@ async def served(gateway: Gateway, port: int) -> AsyncIterator[TestClient[object
 async def loop_gateway(
     tmp_path: Path, store: ConversationStore, nlu: NluClient, *, settings: Settings | None = None
 ) -> AsyncIterator[tuple[Gateway, TestClient[object, object]]]:
-    port = free_port()
-    gateway = GatewayBuilder(settings or loop_settings(tmp_path, port)).store(store).nlu(nlu).build()
-    async with served(gateway, port) as http:
+    settings = settings or loop_settings(tmp_path, free_port())
+    gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
+    async with served(gateway, settings.gateway.port) as http:
         yield gateway, http
 
 
