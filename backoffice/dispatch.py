@@ -32,7 +32,7 @@ from typing import Any, Literal
 from pymongo.asynchronous.database import AsyncDatabase
 
 from backoffice.followups import FollowUp, FollowUpKind, FollowUps
-from backoffice.fulfilment import MONEY_TYPES, Fulfilment
+from backoffice.fulfilment import GOODS_BACK, MONEY_TYPES, Fulfilment
 from backoffice.lifecycle import TicketType
 from backoffice.routing.fleet import GeoPoint
 from backoffice.routing.pickups import Pickup, PickupStatus, PickupStore
@@ -42,7 +42,7 @@ from downstream.courier import PickupBooking
 from downstream.payment import RefundOrder
 from downstream.warehouse import ExpediteOrder, InterceptOrder, OutboundOrder, Receiver, ReturnNotice
 from shop import OrderLookup
-from shop.aftersales import AfterSalesRequest, AfterSalesService, RequestType, Step
+from shop.aftersales import STEP_LABELS, AfterSalesRequest, AfterSalesService, RequestType, Step
 from store.leases import Leases
 
 log = logging.getLogger(__name__)
@@ -282,35 +282,75 @@ class Dispatcher:
         return await self._request_expedite(task)
 
     async def _waybill(self, task: FollowUp) -> str:
-        """The parcel a courier work order is about: the task's, the order's own, or the order number."""
+        """The parcel a courier work order is about: the task's, the order's own, the order's parcel
+        we follow (an expedited order's), or the order number."""
         if task.data.get("tracking_number"):
             return str(task.data["tracking_number"])
         order = await self.orders.get(task.order_id)
         extra = (order.model_extra or {}) if order is not None else {}
-        return str(extra.get("tracking_number") or task.order_id)
+        if extra.get("tracking_number"):
+            return str(extra["tracking_number"])
+        followed = await self.fulfilment.parcels.find_one({"order_id": task.order_id, "kind": "order"}, {"_id": 1})
+        return str(followed["_id"]) if followed is not None else task.order_id
 
     async def _request_expedite(self, task: FollowUp) -> str:
-        """An urged request goes to whoever holds it now."""
+        """An urged request goes to whoever holds it now, as the urge flow told the customer: the
+        courier for a parcel on its way, the warehouse for goods to check or send, the payment
+        centre's status for a refund, finance's ticket for an invoice, the reviewer's ticket (the
+        urge flow raised it) for a decision; goods not yet sent back have no one to hurry."""
         request = await self.aftersales.get(task.request_id) if task.request_id else None
         if request is None or not request.open:
             await self.followups.close(task.id, note="申请已结束")
             return "closed"
-        if request.status is Step.PAYMENT_PROCESSING:
+        status = request.status
+        if status is Step.PAYMENT_PROCESSING:
             receipt = await self.systems.payment.refund_status(request.id)
-            status = receipt.status if receipt else "未找到"
-            await self.followups.close(task.id, note=f"支付中心：{status}", result=status)
-            return status
-        if request.status in (Step.AWAITING_RETURN, Step.GOODS_RECEIVED, Step.RESENDING):
+            answer = receipt.status if receipt else "未找到"
+            await self.followups.close(task.id, note=f"支付中心：{answer}", result=answer)
+            return answer
+        waybill = request.parcel_on_its_way()
+        if waybill is not None:  # the courier has it: hurry the parcel (its answer reaches the customer)
+            return await self.systems.courier.work_order(task.id, waybill, "urge", f"售后单 {request.id} 客户催促")
+        with_warehouse = (
+            status is Step.GOODS_RECEIVED
+            or status is Step.RESENDING
+            or (status is Step.APPROVED and request.type is RequestType.RESEND)
+            or (status is Step.APPROVED and bool(request.details.get("intercept")))
+        )
+        if with_warehouse:
             return await self.systems.warehouse.expedite(
                 ExpediteOrder(
                     request_no=task.id,
                     order_id=request.order_id,
-                    note=f"售后单 {request.id} 客户催促",
+                    note=f"售后单 {request.id} 客户催促（{request.type_label('zh')}，{STEP_LABELS[status]['zh']}）",
                     due_at=task.due_at,
                 )
             )
+        if status is Step.ISSUING:
+            return await self._to_finance(task, request)
+        if status is Step.AWAITING_RETURN or (status is Step.APPROVED and request.type in GOODS_BACK):
+            await self.followups.close(task.id, note="等待客户寄回或上门取件：无需下游加急")
+            return "waiting for the goods"
+        if status is Step.APPROVED:  # approved money: the refund is submitted on this very pass
+            await self.followups.close(task.id, note="已通过，退款提交支付中心")
+            return "to the payment centre"
         await self.followups.close(task.id, note="审核中：已随工单加急")  # the urge raised the ticket itself
         return "with the reviewer"
+
+    async def _to_finance(self, task: FollowUp, request: AfterSalesRequest) -> str:
+        """An invoice being issued has no downstream system here: its ticket (opened now if there is
+        none) goes up the finance queue, where a person issues it."""
+        desk = self.fulfilment.tickets
+        if desk is None:
+            log.error("invoice urge %s: no ticket desk to take it; left open for the agents", task.id)
+            return "no ticket desk"
+        ticket_id = request.ticket_id or await self.fulfilment._ticket(
+            request, TicketType.INVOICE, f"{request.id} 客户催开发票", "system:after_sales"
+        )
+        if ticket_id is not None and not request.ticket_id:
+            await desk.record_urge(ticket_id)  # an existing ticket was raised by the urge flow already
+        await self.followups.close(task.id, note=f"已转财务工单 {ticket_id} 加急", result=ticket_id)
+        return f"ticket {ticket_id}"
 
 
 class DownstreamWorker:

@@ -1,10 +1,12 @@
 """Follow-up tasks: the record behind every promise the bot makes that someone else must keep.
 
-"已通知仓库优先处理" is a ``warehouse_expedite`` task, "已联系快递加急派送" a ``courier_expedite``,
-"已为您向快递公司发起查件" a ``courier_inquiry`` (a parcel with no scan for too long): each names
-the order (and request), who asked, when it is due and its state. Agents see them, and the
-downstream systems take them from here (the warehouse and courier interfaces). Counting a
-customer's urges on an order, across conversations and channels, reads them too.
+"已给仓库下了加急单" is a ``warehouse_expedite`` task, "已向快递公司提交加急派送" a
+``courier_expedite``, "已为您向快递公司发起查件" a ``courier_inquiry`` (a parcel with no scan for
+too long, or a problem scan), "已为您催促售后单…" a ``request_expedite``: each names the order (and
+request), who asked, when it is due and its state. Agents see them, and the downstream dispatcher
+takes them from here to whoever keeps the promise (``backoffice.dispatch``); the answers close
+them and reach the customer (``backoffice.fulfilment``). Counting a customer's urges on an order,
+across conversations and channels, reads them too.
 
 Knows nothing of the dialogue or the channels.
 """

@@ -5,8 +5,11 @@ A refund paid ends the request (退款成功); a partial or failed refund goes t
 ticket; a pick-up collected moves the return on, a failed one is rebooked for the next day (a
 person takes over after :attr:`Fulfilment.rebook_limit` failures); goods received and checked
 start the refund or the exchange's dispatch, a failed check goes to review with the inspector's
-photos; a dispatched resend or exchange names its tracking number; a signed parcel completes it;
-the warehouse's and courier's answers close the follow-up tasks behind the bot's promises.
+photos; a dispatched resend or exchange names its tracking number; a signed parcel completes it, a
+problem scan opens a courier inquiry the customer is told of; the warehouse's and courier's
+answers close the follow-up tasks behind the bot's promises, and a parcel the courier confirms
+lost goes to a person with a ticket (the bot promised a resend or a refund without a new
+application).
 
 Every event is applied at most once (the inbox keys it) and every effect is monotonic: a late or
 repeated piece of news never moves anything back, so callbacks may arrive in any order. Customer
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -28,7 +32,7 @@ from zoneinfo import ZoneInfo
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from backoffice.followups import FollowUpKind, FollowUps
+from backoffice.followups import FollowUp, FollowUpKind, FollowUps
 from backoffice.lifecycle import TicketType
 from backoffice.notifications import CustomerNotifier
 from backoffice.routing.pickups import PickupStatus, PickupStore
@@ -36,7 +40,7 @@ from backoffice.tickets import TicketDesk
 from downstream.events import DownstreamEvent, EventKind, ScanState
 from downstream.inbox import CallbackInbox
 from downstream.warehouse import Warehouse
-from shop.aftersales import AfterSalesRequest, AfterSalesService, RequestConflict, RequestType, Step
+from shop.aftersales import SHIPPED_BY, AfterSalesRequest, AfterSalesService, RequestConflict, RequestType, Step
 from shop.policy import AfterSalesPolicy
 from store import ConversationStore
 from store.media import MediaRejected, MediaStore
@@ -48,6 +52,8 @@ MONEY_TYPES = frozenset(
 )
 GOODS_BACK = frozenset({RequestType.RETURN_REFUND, RequestType.EXCHANGE})
 PHOTO_MAX_BYTES = 5 * 1024 * 1024
+LOST = re.compile(r"丢失|遗失|丢件|丟失|遺失|\blost\b", re.IGNORECASE)
+"""A courier's answer to an inquiry that the parcel is gone: the bot promised a resend or a refund."""
 CARRIERS = {"SF": {"zh": "顺丰", "en": "SF Express "}, "shunfeng": {"zh": "顺丰", "en": "SF Express "}}
 
 NOTICES: dict[str, dict[str, str]] = {
@@ -143,6 +149,17 @@ NOTICES: dict[str, dict[str, str]] = {
     "courier_answer": {
         "zh": "快递公司关于订单 {order_id} 的答复：{result}",
         "en": "The courier's answer about order {order_id}: {result}",
+    },
+    "parcel_lost": {
+        "zh": "快递公司确认订单 {order_id} 的包裹已丢失（{result}）。专员会在 {hours} 小时内为您补发或全额退款，"
+        "不需要您另外申请。",
+        "en": "The courier confirmed the parcel of order {order_id} is lost ({result}). A specialist will resend it "
+        "or refund you in full within {hours} hours; you don't need to apply.",
+    },
+    "parcel_exception": {
+        "zh": "运单 {tracking}（售后单 {request_id}）出现异常：{context}。已为您向快递公司发起查件，{due} 前会有结果。",
+        "en": "Waybill {tracking} (request {request_id}) reports a problem: {context}. We opened an inquiry with the "
+        "courier; you'll hear by {due}.",
     },
 }
 
@@ -445,7 +462,7 @@ class Fulfilment:
         else:
             return f"not expected at {request.status.value}"
         details = {"tracking_number": tracking, "carrier": carrier}
-        if not await self._advance(request, event, *steps, actor="warehouse", note=f"已发出，运单号 {tracking}",
+        if not await self._advance(request, event, *steps, actor=SHIPPED_BY, note=f"已发出，运单号 {tracking}",
                                    details=details):  # fmt: skip
             return "request closed meanwhile"
         await self._follow_parcel(tracking, kind="outbound", request_id=request.id, order_id=request.order_id,
@@ -633,10 +650,16 @@ class Fulfilment:
                              type=request.type_label("zh"))  # fmt: skip
             return "delivered: completed"
         if state in (ScanState.EXCEPTION.value, ScanState.RETURNED_TO_SENDER.value):
-            await self.followups.create(FollowUpKind.COURIER_INQUIRY, request.order_id, request_id=request.id,
-                                        customer_id=request.customer_id, conversation_id=request.conversation_id,
-                                        note=f"运单 {parcel['_id']} {scans[-1]['context']}", once=True,
-                                        data={"tracking_number": parcel["_id"]})  # fmt: skip
+            context = str(scans[-1]["context"])
+            task, created = await self.followups.create(
+                FollowUpKind.COURIER_INQUIRY, request.order_id, request_id=request.id,
+                customer_id=request.customer_id, conversation_id=request.conversation_id,
+                note=f"运单 {parcel['_id']} {context}", once=True, data={"tracking_number": parcel["_id"]},
+            )  # fmt: skip
+            if created:  # the customer hears of the problem and of the inquiry that is now under way
+                due = f"{task.due_at.astimezone(self.zone):%m-%d %H:%M}"
+                await self._tell(request, event, "parcel_exception", tracking=parcel["_id"], request_id=request.id,
+                                 context=context, due=due)  # fmt: skip
             return f"parcel {state}: courier inquiry opened"
         return f"parcel {state}"
 
@@ -646,9 +669,33 @@ class Fulfilment:
         result = str(event.data.get("result"))
         if task is None or not await self.followups.close(task.id, note=f"快递公司：{result}", result=result):
             return "follow-up already closed"
-        await self._tell(None, event, "courier_answer", order_id=task.order_id, result=result,
-                         conversation_id=task.conversation_id, customer_id=task.customer_id)  # fmt: skip
+        values = {"order_id": task.order_id, "result": result, "conversation_id": task.conversation_id,
+                  "customer_id": task.customer_id}  # fmt: skip
+        if task.kind is FollowUpKind.COURIER_INQUIRY and LOST.search(result):
+            await self._lost_parcel(task, result)
+            await self._tell(None, event, "parcel_lost", hours=self.policy.review_hours, **values)
+            return "answered: lost, to a person"
+        await self._tell(None, event, "courier_answer", **values)
         return "answered"
+
+    async def _lost_parcel(self, task: FollowUp, result: str) -> str | None:
+        """A parcel the courier confirmed lost: a person resends it or refunds it (the bot promised
+        one of the two without a new application); a ticket carries it to them."""
+        if self.tickets is None:
+            return None
+        summary = f"订单 {task.order_id} 快递确认丢件：{result}（补发或全额退款）"
+        request = await self.aftersales.get(task.request_id) if task.request_id else None
+        if request is not None:
+            ticket_type = TicketType.EXCHANGE if request.type is RequestType.EXCHANGE else TicketType.RESEND
+            return await self._ticket(request, ticket_type, summary, "system:courier")
+        if task.customer_id is None:  # every inquiry the bot or a parcel opens names its customer
+            log.error("lost parcel of order %s: no customer to open a ticket for", task.order_id)
+            return None
+        ticket, _ = await self.tickets.open(
+            type=TicketType.RESEND, customer_id=task.customer_id, summary=summary, conversation_id=task.conversation_id,
+            channel=task.channel, order_id=task.order_id, reason="parcel_lost", actor="system:courier", quiet=True,
+        )  # fmt: skip
+        return ticket.id
 
 
 def _ms(moment: datetime) -> int:

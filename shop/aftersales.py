@@ -143,6 +143,9 @@ TYPE_LABELS: dict[RequestType, dict[str, str]] = {
     RequestType.INVOICE: {"zh": "发票", "en": "invoice"},
 }
 
+SHIPPED_BY = "warehouse"
+"""The actor of the resending step that means a parcel left (the warehouse's report, with its waybill)."""
+
 WITHDRAWABLE_STEPS = frozenset({Step.APPLIED, Step.REVIEWING, Step.APPROVED, Step.AWAITING_RETURN, Step.ISSUING})
 """Steps before anything irreversible (money sent, goods received or dispatched): the customer may
 take the request back or change it."""
@@ -209,13 +212,25 @@ class AfterSalesRequest(BaseModel):
         stages = _CUSTOMER_STAGES[self.type]
         out: list[CustomerStage] = []
         for entry in self.timeline:
-            labels = stages.get(entry.step) or _CLOSING_STAGES.get(entry.step)
+            step = entry.step
+            if step is Step.RESENDING and entry.actor != SHIPPED_BY:
+                step = Step.APPROVED  # dispatch decided, nothing has left yet: not "已发出" to the customer
+            labels = stages.get(step) or _CLOSING_STAGES.get(step)
             if labels is None:
                 continue
             label = labels.get(language, labels["zh"])
             if not out or out[-1].label != label:
                 out.append(CustomerStage(label=label, at=entry.at))
         return out
+
+    def parcel_on_its_way(self) -> str | None:
+        """The waybill of this request's parcel now travelling, if any: the resend or replacement
+        the warehouse sent, or the return the courier collected."""
+        if self.status is Step.RESENDING:
+            return str(self.details.get("tracking_number") or "") or None
+        if self.status is Step.AWAITING_RETURN:
+            return str(self.details.get("return_tracking_number") or "") or None
+        return None
 
     def customer_status(self, language: str = "zh") -> str:
         timeline = self.customer_timeline(language)

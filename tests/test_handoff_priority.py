@@ -47,7 +47,9 @@ async def test_the_queue_is_ordered_by_need_and_customers_hear_when_their_place_
     first = ordinary[0][0]
     doc = await store.conversations.find_one({"_id": first})
     assert doc is not None
-    await store.conversations.update_one({"_id": first}, {"$set": {"handed_off_ms": doc["handed_off_ms"] - 45 * 60_000}})
+    await store.conversations.update_one(
+        {"_id": first}, {"$set": {"handed_off_ms": doc["handed_off_ms"] - 45 * 60_000}}
+    )
     await desk.announce_positions()
     order = [str(d["_id"]) for d in await store.waiting_documents()]
     assert order[:4] == [food, angry, first, urgent]
