@@ -147,12 +147,19 @@ class PickupStore:
         cursor = self.pickups.find({"_id": {"$in": pickup_ids}}).sort("_id", ASCENDING)
         return [_pickup(d) async for d in cursor]
 
-    async def set_status(self, pickup_ids: list[str], status: PickupStatus, plan_id: str | None = None) -> None:
+    async def set_status(
+        self, pickup_ids: list[str], status: PickupStatus, plan_id: str | None = None, *, date: str | None = None
+    ) -> None:
+        """Mark open pick-ups (of ``date``, when given): one the courier collected or failed, or the
+        customer cancelled, while the solver ran, or one rebooked for another day, keeps its state."""
         if pickup_ids:
             changes: dict[str, Any] = {"status": status.value, "updated_at": now_iso()}
             if plan_id is not None:
                 changes["plan_id"] = plan_id
-            await self.pickups.update_many({"_id": {"$in": pickup_ids}}, {"$set": changes})
+            query: dict[str, Any] = {"_id": {"$in": pickup_ids}, "status": {"$in": list(OPEN_STATUSES)}}
+            if date is not None:
+                query["date"] = date
+            await self.pickups.update_many(query, {"$set": changes})
 
     async def cancel(self, pickup_id: str) -> bool:
         result = await self.pickups.update_one(
