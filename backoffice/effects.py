@@ -19,7 +19,7 @@ from backoffice.lifecycle import TYPE_LABELS, TicketStatus, TicketType
 from backoffice.notifications import CustomerNotifier, StaffAlerts, notice
 from backoffice.surveys import SurveyDesk
 from backoffice.ticket_record import Ticket, TicketEntry, from_document
-from shop.aftersales import AfterSalesService, RequestType, Step
+from shop.aftersales import AfterSalesRequest, AfterSalesService, RequestType, Step
 
 
 class TicketEffects:
@@ -103,7 +103,7 @@ class TicketEffects:
                 request = await self.aftersales.advance(
                     request.id, Step.APPROVED, actor=actor, decided_by=actor, note=entry.reason, details=details
                 )
-            if request.status is Step.APPROVED and (follow := _AFTER_APPROVAL.get(request.type)) is not None:
+            if request.status is Step.APPROVED and (follow := _after_approval(request)) is not None:
                 step, by = follow
                 await self.aftersales.advance(request.id, step, actor=by)
         elif entry.status is TicketStatus.REJECTED and request.status in (Step.APPLIED, Step.REVIEWING):
@@ -224,6 +224,19 @@ _AFTER_APPROVAL: dict[RequestType, tuple[Step, str]] = {
     RequestType.EXCHANGE: (Step.AWAITING_RETURN, "system:after_sales"),
     RequestType.RESEND: (Step.RESENDING, "warehouse"),
 }
+_GOODS_IN_HAND: dict[RequestType, tuple[Step, str]] = {
+    RequestType.RETURN_REFUND: (Step.PAYMENT_PROCESSING, "payment_centre"),
+    RequestType.EXCHANGE: (Step.GOODS_RECEIVED, "system:after_sales"),
+}
+"""After a review of goods the warehouse already has (a failed quality check): no second pick-up."""
+
+
+def _after_approval(request: AfterSalesRequest) -> tuple[Step, str] | None:
+    if request.type in _GOODS_IN_HAND and any(e.step is Step.GOODS_RECEIVED for e in request.timeline):
+        return _GOODS_IN_HAND[request.type]
+    return _AFTER_APPROVAL.get(request.type)
+
+
 _NEXT_NOTICE = {
     TicketType.REFUND: "next_refund",
     TicketType.RETURN_REFUND: "next_return",

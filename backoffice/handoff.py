@@ -14,14 +14,37 @@ Knows nothing of dialogue wording, channels or HTTP.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import intents
+from backoffice.classify import FOOD_SAFETY
+from backoffice.notifications import CustomerNotifier
+from backoffice.priority import URGENT_WORDS, NeedInputs, PriorityAssessment, assess_need, handoff_waiting_factor
 from backoffice.surveys import Survey, SurveyDesk
 from backoffice.tickets import TicketDesk
 from shop import OrderLookup
 from shop.aftersales import AfterSalesService
 from store import Conversation, ConversationState, ConversationStore, Event, Message, OutboundMessage
+from store.mongo import queue_rank
+
+QUEUE_NOTICE = {
+    "zh": "排队更新：您现在排在第 {position} 位，请稍候，专员马上为您服务。",
+    "en": "Queue update: you are now number {position} in line; an agent will be with you shortly.",
+}
+NON_TOPICS = frozenset({"human_handoff", "greet", "goodbye", "affirm", "deny", "thanks", "inform", "out_of_scope",
+                        "nlu_fallback"})  # fmt: skip
+
+
+def _queue_notice(language: str, *, position: int) -> str:
+    return QUEUE_NOTICE.get(language, QUEUE_NOTICE["zh"]).format(position=position)
+
+
+def changed_a_lot(told: int, now: int) -> bool:
+    """Worth a message: the place moved by at least 3 and by at least half of what was said."""
+    return abs(now - told) >= max(3, told // 2)
+
 
 EARLIER_CONVERSATIONS = 5
 INTENTS_SHOWN = 20
@@ -36,6 +59,15 @@ KEPT_SLOTS = ("last_order_id", "verified_orders")
 class QueuePlace:
     ticket: int
     position: int
+
+
+def _latest_topic(summary: dict[str, Any]) -> str | None:
+    """The most recent thing the customer asked about, when the hand-off itself names none."""
+    for item in reversed(summary.get("intents", [])):
+        name = str(item.get("intent") or "")
+        if name and name not in NON_TOPICS:
+            return name
+    return None
 
 
 class AgentActionRefused(Exception):
@@ -60,7 +92,12 @@ class HandoffDesk:
         aftersales: AfterSalesService | None = None,
         tickets: TicketDesk | None = None,
         surveys: SurveyDesk | None = None,
+        notifier: CustomerNotifier | None = None,
+        clock_ms: Any = None,
     ) -> None:
+        self.notifier = notifier
+        """Tells a waiting customer when their place changes a lot."""
+        self.clock_ms = clock_ms or (lambda: int(datetime.now(UTC).timestamp() * 1000))
         self.store = store
         self.orders = orders
         self.aftersales = aftersales
@@ -79,17 +116,29 @@ class HandoffDesk:
         details: dict[str, Any] | None = None,
         priority: int = 0,
     ) -> QueuePlace:
-        """Put the conversation in the agents' queue: ahead of every lower ``priority`` (an angry
-        customer, a food-safety complaint), in the skill group of what it is about, with the
-        summary the agent reads first. The place returned is the real one."""
+        """Put the conversation in the agents' queue, ranked by need (:meth:`need`: the customer's
+        emotion — ``priority`` > 0 is the dialogue saying they are upset — stated urgency and urges,
+        food safety, order value, their history; waiting time adds while they wait), in the skill
+        group of what it is about, with the summary the agent reads first. The place returned is
+        the real one, and the customer is told again when it changes a lot."""
         summary = await self.summarise(
             conversation_id, customer_id=customer_id, reason=reason, intent=intent, slots=slots, details=details
         )
+        said = [m.text for m in await self.store.history(conversation_id, limit=20) if m.direction.value == "in"]
+        assessment = await self.need(summary, upset=priority > 0, texts=said[-5:])
+        summary["priority"] = {"score": assessment.score, "level": assessment.level.value,
+                               "reasons": assessment.reasons}  # fmt: skip
         await self.store.set_handoff_summary(conversation_id, summary)
-        facts = intents.intent(intent) if intent else None
+        topic = intent if intent and intent not in NON_TOPICS else _latest_topic(summary)
+        facts = intents.intent(topic) if topic else None
         queue = facts.skill_group if facts is not None else None
-        ticket = await self.store.hand_to_queue(conversation_id, reason, priority=priority, queue=queue)
+        need = {"score": assessment.score, "factors": [[f.factor, f.points, f.reason] for f in assessment.factors]}
+        ticket = await self.store.hand_to_queue(
+            conversation_id, reason, priority=assessment.score, queue=queue, need=need
+        )
+        await self.rerank()
         position = await self.store.queue_position(conversation_id) or 1
+        await self.store.set_queue_told(conversation_id, {"position": position, "count": 0})
         await self.store.log_event(
             Event(
                 name="handed_off",
@@ -99,14 +148,84 @@ class HandoffDesk:
                 data={
                     "reason": reason,
                     "intent": intent,
+                    "topic": topic,
                     "queue_ticket": ticket,
                     "position": position,
-                    "priority": priority,
+                    "priority": assessment.score,
+                    "priority_reasons": assessment.reasons,
                     "queue": queue,
                 },
             )
         )
+        await self.announce_positions(rerank=False, skip=conversation_id)
         return QueuePlace(ticket=ticket, position=position)
+
+    async def need(
+        self, summary: dict[str, Any], *, upset: bool = False, texts: list[str] | None = None
+    ) -> PriorityAssessment:
+        """How urgently a person is needed, from what the summary shows and the customer's latest words."""
+        details = summary.get("details") or {}
+        words = texts if texts is not None else [str(i.get("text", "")) for i in summary.get("intents", [])[-5:]]
+        said = " ".join(words)[-2000:]
+        level = str(details.get("level") or "")
+        emotion = level if level in ("angry", "negative") else ("angry" if upset else None)
+        requests = summary.get("aftersales_requests", [])
+        urges = sum(int(r.get("urges") or 0) for r in requests)
+        orders = summary.get("orders", [])
+        focus = (summary.get("slots") or {}).get("last_order_id") or details.get("order_id")
+        order = next((o for o in orders if o.get("order_id") == focus), orders[0] if orders else None)
+        tickets = summary.get("tickets", [])
+        earlier = [c for c in summary.get("earlier_conversations", []) if c.get("state") != "bot"]
+        return assess_need(
+            NeedInputs(
+                emotion=emotion,
+                complaint_threat=bool(details.get("complaint_threat")),
+                urgent_words=bool(URGENT_WORDS.search(said)) or summary.get("intent") == "urge",
+                urges=urges,
+                food_safety=bool(FOOD_SAFETY.search(said)),
+                amount=float(order.get("amount") or 0.0) if order else 0.0,
+                customer_tier=order.get("tier") if order else None,
+                contacts=1 + len(earlier),
+                earlier_complaint=any(t.get("type") == "complaint" for t in tickets),
+            )
+        )
+
+    async def rerank(self) -> list[dict[str, Any]]:
+        """Every waiting conversation's rank from its need plus the minutes it has waited; the queue in order."""
+        now = self.clock_ms()
+        waiting = await self.store.waiting_documents()
+        for doc in waiting:
+            base = int((doc.get("queue_need") or {}).get("score", doc.get("priority", 0)) or 0)
+            since = int(doc.get("handed_off_ms") or now)
+            extra = handoff_waiting_factor((now - since) / 60000)
+            rank = queue_rank(int(doc.get("queue_ticket", 0)), base + (extra.points if extra else 0))
+            if rank != doc.get("queue_rank"):
+                await self.store.set_queue_rank(str(doc["_id"]), rank)
+                doc["queue_rank"] = rank
+        waiting.sort(key=lambda d: d.get("queue_rank", d.get("queue_ticket", 0)))
+        return waiting
+
+    async def announce_positions(self, *, rerank: bool = True, skip: str | None = None) -> int:
+        """Tell each waiting customer whose place changed a lot since they were last told; how many were told."""
+        waiting = await self.rerank() if rerank else await self.store.waiting_documents()
+        told = 0
+        for position, doc in enumerate(waiting, start=1):
+            last = doc.get("queue_told") or {}
+            if str(doc["_id"]) == skip or not last.get("position"):
+                continue
+            if not changed_a_lot(int(last["position"]), position):
+                continue
+            count = int(last.get("count", 0)) + 1
+            if self.notifier is not None:
+                await self.notifier.send(
+                    str(doc["_id"]),
+                    partial(_queue_notice, position=position),
+                    key=f"queue:{doc['_id']}:{doc.get('queue_ticket')}:{count}",
+                    author="system:handoff",
+                )
+            await self.store.set_queue_told(str(doc["_id"]), {"position": position, "count": count})
+            told += 1
+        return told
 
     async def summarise(
         self,
@@ -159,6 +278,7 @@ class HandoffDesk:
                         "order_id": order.order_id,
                         "status": order.status.value,
                         "amount": order.amount,
+                        "tier": order.customer.tier,
                         "items": [i.name for i in order.items],
                     }
                 )
@@ -224,6 +344,7 @@ class HandoffDesk:
                 raise AgentActionRefused("not_waiting", f"the conversation is {current.state.value}{taken}")
             claimed = current
         await self._log("agent_claimed", claimed, agent=agent)
+        await self.announce_positions()  # everyone behind moved up
         return claimed
 
     async def answer(
@@ -254,6 +375,8 @@ class HandoffDesk:
         if moved is None:
             raise AgentActionRefused("not_owner", "only the agent who holds the conversation can transfer it")
         await self._log("agent_transferred", moved, agent=agent, to_agent=to_agent, queue=queue, reason=reason)
+        if to_agent is None:
+            await self.announce_positions()
         return moved
 
     async def hand_back(

@@ -5,6 +5,9 @@ Factors: the ticket type's base, order amount, customer tier, the customer's urg
 urgent words), food safety, repeat contacts on the same problem, an earlier complaint, an SLA
 breach, and waiting time in the pool (added when the queue is read, so old tickets rise).
 
+The hand-off queue reuses the same factors (:func:`assess_need`), with the customer's emotion in
+place of the ticket type and waiting counted in minutes.
+
 Pure functions; the numbers are tuned so high-value and food-safety cases come first.
 """
 
@@ -95,29 +98,106 @@ def level_for(score: int) -> Priority:
     return Priority.LOW
 
 
+def _amount(amount: float) -> PriorityFactor | None:
+    if amount >= HIGH_VALUE_AMOUNT:
+        return PriorityFactor("amount", 30, REASON_HIGH_VALUE.format(amount=amount))
+    if amount >= MEDIUM_VALUE_AMOUNT:
+        return PriorityFactor("amount", 10, f"order amount {amount:.2f}")
+    return None
+
+
+def _tier(customer_tier: str | None) -> PriorityFactor | None:
+    tier = (customer_tier or "").lower()
+    return PriorityFactor("tier", TIER_POINTS[tier], f"{tier} customer") if tier in TIER_POINTS else None
+
+
+def _food_safety(food_safety: bool) -> PriorityFactor | None:
+    return PriorityFactor("food_safety", 60, REASON_FOOD_SAFETY) if food_safety else None
+
+
+def _urgency(urges: int, urgent_words: bool) -> PriorityFactor | None:
+    if urges > 0:
+        return PriorityFactor("urged", 30 + 5 * min(urges - 1, 4), REASON_URGED)
+    if urgent_words:
+        return PriorityFactor("urgent_words", 10, "customer says it is urgent")
+    return None
+
+
+def _repeat(contacts: int, earlier_complaint: bool) -> PriorityFactor | None:
+    if contacts > 1:
+        return PriorityFactor("repeat", 30 + 10 * min(contacts - 2, 2), REASON_REPEAT)
+    if earlier_complaint:
+        return PriorityFactor("repeat", 20, REASON_REPEAT)
+    return None
+
+
+def _scored(factors: list[PriorityFactor | None]) -> PriorityAssessment:
+    kept = [f for f in factors if f is not None]
+    score = sum(f.points for f in kept)
+    return PriorityAssessment(level_for(score), score, tuple(kept))
+
+
 def assess(inputs: PriorityInputs) -> PriorityAssessment:
-    factors = [PriorityFactor("type", TYPE_BASE[inputs.type], f"{inputs.type.value} ticket")]
-    if inputs.amount >= HIGH_VALUE_AMOUNT:
-        factors.append(PriorityFactor("amount", 30, REASON_HIGH_VALUE.format(amount=inputs.amount)))
-    elif inputs.amount >= MEDIUM_VALUE_AMOUNT:
-        factors.append(PriorityFactor("amount", 10, f"order amount {inputs.amount:.2f}"))
-    tier = (inputs.customer_tier or "").lower()
-    if tier in TIER_POINTS:
-        factors.append(PriorityFactor("tier", TIER_POINTS[tier], f"{tier} customer"))
-    if inputs.food_safety:
-        factors.append(PriorityFactor("food_safety", 60, REASON_FOOD_SAFETY))
-    if inputs.urges > 0:
-        factors.append(PriorityFactor("urged", 30 + 5 * min(inputs.urges - 1, 4), REASON_URGED))
-    elif inputs.urgent_words:
-        factors.append(PriorityFactor("urgent_words", 10, "customer says it is urgent"))
-    if inputs.contacts > 1:
-        factors.append(PriorityFactor("repeat", 30 + 10 * min(inputs.contacts - 2, 2), REASON_REPEAT))
-    elif inputs.earlier_complaint:
-        factors.append(PriorityFactor("repeat", 20, REASON_REPEAT))
-    if inputs.sla_breached:
-        factors.append(PriorityFactor("sla_breach", 25, "SLA breached"))
-    score = sum(f.points for f in factors)
-    return PriorityAssessment(level_for(score), score, tuple(factors))
+    return _scored(
+        [
+            PriorityFactor("type", TYPE_BASE[inputs.type], f"{inputs.type.value} ticket"),
+            _amount(inputs.amount),
+            _tier(inputs.customer_tier),
+            _food_safety(inputs.food_safety),
+            _urgency(inputs.urges, inputs.urgent_words),
+            _repeat(inputs.contacts, inputs.earlier_complaint),
+            PriorityFactor("sla_breach", 25, "SLA breached") if inputs.sla_breached else None,
+        ]
+    )
+
+
+EMOTION_POINTS = {"angry": 40, "negative": 15}
+HANDOFF_WAITING_POINTS_PER_MINUTE = 1.0
+HANDOFF_WAITING_POINTS_MAX = 30
+
+
+@dataclass(frozen=True, slots=True)
+class NeedInputs:
+    """What a conversation handed to a person needs, from the dialogue's reading of it."""
+
+    emotion: str | None = None
+    """``angry`` or ``negative`` (``dialogue.emotion``'s level), else None."""
+    complaint_threat: bool = False
+    urgent_words: bool = False
+    urges: int = 0
+    food_safety: bool = False
+    amount: float = 0.0
+    customer_tier: str | None = None
+    contacts: int = 1
+    """Earlier hand-offs or tickets on the same problem, this one included."""
+    earlier_complaint: bool = False
+
+
+def assess_need(inputs: NeedInputs) -> PriorityAssessment:
+    """A hand-off's place in the agents' queue: the ticket factors that apply to a conversation
+    (amount, tier, food safety, urgency, repeats) plus the customer's emotion; waiting time is
+    added while it waits (:func:`handoff_waiting_factor`)."""
+    emotion: PriorityFactor | None = None
+    if inputs.emotion in EMOTION_POINTS or inputs.complaint_threat:
+        points = max(EMOTION_POINTS.get(inputs.emotion or "", 0), 40 if inputs.complaint_threat else 0)
+        what = "threatens to complain" if inputs.complaint_threat else f"{inputs.emotion} customer"
+        emotion = PriorityFactor("emotion", points, what)
+    return _scored(
+        [
+            emotion,
+            _amount(inputs.amount),
+            _tier(inputs.customer_tier),
+            _food_safety(inputs.food_safety),
+            _urgency(inputs.urges, inputs.urgent_words),
+            _repeat(inputs.contacts, inputs.earlier_complaint),
+        ]
+    )
+
+
+def handoff_waiting_factor(minutes_waited: float) -> PriorityFactor | None:
+    """Points for minutes in the hand-off queue, so nobody waits behind newer needs for ever."""
+    points = min(HANDOFF_WAITING_POINTS_MAX, int(minutes_waited * HANDOFF_WAITING_POINTS_PER_MINUTE))
+    return PriorityFactor("waiting", points, f"waiting {minutes_waited:.0f} min") if points > 0 else None
 
 
 def waiting_factor(business_hours_waited: float) -> PriorityFactor | None:

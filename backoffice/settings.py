@@ -40,3 +40,24 @@ class BackofficeSettings:
         help="warehouses and vans for return pick-up route planning",
         default_text="backoffice/routing/fleet.json",
     )
+    autoplan: bool = setting(
+        True,
+        env="ROUTES_AUTOPLAN",
+        help="put booked pick-ups on their day's route plan by themselves once geocoded (a new plan for a later "
+        "day, today's re-planned from now)",
+    )
+    autoplan_delay_seconds: float = setting(
+        30.0,
+        env="ROUTES_AUTOPLAN_DELAY_SECONDS",
+        minimum=0,
+        help="wait until no new pick-up came in for a day this long before planning it (bookings come in bursts)",
+    )
+    autoplan_time_limit: float = setting(
+        5.0, env="ROUTES_AUTOPLAN_TIME_LIMIT_SECONDS", minimum=0.1, help="solver time for an automatic plan"
+    )
+    pickup_rebook_limit: int = setting(
+        2,
+        env="PICKUP_REBOOK_LIMIT",
+        minimum=0,
+        help="a failed pick-up is rebooked for the next day this many times; after that a person takes over",
+    )

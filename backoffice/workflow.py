@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 from backoffice.assignment import assign_to, held_counts
+from backoffice.classify import classify
 from backoffice.lifecycle import OPEN, TicketStatus, TicketType, TransitionRefused, check_transition
 from backoffice.permissions import (
     Actor,
@@ -37,6 +38,12 @@ from backoffice.ticket_record import (
     transition,
 )
 from backoffice.tickets import TicketDesk
+from shop.aftersales import RequestType, Step
+
+MONEY_OR_GOODS = frozenset(
+    {TicketType.REFUND, TicketType.RETURN_REFUND, TicketType.EXCHANGE, TicketType.RESEND, TicketType.COMPENSATION}
+)
+"""Ticket types that decide an after-sales request (a ticket an agent submits about them creates one)."""
 
 REVIEW_MOVES = frozenset(
     {
@@ -131,6 +138,12 @@ class TicketWorkflow:
         reason: str | None = None,
     ) -> tuple[Ticket, bool]:
         actor.require(Permission.SUBMIT, "submitting a ticket")
+        request_id = None
+        if order_id is not None:
+            request_id = await self._request_for(
+                actor, customer_id=customer_id, summary=summary, type=type, order_id=order_id,
+                conversation_id=conversation_id, channel=channel, amount=amount, reason=reason, evidence=evidence,
+            )  # fmt: skip
         return await self.desk.open(
             type=type,
             customer_id=customer_id,
@@ -138,6 +151,7 @@ class TicketWorkflow:
             conversation_id=conversation_id,
             channel=channel,
             order_id=order_id,
+            request_id=request_id,
             reason=reason,
             evidence=evidence,
             amount=amount,
@@ -145,6 +159,42 @@ class TicketWorkflow:
             submitted_by=actor.id,
             ocr_result_ids=ocr_result_ids,
         )
+
+    async def _request_for(
+        self,
+        actor: Actor,
+        *,
+        customer_id: str,
+        summary: str,
+        type: TicketType | None,
+        order_id: str,
+        conversation_id: str | None,
+        channel: str | None,
+        amount: float,
+        reason: str | None,
+        evidence: list[str] | None,
+    ) -> str | None:
+        """A ticket about money or goods is decided on an after-sales request, as the bot's are: the
+        request (in review) carries both timelines and the refund report counts it."""
+        aftersales, orders = self.desk.aftersales, self.desk.orders
+        ticket_type = type or classify(text=summary, reason=reason).type
+        if aftersales is None or orders is None or ticket_type not in MONEY_OR_GOODS:
+            return None
+        order = await orders.get(order_id)
+        if order is None:
+            return None
+        request_type = RequestType(ticket_type.value)
+        items = [i.model_dump(include={"sku", "name", "quantity", "price"}) for i in order.items]
+        if amount <= 0 and request_type in (RequestType.REFUND, RequestType.RETURN_REFUND):
+            amount = order.amount
+        request, _ = await aftersales.create(
+            type=request_type, order_id=order_id, customer_id=customer_id, actor=actor.name,
+            conversation_id=conversation_id, channel=channel, items=items, amount=amount,
+            reason=reason or summary[:100], evidence=evidence, note=f"客服提交工单：{summary[:200]}",
+        )  # fmt: skip
+        if request.status is Step.APPLIED:
+            await aftersales.advance(request.id, Step.REVIEWING, actor=actor.name, note="工单审核")
+        return request.id
 
     async def listing(
         self,

@@ -33,6 +33,14 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 ID = {"type": "string", "minLength": 1, "maxLength": 64}
 
 SECURITY_SCHEMES: dict[str, Any] = {
+    "downstreamSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Signature",
+        "description": 'sha256=hex HMAC-SHA256 of "<X-Signature-Timestamp>.<raw body>" with the system\'s shared '
+        "secret (PAYMENT_CENTRE_SECRET, WAREHOUSE_SECRET, COURIER_SECRET); the timestamp must be within "
+        "DOWNSTREAM_CALLBACK_WINDOW_SECONDS (docs/downstream.md)",
+    },
     "restToken": {
         "type": "http",
         "scheme": "bearer",
@@ -170,6 +178,41 @@ APP_USER = [
 TEXT_BODY = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}}
 
 
+DOWNSTREAM_ANSWER = {
+    "type": "object",
+    "required": ["ok", "event", "duplicate"],
+    "properties": {"ok": {"type": "boolean"}, "event": {"type": "string"}, "duplicate": {"type": "boolean"},
+                   "result": {"type": "string"}},
+}  # fmt: skip
+COURIER_PUSH = {
+    "type": "object",
+    "required": ["param"],
+    "properties": {"param": {"type": "string", "description": "the push as JSON (lastResult, data …)"}},
+}
+
+
+def _downstream_callbacks() -> dict[tuple[str, str], dict[str, Any]]:
+    """The payment centre's, warehouse's and courier's signed callbacks (``gateway/downstream_api.py``)."""
+    callbacks = (
+        ("/downstream/payment/refunds", "A refund result from the payment centre", JSON),
+        ("/downstream/warehouse/events", "An intercept, expedite, dispatch, receipt or quality-check result", JSON),
+        ("/downstream/courier/tracking", "A tracking push: every scan so far of a subscribed parcel", FORM),
+        ("/downstream/courier/pickups", "A pick-up state: assigned, collected or failed", FORM),
+        ("/downstream/courier/work-orders", "The courier's answer to an urge or an inquiry", FORM),
+    )
+    ops: dict[tuple[str, str], dict[str, Any]] = {}
+    for path, summary, content_type in callbacks:
+        schema: dict[str, Any] = COURIER_PUSH if content_type == FORM else {"type": "object"}
+        ops[("POST", path)] = {
+            "summary": summary,
+            "tags": ["downstream"],
+            "requestBody": {"required": True, "content": {content_type: {"schema": schema}}},
+            "responses": {**_ok(schema=DOWNSTREAM_ANSWER), **_errors(400, 401, 404, 413, 503)},
+            "security": [{"downstreamSignature": []}],
+        }
+    return ops
+
+
 def _operations(settings: Settings, schemas: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     staff: list[dict[str, list[str]]] = [{"bearer": []}]
     twiml = {"200": {"description": "TwiML", "content": {"text/xml": {"schema": {"type": "string"}}}}}
@@ -198,6 +241,7 @@ def _operations(settings: Settings, schemas: dict[str, Any]) -> dict[tuple[str, 
             "responses": {**_ok(schema=REST_REPLIES), **_errors(400, 401, 403, 413, 429, 503)},
             "security": rest_security,
         },
+        **_downstream_callbacks(),
         ("POST", "/webhooks/telegram/webhook"): {
             "summary": "A Telegram update (Bot API webhook)",
             "tags": ["channels"],

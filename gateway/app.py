@@ -15,6 +15,7 @@ from channels.base import SenderThrottled, json_response
 from gateway.agent_api import AgentApi
 from gateway.backoffice_api import BackofficeApi
 from gateway.console_web import ConsoleWeb
+from gateway.downstream_api import DownstreamApi
 from gateway.limits import (
     CLIENT_ADDRESS,
     ClientAddress,
@@ -73,6 +74,7 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     for channel in gateway.channels:
         app.router.add_routes(channel.routes(gateway.handler_for(channel)))
 
+    app.router.add_routes(DownstreamApi(gateway).routes())  # signed callbacks of the payment centre, warehouse, courier
     app.router.add_routes(AgentApi(gateway, auth).routes())
     backoffice_api = BackofficeApi(gateway, auth)
     app.router.add_routes(backoffice_api.routes())

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backoffice.assignment import assign_pool, held_counts
 from backoffice.config import ConfigConflict, ConfigInvalid
 from backoffice.lifecycle import TicketStatus, TicketType, TransitionRefused, label
+from backoffice.order_actions import OrderActions
 from backoffice.passwords import MAX_LENGTH as PASSWORD_MAX
 from backoffice.passwords import WeakPassword
 from backoffice.permissions import Permission, PermissionDenied, Role, can_view
@@ -28,10 +29,12 @@ from backoffice.staff import STAFF_ID_PATTERN, StaffExists, StaffMember
 from backoffice.ticket_record import Ticket, TicketConflict, TicketNotFound
 from backoffice.workflow import VIEWS, ActionInvalid, allowed_actions
 from channels.base import json_response
+from errors import UserError
 from gateway import api_docs
 from gateway.limits import client_address
 from gateway.openapi import ApiError, ApiSpec, Operation, QueryParam, read_body
 from gateway.staff_auth import StaffAuth
+from shop.aftersales import AfterSalesRequest
 
 if TYPE_CHECKING:
     from backoffice import Backoffice
@@ -57,6 +60,34 @@ class TicketSubmission(_Body):
     reason: str | None = Field(None, max_length=100)
     evidence: list[str] = Field(default_factory=list, max_length=20)
     ocr_result_ids: list[str] = Field(default_factory=list, max_length=20)
+
+
+class OrderActionBody(_Body):
+    reason: str = Field(min_length=1, max_length=200, description="why, for the timeline and the audit log")
+    customer_id: str | None = Field(None, min_length=1, max_length=64, description="whose order (or conversation_id)")
+    conversation_id: str | None = Field(None, min_length=1, max_length=64, description="where the customer is told")
+
+
+class RedirectBody(OrderActionBody):
+    address: str = Field(min_length=5, max_length=300)
+
+
+class ResendBody(OrderActionBody):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(1, ge=1, le=50)
+
+
+class CompensateBody(OrderActionBody):
+    amount: float = Field(gt=0, le=1_000_000)
+    form: Literal["refund", "store_credit"] = "refund"
+
+
+class ApproveReturnBody(OrderActionBody):
+    sku: str = Field(min_length=1, max_length=64)
+    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="pick-up day, the shop's time zone")
+    slot: str = Field(pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$", description="one of the policy's pick-up slots")
+    exchange: bool = False
+    spec: str | None = Field(None, max_length=32, description="the size or colour an exchange is for")
 
 
 class Reason(_Body):
@@ -204,6 +235,8 @@ class BackofficeApi:
                 return ApiError(409, "exists", str(exc)).response()
             except ConfigInvalid as exc:
                 return ApiError(400, "invalid_config", str(exc), problems=exc.problems).response()
+            except UserError as exc:  # an order action refused (not found, not in a state for it)
+                return ApiError(exc.status, exc.code, exc.message).response()
             except (ActionInvalid, ValueError) as exc:
                 return ApiError(400, "invalid_action", str(exc)).response()
 
@@ -322,9 +355,93 @@ class BackofficeApi:
             self._op(method, "/me/password", self.change_own_password,
                      "Change one's own console password (the current one is required); other sessions end", s,
                      body=OwnPassword, errors=(400, 401, 403, 429))  # fmt: skip
+        o, order = "orders", "/orders/{order_id}"
+        self._op("GET", order, self.get_order, "An order with its requests (both timelines), pick-ups, follow-ups", o,
+                 query=(LANG,))  # fmt: skip
+        for path, handler, summary, body in (
+            ("intercept", self.intercept, "Intercept a parcel on its way (refunded once back)", OrderActionBody),
+            ("redirect", self.redirect, "Redirect a parcel on its way to another address", RedirectBody),
+            ("cancel-refund", self.cancel_refund, "Cancel an order not yet shipped and refund it", OrderActionBody),
+            ("resend", self.resend, "Resend an item (over the automatic limit: reviewers)", ResendBody),
+            ("compensate", self.compensate, "Compensate (over the automatic amount: reviewers)", CompensateBody),
+            ("approve-return", self.approve_return, "Approve a return or exchange with a courier pick-up",
+             ApproveReturnBody),
+        ):  # fmt: skip
+            self._op("POST", f"{order}/{path}", handler, summary, o, body=body, success=201,
+                     errors=(400, 401, 403, 404, 409))  # fmt: skip
         head = QueryParam("head", {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "a published head hash")
         self._op("GET", "/audit/verify", self.verify_audit, "Check the audit chain against tickets and requests", c,
                  query=(head,))  # fmt: skip
+
+    # -- orders ---------------------------------------------------------------------------
+
+    @property
+    def order_actions(self) -> OrderActions:
+        actions = self.gateway.order_actions
+        if actions is None:
+            raise ApiError(503, "starting", "the gateway is starting")
+        return actions
+
+    async def get_order(self, request: web.Request, member: StaffMember) -> web.Response:
+        view = await self.order_actions.view(member.actor(), request.match_info["order_id"], _language(request, member))
+        return json_response(view)
+
+    async def _acted(self, request: AfterSalesRequest | None, **extra: Any) -> web.Response:
+        body: dict[str, Any] = dict(extra)
+        if request is not None:
+            body["request"] = {**request.model_dump(mode="json", exclude={"timeline"}),
+                               "agent_timeline": request.agent_timeline(),
+                               "customer_timeline": [s.label for s in request.customer_timeline()]}  # fmt: skip
+        return json_response(body, status=201)
+
+    async def intercept(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, OrderActionBody)
+        done = await self.order_actions.intercept(
+            member.actor(), request.match_info["order_id"], reason=body.reason, customer_id=body.customer_id,
+            conversation_id=body.conversation_id,
+        )  # fmt: skip
+        return await self._acted(done)
+
+    async def redirect(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, RedirectBody)
+        task_id = await self.order_actions.redirect(
+            member.actor(), request.match_info["order_id"], address=body.address, reason=body.reason,
+            customer_id=body.customer_id, conversation_id=body.conversation_id,
+        )  # fmt: skip
+        return await self._acted(None, followup_id=task_id)
+
+    async def cancel_refund(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, OrderActionBody)
+        done = await self.order_actions.cancel_and_refund(
+            member.actor(), request.match_info["order_id"], reason=body.reason, customer_id=body.customer_id,
+            conversation_id=body.conversation_id,
+        )  # fmt: skip
+        return await self._acted(done)
+
+    async def resend(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, ResendBody)
+        done = await self.order_actions.resend(
+            member.actor(), request.match_info["order_id"], sku=body.sku, quantity=body.quantity, reason=body.reason,
+            customer_id=body.customer_id, conversation_id=body.conversation_id,
+        )  # fmt: skip
+        return await self._acted(done)
+
+    async def compensate(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, CompensateBody)
+        done = await self.order_actions.compensate(
+            member.actor(), request.match_info["order_id"], amount=body.amount, form=body.form, reason=body.reason,
+            customer_id=body.customer_id, conversation_id=body.conversation_id,
+        )  # fmt: skip
+        return await self._acted(done)
+
+    async def approve_return(self, request: web.Request, member: StaffMember) -> web.Response:
+        body = await read_body(request, ApproveReturnBody)
+        done = await self.order_actions.approve_return(
+            member.actor(), request.match_info["order_id"], sku=body.sku, date=body.date, slot=body.slot,
+            reason=body.reason, exchange=body.exchange, spec=body.spec, customer_id=body.customer_id,
+            conversation_id=body.conversation_id,
+        )  # fmt: skip
+        return await self._acted(done)
 
     # -- staff member ---------------------------------------------------------------------
 

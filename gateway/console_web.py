@@ -83,6 +83,7 @@ PAGES = (
     Page("conversation", "/console/conversations/{conversation_id}", "conversation.js",
          _has(P.HANDLE_CONVERSATIONS), in_nav=False),
     Page("ticket", "/console/tickets/{ticket_id}", "ticket.js", WORKS_TICKETS_OR_CHATS, in_nav=False),
+    Page("order", "/console/orders/{order_id}", "order.js", _has(P.SUBMIT), in_nav=False),
     Page("quality", "/console/quality", "quality.js", _has(P.VIEW_QUALITY), charts=True),
     Page("refunds", "/console/refunds", "refunds.js", _has(P.VIEW_QUALITY), charts=True),
     Page("review", "/console/review", "review.js", _has(P.SCORE_QUALITY)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import multiprocessing
+from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from backoffice.permissions import Permission
 from backoffice.routing.backend import BACKENDS
 from backoffice.routing.fleet import CLOCK, Fleet, FleetError, GeoPoint, Objective, load_fleet
-from backoffice.routing.pickups import DATE, PickupRequest, PickupStore
+from backoffice.routing.pickups import DATE, Pickup, PickupRequest, PickupStore
 from backoffice.routing.planner import PlanningError, RoutePlanner, SolverRunner, process_solver
 from channels.base import json_response
 from gateway.openapi import ApiError
@@ -205,7 +206,9 @@ class RoutesApi:
             return refused.response()
         planner = await self.planner()
         plan = await planner.store.latest_plan(request.query.get("date"))
-        return web.Response(text=_console_page(plan), content_type="text/html", charset="utf-8")
+        day = request.query.get("date") or (plan["date"] if plan else planner.tomorrow())
+        pickups = [p.model_dump(mode="json") async for p in _of_day(planner.store, day)]
+        return web.Response(text=_console_page(plan, pickups, day), content_type="text/html", charset="utf-8")
 
     async def _plan(self, request: web.Request) -> dict[str, Any]:
         planner = await self.planner()
@@ -235,7 +238,58 @@ async def _body(request: web.Request, model: type[M]) -> M:
         raise _error(400, "invalid_payload", f"{where}: {first['msg']}" if where else first["msg"]) from exc
 
 
-def _console_page(plan: dict[str, Any] | None) -> str:
+async def _of_day(store: PickupStore, day: str) -> AsyncIterator[Pickup]:
+    """The day's pick-ups, and those a failed visit on that day moved to another day."""
+    seen: set[str] = set()
+    # $elemMatch rather than "attempts.date": the embedded store does not reach into arrays by a dotted path
+    for query in ({"date": day}, {"attempts": {"$elemMatch": {"date": day}}}):
+        async for doc in store.pickups.find(query).sort("_id", 1):
+            if doc["_id"] not in seen:
+                seen.add(doc["_id"])
+                pickup = await store.get(str(doc["_id"]))
+                if pickup is not None:
+                    yield pickup
+
+
+STATUS_LABELS = {"requested": "待排线", "planned": "已排线", "picked_up": "已取件", "failed": "取件失败",
+                 "cancelled": "已取消"}  # fmt: skip
+
+
+def _stop_state(pickup: dict[str, Any], plan: dict[str, Any] | None) -> str:
+    """What the courier reported for this stop on this plan (a failed visit stays failed here)."""
+    if plan is not None and pickup.get("plan_id") != plan.get("_id"):
+        failed = [a for a in pickup.get("attempts", []) if a.get("plan_id") == plan.get("_id")]
+        if failed:
+            return f"取件失败：{failed[-1].get('reason', '')}（改约 {pickup['date']}）"
+    return STATUS_LABELS.get(str(pickup.get("status")), str(pickup.get("status")))
+
+
+def _pickups_table(pickups: list[dict[str, Any]], plan: dict[str, Any] | None) -> str:
+    """Every pick-up of the day — the bot's bookings among them — where it is and how precisely, and its state."""
+    if not pickups:
+        return "<p>No pick-ups booked for this day.</p>"
+    on_route = {s["pickup_id"]: r["vehicle_id"] for r in (plan or {}).get("routes", []) for s in r["stops"]}
+    rows = ""
+    for p in pickups:
+        location = p.get("location")
+        where = f"{location['lat']:.4f}, {location['lon']:.4f}" if location else "—"
+        courier = (p.get("courier") or {}).get("assigned") or ""
+        cells = (
+            p["pickup_id"], p["order_id"], p["kind"], p["address"], where,
+            p.get("location_precision") or ("given" if location else "not geocoded"), p.get("location_region") or "",
+            f"{p['date']} {p['window_start']}-{p['window_end']}", on_route.get(p["pickup_id"], "—"),
+            _stop_state(p, plan), courier, p.get("tracking_number") or "",
+        )  # fmt: skip
+        rows += "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("pick-up", "order", "kind", "address", "lat, lon", "precision", "region", "window", "vehicle",
+                  "state", "courier", "waybill")
+    )  # fmt: skip
+    return f"<h2>Pick-ups</h2><table border=1 cellpadding=4><tr>{head}</tr>{rows}</table>"
+
+
+def _console_page(plan: dict[str, Any] | None, pickups: list[dict[str, Any]] | None = None, day: str = "") -> str:
     if plan is None:
         body = "<p>No plan yet. Run <code>python run.py routes plan</code> or POST /api/routes/plan.</p>"
     else:
@@ -272,4 +326,5 @@ def _console_page(plan: dict[str, Any] | None) -> str:
             f'<img src="/api/routes/plans/{html.escape(plan["_id"])}.png" alt="route map" style="max-width:100%">'
         )
     head = '<!doctype html><html lang="zh"><meta charset="utf-8"><title>Pick-up routes</title>'
-    return f"{head}<h1>Pick-up routes</h1>{body}</html>"
+    table = _pickups_table(pickups or [], plan)
+    return f"{head}<h1>Pick-up routes {html.escape(day)}</h1>{body}{table}</html>"

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -13,9 +14,15 @@ from aiohttp import web
 
 from backoffice import Backoffice, HandoffDesk, TicketDesk
 from backoffice.audit import AuditLog
+from backoffice.dispatch import Dispatcher, DownstreamWorker
 from backoffice.followups import FollowUps
+from backoffice.fulfilment import Fulfilment
+from backoffice.order_actions import OrderActions
 from backoffice.permissions import Role
+from backoffice.routing.autoplan import AutoPlanner
+from backoffice.routing.fleet import load_fleet
 from backoffice.routing.pickups import PickupStore
+from backoffice.routing.planner import RoutePlanner, thread_solver
 from channels import InboundHandler, InputChannel, OutputChannel
 from channels.registry import CHANNELS, identity_kinds
 from channels.registry import labels as channel_labels
@@ -24,6 +31,8 @@ from dialogue import DialogueEngine
 from dialogue.flows import FlowContext
 from dialogue.knowledge import KnowledgeBase
 from dialogue.targets import default_embedder
+from downstream import DownstreamSystems
+from gateway.downstream import Secrets, StandIns, connect
 from gateway.limits import Rate, SenderRateLimit
 from gateway.outbox import OutboxDispatcher, RetryPolicy
 from gateway.photo_intake import PhotoIntake
@@ -38,7 +47,7 @@ from nlu.server import EmbeddedRasaServer
 from nlu.understanding import UnderstandingClient, today_in
 from quality import ReviewQueue
 from shop import MongoOrderService, load_orders_file
-from shop.aftersales import AfterSalesService
+from shop.aftersales import AfterSalesRequest, AfterSalesService
 from shop.policy import AfterSalesPolicy
 from store import ConversationStore, InboundMessage, Message
 from store.embedded import EmbeddedMongo
@@ -107,9 +116,20 @@ class Gateway:
         self.nlu_error: str | None = None
         self.started = False
         """True once start-up is over (the NLU up or failed): from then on a missing part is an outage."""
+        self.downstream: DownstreamSystems | None = None
+        """The payment centre, warehouse, courier tracking and geocoder (configured, or embedded stand-ins)."""
+        self.downstream_secrets: Secrets | None = None
+        self.standins: StandIns | None = None
+        self.fulfilment: Fulfilment | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.downstream_worker: DownstreamWorker | None = None
+        self.autoplanner: AutoPlanner | None = None
+        self.order_actions: OrderActions | None = None
+        """Agents' actions on orders from the console (the services the bot uses)."""
         self.ocr: OcrService | None = None
         self.intake: PhotoIntake | None = None
         """Reads photos as they reach requests and tickets (``OCR_INTAKE``)."""
+        self._planner: RoutePlanner | None = None
         self.ocr_workers = OcrWorkers(settings.ocr.engine, settings.ocr.workers, threads=settings.ocr.threads)
         """Started on the first photo (a worker takes a few seconds to load its models)."""
 
@@ -134,7 +154,12 @@ class Gateway:
         await self.orders.ensure_indexes()
         ocr_results = OcrResultStore(store.db)
         audit = AuditLog(store.db)
-        self.aftersales = AfterSalesService(store.db, auditor=audit.request_steps)
+
+        async def audit_and_wake(request: AfterSalesRequest) -> None:
+            await audit.request_steps(request)
+            self._wake_downstream()  # a step may be due downstream (a refund to submit, a parcel to send)
+
+        self.aftersales = AfterSalesService(store.db, auditor=audit_and_wake)
         await self.aftersales.ensure_indexes()
         self.backoffice = Backoffice(
             store,
@@ -153,11 +178,19 @@ class Gateway:
                 "admin", self.settings.backoffice.admin_token, name="Administrator", roles=[Role.ADMIN]
             )
         self.tickets = self.backoffice.desk
-        self.handoff = HandoffDesk(store, self.orders, self.aftersales, self.tickets, surveys=self.backoffice.surveys)
-        self.pickups = PickupStore(store.db)
+        self.handoff = HandoffDesk(
+            store, self.orders, self.aftersales, self.tickets, surveys=self.backoffice.surveys,
+            notifier=self.backoffice.notifier,
+        )  # fmt: skip
+        self.pickups = PickupStore(store.db, on_requested=self._wake_downstream)
         await self.pickups.ensure_indexes()
-        self.followups = FollowUps(store.db)
+        self.followups = FollowUps(store.db, on_created=self._wake_downstream)
         await self.followups.ensure_indexes()
+        self.order_actions = OrderActions(
+            store=store, orders=self.orders, aftersales=self.aftersales, pickups=self.pickups,
+            followups=self.followups, audit=audit, notifier=self.backoffice.notifier, policy=self.policy,
+            timezone=self.settings.shop.timezone,
+        )  # fmt: skip
         self.verification = VerificationAttempts(store.db)
         await self.verification.ensure_indexes()
         self.lookups = LookupAttempts(store.db)
@@ -176,6 +209,71 @@ class Gateway:
     def _wake_outbox(self, channel: str) -> None:
         if self.outbox is not None:
             self.outbox.wake(channel)
+
+    def _wake_downstream(self) -> None:
+        if self.downstream_worker is not None:
+            self.downstream_worker.wake()
+
+    async def start_downstream(self) -> None:
+        """The payment centre, warehouse and courier (embedded stand-ins for those not configured),
+        what applies their callbacks, and the loop that sends them what is due."""
+        if self.downstream is not None:
+            return
+        assert self.store is not None and self.aftersales is not None and self.backoffice is not None
+        assert self.followups is not None and self.pickups is not None and self.orders is not None
+        self.downstream, self.downstream_secrets, self.standins = await connect(self.settings)
+        self.fulfilment = Fulfilment(
+            self.store.db,
+            store=self.store,
+            aftersales=self.aftersales,
+            followups=self.followups,
+            pickups=self.pickups,
+            notifier=self.backoffice.notifier,
+            tickets=self.tickets,
+            warehouse=self.downstream.warehouse,
+            media=self.media,
+            policy=self.policy,
+            timezone=self.settings.shop.timezone,
+            rebook_limit=self.settings.backoffice.pickup_rebook_limit,
+            on_change=self._wake_downstream,
+        )
+        await self.fulfilment.ensure_indexes()
+        self.dispatcher = Dispatcher(
+            self.store.db,
+            self.downstream,
+            aftersales=self.aftersales,
+            followups=self.followups,
+            pickups=self.pickups,
+            orders=self.orders,
+            fulfilment=self.fulfilment,
+            leases=self.leases,
+        )
+        await self.dispatcher.ensure_indexes()
+        passes: list[Callable[[], Awaitable[Any]]] = []
+        backoffice = self.settings.backoffice
+        if backoffice.autoplan:
+            self.autoplanner = AutoPlanner(
+                self._route_planner, self.pickups, timezone=self.settings.shop.timezone,
+                delay_seconds=backoffice.autoplan_delay_seconds, time_limit=backoffice.autoplan_time_limit,
+                leases=self.leases,
+            )  # fmt: skip
+            passes.append(self.autoplanner.run_due)
+        if self.handoff is not None:
+            passes.append(self.handoff.announce_positions)
+        self.downstream_worker = DownstreamWorker(
+            self.dispatcher, sweep_seconds=self.settings.downstream.sweep_seconds, passes=passes
+        )
+        await self.downstream_worker.start()
+        self.downstream_worker.wake()  # whatever a previous run left due
+
+    async def _route_planner(self) -> RoutePlanner:
+        """The planner the automatic plans use (the solver in a thread: PyVRP leaves the loop free)."""
+        if self._planner is None:
+            assert self.store is not None
+            fleet = load_fleet(self.settings.backoffice.fleet_file)
+            self._planner = RoutePlanner(PickupStore(self.store.db), fleet, self.settings.var_dir, thread_solver())
+            await self._planner.ensure_indexes()
+        return self._planner
 
     async def start_nlu(self) -> NluClient:
         """The NLU the turns use: normaliser and entity rules over the Rasa server(s)."""
@@ -238,6 +336,7 @@ class Gateway:
             lease_seconds=self.settings.outbox.lease_seconds,
         )
         await self.outbox.start(follow_store=True)  # resumes replies a previous run did not deliver
+        await self.start_downstream()
         if self.backoffice is not None and self.settings.backoffice.sweep_seconds > 0:
             await self.backoffice.monitor.start()
         if self.intake is not None and self.settings.ocr.intake:
@@ -338,6 +437,15 @@ class Gateway:
                 log.exception("stopping the %s channel failed", channel.name)
         if self.backoffice is not None:
             await self.backoffice.monitor.stop()
+        if self.downstream_worker is not None:
+            await self.downstream_worker.stop()
+            self.downstream_worker = None
+        if self.downstream is not None:
+            await self.downstream.close()
+            self.downstream = None
+        if self.standins is not None:
+            await self.standins.stop()
+            self.standins = None
         if self.console is not None:
             await self.console.live.stop()
         if self.intake is not None:

@@ -21,6 +21,7 @@ from channels.registry import CHANNELS, channel_named
 from configuration import SettingsError, from_env, reference, setting
 from console.settings import ConsoleSettings
 from dialogue.settings import DialogueSettings
+from downstream.settings import DownstreamSettings
 from media_ocr.settings import OcrSettings
 from nlu.settings import NluSettings
 from shop.settings import ShopSettings
@@ -139,6 +140,7 @@ SECTIONS: dict[str, type[Any]] = {
     "shop": ShopSettings,
     "dialogue": DialogueSettings,
     "backoffice": BackofficeSettings,
+    "downstream": DownstreamSettings,
     "console": ConsoleSettings,
     "ocr": OcrSettings,
     "outbox": OutboxSettings,
@@ -160,6 +162,7 @@ class Settings:
     shop: ShopSettings = field(default_factory=ShopSettings)
     dialogue: DialogueSettings = field(default_factory=DialogueSettings)
     backoffice: BackofficeSettings = field(default_factory=BackofficeSettings)
+    downstream: DownstreamSettings = field(default_factory=DownstreamSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     ocr: OcrSettings = field(default_factory=OcrSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)

@@ -143,9 +143,16 @@ TYPE_LABELS: dict[RequestType, dict[str, str]] = {
     RequestType.INVOICE: {"zh": "发票", "en": "invoice"},
 }
 
+SHIPPED_BY = "warehouse"
+"""The actor of the resending step that means a parcel left (the warehouse's report, with its waybill)."""
+
 WITHDRAWABLE_STEPS = frozenset({Step.APPLIED, Step.REVIEWING, Step.APPROVED, Step.AWAITING_RETURN, Step.ISSUING})
 """Steps before anything irreversible (money sent, goods received or dispatched): the customer may
 take the request back or change it."""
+
+
+ONCE_KEYS_KEPT = 64
+"""Names of the latest changes applied with ``once`` (far more than any request receives)."""
 
 
 def request_key(order_id: str, type: RequestType, items: list[dict[str, Any]] | None) -> str:
@@ -208,13 +215,25 @@ class AfterSalesRequest(BaseModel):
         stages = _CUSTOMER_STAGES[self.type]
         out: list[CustomerStage] = []
         for entry in self.timeline:
-            labels = stages.get(entry.step) or _CLOSING_STAGES.get(entry.step)
+            step = entry.step
+            if step is Step.RESENDING and entry.actor != SHIPPED_BY:
+                step = Step.APPROVED  # dispatch decided, nothing has left yet: not "已发出" to the customer
+            labels = stages.get(step) or _CLOSING_STAGES.get(step)
             if labels is None:
                 continue
             label = labels.get(language, labels["zh"])
             if not out or out[-1].label != label:
                 out.append(CustomerStage(label=label, at=entry.at))
         return out
+
+    def parcel_on_its_way(self) -> str | None:
+        """The waybill of this request's parcel now travelling, if any: the resend or replacement
+        the warehouse sent, or the return the courier collected."""
+        if self.status is Step.RESENDING:
+            return str(self.details.get("tracking_number") or "") or None
+        if self.status is Step.AWAITING_RETURN:
+            return str(self.details.get("return_tracking_number") or "") or None
+        return None
 
     def customer_status(self, language: str = "zh") -> str:
         timeline = self.customer_timeline(language)
@@ -279,6 +298,7 @@ class AfterSalesService:
         )
         await self.requests.create_index([("order_id", ASCENDING)])
         await self.requests.create_index([("customer_id", ASCENDING)])
+        await self.requests.create_index([("status", ASCENDING)])
 
     async def _next_id(self, prefix: str, now: datetime) -> str:
         counter = await self.counters.find_one_and_update(
@@ -349,13 +369,20 @@ class AfterSalesService:
         decided_by: str | None = None,
         details: dict[str, Any] | None = None,
         ticket_id: str | None = None,
+        once: str | None = None,
     ) -> AfterSalesRequest:
-        """Append steps to the timeline (one write); closing steps free the order for a new request."""
+        """Append steps to the timeline (one write); closing steps free the order for a new request.
+
+        ``once`` names the change (a downstream event and its steps): asked again with the same
+        name, the request is returned unchanged, so news applied twice after a crash adds nothing."""
         for _ in range(5):
             doc = await self.requests.find_one({"_id": request_id})
             if doc is None:
                 raise KeyError(request_id)
             request = AfterSalesRequest.model_validate(doc)
+            applied = list(doc.get("once_keys") or [])
+            if once is not None and once in applied:
+                return request
             if not request.open:
                 raise RequestConflict(f"request {request_id} is already {request.status.value}")
             now = _now()
@@ -372,6 +399,8 @@ class AfterSalesService:
                 changes["details"] = {**request.details, **details}
             if ticket_id is not None:
                 changes["ticket_id"] = ticket_id
+            if once is not None:
+                changes["once_keys"] = [*applied, once][-ONCE_KEYS_KEPT:]
             if self.auditor is not None:
                 changes.update(audited=True, audit_pending=True)
             update: dict[str, Any] = {"$set": changes}
@@ -484,6 +513,11 @@ class AfterSalesService:
         if fresh is None:
             raise KeyError(request_id)
         return fresh
+
+    async def in_status(self, *steps: Step, limit: int = 500) -> list[AfterSalesRequest]:
+        """Requests now at one of ``steps`` (what the downstream dispatcher sends on)."""
+        cursor = self.requests.find({"status": {"$in": [s.value for s in steps]}}).limit(limit)
+        return [AfterSalesRequest.model_validate(d) async for d in cursor]
 
     async def get(self, request_id: str) -> AfterSalesRequest | None:
         doc = await self.requests.find_one({"_id": request_id})

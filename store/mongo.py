@@ -355,12 +355,20 @@ class ConversationStore:
         await self.conversations.update_one({"_id": conversation_id}, {"$set": changes})
 
     async def hand_to_queue(
-        self, conversation_id: str, reason: str, *, priority: int = 0, queue: str | None = None
+        self,
+        conversation_id: str,
+        reason: str,
+        *,
+        priority: int = 0,
+        queue: str | None = None,
+        need: dict[str, Any] | None = None,
     ) -> int:
         """Move a conversation to ``waiting_agent`` with a queue ticket; returns the ticket.
 
         The queue is ordered by need, then arrival: ``queue_rank`` puts every conversation of a
-        higher ``priority`` ahead of the lower ones (an angry customer told "优先转接" really is)."""
+        higher ``priority`` ahead of the lower ones (an angry customer told "优先转接" really is).
+        ``need`` (the score's factors) is kept for the agent and for re-ranking as it waits
+        (:meth:`set_queue_rank`)."""
         counter = await self.counters.find_one_and_update(
             {"_id": "queue_ticket"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
         )
@@ -376,6 +384,8 @@ class ConversationStore:
                     "priority": priority,
                     "queue_rank": queue_rank(ticket, priority),
                     **({"queue": queue} if queue else {}),
+                    **({"queue_need": need} if need is not None else {}),
+                    "handed_off_ms": int(time.time() * 1000),
                     "handoff_reason": reason,
                     "handed_off_at": utcnow(),
                     "updated_at": utcnow(),
@@ -395,6 +405,27 @@ class ConversationStore:
         )
         ahead = [d async for d in waiting if d.get("queue_rank", d.get("queue_ticket", 0)) < mine]
         return len(ahead) + 1
+
+    async def waiting_documents(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Waiting conversations as stored (rank, need, when handed off, what they were told), in queue order."""
+        cursor = self.conversations.find(
+            {"state": ConversationState.WAITING_AGENT.value},
+            {"queue_rank": 1, "queue_ticket": 1, "priority": 1, "queue_need": 1, "handed_off_ms": 1,
+             "queue_told": 1, "customer_id": 1, "channel": 1},
+        ).limit(limit)  # fmt: skip
+        found = [d async for d in cursor]
+        found.sort(key=lambda d: d.get("queue_rank", d.get("queue_ticket", 0)))
+        return found
+
+    async def set_queue_rank(self, conversation_id: str, rank: int) -> None:
+        """Re-rank a waiting conversation (its need grew while it waited)."""
+        await self.conversations.update_one(
+            {"_id": conversation_id, "state": ConversationState.WAITING_AGENT.value}, {"$set": {"queue_rank": rank}}
+        )
+
+    async def set_queue_told(self, conversation_id: str, told: dict[str, Any]) -> None:
+        """The place the customer was last told, and how many times they were told."""
+        await self.conversations.update_one({"_id": conversation_id}, {"$set": {"queue_told": told}})
 
     async def set_handoff_summary(self, conversation_id: str, summary: dict[str, Any]) -> None:
         await self.conversations.update_one({"_id": conversation_id}, {"$set": {"handoff_summary": summary}})
@@ -461,6 +492,9 @@ class ConversationStore:
                     "queue_ticket": "",
                     "queue_rank": "",
                     "priority": "",
+                    "queue_need": "",
+                    "queue_told": "",
+                    "handed_off_ms": "",
                     "handoff_reason": "",
                     "queue": "",
                 },

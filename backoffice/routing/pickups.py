@@ -12,6 +12,7 @@ exchange is approved.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -90,11 +91,23 @@ class Pickup(PickupRequest):
     status: PickupStatus = PickupStatus.REQUESTED
     plan_id: str | None = None
     created_at: str
+    location_precision: str | None = Field(
+        default=None, description="rooftop, street, district, city or province; None: given with the request"
+    )
+    location_region: str | None = Field(
+        default=None, description="what a coarse location stands for, e.g. 上海市闵行区"
+    )
+    courier: dict[str, Any] | None = Field(default=None, description="the courier's booking and who was assigned")
+    tracking_number: str | None = Field(default=None, description="the return parcel's waybill once collected")
+    attempts: list[dict[str, Any]] = Field(default_factory=list, description="failed visits: date, reason, plan")
+    last_event_ms: int = Field(default=0, description="source time of the newest courier event applied")
 
 
 class PickupStore:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], on_requested: Callable[[], None] | None = None) -> None:
         self.pickups = db["pickups"]
+        self.on_requested = on_requested
+        """Told of every new pick-up (the downstream dispatcher geocodes and books it)."""
         self.plans = db["route_plans"]
         self.ledger_collection = db["ledger"]
 
@@ -117,6 +130,8 @@ class PickupStore:
             if existing is None:
                 raise
             return existing, False
+        if self.on_requested is not None:
+            self.on_requested()
         return _pickup(doc), True
 
     async def get(self, pickup_id: str) -> Pickup | None:
@@ -132,12 +147,19 @@ class PickupStore:
         cursor = self.pickups.find({"_id": {"$in": pickup_ids}}).sort("_id", ASCENDING)
         return [_pickup(d) async for d in cursor]
 
-    async def set_status(self, pickup_ids: list[str], status: PickupStatus, plan_id: str | None = None) -> None:
+    async def set_status(
+        self, pickup_ids: list[str], status: PickupStatus, plan_id: str | None = None, *, date: str | None = None
+    ) -> None:
+        """Mark open pick-ups (of ``date``, when given): one the courier collected or failed, or the
+        customer cancelled, while the solver ran, or one rebooked for another day, keeps its state."""
         if pickup_ids:
             changes: dict[str, Any] = {"status": status.value, "updated_at": now_iso()}
             if plan_id is not None:
                 changes["plan_id"] = plan_id
-            await self.pickups.update_many({"_id": {"$in": pickup_ids}}, {"$set": changes})
+            query: dict[str, Any] = {"_id": {"$in": pickup_ids}, "status": {"$in": list(OPEN_STATUSES)}}
+            if date is not None:
+                query["date"] = date
+            await self.pickups.update_many(query, {"$set": changes})
 
     async def cancel(self, pickup_id: str) -> bool:
         result = await self.pickups.update_one(
@@ -145,6 +167,31 @@ class PickupStore:
             {"$set": {"status": PickupStatus.CANCELLED.value, "updated_at": now_iso()}},
         )
         return result.modified_count == 1
+
+    async def unlocated(self, limit: int = 100) -> list[Pickup]:
+        """Open pick-ups without coordinates (waiting for the geocoder)."""
+        cursor = self.pickups.find({"status": {"$in": list(OPEN_STATUSES)}, "location": None}).limit(limit)
+        return [_pickup(d) async for d in cursor]
+
+    async def open_all(self, limit: int = 1000) -> list[Pickup]:
+        cursor = self.pickups.find({"status": {"$in": list(OPEN_STATUSES)}}).sort("_id", ASCENDING).limit(limit)
+        return [_pickup(d) async for d in cursor]
+
+    async def set_location(self, pickup_id: str, location: GeoPoint, *, precision: str, region: str | None) -> bool:
+        result = await self.pickups.update_one(
+            {"_id": pickup_id, "location": None},
+            {"$set": {"location": location.model_dump(), "location_precision": precision, "location_region": region,
+                      "updated_at": now_iso()}},
+        )  # fmt: skip
+        return result.modified_count == 1
+
+    async def update(self, pickup_id: str, changes: dict[str, Any], *, expect_status: list[str] | None = None) -> bool:
+        """Change fields of one pick-up (only while its status is one of ``expect_status``, when given)."""
+        query: dict[str, Any] = {"_id": pickup_id}
+        if expect_status is not None:
+            query["status"] = {"$in": expect_status}
+        result = await self.pickups.update_one(query, {"$set": {**changes, "updated_at": now_iso()}})
+        return result.matched_count == 1
 
     async def become_exchange(self, pickup_id: str, exchange: ExchangeDelivery) -> bool:
         """A return the customer turned into an exchange: the same visit now also brings the new item."""

@@ -218,7 +218,7 @@ class RoutePlanner:
         )
         await self.store.save_plan(plan)
         served = [s["pickup_id"] for r in plan["routes"] for s in r["stops"] if not s.get("done")]
-        await self.store.set_status(served, PickupStatus.PLANNED, plan_id)
+        await self.store.set_status(served, PickupStatus.PLANNED, plan_id, date=date)
         timestamp = now_iso()
         for route in plan["routes"]:
             kind = day.vehicle_types[route["vehicle_id"]]

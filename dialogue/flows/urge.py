@@ -18,7 +18,7 @@ from dialogue.replies import register, status_label
 from dialogue.targets import mentioned_orders, refers_back, request_types_in, requests_named
 from dialogue.turn import Turn
 from shop import Order, OrderStatus
-from shop.aftersales import AfterSalesRequest, Step
+from shop.aftersales import AfterSalesRequest, RequestType, Step
 
 register(
     {
@@ -60,8 +60,27 @@ register(
             "en": "The warehouse has been asked to send it by {due}; you'll be told when it leaves.",
         },
         "next_issuing": {
-            "zh": "已请财务加急，发票 {due} 前开具并发送到您的邮箱。",
-            "en": "Finance has been asked to issue it by {due}; it will go to your e-mail.",
+            "zh": "已转财务同事加急开具，开具后会发送到您的邮箱。",
+            "en": "Finance has been asked to hurry it; it will go to your e-mail once issued.",
+        },
+        "next_parcel": {
+            "zh": "包裹已在路上（运单 {tracking}），已向快递公司提交加急，{due} 前会有回复，回复会第一时间告诉您。",
+            "en": "The parcel is on its way (waybill {tracking}); the courier was asked to hurry it and answers by "
+            "{due}; you'll hear their answer.",
+        },
+        "next_return": {
+            "zh": "商家还在等您寄回商品（退货码 {code}），收到并质检后会尽快为您处理。",
+            "en": "We are still waiting for your parcel (return code {code}); once it arrives and is checked, we act "
+            "at once.",
+        },
+        "next_return_plain": {
+            "zh": "商家还在等您寄回商品，收到并质检后会尽快为您处理。",
+            "en": "We are still waiting for your parcel; once it arrives and is checked, we act at once.",
+        },
+        "next_intercept": {
+            "zh": "已请仓库加急拦截包裹，{due} 前会有结果；拦截成功后退款立即提交支付中心。",
+            "en": "The warehouse was asked to hurry the intercept (result by {due}); once it is stopped the refund "
+            "goes to the payment centre.",
         },
         "nothing_to_urge": {
             "zh": "您目前没有处理中的订单或售后申请。请问要催哪个订单？可以发送订单号。",
@@ -76,6 +95,7 @@ register(
 
 _PARCEL_WORDS = ("快递", "包裹", "物流", "派送", "发货", "發貨", "寄", "到货", "parcel", "delivery", "ship", "courier")
 _WAITING = (OrderStatus.PAID, OrderStatus.PICKING, OrderStatus.SHIPPED)
+_GOODS_BACK = (RequestType.RETURN_REFUND, RequestType.EXCHANGE)
 
 
 class UrgeFlow(Flow):
@@ -238,22 +258,28 @@ class UrgeFlow(Flow):
         turn.event("self_service_completed", flow=self.name, request_id=request.id)
 
     def _next(self, turn: Turn, request: AfterSalesRequest, due_at: Any) -> str:
+        """What happens to the urge — the same choice the downstream dispatcher makes with its task."""
         status = request.status
         due = f"{due_at.astimezone(self.zone()):%m-%d %H:%M}"
         if status in (Step.APPLIED, Step.REVIEWING):
             return turn.text("next_review", deadline=due)
-        if status in (Step.APPROVED, Step.AWAITING_RETURN):
+        if waybill := request.parcel_on_its_way():
+            return turn.text("next_parcel", tracking=waybill, due=due)
+        if status in (Step.APPROVED, Step.AWAITING_RETURN) and request.type in _GOODS_BACK:
             pickup = request.details.get("pickup") or {}
             if pickup:
                 return turn.text("next_pickup", pickup=f"{pickup.get('date', '')} {pickup.get('slot', '')}".strip())
-            return turn.text("next_resend", due=due)
+            code = request.details.get("return_code")
+            return turn.text("next_return", code=code) if code else turn.text("next_return_plain")
+        if status is Step.APPROVED and request.details.get("intercept"):
+            return turn.text("next_intercept", due=due)
         if status is Step.GOODS_RECEIVED:
             return turn.text("next_goods", due=due)
-        if status is Step.PAYMENT_PROCESSING:
-            return turn.text("next_payment", days=self.policy.refund_days)
-        if status is Step.RESENDING:
+        if status in (Step.APPROVED, Step.RESENDING) and request.type is RequestType.RESEND:
             return turn.text("next_resend", due=due)
-        return turn.text("next_issuing", due=due)
+        if status is Step.ISSUING:
+            return turn.text("next_issuing")
+        return turn.text("next_payment", days=self.policy.refund_days)
 
     @staticmethod
     def hours(kind: FollowUpKind) -> int:

@@ -1,0 +1,83 @@
+"""The downstream systems' callbacks (``/downstream/…``): signed, stored, then applied.
+
+Every callback is checked in this order, and refused with nothing stored or changed: a body over
+:data:`MAX_CALLBACK_BYTES` (413 ``too_large``), a missing or wrong signature (401
+``invalid_signature``), a timestamp outside the window (401 ``stale_timestamp``), a body that is
+not the system's protocol (400 ``malformed_body``), news about a request, pick-up, parcel or task
+this gateway does not know (404 ``unknown_request``). A good one is stored in the inbox before it
+is acknowledged (200 ``{"ok": true, "duplicate": …}``); a repeat is acknowledged and changes
+nothing. Errors are the project's JSON ``{"error", "detail"}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from channels.base import json_response
+from downstream.courier import parse_pickup_push, parse_tracking_push, parse_work_order_push
+from downstream.events import DownstreamEvent, MalformedCallback, UnknownSubject
+from downstream.payment import parse_payment_callback
+from downstream.signing import InvalidSignature, StaleTimestamp, verify
+from downstream.warehouse import parse_warehouse_callback
+from errors import UserError
+from gateway.downstream import COURIER_CALLBACKS, PAYMENT_CALLBACK, WAREHOUSE_CALLBACK
+from gateway.runtime import Gateway
+
+log = logging.getLogger(__name__)
+
+MAX_CALLBACK_BYTES = 256 * 1024
+Parser = Callable[[bytes], DownstreamEvent]
+CALLBACKS: tuple[tuple[str, str, Parser], ...] = (
+    (PAYMENT_CALLBACK, "payment", parse_payment_callback),
+    (WAREHOUSE_CALLBACK, "warehouse", parse_warehouse_callback),
+    (f"{COURIER_CALLBACKS}/tracking", "courier", parse_tracking_push),
+    (f"{COURIER_CALLBACKS}/pickups", "courier", parse_pickup_push),
+    (f"{COURIER_CALLBACKS}/work-orders", "courier", parse_work_order_push),
+)
+
+
+class TooLarge(UserError):
+    """The callback's body is larger than any the systems send."""
+
+    code = "too_large"
+    status = 413
+
+
+def _refused(exc: UserError) -> web.Response:
+    return json_response({"error": exc.code, "detail": exc.message}, status=exc.status)
+
+
+class DownstreamApi:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post(path, self._handler(system, parse)) for path, system, parse in CALLBACKS]
+
+    def _handler(self, system: str, parse: Parser) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def serve(request: web.Request) -> web.Response:
+            gateway = self.gateway
+            if gateway.fulfilment is None or gateway.downstream_secrets is None:
+                raise web.HTTPServiceUnavailable(text="the gateway is starting")
+            try:
+                if request.content_length is not None and request.content_length > MAX_CALLBACK_BYTES:
+                    raise TooLarge(f"at most {MAX_CALLBACK_BYTES} bytes")
+                body = await request.content.read(MAX_CALLBACK_BYTES + 1)
+                if len(body) > MAX_CALLBACK_BYTES:
+                    raise TooLarge(f"at most {MAX_CALLBACK_BYTES} bytes")
+                secret = getattr(gateway.downstream_secrets, system)
+                window = gateway.settings.downstream.window_seconds
+                signed_at = verify(secret, body, request.headers, window_seconds=window)
+                event = parse(body)
+                if not await gateway.fulfilment.known(event):
+                    raise UnknownSubject(f"no {event.subject()} here")
+            except (InvalidSignature, StaleTimestamp, MalformedCallback, UnknownSubject, TooLarge) as exc:
+                log.info("downstream %s callback refused: %s (%s)", system, exc.code, exc.message)
+                return _refused(exc)
+            duplicate, note = await gateway.fulfilment.handle(event, body, signed_at)
+            return json_response({"ok": True, "event": event.id, "duplicate": duplicate, "result": note})
+
+        return serve
