@@ -235,6 +235,7 @@ async def main() -> None:
             steal_before, total_before = cpu_times()
             rows = await bench_rasa(rasa, args.parses)
             rows += await bench_gateway(base, args.turns)
+            stages = await turn_stages(base)  # before the hostile messages, whose turns are not typical
             hostile = await bench_hostile(base)
             steal_after, total_after = cpu_times()
         finally:
@@ -246,6 +247,9 @@ async def main() -> None:
     print(f"\n{'measurement':<34} {'n':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7}")
     for label, r in rows:
         print(f"{label:<34} {r['n']:>5.0f} {r['rps']:>8.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['errors']:>7.0f}")
+    print(f"\n{'where a gateway turn goes (all turns above)':<44} {'p50 ms':>8} {'p95 ms':>8}")
+    for name, (p50, p95) in stages.items():
+        print(f"{name:<44} {p50:>8.1f} {p95:>8.1f}")
     print(f"\n{'hostile message (REST turn)':<34} {'turn ms':>8} {'slowest /health ms':>19}")
     for label, turn_ms, health_ms in hostile:
         print(f"{label:<34} {turn_ms:>8.1f} {health_ms:>19.1f}")
@@ -254,6 +258,26 @@ async def main() -> None:
         f"\n{os.cpu_count()} CPUs (CPU steal during the run: {steal:.1f} %); embedded nx-27017 store; "
         "one Rasa server; one gateway process."
     )
+
+
+async def turn_stages(base: str) -> dict[str, tuple[float, float]]:
+    """The gateway's own stage timings and store round trips per turn (``GET /metrics``)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as response:
+        text = await response.text()
+    quantiles: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        if line.startswith("aftersales_turn_stage_seconds{"):
+            labels, value = line[len("aftersales_turn_stage_seconds{") :].split("} ")
+            fields = dict(part.split("=") for part in labels.split(","))
+            stage = fields["stage"].strip('"')
+            quantiles.setdefault(f"stage {stage}", {})[fields["quantile"].strip('"')] = float(value) * 1000
+        elif line.startswith("aftersales_turn_store_round_trips{"):
+            labels, value = line[len("aftersales_turn_store_round_trips{") :].split("} ")
+            quantile = labels.split("=")[1].strip('"')
+            quantiles.setdefault("store round trips (p50, max)", {})[quantile] = float(value)
+    return {
+        name: (values.get("0.5", 0.0), values.get("0.95", values.get("1.0", 0.0))) for name, values in quantiles.items()
+    }
 
 
 async def wait_healthy(base: str) -> None:
