@@ -1,4 +1,4 @@
-"""NLU figures for the README: training time, held-out accuracy, parse latency and bad input.
+"""NLU figures for docs/performance.md: training time, held-out accuracy, parse latency and bad input.
 
 Prints, in one run:
   1. training time of the NLU model from scratch (``--train``; the model goes to a temporary
@@ -48,7 +48,7 @@ BEFORE = (
 FIRST_LOOK = (
     "first look (e5 + n-grams + new data, before any tuning on it): 81.6 %, OOS 69.4 %, in-scope rejected 4.6 %"
 )
-BARE_RASA = "bare Rasa before the embeddings (README): p50 8.6 ms, p95 10.3 ms"
+BARE_RASA = "bare Rasa before the embeddings (docs/performance.md): p50 8.6 ms, p95 10.3 ms"
 TARGETS = (
     "targets (issue 21): real-style ≥ 93 % at first look, ≥ 95 % after, every style ≥ 90 %; written held-out ≥ 97 %; "
     "OOS rejection ≥ 90 % with in-scope rejection ≤ 2 %; parse p95 ≤ 20 ms; training ≤ 300 s; bad input ≤ 100 ms"

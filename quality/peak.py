@@ -112,7 +112,7 @@ async def _delivery_failures(db: AsyncDatabase[dict[str, Any]], start: datetime,
 async def peak_report(
     db: AsyncDatabase[dict[str, Any]], first: date, last: date, zone: ZoneInfo, *, now: datetime | None = None
 ) -> dict[str, Any]:
-    """The whole report as one JSON-ready dictionary (its shape is in the README, "Peak day")."""
+    """The whole report as one JSON-ready dictionary (its shape is in docs/quality.md, "Post-peak report")."""
     start, end = day_range(first, last, zone)
     quality = await quality_report(db, QualityFilter(start, end), zone, now=now)
     refunds = await refund_report(db, start, end, zone)

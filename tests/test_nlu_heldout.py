@@ -146,7 +146,7 @@ async def real_report(rasa: EmbeddedRasaServer) -> AsyncIterator[EvalReport]:
 
 
 def test_real_style_floors(real_report: EvalReport) -> None:
-    """Regression floors a few points under the measured figures (README, NLU figures: 88 %, OOS
+    """Regression floors a few points under the measured figures (docs/nlu-measurements.md: 88 %, OOS
     ~80 %, multi-ask lists ~69 %), below issue 21's targets (95 %, 90 %). Figures only: a failure
     must not show an example of this file."""
     figures = {
