@@ -22,7 +22,7 @@ import textpatterns
 from dialogue.emotion import Emotion, detect_emotion
 from dialogue.flows import FLOW_CLASSES
 from dialogue.flows.base import Flow, FlowContext, wants_to_cancel
-from dialogue.flows.claims import PRICE_DROP
+from dialogue.flows.claims import LATE, PRICE_DROP
 from dialogue.flows.followup import FollowUpFlow
 from dialogue.flows.requests import RequestsFlow
 from dialogue.flows.returns import CAN_RETURN, GoodsFlow
@@ -32,6 +32,7 @@ from dialogue.targets import mentioned_orders
 from dialogue.turn import Ask, Reply, Turn, TurnInput, TurnOutcome
 from dialogue.variety import ENGLISH, SIMPLIFIED, choose_variety, language_of, render
 from nlu.client import FALLBACK_INTENT
+from nlu.keywords import keyword_intent
 from store.models import QuickReply
 
 __all__ = ["DialogueEngine", "Reply", "TurnInput", "TurnOutcome"]
@@ -49,6 +50,18 @@ _PERSON = textpatterns.compile(
 _URGE = textpatterns.compile(r"催|hurry|chase|push the|expedite|speed (?:it|this) up", textpatterns.IGNORECASE)
 _URGE_READ_AS = frozenset(intents.names("request")) - {"urge", "complaint"}
 """Intents an urge about a request is often read as ("催下我那个换货" is not a new exchange)."""
+GIVES_BACK = textpatterns.compile(
+    r"(?:不要了|不想要了|唔要|用不上).{0,8}(?:退|refund|return)|"
+    r"(?:don'?t|no longer) (?:want|need) .{0,30}(?:refund|return)",
+    textpatterns.IGNORECASE,
+)
+"""Giving goods back ("音箱不要了 帮我退了"), which a classifier may take for withdrawing a request."""
+_THANKS = textpatterns.compile(r"谢|謝|多谢|唔该|唔該|thank|thx", textpatterns.IGNORECASE)
+_GROUNDS = frozenset({"complaint", "refund", "urge", "order_status"})
+"""What a clause saying a parcel was late is read as, beside a claim for compensation it grounds."""
+SECOND_GUESS_CONFIDENCE = 0.15
+"""How sure the classifier must be of a task its top guess (details, or nothing) hid, when the
+message's own words name that task."""
 _EXCHANGE_WORD = textpatterns.compile(r"换|換|exchange|swap", textpatterns.IGNORECASE)
 PRIORITY_UPSET = 10
 """Queue priority of an angry customer put through to an agent (ordinary hand-offs are 0)."""
@@ -107,9 +120,17 @@ def asks_of(turn_input: TurnInput) -> list[Ask]:
         entities = tuple(e if isinstance(e, dict) else e.model_dump() for e in data.get("entities") or [])
         asks.append(Ask(str(data.get("text") or ""), intent.get("name"), float(intent.get("confidence") or 0.0),
                         entities))  # fmt: skip
+    whole = tuple(e.model_dump() for e in parse.entities)
     if len(asks) < 2:
-        whole = tuple(e.model_dump() for e in parse.entities)
         return [Ask(turn_input.text, parse.intent_name, parse.intent.confidence, whole)]
+    claim = next((a for a in asks if a.intent == "compensation"), None)
+    if claim is not None and all(a is claim or (a.intent in _GROUNDS and LATE.search(a.text)) for a in asks):
+        # "付款一周才发货 太慢了 要求赔偿": the delay is the claim's ground, not a request of its own.
+        return [Ask(turn_input.text, "compensation", claim.confidence, whole)]
+    if any(a.intent == "withdraw_request" for a in asks) and RequestsFlow.changes_one(turn_input.text):
+        # "申请了退货，可以改成换货吗？换 L 号": one change to a request, not a withdrawal and a new exchange.
+        confidence = max(a.confidence for a in asks if a.intent == "withdraw_request")
+        return [Ask(turn_input.text, "withdraw_request", confidence, whole)]
     return asks
 
 
@@ -227,6 +248,14 @@ class DialogueEngine:
                 # "先不取消了 把地址改成…": the pending question is dropped, the new task starts.
                 turn.event("flow_cancelled", flow=form["flow"], step=form["step"])
                 turn.finish()
+            elif self._closes_with_thanks(turn, form):
+                # "行 知道了 谢了啊" after an answer: the customer has what they came for; the
+                # question the bot added is dropped rather than answered for them.
+                turn.finish()
+                turn.event("flow_cancelled", flow=form["flow"], step=form["step"], reason="thanks")
+                turn.say("thanks", quick_replies=self._menu(turn))
+                turn.act("thank")
+                return False
             elif wants_to_cancel(turn) and form.get("step") != "confirm":
                 turn.finish()
                 turn.event("flow_cancelled", flow=form["flow"], step=form["step"])
@@ -317,11 +346,39 @@ class DialogueEngine:
             and (await self._names_own_item(turn) or Flow.follows_focus(self.flows["return_refund"], turn))
         ):
             return self.flows["exchange" if _EXCHANGE_WORD.search(text) else "return_refund"]
+        if intent == "withdraw_request" and GIVES_BACK.search(text) and not self.requests.names_a_withdrawal(turn):
+            # "那个音箱我不要了 帮我退了": giving the goods back, not taking a request back.
+            return self.flows["refund"]
         if intent in self.by_intent:
             return self.by_intent[intent]
+        if intent in ("inform", FALLBACK_INTENT) and (keyword := self._keyword_second_guess(turn)) is not None:
+            return self.by_intent[keyword]
         if intent == "inform" and turn.entity("order_id"):
             return self.flows["order_status"]  # a bare order number: the likeliest wish is its status
         return None
+
+    @staticmethod
+    def _closes_with_thanks(turn: Turn, form: dict[str, Any]) -> bool:
+        """Thanks and nothing else, to a question that is not a confirmation."""
+        return (
+            turn.intent == "thanks"
+            and not turn.several_asks
+            and form.get("step") != "confirm"
+            and not (turn.ask is not None and turn.ask.entities)
+            and _THANKS.search(turn.text_now) is not None
+        )
+
+    def _keyword_second_guess(self, turn: Turn) -> str | None:
+        """A task the classifier ranked second (≥ :data:`SECOND_GUESS_CONFIDENCE`) and the message's
+        own task words name too: "开发票 抬头… 税号…" reads as details (inform) but asks for an invoice."""
+        parse = turn.input.parse
+        if parse is None or turn.several_asks:
+            return None
+        keyword = keyword_intent(turn.text_now, has_order_id=False)
+        if keyword is None or keyword not in self.by_intent:
+            return None
+        ranked = {i.name: i.confidence for i in parse.intent_ranking[:4]}
+        return keyword if ranked.get(keyword, 0.0) >= SECOND_GUESS_CONFIDENCE else None
 
     async def _names_own_item(self, turn: Turn) -> bool:
         orders = await self.flows["order_status"].customer_orders(turn)

@@ -47,8 +47,9 @@ _REASON_PATTERNS = tuple(
     (reason, textpatterns.compile("|".join(cues), textpatterns.IGNORECASE)) for reason, cues in _REASON_CUES
 )
 
-_PHONE = textpatterns.compile(r"(?<![\d.])(?:\+?86[ -]?)?(1[3-9]\d{9})(?![\d.])")
-_LONG_NUMBER = textpatterns.compile(r"(?<![\d.])\d{10,20}(?![\d.])")
+# Digits beside a number, or a decimal point, make it part of something else; a full stop after it does not.
+_PHONE = textpatterns.compile(r"(?<!\d)(?<!\d\.)(?:\+?86[ -]?)?(1[3-9]\d{9})(?!\d|\.\d)")
+_LONG_NUMBER = textpatterns.compile(r"(?<!\d)(?<!\d\.)\d{10,20}(?!\d|\.\d)")
 _ORDER_CUE = textpatterns.compile(r"(?:订单|单号|order|编号|号码是?)[^\d]{0,6}$", textpatterns.IGNORECASE)
 _TAX_CUE = textpatterns.compile(
     r"(?:税号|稅號|税务登记号|纳税人识别号|识别号|tax\s*(?:id|no\.?|number)|vat)[^\d]{0,4}$", textpatterns.IGNORECASE

@@ -1,7 +1,9 @@
 """Keyword understanding for when no Rasa server answers: a few unmistakable words for the top
 tasks, and the regex entity rules (order ids, phones …), so a customer can still say "转人工",
 "查订单" or "退货" — or pick "1"/"2" from the numbered menu the fallback reply offers — and be
-served while the NLU is down. Never used while Rasa answers: it would only be a worse reader.
+served while the NLU is down. While Rasa answers it only breaks a tie: the dialogue follows a
+task the classifier ranked second when these words name it too ("开发票 抬头… 税号…" reads as
+details but asks for an invoice).
 
 Owns the keyword table; knows nothing of the dialogue beyond intent names.
 """
@@ -19,6 +21,10 @@ KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "withdraw_request",
         ("不退了", "不换了", "取消退货", "取消退款", "取消换货", "取消售后", "撤销申请", "撤回申请", "取消申请"),
     ),
+    ("invoice", ("发票", "开票", "發票", "開票", "invoice")),
+    ("exchange", ("换货", "換貨", "exchange")),
+    ("resend", ("补发", "補發", "漏发", "漏發")),
+    ("compensation", ("赔偿", "賠償", "补偿", "補償", "compensat")),
     ("return_refund", ("退货", "return")),
     ("refund", ("退款", "退钱", "refund")),
     ("order_status", ("查订单", "查询订单", "物流", "快递", "到哪", "track", "where is my order")),

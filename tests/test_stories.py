@@ -22,6 +22,20 @@ def test_there_are_enough_stories_across_tasks_and_varieties() -> None:
         assert variety in tags, variety
 
 
-@pytest.mark.parametrize("story", STORIES, ids=lambda s: s["_where"])
+def _case(story: dict[str, Any]) -> Any:
+    """A story with a ``known_gap`` (what the bot still gets wrong, in words) is expected to fail
+    until that is fixed; ``bench/dialogue.py`` counts it as failed."""
+    gap = story.get("known_gap")
+    marks = [pytest.mark.xfail(reason=f"known gap: {gap}", strict=False)] if gap else []
+    return pytest.param(story, id=story["_where"], marks=marks)
+
+
+def test_known_gaps_are_few_and_explained() -> None:
+    gaps = [s for s in STORIES if s.get("known_gap")]
+    assert len(gaps) <= len(STORIES) // 20, [s["_where"] for s in gaps]
+    assert all(isinstance(s["known_gap"], str) and len(s["known_gap"]) > 20 for s in gaps)
+
+
+@pytest.mark.parametrize("story", [_case(s) for s in STORIES])
 async def test_story(story: dict[str, Any], client: TestClient[object, object], gateway: Gateway) -> None:
     await StoryRun(story, client, gateway).run()

@@ -112,7 +112,7 @@ register(
     }
 )
 
-_LATE = textpatterns.compile(
+LATE = textpatterns.compile(
     r"(延迟|延遲|迟到|太慢|好慢|贼慢|慢得|好慢|超时|晚到|这么久|几天了|还没到|才发货|才發貨|一个礼拜|一個禮拜|一周|一週|"
     r"late|delay|slow|took a week|took ages|to even ship)",
     textpatterns.IGNORECASE,
@@ -153,7 +153,8 @@ def missing_item(turn: Turn, order: Order, embed: Any = None) -> OrderItem | Non
     if len(named) == 1:
         return named[0]
     if len(named) > 1 and (arrived := _ONLY_GOT.search(turn.text_now)):
-        rest = [i for i in named if item_core(i.name) not in arrived.group(1)]
+        came = {m.item.sku for m in mentioned_items(arrived.group(1), [order], embed)}  # "蜂蜜" names 土蜂蜜 500g
+        rest = [i for i in named if i.sku not in came and item_core(i.name) not in arrived.group(1)]
         if len(rest) == 1:
             return rest[0]
     return None
@@ -279,7 +280,7 @@ class CompensationFlow(_ClaimFlow):
     intents: ClassVar[tuple[str, ...]] = ("compensation",)
 
     async def start(self, turn: Turn, *, order_id: str | None = None) -> None:
-        if PRICE_DROP.search(turn.text_now) and not _LATE.search(turn.text_now):
+        if PRICE_DROP.search(turn.text_now) and not LATE.search(turn.text_now):
             turn.finish()
             turn.redirect = "price_protection"  # a price drop is its own request
             return
@@ -536,7 +537,7 @@ _NUMBER = textpatterns.compile(r"\d+(?:\.\d{1,2})?")
 
 def _kind(turn: Turn) -> str | None:
     text = turn.text_now
-    if text == turn.text("quick_late") or _LATE.search(text):
+    if text == turn.text("quick_late") or LATE.search(text):
         return "late"
     if text == turn.text("quick_price_drop") or PRICE_DROP.search(text):
         return "price_drop"

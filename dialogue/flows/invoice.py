@@ -59,7 +59,8 @@ register(
 )
 
 _EMAIL = textpatterns.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-_TAX_ID = textpatterns.compile(r"[0-9A-Za-z]{15,20}")
+_TAX_ID = textpatterns.compile(r"(?<![0-9A-Za-z])[0-9A-Za-z]{18}(?![0-9A-Za-z])")
+_SPACE_IN_CODE = textpatterns.compile(r"(?<=[0-9A-Z]) (?=[0-9A-Z])")
 _COMPANY = ("企业", "公司", "单位", "company", "business", "企業")
 _PERSONAL = ("个人", "personal", "person", "private")
 
@@ -78,10 +79,12 @@ _SPECIAL = ("专票", "專票", "增值税专用", "公司票", "企业票", "�
 def tax_id_in(text: str) -> tuple[str | None, str | None]:
     """(a valid tax id, a tax id that fails its check) in the text: an 18-character unified social
     credit code (mod-31 check), or an old 15-digit tax registration number after 税号."""
-    for match in _TAX_ID.finditer(text.replace(" ", "")):
-        code = match.group(0).upper()
-        if len(code) == 18 and not code.isdigit():
-            return (code, None) if valid_credit_code(code) else (None, code)
+    # As written first ("tax ID 91310115MA1K4B7C9H"), then with the spaces inside a code closed up ("9133 0106 …").
+    for candidate in (text, _SPACE_IN_CODE.sub("", text)):
+        for match in _TAX_ID.finditer(candidate):
+            code = match.group(0).upper()
+            if any(c.isdigit() for c in code) and not code.isdigit():
+                return (code, None) if valid_credit_code(code) else (None, code)
     if old := _OLD_TAX_ID.search(text):
         return old.group(1), None
     return None, None

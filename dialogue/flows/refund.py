@@ -84,6 +84,7 @@ register(
 )
 
 _PARTIAL = ("部分退款", "仅退款", "partial refund", "partial")
+_RETURN_REASONS = ("七天无理由", "破损", "过期变质", "质量问题", "描述不符", "发错货")
 _RETURN_WORDS = ("退货", "退貨", "寄回", "退回去", "return", "send it back")
 
 
@@ -149,7 +150,9 @@ class RefundFlow(Flow):
             turn.say("ask_partial_amount", amount=order.amount)
             turn.act("ask", order=order.order_id, slot="amount")
             return
-        if any(w in text for w in _RETURN_WORDS) or turn.entity("reason") == "七天无理由":
+        # Goods that came damaged, spoilt or faulty go back (or are judged on a photo) through the
+        # return flow, which knows each category's rules; "要退款" alone does not decide that.
+        if any(w in text for w in _RETURN_WORDS) or turn.entity("reason") in _RETURN_REASONS:
             turn.redirect = "return_refund"
             turn.slots["redirect_order"] = order.order_id
             return

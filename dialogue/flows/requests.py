@@ -196,6 +196,16 @@ class RequestsFlow(Flow):
             return "status"
         return None
 
+    @staticmethod
+    def changes_one(text: str) -> bool:
+        """Whether the words turn a request into another kind or size ("退货改成换货 换 L 号")."""
+        return bool(_CHANGE.search(text) or _CHANGE_TO.search(text))
+
+    @staticmethod
+    def names_a_withdrawal(turn: Turn) -> bool:
+        """Whether the words themselves take back or change a request (撤回, 不退了, 改成换货)."""
+        return bool(_WITHDRAW.search(turn.text_now) or _CHANGE.search(turn.text_now))
+
     async def claims(self, turn: Turn) -> tuple[Mode, list[AfterSalesRequest]] | None:
         """The mode and the customer's requests the message is about, or None when it is not
         about one (then it is a new request, a status question about an order, …)."""

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from backoffice.followups import DUE_WITHIN, FollowUpKind
 from dialogue import guard
 from dialogue.flows.base import Flow
+from dialogue.flows.order_status import STALLED_AFTER
 from dialogue.replies import register, status_label
 from dialogue.targets import mentioned_orders, refers_back, request_types_in, requests_named
 from dialogue.turn import Turn
@@ -202,6 +203,13 @@ class UrgeFlow(Flow):
         if order.status not in _WAITING:
             turn.say("urge_what_order", order_id=order.order_id, status=status_label(order.status.value, turn.language))
             turn.act("answer", order=order.order_id)
+            return
+        latest = order.latest_logistics(1)
+        if order.status is OrderStatus.SHIPPED and latest and self.now() - latest[0].time > STALLED_AFTER:
+            # A parcel with no scan for days is not hurried but looked for: the status with the
+            # stall said plainly, and a courier inquiry (查件), as a status question gets.
+            turn.redirect = "order_status"
+            turn.slots["redirect_order"] = order.order_id
             return
         earlier = await followups.urges(order.order_id)
         if earlier + 1 >= self.policy.urges_before_handoff:
