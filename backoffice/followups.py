@@ -74,6 +74,7 @@ class FollowUps:
 
     async def ensure_indexes(self) -> None:
         await self.tasks.create_index("order_id")
+        await self.tasks.create_index("status")  # the due sweep; nx-27017 uses single-field indexes only
         await self.tasks.create_index("open_key", unique=True, partialFilterExpression={"open_key": {"$exists": True}})
 
     async def create(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -32,6 +31,7 @@ from zoneinfo import ZoneInfo
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+import textpatterns
 from backoffice.followups import FollowUp, FollowUpKind, FollowUps
 from backoffice.lifecycle import TicketType
 from backoffice.notifications import CustomerNotifier
@@ -52,7 +52,7 @@ MONEY_TYPES = frozenset(
 )
 GOODS_BACK = frozenset({RequestType.RETURN_REFUND, RequestType.EXCHANGE})
 PHOTO_MAX_BYTES = 5 * 1024 * 1024
-LOST = re.compile(r"丢失|遗失|丢件|丟失|遺失|\blost\b", re.IGNORECASE)
+LOST = textpatterns.compile(r"丢失|遗失|丢件|丟失|遺失|\blost\b", textpatterns.IGNORECASE)
 """A courier's answer to an inquiry that the parcel is gone: the bot promised a resend or a refund."""
 CARRIERS = {"SF": {"zh": "顺丰", "en": "SF Express "}, "shunfeng": {"zh": "顺丰", "en": "SF Express "}}
 

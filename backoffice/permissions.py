@@ -125,6 +125,18 @@ def can_reply(actor: Actor, ticket: TicketScope) -> bool:
     return ticket.assignee == actor.id or ticket.submitted_by == actor.id or actor.has(P.VIEW_ALL)
 
 
+def can_read_photo(
+    actor: Actor, *, uploaded_by: str | None, from_conversation: bool, tickets: Iterable[TicketScope]
+) -> bool:
+    """A photo's reading (customers' parcels, labels, invoices): whoever uploaded it, agents for
+    photos sent in a conversation, and whoever may view a ticket it belongs to."""
+    if actor.has(P.VIEW_ALL) or (uploaded_by is not None and uploaded_by == actor.id):
+        return True
+    if from_conversation and actor.has(P.HANDLE_CONVERSATIONS):
+        return True
+    return any(can_view(actor, ticket) for ticket in tickets)
+
+
 def visible_queues(actor: Actor, all_queues: Iterable[str]) -> list[str]:
     if actor.has(P.VIEW_ALL):
         return list(all_queues)

@@ -125,10 +125,12 @@ class TicketDesk:
         await self.tickets.create_index([("queue", ASCENDING)])
         await self.tickets.create_index([("category", ASCENDING)])
         await self.tickets.create_index([("assignee", ASCENDING)])
+        await self.tickets.create_index([("request_id", ASCENDING)])
         array_indexes = await array_indexes_work(self.db)
         if array_indexes:
             await self.tickets.create_index([("skus", ASCENDING)])
             await self.tickets.create_index([("conversation_ids", ASCENDING)])
+            await self.tickets.create_index([("ocr_result_ids", ASCENDING)])
         await self.tickets.create_index([("effects_pending", ASCENDING)])
         await self.audit.ensure_indexes()
         await self.staff.ensure_indexes(array_indexes=array_indexes)
@@ -424,6 +426,13 @@ class TicketDesk:
 
     async def find(self, query: dict[str, Any], *, limit: int = 500) -> list[Ticket]:
         return [from_document(d) async for d in self.tickets.find(query).limit(limit)]
+
+    async def holding_reading(self, result_id: str, request_id: str | None = None) -> list[Ticket]:
+        """Tickets a photo's reading belongs to: listed on them, or read for their request."""
+        found = await self.find({"ocr_result_ids": result_id}, limit=50)
+        if request_id:
+            found += await self.find({"request_id": request_id}, limit=50)
+        return found
 
     async def open_tickets(self, **query: Any) -> list[Ticket]:
         statuses = [s.value for s in OPEN]

@@ -57,8 +57,8 @@ GIVES_BACK = textpatterns.compile(
 )
 """Giving goods back ("音箱不要了 帮我退了"), which a classifier may take for withdrawing a request."""
 _THANKS = textpatterns.compile(r"谢|謝|多谢|唔该|唔該|thank|thx", textpatterns.IGNORECASE)
-_GROUNDS = frozenset({"complaint", "refund", "urge", "order_status"})
-"""What a clause saying a parcel was late is read as, beside a claim for compensation it grounds."""
+_GROUNDS = frozenset(intents.names("request")) - {"compensation"}
+"""A clause saying the parcel was late, read as any task, beside a claim for compensation it grounds."""
 SECOND_GUESS_CONFIDENCE = 0.15
 """How sure the classifier must be of a task its top guess (details, or nothing) hid, when the
 message's own words name that task."""

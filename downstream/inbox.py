@@ -38,6 +38,7 @@ class CallbackInbox:
     async def ensure_indexes(self) -> None:
         await self.events.create_index([("status", ASCENDING), ("occurred_ms", ASCENDING)])
         await self.events.create_index("request_id")
+        await self.events.create_index("status")  # the pending sweep; nx-27017 uses single-field indexes only
 
     async def accept(self, event: DownstreamEvent, raw: bytes, signed_at: int) -> tuple[dict[str, Any], bool]:
         """Store the event; ``(stored document, duplicate)``."""

@@ -424,17 +424,17 @@ def _operations(settings: Settings, schemas: dict[str, Any]) -> dict[tuple[str, 
         "security": staff,
     }
     ops[("POST", "/api/ocr/{result_id}/corrections")] = {
-        "summary": "A human's correction of one field, with who and why",
+        "summary": "A human's correction of one field, with why (who is the signed-in staff member)",
         "tags": ["ocr"],
         "parameters": _path("result_id"),
         "requestBody": _json_body(
             {
                 "type": "object",
-                "required": ["field", "value", "who", "why"],
+                "required": ["field", "value", "why"],
                 "properties": {
                     "field": {"type": "string", "minLength": 1, "maxLength": 64},
                     "value": {"type": ["string", "integer", "null"]},
-                    "who": {"type": "string", "minLength": 1, "maxLength": 128},
+                    "who": {"type": "string", "maxLength": 128, "description": "ignored: kept for old clients"},
                     "why": {"type": "string", "minLength": 1, "maxLength": 1000},
                 },
             },

@@ -494,6 +494,13 @@ class BackofficeApi:
             if conversation is None or conversation.customer_id != body.customer_id:
                 raise ApiError(400, "invalid_field", "no such conversation of this customer", field="conversation_id")
             channel = conversation.channel
+        # Evidence is what the shop holds: a made-up id must not satisfy a rule that needs evidence.
+        for media_id in body.evidence:
+            if await self.gateway.media.describe(media_id) is None:
+                raise ApiError(400, "invalid_field", f"no stored photo {media_id}", field="evidence")
+        for result_id in body.ocr_result_ids:
+            if self.gateway.ocr is None or await self.gateway.ocr.get(result_id) is None:
+                raise ApiError(400, "invalid_field", f"no OCR result {result_id}", field="ocr_result_ids")
         ticket, created = await self.backoffice.workflow.submit(
             member.actor(),
             customer_id=body.customer_id,

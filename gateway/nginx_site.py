@@ -15,11 +15,11 @@ indented as the placeholder; an empty list removes the line), inline ones a stri
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import textpatterns
 from gateway.settings import RateLimitSettings, Settings
 from media_ocr.pipeline import MAX_IMAGE_BYTES
 
@@ -27,7 +27,7 @@ TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "afters
 PRODUCTION = TEMPLATE.with_name("aftersales.conf")
 MULTIPART_ALLOWANCE = 1024 * 1024
 """Form fields and boundaries around the largest upload."""
-_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+_PLACEHOLDER = textpatterns.compile(r"\{\{(\w+)\}\}")
 
 
 class TemplateError(ValueError):
@@ -117,7 +117,7 @@ def fill(template: str, values: Mapping[str, str | list[str]]) -> str:
             out.extend(f"{indent}{item}" for item in value)
             continue
 
-        def inline(match: re.Match[str]) -> str:
+        def inline(match: textpatterns.Match[str]) -> str:
             value = _value(values, match.group(1))
             used.add(match.group(1))
             if not isinstance(value, str):

@@ -6,18 +6,21 @@
     message's attachment ``{"message_id": "...", "attachment": 0}``. Reads it (in a worker
     process), checks it against the shop's orders, stores it and answers 201 with the result.
 ``GET /api/ocr/{id}``
-    a stored result (text with personal data masked).
+    a stored result (text with personal data masked), to whoever may see the photo (see below).
 ``GET /api/ocr/{id}/image``
     the photo with doubtful fields outlined in red and personal data blurred (PNG).
 ``POST /api/ocr/{id}/corrections``
-    ``{"field", "value", "who", "why"}``: a human's correction, recorded with who and why; a
-    corrected return slip sent for a request is matched against it again.
+    ``{"field", "value", "why"}``: a human's correction, recorded with why and with the signed-in
+    staff member as who (a ``who`` in the body is ignored); a corrected return slip sent for a
+    request is matched against it again.
 ``GET /api/ocr/review?limit=50``
-    readings waiting for a person (the console's review queue), newest first.
+    readings waiting for a person (the console's review queue) that the caller may see, newest first.
 
 Errors are JSON ``{"error": code, "detail": text}`` like the REST channel's. Every route needs a
-signed-in staff member who works on tickets or conversations (``gateway.staff_auth``): the
-photos are customers' parcels, labels and invoices.
+signed-in staff member who works on tickets or conversations (``gateway.staff_auth``), and a
+reading is shown only to whoever may see its photo (``backoffice.permissions.can_read_photo``:
+its uploader, agents for photos sent in a conversation, viewers of a ticket it belongs to, and
+staff who see everything); to anyone else it does not exist (404).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from backoffice.permissions import Permission
+from backoffice.permissions import Actor, Permission, can_read_photo
 from channels.base import json_response
 from gateway.runtime import Gateway
 from gateway.staff_auth import Handler as StaffHandler
@@ -75,24 +78,31 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
             raise web.HTTPServiceUnavailable(text="the gateway is starting")
         return gateway.ocr
 
+    async def readable(request: web.Request, result: OcrResult | None) -> OcrResult:
+        actor = auth.guarded_caller(request).member.actor()
+        if result is None or not await _may_read(gateway, actor, result):
+            raise OcrRequestError(404, "not_found", "no such OCR result")
+        return result
+
     async def read(request: web.Request) -> web.Response:
         ocr = service()
+        uploader = auth.guarded_caller(request).member.id
         content_type = request.content_type
         try:
             if content_type == "multipart/form-data":
                 data, filename, image_type, engine = await _multipart(request)
+                source = {"upload": filename, "uploaded_by": uploader}
                 result = await ocr.read_bytes(
-                    data, image=filename, content_type=image_type, engine=engine, source={"upload": filename}
+                    data, image=filename, content_type=image_type, engine=engine, source=source
                 )
             elif content_type.startswith("image/"):
                 data = await _limited_body(request, MAX_IMAGE_BYTES)
                 name = request.query.get("name", "upload")
                 engine = _engine(request.query.get("engine"))
-                result = await ocr.read_bytes(
-                    data, image=name, content_type=content_type, engine=engine, source={"upload": name}
-                )
+                source = {"upload": name, "uploaded_by": uploader}
+                result = await ocr.read_bytes(data, image=name, content_type=content_type, engine=engine, source=source)
             elif content_type == "application/json":
-                result = await _by_reference(gateway, ocr, await _json(request))
+                result = await _by_reference(gateway, ocr, await _json(request), uploader)
             else:
                 raise OcrRequestError(
                     415, "unsupported_media_type", "send multipart/form-data, an image/* body or JSON with media_id"
@@ -102,15 +112,13 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
         return json_response(_view(result), status=201)
 
     async def get(request: web.Request) -> web.Response:
-        result = await service().get(request.match_info["result_id"])
-        if result is None:
-            raise OcrRequestError(404, "not_found", "no such OCR result")
+        result = await readable(request, await service().get(request.match_info["result_id"]))
         return json_response(_view(result))
 
     async def image(request: web.Request) -> web.Response:
         ocr = service()
-        result = await ocr.get(request.match_info["result_id"])
-        if result is None or result.media_id is None:
+        result = await readable(request, await ocr.get(request.match_info["result_id"]))
+        if result.media_id is None:
             raise OcrRequestError(404, "not_found", "no such OCR result or photo")
         photo = await ocr.media.get(result.media_id)
         if photo is None:
@@ -118,11 +126,13 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
         return web.Response(body=review_image(photo, result), content_type="image/png")
 
     async def correct(request: web.Request) -> web.Response:
+        caller = auth.guarded_caller(request).member
+        await readable(request, await service().get(request.match_info["result_id"]))
         payload = await _json(request)
-        missing = [k for k in ("field", "who", "why") if not isinstance(payload.get(k), str) or not payload[k].strip()]
+        missing = [k for k in ("field", "why") if not isinstance(payload.get(k), str) or not payload[k].strip()]
         if missing or "value" not in payload:
             fields = [*missing, *([] if "value" in payload else ["value"])]
-            raise OcrRequestError(400, "missing_field", f"required: {', '.join(fields)} (who and why non-empty)")
+            raise OcrRequestError(400, "missing_field", f"required: {', '.join(fields)} (why non-empty)")
         value = payload["value"]
         if (value is not None and not isinstance(value, str | int)) or isinstance(value, bool):
             raise OcrRequestError(400, "invalid_field", "'value' must be a string, an integer or null")
@@ -131,7 +141,7 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
                 request.match_info["result_id"],
                 payload["field"],
                 value,
-                who=payload["who"].strip()[:128],
+                who=caller.actor().name,
                 why=payload["why"].strip()[:1000],
             )
         except LookupError as exc:
@@ -148,8 +158,11 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
         raw = request.query.get("limit") or "50"
         if not raw.isdigit() or not 1 <= int(raw) <= 200:
             raise OcrRequestError(400, "invalid_field", "limit must be 1–200")
-        waiting = await service().results.waiting_for_review(int(raw))
-        return json_response({"results": [_view(r) | {"image_url": f"/api/ocr/{r.id}/image"} for r in waiting]})
+        actor = auth.guarded_caller(request).member.actor()
+        # Newest first among those the caller may see: look further back than the limit.
+        waiting = await service().results.waiting_for_review(min(int(raw) * 5, 1000))
+        shown = [r for r in waiting if await _may_read(gateway, actor, r)][: int(raw)]
+        return json_response({"results": [_view(r) | {"image_url": f"/api/ocr/{r.id}/image"} for r in shown]})
 
     def staff(handler: Handler) -> StaffHandler:
         return auth.guard(_json_errors(handler), "photo OCR", *OCR_PERMISSIONS)
@@ -232,12 +245,25 @@ async def _json(request: web.Request) -> dict[str, Any]:
     return payload
 
 
-async def _by_reference(gateway: Gateway, ocr: OcrService, payload: dict[str, Any]) -> OcrResult:
+async def _may_read(gateway: Gateway, actor: Actor, result: OcrResult) -> bool:
+    source = result.source
+    uploaded_by = source.get("uploaded_by") if isinstance(source.get("uploaded_by"), str) else None
+    from_conversation = bool(source.get("conversation_id"))
+    if can_read_photo(actor, uploaded_by=uploaded_by, from_conversation=from_conversation, tickets=()):
+        return True  # no need to look for its tickets
+    request_id = source.get("request_id") if isinstance(source.get("request_id"), str) else None
+    tickets = await gateway.tickets.holding_reading(str(result.id), request_id) if gateway.tickets else []
+    return can_read_photo(
+        actor, uploaded_by=uploaded_by, from_conversation=from_conversation, tickets=[t.scope() for t in tickets]
+    )
+
+
+async def _by_reference(gateway: Gateway, ocr: OcrService, payload: dict[str, Any], uploader: str) -> OcrResult:
     """Read a photo already stored: by media id, or as a stored message's attachment."""
     engine = _engine(payload.get("engine"))
     if isinstance(payload.get("media_id"), str):
         media_id = payload["media_id"]
-        source: dict[str, Any] = {"media_id": media_id}
+        source: dict[str, Any] = {"media_id": media_id, "uploaded_by": uploader}
         image = media_id
     elif isinstance(payload.get("message_id"), str):
         media_id, source, image = await _attachment(gateway, payload["message_id"], payload.get("attachment", 0))

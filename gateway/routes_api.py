@@ -24,6 +24,7 @@ from backoffice.routing.fleet import CLOCK, Fleet, FleetError, GeoPoint, Objecti
 from backoffice.routing.pickups import DATE, Pickup, PickupRequest, PickupStore
 from backoffice.routing.planner import PlanningError, RoutePlanner, SolverRunner, process_solver
 from channels.base import json_response
+from gateway.console_web import SECURITY_HEADERS
 from gateway.openapi import ApiError
 from gateway.runtime import Gateway
 from gateway.staff_auth import Handler as StaffHandler
@@ -208,7 +209,9 @@ class RoutesApi:
         plan = await planner.store.latest_plan(request.query.get("date"))
         day = request.query.get("date") or (plan["date"] if plan else planner.tomorrow())
         pickups = [p.model_dump(mode="json") async for p in _of_day(planner.store, day)]
-        return web.Response(text=_console_page(plan, pickups, day), content_type="text/html", charset="utf-8")
+        page = web.Response(text=_console_page(plan, pickups, day), content_type="text/html", charset="utf-8")
+        page.headers.update(SECURITY_HEADERS)  # the console's: no framing, no inline script, no caching
+        return page
 
     async def _plan(self, request: web.Request) -> dict[str, Any]:
         planner = await self.planner()
@@ -323,8 +326,11 @@ def _console_page(plan: dict[str, Any] | None, pickups: list[dict[str, Any]] | N
             "<th>stops</th><th>km</th><th>max load</th><th>kg CO2</th></tr>"
             f"{rows}</table>"
             f"<ul>{unserved}</ul>"
-            f'<img src="/api/routes/plans/{html.escape(plan["_id"])}.png" alt="route map" style="max-width:100%">'
+            f'<img class="route-map" src="/api/routes/plans/{html.escape(plan["_id"])}.png" alt="route map">'
         )
-    head = '<!doctype html><html lang="zh"><meta charset="utf-8"><title>Pick-up routes</title>'
+    head = (
+        '<!doctype html><html lang="zh"><meta charset="utf-8"><title>Pick-up routes</title>'
+        '<link rel="stylesheet" href="/console/assets/console.css">'
+    )
     table = _pickups_table(pickups or [], plan)
     return f"{head}<h1>Pick-up routes {html.escape(day)}</h1>{body}{table}</html>"

@@ -55,6 +55,10 @@ class Caller:
     """None for a bearer-token caller."""
 
 
+CALLER_KEY: web.RequestKey[Caller] = web.RequestKey("staff_caller", Caller)
+"""Where :meth:`StaffAuth.guard` leaves the signed-in caller on the request."""
+
+
 class StaffAuth:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -109,12 +113,20 @@ class StaffAuth:
 
         async def serve(request: web.Request) -> web.StreamResponse:
             try:
-                await self.require(request, what, *any_of)
+                request[CALLER_KEY] = await self.require(request, what, *any_of)
             except ApiError as refused:
                 return refused.response()
             return await handler(request)
 
         return serve
+
+    @staticmethod
+    def guarded_caller(request: web.Request) -> Caller:
+        """The caller :meth:`guard` let through to this request's handler."""
+        caller = request.get(CALLER_KEY)
+        if not isinstance(caller, Caller):
+            raise RuntimeError("guarded_caller outside a guarded handler")
+        return caller
 
     async def session_of(self, request: web.Request) -> ConsoleSession | None:
         raw = request.cookies.get(self.cookies.name, "")

@@ -23,6 +23,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -291,7 +292,8 @@ class TurnProcessor:
         # "2" on a channel without buttons means the second choice offered.
         text = resolve_choice(message.text, conversation.slots) or message.text
         with stage("understand"):
-            parse, nlu_down = (None, False) if not text else await self._understand(message, text, conversation.channel)
+            understood = await self._understand(message, text) if text else Understood(None, False)
+        parse, nlu_down = understood.parse, understood.nlu_down
         # Re-read the customer: a contact shared with this message may have linked a phone.
         customer = await self.store.get_customer(customer.id) or customer
         with stage("dialogue"):
@@ -299,7 +301,7 @@ class TurnProcessor:
                 self._turn_input(conversation, customer, message, text, parse, nlu_down)
             )
         with stage("write"):
-            return await self._write(conversation, customer, message, outcome)
+            return await self._write(conversation, customer, message, outcome, understood)
 
     def _turn_input(
         self,
@@ -327,11 +329,17 @@ class TurnProcessor:
         )
 
     async def _write(
-        self, conversation: Conversation, customer: Customer, message: Message, outcome: TurnOutcome
+        self,
+        conversation: Conversation,
+        customer: Customer,
+        message: Message,
+        outcome: TurnOutcome,
+        understood: Understood,
     ) -> list[Message]:
-        """The turn's outcome into the store: replies (for the outbox), slots, events, processed."""
-        replies = [
-            await self.store.record_outbound(
+        """The turn's outcome into the store: replies (for the outbox), slots, events, processed
+        (four round trips however much happened)."""
+        replies = await self.store.record_replies(
+            [
                 OutboundMessage(
                     channel=conversation.channel,
                     recipient_id=conversation.sender_id,
@@ -339,15 +347,14 @@ class TurnProcessor:
                     text=reply.text,
                     quick_replies=list(reply.quick_replies),
                     in_reply_to=message.id,
-                ),
-                customer_id=customer.id,
-                sequence=sequence,
-            )
-            for sequence, reply in enumerate(outcome.replies)
-        ]
+                )
+                for reply in outcome.replies
+            ],
+            customer.id,
+        )
         await self.store.save_conversation(conversation.id, slots=outcome.slots, language=outcome.language)
-        for name, data in outcome.events:
-            await self._log(message, conversation.channel, name, data)
+        events = [*understood.events, *outcome.events]
+        await self.store.log_events([_event(message, conversation.channel, name, data) for name, data in events])
         await self.store.mark_processed(message.id, acted=outcome.acted, variety=outcome.variety)
         return replies
 
@@ -379,44 +386,51 @@ class TurnProcessor:
             return conversation.model_copy(update={"slots": slots, "language": other.language})
         return conversation
 
-    async def _understand(self, message: Message, text: str, channel: str) -> tuple[ParseResult | None, bool]:
-        """The NLU's reading of the text, and whether the NLU was down."""
+    async def _understand(self, message: Message, text: str) -> Understood:
+        """The NLU's reading of the text, stored beside the message; its events wait for the
+        turn's one write."""
         try:
             parse = await self.nlu.parse(text, message_id=message.id)
         except NluUnavailable as exc:
             log.error("NLU unavailable, falling back: %s", exc)
-            await self._log(message, channel, "nlu_unavailable", {"error": str(exc)[:500]})
+            events: list[tuple[str, dict[str, Any]]] = [("nlu_unavailable", {"error": str(exc)[:500]})]
             # The obvious ("转人工", an order number, the menu's "查询订单") is still understood.
             fallback = await self.nlu.fallback_parse(text)
             if fallback is not None:
-                await self._log(message, channel, "nlu_keywords", {"intent": fallback.intent.name})
-            return fallback, True
+                events.append(("nlu_keywords", {"intent": fallback.intent.name}))
+            return Understood(fallback, True, events=events)
         entities = [e.entity for e in parse.entities]
         data = {"intent": parse.intent.name, "confidence": parse.intent.confidence, "entities": entities}
         extra = parse.model_extra or {}
-        await self.store.record_understanding(
-            message.id,
-            {
-                "normalized_text": extra.get("normalized_text", text),
-                **({"chosen": text} if text != message.text else {}),
-                "language": extra.get("language"),
-                "traditional": extra.get("traditional", False),
-                "varieties": extra.get("varieties", []),
-                "intent": parse.intent.name,
-                "confidence": parse.intent.confidence,
-                "entities": [e.model_dump(exclude_none=True) for e in parse.entities],
-            },
-        )
-        await self._log(message, channel, "nlu_parsed", data)
-        return parse, False
+        record = {
+            "normalized_text": extra.get("normalized_text", text),
+            **({"chosen": text} if text != message.text else {}),
+            "language": extra.get("language"),
+            "traditional": extra.get("traditional", False),
+            "varieties": extra.get("varieties", []),
+            "intent": parse.intent.name,
+            "confidence": parse.intent.confidence,
+            "entities": [e.model_dump(exclude_none=True) for e in parse.entities],
+        }
+        # Stored now, not with the outcome: a ticket the dialogue opens is classified by the
+        # conversation's intents, this message's included (backoffice.service.conversation_words).
+        await self.store.record_understanding(message.id, record)
+        return Understood(parse, False, events=[("nlu_parsed", data)])
 
     async def _log(self, message: Message, channel: str, name: str, data: dict[str, Any]) -> None:
-        await self.store.log_event(
-            Event(
-                name=name,
-                conversation_id=message.conversation_id,
-                customer_id=message.customer_id,
-                channel=channel,
-                data=data,
-            )
-        )
+        await self.store.log_event(_event(message, channel, name, data))
+
+
+def _event(message: Message, channel: str, name: str, data: dict[str, Any]) -> Event:
+    return Event(
+        name=name, conversation_id=message.conversation_id, customer_id=message.customer_id, channel=channel, data=data
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Understood:
+    """What understanding a message found; its events are written with the turn's outcome."""
+
+    parse: ParseResult | None
+    nlu_down: bool
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)

@@ -44,7 +44,7 @@ OTHERS = ("价税合计", "价税合计(大写)", "大写", "地址、电话", "
 
 _DIGITS = textpatterns.compile(r"(?<![0-9])([0-9OoIlDSZB]{8,20})(?![0-9])")
 _NUMBER_MARK = textpatterns.compile(r"^(?:№|NO|N0|No|N°|NQ)[.:：]?([0-9]{8})$")
-_MONEY = textpatterns.compile(r"([¥￥Y半])?\s*(-?[0-9]{1,9}[.,][0-9]{2})(?![0-9])")
+_MONEY = textpatterns.compile(r"(?:([¥￥Y半])\s*)?(-?[0-9]{1,9}[.,][0-9]{2})(?![0-9])")  # spaces only after a sign
 _DATE = textpatterns.compile(r"(\d{4})\s*[年\-/. ]\s*(\d{1,2})\s*[月\-/. ]\s*(\d{1,2})")
 _TAX_ID = textpatterns.compile(r"[0-9A-Z]{15,20}")
 _QR_FIELDS = textpatterns.compile(r"^01,(\d{2}),(\d{10,12})?,(\d{8}|\d{20}),([0-9.]*),(\d{8}),")

@@ -49,8 +49,8 @@ _CONNECTIVE = textpatterns.compile(
 _FILLER = textpatterns.compile(
     r"(?:亲爱的|亲亲|亲|宝宝|宝|在吗|在不在|在么|在嘛|在不|在伐|在|你好|您好|你们好|哈喽|哈罗|嗨|喂|客服|老板|掌柜的?"
     r"|店家|小二|麻烦(?:你|您)?了?|请问|打扰(?:一下|了)?|谢谢(?:你|您|亲|啦|了)?|多谢|谢了|谢啦|辛苦了?|急+|嗯+|恩+"
-    r"|哦+|噢+|啊+|哈+|呃+|额+|唉+|哎+|那个|就是|好的|好|行|ok|okay|hello|hi|hey|thanks|thank you|thx|please|pls"
-    r"|dear|sorry|不好意思|打扰|hello亲)+",
+    r"|哦+|噢+|啊+|哈+|呃+|额+|唉+|哎+|那个|就是|好的|好|行|okay|ok|hello|hi|hey|thanks|thank you|thx|please|pls"
+    r"|dear|sorry|不好意思|打扰|hello亲)++",  # possessive: a run of fillers is never split two ways (no backtracking)
     textpatterns.IGNORECASE,
 )
 _CARD = textpatterns.compile(
@@ -58,7 +58,7 @@ _CARD = textpatterns.compile(
     r"|(?:订单号码?|订单编号|订单|单号|订单金额|实付款?|金额|总价|下单时间|付款时间|成交时间|支付时间|创建时间|商品名称|商品"
     r"|数量|规格|颜色|尺码|型号|收货人|收件人|联系电话|手机号码?|收货地址|地址|店铺|物流单号|运单号|快递单号|物流公司|快递"
     r"|order(?: no\.?| number| id)?|amount|total|date|item)\s*[:：].*"
-    r"|https?://\S*|www\.\S*|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"|https?://\S*|www\.\S*|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
     r"|[0-9０-９:：\-/.¥￥$xX×*#+]+)",
     textpatterns.IGNORECASE,
 )

@@ -14,6 +14,7 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from store.models import (
     Conversation,
@@ -606,42 +607,34 @@ class ConversationStore:
         """Store a reply in the outbox. Replies to one inbound message are keyed by their
         sequence, so re-running a turn after a crash cannot store a reply twice; other messages
         (an agent's) by the caller's ``key``, so a retried request is stored once."""
-        if key is not None:
-            reply_key = f"push:{key}"
-        elif outbound.in_reply_to:
-            reply_key = f"reply:{outbound.in_reply_to}:{sequence}"
-        else:
-            reply_key = f"push:{new_id()}"
-        doc = {
-            "_id": new_id(),
-            "conversation_id": outbound.conversation_id,
-            "customer_id": customer_id,
-            "channel": outbound.channel,
-            "direction": Direction.OUTBOUND.value,
-            "text": outbound.text,
-            "quick_replies": [q.model_dump() for q in outbound.quick_replies],
-            "channel_message_id": reply_key,
-            "in_reply_to": outbound.in_reply_to,
-            "author": outbound.author,
-            "recipient_id": outbound.recipient_id,
-            "created_at": utcnow(),
-            "delivered": False,
-            # Outbox state; an epoch-millisecond integer because nx-27017 turns $set datetimes into strings.
-            "attempts": 0,
-            "next_attempt_ms": 0,
-            "failed": False,
-            # Which sender is sending it now ("" nobody; never null: nx-27017 mismatches null in $or).
-            "sending_owner": "",
-            "sending_ms": 0,
-        }
+        doc = _outbound_document(outbound, customer_id, sequence, key)
         try:
             await self.messages.insert_one(doc)
         except DuplicateKeyError:
-            existing = await self.messages.find_one({"channel": outbound.channel, "channel_message_id": reply_key})
-            if existing is None:
-                raise
-            return _from_doc(Message, existing)
+            return await self._stored_reply(doc)
         return _from_doc(Message, doc)
+
+    async def record_replies(self, outbounds: Sequence[OutboundMessage], customer_id: str) -> list[Message]:
+        """A turn's replies in one round trip, each keyed by its sequence like
+        :meth:`record_outbound` (a re-run turn stores none twice), in order."""
+        docs = [_outbound_document(reply, customer_id, sequence, None) for sequence, reply in enumerate(outbounds)]
+        if not docs:
+            return []
+        try:
+            await self.messages.insert_many(docs, ordered=True)
+        except BulkWriteError as exc:
+            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                raise
+            # A re-run turn: some replies are stored already; each one alone finds or stores it.
+            return [await self.record_outbound(o, customer_id, i) for i, o in enumerate(outbounds)]
+        return [_from_doc(Message, d) for d in docs]
+
+    async def _stored_reply(self, doc: dict[str, Any]) -> Message:
+        where = {"channel": doc["channel"], "channel_message_id": doc["channel_message_id"]}
+        existing = await self.messages.find_one(where)
+        if existing is None:
+            raise LookupError(f"reply {doc['channel_message_id']} was refused as a duplicate but is not stored")
+        return _from_doc(Message, existing)
 
     async def get_message(self, message_id: str) -> Message | None:
         doc = await self.messages.find_one({"_id": message_id})
@@ -835,6 +828,11 @@ class ConversationStore:
     async def log_event(self, event: Event) -> None:
         await self.events.insert_one(event.model_dump())
 
+    async def log_events(self, events: Sequence[Event]) -> None:
+        """Several events in one round trip."""
+        if events:
+            await self.events.insert_many([event.model_dump() for event in events], ordered=True)
+
 
 PRIORITY_STEP = 1_000_000_000
 """Queue tickets one priority level is worth: more than any queue will ever hold."""
@@ -851,3 +849,37 @@ def inbound_key(channel: str, channel_message_id: str) -> str:
 
 def _linkable(profile: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in profile.items() if k in ("phone", "email") and v}
+
+
+DUPLICATE_KEY = 11000
+
+
+def _outbound_document(outbound: OutboundMessage, customer_id: str, sequence: int, key: str | None) -> dict[str, Any]:
+    if key is not None:
+        reply_key = f"push:{key}"
+    elif outbound.in_reply_to:
+        reply_key = f"reply:{outbound.in_reply_to}:{sequence}"
+    else:
+        reply_key = f"push:{new_id()}"
+    return {
+        "_id": new_id(),
+        "conversation_id": outbound.conversation_id,
+        "customer_id": customer_id,
+        "channel": outbound.channel,
+        "direction": Direction.OUTBOUND.value,
+        "text": outbound.text,
+        "quick_replies": [q.model_dump() for q in outbound.quick_replies],
+        "channel_message_id": reply_key,
+        "in_reply_to": outbound.in_reply_to,
+        "author": outbound.author,
+        "recipient_id": outbound.recipient_id,
+        "created_at": utcnow(),
+        "delivered": False,
+        # Outbox state; an epoch-millisecond integer because nx-27017 turns $set datetimes into strings.
+        "attempts": 0,
+        "next_attempt_ms": 0,
+        "failed": False,
+        # Which sender is sending it now ("" nobody; never null: nx-27017 mismatches null in $or).
+        "sending_owner": "",
+        "sending_ms": 0,
+    }

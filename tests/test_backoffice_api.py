@@ -162,6 +162,11 @@ async def test_roles_and_queues_are_enforced_on_every_route(
     await call(client, "POST", "/tickets", finance, {"customer_id": customer_id, "summary": "x"}, expect=403)
     await call(client, "POST", "/tickets", front, {"customer_id": "nobody", "summary": "x"}, expect=400)
     await call(client, "POST", "/tickets", front, {"customer_id": customer_id, "summary": ""}, expect=400)
+    # Made-up photo and reading ids are not evidence (an automatic rule could approve on them).
+    for forged in ({"evidence": ["f" * 64]}, {"evidence": ["sha256-photo"]}, {"ocr_result_ids": ["nope"]}):
+        body = {"customer_id": customer_id, "summary": "包装破了 要赔偿", "amount": 20, "reason": "破损", **forged}
+        refused = await call(client, "POST", "/tickets", front, body, expect=400)
+        assert refused["field"] in {"evidence", "ocr_result_ids"}
     tid = ticket["id"]
 
     await call(client, "GET", f"/tickets/{tid}", logistics, expect=403)  # another queue's ticket

@@ -115,20 +115,19 @@ async def test_corrections_are_recorded_and_validated(http: Client) -> None:
     assert result["needs_review"] is True
     url = f"/api/ocr/{result['id']}/corrections"
 
-    response = await http.post(url, json={"field": "reason", "value": "破损", "who": "", "why": "x"})
+    response = await http.post(url, json={"field": "reason", "value": "破损", "why": ""})
     assert response.status == 400 and (await response.json())["error"] == "missing_field"
     response = await http.post(url, json={"field": "colour", "value": "red", "who": "agent:li", "why": "x"})
     assert response.status == 400 and (await response.json())["error"] == "invalid_value"
     response = await http.post(url, json={"field": "reason", "value": "不喜欢", "who": "agent:li", "why": "x"})
     assert response.status == 400
 
-    response = await http.post(
-        url, json={"field": "reason", "value": "破损", "who": "agent:li", "why": "customer said"}
-    )
+    response = await http.post(url, json={"field": "reason", "value": "破损", "why": "customer said"})
     assert response.status == 200, await response.text()
     corrected = await response.json()
     assert corrected["fields"]["reason"] == "破损" and corrected["confidence"]["reason"] == 1.0
-    assert corrected["corrections"][0]["who"] == "agent:li" and corrected["corrections"][0]["why"] == "customer said"
+    (correction,) = corrected["corrections"]
+    assert correction["who"].startswith("staff:") and correction["why"] == "customer said"  # who signed in
     assert not any(r.startswith("reason:") for r in corrected["review_reasons"])
     assert any(r.startswith("order_id: no order") for r in corrected["review_reasons"])  # still not in the shop
 
@@ -193,3 +192,50 @@ async def test_the_gateway_keeps_serving_while_a_worker_reads(store: Conversatio
         response = await reading
         assert response.status == 201, await response.text()
         assert answered >= 5 and slowest < 0.5
+
+
+async def test_a_reading_is_shown_only_to_whoever_may_see_its_photo(http: Client, store: ConversationStore) -> None:
+    # The probe's finding: any reviewer could read any result and name anyone as a correction's author.
+    gateway = http.app[GATEWAY_KEY]  # type: ignore[union-attr]
+    assert gateway.backoffice is not None and gateway.tickets is not None
+    staff = gateway.backoffice.staff
+    _, reviewer = await staff.create("rev-1", name="审核", roles=[Role.REVIEWER], skill_groups=["no-such-queue"])
+    _, agent = await staff.create("cs-1", name="客服", roles=[Role.CUSTOMER_SERVICE])
+    as_reviewer = {"Authorization": f"Bearer {reviewer}"}
+    as_agent = {"Authorization": f"Bearer {agent}"}
+
+    uploaded = await upload(http, png("invoice"))  # by the admin, for no ticket
+    for headers in (as_reviewer, as_agent):
+        assert (await http.get(f"/api/ocr/{uploaded['id']}", headers=headers)).status == 404
+        assert (await http.get(f"/api/ocr/{uploaded['id']}/image", headers=headers)).status == 404
+        correction = {"field": "reason", "value": "破损", "why": "x"}
+        refused = await http.post(f"/api/ocr/{uploaded['id']}/corrections", json=correction, headers=headers)
+        assert refused.status == 404
+        queue = await (await http.get("/api/ocr/review", headers=headers)).json()
+        assert uploaded["id"] not in [r["id"] for r in queue["results"]]
+
+    # A photo sent in a conversation is the agents' to read; the reviewer sees it once a ticket
+    # of their queue holds it.
+    media_id = str(uploaded["media_id"])
+    attachment = Attachment(kind="image", content_type="image/png", media_id=media_id, filename="p.png")
+    receipt = await store.accept_inbound(
+        InboundMessage(channel="telegram", sender_id="77", channel_message_id="m-77", attachments=[attachment])
+    )
+    sent = await (await http.post("/api/ocr", json={"message_id": receipt.message.id, "attachment": 0})).json()
+    assert (await http.get(f"/api/ocr/{sent['id']}", headers=as_agent)).status == 200
+    assert (await http.get(f"/api/ocr/{sent['id']}", headers=as_reviewer)).status == 404
+    ticket, _ = await gateway.tickets.open(
+        type=None, customer_id=receipt.conversation.customer_id, summary="发票抬头错了", conversation_id=None,
+        channel="telegram", intents=["invoice"], ocr_result_ids=[str(sent["id"])],
+    )  # fmt: skip
+    await staff.update("rev-1", skill_groups=[ticket.queue])
+    assert (await http.get(f"/api/ocr/{sent['id']}", headers=as_reviewer)).status == 200
+
+    # The correction's author is whoever signed in, whatever the body says.
+    corrected = await http.post(
+        f"/api/ocr/{sent['id']}/corrections",
+        json={"field": "reason", "value": "破损", "who": "staff:someone-else", "why": "看图"},
+        headers=as_agent,
+    )
+    assert corrected.status == 200, await corrected.text()
+    assert (await corrected.json())["corrections"][-1]["who"] == "staff:cs-1"

@@ -77,6 +77,26 @@ async def test_a_reply_is_stored_once_per_turn_and_sequence(store: ConversationS
     assert [m.text for m in await store.replies_to(receipt.message.id)] == ["您好"]
 
 
+async def test_a_turns_replies_are_stored_in_one_write_and_once_when_the_turn_runs_again(
+    store: ConversationStore,
+) -> None:
+    receipt = await store.accept_inbound(inbound())
+    replies = [
+        OutboundMessage(
+            channel="rest", recipient_id="alice", conversation_id=receipt.conversation.id, text=text,
+            in_reply_to=receipt.message.id,
+        )
+        for text in ("您好", "请问订单号是多少？")
+    ]  # fmt: skip
+    first = await store.record_replies(replies, receipt.customer.id)
+    # A crash after the first reply was stored: the re-run finds it and stores the second.
+    await store.messages.delete_one({"_id": first[1].id})
+    again = await store.record_replies(replies, receipt.customer.id)
+    assert again[0].id == first[0].id and [m.text for m in again] == ["您好", "请问订单号是多少？"]
+    assert [m.text for m in await store.replies_to(receipt.message.id)] == ["您好", "请问订单号是多少？"]
+    assert await store.record_replies([], receipt.customer.id) == []
+
+
 async def test_data_survives_a_restart_of_the_embedded_server(tmp_path: Path) -> None:
     server = EmbeddedMongo(tmp_path / "mongo")
     await server.start()

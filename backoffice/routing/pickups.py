@@ -114,6 +114,7 @@ class PickupStore:
     async def ensure_indexes(self) -> None:
         await self.pickups.create_index([("date", ASCENDING), ("status", ASCENDING)])
         await self.pickups.create_index("order_id")
+        await self.pickups.create_index("status")  # the dispatcher's sweeps; nx-27017 uses single-field indexes only
         await self.plans.create_index("date")
 
     # -- pick-ups --------------------------------------------------------------------------

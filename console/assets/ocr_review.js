@@ -35,7 +35,7 @@ function fieldRow(result, name, value) {
   const doubtful = (result.doubtful_fields || []).includes(name);
   const save = async (typed) => {
     try {
-      await api("POST", `/api/ocr/${result.id}/corrections`, { field: name, value: typed, who: `staff:${BOOT.me.id}`,
+      await api("POST", `/api/ocr/${result.id}/corrections`, { field: name, value: typed,
         why: why.value || t("o_why_default") });
       toast(t("o_saved"));
       loadReviews();
