@@ -126,13 +126,14 @@ def can_reply(actor: Actor, ticket: TicketScope) -> bool:
 
 
 def can_read_photo(
-    actor: Actor, *, uploaded_by: str | None, from_conversation: bool, tickets: Iterable[TicketScope]
+    actor: Actor, *, uploaded_by: str | None, customers_photo: bool, tickets: Iterable[TicketScope]
 ) -> bool:
     """A photo's reading (customers' parcels, labels, invoices): whoever uploaded it, agents for
-    photos sent in a conversation, and whoever may view a ticket it belongs to."""
+    a photo a customer sent (in a conversation or for a request: agents see both), and whoever may
+    view a ticket it belongs to."""
     if actor.has(P.VIEW_ALL) or (uploaded_by is not None and uploaded_by == actor.id):
         return True
-    if from_conversation and actor.has(P.HANDLE_CONVERSATIONS):
+    if customers_photo and actor.has(P.HANDLE_CONVERSATIONS):
         return True
     return any(can_view(actor, ticket) for ticket in tickets)
 

@@ -19,8 +19,8 @@
 Errors are JSON ``{"error": code, "detail": text}`` like the REST channel's. Every route needs a
 signed-in staff member who works on tickets or conversations (``gateway.staff_auth``), and a
 reading is shown only to whoever may see its photo (``backoffice.permissions.can_read_photo``:
-its uploader, agents for photos sent in a conversation, viewers of a ticket it belongs to, and
-staff who see everything); to anyone else it does not exist (404).
+its uploader, agents for photos customers sent (in a conversation or for a request), viewers of
+a ticket it belongs to, and staff who see everything); to anyone else it does not exist (404).
 """
 
 from __future__ import annotations
@@ -248,13 +248,13 @@ async def _json(request: web.Request) -> dict[str, Any]:
 async def _may_read(gateway: Gateway, actor: Actor, result: OcrResult) -> bool:
     source = result.source
     uploaded_by = source.get("uploaded_by") if isinstance(source.get("uploaded_by"), str) else None
-    from_conversation = bool(source.get("conversation_id"))
-    if can_read_photo(actor, uploaded_by=uploaded_by, from_conversation=from_conversation, tickets=()):
+    customers_photo = bool(source.get("conversation_id") or source.get("request_id"))
+    if can_read_photo(actor, uploaded_by=uploaded_by, customers_photo=customers_photo, tickets=()):
         return True  # no need to look for its tickets
     request_id = source.get("request_id") if isinstance(source.get("request_id"), str) else None
     tickets = await gateway.tickets.holding_reading(str(result.id), request_id) if gateway.tickets else []
     return can_read_photo(
-        actor, uploaded_by=uploaded_by, from_conversation=from_conversation, tickets=[t.scope() for t in tickets]
+        actor, uploaded_by=uploaded_by, customers_photo=customers_photo, tickets=[t.scope() for t in tickets]
     )
 
 

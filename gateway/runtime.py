@@ -427,31 +427,30 @@ class Gateway:
         return await self.orders.upsert(orders)
 
     async def stop(self) -> None:
+        """Stop everything started, in order; a part that fails or hangs is logged and the rest
+        still stops (a leaked sweep would otherwise run on against a closed store)."""
         if self.receivers is not None:
-            await self.receivers.stop()
+            await _stop_part("receivers", self.receivers.stop())
             self.receivers = None
         for channel in self.channels:
-            try:
-                await channel.stop()
-            except Exception:
-                log.exception("stopping the %s channel failed", channel.name)
+            await _stop_part(f"the {channel.name} channel", channel.stop())
         if self.backoffice is not None:
-            await self.backoffice.monitor.stop()
+            await _stop_part("the SLA monitor", self.backoffice.monitor.stop())
         if self.downstream_worker is not None:
-            await self.downstream_worker.stop()
+            await _stop_part("the downstream worker", self.downstream_worker.stop())
             self.downstream_worker = None
         if self.downstream is not None:
-            await self.downstream.close()
+            await _stop_part("the downstream clients", self.downstream.close())
             self.downstream = None
         if self.standins is not None:
-            await self.standins.stop()
+            await _stop_part("the stand-ins", self.standins.stop())
             self.standins = None
         if self.console is not None:
-            await self.console.live.stop()
+            await _stop_part("the console's live feed", self.console.live.stop())
         if self.intake is not None:
-            await self.intake.stop()
+            await _stop_part("the photo intake", self.intake.stop())
         if self.outbox is not None:
-            await self.outbox.stop()
+            await _stop_part("the outbox", self.outbox.stop())
             self.outbox = None
         if self._nlu_start is not None and not self._nlu_start.done():
             self._nlu_start.cancel()
@@ -462,15 +461,29 @@ class Gateway:
             self._recovery = None
         self.ocr_workers.close()
         if self.nlu is not None and self.nlu is not self._given_nlu:
-            await self.nlu.close()
+            await _stop_part("the NLU client", self.nlu.close())
         for server in self._embedded_rasa:
-            await server.stop()
+            await _stop_part("the embedded Rasa server", server.stop())
         if self.store is not None and self.store is not self._given_store:
             await self.store.close()
         if self._embedded_mongo is not None:
             await self._embedded_mongo.stop()
         self.store = None
         self.nlu = None
+
+
+STOP_PART_SECONDS = 15.0
+"""How long one part may take to stop before the rest are stopped without it."""
+
+
+async def _stop_part(name: str, stopping: Awaitable[None]) -> None:
+    try:
+        async with asyncio.timeout(STOP_PART_SECONDS):
+            await stopping
+    except TimeoutError:
+        log.error("stopping %s took more than %.0f s; stopping the rest without it", name, STOP_PART_SECONDS)
+    except Exception:
+        log.exception("stopping %s failed", name)
 
 
 class GatewayBuilder:

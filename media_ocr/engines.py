@@ -17,7 +17,7 @@ import os
 import threading
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import cv2
@@ -252,6 +252,22 @@ def _ctc_decode(probabilities: NDArray[np.float32], characters: list[str]) -> tu
 # -- Tesseract -----------------------------------------------------------------------------
 
 
+class TesseractEnvironment(Mapping[str, str]):
+    """This process's environment as it is at each call, with OpenMP held to one thread: what
+    pytesseract hands the tesseract process (its module-level ``environ``)."""
+
+    OVERRIDES: ClassVar[dict[str, str]] = {"OMP_THREAD_LIMIT": "1"}
+
+    def __getitem__(self, key: str) -> str:
+        return self.OVERRIDES[key] if key in self.OVERRIDES else os.environ[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**os.environ, **self.OVERRIDES})
+
+    def __len__(self) -> int:
+        return len({**os.environ, **self.OVERRIDES})
+
+
 class TesseractEngine(OcrEngine):
     """Tesseract 5 (``chi_sim`` by default) on the binarised page."""
 
@@ -261,8 +277,10 @@ class TesseractEngine(OcrEngine):
         self.languages = languages
         self.page_mode = page_mode
         # Tesseract's OpenMP threads fight over a busy CPU: one thread measured 1.5–2.5× faster
-        # per run on this shared 2-core machine (parallelism comes from the worker pool).
-        os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+        # per run on this shared 2-core machine (parallelism comes from the worker pool). Only
+        # tesseract's own environment says so: in this process the variable would reach
+        # CTranslate2 too, whose int8 whisper decoder then answers every call with "))))))".
+        pytesseract.pytesseract.environ = TesseractEnvironment()
 
     def warm_up(self) -> None:
         try:

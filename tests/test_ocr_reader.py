@@ -125,3 +125,17 @@ async def test_a_photo_without_text_is_sent_to_review() -> None:
     result = await assess(got, image="parcel.png", config=FieldConfig(), policy=ReviewPolicy())
     assert result.needs_review
     assert set(result.review_reasons) >= {"order_id: not found on the photo", "sku: not found on the photo"}
+
+
+def test_tesseracts_one_thread_limit_stays_in_tesseracts_environment() -> None:
+    """OMP_THREAD_LIMIT=1 in the gateway's own environment made CTranslate2's whisper decoder,
+    loaded in the same process (and in every CLI it starts), answer phone calls with '))))))'."""
+    import os
+
+    import pytesseract
+
+    before = os.environ.get("OMP_THREAD_LIMIT")
+    TesseractEngine()
+    assert os.environ.get("OMP_THREAD_LIMIT") == before
+    handed = dict(pytesseract.pytesseract.environ.items())
+    assert handed["OMP_THREAD_LIMIT"] == "1" and handed["PATH"] == os.environ["PATH"]

@@ -8,14 +8,26 @@ first message is taken at once; the change is confirmed naming the order before 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, ClassVar
 
+import textpatterns
 from dialogue import guard
 from dialogue.address import check_address
 from dialogue.flows.base import Flow, is_no, is_yes
 from dialogue.replies import register, status_label
 from dialogue.turn import Turn
 from shop import Order, OrderActionRefused, OrderStatus
+
+_NAMES_A_WEEKDAY = textpatterns.compile(
+    r"(?<![这這本今])(?:周|週|星期|礼拜|禮拜)[一二三四五六日天]|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b",
+    textpatterns.IGNORECASE,
+)
+"""A weekday named by itself (not "这周六", not "今天"): on that very day, the customer means the next one."""
+WEEKDAY_NAMES = {
+    "zh": ("周一", "周二", "周三", "周四", "周五", "周六", "周日"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
 
 register(
     {
@@ -65,6 +77,10 @@ register(
         "slot_in_past": {
             "zh": "配送时间需要在今天之后，请换一个日期。",
             "en": "The delivery must be after today; please pick another day.",
+        },
+        "slot_today_next_week": {
+            "zh": "今天已经是{weekday}，当天来不及改了，先按下{weekday}（{day}）给您安排。",
+            "en": "Today is already {weekday}, too late to change for today, so I've put next {weekday} ({day}).",
         },
         "confirm_slot": {
             "zh": "请确认将订单 {order_id}（{items}）的配送时间改为 {slot}，确认修改吗？",
@@ -269,8 +285,13 @@ class ChangeDeliveryTimeFlow(_OrderChangeFlow):
             slot_time = turn.text_now.strip()
         if day is None and slot_time is None:
             return False
-        today = self.today().isoformat()
-        if day is not None and str(day) <= today:
+        today = self.today()
+        if day is not None and str(day) == today.isoformat() and _NAMES_A_WEEKDAY.search(turn.text_now):
+            # "周六送" said on a Saturday: today is too late to change, so the next one is meant.
+            day = (today + timedelta(days=7)).isoformat()
+            weekday = WEEKDAY_NAMES[turn.language if turn.language in WEEKDAY_NAMES else "zh"][today.weekday()]
+            turn.say("slot_today_next_week", weekday=weekday, day=day)
+        if day is not None and str(day) <= today.isoformat():
             turn.step("slot_date", new_slot_time=slot_time)
             turn.asked("slot", slot="delivery_time")
             turn.say("slot_in_past")
