@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import textpatterns
 
-_CODES = textpatterns.compile(r"\S+@\S+|\b(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]+\b")
+CODES = textpatterns.compile(r"(?<![^\s@])[^\s@]++@\S+|\b(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]+\b")
+"""E-mail addresses and order, tax or tracking codes: no evidence of the language a customer writes.
+An address starts where a run of non-space starts, so a long run without "@" is read once."""
 # Chinese customers type these too: "ok" alone does not make a conversation English.
 _NEUTRAL_WORDS = frozenset({"ok", "okay", "yes", "no", "sku", "pdf", "jpg", "app"})
 _CJK = textpatterns.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -17,7 +19,7 @@ def reply_language(text: str, detected: str | None, previous: str = "zh") -> str
     Codes, ids, e-mail addresses and a bare "ok" ("91330106MA27XL0E01", "a@b.com") say nothing
     about the language: the conversation keeps its own.
     """
-    words = _LATIN_WORD.findall(_CODES.sub(" ", text))
+    words = _LATIN_WORD.findall(CODES.sub(" ", text))
     if not _CJK.search(text) and all(w.lower() in _NEUTRAL_WORDS for w in words):
         return previous
     if detected in ("zh", "en"):

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import opencc
 
 import textpatterns
-from dialogue.language import reply_language
+from dialogue.language import CODES, reply_language
 
 SIMPLIFIED = "zh-Hans"
 TAIWAN = "zh-Hant-TW"
@@ -37,8 +37,6 @@ _NAMES = textpatterns.compile(
     r"|[\u4e00-\u9fff]{1,12}(?:路|街|大道)[\w\s#-]{0,12}(?:号|號)[\u4e00-\u9fff\w\s#-]{0,20}"
     r"|[\u4e00-\u9fff（）()]{2,20}(?:有限公司|公司|商行|工作室|文具店|店)"
 )
-_CODES = textpatterns.compile(r"\S+@\S+|\b(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]+\b")
-"""E-mail addresses, tax ids and order numbers: no language."""
 _CJK_RUN = textpatterns.compile(r"[\u4e00-\u9fff]{2,}")
 _to_traditional = opencc.OpenCC("s2t")
 _to_simplified = opencc.OpenCC("t2s")
@@ -65,7 +63,7 @@ def choose_variety(
     reading (the normaliser saw Traditional characters; the lexicon sections that matched);
     ``names`` are strings of the customer's own that carry no language (their products)."""
     previous = previous if previous in VARIETIES else None
-    stripped = _NAMES.sub(" ", _CODES.sub(" ", text))
+    stripped = _NAMES.sub(" ", CODES.sub(" ", text))
     for name in names:
         for part in _CJK_RUN.findall(name):
             stripped = stripped.replace(part, " ")
