@@ -1,5 +1,5 @@
 # `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
-.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-ocr-documents bench-channels bench-backoffice bench-ivr bench-quality bench-peak clean
+.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-ocr-documents bench-channels bench-backoffice bench-ivr bench-quality bench-peak bench-callbacks clean
 
 setup:
 	@bash scripts/setup.sh
@@ -46,6 +46,10 @@ bench-quality: setup
 # Phone IVR: accuracy and real-time factor per engine, simultaneous calls, reply latency (~10 min).
 bench-ivr: setup
 	.venv/bin/python bench/ivr.py
+
+# Downstream callbacks: per second and acknowledgement time at 1 and 16 senders, then every one replayed.
+bench-callbacks: setup
+	.venv/bin/python bench/callbacks.py
 
 # Promotion peak: 2000 customers on four channels over real gateway processes, exactly-once
 # checks, then `run.py report peak`. QUICK=1 for 200 customers; PEAK_ARGS for more options.

@@ -27,6 +27,23 @@ KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("compensation", ("赔偿", "賠償", "补偿", "補償", "compensat")),
     ("return_refund", ("退货", "return")),
     ("refund", ("退款", "退钱", "refund")),
+    (
+        "change_address",
+        (
+            "改地址",
+            "地址改",
+            "修改地址",
+            "修改收货地址",
+            "更改地址",
+            "地址写错",
+            "地址填错",
+            "地址寫錯",
+            "改個地址",
+            "change address",
+            "change the address",
+            "change my address",
+        ),
+    ),
     ("order_status", ("查订单", "查询订单", "物流", "快递", "到哪", "track", "where is my order")),
 )
 
