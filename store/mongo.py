@@ -36,6 +36,9 @@ from store.models import (
     utcnow,
 )
 
+DUPLICATE_KEY = 11000
+"""MongoDB's error code for a write refused by a unique index."""
+
 log = logging.getLogger(__name__)
 
 OPEN_STATES = (ConversationState.BOT, ConversationState.WAITING_AGENT, ConversationState.AGENT)
@@ -611,7 +614,11 @@ class ConversationStore:
         try:
             await self.messages.insert_one(doc)
         except DuplicateKeyError:
-            return await self._stored_reply(doc)
+            where = {"channel": doc["channel"], "channel_message_id": doc["channel_message_id"]}
+            existing = await self.messages.find_one(where)
+            if existing is None:
+                raise
+            return _from_doc(Message, existing)
         return _from_doc(Message, doc)
 
     async def record_replies(self, outbounds: Sequence[OutboundMessage], customer_id: str) -> list[Message]:
@@ -628,13 +635,6 @@ class ConversationStore:
             # A re-run turn: some replies are stored already; each one alone finds or stores it.
             return [await self.record_outbound(o, customer_id, i) for i, o in enumerate(outbounds)]
         return [_from_doc(Message, d) for d in docs]
-
-    async def _stored_reply(self, doc: dict[str, Any]) -> Message:
-        where = {"channel": doc["channel"], "channel_message_id": doc["channel_message_id"]}
-        existing = await self.messages.find_one(where)
-        if existing is None:
-            raise LookupError(f"reply {doc['channel_message_id']} was refused as a duplicate but is not stored")
-        return _from_doc(Message, existing)
 
     async def get_message(self, message_id: str) -> Message | None:
         doc = await self.messages.find_one({"_id": message_id})
@@ -849,9 +849,6 @@ def inbound_key(channel: str, channel_message_id: str) -> str:
 
 def _linkable(profile: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in profile.items() if k in ("phone", "email") and v}
-
-
-DUPLICATE_KEY = 11000
 
 
 def _outbound_document(outbound: OutboundMessage, customer_id: str, sequence: int, key: str | None) -> dict[str, Any]:
