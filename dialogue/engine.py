@@ -131,7 +131,26 @@ def asks_of(turn_input: TurnInput) -> list[Ask]:
         # "申请了退货，可以改成换货吗？换 L 号": one change to a request, not a withdrawal and a new exchange.
         confidence = max(a.confidence for a in asks if a.intent == "withdraw_request")
         return [Ask(turn_input.text, "withdraw_request", confidence, whole)]
-    return asks
+    return _pickups_joined(asks)
+
+
+_PICKUP = textpatterns.compile(r"来拿|來拿|来取|來取|上门取|上門取|取件|来收|來收|收走|拿走|嚟攞|pick(?:\s*it)?\s*up|collect", textpatterns.IGNORECASE)
+_GOODS_BACK = frozenset({"return_refund", "exchange"})
+
+
+def _pickups_joined(asks: list[Ask]) -> list[Ask]:
+    """"頂帽想退 聽日下晝嚟攞得唔得": a pick-up time after a return or exchange is that request's
+    pick-up, not a delivery-time change of its own."""
+    joined: list[Ask] = []
+    for ask in asks:
+        before = joined[-1] if joined else None
+        if before is not None and before.intent in _GOODS_BACK and ask.intent == "change_delivery_time" \
+                and _PICKUP.search(ask.text):  # fmt: skip
+            joined[-1] = Ask(f"{before.text} {ask.text}", before.intent, before.confidence,
+                             before.entities + ask.entities)  # fmt: skip
+        else:
+            joined.append(ask)
+    return joined
 
 
 class DialogueEngine:

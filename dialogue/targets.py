@@ -98,12 +98,14 @@ def _score(text: str, item: OrderItem) -> tuple[float, str]:
                 return 2.0 + size / 10, "name"
         if core[:2] in text:  # 瑜伽 of 瑜伽裤, 电热 of 电热水壶
             return 1.5, "name"
+    if len(core) == 2 and core[1] == "子" and core[0] in text:
+        return 2.0, "name"  # 帽 names 帽子 (頂帽, 条裤): 子 is a suffix, not the head
     words = _latin_words(item.name) & _latin_words(lowered)
     if words:
         return 2.0 + len(words) / 10, "english"
     if is_gift(item) and any(w in lowered for w in GIFT_WORDS):
         return 2.5, "gift"
-    if core and core[-1] in text and _CJK_RUN.fullmatch(core[-1]):
+    if core and core[-1] != "子" and core[-1] in text and _CJK_RUN.fullmatch(core[-1]):
         return 1.0, "head"  # 鞋 of 跑步鞋, 袜 of 运动袜: weak, used only when nothing names more
     return 0.0, ""
 

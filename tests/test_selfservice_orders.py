@@ -3,6 +3,10 @@ refusals), order verification, numbered choices. The orders' records are asserte
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway import Gateway
@@ -73,6 +77,30 @@ async def test_delivery_time_change_takes_date_and_slot_from_one_message(
     changed = await customer.fresh(order)
     assert changed.delivery_slot is not None and changed.delivery_slot.endswith("14:00-18:00")
     assert changed.changes[-1].field == "delivery_slot"
+
+
+@pytest.mark.parametrize("said_on_saturday", [True, False])
+async def test_a_bare_weekday_said_on_that_day_books_the_next_one(
+    client: TestClient[object, object], gateway: Gateway, said_on_saturday: bool
+) -> None:
+    """"周六送" on a Saturday (shop time) means next Saturday, said in the reply; on a Friday it means
+    tomorrow. The NLU reads 周六 as the coming Saturday (today, if it is one); the dialogue's clock is
+    pinned to that Saturday or to the Friday before it."""
+    zone = ZoneInfo(gateway.settings.shop.timezone)
+    today = datetime.now(zone).date()
+    saturday = today + timedelta(days=(5 - today.weekday()) % 7)
+    said_on = saturday if said_on_saturday else saturday - timedelta(days=1)
+    assert gateway.turns is not None
+    gateway.turns.dialogue.context.clock = lambda: datetime.combine(said_on, time(10), zone)
+    customer = Customer(client, gateway)
+    order = await customer.order("paid")
+    confirm = await customer.say("周六送吧 配送时间改一下")
+    booked = saturday + timedelta(days=7) if said_on_saturday else saturday
+    assert "请确认" in confirm and booked.isoformat() in confirm, confirm
+    assert ("今天已经是周六" in confirm) is said_on_saturday
+    await customer.say("确认")
+    changed = await customer.fresh(order)
+    assert changed.delivery_slot is not None and changed.delivery_slot.startswith(booked.isoformat())
 
 
 async def test_someone_elses_order_needs_the_phone_number_on_it(
