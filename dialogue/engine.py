@@ -134,12 +134,15 @@ def asks_of(turn_input: TurnInput) -> list[Ask]:
     return _pickups_joined(asks)
 
 
-_PICKUP = textpatterns.compile(r"来拿|來拿|来取|來取|上门取|上門取|取件|来收|來收|收走|拿走|嚟攞|pick(?:\s*it)?\s*up|collect", textpatterns.IGNORECASE)
+_PICKUP = textpatterns.compile(
+    r"来拿|來拿|来取|來取|上门取|上門取|取件|来收|來收|收走|拿走|嚟攞|pick(?:\s*it)?\s*up|collect",
+    textpatterns.IGNORECASE,
+)
 _GOODS_BACK = frozenset({"return_refund", "exchange"})
 
 
 def _pickups_joined(asks: list[Ask]) -> list[Ask]:
-    """"頂帽想退 聽日下晝嚟攞得唔得": a pick-up time after a return or exchange is that request's
+    """ "頂帽想退 聽日下晝嚟攞得唔得": a pick-up time after a return or exchange is that request's
     pick-up, not a delivery-time change of its own."""
     joined: list[Ask] = []
     for ask in asks:

@@ -83,7 +83,7 @@ async def test_delivery_time_change_takes_date_and_slot_from_one_message(
 async def test_a_bare_weekday_said_on_that_day_books_the_next_one(
     client: TestClient[object, object], gateway: Gateway, said_on_saturday: bool
 ) -> None:
-    """"周六送" on a Saturday (shop time) means next Saturday, said in the reply; on a Friday it means
+    """ "周六送" on a Saturday (shop time) means next Saturday, said in the reply; on a Friday it means
     tomorrow. The NLU reads 周六 as the coming Saturday (today, if it is one); the dialogue's clock is
     pinned to that Saturday or to the Friday before it."""
     zone = ZoneInfo(gateway.settings.shop.timezone)
