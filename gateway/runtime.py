@@ -385,8 +385,8 @@ class Gateway:
             if self.turns is None or self.store is None:
                 raise web.HTTPServiceUnavailable(text="the gateway is starting")
             await self.sender_limit.check(message.channel, message.sender_id)  # before anything is stored
-            replies = await self.turns(message)
-            if channel.replies_in_response:
+            replies = await self.turns(message, replies_in_response=channel.replies_in_response)
+            if channel.replies_in_response:  # a redelivery's stored replies, a media notice
                 await self.store.mark_delivered([r.id for r in replies if not r.delivered])
             elif self.outbox is not None:
                 self.outbox.wake(message.channel)

@@ -122,13 +122,15 @@ class TurnProcessor:
         self.timings = TurnTimings()
         """The stages and store round trips of recent turns (``GET /metrics``)."""
 
-    async def __call__(self, inbound: InboundMessage) -> list[Message]:
+    async def __call__(self, inbound: InboundMessage, *, replies_in_response: bool = False) -> list[Message]:
+        """The message's turn. ``replies_in_response``: the channel hands the replies over in its
+        response (REST), so they are stored as delivered (no outbox, no second write)."""
         with self.timings.turn():
             with stage("accept"):
                 receipt = await self.store.accept_inbound(inbound)
             if receipt.duplicate:
                 log.info("redelivery of %s/%s", inbound.channel, inbound.channel_message_id)
-            replies = await self._process(receipt)
+            replies = await self._process(receipt, replies_in_response=replies_in_response)
             if inbound.metadata.get("rejected_attachments"):
                 replies.append(await self._media_refused_notice(receipt))
             return replies
@@ -200,7 +202,7 @@ class TurnProcessor:
             return None
         return InboundReceipt(message, conversation, customer, duplicate=False)
 
-    async def _process(self, receipt: InboundReceipt) -> list[Message]:
+    async def _process(self, receipt: InboundReceipt, *, replies_in_response: bool = False) -> list[Message]:
         conversation_id = receipt.message.conversation_id
         try:
             with stage("lease"):
@@ -210,11 +212,16 @@ class TurnProcessor:
             async with held:
                 # Earlier messages of this conversation another process stored but has not
                 # answered yet go first, so the conversation is answered in the order it was written.
+                earlier_turns = 0
                 for earlier in await self.store.unprocessed_inbound_of(conversation_id, before=receipt.message.id):
                     earlier_receipt = await self._receipt_for(earlier)
                     if earlier_receipt is not None:
                         await self._turn(earlier_receipt)
-                return await self._turn(receipt)
+                        earlier_turns += 1
+                if earlier_turns:  # they may have linked an identity to the customer
+                    customer = await self.store.get_customer(receipt.customer.id) or receipt.customer
+                    receipt = InboundReceipt(receipt.message, receipt.conversation, customer, receipt.duplicate)
+                return await self._turn(receipt, replies_in_response=replies_in_response)
         except LeaseUnavailable as exc:
             raise ConversationBusy(str(exc)) from exc
 
@@ -223,7 +230,7 @@ class TurnProcessor:
             return contextlib.nullcontext()
         return self.leases.hold(f"turn:{conversation_id}", TURN_LEASE_SECONDS, wait=TURN_LEASE_WAIT_SECONDS)
 
-    async def _turn(self, receipt: InboundReceipt) -> list[Message]:
+    async def _turn(self, receipt: InboundReceipt, *, replies_in_response: bool = False) -> list[Message]:
         """The message's turn, run at most :data:`MAX_TURN_STARTS` times in all; then quarantined."""
         message = receipt.message
         while True:
@@ -234,7 +241,7 @@ class TurnProcessor:
                 return await self._quarantine(receipt, started.turn_starts - 1)
             try:
                 async with asyncio.timeout(TURN_BUDGET_SECONDS):
-                    return await self._run_turn(receipt)
+                    return await self._run_turn(receipt, replies_in_response=replies_in_response)
             except (PyMongoError, LeaseUnavailable):
                 raise  # an outage, not this message's fault: it waits, stored, for a retry or recovery
             except Exception:
@@ -274,7 +281,7 @@ class TurnProcessor:
         await self.store.mark_processed(message.id, quarantined=True)
         return [reply]
 
-    async def _run_turn(self, receipt: InboundReceipt) -> list[Message]:
+    async def _run_turn(self, receipt: InboundReceipt, *, replies_in_response: bool = False) -> list[Message]:
         message, customer = receipt.message, receipt.customer
         # Re-read: an earlier turn of this conversation may have changed it while we waited.
         conversation = await self.store.get_conversation(message.conversation_id) or receipt.conversation
@@ -294,14 +301,13 @@ class TurnProcessor:
         with stage("understand"):
             understood = await self._understand(message, text) if text else Understood(None, False)
         parse, nlu_down = understood.parse, understood.nlu_down
-        # Re-read the customer: a contact shared with this message may have linked a phone.
-        customer = await self.store.get_customer(customer.id) or customer
+        # The customer as accepting this message left it (a contact shared with it is linked).
         with stage("dialogue"):
             outcome = await self.dialogue.respond(
                 self._turn_input(conversation, customer, message, text, parse, nlu_down)
             )
         with stage("write"):
-            return await self._write(conversation, customer, message, outcome, understood)
+            return await self._write(conversation, customer, message, outcome, understood, replies_in_response)
 
     def _turn_input(
         self,
@@ -335,9 +341,11 @@ class TurnProcessor:
         message: Message,
         outcome: TurnOutcome,
         understood: Understood,
+        replies_in_response: bool = False,
     ) -> list[Message]:
-        """The turn's outcome into the store: replies (for the outbox), slots, events, processed
-        (four round trips however much happened)."""
+        """The turn's outcome into the store: replies (for the outbox, or delivered with the
+        response), slots, events, processed with the NLU's reading (four round trips however much
+        happened)."""
         replies = await self.store.record_replies(
             [
                 OutboundMessage(
@@ -351,11 +359,14 @@ class TurnProcessor:
                 for reply in outcome.replies
             ],
             customer.id,
+            delivered=replies_in_response,
         )
         await self.store.save_conversation(conversation.id, slots=outcome.slots, language=outcome.language)
         events = [*understood.events, *outcome.events]
         await self.store.log_events([_event(message, conversation.channel, name, data) for name, data in events])
-        await self.store.mark_processed(message.id, acted=outcome.acted, variety=outcome.variety)
+        await self.store.mark_processed(
+            message.id, acted=outcome.acted, variety=outcome.variety, understanding=understood.record
+        )
         return replies
 
     async def _resume_from_other_channel(self, conversation: Conversation, message: Message) -> Conversation:
@@ -412,10 +423,11 @@ class TurnProcessor:
             "confidence": parse.intent.confidence,
             "entities": [e.model_dump(exclude_none=True) for e in parse.entities],
         }
-        # Stored now, not with the outcome: a ticket the dialogue opens is classified by the
-        # conversation's intents, this message's included (backoffice.service.conversation_words).
-        await self.store.record_understanding(message.id, record)
-        return Understood(parse, False, events=[("nlu_parsed", data)])
+        # Written with the outcome; until then the store shows it in this conversation's history,
+        # since a ticket the dialogue opens is classified by the conversation's intents, this
+        # message's included (backoffice.service.conversation_words).
+        self.store.stage_understanding(message.id, record)
+        return Understood(parse, False, events=[("nlu_parsed", data)], record=record)
 
     async def _log(self, message: Message, channel: str, name: str, data: dict[str, Any]) -> None:
         await self.store.log_event(_event(message, channel, name, data))
@@ -434,3 +446,5 @@ class Understood:
     parse: ParseResult | None
     nlu_down: bool
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    record: dict[str, Any] | None = None
+    """The reading kept beside the message (normalised text, intent, entities)."""

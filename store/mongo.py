@@ -37,6 +37,8 @@ from store.models import (
 )
 
 DUPLICATE_KEY = 11000
+STAGED_READINGS = 10_000
+"""NLU readings kept in memory for running turns at most (see ``stage_understanding``)."""
 """MongoDB's error code for a write refused by a unique index."""
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,7 @@ class ConversationStore:
         self.events = self.db["events"]
         self.counters = self.db["counters"]
         self.message_keys = self.db["message_keys"]
+        self._staged_understanding: dict[str, dict[str, Any]] = {}
         """One document per inbound channel message id (``_id``), naming the stored message."""
         self.media = self.db["media"]
         self.sender_identities: dict[str, str] = {}
@@ -621,12 +624,17 @@ class ConversationStore:
             return _from_doc(Message, existing)
         return _from_doc(Message, doc)
 
-    async def record_replies(self, outbounds: Sequence[OutboundMessage], customer_id: str) -> list[Message]:
+    async def record_replies(
+        self, outbounds: Sequence[OutboundMessage], customer_id: str, *, delivered: bool = False
+    ) -> list[Message]:
         """A turn's replies in one round trip, each keyed by its sequence like
-        :meth:`record_outbound` (a re-run turn stores none twice), in order."""
+        :meth:`record_outbound` (a re-run turn stores none twice), in order. ``delivered``: the
+        channel hands them over in its response, so no outbox sends them."""
         docs = [_outbound_document(reply, customer_id, sequence, None) for sequence, reply in enumerate(outbounds)]
         if not docs:
             return []
+        for doc in docs:
+            doc["delivered"] = delivered
         try:
             await self.messages.insert_many(docs, ordered=True)
         except BulkWriteError as exc:
@@ -651,10 +659,15 @@ class ConversationStore:
         quarantined: bool = False,
         acted: list[dict[str, Any]] | None = None,
         variety: str | None = None,
+        understanding: dict[str, Any] | None = None,
     ) -> None:
         """The turn is done; ``acted`` is what the bot did about the message (the quality team's
-        and the conversation tests' record), ``variety`` the written variety it answered in."""
+        and the conversation tests' record), ``variety`` the written variety it answered in,
+        ``understanding`` the NLU's reading (staged by :meth:`stage_understanding` until now)."""
+        staged = self._staged_understanding.pop(message_id, None)
         changes: dict[str, Any] = {"processed": True}
+        if understanding is not None or staged is not None:
+            changes["understanding"] = understanding if understanding is not None else staged
         if quarantined:
             changes["quarantined"] = True
         if acted is not None:
@@ -663,9 +676,13 @@ class ConversationStore:
             changes["reply_variety"] = variety
         await self.messages.update_one({"_id": message_id}, {"$set": changes})
 
-    async def record_understanding(self, message_id: str, understanding: dict[str, Any]) -> None:
-        """Keep the NLU's reading (normalised text, intent, entities) beside the original text."""
-        await self.messages.update_one({"_id": message_id}, {"$set": {"understanding": understanding}})
+    def stage_understanding(self, message_id: str, understanding: dict[str, Any]) -> None:
+        """The NLU's reading of a message whose turn is running, shown by :meth:`history` in this
+        process until :meth:`mark_processed` writes it with the turn's outcome (one round trip
+        fewer per turn; a turn that dies before is re-run and read again)."""
+        while len(self._staged_understanding) >= STAGED_READINGS:  # turns that died: oldest first
+            self._staged_understanding.pop(next(iter(self._staged_understanding)))
+        self._staged_understanding[message_id] = understanding
 
     async def mark_delivered(self, message_ids: list[str]) -> None:
         if message_ids:
@@ -818,7 +835,11 @@ class ConversationStore:
 
     async def history(self, conversation_id: str, limit: int = 200) -> list[Message]:
         cursor = self.messages.find({"conversation_id": conversation_id}).sort("_id", ASCENDING).limit(limit)
-        return [_from_doc(Message, d) async for d in cursor]
+        staged = self._staged_understanding
+        return [
+            _from_doc(Message, {**d, "understanding": staged[d["_id"]]} if d["_id"] in staged else d)
+            async for d in cursor
+        ]
 
     async def count_messages(self, **query: Any) -> int:
         return await self.messages.count_documents(query)
