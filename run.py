@@ -75,7 +75,7 @@ from quality.peak import csv_rows, format_text, peak_report
 from shop import SeedError
 from shop.policy import PolicyError
 from standins import ReceivedMail, SmtpSink
-from store import ConversationStore, MergeRefused
+from store.mongo import ConversationStore, MergeRefused
 from supervisor import ChildStartError
 
 

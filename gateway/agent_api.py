@@ -24,8 +24,9 @@ from backoffice.handoff import AgentActionRefused, HandoffDesk
 from backoffice.permissions import Permission, PermissionDenied, Role
 from channels.base import json_response
 from gateway.openapi import ApiError
-from store import MergeRefused, untrusted_json
+from store import untrusted_json
 from store.models import MAX_TEXT_CHARS, Conversation, Message
+from store.mongo import MergeRefused
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway

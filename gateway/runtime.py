@@ -49,10 +49,11 @@ from quality import ReviewQueue
 from shop import MongoOrderService, load_orders_file
 from shop.aftersales import AfterSalesRequest, AfterSalesService
 from shop.policy import AfterSalesPolicy
-from store import ConversationStore, InboundMessage, Message
+from store import InboundMessage, Message
 from store.embedded import EmbeddedMongo
 from store.leases import Leases
 from store.media import MediaStore
+from store.mongo import ConversationStore
 from store.rate_counts import FixedWindowCounts
 from store.sessions import SenderSessions
 from store.verification import LookupAttempts, VerificationAttempts

@@ -35,18 +35,10 @@ from dialogue import DialogueEngine, TurnInput, TurnOutcome
 from dialogue.choices import resolve_choice
 from gateway.turn_timing import TurnTimings, stage
 from nlu import NluClient, NluUnavailable, ParseResult
-from store import (
-    Conversation,
-    ConversationState,
-    ConversationStore,
-    Event,
-    InboundMessage,
-    Message,
-    OutboundMessage,
-)
+from store import Conversation, ConversationState, Event, InboundMessage, Message, OutboundMessage
 from store.leases import Leases, LeaseUnavailable
 from store.models import Customer, utcnow
-from store.mongo import InboundReceipt
+from store.mongo import ConversationStore, InboundReceipt
 
 log = logging.getLogger(__name__)
 

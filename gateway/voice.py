@@ -17,8 +17,9 @@ from ivr.channel import CallFacts
 from ivr.menu import CallerInfo
 from shop import MongoOrderService
 from shop.aftersales import AfterSalesService
-from store import ConversationStore, Event, stored_datetime
+from store import Event
 from store.models import Direction
+from store.mongo import ConversationStore, stored_datetime
 
 
 class StoreHolder(Protocol):

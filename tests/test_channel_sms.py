@@ -17,7 +17,8 @@ from channels.twilio import SIGNATURE_HEADER
 from gateway import GatewayBuilder, Settings, SettingsError, build_app
 from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
-from store import ConversationStore, InboundMessage, Message, QuickReply
+from store import InboundMessage, Message, QuickReply
+from store.mongo import ConversationStore
 from tests.conftest import DEMO_ORDERS
 from tests.helpers import wait_for
 from tests.twilio_standin import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, INVALID_NUMBER, TwilioStandIn

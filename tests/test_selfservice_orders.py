@@ -6,7 +6,8 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient
 
 from gateway import Gateway
-from store import ConversationState, ConversationStore
+from store import ConversationState
+from store.mongo import ConversationStore
 from tests.helpers import Chat, unique_sender
 from tests.selfservice import Customer, events
 
