@@ -28,8 +28,8 @@ from aiohttp import WSMsgType, web
 import intents
 from backoffice.permissions import Permission, TicketScope, can_view
 from backoffice.staff import StaffMember
-from channels.registry import CHANNELS
 from console.sessions import ABSOLUTE_TIMEOUT
+from gateway.channel_registry import CHANNELS
 from gateway.limits import client_address
 from gateway.openapi import ApiError
 from gateway.staff_auth import CSRF_FIELD, StaffAuth, same_origin

@@ -24,14 +24,14 @@ from backoffice.routing.fleet import load_fleet
 from backoffice.routing.pickups import PickupStore
 from backoffice.routing.planner import RoutePlanner, thread_solver
 from channels import InboundHandler, InputChannel, OutputChannel
-from channels.registry import CHANNELS, identity_kinds
-from channels.registry import labels as channel_labels
 from console import Console
 from dialogue import DialogueEngine
 from dialogue.flows import FlowContext
 from dialogue.knowledge import KnowledgeBase
 from dialogue.targets import default_embedder
 from downstream import DownstreamSystems
+from gateway.channel_registry import CHANNELS, identity_kinds
+from gateway.channel_registry import labels as channel_labels
 from gateway.downstream import Secrets, StandIns, connect
 from gateway.limits import Rate, SenderRateLimit
 from gateway.outbox import OutboxDispatcher, RetryPolicy

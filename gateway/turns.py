@@ -30,9 +30,9 @@ from typing import Any
 from pymongo.errors import PyMongoError
 
 from backoffice import TicketDesk
-from channels.registry import CHANNELS
 from dialogue import DialogueEngine, TurnInput, TurnOutcome
 from dialogue.choices import resolve_choice
+from gateway.channel_registry import CHANNELS
 from gateway.turn_timing import TurnTimings, stage
 from nlu import NluClient, NluUnavailable, ParseResult
 from store import Conversation, ConversationState, Event, InboundMessage, Message, OutboundMessage
