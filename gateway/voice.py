@@ -1,7 +1,7 @@
 """The store-backed services the phone line (``ivr/``) sees.
 
 The voice channel (``ivr/``) must not know the database; this composition-root module gives it
-the three narrow services it asks for, backed by the store and the shop: the caller directory
+the narrow services it asks for, backed by the store and the shop: the caller directory
 (customer, latest order, open after-sales request and voice-conversation state by phone number),
 the voice feed (conversation state after a turn, what the dialogue completed during a call, the
 call's transcript added to the agent's hand-off summary), the call records, the metrics event log
