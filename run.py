@@ -49,12 +49,12 @@ from backoffice.demo import ensure_demo_staff
 from backoffice.routing.cli import add_routes_commands, run_routes_command
 from channels.app_im import sign_user
 from channels.customer_token import sign_customer_token
-from channels.registry import CHANNELS
 from configuration import SettingsError
 from configuration import variables as variables_of
 from console import SessionStore
 from dialogue.knowledge import KnowledgeBase, KnowledgeBaseError
 from gateway import Gateway, GatewayBuilder, Settings, build_app, log_privacy
+from gateway.channel_registry import CHANNELS
 from gateway.cluster import run_cluster
 from gateway.demo import demo_secret
 from gateway.nginx_site import production_site
@@ -75,7 +75,7 @@ from quality.peak import csv_rows, format_text, peak_report
 from shop import SeedError
 from shop.policy import PolicyError
 from standins import ReceivedMail, SmtpSink
-from store import ConversationStore, MergeRefused
+from store.mongo import ConversationStore, MergeRefused
 from supervisor import ChildStartError
 
 

@@ -42,8 +42,8 @@ from downstream.inbox import CallbackInbox
 from downstream.warehouse import Warehouse
 from shop.aftersales import SHIPPED_BY, AfterSalesRequest, AfterSalesService, RequestConflict, RequestType, Step
 from shop.policy import AfterSalesPolicy
-from store import ConversationStore
 from store.media import MediaRejected, MediaStore
+from store.mongo import ConversationStore
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from backoffice.surveys import Survey, SurveyDesk
 from backoffice.tickets import TicketDesk
 from shop import OrderLookup
 from shop.aftersales import AfterSalesService
-from store import Conversation, ConversationState, ConversationStore, Event, Message, OutboundMessage
-from store.mongo import queue_rank
+from store import Conversation, ConversationState, Event, Message, OutboundMessage
+from store.mongo import ConversationStore, queue_rank
 
 QUEUE_NOTICE = {
     "zh": "排队更新：您现在排在第 {position} 位，请稍候，专员马上为您服务。",

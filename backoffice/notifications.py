@@ -19,8 +19,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from backoffice.permissions import Actor
-from store import ConversationStore, Message, OutboundMessage, QuickReply
-from store.mongo import array_indexes_work
+from store import Message, OutboundMessage, QuickReply
+from store.mongo import ConversationStore, array_indexes_work
 
 NOTICES: dict[str, dict[str, str]] = {
     "accepted": {

@@ -29,7 +29,7 @@ from errors import Conflict, NotFound
 from shop import Order, OrderActionRefused, OrderService, OrderStatus
 from shop.aftersales import AfterSalesRequest, AfterSalesService, RequestType, Step
 from shop.policy import AfterSalesPolicy
-from store import ConversationStore
+from store.mongo import ConversationStore
 
 ACTIONS = ("intercept", "redirect", "cancel_refund", "resend", "compensate", "approve_return", "approve_exchange")
 PARCEL = Parcels(count=1, weight_kg=1.0, volume_l=6.0)

@@ -19,7 +19,7 @@ from backoffice.tickets import TicketDesk
 from backoffice.workflow import TicketWorkflow
 from shop import OrderLookup
 from shop.aftersales import AfterSalesService
-from store import ConversationStore
+from store.mongo import ConversationStore
 
 CONVERSATION_MESSAGES_READ = 30
 

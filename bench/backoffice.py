@@ -38,8 +38,8 @@ from backoffice.permissions import Role
 from nlu.normalize import default_normaliser
 from shop import MongoOrderService, load_orders_file
 from shop.aftersales import AfterSalesService
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "bench" / "data" / "ticket_classification.yml"

@@ -41,13 +41,14 @@ from channels.sms import WEBHOOK_PATH as SMS_PATH
 from channels.sms import TwilioSmsInput
 from channels.telegram import SECRET_HEADER, TelegramInput, make_bot
 from channels.telegram import WEBHOOK_PATH as TELEGRAM_PATH
-from channels.twilio import SIGNATURE_HEADER
 from gateway.runtime import ChannelServices
-from store import ConversationStore, InboundMessage, Message
+from store import InboundMessage, Message
 from store.embedded import EmbeddedMongo
 from store.media import MediaStore
+from store.mongo import ConversationStore
 from store.sessions import SenderSessions
 from supervisor import free_port
+from twiliohooks import SIGNATURE_HEADER
 
 SECRET = "bench-secret"
 AUTH_TOKEN = "bench-auth-token"

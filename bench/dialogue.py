@@ -38,8 +38,8 @@ from gateway.settings import GatewaySettings
 from nlu import NluProject, RasaNluClient
 from nlu.server import EmbeddedRasaServer
 from nlu.understanding import UnderstandingClient
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 from tests.helpers import CUSTOMER_TOKEN_SECRET
 from tests.stories_runner import StoryError, StoryRun, load_stories
 

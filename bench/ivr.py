@@ -351,8 +351,8 @@ async def gateway_latency(rounds: int) -> None:
     from nlu import NluProject, RasaNluClient
     from nlu.server import EmbeddedRasaServer
     from nlu.understanding import UnderstandingClient
-    from store import ConversationStore
     from store.embedded import EmbeddedMongo
+    from store.mongo import ConversationStore
     from tests.twilio_voice import ACCOUNT_SID, AUTH_TOKEN, HOTLINE, PUBLIC, TwilioCall
 
     print("\n## End of speech → first reply byte, through the gateway's websocket\n", flush=True)

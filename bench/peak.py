@@ -65,8 +65,8 @@ from nlu.server import EmbeddedRasaServer
 from quality.metrics import percentile
 from quality.peak import format_text
 from standins import TOKEN, BotApiStandIn, Delivery, ReceivedMail, SmtpSink
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 from supervisor import ChildStartError, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 from quality.analytics import ivr_report, knowledge_misses, problems_report, refund_records
 from quality.metrics import DIMENSIONS, QualityFilter, quality_report
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 
 INTENTS = ["order_status", "refund", "return_refund", "complaint", "invoice", "urge"]
 CHANNELS = ["rest", "app", "sms", "telegram", "email"]

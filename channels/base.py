@@ -10,8 +10,8 @@ from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
-from store.media import MediaRejected as MediaRejected  # raised by MediaSink.save
 from store.models import Attachment, InboundMessage, Message
+from store.models import MediaRejected as MediaRejected  # raised by MediaSink.save
 
 _dumps = partial(json.dumps, ensure_ascii=False)
 

@@ -38,9 +38,9 @@ from channels.base import (
     unstorable,
 )
 from channels.spec import ChannelDeps, ChannelSpec
-from channels.twilio import signed_form
 from configuration import SettingsError, setting
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
+from twiliohooks import signed_form
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""What a channel declares about itself, for the registry (:mod:`channels.registry`).
+"""What a channel declares about itself, for the registry (:mod:`gateway.channel_registry`).
 
 A channel is one module: its :class:`InputChannel` and :class:`OutputChannel`, its settings
 section (a :mod:`configuration` dataclass) and a ``SPEC`` naming it, its labels, the identity its

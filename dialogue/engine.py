@@ -31,8 +31,8 @@ from dialogue.survey import answer_survey
 from dialogue.targets import mentioned_orders
 from dialogue.turn import Ask, Reply, Turn, TurnInput, TurnOutcome
 from dialogue.variety import ENGLISH, SIMPLIFIED, choose_variety, language_of, render
-from nlu.client import FALLBACK_INTENT
 from nlu.keywords import keyword_intent
+from nlu.result import FALLBACK_INTENT
 from store.models import QuickReply
 
 __all__ = ["DialogueEngine", "Reply", "TurnInput", "TurnOutcome"]

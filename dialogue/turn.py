@@ -14,7 +14,7 @@ from typing import Any
 import textpatterns
 from dialogue.replies import say
 from dialogue.variety import SIMPLIFIED, language_of
-from nlu import ParseResult
+from nlu.result import ParseResult
 from store.models import Attachment, QuickReply
 
 # Used only when the NLU server is down, so a customer who was asked for an order number

@@ -24,8 +24,10 @@ from backoffice.handoff import AgentActionRefused, HandoffDesk
 from backoffice.permissions import Permission, PermissionDenied, Role
 from channels.base import json_response
 from gateway.openapi import ApiError
-from store import MergeRefused, untrusted_json
+from gateway.starting import wired
+from store import untrusted_json
 from store.models import MAX_TEXT_CHARS, Conversation, Message
+from store.mongo import MergeRefused
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -111,8 +113,6 @@ class AgentApi:
 
     async def _agent(self, request: web.Request) -> str | None:
         """The signed-in staff member acting; None under the service token (the body names the agent)."""
-        if self.gateway.store is None or self.gateway.backoffice is None:
-            raise ApiError(503, "starting", "the gateway is starting")
         token = self.gateway.settings.backoffice.agent_api_token
         given = request.headers.get("Authorization", "")
         if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
@@ -145,13 +145,10 @@ class AgentApi:
 
     @property
     def desk(self) -> HandoffDesk:
-        if self.gateway.handoff is None:
-            raise ApiError(503, "starting", "the gateway is starting")
-        return self.gateway.handoff
+        return wired(self.gateway.handoff)
 
     async def _conversation(self, request: web.Request) -> Conversation:
-        store = self.gateway.store
-        assert store is not None
+        store = wired(self.gateway.store)
         conversation = await store.get_conversation(request.match_info["conversation_id"][:64])
         if conversation is None:
             raise ApiError(404, "not_found", "no such conversation")
@@ -161,8 +158,7 @@ class AgentApi:
 
     async def queue(self, request: web.Request) -> web.Response:
         agent = await self._agent(request)
-        store = self.gateway.store
-        assert store is not None
+        store = wired(self.gateway.store)
         waiting = await store.waiting_conversations()
         mine = await store.agent_conversations(agent) if agent is not None else []
         return json_response(
@@ -185,8 +181,7 @@ class AgentApi:
     async def agents(self, request: web.Request) -> web.Response:
         """Colleagues a conversation can be transferred to, and the skill groups."""
         agent = await self._agent(request)
-        backoffice = self.gateway.backoffice
-        assert backoffice is not None
+        backoffice = wired(self.gateway.backoffice)
         everyone = await backoffice.staff.all()
         handlers = [
             m
@@ -205,8 +200,7 @@ class AgentApi:
 
     async def conversation(self, request: web.Request) -> web.Response:
         await self._agent(request)
-        store = self.gateway.store
-        assert store is not None
+        store = wired(self.gateway.store)
         conversation = await self._conversation(request)
         history = await store.history(conversation.id, limit=500)
         return json_response(
@@ -220,8 +214,7 @@ class AgentApi:
         """Everything the conversation view shows, in one call."""
         agent = await self._agent(request)
         gateway = self.gateway
-        store, backoffice, console = gateway.store, gateway.backoffice, gateway.console
-        assert store is not None and backoffice is not None and console is not None
+        store, console = wired(gateway.store), wired(gateway.console)
         conversation = await self._conversation(request)
         language = request.query.get("lang", "zh") if request.query.get("lang") in ("zh", "en") else "zh"
         conversations = await store.customer_conversations(conversation.customer_id, limit=HISTORY_CONVERSATIONS)
@@ -296,8 +289,7 @@ class AgentApi:
         if not isinstance(text, str) or not text.strip() or len(text) > 4000:
             return _error(400, "invalid_field", "'text' must be 1–4000 characters")
         conversation = await self._conversation(request)
-        console, backoffice = self.gateway.console, self.gateway.backoffice
-        assert console is not None and backoffice is not None
+        console, backoffice = wired(self.gateway.console), wired(self.gateway.backoffice)
         member = await backoffice.staff.get(agent)
         note = await console.notes.add(
             conversation.id, conversation.customer_id, agent, member.name if member else agent, text
@@ -312,8 +304,7 @@ class AgentApi:
             return _error(400, "invalid_field", "give exactly one of 'to_agent' or 'queue'")
         if not isinstance(reason, str) or len(reason) > 500:
             return _error(400, "invalid_field", "'reason' must be at most 500 characters")
-        store, backoffice = self.gateway.store, self.gateway.backoffice
-        assert store is not None and backoffice is not None
+        backoffice = wired(self.gateway.backoffice)
         if to_agent is not None:
             colleague = await backoffice.staff.get(str(to_agent)[:64])
             if colleague is None or colleague.disabled or not colleague.actor().has(Permission.HANDLE_CONVERSATIONS):
@@ -367,8 +358,7 @@ class AgentApi:
     async def customer(self, request: web.Request) -> web.Response:
         """Who the customer is on every channel, and their conversations."""
         await self._agent(request)
-        store = self.gateway.store
-        assert store is not None
+        store = wired(self.gateway.store)
         customer = await store.get_customer(request.match_info["customer_id"])
         if customer is None:
             return _error(404, "not_found", "no such customer")
@@ -390,8 +380,8 @@ class AgentApi:
         for name, value in (("source_id", source), ("target_id", target), ("reason", reason)):
             if not isinstance(value, str) or not 1 <= len(value) <= 500:
                 return _error(400, "missing_field", f"'{name}' is required")
-        store = self.gateway.store
-        assert store is not None and isinstance(source, str) and isinstance(target, str)
+        store = wired(self.gateway.store)
+        assert isinstance(source, str) and isinstance(target, str)
         for customer_id in (source, target):
             if await store.get_customer(customer_id) is None:
                 return _error(404, "not_found", f"no customer {customer_id}")
@@ -405,8 +395,7 @@ class AgentApi:
         """A customer's after-sales requests with both timelines: the agent's (every step, actor
         and note) and the customer's (the plain stages the bot tells them)."""
         await self._agent(request)
-        aftersales = self.gateway.aftersales
-        assert aftersales is not None
+        aftersales = wired(self.gateway.aftersales)
         language = request.query.get("lang", "zh")
         found = await aftersales.for_customer(request.match_info["customer_id"])
         return json_response(

@@ -8,7 +8,7 @@ import logging
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from pymongo.errors import PyMongoError
 
 from channels.base import SenderThrottled, json_response
@@ -31,6 +31,7 @@ from gateway.quality_api import QualityApi
 from gateway.routes_api import RoutesApi
 from gateway.runtime import Gateway
 from gateway.staff_auth import StaffAuth
+from gateway.starting import RETRY_AFTER_SECONDS, GatewayStarting, wired
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ GATEWAY_KEY = web.AppKey("gateway", Gateway)
 MAX_REQUEST_BYTES = 1024 * 1024
 IP_LIMITED_PATHS = ("/webhooks/rest/", "/webhooks/app/", "/chat")
 """Webhooks customers' devices or the shop call; the providers' (Telegram, Twilio) are limited per sender."""
+UP_WHILE_STARTING = frozenset({"/health"})
+"""Paths served during start-up: the health check says ``starting`` itself, and the cluster's health
+watcher and load balancers must be able to ask."""
 
 
 def ip_rate_limit(gateway: Gateway, addresses: ClientAddress) -> IpRateLimit:
@@ -53,7 +57,7 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     addresses = ClientAddress(parse_networks(gateway.settings.limits.trusted_proxies))
     app = web.Application(
         client_max_size=MAX_REQUEST_BYTES,
-        middlewares=[ip_rate_limit(gateway, addresses).middleware, json_errors, body_deadline],
+        middlewares=[ip_rate_limit(gateway, addresses).middleware, while_starting(gateway), json_errors, body_deadline],
     )
     app[GATEWAY_KEY] = gateway
     app[CLIENT_ADDRESS] = addresses
@@ -86,6 +90,25 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     return app
 
 
+def while_starting(gateway: Gateway) -> Middleware:
+    """Answer 503 ``starting`` (with ``Retry-After``) to every request but :data:`UP_WHILE_STARTING`
+    until start-up has wired the gateway's parts, so that no handler needs a check of its own."""
+
+    @web.middleware
+    async def hold_until_started(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if gateway.serving or request.path in UP_WHILE_STARTING:
+            return await handler(request)
+        return starting_response(GatewayStarting())
+
+    return hold_until_started
+
+
+def starting_response(error: GatewayStarting) -> web.Response:
+    response = json_response(error.body(), error.status)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 BODY_SECONDS = 10.0
 """How long a JSON or form body may take to arrive: a client trickling bytes holds a handler."""
 
@@ -110,6 +133,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except web.HTTPException:
         raise
+    except GatewayStarting as exc:  # a part used before start-up wired it: as the middleware answers
+        return starting_response(exc)
     except SenderThrottled as exc:
         return too_many("this sender sent too many messages; slow down", exc.retry_after)
     except HttpProcessingError as exc:  # a body aiohttp cannot parse (e.g. a broken multipart part header)
@@ -135,9 +160,8 @@ async def metrics(request: web.Request) -> web.Response:
     address = _ip(client_address(request))
     if address is None or not any(address in network for network in allowed):
         return json_response({"error": "forbidden", "detail": "metrics are served to the operators' network only"}, 403)
-    if gateway.turns is None:
-        return json_response({"error": "starting", "detail": "the gateway is starting"}, 503)
-    return web.Response(text=gateway.turns.timings.prometheus(), content_type="text/plain", charset="utf-8")
+    timings = wired(gateway.turns).timings
+    return web.Response(text=timings.prometheus(), content_type="text/plain", charset="utf-8")
 
 
 def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -34,6 +34,7 @@ from gateway import api_docs
 from gateway.limits import client_address
 from gateway.openapi import ApiError, ApiSpec, Operation, QueryParam, read_body
 from gateway.staff_auth import StaffAuth
+from gateway.starting import wired
 from shop.aftersales import AfterSalesRequest
 
 if TYPE_CHECKING:
@@ -192,10 +193,7 @@ class BackofficeApi:
 
     @property
     def backoffice(self) -> Backoffice:
-        backoffice = self.gateway.backoffice
-        if backoffice is None:
-            raise ApiError(503, "starting", "the gateway is starting")
-        return backoffice
+        return wired(self.gateway.backoffice)
 
     def routes(self) -> list[web.RouteDef]:
         return [*self.spec.routes(), web.get("/api/openapi.json", self.openapi)]
@@ -377,10 +375,7 @@ class BackofficeApi:
 
     @property
     def order_actions(self) -> OrderActions:
-        actions = self.gateway.order_actions
-        if actions is None:
-            raise ApiError(503, "starting", "the gateway is starting")
-        return actions
+        return wired(self.gateway.order_actions)
 
     async def get_order(self, request: web.Request, member: StaffMember) -> web.Response:
         view = await self.order_actions.view(member.actor(), request.match_info["order_id"], _language(request, member))
@@ -697,9 +692,7 @@ class BackofficeApi:
     async def change_own_password(self, request: web.Request, member: StaffMember) -> web.Response:
         body = await read_body(request, OwnPassword)
         session = await self.auth.session_of(request)
-        console = self.gateway.console
-        if console is None:
-            raise ApiError(503, "starting", "the gateway is starting")
+        console = wired(self.gateway.console)
         # The same throttle as sign-in: a stolen session must not become a password-guessing oracle.
         ip = client_address(request)
         wait = await console.throttle.attempt(member.id, ip)  # counted before the password is checked

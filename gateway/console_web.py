@@ -28,11 +28,12 @@ from aiohttp import WSMsgType, web
 import intents
 from backoffice.permissions import Permission, TicketScope, can_view
 from backoffice.staff import StaffMember
-from channels.registry import CHANNELS
 from console.sessions import ABSOLUTE_TIMEOUT
+from gateway.channel_registry import CHANNELS
 from gateway.limits import client_address
 from gateway.openapi import ApiError
 from gateway.staff_auth import CSRF_FIELD, StaffAuth, same_origin
+from gateway.starting import wired
 from store import untrusted_json
 
 if TYPE_CHECKING:
@@ -203,9 +204,7 @@ class ConsoleWeb:
         if not expected or not hmac.compare_digest(expected.encode(), given.encode()) or not same_origin(request):
             return self._sign_in_page(request, error=texts["expired_form"], staff_id=staff_id, status=403,
                                       next_path=next_path)  # fmt: skip
-        console, backoffice = self.gateway.console, self.gateway.backoffice
-        if console is None or backoffice is None:
-            raise web.HTTPServiceUnavailable(text="the gateway is starting")
+        console, backoffice = wired(self.gateway.console), wired(self.gateway.backoffice)
         ip = client_address(request)
         wait = await console.throttle.attempt(staff_id, ip)  # counted before the password is checked
         if wait:
@@ -325,9 +324,7 @@ class ConsoleWeb:
         member = await self.auth.staff.get(session.staff_id) if session else None
         if session is None or member is None or member.disabled:
             raise web.HTTPUnauthorized(text="sign in first")
-        console = self.gateway.console
-        if console is None:
-            raise web.HTTPServiceUnavailable(text="the gateway is starting")
+        console = wired(self.gateway.console)
         socket = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_WS_MESSAGE)
         await socket.prepare(request)
         client = LiveClient(self.gateway, member, socket)

@@ -25,6 +25,7 @@ from downstream.warehouse import parse_warehouse_callback
 from errors import UserError
 from gateway.downstream import COURIER_CALLBACKS, PAYMENT_CALLBACK, WAREHOUSE_CALLBACK
 from gateway.runtime import Gateway
+from gateway.starting import wired
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +61,23 @@ class DownstreamApi:
     def _handler(self, system: str, parse: Parser) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def serve(request: web.Request) -> web.Response:
             gateway = self.gateway
-            if gateway.fulfilment is None or gateway.downstream_secrets is None:
-                raise web.HTTPServiceUnavailable(text="the gateway is starting")
+            fulfilment, secrets = wired(gateway.fulfilment), wired(gateway.downstream_secrets)
             try:
                 if request.content_length is not None and request.content_length > MAX_CALLBACK_BYTES:
                     raise TooLarge(f"at most {MAX_CALLBACK_BYTES} bytes")
                 body = await request.read()  # JSON and form bodies are read (in time) by the app's middleware
                 if len(body) > MAX_CALLBACK_BYTES:
                     raise TooLarge(f"at most {MAX_CALLBACK_BYTES} bytes")
-                secret = getattr(gateway.downstream_secrets, system)
+                secret = getattr(secrets, system)
                 window = gateway.settings.downstream.window_seconds
                 signed_at = verify(secret, body, request.headers, window_seconds=window)
                 event = parse(body)
-                if not await gateway.fulfilment.known(event):
+                if not await fulfilment.known(event):
                     raise UnknownSubject(f"no {event.subject()} here")
             except (InvalidSignature, StaleTimestamp, MalformedCallback, UnknownSubject, TooLarge) as exc:
                 log.info("downstream %s callback refused: %s (%s)", system, exc.code, exc.message)
                 return _refused(exc)
-            duplicate, note = await gateway.fulfilment.handle(event, body, signed_at)
+            duplicate, note = await fulfilment.handle(event, body, signed_at)
             return json_response({"ok": True, "event": event.id, "duplicate": duplicate, "result": note})
 
         return serve

@@ -36,6 +36,7 @@ from channels.base import json_response
 from gateway.runtime import Gateway
 from gateway.staff_auth import Handler as StaffHandler
 from gateway.staff_auth import StaffAuth
+from gateway.starting import wired
 from media_ocr.engines import ENGINE_NAMES
 from media_ocr.model import OcrResult
 from media_ocr.pipeline import MAX_IMAGE_BYTES, OcrFailed, OcrService
@@ -74,9 +75,7 @@ def _json_errors(handler: Handler) -> Handler:
 
 def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
     def service() -> OcrService:
-        if gateway.ocr is None:
-            raise web.HTTPServiceUnavailable(text="the gateway is starting")
-        return gateway.ocr
+        return wired(gateway.ocr)
 
     async def readable(request: web.Request, result: OcrResult | None) -> OcrResult:
         actor = auth.guarded_caller(request).member.actor()
@@ -276,11 +275,10 @@ async def _by_reference(gateway: Gateway, ocr: OcrService, payload: dict[str, An
 
 
 async def _attachment(gateway: Gateway, message_id: str, index: object) -> tuple[str, dict[str, Any], str]:
-    if gateway.store is None:
-        raise web.HTTPServiceUnavailable(text="the gateway is starting")
+    store = wired(gateway.store)
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise OcrRequestError(400, "invalid_field", "'attachment' must be a non-negative integer")
-    message = await gateway.store.get_message(message_id)
+    message = await store.get_message(message_id)
     if message is None:
         raise OcrRequestError(404, "not_found", f"no message {message_id}")
     if index >= len(message.attachments):

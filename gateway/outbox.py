@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.base import DeliveryFailed, OutputChannel
-from store import ConversationStore, Event, Message
+from store import Event, Message
 from store.changes import follow_changes
 from store.leases import HeldLease, Leases, process_identity
-from store.mongo import message_from_doc
+from store.mongo import ConversationStore, message_from_doc
 
 log = logging.getLogger(__name__)
 

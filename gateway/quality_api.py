@@ -204,8 +204,6 @@ class QualityApi:
             try:
                 member = (await self.auth.caller(request)).member
                 member.actor().require(permission, summary.lower())
-                if self.gateway.store is None:
-                    raise ApiError(503, "starting", "the gateway is starting")
                 return await handler(request, member)
             except ApiError as exc:
                 return exc.response()

@@ -29,6 +29,7 @@ from gateway.openapi import ApiError
 from gateway.runtime import Gateway
 from gateway.staff_auth import Handler as StaffHandler
 from gateway.staff_auth import StaffAuth
+from gateway.starting import wired
 
 MAX_TIME_LIMIT_SECONDS = 120.0
 ROUTES_PERMISSIONS = (Permission.ASSIGN, Permission.CONFIGURE)
@@ -101,9 +102,7 @@ class RoutesApi:
             self._executor = None
 
     async def planner(self) -> RoutePlanner:
-        store = self.gateway.store
-        if store is None:
-            raise web.HTTPServiceUnavailable(text="the gateway is starting")
+        store = wired(self.gateway.store)
         if self._planner is None or self._planner.store.pickups.database is not store.db:
             try:
                 fleet = self._fleet or load_fleet(self.gateway.settings.backoffice.fleet_file)

@@ -10,8 +10,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Self
 
-from aiohttp import web
-
 from backoffice import Backoffice, HandoffDesk, TicketDesk
 from backoffice.audit import AuditLog
 from backoffice.dispatch import Dispatcher, DownstreamWorker
@@ -24,20 +22,21 @@ from backoffice.routing.fleet import load_fleet
 from backoffice.routing.pickups import PickupStore
 from backoffice.routing.planner import RoutePlanner, thread_solver
 from channels import InboundHandler, InputChannel, OutputChannel
-from channels.registry import CHANNELS, identity_kinds
-from channels.registry import labels as channel_labels
 from console import Console
 from dialogue import DialogueEngine
 from dialogue.flows import FlowContext
 from dialogue.knowledge import KnowledgeBase
 from dialogue.targets import default_embedder
 from downstream import DownstreamSystems
+from gateway.channel_registry import CHANNELS, identity_kinds
+from gateway.channel_registry import labels as channel_labels
 from gateway.downstream import Secrets, StandIns, connect
 from gateway.limits import Rate, SenderRateLimit
 from gateway.outbox import OutboxDispatcher, RetryPolicy
 from gateway.photo_intake import PhotoIntake
 from gateway.receivers import ExclusiveReceivers
 from gateway.settings import Settings
+from gateway.starting import wired
 from gateway.turns import TurnProcessor
 from gateway.voice import VoiceServices
 from media_ocr.pipeline import OcrService, OcrWorkers
@@ -49,10 +48,11 @@ from quality import ReviewQueue
 from shop import MongoOrderService, load_orders_file
 from shop.aftersales import AfterSalesRequest, AfterSalesService
 from shop.policy import AfterSalesPolicy
-from store import ConversationStore, InboundMessage, Message
+from store import InboundMessage, Message
 from store.embedded import EmbeddedMongo
 from store.leases import Leases
 from store.media import MediaStore
+from store.mongo import ConversationStore
 from store.rate_counts import FixedWindowCounts
 from store.sessions import SenderSessions
 from store.verification import LookupAttempts, VerificationAttempts
@@ -116,6 +116,9 @@ class Gateway:
         self.nlu_error: str | None = None
         self.started = False
         """True once start-up is over (the NLU up or failed): from then on a missing part is an outage."""
+        self.serving = False
+        """True once start-up has wired every part requests use (the NLU may still be on its way: the
+        dialogue falls back meanwhile). Until then the web app answers 503 ``starting``."""
         self.downstream: DownstreamSystems | None = None
         """The payment centre, warehouse, courier tracking and geocoder (configured, or embedded stand-ins)."""
         self.downstream_secrets: Secrets | None = None
@@ -348,6 +351,7 @@ class Gateway:
             self.leases, self.channels, self.handler_for, lease_seconds=self.settings.outbox.lease_seconds
         )
         await self.receivers.start()
+        self.serving = True
         if wait_for_nlu:
             await self._bring_up_nlu()
         else:
@@ -382,12 +386,11 @@ class Gateway:
         """What a channel calls for every message: persist, run the turn, hand replies to the outbox."""
 
         async def on_message(message: InboundMessage) -> list[Message]:
-            if self.turns is None or self.store is None:
-                raise web.HTTPServiceUnavailable(text="the gateway is starting")
+            turns, store = wired(self.turns), wired(self.store)  # wired before any channel starts
             await self.sender_limit.check(message.channel, message.sender_id)  # before anything is stored
-            replies = await self.turns(message, replies_in_response=channel.replies_in_response)
+            replies = await turns(message, replies_in_response=channel.replies_in_response)
             if channel.replies_in_response:  # a redelivery's stored replies, a media notice
-                await self.store.mark_delivered([r.id for r in replies if not r.delivered])
+                await store.mark_delivered([r.id for r in replies if not r.delivered])
             elif self.outbox is not None:
                 self.outbox.wake(message.channel)
             return replies
@@ -582,14 +585,10 @@ class ChannelServices:
         return self
 
     def _store(self) -> ConversationStore:
-        if self.store is None:
-            raise web.HTTPServiceUnavailable(text="the gateway is starting")
-        return self.store
+        return wired(self.store)
 
     def _sessions(self) -> SenderSessions:
-        if self.sender_sessions is None:
-            raise web.HTTPServiceUnavailable(text="the gateway is starting")
-        return self.sender_sessions
+        return wired(self.sender_sessions)
 
     def token_for(self, channel: str, sender: str) -> str:
         return self._sessions().token_for(channel, sender)

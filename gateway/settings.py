@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from backoffice.settings import BackofficeSettings
-from channels.registry import CHANNELS, channel_named
 from configuration import SettingsError, from_env, reference, setting
 from console.settings import ConsoleSettings
 from dialogue.settings import DialogueSettings
 from downstream.settings import DownstreamSettings
+from gateway.channel_registry import CHANNELS, channel_named
 from media_ocr.settings import OcrSettings
 from nlu.settings import NluSettings
 from shop.settings import ShopSettings

@@ -19,6 +19,7 @@ from backoffice.permissions import Permission
 from backoffice.staff import StaffDirectory, StaffMember
 from console.sessions import ConsoleSession, SessionStore
 from gateway.openapi import ApiError
+from gateway.starting import wired
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -66,15 +67,11 @@ class StaffAuth:
 
     @property
     def staff(self) -> StaffDirectory:
-        if self.gateway.backoffice is None:
-            raise ApiError(503, "starting", "the gateway is starting")
-        return self.gateway.backoffice.staff
+        return wired(self.gateway.backoffice).staff
 
     @property
     def sessions(self) -> SessionStore:
-        if self.gateway.console is None:
-            raise ApiError(503, "starting", "the gateway is starting")
-        return self.gateway.console.sessions
+        return wired(self.gateway.console).sessions
 
     async def caller(self, request: web.Request, *, form_csrf: str | None = None) -> Caller:
         """The signed-in caller, or ApiError 401 (nobody) / 403 (CSRF check failed)."""

@@ -30,23 +30,15 @@ from typing import Any
 from pymongo.errors import PyMongoError
 
 from backoffice import TicketDesk
-from channels.registry import CHANNELS
 from dialogue import DialogueEngine, TurnInput, TurnOutcome
 from dialogue.choices import resolve_choice
+from gateway.channel_registry import CHANNELS
 from gateway.turn_timing import TurnTimings, stage
 from nlu import NluClient, NluUnavailable, ParseResult
-from store import (
-    Conversation,
-    ConversationState,
-    ConversationStore,
-    Event,
-    InboundMessage,
-    Message,
-    OutboundMessage,
-)
+from store import Conversation, ConversationState, Event, InboundMessage, Message, OutboundMessage
 from store.leases import Leases, LeaseUnavailable
 from store.models import Customer, utcnow
-from store.mongo import InboundReceipt
+from store.mongo import ConversationStore, InboundReceipt
 
 log = logging.getLogger(__name__)
 

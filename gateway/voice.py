@@ -1,24 +1,30 @@
 """The store-backed services the phone line (``ivr/``) sees.
 
 The voice channel (``ivr/``) must not know the database; this composition-root module gives it
-the three narrow services it asks for, backed by the store and the shop: the caller directory
+the narrow services it asks for, backed by the store and the shop: the caller directory
 (customer, latest order, open after-sales request and voice-conversation state by phone number),
 the voice feed (conversation state after a turn, what the dialogue completed during a call, the
-call's transcript added to the agent's hand-off summary) and the metrics event log.
+call's transcript added to the agent's hand-off summary), the call records, the metrics event log
+and the dialogue's spoken prompts. Every query is the store's own (``store.mongo``,
+``store.calls``): this module composes, it does not query collections.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from dialogue.render import SpokenPrompt, spoken_prompt
+from dialogue.turn import Reply
 from ivr.channel import CallFacts
 from ivr.menu import CallerInfo
 from shop import MongoOrderService
 from shop.aftersales import AfterSalesService
-from store import ConversationStore, Event, stored_datetime
-from store.models import Direction
+from store import Event
+from store.calls import CallRecords
+from store.models import Direction, Message
+from store.mongo import ConversationStore, stored_datetime
 
 
 class StoreHolder(Protocol):
@@ -31,47 +37,52 @@ class VoiceServices:
 
     def __init__(self, holder: StoreHolder) -> None:
         self.holder = holder
-        self._indexed = False
-        self._saves = 0
+        self._calls: tuple[ConversationStore, CallRecords] | None = None
 
     def _bound(self) -> ConversationStore:
         if self.holder.store is None:
             raise RuntimeError("the gateway's store is not up yet")
         return self.holder.store
 
+    def _records(self) -> CallRecords:
+        store = self._bound()
+        if self._calls is None or self._calls[0] is not store:
+            self._calls = (store, CallRecords(store.db))
+        return self._calls[1]
+
     async def lookup(self, phone: str, sender_id: str) -> CallerInfo:
         store = self._bound()
-        customer = await store.customers.find_one({"identities.phone": phone})
+        customer = await store.customer_with_identity("phone", phone)
         orders = await MongoOrderService(store.db).recent_for_customer(phone=phone, limit=10)
         order = orders[0] if orders else None
         request = None
         if customer is not None:
-            requests = await AfterSalesService(store.db).for_customer(str(customer["_id"]), open_only=True)
+            requests = await AfterSalesService(store.db).for_customer(customer.id, open_only=True)
             request = requests[-1] if requests else None
-        conversation = await store.conversations.find_one({"open_key": f"voice:{sender_id}"})
-        language = (conversation or {}).get("language") or (customer or {}).get("language")
+        conversation = await store.open_conversation_of("voice", sender_id)
+        language = (conversation.language if conversation else None) or (customer.language if customer else None)
         return CallerInfo(
-            customer_id=str(customer["_id"]) if customer else None,
+            customer_id=customer.id if customer else None,
             language=str(language) if language else None,
             order_id=order.order_id if order else None,
             order_status=order.status.value if order else None,
             open_request_type=request.type.value if request else None,
             open_request_order_id=request.order_id if request else None,
-            conversation_state=str(conversation["state"]) if conversation else None,
+            conversation_state=conversation.state.value if conversation else None,
             order_ids=tuple(o.order_id for o in orders),
         )
 
     async def conversation_state(self, channel: str, sender_id: str) -> str | None:
-        doc = await self._bound().conversations.find_one({"open_key": f"{channel}:{sender_id}"})
-        return str(doc["state"]) if doc else None
+        conversation = await self._bound().open_conversation_of(channel, sender_id)
+        return conversation.state.value if conversation else None
 
     async def call_facts(self, conversation_id: str, since: datetime) -> CallFacts:
         store = self._bound()
-        completed: list[str] = []
-        cursor = store.events.find({"conversation_id": conversation_id, "name": "self_service_completed"})
-        async for event in cursor:
-            if _aware(event.get("at")) >= since:
-                completed.append(str((event.get("data") or {}).get("flow", "")))
+        completed = [
+            str(event.data.get("flow", ""))
+            for event in await store.conversation_events(conversation_id, "self_service_completed")
+            if _aware(event.at) >= since
+        ]
         intents = [
             str(m.understanding["intent"])
             for m in await store.history(conversation_id)
@@ -101,36 +112,18 @@ class VoiceServices:
         summary["call"] = {**call, "transcript": transcript}
         await store.set_handoff_summary(conversation_id, summary)
 
-    async def _indexes(self) -> None:
-        if not self._indexed:
-            db = self._bound().db
-            await db["voice_calls"].create_index("saved_ms")
-            await db["voice_call_attempts"].create_index([("number", 1), ("at_ms", 1)])
-            self._indexed = True
-
     async def save_call(self, sid: str, record: dict[str, Any]) -> None:
-        """A call's state in ``voice_calls`` (a whole-document replace: nx-27017 drops an upsert's
-        filter ``_id`` from ``$set``). Now and then, calls older than a day are cleared away."""
-        await self._indexes()
-        calls = self._bound().db["voice_calls"]
-        now_ms = int(time.time() * 1000)
-        await calls.replace_one({"_id": sid}, {"_id": sid, **record, "saved_ms": now_ms}, upsert=True)
-        self._saves += 1
-        if self._saves % 50 == 1:  # a call saves a dozen times: this is about once per few calls
-            await calls.delete_many({"saved_ms": {"$lt": now_ms - 24 * 3600 * 1000}})
+        await self._records().save_call(sid, record)
 
     async def load_call(self, sid: str) -> dict[str, Any] | None:
-        return await self._bound().db["voice_calls"].find_one({"_id": sid[:64]})
+        return await self._records().load_call(sid)
 
     async def attempt(self, number_key: str, window_seconds: float) -> int:
-        """Record a call attempt in ``voice_call_attempts``; the attempts from the number within the window."""
-        await self._indexes()
-        attempts = self._bound().db["voice_call_attempts"]
-        now_ms = int(time.time() * 1000)
-        since_ms = now_ms - int(window_seconds * 1000)
-        await attempts.insert_one({"number": number_key, "at_ms": now_ms})
-        await attempts.delete_many({"number": number_key, "at_ms": {"$lt": since_ms}})
-        return await attempts.count_documents({"number": number_key, "at_ms": {"$gte": since_ms}})
+        return await self._records().attempt(number_key, window_seconds)
+
+    def spoken(self, replies: Sequence[Message], language: str) -> SpokenPrompt:
+        """The dialogue's spoken prompt for a turn's replies (the phone line does not import the dialogue)."""
+        return spoken_prompt([Reply(m.text, tuple(m.quick_replies)) for m in replies], language)
 
     async def record(
         self, name: str, data: dict[str, Any], *, conversation_id: str | None = None, customer_id: str | None = None

@@ -20,8 +20,9 @@ Owns the hotline's routes and the glue between a call and the gateway:
 Every input (transcript, keys) is an :class:`InboundMessage` (channel ``voice``, sender the caller's
 number, ``channel_message_id`` = ``CallSid:utterance-n``, the phone linked through ``profile``)
 handed to the gateway's handler, which persists it before the turn runs; the turn's replies come
-back and are spoken (``dialogue.render.spoken_prompt``: short text, keys for the choices).
-Signatures are checked as for SMS (``channels.sms.public_url``). Metrics go out as events.
+back and are spoken (the :class:`SpokenReplies` the gateway wires in, which is the dialogue's
+``dialogue.render.spoken_prompt``: short text, keys for the choices).
+Signatures are checked as for SMS (``twiliohooks``). Metrics go out as events.
 
 Must not know the dialogue's internals, NLU or the database: it sees the inbound handler and the
 :class:`VoiceFeed`, :class:`CallerDirectory` and :class:`CallEvents` the gateway wires in.
@@ -34,7 +35,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
@@ -54,10 +55,7 @@ from channels.base import (
     national_phone,
 )
 from channels.spec import ChannelDeps, ChannelSpec
-from channels.twilio import SIGNATURE_HEADER, public_url, signed_form
 from configuration import SettingsError
-from dialogue.render import spoken_prompt
-from dialogue.turn import Reply
 from ivr import menu, twiml
 from ivr.call import DTMF, Call, CallTimers, Heard, Next, Outcome, Prompt, StreamSession, answer_input
 from ivr.digits import ORDER_ID, PHONE, keyed
@@ -69,6 +67,7 @@ from ivr.recognizer import EngineUnavailable, SpeechEngine, SpeechWorkers
 from ivr.settings import VoiceSettings
 from ivr.voice import EspeakVoice, PromptVoice
 from store.models import MAX_TEXT_CHARS, InboundMessage, Message
+from twiliohooks import SIGNATURE_HEADER, public_url, signed_form
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +103,23 @@ class VoiceFeed(Protocol):
     async def note_call(self, conversation_id: str, call: dict[str, Any], since: datetime) -> None:
         """Put the call (number, path, transcript since ``since``) into the agent's hand-off summary."""
         ...
+
+
+class SpokenText(Protocol):
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def keys(self) -> Mapping[str, str]:
+        """DTMF digit → the choice's payload."""
+        ...
+
+
+class SpokenReplies(Protocol):
+    """A turn's replies as one spoken prompt. The wording is the dialogue's (it owns spoken
+    prompts); the phone line asks for it through this rather than importing the dialogue."""
+
+    def spoken(self, replies: Sequence[Message], language: str) -> SpokenText: ...
 
 
 class CallerDirectory(Protocol):
@@ -165,6 +181,7 @@ class VoiceInput(InputChannel):
         *,
         voice: PromptVoice | None,
         guard: NuisanceGuard,
+        speaker: SpokenReplies,
         directory: CallerDirectory | None = None,
         feed: VoiceFeed | None = None,
         events: CallEvents | None = None,
@@ -180,6 +197,7 @@ class VoiceInput(InputChannel):
         self.engines = engines
         self.voice = voice if config.prompts == "stream" else None
         self.guard = guard
+        self.speaker = speaker
         self.directory = directory
         self.feed = feed
         self.events = events
@@ -256,9 +274,8 @@ class VoiceInput(InputChannel):
         return prompt
 
     def _reply_prompt(self, call: Call, replies: list[Message], *, handed_off: bool) -> Prompt:
-        turn = [Reply(m.text, tuple(m.quick_replies)) for m in replies]
         language = menu.spoken_language(" ".join(m.text for m in replies), call.language)
-        spoken = spoken_prompt(turn, language)
+        spoken = self.speaker.spoken(replies, language)
         if handed_off or not replies:  # no reply at all: an agent owns the conversation
             text = spoken.text or menu.word("with_agent", language)
             return Prompt(text, language, then=Next.TRANSFER)
@@ -674,7 +691,7 @@ def _with_scheme(url: str, scheme: str) -> str:
     return parts._replace(scheme=scheme).geturl()
 
 
-class VoiceServices(VoiceFeed, CallerDirectory, CallStates, CallEvents, CallAttempts, Protocol):
+class VoiceServices(VoiceFeed, CallerDirectory, CallStates, CallEvents, CallAttempts, SpokenReplies, Protocol):
     """Everything the phone line asks of the gateway's records, in one object."""
 
 
@@ -724,6 +741,7 @@ def build(section: VoiceSettings, deps: VoiceDeps) -> tuple[InputChannel, Output
         Engines(section.engine_config(), section.languages),
         voice=voice,
         guard=guard,
+        speaker=services,
         directory=services,
         feed=services,
         events=services,

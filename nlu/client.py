@@ -9,72 +9,18 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field
+
+from nlu.result import FALLBACK_INTENT as FALLBACK_INTENT
+from nlu.result import Entity as Entity
+from nlu.result import Intent as Intent
+from nlu.result import ParseResult as ParseResult
+from nlu.result import Request as Request
 
 log = logging.getLogger(__name__)
-
-FALLBACK_INTENT = "nlu_fallback"
 
 
 class NluUnavailable(RuntimeError):
     """The NLU server could not be reached, timed out or answered with an error."""
-
-
-class Intent(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    name: str | None = None
-    confidence: float = 0.0
-
-
-class Entity(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    entity: str
-    value: Any
-    start: int | None = None
-    end: int | None = None
-    extractor: str | None = None
-
-
-class Request(BaseModel):
-    """One request of a message, in message order (see :attr:`ParseResult.requests`)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    intent: Intent
-    text: str
-    """The clause as sent to the classifier: ``normalized_text[start:end]``."""
-    start: int
-    end: int
-    entities: list[Entity] = Field(default_factory=list)
-
-
-class ParseResult(BaseModel):
-    """Rasa's ``/model/parse`` response; unknown fields are kept so the raw shape round-trips.
-
-    ``requests`` (added by :class:`nlu.understanding.UnderstandingClient`) lists the message's
-    requests in order; a message with one request has exactly one, equal to ``intent``.
-    """
-
-    model_config = ConfigDict(extra="allow")
-
-    text: str
-    intent: Intent = Field(default_factory=Intent)
-    entities: list[Entity] = Field(default_factory=list)
-    intent_ranking: list[Intent] = Field(default_factory=list)
-    requests: list[Request] = Field(default_factory=list)
-
-    @property
-    def intent_name(self) -> str | None:
-        return self.intent.name
-
-    def entity_values(self, name: str) -> list[Any]:
-        return [e.value for e in self.entities if e.entity == name]
-
-    def first_entity(self, name: str) -> Any | None:
-        values = self.entity_values(name)
-        return values[0] if values else None
 
 
 class NluClient(ABC):

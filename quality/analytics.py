@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from quality.metrics import percentile
 from quality.refunds import REFUND_TYPES
-from store import stored_datetime
+from store.mongo import stored_datetime
 
 DEFECT_FLAG = "possible_product_defect"
 """The history flag the backoffice sets when several customers report the same SKU."""

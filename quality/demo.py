@@ -17,8 +17,8 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from backoffice.handoff import AgentActionRefused, HandoffDesk
-from store import ConversationStore, Event, InboundMessage
-from store.mongo import new_id
+from store import Event, InboundMessage
+from store.mongo import ConversationStore, new_id
 
 log = logging.getLogger(__name__)
 

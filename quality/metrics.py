@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from store import stored_datetime
+from store.mongo import stored_datetime
 
 Kind = Literal["rate", "duration", "csat", "nps"]
 Source = Literal["conversation", "call", "csat", "nps", "ticket", "bot_review", "correction_review"]

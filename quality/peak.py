@@ -27,7 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from quality.metrics import NONE_KEY, QualityFilter, quality_report
 from quality.refunds import refund_report
-from store import stored_datetime
+from store.mongo import stored_datetime
 
 RATE_METRICS = ("self_service_completion", "transfer_to_human")
 TIME_METRICS = ("first_response_time", "handoff_resolution_time")

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from store import stored_datetime
+from store.mongo import stored_datetime
 
 Granularity = Literal["day", "week"]
 REFUND_TYPES = ("refund", "return_refund")

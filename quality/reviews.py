@@ -18,7 +18,7 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from quality.metrics import NON_TOPIC_INTENTS, epoch_ms
-from store import stored_datetime
+from store.mongo import stored_datetime
 
 Kind = Literal["bot_answer", "agent_correction"]
 KINDS: tuple[Kind, ...] = ("bot_answer", "agent_correction")

@@ -6,6 +6,9 @@ server used when no ``MONGODB_URI`` is configured.
 
 Must not know about any particular channel's wire format, the NLU, or dialogue rules: it stores
 what it is given and answers queries.
+
+This package's top level is the model only (no driver): a channel importing ``store.models`` must not
+pull pymongo in; the MongoDB side is ``store.mongo``.
 """
 
 from store.models import (
@@ -20,21 +23,16 @@ from store.models import (
     OutboundMessage,
     QuickReply,
 )
-from store.mongo import ConversationStore, InboundReceipt, MergeRefused, stored_datetime
 
 __all__ = [
     "Attachment",
     "Conversation",
     "ConversationState",
-    "ConversationStore",
     "Customer",
     "Direction",
     "Event",
     "InboundMessage",
-    "InboundReceipt",
-    "MergeRefused",
     "Message",
     "OutboundMessage",
     "QuickReply",
-    "stored_datetime",
 ]

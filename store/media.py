@@ -31,6 +31,7 @@ from pymongo.errors import DuplicateKeyError
 
 import textpatterns
 from store.models import Attachment, utcnow
+from store.models import MediaRejected as MediaRejected  # its home before it moved to the model
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +67,6 @@ _SHA256 = textpatterns.compile(r"[0-9a-f]{64}")
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 USAGE_RESCAN_SECONDS = 60.0
 """How long the cached total under the root is trusted before it is scanned again."""
-
-
-class MediaRejected(ValueError):
-    """An attachment refused: ``reason`` is ``too_large``, ``type_not_allowed`` or ``storage_full``
-    (the quota or the disk is full: nothing is wrong with the file, it cannot be kept now)."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 class MediaStore:

@@ -22,6 +22,19 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+class MediaRejected(ValueError):
+    """An attachment refused: ``reason`` is ``too_large``, ``type_not_allowed`` or ``storage_full``
+    (the quota or the disk is full: nothing is wrong with the file, it cannot be kept now).
+
+    Here, with the model, rather than in ``store.media``: channels raise and catch it without the
+    media store's driver."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
 class Direction(StrEnum):
     INBOUND = "in"
     OUTBOUND = "out"

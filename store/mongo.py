@@ -252,6 +252,11 @@ class ConversationStore:
                 log.warning("identity already belongs to another customer: %s", ", ".join(sorted(missing)))
         return _from_doc(Customer, doc)
 
+    async def customer_with_identity(self, kind: str, value: str) -> Customer | None:
+        """The customer one of whose identities (``phone``, ``email``, a channel's sender id) is this."""
+        doc = await self.customers.find_one({f"identities.{kind}": value})
+        return _from_doc(Customer, doc) if doc else None
+
     async def get_customer(self, customer_id: str) -> Customer | None:
         doc = await self.customers.find_one({"_id": customer_id})
         return _from_doc(Customer, doc) if doc else None
@@ -342,6 +347,11 @@ class ConversationStore:
                 raise
             return _from_doc(Conversation, doc)
         return _from_doc(Conversation, new)
+
+    async def open_conversation_of(self, channel: str, sender_id: str) -> Conversation | None:
+        """This channel identity's open conversation, if it has one (never creates one)."""
+        doc = await self.conversations.find_one({"open_key": f"{channel}:{sender_id}"})
+        return _from_doc(Conversation, doc) if doc else None
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         doc = await self.conversations.find_one({"_id": conversation_id})
@@ -848,6 +858,14 @@ class ConversationStore:
 
     async def log_event(self, event: Event) -> None:
         await self.events.insert_one(event.model_dump())
+
+    async def conversation_events(self, conversation_id: str, name: str) -> list[Event]:
+        """The events of this name logged for the conversation, in stored order."""
+        cursor = self.events.find({"conversation_id": conversation_id, "name": name})
+        # A stored null is a missing field (the event's default), as the readers always took it.
+        return [
+            Event.model_validate({k: v for k, v in d.items() if k != "_id" and v is not None}) async for d in cursor
+        ]
 
     async def log_events(self, events: Sequence[Event]) -> None:
         """Several events in one round trip."""

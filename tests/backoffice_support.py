@@ -15,7 +15,8 @@ from backoffice.staff import StaffMember
 from media_ocr.store import OcrResultStore
 from shop import MongoOrderService, load_orders_file
 from shop.aftersales import AfterSalesService
-from store import ConversationStore, InboundMessage
+from store import InboundMessage
+from store.mongo import ConversationStore
 from tests.conftest import DEMO_ORDERS
 
 # Tuesday 1 December 2026, 10:00 in Shanghai: inside business hours.

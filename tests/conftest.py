@@ -19,8 +19,8 @@ from gateway.settings import GatewaySettings
 from nlu import NluProject, RasaNluClient
 from nlu.server import EmbeddedRasaServer
 from nlu.understanding import UnderstandingClient
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 from tests.helpers import CUSTOMER_TOKEN_SECRET
 from tests.telegram_standin import BotApiStandIn
 

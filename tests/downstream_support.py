@@ -17,7 +17,7 @@ from nlu import NluClient
 from standins.courier import CourierStandIn
 from standins.payment_centre import PaymentCentreStandIn
 from standins.warehouse import WarehouseStandIn
-from store import ConversationStore
+from store.mongo import ConversationStore
 from supervisor import free_port
 from tests.conftest import DEMO_ORDERS
 from tests.helpers import CUSTOMER_TOKEN_SECRET, wait_for

@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from channels.app_im import sign_user
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.telegram_standin import BotApiStandIn
 
 

@@ -14,8 +14,9 @@ from aiohttp.test_utils import TestClient
 from gateway import Gateway
 from shop import Order
 from shop.aftersales import AfterSalesRequest
-from store import ConversationStore, InboundMessage, Message
+from store import InboundMessage, Message
 from store.models import Attachment
+from store.mongo import ConversationStore
 from tests.helpers import Chat, unique_sender
 
 _serial = itertools.count(1)

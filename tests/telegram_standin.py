@@ -10,8 +10,8 @@ from gateway import Gateway, GatewayBuilder, Settings
 from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
 from standins.telegram_bot_api import BOT_USER, TOKEN, BotApiStandIn, callback_update, private_update
-from store import ConversationStore
 from store.media import MediaStore
+from store.mongo import ConversationStore
 
 __all__ = ["BOT_USER", "TOKEN", "BotApiStandIn", "callback_update", "private_update", "telegram_gateway"]
 

@@ -7,7 +7,7 @@ import asyncio
 
 from backoffice import Priority, TicketDesk, TicketType
 from shop.aftersales import AfterSalesService, RequestConflict, RequestType, Step
-from store import ConversationStore
+from store.mongo import ConversationStore
 
 
 async def test_one_open_request_per_order_and_type_and_closing_frees_it(store: ConversationStore) -> None:

@@ -15,7 +15,8 @@ from media_ocr.pipeline import OcrWorkers
 from media_ocr.synthetic import make_sample
 from shop import Order
 from shop.aftersales import RequestType
-from store import ConversationStore, Event
+from store import Event
+from store.mongo import ConversationStore
 from tests.browser import artifact, browser  # noqa: F401
 from tests.console_support import make_staff, served, sign_in_page
 from tests.test_ocr_api import ocr_gateway

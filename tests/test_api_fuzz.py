@@ -38,7 +38,7 @@ from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings, OutboxSettings, RateLimitSettings
 from media_ocr.pipeline import OcrWorkers
 from nlu.understanding import UnderstandingClient
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.conftest import DEMO_ORDERS
 from tests.telegram_standin import TOKEN as BOT_TOKEN
 from tests.telegram_standin import BotApiStandIn

@@ -13,7 +13,7 @@ from backoffice.permissions import Role
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from gateway import build_app
 from nlu import NluClient
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.conftest import DEMO_ORDERS
 from tests.helpers import wait_for
 from tests.telegram_standin import BotApiStandIn, callback_update, private_update, telegram_gateway

@@ -17,7 +17,7 @@ from backoffice.workflow import ActionInvalid
 from media_ocr.model import OcrResult
 from media_ocr.store import OcrResultStore
 from shop.aftersales import RequestType, Step
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.backoffice_support import ZHANG_DELIVERED, ZHANG_PHONE, Clock, contact, make_backoffice, outbox_texts, staff
 
 S = TicketStatus

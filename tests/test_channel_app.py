@@ -26,8 +26,9 @@ from channels.app_im import (
 from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
-from store import ConversationStore, InboundMessage, Message, OutboundMessage
+from store import InboundMessage, Message, OutboundMessage
 from store.media import MediaStore
+from store.mongo import ConversationStore
 from tests.conftest import DEMO_ORDERS
 
 SECRET = "app-im-test-secret"

@@ -25,8 +25,9 @@ from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
 from standins.smtp_sink import SmtpSink
-from store import ConversationStore, InboundMessage, Message
+from store import InboundMessage, Message
 from store.media import MediaStore
+from store.mongo import ConversationStore
 from supervisor import free_port
 from tests.conftest import DEMO_ORDERS
 from tests.dovecot import PASSWORD, USER, Dovecot

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from store import ConversationStore, InboundMessage
-from store.mongo import MergeRefused
+from store import InboundMessage
+from store.mongo import ConversationStore, MergeRefused
 
 
 async def test_a_merge_moves_identities_conversations_and_messages_and_is_audited(store: ConversationStore) -> None:

@@ -10,8 +10,9 @@ import pytest
 
 from channels.base import DeliveryFailed, OutputChannel
 from gateway.outbox import OutboxDispatcher, RetryPolicy
-from store import ConversationStore, Message, OutboundMessage
+from store import Message, OutboundMessage
 from store.media import MediaRejected, MediaStore
+from store.mongo import ConversationStore
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 60
 

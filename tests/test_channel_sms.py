@@ -13,14 +13,15 @@ from twilio.request_validator import RequestValidator
 
 from channels.base import DeliveryFailed
 from channels.sms import WEBHOOK_PATH, TwilioSmsInput, TwilioSmsOutput, render_text
-from channels.twilio import SIGNATURE_HEADER
 from gateway import GatewayBuilder, Settings, SettingsError, build_app
 from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
-from store import ConversationStore, InboundMessage, Message, QuickReply
+from store import InboundMessage, Message, QuickReply
+from store.mongo import ConversationStore
 from tests.conftest import DEMO_ORDERS
 from tests.helpers import wait_for
 from tests.twilio_standin import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, INVALID_NUMBER, TwilioStandIn
+from twiliohooks import SIGNATURE_HEADER
 
 PUBLIC = "https://cs.example.com"
 CUSTOMER = "+8613800138000"

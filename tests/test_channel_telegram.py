@@ -17,8 +17,9 @@ from channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramInput, Telegr
 from gateway import GatewayBuilder, Settings, SettingsError, build_app
 from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
-from store import ConversationStore, InboundMessage, Message, QuickReply
+from store import InboundMessage, Message, QuickReply
 from store.media import MediaStore
+from store.mongo import ConversationStore
 from store.settings import MediaSettings
 from tests.conftest import DEMO_ORDERS
 from tests.telegram_standin import TOKEN, BotApiStandIn, callback_update, private_update

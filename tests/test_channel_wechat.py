@@ -17,7 +17,7 @@ from gateway import Gateway, GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
 from standins.wechat_api import APP_ID, APP_SECRET, ENCODING_AES_KEY, TOKEN, WeChatStandIn
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.conftest import DEMO_ORDERS
 
 OPENID = "oAbC-customer-0001"

@@ -16,7 +16,8 @@ from channels.app_im import CHAT_PAGE_PATH, sign_user
 from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
-from store import ConversationStore, OutboundMessage
+from store import OutboundMessage
+from store.mongo import ConversationStore
 from tests.browser import artifact, browser  # noqa: F401  (the fixture)
 from tests.conftest import DEMO_ORDERS
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import aiohttp
 
 from nlu.server import EmbeddedRasaServer
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 from supervisor import free_port
 from tests.conftest import DEMO_ORDERS, REPO_ROOT
 

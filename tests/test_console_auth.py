@@ -14,8 +14,8 @@ from aiohttp import ClientSession
 from backoffice.permissions import Role
 from gateway import Gateway, GatewayBuilder, Settings
 from nlu.understanding import UnderstandingClient
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 from tests.conftest import REPO_ROOT
 from tests.console_support import (
     PASSWORD,

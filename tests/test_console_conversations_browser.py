@@ -14,7 +14,8 @@ from playwright.async_api import Browser, expect
 from backoffice.permissions import Role
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from nlu import NluClient
-from store import ConversationState, ConversationStore
+from store import ConversationState
+from store.mongo import ConversationStore
 from tests.browser import artifact, browser  # noqa: F401  (the fixture)
 from tests.console_support import make_staff, served, sign_in_page
 from tests.helpers import wait_for

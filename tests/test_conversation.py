@@ -6,7 +6,8 @@ import asyncio
 
 from aiohttp.test_utils import TestClient
 
-from store import ConversationState, ConversationStore
+from store import ConversationState
+from store.mongo import ConversationStore
 from tests.helpers import Chat, unique_sender
 
 

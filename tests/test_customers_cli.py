@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 from tests.helpers import unique_sender
 from tests.test_cli import clean_env, run_cli
 

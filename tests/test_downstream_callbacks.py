@@ -19,7 +19,7 @@ from gateway import Gateway
 from nlu import NluClient
 from shop.aftersales import RequestType, Step
 from standins.callbacks import SentCallback
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.downstream_support import loop_gateway, settled, snapshot, standins
 from tests.helpers import wait_for
 from tests.selfservice import Customer

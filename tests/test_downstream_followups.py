@@ -18,7 +18,7 @@ from backoffice.routing.pickups import PickupStatus
 from downstream.events import ScanState
 from nlu import NluClient
 from shop.aftersales import RequestType, Step
-from store import ConversationStore
+from store.mongo import ConversationStore
 from supervisor import free_port
 from tests.downstream_support import loop_gateway, loop_settings, settled, standins
 from tests.helpers import wait_for

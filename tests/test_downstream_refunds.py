@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nlu import NluClient
 from shop.aftersales import Step
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.downstream_support import loop_gateway, settled, standins
 from tests.helpers import wait_for
 from tests.selfservice import Customer

@@ -17,8 +17,8 @@ from channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramInput, Telegr
 from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
-from store import ConversationStore
 from store.media import MediaStore
+from store.mongo import ConversationStore
 from tests.conftest import DEMO_ORDERS
 from tests.faults_support import assert_every_inbound_answered, assert_stored_once, assert_telegram_sent_once_in_order
 from tests.helpers import wait_for

@@ -24,8 +24,8 @@ from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
-from store import ConversationStore
 from store.media import MediaRejected, MediaStore
+from store.mongo import ConversationStore
 from store.settings import MediaSettings
 from tests.faults_support import (
     app_query,

@@ -25,8 +25,8 @@ from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 from store.settings import StoreSettings
 from tests.conftest import DEMO_ORDERS
 from tests.faults_support import (

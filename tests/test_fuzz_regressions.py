@@ -16,7 +16,7 @@ from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings
 from nlu import OfflineNlu
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.telegram_standin import BotApiStandIn, telegram_gateway
 
 Client = TestClient[object, object]

@@ -12,7 +12,8 @@ from backoffice.settings import BackofficeSettings
 from gateway import Gateway, Settings
 from gateway.settings import GatewaySettings
 from shop.aftersales import RequestType
-from store import ConversationState, ConversationStore
+from store import ConversationState
+from store.mongo import ConversationStore
 from tests.helpers import CUSTOMER_TOKEN_SECRET
 from tests.selfservice import Customer, events
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient
 
 from gateway import Gateway
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.backoffice_support import contact
 from tests.selfservice import Customer
 

@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient
 from gateway import Gateway, GatewayBuilder, Settings
 from gateway.turns import MAX_TURN_STARTS
 from nlu import NluClient, ParseResult
-from store import ConversationStore, InboundMessage
+from store import InboundMessage
+from store.mongo import ConversationStore
 from tests.helpers import Chat, unique_sender
 
 HOSTILE = ["市" * 4000, "市区路" * 1333, "去" * 4000, "1" * 4000, "<div" * 1000, "\n" * 3999 + "x"]

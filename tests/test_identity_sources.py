@@ -3,7 +3,7 @@
 The outside probe became "anyone can be any customer" through one channel (REST metadata taken as
 identity). This table names, for every channel in the registry, what proves its sender id and
 the contact details it links (phone, e-mail), and the test that tries to claim them without that
-proof. A channel added to ``channels.registry`` fails here until both are written down.
+proof. A channel added to ``gateway.channel_registry`` fails here until both are written down.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import importlib
 
 import pytest
 
-from channels.registry import CHANNELS
+from gateway.channel_registry import CHANNELS
 
 IDENTITY_PROOFS: dict[str, tuple[str, str]] = {
     "rest": (

@@ -15,7 +15,7 @@ from backoffice.settings import BackofficeSettings
 from gateway import Gateway, GatewayBuilder, Settings, SettingsError
 from gateway.settings import GatewaySettings
 from ivr.settings import VoiceSettings
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.conftest import AUDIO
 from tests.twilio_voice import ACCOUNT_SID, AUTH_TOKEN, HOTLINE, PUBLIC, TwilioCall, sign
 

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings
 from nlu import NluClient
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.conftest import DEMO_ORDERS
 from tests.test_ivr_call import AUDIO, CALLER, wait_for_event
 from tests.twilio_voice import ACCOUNT_SID, AUTH_TOKEN, HOTLINE, PUBLIC, TwilioCall

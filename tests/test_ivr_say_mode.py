@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway import Settings
 from gateway.settings import GatewaySettings
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.test_ivr_call import AUDIO, CALLER, wait_for_event
 from tests.twilio_voice import ACCOUNT_SID, AUTH_TOKEN, HOTLINE, PUBLIC, TwilioCall
 

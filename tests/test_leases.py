@@ -14,9 +14,10 @@ from telegram import Bot
 from channels.base import InputChannel
 from channels.telegram import TelegramInput, make_bot
 from gateway.receivers import ExclusiveReceivers
-from store import ConversationStore, InboundMessage, Message
+from store import InboundMessage, Message
 from store.leases import Leases, LeaseUnavailable
 from store.media import MediaStore
+from store.mongo import ConversationStore
 from tests.processes import eventually
 from tests.telegram_standin import TOKEN, BotApiStandIn, private_update
 

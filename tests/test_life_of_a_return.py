@@ -28,9 +28,9 @@ from channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramInput, Telegr
 from gateway import GatewayBuilder
 from nlu import NluClient
 from shop.aftersales import RequestType, Step
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
 from store.media import MediaStore
+from store.mongo import ConversationStore
 from supervisor import free_port
 from tests.conftest import REPO_ROOT
 from tests.downstream_support import loop_settings, served, settled, standins

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings
 from nlu.understanding import UnderstandingClient
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.helpers import Chat, unique_sender
 
 

@@ -26,7 +26,7 @@ from gateway.nginx_site import PRODUCTION, TemplateError, cluster_site, fill, pr
 from gateway.settings import GatewaySettings
 from ivr.channel import STREAM_PATH
 from nlu import OfflineNlu
-from store import ConversationStore
+from store.mongo import ConversationStore
 from supervisor import free_port
 from supervisor.health import HealthWatch
 from supervisor.nginx import Nginx

@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway import Gateway, GatewayBuilder, Settings, build_app
 from nlu import RasaNluClient
 from nlu.server import EmbeddedRasaServer
-from store import ConversationState, ConversationStore
+from store import ConversationState
+from store.mongo import ConversationStore
 from supervisor import free_port
 from tests.conftest import DEMO_ORDERS
 from tests.helpers import Chat, unique_sender, wait_for

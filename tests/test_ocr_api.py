@@ -20,7 +20,8 @@ from gateway.settings import GatewaySettings
 from media_ocr.pipeline import OcrWorkers
 from nlu import OfflineNlu
 from shop import Order
-from store import Attachment, ConversationStore, InboundMessage
+from store import Attachment, InboundMessage
+from store.mongo import ConversationStore
 from tests.ocr_support import png, sample
 
 Client = TestClient[object, object]

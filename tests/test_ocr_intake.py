@@ -18,7 +18,7 @@ from media_ocr.pipeline import OcrWorkers
 from media_ocr.synthetic import make_sample
 from shop import Order
 from shop.aftersales import RequestType, Step
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.test_ocr_api import AS_STAFF, Client, ocr_gateway
 
 Setup = tuple[Gateway, Client]

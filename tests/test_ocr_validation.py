@@ -15,8 +15,8 @@ from media_ocr.reader import Reading
 from media_ocr.store import ConcurrentChange, OcrResultStore
 from media_ocr.validation import OrderCheck, ReviewPolicy
 from shop import MongoOrderService, Order
-from store import ConversationStore
 from store.media import MediaStore
+from store.mongo import ConversationStore
 from tests.ocr_support import png
 
 ORDER = {

@@ -21,7 +21,7 @@ from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings
 from media_ocr.pipeline import OcrWorkers
 from nlu import OfflineNlu
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.conftest import DEMO_ORDERS
 
 Client = TestClient[object, object]

@@ -17,7 +17,7 @@ from backoffice.permissions import Role
 from gateway import Gateway
 from nlu import NluClient
 from shop.aftersales import RequestType, Step
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.downstream_support import loop_gateway, standins
 from tests.helpers import wait_for
 from tests.selfservice import Customer

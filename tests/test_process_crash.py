@@ -14,8 +14,8 @@ import aiohttp
 
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from nlu.server import EmbeddedRasaServer
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 from supervisor import free_port
 from tests.processes import eventually, serve_process
 from tests.telegram_standin import TOKEN, BotApiStandIn, private_update

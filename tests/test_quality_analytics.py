@@ -19,7 +19,8 @@ from media_ocr.pipeline import OcrWorkers
 from quality.analytics import cluster_questions, mask_caller
 from shop import Order
 from shop.aftersales import RequestType, Step
-from store import ConversationStore, Event
+from store import Event
+from store.mongo import ConversationStore
 from tests.test_ocr_api import AS_STAFF, Client, ocr_gateway
 
 Setup = tuple[Gateway, Client]

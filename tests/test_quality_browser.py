@@ -21,7 +21,7 @@ from channels.customer_token import sign_customer_token
 from gateway import Gateway, Settings
 from gateway.settings import GatewaySettings
 from shop.aftersales import RequestType
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.browser import artifact, browser  # noqa: F401
 from tests.console_support import Served, make_staff, served, sign_in_page
 from tests.helpers import CUSTOMER_TOKEN_SECRET, post_rest

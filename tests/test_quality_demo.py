@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from gateway import Gateway
 from quality.demo import seed_demo_quality
 from quality.metrics import QualityFilter, quality_report
-from store import ConversationStore
+from store.mongo import ConversationStore
 
 
 async def test_the_demo_fills_the_dashboard_once(

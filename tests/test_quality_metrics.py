@@ -12,7 +12,7 @@ import pytest
 from quality.metrics import QualityFilter, quality_report
 from quality.refunds import refund_report
 from quality.reviews import ReviewQueue, ReviewRefused, Window
-from store import ConversationStore
+from store.mongo import ConversationStore
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 D = datetime(2026, 11, 10, tzinfo=UTC)  # 2026-11-10 08:00 in Shanghai

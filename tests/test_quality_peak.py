@@ -23,8 +23,9 @@ from gateway.settings import GatewaySettings, OutboxSettings
 from nlu.understanding import UnderstandingClient
 from quality.demo import seed_demo_quality
 from quality.peak import csv_rows, format_text, peak_report
-from store import ConversationStore, InboundMessage
+from store import InboundMessage
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 from tests.conftest import DEMO_ORDERS, REPO_ROOT
 from tests.helpers import CUSTOMER_TOKEN_SECRET, wait_for
 from tests.selfservice import Customer

@@ -18,7 +18,7 @@ from gateway.limits import Rate, TokenBucketLimiter
 from gateway.runtime import SENDER_COUNTS
 from gateway.settings import GatewaySettings
 from nlu import OfflineNlu
-from store import ConversationStore
+from store.mongo import ConversationStore
 from store.rate_counts import FixedWindowCounts
 from tests.helpers import post_rest
 from tests.telegram_standin import BotApiStandIn, private_update, telegram_gateway

@@ -7,7 +7,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway import GatewayBuilder, Settings, build_app
 from gateway.turns import MAX_TURN_STARTS
 from nlu import NluClient, ParseResult, RasaNluClient
-from store import ConversationStore, InboundMessage
+from store import InboundMessage
+from store.mongo import ConversationStore
 from tests.conftest import DEMO_ORDERS
 from tests.helpers import Chat
 

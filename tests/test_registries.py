@@ -12,8 +12,8 @@ import yaml
 import intents
 from backoffice.config import TicketsConfig, load_default
 from backoffice.lifecycle import TicketType
-from channels.registry import CHANNELS, identity_kinds
 from dialogue.flows import FLOW_CLASSES
+from gateway.channel_registry import CHANNELS, identity_kinds
 from gateway.settings import Settings
 from ivr.menu import SCENARIOS
 
@@ -93,4 +93,4 @@ def test_no_module_keeps_its_own_list_of_intents() -> None:
 def test_no_module_keeps_its_own_list_of_channels() -> None:
     names = tuple(spec.name for spec in CHANNELS if spec.name not in ("email", "app"))  # also ordinary words
     # The quality demo's scripted conversations name channels as data, not as a list of them.
-    assert _listings(names, 3, allowed={"channels/registry.py", "quality/demo.py"}) == []
+    assert _listings(names, 3, allowed={"gateway/channel_registry.py", "quality/demo.py"}) == []

@@ -12,9 +12,9 @@ from pymongo import AsyncMongoClient
 from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings
 from nlu import OfflineNlu
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
 from store.models import MAX_TEXT_CHARS
+from store.mongo import ConversationStore
 
 WEBHOOK = "/webhooks/rest/webhook"
 

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from channels.customer_token import sign_customer_token
 from channels.rest import SESSION_HEADER
 from gateway import Gateway
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.helpers import CUSTOMER_TOKEN_SECRET, Chat, unique_sender
 from tests.selfservice import Customer
 

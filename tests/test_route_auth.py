@@ -12,7 +12,7 @@ from backoffice.settings import BackofficeSettings
 from gateway import GatewayBuilder, Settings, build_app
 from gateway.settings import GatewaySettings
 from nlu import OfflineNlu
-from store import ConversationStore
+from store.mongo import ConversationStore
 
 PUBLIC = {
     ("GET", "/health"),  # readiness for the load balancer

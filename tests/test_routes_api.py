@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from backoffice.routing.demo import demo_pickups
 from gateway import GatewayBuilder, Settings, build_app
 from nlu import OfflineNlu
-from store import ConversationStore
+from store.mongo import ConversationStore
 
 DAY = "2026-11-25"
 STAFF_TOKEN = "routes-test-admin-token"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 from tests.test_cli import clean_env, run_cli
 
 DAY = "2026-11-26"

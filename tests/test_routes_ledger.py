@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from backoffice.ledger import GENESIS_HASH, HashChainLedger, canonical_json, entry_hash
-from store import ConversationStore
+from store.mongo import ConversationStore
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from backoffice.routing.model import SolveOptions
 from backoffice.routing.pickups import PickupRequest, PickupStatus, PickupStore
 from backoffice.routing.planner import PlanningError, RoutePlanner
 from backoffice.routing.replan import Changes, merge, progress_at, remaining_problem
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.routes_factory import pickup_problem
 
 DAY = "2026-11-23"

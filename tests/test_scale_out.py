@@ -24,8 +24,8 @@ from channels.app_im import WS_PATH, sign_user
 from channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from gateway.cluster import GatewayProcess
 from nlu.server import EmbeddedRasaServer
-from store import ConversationStore
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 from supervisor import free_port
 from tests.helpers import LoopbackServer
 from tests.processes import eventually, serve_process

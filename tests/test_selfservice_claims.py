@@ -6,8 +6,9 @@ from aiohttp.test_utils import TestClient
 
 from gateway import Gateway
 from shop.aftersales import RequestType, Step
-from store import ConversationState, ConversationStore
+from store import ConversationState
 from store.models import Attachment
+from store.mongo import ConversationStore
 from tests.selfservice import Customer, events
 
 CUP_AND_GIFT = [

@@ -10,7 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway import Gateway
-from store import ConversationState, ConversationStore
+from store import ConversationState
+from store.mongo import ConversationStore
 from tests.helpers import Chat, unique_sender
 from tests.selfservice import Customer, events
 

@@ -7,7 +7,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway import Gateway
 from shop.aftersales import RequestType, Step
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.helpers import Chat, unique_sender
 from tests.selfservice import Customer, events
 

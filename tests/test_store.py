@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from store import ConversationStore, InboundMessage, OutboundMessage
+from store import InboundMessage, OutboundMessage
 from store.embedded import EmbeddedMongo
+from store.mongo import ConversationStore
 
 
 def inbound(channel: str = "rest", sender: str = "alice", mid: str = "m1", **extra: object) -> InboundMessage:

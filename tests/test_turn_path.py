@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from pymongo import monitoring
 
 from gateway import Gateway
-from store import ConversationStore
+from store.mongo import ConversationStore
 from tests.selfservice import Customer
 
 PLAIN_TURN_ROUND_TRIPS = 22

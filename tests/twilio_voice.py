@@ -25,8 +25,8 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
-from channels.twilio import SIGNATURE_HEADER
 from ivr.audio import media_frames
+from twiliohooks import SIGNATURE_HEADER
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "twilio-voice-test-token"

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from zoneinfo import ZoneInfo
 
 import intents as intent_registry
@@ -32,7 +32,6 @@ from dialogue.turn import Turn
 from shop import Order, OrderItem, OrderService
 from shop.aftersales import AfterSalesRequest, AfterSalesService, RequestType, Step
 from shop.policy import AfterSalesPolicy
-from store.verification import LookupAttempts, VerificationAttempts
 
 if TYPE_CHECKING:
     from dialogue.knowledge import KnowledgeBase
@@ -120,6 +119,25 @@ register(
 )
 
 
+class VerificationCounts(Protocol):
+    """Failed ownership checks per customer and order (the store's ``VerificationAttempts``; the
+    dialogue asks through this and never imports the database side)."""
+
+    async def failed(self, customer_id: str, order_id: str) -> int:
+        """Count one failure; the failures within the window, this one included."""
+        ...
+
+    async def failures(self, customer_id: str, order_id: str) -> int: ...
+
+
+class LookupCounts(Protocol):
+    """Order numbers a customer looked up that are not theirs (the store's ``LookupAttempts``)."""
+
+    async def looked_up(self, customer_id: str) -> int: ...
+
+    async def exhausted(self, customer_id: str) -> bool: ...
+
+
 @dataclass(slots=True)
 class FlowContext:
     """The services flows act through; the dialogue never touches the database directly."""
@@ -134,9 +152,9 @@ class FlowContext:
     surveys: SurveyDesk | None = None
     followups: FollowUps | None = None
     """Tasks behind the bot's promises (expedite, courier inquiry)."""
-    verification: VerificationAttempts | None = None
+    verification: VerificationCounts | None = None
     """Failed ownership checks, counted per customer and order across flows and channels."""
-    lookups: LookupAttempts | None = None
+    lookups: LookupCounts | None = None
     """Order numbers a customer looked up that are not theirs: walking through numbers is stopped."""
     embed: Embedder | None = None
     """Sentence vectors for matching products named in another language ("the kettle" → 电热水壶)."""

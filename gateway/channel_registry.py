@@ -5,6 +5,10 @@ here. Everything that lists channels reads this tuple: the settings (each channe
 the gateway (which channels to build), the store (an identity index per channel), the dialogue
 (a channel's name in a reply), the console (labels and filters, through ``/api/channels``) and
 ``make run``'s banner.
+
+It lives in the composition root, not in ``channels/``: the phone line (``ivr.channel``) is one of
+the channels and knows the dialogue's spoken replies, so a registry inside ``channels`` would make
+every channel adapter import the phone line, and through it the dialogue and the NLU.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""What Twilio's webhooks share, for the SMS channel and the phone line: the signature check
-against the public URL Twilio called.
+"""What Twilio's webhooks share, for the SMS channel (``channels.sms``) and the phone line
+(``ivr.channel``): the signature check against the public URL Twilio called.
 
-Must not know about dialogue, NLU or the database.
+Owns: the signature header, the public URL a webhook was called at, and the signed form or its 403.
+Must not know: any channel, the dialogue, NLU or the database. It is its own package so that
+the phone line need not import a sibling channel's module to check a signature.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ import logging
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
-
-from channels.base import json_response
 
 log = logging.getLogger(__name__)
 
@@ -42,5 +42,5 @@ async def signed_form(
     signature = request.headers.get(SIGNATURE_HEADER, "")
     if not signature or not validator.validate(url, fields, signature):
         log.warning("twilio webhook from %s: bad signature for %s", request.remote, url)
-        return json_response({"error": "forbidden", "detail": "invalid X-Twilio-Signature"}, 403)
+        return web.json_response({"error": "forbidden", "detail": "invalid X-Twilio-Signature"}, status=403)
     return fields
