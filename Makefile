@@ -1,5 +1,5 @@
 # `make run` and `make test` set up whatever is missing first; `make setup` only sets up.
-.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-ocr-documents bench-channels bench-backoffice bench-ivr bench-quality bench-peak bench-callbacks clean
+.PHONY: setup run test lint bench bench-nlu bench-routes bench-ocr bench-ocr-documents bench-channels bench-backoffice bench-ivr bench-quality bench-peak bench-callbacks bench-store clean
 
 setup:
 	@bash scripts/setup.sh
@@ -16,6 +16,9 @@ lint: setup
 
 bench: setup
 	.venv/bin/python bench/throughput.py
+
+bench-store: setup
+	.venv/bin/python bench/store_growth.py
 
 bench-nlu: setup
 	.venv/bin/python bench/nlu.py --train

@@ -41,9 +41,8 @@ from gateway.settings import GatewaySettings
 from nlu import NluProject, RasaNluClient
 from nlu.server import EmbeddedRasaServer
 from nlu.understanding import UnderstandingClient
-from store.mongo import ConversationStore
 from store.embedded import EmbeddedMongo
-from store.mongo import new_id
+from store.mongo import ConversationStore, new_id
 from tests.helpers import CUSTOMER_TOKEN_SECRET
 from tests.selfservice import Customer
 

@@ -56,6 +56,10 @@ GIVES_BACK = textpatterns.compile(
     textpatterns.IGNORECASE,
 )
 """Giving goods back ("音箱不要了 帮我退了"), which a classifier may take for withdrawing a request."""
+_DROPS_THE_ORDER = textpatterns.compile(
+    r"(?:不要了|不想要了|唔要|唔想要).{0,8}(?:取消|cancel)", textpatterns.IGNORECASE
+)
+""""202611230045不要了 取消吧": an order number and its cancellation, not a request taken back."""
 _THANKS = textpatterns.compile(r"谢|謝|多谢|唔该|唔該|thank|thx", textpatterns.IGNORECASE)
 _GROUNDS = frozenset(intents.names("request")) - {"compensation"}
 """A clause saying the parcel was late, read as any task, beside a claim for compensation it grounds."""
@@ -131,7 +135,7 @@ def asks_of(turn_input: TurnInput) -> list[Ask]:
         # "申请了退货，可以改成换货吗？换 L 号": one change to a request, not a withdrawal and a new exchange.
         confidence = max(a.confidence for a in asks if a.intent == "withdraw_request")
         return [Ask(turn_input.text, "withdraw_request", confidence, whole)]
-    return _pickups_joined(asks)
+    return _continuations_joined(asks)
 
 
 _PICKUP = textpatterns.compile(
@@ -139,16 +143,27 @@ _PICKUP = textpatterns.compile(
     textpatterns.IGNORECASE,
 )
 _GOODS_BACK = frozenset({"return_refund", "exchange"})
+_IF_NOT = textpatterns.compile(
+    r"^\W*(?:没有的话|沒有的話|如果没有|如果沒有|没有就|沒有就|要是没有|要是沒有|冇嘅话|冇嘅話|未有嘅話|"
+    r"不然的话|不然|否则|否則|if not\b|otherwise\b)",
+    textpatterns.IGNORECASE,
+)
 
 
-def _pickups_joined(asks: list[Ask]) -> list[Ask]:
-    """ "頂帽想退 聽日下晝嚟攞得唔得": a pick-up time after a return or exchange is that request's
-    pick-up, not a delivery-time change of its own."""
+def _continuations_joined(asks: list[Ask]) -> list[Ask]:
+    """Clauses that finish the request before them: a pick-up time after a return or exchange
+    ("頂帽想退 聽日下晝嚟攞得唔得") is its pick-up, not a delivery-time change; "没有的话帮我申请"
+    after "我申请价保了吗" is that request, wanted if it does not exist yet."""
     joined: list[Ask] = []
     for ask in asks:
         before = joined[-1] if joined else None
-        if before is not None and before.intent in _GOODS_BACK and ask.intent == "change_delivery_time" \
-                and _PICKUP.search(ask.text):  # fmt: skip
+        pickup = (
+            before is not None
+            and before.intent in _GOODS_BACK
+            and ask.intent == "change_delivery_time"
+            and _PICKUP.search(ask.text) is not None
+        )
+        if before is not None and (pickup or _IF_NOT.search(ask.text)):
             joined[-1] = Ask(f"{before.text} {ask.text}", before.intent, before.confidence,
                              before.entities + ask.entities)  # fmt: skip
         else:
@@ -368,8 +383,13 @@ class DialogueEngine:
             and (await self._names_own_item(turn) or Flow.follows_focus(self.flows["return_refund"], turn))
         ):
             return self.flows["exchange" if _EXCHANGE_WORD.search(text) else "return_refund"]
-        if intent == "withdraw_request" and GIVES_BACK.search(text) and not self.requests.names_a_withdrawal(turn):
-            # "那个音箱我不要了 帮我退了": giving the goods back, not taking a request back.
+        if (
+            intent == "withdraw_request"
+            and (GIVES_BACK.search(text) or (_DROPS_THE_ORDER.search(text) and turn.entity("order_id")))
+            and not self.requests.names_a_withdrawal(turn)
+        ):
+            # "那个音箱我不要了 帮我退了": giving the goods back (or dropping the order), not taking
+            # a request back.
             return self.flows["refund"]
         if intent in self.by_intent:
             return self.by_intent[intent]

@@ -118,7 +118,8 @@ LATE = textpatterns.compile(
     textpatterns.IGNORECASE,
 )
 PRICE_DROP = textpatterns.compile(
-    r"(降价|降價|落价|落價|价保|價保|保价|便宜了|差价|差價|补差|price (drop|protection)|cheaper)",
+    r"(降价|降價|落价|落價|价保|價保|保价|价格保护|價格保護|便宜了|差价|差價|补差|(?:降|跌)到\s*\d|"
+    r"price (drop|protection)|cheaper)",
     textpatterns.IGNORECASE,
 )
 _ONLY_GOT = textpatterns.compile(r"(?:只到了|只收到|只来了|只有|只寄了|only (?:got|received))\s*(\S{1,12})")
