@@ -23,17 +23,20 @@ from pymongo.errors import DuplicateKeyError
 from backoffice.lifecycle import TicketType
 from backoffice.priority import Priority
 from backoffice.sla import WEEKDAYS, BusinessHours, Targets
+from errors import Conflict, UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 CACHE_SECONDS = 5.0
 _HOURS = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
-class ConfigInvalid(ValueError):
+class ConfigInvalid(UserError):
     """A configuration document that does not validate; ``problems`` are ``path: why`` lines."""
 
+    code = "invalid_config"
+
     def __init__(self, kind: str, problems: list[str]) -> None:
-        super().__init__(f"invalid {kind} configuration: " + "; ".join(problems))
+        super().__init__(f"invalid {kind} configuration: " + "; ".join(problems), problems=problems)
         self.kind = kind
         self.problems = problems
 
@@ -314,5 +317,5 @@ class ConfigStore:
         return new_version
 
 
-class ConfigConflict(Exception):
+class ConfigConflict(Conflict):
     """Someone saved the configuration since it was read."""

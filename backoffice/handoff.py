@@ -24,6 +24,7 @@ from backoffice.notifications import CustomerNotifier
 from backoffice.priority import URGENT_WORDS, NeedInputs, PriorityAssessment, assess_need, handoff_waiting_factor
 from backoffice.surveys import Survey, SurveyDesk
 from backoffice.tickets import TicketDesk
+from errors import Conflict
 from shop import OrderLookup
 from shop.aftersales import AfterSalesService
 from store import Conversation, ConversationState, Event, Message, OutboundMessage
@@ -70,15 +71,16 @@ def _latest_topic(summary: dict[str, Any]) -> str | None:
     return None
 
 
-class AgentActionRefused(Exception):
+class AgentActionRefused(Conflict):
     """The conversation is not in a state for this agent's action; nothing was changed.
 
-    ``reason``: ``not_found``, ``not_waiting`` (someone else took it), ``not_owner`` (the agent
-    does not hold it), ``held_by_another`` (another agent holds it) or ``not_with_agent`` (the
-    bot has it)."""
+    ``reason`` (its ``code`` too): ``not_found``, ``not_waiting`` (someone else took it),
+    ``not_owner`` (the agent does not hold it), ``held_by_another`` (another agent holds it) or
+    ``not_with_agent`` (the bot has it). The agent API answers ``not_found`` as a 404 and
+    ``held_by_another`` as a 403 ``not_owner``; the others are conflicts (409)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message, code=reason)
         self.reason = reason
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from errors import Conflict
+
 
 class TicketType(StrEnum):
     REFUND = "refund"
@@ -84,8 +86,10 @@ CUSTOMER_VISIBLE = frozenset({S.CLAIMED, S.ASSIGNED, S.PENDING_CUSTOMER, S.APPRO
 """A human moving a ticket into one of these tells the customer, so it counts as a response."""
 
 
-class TransitionRefused(ValueError):
+class TransitionRefused(Conflict):
     """The ticket's status does not allow this move; nothing was changed."""
+
+    code = "invalid_transition"
 
 
 def check_transition(ticket_type: TicketType, current: TicketStatus, target: TicketStatus) -> None:

@@ -11,6 +11,8 @@ import asyncio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from errors import UserError
+
 MIN_LENGTH = 10
 MAX_LENGTH = 256
 
@@ -18,8 +20,13 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not-a-password-of-anyone")
 
 
-class WeakPassword(ValueError):
+class WeakPassword(UserError):
     """The password is refused; the message says why."""
+
+    code = "weak_password"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="password")
 
 
 def check_strength(password: str, *, staff_id: str = "") -> None:

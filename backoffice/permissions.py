@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from errors import Forbidden
+
 
 class Role(StrEnum):
     CUSTOMER_SERVICE = "customer_service"
@@ -59,7 +61,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 
-class PermissionDenied(Exception):
+class PermissionDenied(Forbidden):
     """The staff member's roles do not allow this; nothing was changed."""
 
 

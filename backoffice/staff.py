@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from backoffice.passwords import check_strength, hash_password, verify_password
 from backoffice.permissions import Actor, Role
+from errors import Conflict
 from store.mongo import array_indexes_work
 
 DEFAULT_CAPACITY = 10
@@ -35,8 +36,10 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class StaffExists(Exception):
-    pass
+class StaffExists(Conflict):
+    """A staff member with this id exists already."""
+
+    code = "exists"
 
 
 class StaffMember(BaseModel):

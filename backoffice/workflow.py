@@ -38,6 +38,7 @@ from backoffice.ticket_record import (
     transition,
 )
 from backoffice.tickets import TicketDesk
+from errors import UserError
 from shop.aftersales import RequestType, Step
 
 MONEY_OR_GOODS = frozenset(
@@ -104,8 +105,10 @@ def allowed_actions(actor: Actor, ticket: Ticket) -> list[str]:
     return [action for action in ACTIONS if action in allowed]
 
 
-class ActionInvalid(ValueError):
+class ActionInvalid(UserError):
     """A value the action cannot take (an unknown queue, a missing reason …)."""
+
+    code = "invalid_action"
 
 
 class TicketWorkflow:

@@ -59,6 +59,7 @@ from bench.rest_sessions import RestSessions
 from channels.app_im import sign_user
 from channels.telegram import SECRET_HEADER
 from channels.telegram import WEBHOOK_PATH as TELEGRAM_PATH
+from errors import OperationalError
 from gateway.cluster import GatewayProcess
 from nlu.project import NluProject
 from nlu.server import EmbeddedRasaServer
@@ -480,8 +481,10 @@ class Load:
                 await reader
 
 
-class Retry(Exception):
+class Retry(OperationalError):
     """The gateway did not take the message (not 200 / no ack): the client sends it again."""
+
+    code = "not_taken"
 
 
 # -- agents ------------------------------------------------------------------------------

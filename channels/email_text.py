@@ -17,6 +17,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses
 
 import textpatterns
+from errors import UserError
 
 _BLANK_LINES = textpatterns.compile(r"\n{3,}")
 _SPACES = textpatterns.compile(r"[ \t\u00a0]+")
@@ -123,8 +124,10 @@ class ParsedMail:
         return False
 
 
-class UnreadableMail(ValueError):
+class UnreadableMail(UserError):
     """Not a mail the gateway can take: no sender, or no parsable structure."""
+
+    code = "unreadable_mail"
 
 
 def parse_mail(raw: bytes, envelope_sender: str | None = None) -> ParsedMail:

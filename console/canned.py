@@ -9,11 +9,15 @@ from typing import Any
 
 import yaml
 
+from errors import UserError
+
 DEFAULT_PATH = Path(__file__).with_name("canned_replies.yml")
 
 
-class CannedRepliesInvalid(ValueError):
-    pass
+class CannedRepliesInvalid(UserError):
+    """A canned-replies file that cannot be used; the message says where and why."""
+
+    code = "invalid_canned_replies"
 
 
 @dataclass(frozen=True, slots=True)

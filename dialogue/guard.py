@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from dialogue.turn import Turn
-from errors import GatewayError
+from errors import OperationalError
 from shop.aftersales import RequestType
 
 CONFIRMED_ACTIONS = frozenset(
@@ -26,7 +26,7 @@ CONFIRMED_ACTIONS = frozenset(
 BOOKKEEPING = frozenset({"urge", "courier_inquiry", "complaint"})
 
 
-class UnconfirmedWrite(GatewayError):
+class UnconfirmedWrite(OperationalError):
     """A flow tried to write something the customer had not named and confirmed."""
 
     code = "unconfirmed_write"

@@ -41,6 +41,7 @@ import numpy as np
 import yaml
 
 import textpatterns
+from errors import UserError
 from nlu.normalize import TextNormaliser
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,10 @@ _ENGLISH_STOP = frozenset(
 )  # fmt: skip
 
 
-class KnowledgeBaseError(ValueError):
+class KnowledgeBaseError(UserError):
     """The knowledge-base file cannot be used; the message names the file, entry and field."""
+
+    code = "invalid_knowledge_base"
 
 
 @dataclass(frozen=True, slots=True)

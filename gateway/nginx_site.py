@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import textpatterns
+from errors import UserError
 from gateway.settings import RateLimitSettings, Settings
 from media_ocr.pipeline import MAX_IMAGE_BYTES
 
@@ -30,8 +31,10 @@ MULTIPART_ALLOWANCE = 1024 * 1024
 _PLACEHOLDER = textpatterns.compile(r"\{\{(\w+)\}\}")
 
 
-class TemplateError(ValueError):
-    pass
+class TemplateError(UserError):
+    """A template and its values that do not fit together."""
+
+    code = "invalid_template"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from pymongo.errors import PyMongoError
 from backoffice import TicketDesk
 from dialogue import DialogueEngine, TurnInput, TurnOutcome
 from dialogue.choices import resolve_choice
+from errors import Unavailable
 from gateway.channel_registry import CHANNELS
 from gateway.turn_timing import TurnTimings, stage
 from nlu import NluClient, NluUnavailable, ParseResult
@@ -64,9 +65,11 @@ QUARANTINE_NOTICE = {
 }
 
 
-class ConversationBusy(RuntimeError):
+class ConversationBusy(Unavailable, RuntimeError):
     """Another process kept the conversation's lease too long; the message is stored and will
     be answered (by recovery or a redelivery), but not within this request."""
+
+    code = "conversation_busy"
 
 
 class KeyedLocks:

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from errors import UserError
+
 PHONE_RATE = 8000
 """Twilio media streams carry 8 kHz mono μ-law."""
 ASR_RATE = 16000
@@ -162,8 +164,10 @@ def ulaw_to_asr(data: bytes) -> Samples:
     return out[2 * upsampler.delay :]
 
 
-class AudioFileError(ValueError):
+class AudioFileError(UserError):
     """A file that is not audio this module can read."""
+
+    code = "unreadable_audio"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from errors import UserError
 from ivr.audio import FRAME_BYTES
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,10 @@ MAX_BAD_FRAMES = 20
 """Malformed frames tolerated (logged and skipped) before the stream is closed as broken."""
 
 
-class StreamProtocolError(ValueError):
+class StreamProtocolError(UserError):
     """A frame that is not a Media Streams event this gateway understands."""
+
+    code = "invalid_stream_frame"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,17 +21,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
+from errors import Unavailable
 from ivr.audio import Samples
 from ivr.digits import digit_words
 
 T = TypeVar("T")
 
 
-class EngineUnavailable(RuntimeError):
+class EngineUnavailable(Unavailable, RuntimeError):
     """An engine cannot run here: a model path is missing or a package is not installed.
 
     The message names what is missing; nothing is ever downloaded at run time.
     """
+
+    code = "speech_engine_unavailable"
 
 
 @dataclass(frozen=True, slots=True)

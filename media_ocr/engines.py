@@ -25,6 +25,7 @@ import numpy as np
 import pytesseract
 from numpy.typing import NDArray
 
+from errors import Unavailable
 from media_ocr.model import Box, TextLine
 from media_ocr.preprocess import Gray, PreparedImage
 
@@ -37,8 +38,10 @@ RestFilter = Callable[[list[TextLine], int], bool]
 line worth reading? Lets an engine skip the long tails of addresses and footers."""
 
 
-class EngineUnavailable(RuntimeError):
+class EngineUnavailable(Unavailable, RuntimeError):
     """An engine's binary or model is missing (e.g. Tesseract or its chi_sim data not installed)."""
+
+    code = "ocr_engine_unavailable"
 
 
 class OcrEngine(ABC):

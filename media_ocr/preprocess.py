@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from errors import UserError
+
 Gray: TypeAlias = NDArray[np.integer[Any] | np.floating[Any]]
 """A single-channel 8-bit image (height × width); typed as OpenCV's stubs type what they return."""
 Quad: TypeAlias = NDArray[np.float32]
@@ -33,8 +35,10 @@ MAX_SIDE = 1800
 """Longest side after scaling; keeps detection time bounded on big photos."""
 
 
-class UnreadableImage(ValueError):
+class UnreadableImage(UserError):
     """The bytes are not an image OpenCV can decode."""
+
+    code = "unreadable_image"
 
 
 @dataclass(slots=True)

@@ -13,12 +13,15 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from errors import Conflict
 from media_ocr.model import OcrResult
 from store.mongo import new_id
 
 
-class ConcurrentChange(RuntimeError):
+class ConcurrentChange(Conflict, RuntimeError):
     """Someone else changed the result between reading and writing it."""
+
+    code = "conflict"
 
 
 class OcrResultStore:

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from errors import Unavailable
 from nlu.result import FALLBACK_INTENT as FALLBACK_INTENT
 from nlu.result import Entity as Entity
 from nlu.result import Intent as Intent
@@ -19,8 +20,10 @@ from nlu.result import Request as Request
 log = logging.getLogger(__name__)
 
 
-class NluUnavailable(RuntimeError):
+class NluUnavailable(Unavailable, RuntimeError):
     """The NLU server could not be reached, timed out or answered with an error."""
+
+    code = "nlu_unavailable"
 
 
 class NluClient(ABC):

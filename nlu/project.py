@@ -14,6 +14,7 @@ from pathlib import Path
 
 import opencc
 
+from errors import OperationalError
 from nlu.augment import pinyin_variants
 from nlu.normalize import LEXICON_PATH, TextNormaliser
 from nlu.rasa_yaml import load_document, read_examples, render_training_yaml
@@ -41,8 +42,10 @@ def component_files() -> list[Path]:
     return sorted(COMPONENTS_DIR.glob("*.py"))
 
 
-class TrainingFailed(RuntimeError):
-    pass
+class TrainingFailed(OperationalError, RuntimeError):
+    """Training the NLU model failed."""
+
+    code = "training_failed"
 
 
 def rasa_environment(cache_dir: Path) -> dict[str, str]:

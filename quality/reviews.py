@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from errors import UserError
 from quality.metrics import NON_TOPIC_INTENTS, epoch_ms
 from store.mongo import stored_datetime
 
@@ -28,8 +29,10 @@ CANDIDATES = 400
 """How many recent items are looked at to fill one page of the queue."""
 
 
-class ReviewRefused(ValueError):
+class ReviewRefused(UserError):
     """The item does not exist or the verdict does not fit its kind; nothing was stored."""
+
+    code = "invalid_review"
 
 
 def kind_of(item_id: str) -> Kind:

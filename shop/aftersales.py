@@ -25,6 +25,8 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from errors import Conflict
+
 log = logging.getLogger(__name__)
 
 
@@ -252,8 +254,10 @@ class AfterSalesRequest(BaseModel):
         ]
 
 
-class RequestConflict(Exception):
+class RequestConflict(Conflict):
     """The request changed while we were writing; re-read and decide again."""
+
+    code = "request_conflict"
 
 
 class AfterSalesService:

@@ -12,23 +12,28 @@ from pydantic import ValidationError
 from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from errors import Conflict, UserError
 from shop.models import Order, OrderChange, OrderStatus
 from textpatterns import compile as compile_pattern
 
 
-class SeedError(ValueError):
+class SeedError(UserError):
     """An orders file that cannot be loaded; the message says where and why."""
+
+    code = "invalid_orders_file"
 
 
 CHANGEABLE = (OrderStatus.PAID, OrderStatus.PICKING)
 """Before the parcel leaves the warehouse: its address, slot and existence may still change."""
 
 
-class OrderActionRefused(Exception):
+class OrderActionRefused(Conflict):
     """The shop refused a change, e.g. the warehouse picked the order in the meantime."""
 
+    code = "order_action_refused"
+
     def __init__(self, order_id: str, reason: str) -> None:
-        super().__init__(f"order {order_id}: {reason}")
+        super().__init__(f"order {order_id}: {reason}", order_id=order_id)
         self.order_id = order_id
         self.reason = reason
 

@@ -12,13 +12,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from errors import UserError
 from shop.models import OrderItem
 
 EVIDENCE_REASONS_DEFAULT = ("破损", "质量问题", "发错货", "描述不符", "过期变质")
 
 
-class PolicyError(ValueError):
+class PolicyError(UserError):
     """The policy file cannot be used; the message names the file and the field."""
+
+    code = "invalid_policy"
 
 
 class AfterSalesPolicy(BaseModel):

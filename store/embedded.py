@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class EmbeddedMongoError(ChildStartError):
-    pass
+    """The embedded MongoDB server did not start."""
+
+    code = "embedded_mongo_failed"
 
 
 def _check_installed() -> None:

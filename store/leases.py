@@ -25,6 +25,8 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from errors import Unavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -37,8 +39,10 @@ def process_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class LeaseUnavailable(TimeoutError):
+class LeaseUnavailable(Unavailable, TimeoutError):
     """Another process held the lease for longer than the caller would wait."""
+
+    code = "lease_unavailable"
 
 
 class Leases:

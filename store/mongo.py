@@ -24,6 +24,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from errors import Conflict
 from store.models import (
     Conversation,
     ConversationState,
@@ -110,8 +111,10 @@ async def array_indexes_work(db: AsyncDatabase[dict[str, Any]]) -> bool:
     return str(info.get("process", "")).replace("-", "_") != "nx_27017"
 
 
-class MergeRefused(ValueError):
+class MergeRefused(Conflict):
     """A customer merge that would lose or mix up identities; nothing was changed."""
+
+    code = "merge_refused"
 
 
 @dataclass(frozen=True, slots=True)

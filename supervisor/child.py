@@ -12,11 +12,15 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
+from errors import OperationalError
+
 log = logging.getLogger(__name__)
 
 
-class ChildStartError(RuntimeError):
-    pass
+class ChildStartError(OperationalError, RuntimeError):
+    """A child process did not start, or did not become ready."""
+
+    code = "child_start_failed"
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -28,6 +28,8 @@ TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 class NginxUnavailable(ChildStartError):
     """No nginx binary, or a config it refuses."""
 
+    code = "nginx_unavailable"
+
 
 def nginx_binary() -> str:
     """Debian installs it as /usr/sbin/nginx, which an ordinary user's PATH may lack."""

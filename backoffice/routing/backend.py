@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from backoffice.routing.model import ProgressSink, RoutingProblem, RoutingSolution, SolveOptions
+from errors import OperationalError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -19,12 +20,16 @@ several percent closer to best-known on 1000 customers than the best OR-Tools se
 BACKENDS = ("ortools", "pyvrp")
 
 
-class NoSolutionFound(RuntimeError):
+class NoSolutionFound(OperationalError, RuntimeError):
     """The solver found no plan within its time limit (e.g. a stop that must be served cannot be)."""
 
+    code = "no_solution"
 
-class UnsupportedProblem(ValueError):
+
+class UnsupportedProblem(UserError):
     """The backend cannot model something the problem asks for."""
+
+    code = "unsupported_problem"
 
 
 class RoutingBackend(ABC):

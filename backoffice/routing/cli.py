@@ -25,12 +25,15 @@ from backoffice.routing.model import SolveOptions
 from backoffice.routing.pickups import PickupStore
 from backoffice.routing.planner import PlanningError, RoutePlanner, thread_solver
 from backoffice.routing.progress import ConsoleProgress
+from errors import UserError
 
 OpenDatabase = Callable[[], AbstractAsyncContextManager[AsyncDatabase[dict[str, Any]]]]
 
 
-class CommandError(ValueError):
-    pass
+class CommandError(UserError):
+    """A command line this tool cannot run; the message says why."""
+
+    code = "invalid_command"
 
 
 def add_routes_commands(commands: Any) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from backoffice.routing.emissions import DIESEL_KG_CO2_PER_LITRE, GRID_KG_CO2_PER_KWH, EnergyProfile, EnergyUnit
+from errors import UserError
 
 DEFAULT_FLEET_FILE = Path(__file__).resolve().parent / "fleet.json"
 CLOCK = r"^([01]\d|2[0-3]):[0-5]\d$"
@@ -20,8 +21,10 @@ MICROS = 1_000_000
 """Solver cost units per yuan (or per kg of CO2 when optimising CO2 only)."""
 
 
-class FleetError(ValueError):
+class FleetError(UserError):
     """A fleet file that cannot be used; the message says where and why."""
+
+    code = "invalid_fleet"
 
 
 def clock_seconds(value: str) -> int:

@@ -38,14 +38,17 @@ from backoffice.routing.model import (
 from backoffice.routing.pickups import PickupStatus, PickupStore, now_iso
 from backoffice.routing.plan_document import plan_document
 from backoffice.routing.replan import Changes, VehicleProgress, progress_at, remaining_problem
+from errors import UserError
 
 log = logging.getLogger(__name__)
 
 CARBON_CHAIN = "carbon"
 
 
-class PlanningError(ValueError):
+class PlanningError(UserError):
     """Nothing to plan, or a plan that cannot be made; the message says why."""
+
+    code = "planning_refused"
 
 
 # -- solving -------------------------------------------------------------------------------

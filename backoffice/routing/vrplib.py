@@ -16,14 +16,17 @@ import numpy as np
 
 from backoffice.routing.matrices import dimacs_tenths
 from backoffice.routing.model import Depot, Point, Route, RoutingProblem, Stop, Vehicle
+from errors import UserError
 
 SCALE = 10
 """Integer units per instance unit: tenths, the precision of DIMACS costs."""
 DEPOT_ID = "depot"
 
 
-class VrplibError(ValueError):
+class VrplibError(UserError):
     """A file this reader cannot understand; the message says where."""
+
+    code = "invalid_vrplib_file"
 
 
 @dataclass(frozen=True, slots=True)
