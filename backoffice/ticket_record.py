@@ -26,6 +26,7 @@ from backoffice.lifecycle import (
 from backoffice.permissions import TicketScope
 from backoffice.priority import URGENT_WORDS, Priority, PriorityAssessment, PriorityFactor, PriorityInputs, assess
 from backoffice.sla import SlaFacts
+from errors import Conflict, NotFound
 
 STORAGE_FIELDS = ("_id", "open_key", "version", "effects_pending", "effects_done")
 """Bookkeeping fields of the stored document that are not part of the record."""
@@ -153,11 +154,11 @@ class Ticket(BaseModel):
         return [f.kind for f in self.flags]
 
 
-class TicketNotFound(KeyError):
-    pass
+class TicketNotFound(NotFound, KeyError):
+    """No such ticket (or none this caller may know of)."""
 
 
-class TicketConflict(Exception):
+class TicketConflict(Conflict):
     """The ticket kept changing under concurrent writers; re-read and try again."""
 
 

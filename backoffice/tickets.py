@@ -417,7 +417,7 @@ class TicketDesk:
     async def require(self, ticket_id: str) -> Ticket:
         ticket = await self.get(ticket_id)
         if ticket is None:
-            raise TicketNotFound(ticket_id)
+            raise TicketNotFound(f"no ticket {ticket_id}", ticket_id=ticket_id)
         return ticket
 
     async def for_customer(self, customer_id: str) -> list[Ticket]:
@@ -527,7 +527,7 @@ class TicketDesk:
         for _ in range(WRITE_ATTEMPTS):
             doc = await self.tickets.find_one({"_id": ticket_id})
             if doc is None:
-                raise TicketNotFound(ticket_id)
+                raise TicketNotFound(f"no ticket {ticket_id}", ticket_id=ticket_id)
             ticket = from_document(doc)
             version = int(doc.get("version", 1))
             unchanged = to_document(ticket)

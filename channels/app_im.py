@@ -43,12 +43,14 @@ from channels.base import (
     MediaSink,
     OutputChannel,
     SenderThrottled,
+    error_response,
     has_control_characters,
     json_response,
     unstorable,
 )
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import setting
+from errors import GatewayError, InsufficientStorage, TooLarge, Unauthorized, UnsupportedMediaType, UserError
 from store import untrusted_json
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
 
@@ -62,8 +64,13 @@ MAX_CLIENT_ID_CHARS = 128
 MAX_FRAME_BYTES = 64 * 1024
 MAX_ATTACHMENTS = 10
 HISTORY_LIMIT = 200
-UPLOAD_REFUSAL_STATUS = {"too_large": 413, "type_not_allowed": 415, "storage_full": 507}
-"""HTTP status of a refused upload by :class:`MediaRejected` reason (507: try again later)."""
+UPLOAD_REFUSALS: dict[str, type[GatewayError]] = {
+    "too_large": TooLarge,
+    "type_not_allowed": UnsupportedMediaType,
+    "storage_full": InsufficientStorage,
+}
+"""The answer to a refused upload by :class:`MediaRejected` reason: 413, 415, or 507 (try again later)."""
+BAD_TOKEN = "missing, wrong or expired token"
 
 
 def sign_user(secret: str, user: str, expires: int) -> str:
@@ -172,10 +179,10 @@ class AppImInput(InputChannel):
         async def websocket(request: web.Request) -> web.StreamResponse:
             user = self._user(request)
             if user is None:
-                return json_response({"error": "unauthorized", "detail": "missing, wrong or expired token"}, 401)
+                return error_response(Unauthorized(BAD_TOKEN))
             socket = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
             if not socket.can_prepare(request).ok:  # a plain GET: say so in JSON, as every other error
-                return json_response({"error": "websocket_required", "detail": "open this URL as a websocket"}, 400)
+                return error_response(UserError("open this URL as a websocket", code="websocket_required"))
             await socket.prepare(request)
             self.connections.add(user, socket)
             try:
@@ -191,21 +198,21 @@ class AppImInput(InputChannel):
         async def upload(request: web.Request) -> web.Response:
             user = self._user(request)
             if user is None:
-                return json_response({"error": "unauthorized", "detail": "missing, wrong or expired token"}, 401)
+                return error_response(Unauthorized(BAD_TOKEN))
             limit = self.media.max_bytes
             if request.content_length is not None and request.content_length > limit:
-                return json_response({"error": "too_large", "detail": f"the limit is {limit} bytes"}, 413)
+                return error_response(TooLarge(f"the limit is {limit} bytes", limit=limit))
             data = await request.content.read(limit + 1)  # the app's 1 MiB body limit does not apply here
             if len(data) > limit:
-                return json_response({"error": "too_large", "detail": f"the limit is {limit} bytes"}, 413)
+                return error_response(TooLarge(f"the limit is {limit} bytes", limit=limit))
             if not data:
-                return json_response({"error": "empty_upload", "detail": "the request body is empty"}, 400)
+                return error_response(UserError("the request body is empty", code="empty_upload"))
             try:
                 attachment = await self.media.save(data, request.content_type, request.query.get("filename"))
             except MediaRejected as rejected:
-                log.info("app upload from %s refused: %s", user, rejected.detail)
-                status = UPLOAD_REFUSAL_STATUS.get(rejected.reason, 415)
-                return json_response({"error": rejected.reason, "detail": rejected.detail}, status)
+                log.info("app upload from %s refused: %s", user, rejected.message)
+                refusal = UPLOAD_REFUSALS.get(rejected.reason, UnsupportedMediaType)
+                return error_response(refusal(rejected.message, code=rejected.reason))
             return json_response(attachment.model_dump(exclude_none=True))
 
         async def chat_page(_: web.Request) -> web.Response:
@@ -249,11 +256,11 @@ class AppImInput(InputChannel):
             else:
                 raise InvalidInbound("invalid_frame", f"unknown frame type {kind!r}", field="type")
         except untrusted_json.UntrustedJson as error:
-            log.info("app frame from %s is not JSON we take: %s", user, error.detail)
-            await _error(socket, error.code, error.detail)
+            log.info("app frame from %s is not JSON we take: %s", user, error.message)
+            await _error(socket, error.code, error.message)
         except InvalidInbound as error:
-            log.info("app frame from %s refused: %s", user, error.detail)
-            await _error(socket, error.code, error.detail, **error.extra)
+            log.info("app frame from %s refused: %s", user, error.message)
+            await _error(socket, error.code, error.message, **error.details)
         except SenderThrottled as throttled:  # not stored and not acked: the client resends it later
             await _error(socket, "rate_limited", str(throttled), retry_after=max(1, round(throttled.retry_after)))
         except Exception:  # e.g. the store is down: the client keeps the message unacked and resends it

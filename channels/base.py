@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
+from errors import GatewayError, OperationalError, TooManyRequests, UserError, whole_seconds
 from store.models import Attachment, InboundMessage, Message
 from store.models import MediaRejected as MediaRejected  # raised by MediaSink.save
 
@@ -19,6 +20,19 @@ _dumps = partial(json.dumps, ensure_ascii=False)
 def json_response(data: Any, status: int = 200) -> web.Response:
     """A JSON response with Chinese left readable (UTF-8), not \\u-escaped."""
     return web.json_response(data, status=status, dumps=_dumps)
+
+
+def error_response(error: GatewayError) -> web.Response:
+    """The one error answer of every HTTP route: ``{"error": {"code", "message", "details"}}``
+    with the error's status, and ``Retry-After`` when it says how long to wait.
+
+    The gateway's middleware (``gateway.app.json_errors``) renders every error with it; channel
+    adapters call it themselves where they answer a refusal in their own handler (so that they
+    answer alike in any app)."""
+    response = json_response(error.body(), error.status)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(whole_seconds(error.retry_after))
+    return response
 
 
 def national_phone(raw: str) -> str:
@@ -84,28 +98,23 @@ class InboundHandler(Protocol):
     async def __call__(self, message: InboundMessage) -> list[Message]: ...
 
 
-class InvalidInbound(ValueError):
-    """A request a channel cannot turn into a message; becomes a 400 with a JSON error."""
+class InvalidInbound(UserError):
+    """A request a channel cannot turn into a message: a 400 whose ``code`` names the problem
+    (``details`` may name the ``field``)."""
 
-    def __init__(self, code: str, detail: str, *, status: int = 400, **extra: Any) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-        self.status = status
-        self.extra = extra
-
-    def response(self) -> web.Response:
-        return json_response({"error": self.code, "detail": self.detail, **self.extra}, status=self.status)
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        super().__init__(message, code=code, **details)
 
 
-class SenderThrottled(Exception):
+class SenderThrottled(TooManyRequests):
     """The inbound handler refused a message: this sender sent too many too fast. Nothing was
     stored; ``retry_after`` seconds from now a message would be taken. Channels answer it the
     way their clients understand (HTTP 429, an app error frame, SMTP 451)."""
 
+    code = "rate_limited"
+
     def __init__(self, retry_after: float) -> None:
-        super().__init__(f"too many messages; retry in {retry_after:.0f} s")
-        self.retry_after = retry_after
+        super().__init__(f"too many messages; retry in {retry_after:.0f} s", retry_after=retry_after)
 
 
 class InputChannel(ABC):
@@ -142,8 +151,10 @@ class InputChannel(ABC):
         return None
 
 
-class DeliveryFailed(Exception):
+class DeliveryFailed(OperationalError):
     """Sending failed; ``permanent`` means retrying cannot help (blocked bot, unknown chat)."""
+
+    code = "delivery_failed"
 
     def __init__(
         self, detail: str, *, permanent: bool = False, retry_after: float | None = None, offline: bool = False

@@ -150,8 +150,8 @@ class EmailInput(InputChannel):
             try:
                 attachments.append(await self.media.save(part.data, part.content_type, part.filename))
             except MediaRejected as refused:
-                log.info("e-mail attachment of %s refused: %s", mail.message_id, refused.detail)
-                rejected.append({"reason": refused.reason, "detail": refused.detail, "filename": part.filename or ""})
+                log.info("e-mail attachment of %s refused: %s", mail.message_id, refused.message)
+                rejected.append({"reason": refused.reason, "detail": refused.message, "filename": part.filename or ""})
         text = mail.text or (mail.subject if not attachments else "")
         metadata: dict[str, Any] = {
             "message_id": mail.message_id,
@@ -193,7 +193,7 @@ class EmailInput(InputChannel):
         try:
             inbound = await self.to_inbound(mail)
         except InvalidInbound as error:
-            log.info("e-mail %s dropped: %s", mail.message_id, error.detail)
+            log.info("e-mail %s dropped: %s", mail.message_id, error.message)
             return "empty"
         await on_message(inbound)
         return "stored"

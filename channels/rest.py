@@ -36,6 +36,7 @@ from channels.base import (
     InboundHandler,
     InputChannel,
     InvalidInbound,
+    error_response,
     has_control_characters,
     json_response,
     unstorable,
@@ -43,6 +44,7 @@ from channels.base import (
 from channels.customer_token import InvalidCustomerToken, verify_customer_token
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import setting
+from errors import Forbidden, Unauthorized
 from store import untrusted_json
 from store.models import MAX_TEXT_CHARS, InboundMessage, Message
 
@@ -96,9 +98,7 @@ class RestInput(InputChannel):
         async def webhook(request: web.Request) -> web.Response:
             if not self.authorised(request.headers.get("Authorization")):
                 log.warning("rest webhook from %s without the right token", request.remote)
-                return json_response(
-                    {"error": "unauthorized", "detail": "send 'Authorization: Bearer <REST_WEBHOOK_TOKEN>'"}, 401
-                )
+                return error_response(Unauthorized("send 'Authorization: Bearer <REST_WEBHOOK_TOKEN>'"))
             try:
                 inbound, credentials = self.parse_with_credentials(
                     await request.read(),
@@ -106,21 +106,15 @@ class RestInput(InputChannel):
                     session_token=request.headers.get(SESSION_HEADER),
                     customer_token=request.headers.get(CUSTOMER_TOKEN_HEADER),
                 )
-            except InvalidInbound as error:
-                return error.response()
+            except (InvalidInbound, InvalidCustomerToken) as error:
+                return error_response(error)
             session_token = credentials.get("session_token")
             if session_token is not None:
                 if not sessions.verify(self.name, inbound.sender_id, session_token):
-                    return json_response(
-                        {"error": "session_mismatch", "detail": "the session token is not this sender's"}, 403
-                    )
+                    return error_response(Forbidden("the session token is not this sender's", code="session_mismatch"))
             elif not await sessions.claim(self.name, inbound.sender_id, inbound.channel_message_id):
-                return json_response(
-                    {
-                        "error": "session_required",
-                        "detail": f"this sender has a session: send its token in {SESSION_HEADER}",
-                    },
-                    403,
+                return error_response(
+                    Forbidden(f"this sender has a session: send its token in {SESSION_HEADER}", code="session_required")
                 )
             replies = await on_message(inbound)
             response = json_response([self.render(r, inbound.sender_id) for r in replies])
@@ -147,7 +141,7 @@ class RestInput(InputChannel):
         try:
             payload = untrusted_json.loads(body)
         except untrusted_json.UntrustedJson as exc:
-            raise InvalidInbound(exc.code, exc.detail) from exc
+            raise InvalidInbound(exc.code, exc.message) from exc
         if not isinstance(payload, dict):
             raise InvalidInbound("invalid_payload", 'expected an object {"sender": ..., "message": ...}')
         if (reason := unstorable(payload)) is not None:
@@ -206,15 +200,8 @@ class RestInput(InputChannel):
         if customer_token is None:
             return {}
         if self.customer_token_secret is None:
-            raise InvalidInbound(
-                "invalid_customer_token",
-                "this gateway verifies no customer tokens (REST_CUSTOMER_TOKEN_SECRET)",
-                status=401,
-            )
-        try:
-            return verify_customer_token(self.customer_token_secret, customer_token)
-        except InvalidCustomerToken as exc:
-            raise InvalidInbound("invalid_customer_token", exc.message, status=401) from exc
+            raise InvalidCustomerToken("this gateway verifies no customer tokens (REST_CUSTOMER_TOKEN_SECRET)")
+        return verify_customer_token(self.customer_token_secret, customer_token)
 
     @staticmethod
     def render(reply: Message, recipient_id: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from channels.base import (
     MediaRejected,
     MediaSink,
     OutputChannel,
+    error_response,
     has_control_characters,
     national_phone,
     unstorable,
@@ -40,7 +41,7 @@ from channels.base import (
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import SettingsError, setting
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
-from twiliohooks import signed_form
+from twiliohooks import BadSignature, signed_form
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +75,13 @@ class TwilioSmsInput(InputChannel):
 
     def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
         async def webhook(request: web.Request) -> web.Response:
-            fields = await signed_form(request, self.validator, self.public_base_url)
-            if isinstance(fields, web.Response):
-                return fields
             try:
-                inbound = self.parse(fields)
+                inbound = self.parse(await signed_form(request, self.validator, self.public_base_url))
+            except BadSignature as error:
+                return error_response(error)
             except InvalidInbound as error:
-                log.warning("twilio webhook: %s", error.detail)
-                return error.response()
+                log.warning("twilio webhook: %s", error.message)
+                return error_response(error)
             if self.media is not None and inbound.attachments and not await self._seen(inbound):
                 inbound = await self._download_media(inbound)
             await on_message(inbound)  # stored before Twilio gets its 200; replies go via the outbox
@@ -158,8 +158,8 @@ class TwilioSmsInput(InputChannel):
                     data, content_type = await self._fetch(http, link.url)
                     saved = await self.media.save(data, content_type, f"mms-{inbound.channel_message_id}-{index}")
                 except MediaRejected as refused:
-                    log.info("mms media %s refused: %s", link.url, refused.detail)
-                    rejected.append({"reason": refused.reason, "detail": refused.detail})
+                    log.info("mms media %s refused: %s", link.url, refused.message)
+                    rejected.append({"reason": refused.reason, "detail": refused.message})
                     continue
                 except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                     log.warning("mms media %s not downloaded: %s", link.url, exc)

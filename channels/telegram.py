@@ -24,7 +24,8 @@ from aiohttp import web
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram import Message as TelegramMessage
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
+from telegram.error import BadRequest, InvalidToken, RetryAfter, TelegramError
+from telegram.error import Forbidden as BotForbidden
 
 from channels.base import (
     DeliveryFailed,
@@ -35,6 +36,7 @@ from channels.base import (
     MediaSink,
     OutputChannel,
     SenderThrottled,
+    error_response,
     json_response,
     national_phone,
     storable_text,
@@ -42,6 +44,7 @@ from channels.base import (
 )
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import SettingsError, setting
+from errors import Forbidden, GatewayError, Unavailable
 from store import untrusted_json
 from store.models import Attachment, InboundMessage, Message
 
@@ -59,8 +62,10 @@ def make_bot(token: str, api_base_url: str = "https://api.telegram.org") -> Bot:
     return Bot(token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot")
 
 
-class Ignored(Exception):
+class Ignored(GatewayError):
     """An update this channel does not serve (group chat, edited message …); acknowledged, not stored."""
+
+    code = "ignored"
 
 
 class TelegramInput(InputChannel):
@@ -92,7 +97,7 @@ class TelegramInput(InputChannel):
         async def webhook(request: web.Request) -> web.Response:
             if not self._secret_ok(request.headers.get(SECRET_HEADER)):
                 log.warning("telegram webhook from %s with a wrong secret token", request.remote)
-                return json_response({"error": "forbidden", "detail": "wrong or missing secret token"}, 403)
+                return error_response(Forbidden("wrong or missing secret token"))
             try:
                 data = untrusted_json.loads(await request.read())
                 if not isinstance(data, dict):
@@ -101,20 +106,20 @@ class TelegramInput(InputChannel):
                     raise InvalidInbound("invalid_text", f"the update cannot be stored: {reason}")
                 inbound = await self.to_inbound(Update.de_json(data, self.bot))
             except untrusted_json.UntrustedJson as exc:
-                log.warning("telegram webhook: %s", exc.detail)
-                return InvalidInbound(exc.code, "the request body is not a JSON update").response()
+                log.warning("telegram webhook: %s", exc.message)
+                return error_response(InvalidInbound(exc.code, "the request body is not a JSON update"))
             except InvalidInbound as error:
-                log.warning("telegram webhook: %s", error.detail)
-                return error.response()
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # de_json on a malformed update
-                log.warning("telegram webhook: malformed update: %s", exc)
-                return InvalidInbound("invalid_payload", f"malformed update: {exc}").response()
-            except Ignored as reason:
+                log.warning("telegram webhook: %s", error.message)
+                return error_response(error)
+            except Ignored as reason:  # before ValueError below: acknowledged, not refused
                 log.info("telegram update ignored: %s", reason)
                 return json_response({"ok": True, "ignored": str(reason)})
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # de_json on a malformed update
+                log.warning("telegram webhook: malformed update: %s", exc)
+                return error_response(InvalidInbound("invalid_payload", f"malformed update: {exc}"))
             except TelegramError as exc:  # e.g. getFile failed: nothing stored, Telegram retries
                 log.error("telegram webhook: Bot API call failed: %s", exc)
-                return json_response({"error": "upstream_unavailable", "detail": str(exc)}, 503)
+                return error_response(Unavailable(str(exc), code="upstream_unavailable"))
             try:
                 await on_message(inbound)  # persisted before Telegram gets its 200; replies go via the outbox
             except SenderThrottled:
@@ -257,8 +262,8 @@ class TelegramInput(InputChannel):
         try:
             return await self.media.save(data, "image/jpeg", f"{largest.file_unique_id}.jpg"), None
         except MediaRejected as rejected:
-            log.info("telegram photo %s refused: %s", largest.file_unique_id, rejected.detail)
-            return None, {"reason": rejected.reason, "detail": rejected.detail}
+            log.info("telegram photo %s refused: %s", largest.file_unique_id, rejected.message)
+            return None, {"reason": rejected.reason, "detail": rejected.message}
 
 
 class TelegramOutput(OutputChannel):
@@ -288,7 +293,7 @@ class TelegramOutput(OutputChannel):
             wait = exc.retry_after
             seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
             raise DeliveryFailed(f"rate limited: {exc}", retry_after=seconds) from exc
-        except (Forbidden, BadRequest, InvalidToken) as exc:  # blocked bot, unknown chat: retrying cannot help
+        except (BotForbidden, BadRequest, InvalidToken) as exc:  # blocked bot, unknown chat: retrying cannot help
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}", permanent=True) from exc
         except TelegramError as exc:  # network errors, timeouts, 5xx
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc

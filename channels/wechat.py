@@ -41,10 +41,12 @@ from channels.base import (
     MediaSink,
     OutputChannel,
     SenderThrottled,
+    error_response,
     storable_text,
 )
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import SettingsError, setting
+from errors import Forbidden, GatewayError, TooLarge
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
 
 log = logging.getLogger(__name__)
@@ -63,8 +65,10 @@ PERMANENT = {
 }
 
 
-class Ignored(Exception):
+class Ignored(GatewayError):
     """A message this channel does not serve (a location, a menu click …): acknowledged, not stored."""
+
+    code = "ignored"
 
 
 class WeChatApi:
@@ -159,22 +163,22 @@ class WeChatInput(InputChannel):
             """WeChat's check of the URL when it is configured: the echo, if the signature is ours."""
             query = request.query
             if not self._signed(query):
-                return web.Response(status=403, text="bad signature")
+                return error_response(Forbidden("bad signature", code="bad_signature"))
             return web.Response(text=query.get("echostr", ""))
 
         async def receive(request: web.Request) -> web.Response:
             query = request.query
             if not self._signed(query):
                 log.warning("wechat webhook with a bad signature")
-                return web.Response(status=403, text="bad signature")
+                return error_response(Forbidden("bad signature", code="bad_signature"))
             body = await request.content.read(MAX_BODY_BYTES + 1)
             if len(body) > MAX_BODY_BYTES:
-                return web.Response(status=413, text="message too large")
+                return error_response(TooLarge(f"the message is larger than {MAX_BODY_BYTES} bytes"))
             try:
                 inbound = await self.to_inbound(self._plain(body, query))
             except InvalidInbound as error:
-                log.warning("wechat webhook: %s", error.detail)
-                return error.response()
+                log.warning("wechat webhook: %s", error.message)
+                return error_response(error)
             except Ignored as reason:
                 log.info("wechat message ignored: %s", reason)
                 return web.Response(text="success")
@@ -269,8 +273,8 @@ class WeChatInput(InputChannel):
         try:
             return await self.media.save(data, content_type or "image/jpeg", f"{media_id}.jpg"), None
         except MediaRejected as rejected:
-            log.info("wechat image %s refused: %s", media_id, rejected.detail)
-            return None, {"reason": rejected.reason, "detail": rejected.detail}
+            log.info("wechat image %s refused: %s", media_id, rejected.message)
+            return None, {"reason": rejected.reason, "detail": rejected.message}
 
 
 class WeChatOutput(OutputChannel):

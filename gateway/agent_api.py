@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from backoffice.handoff import AgentActionRefused, HandoffDesk
-from backoffice.permissions import Permission, PermissionDenied, Role
+from backoffice.permissions import Permission, Role
 from channels.base import json_response
-from gateway.openapi import ApiError
+from errors import Forbidden, NotFound, UserError
+from gateway.openapi import read_json_object
 from gateway.starting import wired
-from store import untrusted_json
 from store.models import MAX_TEXT_CHARS, Conversation, Message
-from store.mongo import MergeRefused
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -40,17 +39,6 @@ HISTORY_MESSAGES = 300
 INLINE_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-REFUSALS = {  # the desk's reason: (status, error code)
-    "not_found": (404, "not_found"),
-    "not_waiting": (409, "not_waiting"),
-    "not_owner": (409, "not_owner"),
-    "held_by_another": (403, "not_owner"),
-    "not_with_agent": (409, "not_with_agent"),
-}
-
-
-def _error(status: int, code: str, detail: str) -> web.Response:
-    return json_response({"error": code, "detail": detail}, status=status)
 
 
 def _conversation_view(conversation: Conversation) -> dict[str, Any]:
@@ -98,16 +86,19 @@ class AgentApi:
 
     @staticmethod
     def _guard(handler: Handler) -> Handler:
+        """The desk's refusals as the API answers them: ``not_found`` is a 404, another agent's
+        conversation a 403 ``not_owner``, the rest conflicts (409, the reason as the code). Every
+        other error goes to the app's middleware as it is."""
+
         async def serve(request: web.Request) -> web.StreamResponse:
             try:
                 return await handler(request)
-            except ApiError as exc:
-                return exc.response()
-            except PermissionDenied as exc:
-                return _error(403, "forbidden", str(exc))
             except AgentActionRefused as exc:
-                status, code = REFUSALS[exc.reason]
-                return _error(status, code, str(exc))
+                if exc.reason == "not_found":
+                    raise NotFound(exc.message) from exc
+                if exc.reason == "held_by_another":
+                    raise Forbidden(exc.message, code="not_owner") from exc
+                raise
 
         return serve
 
@@ -121,25 +112,14 @@ class AgentApi:
         caller.member.actor().require(Permission.HANDLE_CONVERSATIONS, "working on conversations")
         return caller.member.id
 
-    async def _body(self, request: web.Request) -> dict[str, Any]:
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes")
-        try:
-            body = untrusted_json.loads(await request.read() or b"{}")
-        except untrusted_json.UntrustedJson as exc:
-            raise ApiError(400, exc.code, exc.detail) from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "invalid_payload", "expected a JSON object")
-        return body
-
     async def _authorised_body(self, request: web.Request) -> tuple[str, dict[str, Any]]:
         # Authenticate first: a stranger learns nothing from the body's validation.
         agent = await self._agent(request)
-        body = await self._body(request)
+        body = await read_json_object(request, MAX_BODY)
         if agent is None:
             named = body.get("agent")
             if not isinstance(named, str) or not 1 <= len(named) <= 64:
-                raise ApiError(400, "missing_field", "'agent' (the agent's id) is required with the service token")
+                raise UserError("'agent' (the agent's id) is required with the service token", code="missing_field")
             agent = named
         return agent, body
 
@@ -151,7 +131,7 @@ class AgentApi:
         store = wired(self.gateway.store)
         conversation = await store.get_conversation(request.match_info["conversation_id"][:64])
         if conversation is None:
-            raise ApiError(404, "not_found", "no such conversation")
+            raise NotFound("no such conversation")
         return conversation
 
     # -- queue and colleagues -------------------------------------------------------------
@@ -272,10 +252,10 @@ class AgentApi:
         agent, body = await self._authorised_body(request)
         text = body.get("text")
         if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_CHARS:
-            return _error(400, "invalid_field", f"'text' must be 1–{MAX_TEXT_CHARS} characters")
+            raise UserError(f"'text' must be 1–{MAX_TEXT_CHARS} characters", code="invalid_field")
         client_id = body.get("client_message_id")
         if client_id is not None and (not isinstance(client_id, str) or not 1 <= len(client_id) <= 128):
-            return _error(400, "invalid_field", "'client_message_id' must be a string of 1–128 characters")
+            raise UserError("'client_message_id' must be a string of 1–128 characters", code="invalid_field")
         conversation = await self._conversation(request)
         message = await self.desk.answer(conversation, agent, text, client_message_id=client_id)
         if self.gateway.outbox is not None:
@@ -287,7 +267,7 @@ class AgentApi:
         agent, body = await self._authorised_body(request)
         text = body.get("text")
         if not isinstance(text, str) or not text.strip() or len(text) > 4000:
-            return _error(400, "invalid_field", "'text' must be 1–4000 characters")
+            raise UserError("'text' must be 1–4000 characters", code="invalid_field")
         conversation = await self._conversation(request)
         console, backoffice = wired(self.gateway.console), wired(self.gateway.backoffice)
         member = await backoffice.staff.get(agent)
@@ -301,16 +281,16 @@ class AgentApi:
         agent, body = await self._authorised_body(request)
         to_agent, queue, reason = body.get("to_agent"), body.get("queue"), body.get("reason", "")
         if (to_agent is None) == (queue is None):
-            return _error(400, "invalid_field", "give exactly one of 'to_agent' or 'queue'")
+            raise UserError("give exactly one of 'to_agent' or 'queue'", code="invalid_field")
         if not isinstance(reason, str) or len(reason) > 500:
-            return _error(400, "invalid_field", "'reason' must be at most 500 characters")
+            raise UserError("'reason' must be at most 500 characters", code="invalid_field")
         backoffice = wired(self.gateway.backoffice)
         if to_agent is not None:
             colleague = await backoffice.staff.get(str(to_agent)[:64])
             if colleague is None or colleague.disabled or not colleague.actor().has(Permission.HANDLE_CONVERSATIONS):
-                return _error(400, "invalid_field", f"{to_agent} cannot take conversations")
+                raise UserError(f"{to_agent} cannot take conversations", code="invalid_field")
         if queue is not None and queue not in (await backoffice.config.tickets()).queues:
-            return _error(400, "invalid_field", f"no skill group {queue}")
+            raise UserError(f"no skill group {queue}", code="invalid_field")
         conversation = await self._conversation(request)
         moved = await self.desk.transfer(
             conversation, agent, to_agent=str(to_agent) if to_agent else None, queue=queue, reason=reason
@@ -340,7 +320,7 @@ class AgentApi:
         described = await self.gateway.media.describe(media_id)
         data = await self.gateway.media.get(media_id) if described else None
         if described is None or data is None:
-            return _error(404, "not_found", "no such media")
+            raise NotFound("no such media")
         content_type = described.content_type or "application/octet-stream"
         inline = content_type in INLINE_IMAGE_TYPES
         return web.Response(
@@ -361,7 +341,7 @@ class AgentApi:
         store = wired(self.gateway.store)
         customer = await store.get_customer(request.match_info["customer_id"])
         if customer is None:
-            return _error(404, "not_found", "no such customer")
+            raise NotFound("no such customer")
         conversations = await store.customer_conversations(customer.id, limit=50)
         return json_response(
             {
@@ -379,16 +359,13 @@ class AgentApi:
         source, target, reason = body.get("source_id"), body.get("target_id"), body.get("reason")
         for name, value in (("source_id", source), ("target_id", target), ("reason", reason)):
             if not isinstance(value, str) or not 1 <= len(value) <= 500:
-                return _error(400, "missing_field", f"'{name}' is required")
+                raise UserError(f"'{name}' is required", code="missing_field")
         store = wired(self.gateway.store)
         assert isinstance(source, str) and isinstance(target, str)
         for customer_id in (source, target):
             if await store.get_customer(customer_id) is None:
-                return _error(404, "not_found", f"no customer {customer_id}")
-        try:
-            merged = await store.merge_customers(source, target, actor=f"agent:{agent}", reason=str(reason))
-        except MergeRefused as exc:
-            return _error(409, "merge_refused", str(exc))
+                raise NotFound(f"no customer {customer_id}")
+        merged = await store.merge_customers(source, target, actor=f"agent:{agent}", reason=str(reason))
         return json_response({"customer": merged.model_dump(mode="json")})
 
     async def requests(self, request: web.Request) -> web.Response:

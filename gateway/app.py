@@ -1,17 +1,34 @@
-"""The aiohttp application: channel routes plus ``GET /health``."""
+"""The aiohttp application: channel routes plus ``GET /health``, and the one middleware that
+answers every error (:func:`json_errors`)."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
+import re
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
-from channels.base import SenderThrottled, json_response
+from channels.base import error_response, json_response
+from errors import (
+    Conflict,
+    Forbidden,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    RequestTimeout,
+    TooLarge,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+    UserError,
+)
 from gateway.agent_api import AgentApi
 from gateway.backoffice_api import BackofficeApi
 from gateway.console_web import ConsoleWeb
@@ -24,14 +41,13 @@ from gateway.limits import (
     TokenBucketLimiter,
     client_address,
     parse_networks,
-    too_many,
 )
 from gateway.ocr_routes import ocr_routes
 from gateway.quality_api import QualityApi
 from gateway.routes_api import RoutesApi
 from gateway.runtime import Gateway
 from gateway.staff_auth import StaffAuth
-from gateway.starting import RETRY_AFTER_SECONDS, GatewayStarting, wired
+from gateway.starting import GatewayStarting, wired
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +58,10 @@ IP_LIMITED_PATHS = ("/webhooks/rest/", "/webhooks/app/", "/chat")
 UP_WHILE_STARTING = frozenset({"/health"})
 """Paths served during start-up: the health check says ``starting`` itself, and the cluster's health
 watcher and load balancers must be able to ask."""
+BROWSER_PAGES = ("/console", "/chat")
+"""Pages for people in a browser (the console's pages and their assets, the customers' chat page):
+aiohttp's own answers there (404, 405, a redirect) stay as aiohttp makes them. Every other path is
+an API, where those are JSON too; errors of the project's tree are JSON everywhere."""
 
 
 def ip_rate_limit(gateway: Gateway, addresses: ClientAddress) -> IpRateLimit:
@@ -57,7 +77,8 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     addresses = ClientAddress(parse_networks(gateway.settings.limits.trusted_proxies))
     app = web.Application(
         client_max_size=MAX_REQUEST_BYTES,
-        middlewares=[ip_rate_limit(gateway, addresses).middleware, while_starting(gateway), json_errors, body_deadline],
+        # json_errors first: it answers whatever the others and the handlers raise.
+        middlewares=[json_errors, ip_rate_limit(gateway, addresses).middleware, while_starting(gateway), body_deadline],
     )
     app[GATEWAY_KEY] = gateway
     app[CLIENT_ADDRESS] = addresses
@@ -98,15 +119,9 @@ def while_starting(gateway: Gateway) -> Middleware:
     async def hold_until_started(request: web.Request, handler: Handler) -> web.StreamResponse:
         if gateway.serving or request.path in UP_WHILE_STARTING:
             return await handler(request)
-        return starting_response(GatewayStarting())
+        raise GatewayStarting()
 
     return hold_until_started
-
-
-def starting_response(error: GatewayStarting) -> web.Response:
-    response = json_response(error.body(), error.status)
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
 
 
 BODY_SECONDS = 10.0
@@ -122,34 +137,107 @@ async def body_deadline(request: web.Request, handler: Handler) -> web.StreamRes
             await asyncio.wait_for(request.read(), BODY_SECONDS)
         except TimeoutError:
             log.info("body of %s %s did not arrive in %.0f s", request.method, request.path, BODY_SECONDS)
-            return json_response({"error": "body_timeout", "detail": "the request body took too long to arrive"}, 408)
+            raise RequestTimeout("the request body took too long to arrive", code="body_timeout") from None
     return await handler(request)
+
+
+INTERNAL_MESSAGE = "the gateway failed; retry later"
+STORE_RETRY_SECONDS = 5.0
+_HTTP_ERRORS: dict[int, type[UserError]] = {
+    400: UserError,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    408: RequestTimeout,
+    409: Conflict,
+    413: TooLarge,
+    415: UnsupportedMediaType,
+    429: TooManyRequests,
+}
+"""aiohttp's own client errors (an unknown path, a method the path does not take, a body over the
+app's limit …) as the project's errors."""
 
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Failures become JSON a client can act on; a store outage says "retry later"."""
+    """The one place errors become answers, all ``{"error": {"code", "message", "details"}}``:
+
+    - an error of the project's tree (:class:`errors.GatewayError`) with its status, code and
+      details (a 5xx other than :class:`~errors.Unavailable` says no more than ``internal_error``
+      would, under its own code, and is logged with its traceback);
+    - aiohttp's own 4xx (``not_found``, ``method_not_allowed``, ``too_large`` …) on API paths;
+    - a body that cannot be parsed: 400 ``malformed_body``;
+    - the store unreachable: 503 ``store_unavailable`` with ``Retry-After``;
+    - anything else: 500 ``internal_error``, logged with its traceback, nothing of it in the body.
+    """
     try:
         return await handler(request)
-    except web.HTTPException:
-        raise
-    except GatewayStarting as exc:  # a part used before start-up wired it: as the middleware answers
-        return starting_response(exc)
-    except SenderThrottled as exc:
-        return too_many("this sender sent too many messages; slow down", exc.retry_after)
-    except HttpProcessingError as exc:  # a body aiohttp cannot parse (e.g. a broken multipart part header)
-        log.info("malformed request body during %s %s: %s", request.method, request.path, exc.message)
-        return json_response({"error": "malformed_body", "detail": f"the body cannot be parsed: {exc.message}"}, 400)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not is_api_path(request.path):
+            raise  # redirects, and the browser pages' own answers
+        return _http_error(request, exc)
+    except GatewayError as exc:
+        return _answer(request, exc)
+    except (HttpProcessingError, json.JSONDecodeError) as exc:  # e.g. a broken multipart header, bad JSON
+        reason = exc.message if isinstance(exc, HttpProcessingError) else exc.msg
+        log.info("malformed request body during %s %s: %s", request.method, request.path, reason)
+        return error_response(UserError(f"the body cannot be parsed: {reason}", code="malformed_body"))
     except PyMongoError as exc:
-        log.error("store unavailable during %s %s: %s", request.method, request.path, exc)
-        response = json_response(
-            {"error": "store_unavailable", "detail": "the conversation store is unavailable; retry later"}, 503
+        if isinstance(exc, ConnectionFailure):  # the store is down or unreachable (AutoReconnect, timeouts …)
+            log.error("store unavailable during %s %s: %s", request.method, request.path, exc)
+        else:  # e.g. interrupted at shutdown; a duplicate key here would be a bug, hence the traceback
+            log.exception("store error during %s %s", request.method, request.path)
+        unavailable = Unavailable(
+            "the conversation store is unavailable; retry later",
+            code="store_unavailable",
+            retry_after=STORE_RETRY_SECONDS,
         )
-        response.headers["Retry-After"] = "5"
-        return response
+        return error_response(unavailable)
     except Exception:
         log.exception("unhandled error during %s %s", request.method, request.path)
-        return json_response({"error": "internal_error", "detail": "the gateway failed; retry later"}, 500)
+        return error_response(GatewayError(INTERNAL_MESSAGE))
+
+
+def is_api_path(path: str) -> bool:
+    """Whether aiohttp's own errors on ``path`` are answered in JSON (everything but :data:`BROWSER_PAGES`)."""
+    page = any(path == prefix or path.startswith(prefix + "/") for prefix in BROWSER_PAGES)
+    return not page or path == "/console/ws"
+
+
+def _answer(request: web.Request, error: GatewayError) -> web.Response:
+    if error.status < 500:
+        log.debug("%s %s refused: %s %s (%s)", request.method, request.path, error.status, error.code, error.message)
+        return error_response(error)
+    if isinstance(error, Unavailable):
+        log.warning("%s %s: %s (%s)", request.method, request.path, error.code, error.message)
+        return error_response(error)
+    log.error("%s %s failed: %s", request.method, request.path, error.code, exc_info=error)
+    return error_response(GatewayError(INTERNAL_MESSAGE, code=error.code))
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's 4xx/5xx as JSON, keeping its status and headers (``Allow`` of a 405 …)."""
+    default_text = f"{exc.status}: {exc.reason}"
+    message = exc.text if exc.text and exc.text != default_text else exc.reason.lower()
+    error_class = _HTTP_ERRORS.get(exc.status)
+    if exc.status == 404:
+        error: GatewayError = NotFound(f"nothing at {request.path}")
+    elif exc.status == 405 and isinstance(exc, web.HTTPMethodNotAllowed):
+        error = MethodNotAllowed(f"{request.method} is not allowed here", allowed=sorted(exc.allowed_methods))
+    elif error_class is not None:
+        error = error_class(message)
+    elif exc.status < 500:
+        error = UserError(message, code=re.sub(r"\W+", "_", exc.reason.lower()).strip("_") or "invalid_request")
+    else:
+        log.error("%s %s: %s", request.method, request.path, default_text)
+        error = GatewayError(INTERNAL_MESSAGE)
+    response = error_response(error)
+    response.set_status(exc.status)  # the status aiohttp chose (error_class covers the usual ones)
+    for name, value in exc.headers.items():
+        if name not in (hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH):
+            response.headers[name] = value
+    return response
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -159,7 +247,7 @@ async def metrics(request: web.Request) -> web.Response:
     allowed = parse_networks(gateway.settings.gateway.metrics_from)
     address = _ip(client_address(request))
     if address is None or not any(address in network for network in allowed):
-        return json_response({"error": "forbidden", "detail": "metrics are served to the operators' network only"}, 403)
+        raise Forbidden("metrics are served to the operators' network only")
     timings = wired(gateway.turns).timings
     return web.Response(text=timings.prometheus(), content_type="text/plain", charset="utf-8")
 

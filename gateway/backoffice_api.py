@@ -5,7 +5,8 @@ alerts, configuration, staff accounts and the audit check; its OpenAPI document 
 Staff sign in with a bearer token (``backoffice.staff``) or, from the console, a session cookie
 plus the CSRF header (``gateway.staff_auth``); every route checks the caller's roles
 and queues through ``backoffice.workflow`` / ``backoffice.admin``, so the API enforces what the
-console shows. Errors are JSON: ``{"error", "detail", "field"?}``.
+console shows. Errors are the project's JSON ``{"error": {"code", "message", "details"}}`` (a bad
+field named in ``details.field``), answered by the app's middleware.
 """
 
 from __future__ import annotations
@@ -18,21 +19,19 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from backoffice.assignment import assign_pool, held_counts
-from backoffice.config import ConfigConflict, ConfigInvalid
-from backoffice.lifecycle import TicketStatus, TicketType, TransitionRefused, label
+from backoffice.lifecycle import TicketStatus, TicketType, label
 from backoffice.order_actions import OrderActions
 from backoffice.passwords import MAX_LENGTH as PASSWORD_MAX
-from backoffice.passwords import WeakPassword
-from backoffice.permissions import Permission, PermissionDenied, Role, can_view
+from backoffice.permissions import Permission, Role, can_view
 from backoffice.priority import Priority
-from backoffice.staff import STAFF_ID_PATTERN, StaffExists, StaffMember
-from backoffice.ticket_record import Ticket, TicketConflict, TicketNotFound
+from backoffice.staff import STAFF_ID_PATTERN, StaffMember
+from backoffice.ticket_record import Ticket
 from backoffice.workflow import VIEWS, ActionInvalid, allowed_actions
 from channels.base import json_response
-from errors import UserError
+from errors import Forbidden, GatewayError, NotFound, TooManyRequests, UserError
 from gateway import api_docs
 from gateway.limits import client_address
-from gateway.openapi import ApiError, ApiSpec, Operation, QueryParam, read_body
+from gateway.openapi import ApiSpec, Operation, QueryParam, read_body
 from gateway.staff_auth import StaffAuth
 from gateway.starting import wired
 from shop.aftersales import AfterSalesRequest
@@ -167,7 +166,7 @@ LANG = QueryParam("lang", {"type": "string", "enum": list(LANGUAGES)}, "labels i
 def _language(request: web.Request, member: StaffMember | None = None) -> str:
     value = request.query.get("lang") or (member.language if member else "zh")
     if value not in LANGUAGES:
-        raise ApiError(400, "invalid_field", "lang must be zh or en", field="lang")
+        raise UserError("lang must be zh or en", code="invalid_field", field="lang")
     return value
 
 
@@ -214,29 +213,16 @@ class BackofficeApi:
         **extra: Any,
     ) -> None:
         async def serve(request: web.Request) -> web.StreamResponse:
+            # The workflow's refusals are errors of the project's tree (a ticket not found is a
+            # 404, a refused transition a 409 …) and go to the app's middleware as they are; a
+            # plain ValueError from deeper down is a value the action cannot take.
             try:
                 member = await self._signed_in(request)
                 return await handler(request, member)
-            except ApiError as exc:
-                return exc.response()
-            except PermissionDenied as exc:
-                return ApiError(403, "forbidden", str(exc)).response()
-            except TicketNotFound as exc:
-                return ApiError(404, "not_found", f"no ticket {exc.args[0]}").response()
-            except TransitionRefused as exc:
-                return ApiError(409, "invalid_transition", str(exc)).response()
-            except (TicketConflict, ConfigConflict) as exc:
-                return ApiError(409, "conflict", str(exc)).response()
-            except WeakPassword as exc:
-                return ApiError(400, "weak_password", str(exc), field="password").response()
-            except StaffExists as exc:
-                return ApiError(409, "exists", str(exc)).response()
-            except ConfigInvalid as exc:
-                return ApiError(400, "invalid_config", str(exc), problems=exc.problems).response()
-            except UserError as exc:  # an order action refused (not found, not in a state for it)
-                return ApiError(exc.status, exc.code, exc.message).response()
-            except (ActionInvalid, ValueError) as exc:
-                return ApiError(400, "invalid_action", str(exc)).response()
+            except GatewayError:
+                raise
+            except ValueError as exc:
+                raise ActionInvalid(str(exc)) from exc
 
         self.spec.add(Operation(method, f"{PREFIX}{path}", serve, summary, tag, **extra))
 
@@ -460,13 +446,13 @@ class BackofficeApi:
         try:
             limit = int(request.query.get("limit", "200"))
         except ValueError:
-            raise ApiError(400, "invalid_field", "limit must be a number", field="limit") from None
+            raise UserError("limit must be a number", code="invalid_field", field="limit") from None
         if not 1 <= limit <= 500:
-            raise ApiError(400, "invalid_field", "limit must be 1–500", field="limit")
+            raise UserError("limit must be 1–500", code="invalid_field", field="limit")
         if status is not None and status not in {s.value for s in TicketStatus}:
-            raise ApiError(400, "invalid_field", "unknown status", field="status")
+            raise UserError("unknown status", code="invalid_field", field="status")
         if priority is not None and priority not in {p.value for p in Priority}:
-            raise ApiError(400, "invalid_field", "unknown priority", field="priority")
+            raise UserError("unknown priority", code="invalid_field", field="priority")
         ranked = await self.backoffice.workflow.listing(
             member.actor(),
             request.query.get("view", "mine"),
@@ -482,20 +468,20 @@ class BackofficeApi:
         body = await read_body(request, TicketSubmission)
         store = self.backoffice.store
         if await store.get_customer(body.customer_id) is None:
-            raise ApiError(400, "invalid_field", f"no customer {body.customer_id}", field="customer_id")
+            raise UserError(f"no customer {body.customer_id}", code="invalid_field", field="customer_id")
         channel = None
         if body.conversation_id is not None:
             conversation = await store.get_conversation(body.conversation_id)
             if conversation is None or conversation.customer_id != body.customer_id:
-                raise ApiError(400, "invalid_field", "no such conversation of this customer", field="conversation_id")
+                raise UserError("no such conversation of this customer", code="invalid_field", field="conversation_id")
             channel = conversation.channel
         # Evidence is what the shop holds: a made-up id must not satisfy a rule that needs evidence.
         for media_id in body.evidence:
             if await self.gateway.media.describe(media_id) is None:
-                raise ApiError(400, "invalid_field", f"no stored photo {media_id}", field="evidence")
+                raise UserError(f"no stored photo {media_id}", code="invalid_field", field="evidence")
         for result_id in body.ocr_result_ids:
             if self.gateway.ocr is None or await self.gateway.ocr.get(result_id) is None:
-                raise ApiError(400, "invalid_field", f"no OCR result {result_id}", field="ocr_result_ids")
+                raise UserError(f"no OCR result {result_id}", code="invalid_field", field="ocr_result_ids")
         ticket, created = await self.backoffice.workflow.submit(
             member.actor(),
             customer_id=body.customer_id,
@@ -593,7 +579,7 @@ class BackofficeApi:
         media = self.gateway.media
         for media_id in body.media_ids:
             if await media.describe(media_id) is None:
-                raise ApiError(400, "invalid_field", f"no media {media_id}", field="media_ids")
+                raise UserError(f"no media {media_id}", code="invalid_field", field="media_ids")
         ticket = await self.backoffice.workflow.attach(
             member.actor(), request.match_info["ticket_id"], media_ids=body.media_ids,
             ocr_result_ids=body.ocr_result_ids,
@@ -613,7 +599,7 @@ class BackofficeApi:
 
     async def read_alert(self, request: web.Request, member: StaffMember) -> web.Response:
         if not await self.backoffice.alerts.mark_read(request.match_info["alert_id"], member.actor()):
-            raise ApiError(404, "not_found", "no such alert for you")
+            raise NotFound("no such alert for you")
         return json_response({"read": True})
 
     # -- configuration, staff, audit -------------------------------------------------------
@@ -623,7 +609,7 @@ class BackofficeApi:
         try:
             document, version = await self.backoffice.admin.read_config(member.actor(), kind)
         except KeyError:
-            raise ApiError(404, "not_found", "configuration kinds: tickets, sla, rules") from None
+            raise NotFound("configuration kinds: tickets, sla, rules") from None
         return json_response({"kind": kind, "version": version, "document": document})
 
     async def save_config(self, request: web.Request, member: StaffMember) -> web.Response:
@@ -635,7 +621,7 @@ class BackofficeApi:
                 member.actor(), kind, body.document, expected_version=body.expected_version
             )
         except KeyError:
-            raise ApiError(404, "not_found", "configuration kinds: tickets, sla, rules") from None
+            raise NotFound("configuration kinds: tickets, sla, rules") from None
         return json_response({"kind": kind, "version": version, "document": document})
 
     async def list_staff(self, request: web.Request, member: StaffMember) -> web.Response:
@@ -658,7 +644,7 @@ class BackofficeApi:
         try:
             updated = await self.backoffice.admin.update_staff(member.actor(), staff_id, changes)
         except KeyError:
-            raise ApiError(404, "not_found", f"no staff member {staff_id}") from None
+            raise NotFound(f"no staff member {staff_id}") from None
         return json_response({"staff": _member_view(updated)})
 
     async def issue_token(self, request: web.Request, member: StaffMember) -> web.Response:
@@ -666,7 +652,7 @@ class BackofficeApi:
         try:
             token = await self.backoffice.admin.issue_token(member.actor(), staff_id)
         except KeyError:
-            raise ApiError(404, "not_found", f"no staff member {staff_id}") from None
+            raise NotFound(f"no staff member {staff_id}") from None
         return json_response({"token": token}, status=201)
 
     async def revoke_tokens(self, request: web.Request, member: StaffMember) -> web.Response:
@@ -674,7 +660,7 @@ class BackofficeApi:
         try:
             ended = await self.backoffice.admin.revoke_tokens(member.actor(), staff_id)
         except KeyError:
-            raise ApiError(404, "not_found", f"no staff member {staff_id}") from None
+            raise NotFound(f"no staff member {staff_id}") from None
         return json_response({"staff_id": staff_id, "tokens_ended": ended})
 
     async def set_password(self, request: web.Request, member: StaffMember) -> web.Response:
@@ -683,7 +669,7 @@ class BackofficeApi:
         try:
             await self.backoffice.admin.set_password(member.actor(), staff_id, body.password)
         except KeyError:
-            raise ApiError(404, "not_found", f"no staff member {staff_id}") from None
+            raise NotFound(f"no staff member {staff_id}") from None
         # Whoever knew the old password may be signed in with it: every session of theirs ends.
         signed_out = await self.auth.sessions.close_all(staff_id)
         log.info("console password of %s set by %s; %d sessions ended", staff_id, member.id, signed_out)
@@ -697,9 +683,11 @@ class BackofficeApi:
         ip = client_address(request)
         wait = await console.throttle.attempt(member.id, ip)  # counted before the password is checked
         if wait:
-            raise ApiError(429, "throttled", f"too many wrong passwords; try again in {wait} s", retry_after=wait)
+            raise TooManyRequests(
+                f"too many wrong passwords; try again in {wait} s", code="throttled", retry_after=wait
+            )
         if not await self.backoffice.admin.change_own_password(member.actor(), body.current, body.password):
-            raise ApiError(403, "wrong_password", "the current password is wrong", field="current")
+            raise Forbidden("the current password is wrong", code="wrong_password", field="current")
         await console.throttle.succeeded(member.id, ip)
         keep = session.session_hash if session is not None else None  # this browser stays signed in
         signed_out = await console.sessions.close_all(member.id, keep=keep)

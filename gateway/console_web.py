@@ -29,9 +29,9 @@ import intents
 from backoffice.permissions import Permission, TicketScope, can_view
 from backoffice.staff import StaffMember
 from console.sessions import ABSOLUTE_TIMEOUT
+from errors import Forbidden, Unauthorized
 from gateway.channel_registry import CHANNELS
 from gateway.limits import client_address
-from gateway.openapi import ApiError
 from gateway.staff_auth import CSRF_FIELD, StaffAuth, same_origin
 from gateway.starting import wired
 from store import untrusted_json
@@ -230,7 +230,7 @@ class ConsoleWeb:
         form = await request.post()
         try:
             caller = await self.auth.caller(request, form_csrf=str(form.get(CSRF_FIELD, "")))
-        except ApiError:
+        except (Unauthorized, Forbidden):
             raise web.HTTPSeeOther("/console/login") from None
         raw = request.cookies.get(self.auth.cookies.name, "")
         console = self.gateway.console
@@ -319,11 +319,11 @@ class ConsoleWeb:
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         # Cross-site websocket hijacking: the cookie rides along, so the Origin must be ours.
         if not request.headers.get("Origin") or not same_origin(request):
-            raise web.HTTPForbidden(text="websocket from another origin")
+            raise Forbidden("websocket from another origin")
         session = await self.auth.session_of(request)
         member = await self.auth.staff.get(session.staff_id) if session else None
         if session is None or member is None or member.disabled:
-            raise web.HTTPUnauthorized(text="sign in first")
+            raise Unauthorized("sign in first")
         console = wired(self.gateway.console)
         socket = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_WS_MESSAGE)
         await socket.prepare(request)

@@ -6,7 +6,7 @@ Every callback is checked in this order, and refused with nothing stored or chan
 not the system's protocol (400 ``malformed_body``), news about a request, pick-up, parcel or task
 this gateway does not know (404 ``unknown_request``). A good one is stored in the inbox before it
 is acknowledged (200 ``{"ok": true, "duplicate": …}``); a repeat is acknowledged and changes
-nothing. Errors are the project's JSON ``{"error", "detail"}``.
+nothing. Errors are the project's JSON ``{"error": {"code", "message", "details"}}``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from downstream.events import DownstreamEvent, MalformedCallback, UnknownSubject
 from downstream.payment import parse_payment_callback
 from downstream.signing import InvalidSignature, StaleTimestamp, verify
 from downstream.warehouse import parse_warehouse_callback
-from errors import UserError
+from errors import TooLarge
 from gateway.downstream import COURIER_CALLBACKS, PAYMENT_CALLBACK, WAREHOUSE_CALLBACK
 from gateway.runtime import Gateway
 from gateway.starting import wired
@@ -40,17 +40,6 @@ CALLBACKS: tuple[tuple[str, str, Parser], ...] = (
 )
 
 
-class TooLarge(UserError):
-    """The callback's body is larger than any the systems send."""
-
-    code = "too_large"
-    status = 413
-
-
-def _refused(exc: UserError) -> web.Response:
-    return json_response({"error": exc.code, "detail": exc.message}, status=exc.status)
-
-
 class DownstreamApi:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -64,10 +53,10 @@ class DownstreamApi:
             fulfilment, secrets = wired(gateway.fulfilment), wired(gateway.downstream_secrets)
             try:
                 if request.content_length is not None and request.content_length > MAX_CALLBACK_BYTES:
-                    raise TooLarge(f"at most {MAX_CALLBACK_BYTES} bytes")
+                    raise TooLarge(f"at most {MAX_CALLBACK_BYTES} bytes", limit=MAX_CALLBACK_BYTES)
                 body = await request.read()  # JSON and form bodies are read (in time) by the app's middleware
                 if len(body) > MAX_CALLBACK_BYTES:
-                    raise TooLarge(f"at most {MAX_CALLBACK_BYTES} bytes")
+                    raise TooLarge(f"at most {MAX_CALLBACK_BYTES} bytes", limit=MAX_CALLBACK_BYTES)
                 secret = getattr(secrets, system)
                 window = gateway.settings.downstream.window_seconds
                 signed_at = verify(secret, body, request.headers, window_seconds=window)
@@ -76,7 +65,7 @@ class DownstreamApi:
                     raise UnknownSubject(f"no {event.subject()} here")
             except (InvalidSignature, StaleTimestamp, MalformedCallback, UnknownSubject, TooLarge) as exc:
                 log.info("downstream %s callback refused: %s (%s)", system, exc.code, exc.message)
-                return _refused(exc)
+                raise
             duplicate, note = await fulfilment.handle(event, body, signed_at)
             return json_response({"ok": True, "event": event.id, "duplicate": duplicate, "result": note})
 

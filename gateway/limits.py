@@ -16,7 +16,6 @@ Must not know channels' wire formats, the store or the dialogue: it sees paths, 
 from __future__ import annotations
 
 import ipaddress
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -26,7 +25,8 @@ from typing import Protocol
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from channels.base import SenderThrottled, json_response
+from channels.base import SenderThrottled
+from errors import TooManyRequests
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -122,13 +122,6 @@ def _address(value: str) -> Address | None:
         return None
 
 
-def too_many(detail: str, retry_after: float) -> web.Response:
-    seconds = max(1, math.ceil(retry_after))
-    response = json_response({"error": "rate_limited", "detail": detail, "retry_after": seconds}, status=429)
-    response.headers["Retry-After"] = str(seconds)
-    return response
-
-
 class IpRateLimit:
     """Per client IP on the webhook paths given (not on the providers' webhooks: Telegram and
     Twilio call from a few addresses of theirs, which a per-IP limit would throttle for
@@ -160,7 +153,9 @@ class IpRateLimit:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         wait = self.retry_after(request)
         if wait is not None:
-            return too_many("too many requests from this address; slow down", wait)
+            raise TooManyRequests(
+                "too many requests from this address; slow down", code="rate_limited", retry_after=wait
+            )
         return await handler(request)
 
 

@@ -16,7 +16,7 @@
 ``GET /api/ocr/review?limit=50``
     readings waiting for a person (the console's review queue) that the caller may see, newest first.
 
-Errors are JSON ``{"error": code, "detail": text}`` like the REST channel's. Every route needs a
+Errors are the project's JSON ``{"error": {"code", "message", "details"}}``. Every route needs a
 signed-in staff member who works on tickets or conversations (``gateway.staff_auth``), and a
 reading is shown only to whoever may see its photo (``backoffice.permissions.can_read_photo``:
 its uploader, agents for photos customers sent (in a conversation or for a request), viewers of
@@ -26,51 +26,30 @@ a ticket it belongs to, and staff who see everything); to anyone else it does no
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import wraps
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 
 from backoffice.permissions import Actor, Permission, can_read_photo
 from channels.base import json_response
+from errors import NotFound, TooLarge, UnsupportedMediaType, UserError
+from gateway.openapi import read_json_object
 from gateway.runtime import Gateway
 from gateway.staff_auth import Handler as StaffHandler
 from gateway.staff_auth import StaffAuth
 from gateway.starting import wired
 from media_ocr.engines import ENGINE_NAMES
 from media_ocr.model import OcrResult
-from media_ocr.pipeline import MAX_IMAGE_BYTES, OcrFailed, OcrService
+from media_ocr.pipeline import MAX_IMAGE_BYTES, OcrService
 from media_ocr.review import review_image
 from media_ocr.store import ConcurrentChange
-from store import untrusted_json
 
 MAX_JSON_BYTES = 64 * 1024
 OCR_PERMISSIONS = (Permission.HANDLE_CONVERSATIONS, Permission.REVIEW, Permission.SUBMIT, Permission.VIEW_ALL)
 """Who may read and correct photos: agents, reviewers, dispatchers, admins (not quality-only staff)."""
 
 
-class OcrRequestError(Exception):
-    """A request the OCR endpoints refuse; becomes a 4xx with a JSON error body."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-
-
 Handler = Callable[[web.Request], Awaitable[web.Response]]
-
-
-def _json_errors(handler: Handler) -> Handler:
-    @wraps(handler)
-    async def handle(request: web.Request) -> web.Response:
-        try:
-            return await handler(request)
-        except OcrRequestError as error:
-            return json_response({"error": error.code, "detail": error.detail}, status=error.status)
-
-    return handle
 
 
 def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
@@ -80,34 +59,28 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
     async def readable(request: web.Request, result: OcrResult | None) -> OcrResult:
         actor = auth.guarded_caller(request).member.actor()
         if result is None or not await _may_read(gateway, actor, result):
-            raise OcrRequestError(404, "not_found", "no such OCR result")
+            raise NotFound("no such OCR result")
         return result
 
     async def read(request: web.Request) -> web.Response:
         ocr = service()
         uploader = auth.guarded_caller(request).member.id
         content_type = request.content_type
-        try:
-            if content_type == "multipart/form-data":
-                data, filename, image_type, engine = await _multipart(request)
-                source = {"upload": filename, "uploaded_by": uploader}
-                result = await ocr.read_bytes(
-                    data, image=filename, content_type=image_type, engine=engine, source=source
-                )
-            elif content_type.startswith("image/"):
-                data = await _limited_body(request, MAX_IMAGE_BYTES)
-                name = request.query.get("name", "upload")
-                engine = _engine(request.query.get("engine"))
-                source = {"upload": name, "uploaded_by": uploader}
-                result = await ocr.read_bytes(data, image=name, content_type=content_type, engine=engine, source=source)
-            elif content_type == "application/json":
-                result = await _by_reference(gateway, ocr, await _json(request), uploader)
-            else:
-                raise OcrRequestError(
-                    415, "unsupported_media_type", "send multipart/form-data, an image/* body or JSON with media_id"
-                )
-        except OcrFailed as exc:
-            raise OcrRequestError(400, "unreadable_image", str(exc)) from exc
+        # OcrFailed (the image cannot be read) is a 400 ``unreadable_image`` of its own.
+        if content_type == "multipart/form-data":
+            data, filename, image_type, engine = await _multipart(request)
+            source = {"upload": filename, "uploaded_by": uploader}
+            result = await ocr.read_bytes(data, image=filename, content_type=image_type, engine=engine, source=source)
+        elif content_type.startswith("image/"):
+            data = await _limited_body(request, MAX_IMAGE_BYTES)
+            name = request.query.get("name", "upload")
+            engine = _engine(request.query.get("engine"))
+            source = {"upload": name, "uploaded_by": uploader}
+            result = await ocr.read_bytes(data, image=name, content_type=content_type, engine=engine, source=source)
+        elif content_type == "application/json":
+            result = await _by_reference(gateway, ocr, await _json(request), uploader)
+        else:
+            raise UnsupportedMediaType("send multipart/form-data, an image/* body or JSON with media_id")
         return json_response(_view(result), status=201)
 
     async def get(request: web.Request) -> web.Response:
@@ -118,10 +91,10 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
         ocr = service()
         result = await readable(request, await ocr.get(request.match_info["result_id"]))
         if result.media_id is None:
-            raise OcrRequestError(404, "not_found", "no such OCR result or photo")
+            raise NotFound("no such OCR result or photo")
         photo = await ocr.media.get(result.media_id)
         if photo is None:
-            raise OcrRequestError(404, "not_found", "the photo is no longer stored")
+            raise NotFound("the photo is no longer stored")
         return web.Response(body=review_image(photo, result), content_type="image/png")
 
     async def correct(request: web.Request) -> web.Response:
@@ -131,10 +104,10 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
         missing = [k for k in ("field", "why") if not isinstance(payload.get(k), str) or not payload[k].strip()]
         if missing or "value" not in payload:
             fields = [*missing, *([] if "value" in payload else ["value"])]
-            raise OcrRequestError(400, "missing_field", f"required: {', '.join(fields)} (why non-empty)")
+            raise UserError(f"required: {', '.join(fields)} (why non-empty)", code="missing_field")
         value = payload["value"]
         if (value is not None and not isinstance(value, str | int)) or isinstance(value, bool):
-            raise OcrRequestError(400, "invalid_field", "'value' must be a string, an integer or null")
+            raise UserError("'value' must be a string, an integer or null", code="invalid_field")
         try:
             result = await service().correct(
                 request.match_info["result_id"],
@@ -144,11 +117,11 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
                 why=payload["why"].strip()[:1000],
             )
         except LookupError as exc:
-            raise OcrRequestError(404, "not_found", str(exc)) from exc
-        except ConcurrentChange as exc:
-            raise OcrRequestError(409, "conflict", str(exc)) from exc
+            raise NotFound(str(exc)) from exc
+        except ConcurrentChange:  # a Conflict (409) of its own, though also a ValueError
+            raise
         except ValueError as exc:
-            raise OcrRequestError(400, "invalid_value", str(exc)) from exc
+            raise UserError(str(exc), code="invalid_value") from exc
         if gateway.intake is not None:  # a corrected return slip is matched against its request again
             await gateway.intake.reconsider(result)
         return json_response(_view(result))
@@ -156,7 +129,7 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
     async def review_queue(request: web.Request) -> web.Response:
         raw = request.query.get("limit") or "50"
         if not raw.isdigit() or not 1 <= int(raw) <= 200:
-            raise OcrRequestError(400, "invalid_field", "limit must be 1–200")
+            raise UserError("limit must be 1–200", code="invalid_field")
         actor = auth.guarded_caller(request).member.actor()
         # Newest first among those the caller may see: look further back than the limit.
         waiting = await service().results.waiting_for_review(min(int(raw) * 5, 1000))
@@ -164,7 +137,7 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
         return json_response({"results": [_view(r) | {"image_url": f"/api/ocr/{r.id}/image"} for r in shown]})
 
     def staff(handler: Handler) -> StaffHandler:
-        return auth.guard(_json_errors(handler), "photo OCR", *OCR_PERMISSIONS)
+        return auth.guard(handler, "photo OCR", *OCR_PERMISSIONS)
 
     return [
         web.get("/api/ocr/review", staff(review_queue)),
@@ -184,23 +157,23 @@ def _engine(name: str | None) -> str | None:
     if name is None or name == "":
         return None
     if name not in ENGINE_NAMES:
-        raise OcrRequestError(400, "invalid_field", f"engine must be one of {', '.join(ENGINE_NAMES)}")
+        raise UserError(f"engine must be one of {', '.join(ENGINE_NAMES)}", code="invalid_field")
     return name
 
 
 async def _limited_body(request: web.Request, limit: int) -> bytes:
     # The app's 1 MiB body limit suits chat messages, not photos: read the stream ourselves.
     if request.content_length is not None and request.content_length > limit:
-        raise OcrRequestError(413, "too_large", f"the image is larger than {limit} bytes")
+        raise TooLarge(f"the image is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
-            raise OcrRequestError(413, "too_large", f"the image is larger than {limit} bytes")
+            raise TooLarge(f"the image is larger than {limit} bytes")
         chunks.append(chunk)
     if not size:
-        raise OcrRequestError(400, "empty_image", "the request has no image")
+        raise UserError("the request has no image", code="empty_image")
     return b"".join(chunks)
 
 
@@ -219,29 +192,19 @@ async def _multipart(request: web.Request) -> tuple[bytes, str, str | None, str 
             while chunk := await part.read_chunk(64 * 1024):
                 size += len(chunk)
                 if size > MAX_IMAGE_BYTES:
-                    raise OcrRequestError(413, "too_large", f"the image is larger than {MAX_IMAGE_BYTES} bytes")
+                    raise TooLarge(f"the image is larger than {MAX_IMAGE_BYTES} bytes")
                 chunks.append(chunk)
             data = b"".join(chunks)
         elif part.name == "engine":
             engine = _engine((await part.text()).strip())
     if not data:
-        raise OcrRequestError(400, "missing_field", "the form has no non-empty file part 'image'")
+        raise UserError("the form has no non-empty file part 'image'", code="missing_field")
     return data, filename, image_type, engine
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise OcrRequestError(413, "too_large", f"the body is larger than {MAX_JSON_BYTES} bytes")
-    body = await request.read()  # already read within the body deadline by the app's middleware
-    if len(body) > MAX_JSON_BYTES:
-        raise OcrRequestError(413, "too_large", f"the body is larger than {MAX_JSON_BYTES} bytes")
-    try:
-        payload = untrusted_json.loads(body)
-    except untrusted_json.UntrustedJson as exc:
-        raise OcrRequestError(400, exc.code, exc.detail) from exc
-    if not isinstance(payload, dict):
-        raise OcrRequestError(400, "invalid_payload", "expected a JSON object")
-    return payload
+    # Already read within the body deadline by the app's middleware.
+    return await read_json_object(request, MAX_JSON_BYTES)
 
 
 async def _may_read(gateway: Gateway, actor: Actor, result: OcrResult) -> bool:
@@ -267,25 +230,25 @@ async def _by_reference(gateway: Gateway, ocr: OcrService, payload: dict[str, An
     elif isinstance(payload.get("message_id"), str):
         media_id, source, image = await _attachment(gateway, payload["message_id"], payload.get("attachment", 0))
     else:
-        raise OcrRequestError(400, "missing_field", "give 'media_id', or 'message_id' (and 'attachment')")
+        raise UserError("give 'media_id', or 'message_id' (and 'attachment')", code="missing_field")
     try:
         return await ocr.read_media(media_id, image=image, source=source, engine=engine)
     except LookupError as exc:
-        raise OcrRequestError(404, "not_found", str(exc)) from exc
+        raise NotFound(str(exc)) from exc
 
 
 async def _attachment(gateway: Gateway, message_id: str, index: object) -> tuple[str, dict[str, Any], str]:
     store = wired(gateway.store)
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-        raise OcrRequestError(400, "invalid_field", "'attachment' must be a non-negative integer")
+        raise UserError("'attachment' must be a non-negative integer", code="invalid_field")
     message = await store.get_message(message_id)
     if message is None:
-        raise OcrRequestError(404, "not_found", f"no message {message_id}")
+        raise NotFound(f"no message {message_id}")
     if index >= len(message.attachments):
-        raise OcrRequestError(404, "not_found", f"message {message_id} has no attachment {index}")
+        raise NotFound(f"message {message_id} has no attachment {index}")
     attachment = message.attachments[index]
     if attachment.media_id is None:
-        raise OcrRequestError(404, "not_found", "that attachment's bytes are not in the media store")
+        raise NotFound("that attachment's bytes are not in the media store")
     source = {
         "channel": message.channel,
         "message_id": message.id,

@@ -1,7 +1,8 @@
 """A small registry of JSON API operations that serves both the aiohttp routes and their
 OpenAPI 3.1 document, so the document cannot drift from the code: request bodies are pydantic
 models (their JSON Schema is the document's), and a body that does not validate is a 400 naming
-the field.
+the field. Every error response is the project's one shape, ``{"error": {"code", "message",
+"details"}}`` (:data:`ERROR_SCHEMA`).
 """
 
 from __future__ import annotations
@@ -13,26 +14,12 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from channels.base import json_response
+from errors import TooLarge, UserError
 from store import untrusted_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 256 * 1024
-
-
-class ApiError(Exception):
-    """An error the client can act on: becomes ``{"error", "detail", ...}`` with the status."""
-
-    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.extra = extra
-
-    def response(self) -> web.Response:
-        return json_response({"error": self.code, "detail": self.detail, **self.extra}, status=self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +49,23 @@ class Operation:
 
 ERROR_SCHEMA = {
     "type": "object",
-    "required": ["error", "detail"],
-    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "field": {"type": "string"}},
+    "required": ["error"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "additionalProperties": False,
+            "properties": {
+                "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "description": "stable, snake_case"},
+                "message": {"type": "string", "description": "for people; may change"},
+                "details": {
+                    "type": "object",
+                    "description": "what else the code needs: `field`, `limit`, `retry_after`, `problems` …",
+                },
+            },
+        }
+    },
 }
 _STATUS_TEXT = {
     400: "invalid input",
@@ -77,24 +79,29 @@ _STATUS_TEXT = {
 }
 
 
-async def read_body(request: web.Request, model: type[M]) -> M:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes")
+async def read_json_object(request: web.Request, limit: int = MAX_BODY) -> dict[str, Any]:
+    """The request's JSON object (an empty body is ``{}``): :class:`~errors.TooLarge` over
+    ``limit`` bytes, :class:`~store.untrusted_json.UntrustedJson` (``invalid_json`` …) if it is
+    not JSON we take, ``invalid_payload`` if it is no object."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"the body is larger than {limit} bytes", limit=limit)
     raw = await request.read()
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes")
-    try:
-        data = untrusted_json.loads(raw or b"{}")
-    except untrusted_json.UntrustedJson as exc:
-        raise ApiError(400, exc.code, exc.detail) from None
+    if len(raw) > limit:
+        raise TooLarge(f"the body is larger than {limit} bytes", limit=limit)
+    data = untrusted_json.loads(raw or b"{}")
     if not isinstance(data, dict):
-        raise ApiError(400, "invalid_payload", "expected a JSON object")
+        raise UserError("expected a JSON object", code="invalid_payload")
+    return data
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    data = await read_json_object(request)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(body)"
-        raise ApiError(400, "invalid_field", f"{where}: {first['msg']}", field=where) from None
+        raise UserError(f"{where}: {first['msg']}", code="invalid_field", field=where) from None
 
 
 @dataclass(slots=True)

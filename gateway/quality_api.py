@@ -22,15 +22,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import textpatterns
 from backoffice.classify import CATEGORY_LABELS
-from backoffice.permissions import Permission, PermissionDenied
+from backoffice.permissions import Permission
 from backoffice.staff import StaffMember
 from channels.base import json_response
-from gateway.openapi import ApiError, ApiSpec, Operation, QueryParam, read_body
+from errors import UserError
+from gateway.openapi import ApiSpec, Operation, QueryParam, read_body
 from gateway.staff_auth import StaffAuth
 from quality.analytics import ivr_report, knowledge_misses, problems_report, refund_records
 from quality.metrics import DIMENSIONS, METRIC_BY_NAME, METRICS, QualityFilter, QualityReport, quality_report
 from quality.refunds import Granularity, refund_report
-from quality.reviews import KINDS, ReviewQueue, ReviewRefused, Window
+from quality.reviews import KINDS, ReviewQueue, Window
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -74,7 +75,7 @@ class Score(BaseModel):
 def _language(request: web.Request, member: StaffMember) -> str:
     value = request.query.get("lang") or member.language or "zh"
     if value not in ("zh", "en"):
-        raise ApiError(400, "invalid_field", "lang must be zh or en", field="lang")
+        raise UserError("lang must be zh or en", code="invalid_field", field="lang")
     return value
 
 
@@ -85,7 +86,7 @@ def _day(request: web.Request, name: str, default: date) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise ApiError(400, "invalid_field", f"{name} must be an ISO date such as 2026-11-30", field=name) from None
+        raise UserError(f"{name} must be an ISO date such as 2026-11-30", code="invalid_field", field=name) from None
 
 
 def _name(request: web.Request, name: str, pattern: textpatterns.Pattern = NAME) -> str | None:
@@ -93,7 +94,7 @@ def _name(request: web.Request, name: str, pattern: textpatterns.Pattern = NAME)
     if raw is None or raw == "":
         return None
     if not pattern.match(raw):
-        raise ApiError(400, "invalid_field", f"{name} must match {pattern.pattern}", field=name)
+        raise UserError(f"{name} must match {pattern.pattern}", code="invalid_field", field=name)
     return raw
 
 
@@ -201,16 +202,9 @@ class QualityApi:
         **extra: Any,
     ) -> None:
         async def serve(request: web.Request) -> web.StreamResponse:
-            try:
-                member = (await self.auth.caller(request)).member
-                member.actor().require(permission, summary.lower())
-                return await handler(request, member)
-            except ApiError as exc:
-                return exc.response()
-            except PermissionDenied as exc:
-                return ApiError(403, "forbidden", str(exc)).response()
-            except ReviewRefused as exc:
-                return ApiError(400, "invalid_review", str(exc)).response()
+            member = (await self.auth.caller(request)).member
+            member.actor().require(permission, summary.lower())
+            return await handler(request, member)
 
         operation = Operation(method, f"{PREFIX}{path}", serve, summary, "quality", errors=(400, 401, 403), **extra)
         self._own.append(operation)
@@ -223,9 +217,9 @@ class QualityApi:
         last = _day(request, "to", today)
         first = _day(request, "from", last - timedelta(days=DEFAULT_DAYS - 1))
         if first > last:
-            raise ApiError(400, "invalid_range", "from must not be after to", field="from")
+            raise UserError("from must not be after to", code="invalid_range", field="from")
         if (last - first).days + 1 > MAX_DAYS:
-            raise ApiError(400, "invalid_range", f"the range is at most {MAX_DAYS} days", field="to")
+            raise UserError(f"the range is at most {MAX_DAYS} days", code="invalid_range", field="to")
         start = datetime.combine(first, time(), self.zone).astimezone(UTC)
         end = datetime.combine(last + timedelta(days=1), time(), self.zone).astimezone(UTC)
         return first, last, start, end
@@ -262,13 +256,13 @@ class QualityApi:
     async def conversations(self, request: web.Request, member: StaffMember) -> web.Response:
         metric = request.query.get("metric", "")
         if metric not in METRIC_BY_NAME:
-            raise ApiError(400, "invalid_field", f"metric must be one of {', '.join(METRIC_BY_NAME)}", field="metric")
+            raise UserError(f"metric must be one of {', '.join(METRIC_BY_NAME)}", code="invalid_field", field="metric")
         group = request.query.get("group") or None
         if group is not None and group not in DIMENSIONS:
-            raise ApiError(400, "invalid_field", f"group must be one of {', '.join(DIMENSIONS)}", field="group")
+            raise UserError(f"group must be one of {', '.join(DIMENSIONS)}", code="invalid_field", field="group")
         key = request.query.get("key")
         if group is not None and (key is None or len(key) > 64):
-            raise ApiError(400, "invalid_field", "key (at most 64 characters) is required with group", field="key")
+            raise UserError("key (at most 64 characters) is required with group", code="invalid_field", field="key")
         report, described = await self._report(request)
         behind = report.behind(metric, group, key)
         can_open = member.actor().has(P.HANDLE_CONVERSATIONS)
@@ -309,7 +303,7 @@ class QualityApi:
         first, last, start, end = self._range(request)
         granularity = request.query.get("granularity") or "day"
         if granularity not in ("day", "week"):
-            raise ApiError(400, "invalid_field", "granularity must be day or week", field="granularity")
+            raise UserError("granularity must be day or week", code="invalid_field", field="granularity")
         assert self.gateway.store is not None
         report = await refund_report(self.gateway.store.db, start, end, self.zone, cast(Granularity, granularity))
         return {"from": first.isoformat(), "to": last.isoformat(), "timezone": self.gateway.settings.shop.timezone,
@@ -379,7 +373,9 @@ class QualityApi:
         first, last, start, end = self._range(request)
         status = request.query.get("status") or None
         if status is not None and status not in REQUEST_STATUSES:
-            raise ApiError(400, "invalid_field", f"status must be one of {', '.join(REQUEST_STATUSES)}", field="status")
+            raise UserError(
+                f"status must be one of {', '.join(REQUEST_STATUSES)}", code="invalid_field", field="status"
+            )
         assert self.gateway.store is not None
         found = await refund_records(
             self.gateway.store.db, start, end, self.zone, order_id=_name(request, "order_id", ORDER_ID),
@@ -411,10 +407,10 @@ class QualityApi:
         asked = request.query.get("kind") or "bot_answer"
         kind = next((k for k in KINDS if k == asked), None)
         if kind is None:
-            raise ApiError(400, "invalid_field", "kind must be bot_answer or agent_correction", field="kind")
+            raise UserError("kind must be bot_answer or agent_correction", code="invalid_field", field="kind")
         raw_limit = request.query.get("limit") or "10"
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 50:
-            raise ApiError(400, "invalid_field", "limit must be 1–50", field="limit")
+            raise UserError("limit must be 1–50", code="invalid_field", field="limit")
         first, last, start, end = self._range(request)
         queue = await self._reviews().queue(kind, member.id, Window(start, end), int(raw_limit))
         return json_response({"from": first.isoformat(), "to": last.isoformat(), **queue})

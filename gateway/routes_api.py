@@ -24,8 +24,9 @@ from backoffice.routing.fleet import CLOCK, Fleet, FleetError, GeoPoint, Objecti
 from backoffice.routing.pickups import DATE, Pickup, PickupRequest, PickupStore
 from backoffice.routing.planner import PlanningError, RoutePlanner, SolverRunner, process_solver
 from channels.base import json_response
+from errors import Conflict, NotFound, OperationalError, Unauthorized, UserError
 from gateway.console_web import SECURITY_HEADERS
-from gateway.openapi import ApiError
+from gateway.openapi import read_json_object
 from gateway.runtime import Gateway
 from gateway.staff_auth import Handler as StaffHandler
 from gateway.staff_auth import StaffAuth
@@ -107,7 +108,7 @@ class RoutesApi:
             try:
                 fleet = self._fleet or load_fleet(self.gateway.settings.backoffice.fleet_file)
             except FleetError as exc:
-                raise _error(500, "fleet_file", str(exc)) from exc
+                raise OperationalError(f"the fleet file cannot be used: {exc}", code="fleet_file") from exc
             solver = self._solver or process_solver(self._pool())
             self._planner = RoutePlanner(PickupStore(store.db), fleet, self.gateway.settings.var_dir, solver)
             await self._planner.ensure_indexes()
@@ -125,7 +126,7 @@ class RoutesApi:
         planner = await self.planner()
         plan = await planner.store.latest_plan(request.query.get("date"))
         if plan is None:
-            raise _error(404, "not_found", "no plan yet")
+            raise NotFound("no plan yet")
         return json_response(plan)
 
     async def get_plan(self, request: web.Request) -> web.Response:
@@ -147,7 +148,7 @@ class RoutesApi:
                     objective=body.objective,
                 )
             except PlanningError as exc:
-                raise _error(409, "planning_failed", str(exc)) from exc
+                raise Conflict(str(exc), code="planning_failed") from exc
         return json_response(plan, status=201)
 
     async def replan(self, request: web.Request) -> web.Response:
@@ -166,13 +167,13 @@ class RoutesApi:
                     time_limit=body.time_limit,
                 )
             except PlanningError as exc:
-                raise _error(409, "planning_failed", str(exc)) from exc
+                raise Conflict(str(exc), code="planning_failed") from exc
         return json_response(plan, status=201)
 
     async def actual(self, request: web.Request) -> web.Response:
         body = await _body(request, ActualRequest)
         if body.fuel_used_l is not None and body.kwh is not None:
-            raise _error(400, "invalid_payload", "give fuel_used_l or kwh, not both")
+            raise UserError("give fuel_used_l or kwh, not both", code="invalid_payload")
         planner = await self.planner()
         try:
             record = await planner.record_actual(
@@ -183,7 +184,7 @@ class RoutesApi:
                 route=body.route,
             )
         except PlanningError as exc:
-            raise _error(404, "not_found", str(exc)) from exc
+            raise NotFound(str(exc)) from exc
         return json_response(record, status=201)
 
     async def carbon(self, request: web.Request) -> web.Response:
@@ -200,10 +201,8 @@ class RoutesApi:
     async def console(self, request: web.Request) -> web.StreamResponse:
         try:
             await self.auth.require(request, "the route planning page", *ROUTES_PERMISSIONS)
-        except ApiError as refused:
-            if refused.status == 401:  # a browser without a session: sign in, then come back
-                raise web.HTTPSeeOther("/console/login?next=/console/routes") from None
-            return refused.response()
+        except Unauthorized:  # a browser without a session: sign in, then come back
+            raise web.HTTPSeeOther("/console/login?next=/console/routes") from None
         planner = await self.planner()
         plan = await planner.store.latest_plan(request.query.get("date"))
         day = request.query.get("date") or (plan["date"] if plan else planner.tomorrow())
@@ -216,28 +215,18 @@ class RoutesApi:
         planner = await self.planner()
         plan = await planner.store.get_plan(request.match_info["plan_id"])
         if plan is None:
-            raise _error(404, "not_found", f"no plan {request.match_info['plan_id']}")
+            raise NotFound(f"no plan {request.match_info['plan_id']}")
         return plan
 
 
-def _error(status: int, code: str, detail: str) -> web.HTTPException:
-    cls = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 409: web.HTTPConflict}.get(
-        status, web.HTTPInternalServerError
-    )
-    return cls(text=json_response({"error": code, "detail": detail}).text, content_type="application/json")
-
-
 async def _body(request: web.Request, model: type[M]) -> M:
-    try:
-        data = await request.json() if request.body_exists else {}
-    except ValueError as exc:
-        raise _error(400, "invalid_json", "the body is not JSON") from exc
+    data = await read_json_object(request)  # invalid_json, invalid_payload (not an object), too_large
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise _error(400, "invalid_payload", f"{where}: {first['msg']}" if where else first["msg"]) from exc
+        raise UserError(f"{where}: {first['msg']}" if where else first["msg"], code="invalid_payload") from exc
 
 
 async def _of_day(store: PickupStore, day: str) -> AsyncIterator[Pickup]:

@@ -18,7 +18,7 @@ from yarl import URL
 from backoffice.permissions import Permission
 from backoffice.staff import StaffDirectory, StaffMember
 from console.sessions import ConsoleSession, SessionStore
-from gateway.openapi import ApiError
+from errors import Forbidden, Unauthorized
 from gateway.starting import wired
 
 if TYPE_CHECKING:
@@ -74,45 +74,44 @@ class StaffAuth:
         return wired(self.gateway.console).sessions
 
     async def caller(self, request: web.Request, *, form_csrf: str | None = None) -> Caller:
-        """The signed-in caller, or ApiError 401 (nobody) / 403 (CSRF check failed)."""
+        """The signed-in caller, or :class:`~errors.Unauthorized` (nobody, a 401) /
+        :class:`~errors.Forbidden` (CSRF check failed, a 403)."""
         header = request.headers.get("Authorization", "")
         if header:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                raise ApiError(401, "unauthorized", "a staff token is required: 'Authorization: Bearer <token>'")
+                raise Unauthorized("a staff token is required: 'Authorization: Bearer <token>'")
             member = await self.staff.authenticate(token.strip())
             if member is None:
-                raise ApiError(401, "unauthorized", "unknown, revoked or disabled token")
+                raise Unauthorized("unknown, revoked or disabled token")
             return Caller(member, None)
         session = await self.session_of(request)
         if session is None:
-            raise ApiError(401, "unauthorized", "sign in to the console, or send 'Authorization: Bearer <token>'")
+            raise Unauthorized("sign in to the console, or send 'Authorization: Bearer <token>'")
         member = await self.staff.get(session.staff_id)
         if member is None or member.disabled:
             await self.sessions.sessions.delete_one({"_id": session.session_hash})
-            raise ApiError(401, "unauthorized", "this account is disabled")
+            raise Unauthorized("this account is disabled")
         if request.method not in SAFE_METHODS:
             self.check_csrf(request, session, form_csrf)
         return Caller(member, session)
 
     async def require(self, request: web.Request, what: str, *any_of: Permission) -> Caller:
-        """The signed-in caller holding at least one of ``any_of``; ApiError 401/403 otherwise."""
+        """The signed-in caller holding at least one of ``any_of``; Unauthorized (401) / Forbidden (403) otherwise."""
         caller = await self.caller(request)
         granted = caller.member.actor().permissions()
         if not granted.intersection(any_of):
             roles = ", ".join(sorted(r.value for r in caller.member.roles)) or "none"
             needed = " or ".join(p.value for p in any_of)
-            raise ApiError(403, "forbidden", f"{what} needs the {needed} permission (your roles: {roles})")
+            raise Forbidden(f"{what} needs the {needed} permission (your roles: {roles})")
         return caller
 
     def guard(self, handler: Handler, what: str, *any_of: Permission) -> Handler:
-        """``handler`` behind sign-in and one of the permissions; refusals are JSON 401/403/503."""
+        """``handler`` behind sign-in and one of the permissions; refusals (401/403) are the app
+        middleware's to answer."""
 
         async def serve(request: web.Request) -> web.StreamResponse:
-            try:
-                request[CALLER_KEY] = await self.require(request, what, *any_of)
-            except ApiError as refused:
-                return refused.response()
+            request[CALLER_KEY] = await self.require(request, what, *any_of)
             return await handler(request)
 
         return serve
@@ -133,9 +132,9 @@ class StaffAuth:
     def check_csrf(request: web.Request, session: ConsoleSession, form_csrf: str | None = None) -> None:
         given = request.headers.get(CSRF_HEADER) or form_csrf or ""
         if not hmac.compare_digest(given.encode(), session.csrf_token.encode()):
-            raise ApiError(403, "csrf_failed", f"the {CSRF_HEADER} header (or {CSRF_FIELD} field) is missing or wrong")
+            raise Forbidden(f"the {CSRF_HEADER} header (or {CSRF_FIELD} field) is missing or wrong", code="csrf_failed")
         if not same_origin(request):
-            raise ApiError(403, "csrf_failed", "the request came from another site")
+            raise Forbidden("the request came from another site", code="csrf_failed")
 
 
 def same_origin(request: web.Request) -> bool:

@@ -25,7 +25,7 @@ class GatewayStarting(Unavailable):
     code = "starting"
 
     def __init__(self) -> None:
-        super().__init__("the gateway is starting")
+        super().__init__("the gateway is starting", retry_after=RETRY_AFTER_SECONDS)
 
 
 def wired(part: T | None) -> T:

@@ -51,7 +51,7 @@ from channels.base import (
     InputChannel,
     InvalidInbound,
     OutputChannel,
-    json_response,
+    error_response,
     national_phone,
 )
 from channels.spec import ChannelDeps, ChannelSpec
@@ -67,7 +67,7 @@ from ivr.recognizer import EngineUnavailable, SpeechEngine, SpeechWorkers
 from ivr.settings import VoiceSettings
 from ivr.voice import EspeakVoice, PromptVoice
 from store.models import MAX_TEXT_CHARS, InboundMessage, Message
-from twiliohooks import SIGNATURE_HEADER, public_url, signed_form
+from twiliohooks import SIGNATURE_HEADER, BadSignature, public_url, signed_form
 
 log = logging.getLogger(__name__)
 
@@ -384,7 +384,11 @@ class VoiceInput(InputChannel):
         ]
 
     async def _signed_form(self, request: web.Request) -> dict[str, str] | web.Response:
-        return await signed_form(request, self.validator, self.config.public_base_url)
+        """The signed form, or the 403 to answer with."""
+        try:
+            return await signed_form(request, self.validator, self.config.public_base_url)
+        except BadSignature as refused:
+            return error_response(refused)
 
     def _check_fields(self, fields: dict[str, str], *required: str) -> None:
         for name in required:
@@ -400,8 +404,8 @@ class VoiceInput(InputChannel):
         try:
             self._check_fields(fields, "CallSid", "From")
         except InvalidInbound as error:
-            log.warning("twilio voice webhook: %s", error.detail)
-            return error.response()
+            log.warning("twilio voice webhook: %s", error.message)
+            return error_response(error)
         self._forget_old_calls()
         sid = fields["CallSid"]
         existing = await self._call(sid)
@@ -548,7 +552,7 @@ class VoiceInput(InputChannel):
         candidates = {url, _with_scheme(url, "wss"), _with_scheme(url, "https")}
         if not signature or not any(self.validator.validate(u, {}, signature) for u in candidates):
             log.warning("media stream from %s: bad signature for %s", request.remote, url)
-            return json_response({"error": "forbidden", "detail": "invalid X-Twilio-Signature"}, 403)
+            return error_response(BadSignature(f"invalid {SIGNATURE_HEADER}"))
         socket = web.WebSocketResponse(max_msg_size=256 * 1024)
         await socket.prepare(request)
         stream = MediaStream(socket)

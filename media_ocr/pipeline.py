@@ -18,6 +18,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from errors import UserError
 from media_ocr.engines import make_engine
 from media_ocr.fields import FieldConfig
 from media_ocr.model import Correction, FieldReading, FieldValue, OcrResult, fields_of
@@ -42,8 +43,10 @@ MAX_IMAGE_BYTES = 15 * 1024 * 1024
 """Largest photo accepted (phone cameras write 2–8 MB)."""
 
 
-class OcrFailed(RuntimeError):
+class OcrFailed(UserError, RuntimeError):
     """The worker could not read the image (the message says why)."""
+
+    code = "unreadable_image"
 
 
 # -- workers -------------------------------------------------------------------------------
@@ -201,7 +204,7 @@ class OcrService:
         try:
             stored = await self.media.save(data, content_type or "application/octet-stream", filename=image)
         except MediaRejected as exc:
-            raise OcrFailed(exc.detail) from exc
+            raise OcrFailed(exc.message) from exc
         assert stored.media_id is not None  # save() always names what it stored
         return await self._read(data, image=image, media_id=stored.media_id, source=source or {}, engine=engine)
 

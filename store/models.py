@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from errors import UserError
+
 MAX_TEXT_CHARS = 4000
 """Longest message text accepted from any channel (about two screens of chat)."""
 
@@ -22,17 +24,19 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-class MediaRejected(ValueError):
-    """An attachment refused: ``reason`` is ``too_large``, ``type_not_allowed`` or ``storage_full``
-    (the quota or the disk is full: nothing is wrong with the file, it cannot be kept now).
+class MediaRejected(UserError):
+    """An attachment refused: ``reason`` (its ``code`` too) is ``too_large``, ``type_not_allowed``
+    or ``storage_full`` (the quota or the disk is full: nothing is wrong with the file, it cannot
+    be kept now).
 
     Here, with the model, rather than in ``store.media``: channels raise and catch it without the
     media store's driver."""
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
+    code = "media_rejected"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message, code=reason)
         self.reason = reason
-        self.detail = detail
 
 
 class Direction(StrEnum):

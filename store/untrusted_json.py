@@ -12,15 +12,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from errors import UserError
+
 MAX_DEPTH = 32
 MAX_INTEGER_DIGITS = 40
 
 
-class UntrustedJson(ValueError):
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+class UntrustedJson(UserError):
+    """A body or frame that is not JSON we take: ``code`` says why (``invalid_json``,
+    ``invalid_encoding``, ``too_deep``)."""
+
+    code = "invalid_json"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code)
 
 
 def _no_constant(name: str) -> Any:

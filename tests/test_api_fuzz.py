@@ -218,7 +218,7 @@ async def test_json_no_parser_should_take_is_a_400_everywhere(client: TestClient
     for body in bodies:
         response = await client.post("/webhooks/rest/webhook", data=body, headers={"Content-Type": "application/json"})
         assert response.status == 400, (body[:40], response.status)
-        assert (await response.json())["error"] in ("invalid_json", "too_deep", "invalid_payload")
+        assert (await response.json())["error"]["code"] in ("invalid_json", "too_deep", "invalid_payload")
 
 
 async def test_a_body_that_trickles_in_is_cut_off(client: TestClient[object, object], monkeypatch: Any) -> None:
@@ -237,4 +237,4 @@ async def test_a_body_that_trickles_in_is_cut_off(client: TestClient[object, obj
         "/webhooks/rest/webhook", data=trickle(), headers={"Content-Type": "application/json"}
     )  # fmt: skip
     assert response.status == 408 and time.monotonic() - started < 1.8
-    assert (await response.json())["error"] == "body_timeout"
+    assert (await response.json())["error"]["code"] == "body_timeout"

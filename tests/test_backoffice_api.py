@@ -45,7 +45,7 @@ async def call(
 async def test_staff_sign_in_with_a_token(client: TestClient[object, object], gateway: Gateway) -> None:
     assert (await client.get(f"{API}/me")).status == 401
     bad = await client.get(f"{API}/me", headers={"Authorization": "Bearer nope"})
-    assert bad.status == 401 and (await bad.json())["error"] == "unauthorized"
+    assert bad.status == 401 and (await bad.json())["error"]["code"] == "unauthorized"
     headers = await make_staff(gateway, "li", Role.REVIEWER, skills=("logistics",))
     me = await call(client, "GET", "/me", headers)
     assert me["staff"]["id"] == "li" and "review" in me["staff"]["permissions"]
@@ -166,7 +166,7 @@ async def test_roles_and_queues_are_enforced_on_every_route(
     for forged in ({"evidence": ["f" * 64]}, {"evidence": ["sha256-photo"]}, {"ocr_result_ids": ["nope"]}):
         body = {"customer_id": customer_id, "summary": "包装破了 要赔偿", "amount": 20, "reason": "破损", **forged}
         refused = await call(client, "POST", "/tickets", front, body, expect=400)
-        assert refused["field"] in {"evidence", "ocr_result_ids"}
+        assert refused["error"]["details"]["field"] in {"evidence", "ocr_result_ids"}
     tid = ticket["id"]
 
     await call(client, "GET", f"/tickets/{tid}", logistics, expect=403)  # another queue's ticket
@@ -215,7 +215,8 @@ async def test_admins_configure_routing_and_staff_and_every_change_is_audited(
     document = current["document"]
     bad = dict(document, routing={**document["routing"], "default_queue": "nowhere"})
     refused = await call(client, "PUT", "/config/tickets", admin, {"document": bad}, expect=400)
-    assert refused["error"] == "invalid_config" and any("default_queue" in p for p in refused["problems"])
+    error = refused["error"]
+    assert error["code"] == "invalid_config" and any("default_queue" in p for p in error["details"]["problems"])
     by_category = {**document["routing"]["by_category"], "invoice_issue": "general"}
     changed = dict(document, routing={**document["routing"], "by_category": by_category})
     saved = await call(client, "PUT", "/config/tickets", admin, {"document": changed, "expected_version": 0})

@@ -158,7 +158,7 @@ async def test_the_cluster_serves_through_nginx_and_restarts_a_dead_gateway(
                         statuses.append(response.status)
                         if response.status == 429:
                             body = await response.json()
-                            assert body["error"] == "rate_limited" and response.headers["Retry-After"]
+                            assert body["error"]["code"] == "rate_limited" and response.headers["Retry-After"]
                 assert statuses[:3] == [200, 200, 200] and statuses[-1] == 429, statuses
 
             # Kill one gateway: once it has exited (its sockets closed; a request in flight at that

@@ -40,7 +40,7 @@ async def test_only_staff_who_handle_conversations_may_take_them(gateway: Gatewa
                 assert claim.status == 403
         async with signed_in_client(site, "wang.product") as console:
             no_csrf = await console.http.post(f"/api/agent/conversations/{conversation_id}/claim", json={})
-            assert no_csrf.status == 403 and (await no_csrf.json())["error"] == "csrf_failed"
+            assert no_csrf.status == 403 and (await no_csrf.json())["error"]["code"] == "csrf_failed"
 
 
 async def test_transfer_to_a_colleague_then_to_a_skill_group(gateway: Gateway) -> None:

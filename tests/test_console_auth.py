@@ -148,7 +148,7 @@ async def test_state_changing_calls_from_the_browser_need_the_csrf_token_and_our
             assert ok.status == 200
             missing = await console.http.patch("/api/backoffice/me", json={"language": "zh"})
             assert missing.status == 403
-            assert (await missing.json())["error"] == "csrf_failed"
+            assert (await missing.json())["error"]["code"] == "csrf_failed"
             wrong_site = await console.http.patch(
                 "/api/backoffice/me", json={"language": "zh"},
                 headers={"X-CSRF-Token": console.csrf, "Origin": "http://evil.example"},

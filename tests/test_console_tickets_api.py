@@ -58,10 +58,11 @@ async def test_an_admin_sets_a_password_and_the_members_sessions_end(gateway: Ga
             path = f"{API}/staff/wang.product/password"
             weak = await admin.http.post(path, json={"password": "abc"}, headers=admin.headers())
             assert weak.status == 400
-            body = await weak.json()
-            assert body["error"] == "weak_password" and "10" in body["detail"] and body["field"] == "password"
+            error = (await weak.json())["error"]
+            assert error["code"] == "weak_password" and "10" in error["message"]
+            assert error["details"]["field"] == "password"
             named = await admin.http.post(path, json={"password": "wang.product-2026"}, headers=admin.headers())
-            assert named.status == 400 and "account name" in (await named.json())["detail"]
+            assert named.status == 400 and "account name" in (await named.json())["error"]["message"]
             assert (await wang.http.get(f"{API}/me")).status == 200  # nothing changed yet
 
             by_reviewer = await wang.http.post(
@@ -92,12 +93,12 @@ async def test_a_member_changes_their_own_password_with_the_current_one(gateway:
             wrong = await here.http.put(
                 path, json={"current": "not-my-password", "password": NEW_PASSWORD}, headers=here.headers()
             )
-            assert wrong.status == 403 and (await wrong.json())["error"] == "wrong_password"
+            assert wrong.status == 403 and (await wrong.json())["error"]["code"] == "wrong_password"
             weak = await here.http.put(path, json={"current": PASSWORD, "password": "aaaaaaaaaaaa"},
                                        headers=here.headers())  # fmt: skip
-            assert weak.status == 400 and (await weak.json())["error"] == "weak_password"
+            assert weak.status == 400 and (await weak.json())["error"]["code"] == "weak_password"
             no_csrf = await here.http.put(path, json={"current": PASSWORD, "password": NEW_PASSWORD})
-            assert no_csrf.status == 403 and (await no_csrf.json())["error"] == "csrf_failed"
+            assert no_csrf.status == 403 and (await no_csrf.json())["error"]["code"] == "csrf_failed"
 
             changed = await here.http.post(path, json={"current": PASSWORD, "password": NEW_PASSWORD},
                                            headers=here.headers())  # fmt: skip

@@ -68,32 +68,40 @@ async def test_bad_callbacks_are_refused_with_a_clear_4xx_and_change_nothing(
 
         wrong = {**signed_headers("not-the-secret", good.body), "Content-Type": "application/json"}
         assert await _post(gateway, path, good.body, wrong) == (
-            401, {"error": "invalid_signature", "detail": "the signature does not match the body and timestamp"}
+            401,
+            {
+                "error": {
+                    "code": "invalid_signature",
+                    "message": "the signature does not match the body and timestamp",
+                    "details": {},
+                }
+            },
         )  # fmt: skip
         unsigned = await _post(gateway, path, good.body, {"Content-Type": "application/json"})
-        assert unsigned[0] == 401 and unsigned[1]["error"] == "invalid_signature"
+        assert unsigned[0] == 401 and unsigned[1]["error"]["code"] == "invalid_signature"
         stale = signed_headers(secret, good.body, now=time.time() - 3600)
         status, answer = await _post(gateway, path, good.body, stale)
-        assert status == 401 and answer["error"] == "stale_timestamp" and "window" in str(answer["detail"])
+        assert status == 401 and answer["error"]["code"] == "stale_timestamp" and "window" in answer["error"]["message"]
         tampered = good.body.replace(b'"refund": 8900', b'"refund": 8000')
         assert tampered != good.body
         status, answer = await _post(gateway, path, tampered, signed_headers(secret, good.body))
-        assert status == 401 and answer["error"] == "invalid_signature"  # signed for another body
+        assert status == 401 and answer["error"]["code"] == "invalid_signature"  # signed for another body
         unknown = json.loads(good.body)
         unknown["resource"]["out_refund_no"] = "AS20990101000001"
         body = json.dumps(unknown).encode()
         status, answer = await _post(gateway, path, body, signed_headers(secret, body))
-        assert status == 404 and answer["error"] == "unknown_request" and "AS20990101000001" in str(answer["detail"])
+        error = answer["error"]
+        assert status == 404 and error["code"] == "unknown_request" and "AS20990101000001" in error["message"]
         for broken in (b"{not json", b"[]", json.dumps({"id": "EV-1", "event_type": "REFUND.SUCCESS"}).encode()):
             status, answer = await _post(gateway, path, broken, signed_headers(secret, broken))
-            assert status == 400 and answer["error"] == "malformed_body", answer
+            assert status == 400 and answer["error"]["code"] == "malformed_body", answer
         courier_form = b"param=%7B%22lastResult%22%3A1%7D"
         status, answer = await _post(gateway, "/downstream/courier/tracking", courier_form,
                                      signed_headers(gateway.downstream_secrets.courier, courier_form))  # type: ignore[union-attr]  # fmt: skip
-        assert status == 400 and answer["error"] == "malformed_body"
+        assert status == 400 and answer["error"]["code"] == "malformed_body"
         huge = b"x" * (300 * 1024)
         status, answer = await _post(gateway, path, huge, signed_headers(secret, huge))
-        assert status == 413 and answer["error"] == "too_large"
+        assert status == 413 and answer["error"]["code"] == "too_large"
         assert await snapshot(store) == before  # nothing stored, nothing changed
         (request,) = await customer.requests()
         assert request.status is Step.PAYMENT_PROCESSING

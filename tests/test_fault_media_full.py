@@ -130,7 +130,7 @@ async def test_a_full_media_store_refuses_photos_but_keeps_every_message(
         kept = (await small.json())["media_id"]
         refused = await http.post(upload, data=jpeg(big, 8), headers={"Content-Type": "image/jpeg"})
         assert refused.status == 507
-        assert (await refused.json())["error"] == "storage_full"
+        assert (await refused.json())["error"]["code"] == "storage_full"
 
         async with http.ws_connect(f"{WS_PATH}?{query}") as socket:
             # The app shows the refusal; the customer sends the text, with the photo that was kept.

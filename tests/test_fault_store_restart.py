@@ -109,7 +109,7 @@ async def test_the_gateway_rides_out_a_store_restart_without_losing_or_doubling_
             await socket.send_json({"type": "message", "client_id": "a2", "text": "查一下订单202611150001"})
             refused = await next_frame(socket, "ack", "error")  # replies to a1 may come first
             status, (body, retry_after) = down_rest
-            assert status == 503 and body["error"] == "store_unavailable" and retry_after is not None
+            assert status == 503 and body["error"]["code"] == "store_unavailable" and retry_after is not None
             assert down_telegram >= 500, "not 2xx: Telegram redelivers the update"
             assert refused["type"] == "error" and refused["error"] == "unavailable", refused
             assert health.status == 503 and (await health.json())["store"] is False

@@ -43,7 +43,7 @@ async def test_a_multipart_body_with_a_broken_part_header_is_a_400(http: Client)
         "/api/ocr", data=body, headers={**AS_STAFF, "Content-Type": f"multipart/form-data; boundary={boundary}"}
     )
     assert response.status == 400, await response.text()
-    assert (await response.json())["error"] == "malformed_body"
+    assert (await response.json())["error"]["code"] == "malformed_body"
 
 
 async def test_a_telegram_update_whose_parts_are_not_objects_is_a_400(
@@ -54,7 +54,7 @@ async def test_a_telegram_update_whose_parts_are_not_objects_is_a_400(
         for update in ({"update_id": 1, "callback_query": True}, {"update_id": 2, "message": ["x"]}):
             response = await http.post(WEBHOOK_PATH, json=update, headers={SECRET_HEADER: "s3cret"})
             assert response.status == 400, await response.text()
-            assert (await response.json())["error"] == "invalid_payload"
+            assert (await response.json())["error"]["code"] == "invalid_payload"
     assert await store.messages.count_documents({}) == 0
 
 
@@ -68,7 +68,7 @@ async def test_the_app_websocket_url_opened_as_plain_http_is_a_json_400(
     async with TestClient(TestServer(build_app(gateway), host="127.0.0.1")) as http:
         response = await http.get(WS_PATH, params=query)
         assert response.status == 400 and response.content_type == "application/json"
-        assert (await response.json())["error"] == "websocket_required"
+        assert (await response.json())["error"]["code"] == "websocket_required"
         async with http.ws_connect(WS_PATH, params=query) as socket:  # a real websocket still opens
             await socket.send_json({"type": "typing"})
 
@@ -87,7 +87,7 @@ async def test_nul_characters_and_lone_surrogates_are_a_400_not_a_store_error(
     for body in bodies * 2:
         response = await http.post("/webhooks/rest/webhook", data=body, headers={"Content-Type": "application/json"})
         assert response.status == 400, (body, await response.text())
-        assert (await response.json())["error"] in ("invalid_text", "invalid_field")
+        assert (await response.json())["error"]["code"] in ("invalid_text", "invalid_field")
     assert await store.messages.count_documents({}) == 0
 
 
@@ -95,5 +95,5 @@ async def test_an_integer_beyond_64_bits_in_the_metadata_is_a_400(http: Client, 
     body = {"sender": "a", "message": "hi", "metadata": {"n": [1, {"big": 2**64}]}}
     response = await http.post("/webhooks/rest/webhook", json=body)
     assert response.status == 400, await response.text()
-    assert "64 bits" in (await response.json())["detail"]
+    assert "64 bits" in (await response.json())["error"]["message"]
     assert await store.messages.count_documents({}) == 0

@@ -182,7 +182,7 @@ async def test_agents_merge_two_customers_explicitly_and_the_merge_is_audited(
         json={"agent": "a1", "source_id": source, "target_id": target, "reason": "同一人"},
         headers=AUTH,
     )
-    assert refused.status == 409 and "phone" in (await refused.json())["detail"], "two different phones"
+    assert refused.status == 409 and "phone" in (await refused.json())["error"]["message"], "two different phones"
 
     await store.customers.update_one({"_id": source}, {"$unset": {"identities.phone": ""}})
     body = {"agent": "a1", "source_id": source, "target_id": target, "reason": "客户电话确认是同一人"}

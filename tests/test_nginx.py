@@ -233,7 +233,7 @@ async def test_dead_and_unhealthy_gateways_are_skipped_and_none_left_is_a_json_5
             assert await names() == {"two"}
             await two.stop()
             status, body, headers = await get_json(http, f"{proxy.url}/webhooks/rest/webhook", method="POST")
-            assert (status, body["error"], headers["Retry-After"]) == (503, "unavailable", "2")
+            assert (status, body["error"]["code"], headers["Retry-After"]) == (503, "unavailable", "2")
     finally:
         await watch.stop()
         await stop_proxy(proxy)
@@ -248,7 +248,8 @@ async def test_limits_per_client_address_and_body_size_answer_in_the_gateways_sh
             statuses = [(await get_json(flooder, rest, method="POST"))[0] for _ in range(6)]
             assert statuses[:2] == [200, 200] and statuses[-2:] == [429, 429]
             status, body, headers = await get_json(flooder, f"{proxy.url}/chat")
-            assert status == 429 and body["error"] == "rate_limited" and body["retry_after"] >= 1
+            error = body["error"]
+            assert status == 429 and error["code"] == "rate_limited" and error["details"]["retry_after"] >= 1
             assert int(headers["Retry-After"]) >= 1 and headers["Content-Type"] == "application/json"
             # Providers' webhooks come from few addresses: never limited per address.
             assert (await get_json(flooder, f"{proxy.url}/webhooks/telegram/webhook", method="POST"))[0] == 200
@@ -256,7 +257,7 @@ async def test_limits_per_client_address_and_body_size_answer_in_the_gateways_sh
         async with from_address("127.0.0.1") as exempt:
             assert {(await get_json(exempt, rest, method="POST"))[0] for _ in range(6)} == {200}
             status, body, _ = await get_json(exempt, rest, method="POST", data=b"x" * (65 * 1024))
-            assert (status, body["error"]) == (413, "too_large")
+            assert (status, body["error"]["code"]) == (413, "too_large")
             assert (await get_json(exempt, rest, method="POST", data=b"x" * (60 * 1024)))[1]["bytes"] == 60 * 1024
     finally:
         await stop_proxy(proxy)

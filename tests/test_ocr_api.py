@@ -117,9 +117,9 @@ async def test_corrections_are_recorded_and_validated(http: Client) -> None:
     url = f"/api/ocr/{result['id']}/corrections"
 
     response = await http.post(url, json={"field": "reason", "value": "破损", "why": ""})
-    assert response.status == 400 and (await response.json())["error"] == "missing_field"
+    assert response.status == 400 and (await response.json())["error"]["code"] == "missing_field"
     response = await http.post(url, json={"field": "colour", "value": "red", "who": "agent:li", "why": "x"})
-    assert response.status == 400 and (await response.json())["error"] == "invalid_value"
+    assert response.status == 400 and (await response.json())["error"]["code"] == "invalid_value"
     response = await http.post(url, json={"field": "reason", "value": "不喜欢", "who": "agent:li", "why": "x"})
     assert response.status == 400
 
@@ -158,7 +158,7 @@ async def test_the_review_image_is_the_photo_with_fields_outlined(http: Client) 
 async def test_bad_requests_get_json_errors(http: Client, kwargs: dict[str, object], status: int, error: str) -> None:
     response = await http.post("/api/ocr", **kwargs)  # type: ignore[arg-type]
     assert response.status == status
-    assert (await response.json())["error"] == error
+    assert (await response.json())["error"]["code"] == error
 
 
 async def test_photos_are_for_signed_in_staff_who_work_on_tickets_or_chats(http: Client) -> None:
@@ -169,7 +169,7 @@ async def test_photos_are_for_signed_in_staff_who_work_on_tickets_or_chats(http:
         for method, path in (("POST", "/api/ocr"), ("GET", "/api/ocr/x"), ("GET", "/api/ocr/x/image")):
             response = await http.request(method, path, json={"media_id": "x"}, headers=headers)
             assert response.status == status, (method, path)
-            assert (await response.json())["error"] in ("unauthorized", "forbidden")
+            assert (await response.json())["error"]["code"] in ("unauthorized", "forbidden")
 
 
 async def test_an_unknown_result_is_not_found(http: Client) -> None:

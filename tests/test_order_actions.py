@@ -85,7 +85,7 @@ async def test_an_agent_intercepts_a_parcel_and_the_refund_follows_the_warehouse
         assert any(t.startswith("退款成功") for t in told)
         # The same order again: one problem, one request.
         again = await act(http, f"{API}/orders/{order.order_id}/intercept", front, body, expect=409)
-        assert again["error"] == "invalid_action" and request["id"] in again["detail"]
+        assert again["error"]["code"] == "invalid_action" and request["id"] in again["error"]["message"]
 
 
 async def test_cancel_resend_compensate_and_approve_a_return_with_the_role_checks(
@@ -105,7 +105,7 @@ async def test_cancel_resend_compensate_and_approve_a_return_with_the_role_check
 
         refused = await act(http, f"{API}/orders/{unshipped.order_id}/cancel-refund", quality,
                             {"reason": "x", **who}, expect=403)  # fmt: skip
-        assert refused["error"] == "forbidden"
+        assert refused["error"]["code"] == "forbidden"
         cancelled = (await act(http, f"{API}/orders/{unshipped.order_id}/cancel-refund", front,
                                {"reason": "客户电话要求取消", **who}))["request"]  # fmt: skip
         assert cancelled["status"] == "payment_processing" and cancelled["amount"] == 89.0
@@ -157,7 +157,7 @@ async def test_cancel_resend_compensate_and_approve_a_return_with_the_role_check
         theirs = {"reason": "x", "customer_id": await stranger.customer_id()}
         wrong = await act(http, f"{API}/orders/{delivered.order_id}/compensate", front,
                           {**theirs, "amount": 1, "form": "store_credit"}, expect=409)  # fmt: skip
-        assert "not this customer's" in wrong["detail"]
+        assert "not this customer's" in wrong["error"]["message"]
         assert (await act(http, f"{API}/orders/209901010001/intercept", front, theirs, expect=404))[
             "error"
         ] == "not_found"

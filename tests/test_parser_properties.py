@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from telegram import Bot, Update
 
 from channels.app_im import AppImInput, Connections, sign_user
-from channels.base import InvalidInbound, storable_text, unstorable
+from channels.base import InvalidInbound, error_response, storable_text, unstorable
 from channels.email_text import UnreadableMail, html_to_text, parse_mail, strip_history
 from channels.rest import RestInput
 from channels.sms import TwilioSmsInput
@@ -57,7 +57,7 @@ def test_rest_parsing_yields_a_storable_message_or_a_coded_400(body: bytes) -> N
     try:
         message = RestInput().parse(body)
     except InvalidInbound as error:
-        assert error.code and error.detail and error.response().status == 400
+        assert error.code and error.message and error_response(error).status == 400
     else:
         storable(message)
 
@@ -69,7 +69,7 @@ def test_an_oversized_rest_message_has_its_own_code(extra: int) -> None:
     try:
         RestInput().parse(body)
     except InvalidInbound as error:
-        assert error.code == "message_too_long" and error.extra["limit"] == MAX_TEXT_CHARS
+        assert error.code == "message_too_long" and error.details["limit"] == MAX_TEXT_CHARS
     else:
         raise AssertionError("an oversized message was accepted")
 
@@ -99,7 +99,7 @@ def test_app_frames_yield_a_storable_message_or_a_coded_error(frame: dict[str, A
     try:
         message = asyncio.run(channel.parse_message("user-1", frame))
     except InvalidInbound as error:
-        assert error.code and error.detail
+        assert error.code and error.message
     else:
         storable(message)
 
@@ -153,7 +153,7 @@ def test_twilio_forms_yield_a_storable_message_or_a_coded_400(fields: dict[str, 
     try:
         message = TwilioSmsInput("token", SID).parse(fields)
     except InvalidInbound as error:
-        assert error.code and error.detail
+        assert error.code and error.message
     else:
         storable(message)
         assert message.channel_message_id == fields["MessageSid"]

@@ -28,7 +28,7 @@ async def test_only_quality_viewers_read_and_only_quality_staff_score(gateway: G
                              "/api/console/refunds/report", "/api/console/reviews/queue"):  # fmt: skip
                     response = await client.http.get(path)
                     assert response.status == 403, (staff_id, path)
-                    assert (await response.json())["error"] == "forbidden"
+                    assert (await response.json())["error"]["code"] == "forbidden"
                 page = await client.http.get("/console/quality", allow_redirects=False)
                 assert page.status == 403
         async with signed_in_client(site, "zhao.disp") as client:
@@ -71,7 +71,7 @@ async def test_every_query_parameter_is_checked(gateway: Gateway) -> None:
             for path, field in cases.items():
                 response = await client.http.get(path)
                 assert response.status == 400, path
-                assert (await response.json())["field"] == field, path
+                assert (await response.json())["error"]["details"]["field"] == field, path
             whole_year = await client.http.get("/api/console/quality/summary?from=2025-12-01&to=2026-11-30")
             assert whole_year.status == 200  # 365 days is allowed
 
@@ -127,7 +127,7 @@ async def test_scoring_needs_the_csrf_token_and_a_real_item(gateway: Gateway) ->
             missing = await client.http.post(
                 "/api/console/reviews", json={"item_id": "bot:nope", "verdict": "good"}, headers=client.headers()
             )
-            assert missing.status == 400 and (await missing.json())["error"] == "invalid_review"
+            assert missing.status == 400 and (await missing.json())["error"]["code"] == "invalid_review"
             wrong_kind = await client.http.post(
                 "/api/console/reviews", json={"item_id": "bot:msg-q1", "verdict": "correct"}, headers=client.headers()
             )

@@ -107,7 +107,8 @@ async def test_an_address_over_its_limit_gets_429_with_retry_after(ip_limited: C
     assert refused.status == 429
     assert int(refused.headers["Retry-After"]) >= 1
     body = await refused.json()
-    assert body["error"] == "rate_limited" and body["detail"] and body["retry_after"] >= 1
+    error = body["error"]
+    assert error["code"] == "rate_limited" and error["message"] and error["details"]["retry_after"] >= 1
     # Another customer behind the same proxy is not throttled for it.
     other = await ip_limited.post(
         REST, json={"sender": "b", "message": "你好"}, headers={"X-Forwarded-For": "198.51.100.2"}
@@ -139,7 +140,7 @@ async def test_one_sender_over_its_limit_gets_429_and_nothing_is_stored(
         stored = await store.messages.count_documents({"direction": "in"})
         refused = await post_rest(http, {"sender": "flood", "message": "再来一条"})
         assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
-        assert (await refused.json())["error"] == "rate_limited"
+        assert (await refused.json())["error"]["code"] == "rate_limited"
         assert await store.messages.count_documents({"direction": "in"}) == stored
         assert (await http.post(REST, json={"sender": "calm", "message": "你好"})).status == 200
 
@@ -182,6 +183,6 @@ async def test_the_sender_limit_holds_across_gateways_on_one_store(store: Conver
             for http in (a, b):
                 refused = await post_rest(http, {"sender": "both", "message": "再来"}, **session)
                 assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
-                assert (await refused.json())["error"] == "rate_limited"
+                assert (await refused.json())["error"]["code"] == "rate_limited"
             assert await store.db[SENDER_COUNTS].count_documents({}) == 1
             assert await store.messages.count_documents({"direction": "in"}) == 2

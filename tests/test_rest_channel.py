@@ -40,8 +40,8 @@ async def test_bad_requests_get_a_clear_400_and_store_nothing(
     response = await client.post(WEBHOOK, data=body, headers={"Content-Type": "application/json"})
     assert response.status == 400
     payload = await response.json()
-    assert payload["error"] == error
-    assert payload["detail"]
+    assert payload["error"]["code"] == error
+    assert payload["error"]["message"]
     assert payload.get("field") == field
     for collection in (store.messages, store.customers, store.conversations, store.events):
         assert await collection.count_documents({}) == 0
@@ -53,7 +53,7 @@ async def test_an_over_long_message_is_refused_with_the_limit(
     response = await client.post(WEBHOOK, json={"sender": "a", "message": "订" * (MAX_TEXT_CHARS + 1)})
     assert response.status == 400
     payload = await response.json()
-    assert payload["error"] == "message_too_long"
+    assert payload["error"]["code"] == "message_too_long"
     assert payload["limit"] == MAX_TEXT_CHARS
     assert await store.messages.count_documents({}) == 0
 
@@ -96,7 +96,7 @@ async def test_a_store_outage_answers_503_json_and_the_retry_is_answered_once(tm
             response = await http.post(WEBHOOK, json=body)
             assert response.status == 503
             assert response.headers["Retry-After"] == "5"
-            assert (await response.json())["error"] == "store_unavailable"
+            assert (await response.json())["error"]["code"] == "store_unavailable"
 
             # The store comes back on the same socket with the same data directory: the retry goes through.
             mongo = EmbeddedMongo(tmp_path / "mongo")

@@ -57,9 +57,9 @@ async def test_knowing_a_sender_is_not_enough_to_write_as_it(
     count = await store.count_messages(direction="in")
 
     status, body = await _post(client, {"sender": owner.sender, "message": "查订单"})
-    assert status == 403 and body["error"] == "session_required"  # type: ignore[index]
+    assert status == 403 and body["error"]["code"] == "session_required"  # type: ignore[index]
     status, body = await _post(client, {"sender": owner.sender, "message": "查订单"}, **{SESSION_HEADER: "forged"})
-    assert status == 403 and body["error"] == "session_mismatch"  # type: ignore[index]
+    assert status == 403 and body["error"]["code"] == "session_mismatch"  # type: ignore[index]
     other = Chat(client, unique_sender())
     await other.send("hi")
     assert other.session_token is not None
@@ -110,7 +110,7 @@ async def test_customer_tokens_that_do_not_verify_are_refused(
             client, {"sender": unique_sender(), "message": "查订单", "metadata": {"customer_token": token}}
         )
         assert status == 401, name
-        assert body["error"] == "invalid_customer_token", name  # type: ignore[index]
+        assert body["error"]["code"] == "invalid_customer_token", name  # type: ignore[index]
     assert await store.count_messages(direction="in") == count, "nothing stored"
 
 

@@ -84,7 +84,7 @@ async def test_the_rest_webhook_needs_the_token_once_one_is_set(store: Conversat
         message = {"sender": "c1", "message": "你好"}
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "shop-backend-token"}):
             response = await http.post("/webhooks/rest/webhook", json=message, headers=headers)
-            assert response.status == 401 and (await response.json())["error"] == "unauthorized"
+            assert response.status == 401 and (await response.json())["error"]["code"] == "unauthorized"
         assert await store.messages.count_documents({}) == 0
         response = await http.post(
             "/webhooks/rest/webhook", json=message, headers={"Authorization": "Bearer shop-backend-token"}

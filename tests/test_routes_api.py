@@ -29,7 +29,7 @@ async def http(settings: Settings, store: ConversationStore) -> AsyncIterator[Te
 
 async def test_pickups_plan_image_actuals_and_carbon_over_http(http: TestClient[object, object]) -> None:
     response = await http.get("/api/routes/plans/latest")
-    assert response.status == 404 and (await response.json())["error"] == "not_found"
+    assert response.status == 404 and (await response.json())["error"]["code"] == "not_found"
 
     requests = [r.model_dump(mode="json") for r in demo_pickups(DAY, 10)]
     response = await http.post("/api/routes/pickups", json=requests[0])
@@ -77,15 +77,15 @@ async def test_pickups_plan_image_actuals_and_carbon_over_http(http: TestClient[
 
 async def test_bad_requests_get_json_errors(http: TestClient[object, object]) -> None:
     response = await http.post("/api/routes/plan", json={"date": "tomorrow"})
-    assert response.status == 400 and (await response.json())["error"] == "invalid_payload"
+    assert response.status == 400 and (await response.json())["error"]["code"] == "invalid_payload"
     response = await http.post("/api/routes/plan", json={"time_limit": 1000})
     assert response.status == 400
     response = await http.post("/api/routes/plan", json={"date": "2030-01-01", "time_limit": 1})
-    assert response.status == 409 and "no open pick-ups" in (await response.json())["detail"]
+    assert response.status == 409 and "no open pick-ups" in (await response.json())["error"]["message"]
     response = await http.get("/api/routes/plans/nope")
     assert response.status == 404
     response = await http.post("/api/routes/pickups", data=b"{not json", headers={"Content-Type": "application/json"})
-    assert response.status == 400 and (await response.json())["error"] == "invalid_json"
+    assert response.status == 400 and (await response.json())["error"]["code"] == "invalid_json"
 
 
 async def test_route_planning_is_for_dispatchers_and_admins(http: TestClient[object, object]) -> None:

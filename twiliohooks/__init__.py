@@ -1,8 +1,9 @@
 """What Twilio's webhooks share, for the SMS channel (``channels.sms``) and the phone line
 (``ivr.channel``): the signature check against the public URL Twilio called.
 
-Owns: the signature header, the public URL a webhook was called at, and the signed form or its 403.
-Must not know: any channel, the dialogue, NLU or the database. It is its own package so that
+Owns: the signature header, the public URL a webhook was called at, and the signed form (or the
+:class:`~errors.Forbidden` its callers answer with a 403). Must not know: any channel, the
+dialogue, NLU or the database. It is its own package so that
 the phone line need not import a sibling channel's module to check a signature.
 """
 
@@ -12,6 +13,8 @@ import logging
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
+
+from errors import Forbidden
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +35,19 @@ def public_url(request: web.Request, public_base_url: str | None) -> str:
     return str(request.url)
 
 
-async def signed_form(
-    request: web.Request, validator: RequestValidator, public_base_url: str | None
-) -> dict[str, str] | web.Response:
-    """The webhook's form fields when Twilio signed them, else the 403 to answer with."""
+class BadSignature(Forbidden):
+    """The request does not carry Twilio's signature of the URL and form it was sent to."""
+
+    code = "forbidden"
+
+
+async def signed_form(request: web.Request, validator: RequestValidator, public_base_url: str | None) -> dict[str, str]:
+    """The webhook's form fields when Twilio signed them; :class:`BadSignature` (a 403) otherwise."""
     form = await request.post()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     url = public_url(request, public_base_url)
     signature = request.headers.get(SIGNATURE_HEADER, "")
     if not signature or not validator.validate(url, fields, signature):
         log.warning("twilio webhook from %s: bad signature for %s", request.remote, url)
-        return web.json_response({"error": "forbidden", "detail": "invalid X-Twilio-Signature"}, status=403)
+        raise BadSignature(f"invalid {SIGNATURE_HEADER}")
     return fields
