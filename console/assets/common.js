@@ -40,11 +40,14 @@ for (const lang of ["zh", "en"]) {
   for (const intent of BOOT.intents) STRINGS[lang][`intent_${intent.name}`] = intent.label[lang];
 }
 
+// Every API error is {"error": {"code", "message", "details"}}: the message is for people, the
+// code (stable, snake_case) for the script.
 class ApiFailure extends Error {
-  constructor(status, code, detail) {
-    super(detail || code);
+  constructor(status, code, message, details) {
+    super(message || code);
     this.status = status;
     this.code = code;
+    this.details = details || {};
   }
 }
 
@@ -61,7 +64,10 @@ async function api(method, path, body) {
     throw new ApiFailure(401, "unauthorized", "signed out");
   }
   const data = response.headers.get("Content-Type")?.includes("json") ? await response.json() : {};
-  if (!response.ok) throw new ApiFailure(response.status, data.error || "error", data.detail || response.statusText);
+  if (!response.ok) {
+    const error = data.error || {};
+    throw new ApiFailure(response.status, error.code || "error", error.message || response.statusText, error.details);
+  }
   return data;
 }
 
