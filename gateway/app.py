@@ -7,13 +7,13 @@ import asyncio
 import ipaddress
 import json
 import logging
-import re
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 from pymongo.errors import ConnectionFailure, PyMongoError
 
+import textpatterns
 from channels.base import error_response, json_response
 from errors import (
     Conflict,
@@ -157,6 +157,7 @@ _HTTP_ERRORS: dict[int, type[UserError]] = {
 }
 """aiohttp's own client errors (an unknown path, a method the path does not take, a body over the
 app's limit …) as the project's errors."""
+_NON_WORD = textpatterns.compile(r"\W+")
 
 
 @web.middleware
@@ -228,7 +229,7 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
     elif error_class is not None:
         error = error_class(message)
     elif exc.status < 500:
-        error = UserError(message, code=re.sub(r"\W+", "_", exc.reason.lower()).strip("_") or "invalid_request")
+        error = UserError(message, code=_NON_WORD.sub("_", exc.reason.lower()).strip("_") or "invalid_request")
     else:
         log.error("%s %s: %s", request.method, request.path, default_text)
         error = GatewayError(INTERNAL_MESSAGE)

@@ -114,9 +114,8 @@ async def test_cancel_resend_compensate_and_approve_a_return_with_the_role_check
 
         sku = delivered.items[0].sku
         over = {"sku": sku, "quantity": 1, "reason": "少件", **who}  # ¥89 is over the ¥50 automatic limit
-        assert (await act(http, f"{API}/orders/{delivered.order_id}/resend", front, over, expect=403))[
-            "error"
-        ] == "forbidden"
+        refused = await act(http, f"{API}/orders/{delivered.order_id}/resend", front, over, expect=403)
+        assert refused["error"]["code"] == "forbidden"
         resend = (await act(http, f"{API}/orders/{delivered.order_id}/resend", reviewer, over))["request"]
         assert resend["status"] == "resending" and resend["decided_by"] == "staff:chen"
         await wait_for(lambda: _has(warehouse.orders["outbounds"], resend["id"]))
@@ -133,8 +132,8 @@ async def test_cancel_resend_compensate_and_approve_a_return_with_the_role_check
         compensated = (await act(http, f"{API}/orders/{delivered.order_id}/compensate", front, credit))["request"]
         assert compensated["type"] == "compensation" and compensated["status"] == "completed"
         big = {"amount": 50, "form": "refund", "reason": "商品有瑕疵", **who}
-        assert (await act(http, f"{API}/orders/{late.order_id}/compensate", front, big, expect=403))[
-            "error"
+        assert (await act(http, f"{API}/orders/{late.order_id}/compensate", front, big, expect=403))["error"][
+            "code"
         ] == "forbidden"
 
         tomorrow = (datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=1)).isoformat()
@@ -147,8 +146,8 @@ async def test_cancel_resend_compensate_and_approve_a_return_with_the_role_check
         booked = await gateway.pickups.get(approved["id"])
         assert booked is not None and booked.window_start == "14:00" and booked.date == tomorrow
         outside = {**pickup, "sku": late.items[0].sku}
-        assert (await act(http, f"{API}/orders/{late.order_id}/approve-return", front, outside, expect=403))[
-            "error"
+        assert (await act(http, f"{API}/orders/{late.order_id}/approve-return", front, outside, expect=403))["error"][
+            "code"
         ] == "forbidden"
         assert (await act(http, f"{API}/orders/{late.order_id}/approve-return", reviewer, outside))["request"]
 
@@ -158,8 +157,8 @@ async def test_cancel_resend_compensate_and_approve_a_return_with_the_role_check
         wrong = await act(http, f"{API}/orders/{delivered.order_id}/compensate", front,
                           {**theirs, "amount": 1, "form": "store_credit"}, expect=409)  # fmt: skip
         assert "not this customer's" in wrong["error"]["message"]
-        assert (await act(http, f"{API}/orders/209901010001/intercept", front, theirs, expect=404))[
-            "error"
+        assert (await act(http, f"{API}/orders/209901010001/intercept", front, theirs, expect=404))["error"][
+            "code"
         ] == "not_found"
 
         assert sorted(await audit_actions(store, delivered.order_id)) == ["approve_return", "compensate", "resend"]

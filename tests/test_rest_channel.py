@@ -42,7 +42,7 @@ async def test_bad_requests_get_a_clear_400_and_store_nothing(
     payload = await response.json()
     assert payload["error"]["code"] == error
     assert payload["error"]["message"]
-    assert payload.get("field") == field
+    assert payload["error"]["details"].get("field") == field
     for collection in (store.messages, store.customers, store.conversations, store.events):
         assert await collection.count_documents({}) == 0
 
@@ -54,7 +54,7 @@ async def test_an_over_long_message_is_refused_with_the_limit(
     assert response.status == 400
     payload = await response.json()
     assert payload["error"]["code"] == "message_too_long"
-    assert payload["limit"] == MAX_TEXT_CHARS
+    assert payload["error"]["details"]["limit"] == MAX_TEXT_CHARS
     assert await store.messages.count_documents({}) == 0
 
 
