@@ -40,6 +40,8 @@ _NAMES = textpatterns.compile(
 _CJK_RUN = textpatterns.compile(r"[\u4e00-\u9fff]{2,}")
 _to_traditional = opencc.OpenCC("s2t")
 _to_simplified = opencc.OpenCC("t2s")
+_WHOLE_WORDS = textpatterns.compile(r"(发票|发货|发出|发送|发放|发起|发件|发错|发来|发给)")
+"""Words after 理 that OpenCC would otherwise take as 理发 (hair) in 办理发票, 办理发货."""
 _converters = {TAIWAN: opencc.OpenCC("s2twp"), HONG_KONG: opencc.OpenCC("s2hk")}
 
 
@@ -103,4 +105,8 @@ def language_of(variety: str) -> str:
 def render(text: str, variety: str) -> str:
     """A reply written in Simplified Chinese (or English) in the customer's variety."""
     converter = _converters.get(variety)
-    return converter.convert(text) if converter is not None else text
+    if converter is None:
+        return text
+    # OpenCC's longest match reads 办理发票 as 办 + 理发 (haircut, 髮): these words are converted alone.
+    parts = _WHOLE_WORDS.split(text)
+    return "".join(converter.convert(part) for part in parts)

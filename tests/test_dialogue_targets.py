@@ -162,3 +162,9 @@ def test_rendering_keeps_codes_and_converts_the_script() -> None:
         render("订单 2026000001 的退货已提交，发到 a_b@x.com", TAIWAN) == "訂單 2026000001 的退貨已提交，發到 a_b@x.com"
     )
     assert render("订单已签收", SIMPLIFIED) == "订单已签收"
+
+
+@pytest.mark.parametrize("variety", ["zh-Hant-HK", "zh-Hant-TW"])
+def test_replies_in_traditional_keep_invoices_and_shipping_apart_from_haircuts(variety: str) -> None:
+    text = render("请问是哪一个订单要办理发票？已为您办理发货。", variety)
+    assert "髮" not in text and "辦理發票" in text and "辦理發貨" in text

@@ -30,6 +30,13 @@ def _case(story: dict[str, Any]) -> Any:
     return pytest.param(story, id=story["_where"], marks=marks)
 
 
+def test_the_backlog_is_well_formed_and_kept_apart() -> None:
+    """stories/backlog/ (run with STORIES_BACKLOG=1) validates like the rest and is not in the run."""
+    backlog = [s for s in load_stories(backlog=True) if s["_where"] not in {t["_where"] for t in STORIES}]
+    assert backlog, "no backlog stories found"
+    assert not any(s["_where"] in {t["_where"] for t in load_stories(backlog=False)} for s in backlog)
+
+
 def test_known_gaps_are_few_and_explained() -> None:
     gaps = [s for s in STORIES if s.get("known_gap")]
     assert len(gaps) <= len(STORIES) // 20, [s["_where"] for s in gaps]
