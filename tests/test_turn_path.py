@@ -9,6 +9,7 @@ latency with a filled store."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ class Recorder(monitoring.CommandListener):
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         name = event.command_name
+        if _in_background_task():
+            return
         if name == "aggregate" and any("$changeStream" in stage for stage in event.command.get("pipeline", [])):
             self.stream_requests.add(event.request_id)
         if self.database is None or event.database_name != self.database:
@@ -69,6 +72,17 @@ class Recorder(monitoring.CommandListener):
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         return None
+
+
+def _in_background_task() -> bool:
+    """Commands of the gateway's named background tasks (outbox senders, the downstream worker,
+    the SLA monitor, lease renewers, recovery …) run on their own clocks and are not the turn's;
+    a turn runs in the request's task and the unnamed tasks it starts ("Task-N")."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return False
+    return task is not None and not task.get_name().startswith("Task-")
 
 
 RECORDER = Recorder()
