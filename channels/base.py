@@ -83,6 +83,18 @@ def unstorable(value: object, _depth: int = 0) -> str | None:
     return None
 
 
+def text_with_choices(message: Message, blank_line: bool = False) -> str:
+    """A reply for channels without buttons: its text, then its quick replies as numbered lines
+    (the dialogue understands "2") — unless the text already lists them, as the which-order
+    question does for every channel, so a customer never reads the same list twice."""
+    if not message.quick_replies:
+        return message.text
+    numbered = [f"{n}. {q.title}" for n, q in enumerate(message.quick_replies, start=1)]
+    if all(line in message.text for line in numbered):
+        return message.text
+    return "\n".join([message.text, *([""] if blank_line else []), *numbered])
+
+
 def has_control_characters(identifier: str) -> bool:
     """Identifiers (sender ids, message ids) never contain control characters; text may hold newlines."""
     return any(unicodedata.category(ch) == "Cc" for ch in identifier)

@@ -38,6 +38,7 @@ from channels.base import (
     MediaSink,
     OutputChannel,
     SenderThrottled,
+    text_with_choices,
 )
 from channels.email_text import ParsedMail, UnreadableMail, parse_mail
 from channels.spec import ChannelDeps, ChannelSpec
@@ -381,7 +382,7 @@ class EmailOutput(OutputChannel):
             mail["In-Reply-To"] = f"<{customer_message_id}>"
             chain = [*references, str(customer_message_id)][-20:]
             mail["References"] = " ".join(f"<{r}>" for r in chain)
-        mail.set_content("\n\n".join(render_text(m) for m in messages))
+        mail.set_content("\n\n".join(text_with_choices(m, blank_line=True) for m in messages))
         return mail
 
 
@@ -391,14 +392,6 @@ def _reply_subject(subject: str) -> str:
     if not subject:
         return "Re: 您的售后咨询"
     return subject if _REPLY_PREFIX.match(subject) else f"Re: {subject}"
-
-
-def render_text(message: Message) -> str:
-    """The reply with quick replies as numbered lines (answering "2" picks the second)."""
-    if not message.quick_replies:
-        return message.text
-    lines = [message.text, "", *(f"{n}. {q.title}" for n, q in enumerate(message.quick_replies, start=1))]
-    return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from channels.base import (
     error_response,
     has_control_characters,
     national_phone,
+    text_with_choices,
     unstorable,
 )
 from channels.spec import ChannelDeps, ChannelSpec
@@ -219,7 +220,7 @@ class TwilioSmsOutput(OutputChannel):
             raise DeliveryFailed("the reply has no recipient phone number", permanent=True)
         try:
             sent: Any = await self._client.messages.create_async(
-                to=message.recipient_id, from_=self.from_number, body=render_text(message)
+                to=message.recipient_id, from_=self.from_number, body=text_with_choices(message)
             )
         except TwilioRestException as exc:
             # 4xx (bad number, opted out) cannot succeed later; 429 and 5xx can.
@@ -228,14 +229,6 @@ class TwilioSmsOutput(OutputChannel):
         except (aiohttp.ClientError, OSError, TimeoutError, TwilioException) as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
         return str(sent.sid) if sent.sid else None
-
-
-def render_text(message: Message) -> str:
-    """SMS text with quick replies as numbered lines (the dialogue understands "2")."""
-    if not message.quick_replies:
-        return message.text
-    lines = [message.text, *(f"{n}. {q.title}" for n, q in enumerate(message.quick_replies, start=1))]
-    return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)

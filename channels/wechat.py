@@ -43,6 +43,7 @@ from channels.base import (
     SenderThrottled,
     error_response,
     storable_text,
+    text_with_choices,
 )
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import SettingsError, setting
@@ -289,16 +290,8 @@ class WeChatOutput(OutputChannel):
     async def send(self, message: Message) -> str | None:
         if not message.recipient_id:
             raise DeliveryFailed("no openid to send to", permanent=True)
-        await self.api.send_text(message.recipient_id, render_text(message))
+        await self.api.send_text(message.recipient_id, text_with_choices(message, blank_line=True))
         return None
-
-
-def render_text(message: Message) -> str:
-    """The reply with quick replies as numbered lines (WeChat's text messages have no buttons)."""
-    if not message.quick_replies:
-        return message.text
-    lines = [message.text, "", *(f"{n}. {q.title}" for n, q in enumerate(message.quick_replies, start=1))]
-    return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,6 @@ from dialogue.flows.requests import RequestsFlow
 from dialogue.flows.returns import CAN_RETURN, GoodsFlow
 from dialogue.replies import register, say
 from dialogue.survey import answer_survey
-from dialogue.targets import mentioned_orders
 from dialogue.turn import Ask, Reply, Turn, TurnInput, TurnOutcome
 from dialogue.variety import ENGLISH, SIMPLIFIED, choose_variety, language_of, render
 from nlu.keywords import keyword_intent
@@ -424,7 +423,7 @@ class DialogueEngine:
 
     async def _names_own_item(self, turn: Turn) -> bool:
         orders = await self.flows["order_status"].customer_orders(turn)
-        return bool(mentioned_orders(turn.text_now, orders))
+        return bool(self.flows["order_status"].orders_meant(turn, orders))
 
     # -- without words, not understood, handed off ------------------------------------------------------
 

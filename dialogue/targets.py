@@ -14,9 +14,12 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta, tzinfo
+from importlib import resources
 from typing import Any, Protocol
 
 import opencc
+import yaml
 
 import textpatterns
 from shop import Order, OrderItem
@@ -111,7 +114,9 @@ def _score(text: str, item: OrderItem) -> tuple[float, str]:
 
 
 def mentioned_items(text: str, orders: Sequence[Order], embed: Embedder | None = None) -> list[ItemMatch]:
-    """The customer's items the text names, best first (only those tied for the best score)."""
+    """The customer's items the text names, best first (only those tied for the best score): by
+    name, by a nickname (the alias list, or a phrase the sentence model puts clearly nearest to
+    one item), or by its place in a single order ("第二个商品")."""
     text = _to_simplified.convert(text)  # 羽絨服 names 羽绒服
     matches: list[ItemMatch] = []
     for order in orders:
@@ -119,8 +124,12 @@ def mentioned_items(text: str, orders: Sequence[Order], embed: Embedder | None =
             score, how = _score(text, item)
             if score > 0:
                 matches.append(ItemMatch(order, item, score, how))
-    if not matches and embed is not None and _latin_words(text):
+    if not matches:
+        matches = _by_alias(text, orders)
+    if not matches and embed is not None and (_latin_words(text) or _nickname_probes(text)):
         matches = _by_meaning(text, orders, embed)
+    if not matches and len(orders) == 1:
+        matches = _by_position(text, orders[0])
     if not matches:
         return []
     best = max(m.score for m in matches)
@@ -133,6 +142,89 @@ def mentioned_orders(text: str, orders: Sequence[Order], embed: Embedder | None 
     for match in mentioned_items(text, orders, embed):
         found.setdefault(match.order.order_id, match.order)
     return list(found.values())
+
+
+_BOUGHT = r"(?:买|下单|下|拍|订|购|入)"
+_WHEN_WORDS: tuple[tuple[str, str, str], ...] = (
+    ("today", "今天|今日", "today"),
+    ("yesterday", "昨天|昨日|琴日|寻日|噚日", "yesterday"),
+    ("day_before", "前天|前日", "the day before yesterday"),
+    ("this_week", "这周|本周|这礼拜|这个礼拜|这星期|这个星期", "this week"),
+    ("last_week", "上周|上礼拜|上个礼拜|上星期|上个星期|上个星期", "last week"),
+    ("last_month", "上个月|上月", "last month"),
+    ("latest", "后|後|后来|最近|最新|最后|新|第二次|第二回", "latest|newest|most recent|newer"),
+    ("earliest", "先|之前|早先|早|最早|第一次|第一回|头一次", "earlier|older|oldest"),
+)
+"""When an order was bought, as customers say it: Chinese before 买/下/拍 ("上礼拜买的",
+"后买的那袋"), English around bought/ordered ("the one I ordered last week", "my latest order")."""
+_WHEN_BOUGHT: tuple[tuple[textpatterns.Pattern, str], ...] = tuple(
+    (
+        textpatterns.compile(
+            rf"(?:{chinese})\s*{_BOUGHT}"
+            + (r"的" if when in ("latest", "earliest") else "")
+            + rf"|\b(?:{english}) (?:order|purchase)\b"
+            + rf"|\b(?:bought|ordered|placed|purchased)\b[\w ]{{0,12}}\b(?:{english})\b"
+        ),
+        when,
+    )
+    for when, chinese, english in _WHEN_WORDS
+)
+_PRICE = textpatterns.compile(
+    r"(?:[¥￥$]\s*|(?<![\d.]))(\d{1,5}(?:\.\d{1,2})?)(?:\s*(?:元|块钱|块|蚊|rmb|yuan|dollars?))?\s*(?=的|那|𠮶|嗰|one\b|块|元)",
+    textpatterns.IGNORECASE,
+)
+
+
+def described_orders(text: str, orders: Sequence[Order], today: date, zone: tzinfo) -> list[Order] | None:
+    """The orders a description picks out — when they were bought ("上礼拜买的", "昨天下的那笔",
+    "后买的那袋": the newer of the ones talked about) or what they cost ("399那个") — or None when
+    the text describes none this way or nothing fits the description (the caller asks)."""
+    text = _to_simplified.convert(text).lower()
+    chosen = list(orders)
+    described = False
+    for pattern, when in _WHEN_BOUGHT:
+        if pattern.search(text):
+            described = True
+            chosen = _bought(chosen, when, today, zone)
+            break
+    if match := _PRICE.search(text):
+        price = float(match.group(1))
+        costing = [o for o in chosen if abs(o.amount - price) < 0.5 or any(abs(i.price - price) < 0.5 for i in o.items)]
+        if costing:
+            described, chosen = True, costing
+    return chosen if described and chosen else None
+
+
+def _bought(orders: list[Order], when: str, today: date, zone: tzinfo) -> list[Order]:
+    dated = [(o.paid_at.astimezone(zone), o) for o in orders if o.paid_at is not None]
+    if when in ("latest", "earliest"):  # of several: "后买的那袋" needs two to compare
+        if len(dated) < 2:
+            return []
+        pick = max if when == "latest" else min
+        return [pick(dated, key=lambda pair: pair[0])[1]]
+    monday = today - timedelta(days=today.weekday())
+    first_of_month = today.replace(day=1)
+    spans = {
+        "today": (today, today),
+        "yesterday": (today - timedelta(days=1), today - timedelta(days=1)),
+        "day_before": (today - timedelta(days=2), today - timedelta(days=2)),
+        "this_week": (monday, today),
+        "last_week": (monday - timedelta(days=7), monday - timedelta(days=1)),
+        "last_month": ((first_of_month - timedelta(days=1)).replace(day=1), first_of_month - timedelta(days=1)),
+    }
+    start, end = spans[when]
+    return [o for paid, o in dated if start <= paid.date() <= end]
+
+
+def orders_meant(
+    text: str, orders: Sequence[Order], *, embed: Embedder | None = None, today: date, zone: tzinfo
+) -> list[Order]:
+    """The orders the text means: those whose items it names, narrowed (or, when it names none,
+    picked from all) by when they were bought or what they cost. Empty when it says nothing
+    that picks any out."""
+    named = mentioned_orders(text, orders, embed)
+    described = described_orders(text, named or orders, today, zone)
+    return described if described is not None else named
 
 
 _ORDER_REFERENCE = textpatterns.compile(
@@ -216,10 +308,13 @@ only by a phrase clearly near it and clearly nearer than to anything else the cu
 
 
 def _by_meaning(text: str, orders: Sequence[Order], embed: Embedder) -> list[ItemMatch]:
-    """For a message in English about items named in Chinese ("the coffee" → 咖啡豆 500g): the
-    item one of its phrases (one to three content words) is clearly nearest to in meaning, or none."""
+    """For an item the message calls by another name — in English about items named in Chinese
+    ("the coffee" → 咖啡豆 500g), or a Chinese nickname ("充电宝那单" → 移动电源 20000mAh): the
+    item one of its phrases (one to three English content words, or the words just before or after
+    "那单/嗰張/那个") is clearly nearest to in meaning, or none."""
     words = [w.lower() for w in _LATIN.findall(text) if w.lower() not in _STOPWORDS and w.lower() not in _VAGUE]
     phrases = {" ".join(words[i : i + n]) for n in (1, 2, 3) for i in range(len(words) - n + 1)}
+    phrases |= _nickname_probes(text)
     items = [(order, item) for order in orders for item in order.items]
     if not phrases or len(items) < 2:
         return []
@@ -239,6 +334,92 @@ def _by_meaning(text: str, orders: Sequence[Order], embed: Embedder) -> list[Ite
     if best is None or best[0] < MEANING_AT_LEAST or best[1] < MEANING_LEAD:
         return []
     return [ItemMatch(best[2], best[3], 1.8, "meaning")]
+
+
+_REFERENCE_MARK = textpatterns.compile(
+    r"那单|那个单|那张单|那张|那笔|[嗰𠮶](?:张|单|个)|那个|那件|那袋|那双|那台|那瓶|那盒|那箱|那条|那套|那只|的单|的订单"
+)  # OpenCC writes Cantonese 嗰 as 𠮶
+_PICKS_OUT = ("那个", "那件", "那袋", "那双", "那台", "那瓶", "那盒", "那箱", "那条", "那套", "那只")
+_EDGE_FILLER = frozenset("我俺你侬係系是就买的了那个这把给帮开咗嘅啲佢其实呢啊呀嘛呗咯哦嗯呃下订拍")
+_NOT_A_PRODUCT = textpatterns.compile(
+    r"单|东西|快递|包裹|商品|物流|退|换|补发|发票|地址|钱|时间|问题|申请|售后|客服|事|情况|"
+    r"天|周|礼拜|星期|月|年|次|回|最近|之前|后来|啥|什么|哪|怎|咋|没|不|要|还|都"
+)
+
+
+def _nickname_probes(text: str) -> set[str]:
+    """Phrases that may be a product's nickname: the Chinese words right before "那单/嗰张/那个"
+    ("充电宝那单", "买风筒嗰张单") and right after "那个/那件" ("那个锅"), two to four characters."""
+    probes: set[str] = set()
+    for mark in _REFERENCE_MARK.finditer(text):
+        before = _CJK_RUN.findall(text[max(0, mark.start() - 8) : mark.start()])
+        if before and text[: mark.start()].endswith(before[-1]):
+            probes |= _ends(_trimmed(before[-1]), from_end=True)
+        after = _CJK_RUN.match(text, mark.end())
+        if after and mark.group(0) in _PICKS_OUT:
+            probes |= _ends(_trimmed(after.group(0)), from_end=False)
+    return {p for p in probes if not _NOT_A_PRODUCT.search(p)}
+
+
+def _trimmed(run: str) -> str:
+    while run and run[0] in _EDGE_FILLER:
+        run = run[1:]
+    while run and run[-1] in _EDGE_FILLER:
+        run = run[:-1]
+    return run
+
+
+def _ends(run: str, *, from_end: bool) -> set[str]:
+    return {run[-n:] if from_end else run[:n] for n in (2, 3, 4) if len(run) >= n}
+
+
+@functools.lru_cache(maxsize=1)
+def _aliases() -> dict[str, tuple[str, ...]]:
+    raw = yaml.safe_load(resources.files("dialogue").joinpath("lexicon/product_aliases.yml").read_text("utf-8"))
+    return {str(nickname).lower(): tuple(str(w) for w in words) for nickname, words in (raw or {}).items()}
+
+
+def _by_alias(text: str, orders: Sequence[Order]) -> list[ItemMatch]:
+    """Items a nickname from the alias list names ("hoodie" → 连帽卫衣 灰色 M)."""
+    lowered = text.lower()
+    said = [words for nickname, words in _aliases().items() if _says(lowered, nickname)]
+    return [
+        ItemMatch(order, item, 2.0, "alias")
+        for order in orders
+        for item in order.items
+        if any(word in _to_simplified.convert(item.name) for words in said for word in words)
+    ]
+
+
+_ENGLISH_WORD = textpatterns.compile(r"[a-z]+")
+
+
+def _says(lowered: str, nickname: str) -> bool:
+    if not nickname.isascii():
+        return nickname in lowered
+    words = [w.removesuffix("s") if len(w) > 3 else w for w in _ENGLISH_WORD.findall(lowered)]
+    return f" {nickname} " in f" {' '.join(words)} "
+
+
+_POSITION = textpatterns.compile(
+    r"第\s*([一二两三四五六七八九1-9])\s*(?:个|件|样|款)(?:商品|东西|宝贝)?|"
+    r"\b(first|second|third|fourth|1st|2nd|3rd|4th)\s+(?:item|product|thing)\b",
+    textpatterns.IGNORECASE,
+)
+_PLACES = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
+           "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4}  # fmt: skip
+
+
+def _by_position(text: str, order: Order) -> list[ItemMatch]:
+    """ "订单里的第二个商品", "the second item": an item by its place in the one order talked about."""
+    match = _POSITION.search(text)
+    if match is None or len(order.items) < 2:
+        return []
+    said = (match.group(1) or match.group(2)).lower()
+    place = int(said) if said.isdigit() else _PLACES[said]
+    if not 1 <= place <= len(order.items):
+        return []
+    return [ItemMatch(order, order.items[place - 1], 1.5, "position")]
 
 
 class E5Embedder:

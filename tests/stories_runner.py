@@ -20,6 +20,7 @@ import opencc
 import yaml
 from aiohttp.test_utils import TestClient
 
+from channels.base import text_with_choices
 from gateway import Gateway
 from shop import Order
 from shop.aftersales import RequestType, Step
@@ -314,12 +315,7 @@ class StoryRun:
         )
         doc = await store.messages.find_one({"channel_message_id": channel_message_id})
         assert doc is not None
-        texts = []
-        for message in messages:
-            lines = [message.text]
-            lines += [f"{n}. {q.title}" for n, q in enumerate(message.quick_replies, start=1)]
-            texts.append("\n".join(lines))
-        return texts, str(doc["_id"])
+        return [text_with_choices(message) for message in messages], str(doc["_id"])
 
     def quoted(self) -> frozenset[str]:
         """Chinese names an English reply may repeat: the orders' items and addresses, and what

@@ -11,8 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
-from channels.base import DeliveryFailed
-from channels.sms import WEBHOOK_PATH, TwilioSmsInput, TwilioSmsOutput, render_text
+from channels.base import DeliveryFailed, text_with_choices
+from channels.sms import WEBHOOK_PATH, TwilioSmsInput, TwilioSmsOutput
 from gateway import GatewayBuilder, Settings, SettingsError, build_app
 from gateway.settings import GatewaySettings, OutboxSettings
 from nlu import NluClient
@@ -163,7 +163,19 @@ async def test_replies_go_through_twilios_rest_client_and_errors_are_classified(
 
 
 def test_render_text_without_choices_is_the_text() -> None:
-    assert render_text(reply("您好")) == "您好"
+    assert text_with_choices(reply("您好")) == "您好"
+
+
+def test_a_list_the_text_already_gives_is_not_repeated() -> None:
+    choices = [
+        QuickReply(title="202678650002 护眼台灯", payload="202678650002"),
+        QuickReply(title="转人工", payload="h"),
+    ]
+    listed = reply("请问是哪一个？\n1. 202678650002 护眼台灯\n2. 转人工", quick_replies=choices)
+    assert text_with_choices(listed) == listed.text
+    unlisted = reply("请问是哪一个？", quick_replies=choices)
+    assert text_with_choices(unlisted) == "请问是哪一个？\n1. 202678650002 护眼台灯\n2. 转人工"
+    assert text_with_choices(unlisted, blank_line=True) == "请问是哪一个？\n\n1. 202678650002 护眼台灯\n2. 转人工"
 
 
 def test_sms_is_enabled_only_when_fully_configured() -> None:

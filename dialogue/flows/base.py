@@ -13,7 +13,7 @@ naming what it is about. Every change is confirmed first, naming the order, the 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -27,7 +27,7 @@ from backoffice.routing.pickups import PickupStore
 from backoffice.surveys import SurveyDesk
 from dialogue import guard
 from dialogue.replies import register, status_label
-from dialogue.targets import Embedder, mentioned_items, mentioned_orders, points_elsewhere, refers_back
+from dialogue.targets import Embedder, mentioned_items, orders_meant, points_elsewhere, refers_back
 from dialogue.turn import Turn
 from shop import Order, OrderItem, OrderService
 from shop.aftersales import AfterSalesRequest, AfterSalesService, RequestType, Step
@@ -342,7 +342,7 @@ class Flow(ABC):
                 return None
             return await self._chosen(turn, order, data)
         recent = await self.customer_orders(turn)
-        named = mentioned_orders(turn.text_now, recent, self.context.embed)
+        named = self.orders_meant(turn, recent)
         fitting_named = [o for o in named if self.order_is_candidate(o)] or named
         if len(fitting_named) == 1:
             self._note_item(turn, fitting_named[0], data)
@@ -360,6 +360,11 @@ class Flow(ABC):
             return await self._chosen(turn, only[0], data)
         self.ask_which_order(turn, fitting_named or fitting or recent)
         return None
+
+    def orders_meant(self, turn: Turn, orders: Sequence[Order], text: str | None = None) -> list[Order]:
+        """The orders the message means by product, nickname, when they were bought or their price."""
+        said = turn.text_now if text is None else text
+        return orders_meant(said, orders, embed=self.context.embed, today=self.today(), zone=self.zone())
 
     def follows_focus(self, turn: Turn) -> bool:
         """Whether a message that names no order continues the one in focus: it was what the
@@ -391,7 +396,7 @@ class Flow(ABC):
         offered_ids = [str(o) for o in turn.slots.get("offered_orders") or []]
         recent = await self.customer_orders(turn)
         offered = [o for o in recent if o.order_id in offered_ids] or recent
-        named = mentioned_orders(turn.text_now, offered, self.context.embed)
+        named = self.orders_meant(turn, offered)
         if len(named) == 1:
             self._note_item(turn, named[0], data)
             return await self._chosen(turn, named[0], data)

@@ -9,7 +9,7 @@ from backoffice.classify import FOOD_SAFETY
 from dialogue import guard
 from dialogue.flows.base import Flow
 from dialogue.replies import register
-from dialogue.targets import mentioned_orders, refers_back
+from dialogue.targets import refers_back
 from dialogue.turn import Turn
 from shop import Order
 
@@ -68,7 +68,7 @@ class ComplaintFlow(Flow):
         if order_id:
             order = await self.orders.get(str(order_id))
         else:
-            named = mentioned_orders(turn.input.text, await self.customer_orders(turn))
+            named = self.orders_meant(turn, await self.customer_orders(turn), turn.input.text)
             if len(named) == 1:
                 order = named[0]
             elif (

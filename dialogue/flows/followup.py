@@ -20,7 +20,6 @@ from dialogue.flows.order_status import STALLED_AFTER
 from dialogue.flows.requests import RequestsFlow, is_store_credit
 from dialogue.flows.returns import CAN_RETURN
 from dialogue.replies import register, status_label
-from dialogue.targets import mentioned_orders
 from dialogue.turn import Turn
 from shop import Order, OrderStatus
 from shop.aftersales import AfterSalesRequest, RequestType, Step
@@ -220,7 +219,7 @@ class FollowUpFlow(Flow):
         if order_id:
             order = await self.orders.get(str(order_id))
             return (order, None) if order is not None else None
-        named = mentioned_orders(turn.text_now, await self.customer_orders(turn))
+        named = self.orders_meant(turn, await self.customer_orders(turn))
         if len(named) == 1:
             return named[0], await self._open_request_on(turn, named[0])
         if named:

@@ -7,7 +7,6 @@ from typing import ClassVar
 
 from dialogue.flows.base import Flow
 from dialogue.replies import register
-from dialogue.targets import mentioned_orders
 from dialogue.turn import Reply, Turn
 from shop import Order
 
@@ -56,7 +55,7 @@ class PolicyFlow(Flow):
                 tuple(turn.choice("order_choice", summary=s.question_in(turn.language)) for s in suggestions),
             )
         )
-        about = mentioned_orders(turn.text_now, await self.customer_orders(turn))
+        about = self.orders_meant(turn, await self.customer_orders(turn))
         turn.act("answer", order=about[0].order_id if len(about) == 1 else None)
         turn.event("self_service_completed", flow=self.name, entry=entry.id, score=round(found.score, 3))
 

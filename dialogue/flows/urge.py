@@ -16,7 +16,7 @@ from dialogue import guard
 from dialogue.flows.base import Flow
 from dialogue.flows.order_status import STALLED_AFTER
 from dialogue.replies import register, status_label
-from dialogue.targets import mentioned_orders, refers_back, request_types_in, requests_named
+from dialogue.targets import refers_back, request_types_in, requests_named
 from dialogue.turn import Turn
 from shop import Order, OrderStatus
 from shop.aftersales import AfterSalesRequest, RequestType, Step
@@ -125,11 +125,7 @@ class UrgeFlow(Flow):
             return False
         options = data.get("options") or []
         chosen = turn.text_now.strip()
-        if (
-            chosen in options
-            or turn.entity("order_id")
-            or mentioned_orders(turn.text_now, await self.customer_orders(turn))
-        ):
+        if chosen in options or turn.entity("order_id") or self.orders_meant(turn, await self.customer_orders(turn)):
             await self.proceed(turn, None)
             return True
         return False
@@ -152,7 +148,7 @@ class UrgeFlow(Flow):
         order_id = turn.entity("order_id")
         if order_id and (order := await self.orders.get(str(order_id))) is not None:
             return order
-        named_orders = mentioned_orders(text, customer_orders)
+        named_orders = self.orders_meant(turn, customer_orders, text)
         if len(named_orders) == 1:
             return named_orders[0]
         focus = turn.focus
