@@ -58,7 +58,8 @@ GIVES_BACK = textpatterns.compile(
 _DROPS_THE_ORDER = textpatterns.compile(
     r"(?:不要了|不想要了|唔要|唔想要).{0,8}(?:取消|cancel)", textpatterns.IGNORECASE
 )
-""""202611230045不要了 取消吧": an order number and its cancellation, not a request taken back."""
+""""202611230045不要了 取消吧", "电热毯那个单子不要了 帮我取消": an order (by number or product) and
+its cancellation, not a request taken back."""
 _THANKS = textpatterns.compile(r"谢|謝|多谢|唔该|唔該|thank|thx", textpatterns.IGNORECASE)
 _GROUNDS = frozenset(intents.names("request")) - {"compensation"}
 """A clause saying the parcel was late, read as any task, beside a claim for compensation it grounds."""
@@ -384,7 +385,10 @@ class DialogueEngine:
             return self.flows["exchange" if _EXCHANGE_WORD.search(text) else "return_refund"]
         if (
             intent == "withdraw_request"
-            and (GIVES_BACK.search(text) or (_DROPS_THE_ORDER.search(text) and turn.entity("order_id")))
+            and (
+                GIVES_BACK.search(text)
+                or (_DROPS_THE_ORDER.search(text) and (turn.entity("order_id") or await self._names_own_item(turn)))
+            )
             and not self.requests.names_a_withdrawal(turn)
         ):
             # "那个音箱我不要了 帮我退了": giving the goods back (or dropping the order), not taking

@@ -61,7 +61,7 @@ _REQUEST_WORDS: tuple[tuple[RequestType, tuple[str, ...]], ...] = (
     (RequestType.PRICE_PROTECTION, ("价保", "價保", "保价", "差价", "price protection", "price drop")),
     (RequestType.COMPENSATION, ("补偿", "補償", "赔偿", "賠償", "赔付", "賠付", "compensation")),
     (RequestType.INVOICE, ("发票", "發票", "开票", "開票", "invoice")),
-    (RequestType.REFUND, ("退款", "退钱", "退錢", "refund", "money back")),
+    (RequestType.REFUND, ("退款", "退钱", "退錢", "钱退", "錢退", "钞票退", "refund", "money back")),
 )
 
 
@@ -71,6 +71,12 @@ class ItemMatch:
     item: OrderItem
     score: float
     how: str
+
+
+NAMED = 2.0
+"""A score from which an item counts as named outright (its name, its head noun, an alias): a
+message naming two items this way names both ("电热毯那单取消 还有火锅底料走到哪了"), even if
+one is named more fully than the other."""
 
 
 def item_core(name: str) -> str:
@@ -133,7 +139,9 @@ def mentioned_items(text: str, orders: Sequence[Order], embed: Embedder | None =
     if not matches:
         return []
     best = max(m.score for m in matches)
-    return [m for m in sorted(matches, key=lambda m: -m.score) if m.score == best]
+    return [
+        m for m in sorted(matches, key=lambda m: -m.score) if m.score == best or (m.how == "name" and m.score >= NAMED)
+    ]  # the best guesses, and every item named outright by its Chinese name
 
 
 def mentioned_orders(text: str, orders: Sequence[Order], embed: Embedder | None = None) -> list[Order]:

@@ -71,7 +71,7 @@ _ACTION_WORDS = textpatterns.compile(
     r"开发票|開發票|开票|開票|改成|改地址|改到|"
     r"\bhurry\b|\bchase\b|\bcomplain|\bi(?:'d| would) like to\b|\bplease (?:return|exchange|cancel|change)|"
     r"\bexchange\b|\bswap\b|\bsize\b|too (?:small|big|tight|loose)",
-    textpatterns.IGNORECASE,
+    textpatterns.IGNORECASE | textpatterns.ASCII,  # \b between 想 and exchange too: "想exchange成L"
 )
 _QUESTION = textpatterns.compile(
     r"[吗嗎嘛呢？?]|怎么|怎麼|咋|点样|點樣|点退|點退|几|幾|多久|啥|什么|什麼|会不会|會唔會|会唔会|有冇|有没有|谁|誰|哪|"

@@ -31,6 +31,7 @@ _WITHDRAW = textpatterns.compile(
     r"撤回|撤销|撤銷|撤掉|撤咗|撤了|撤单|撤單|"
     r"取消.{0,10}?(?:申请|申請|退货|退貨|换货|換貨|补发|補發|价保|價保|售后|售後)|"
     r"不退了|唔退|不换了|不換了|唔換|唔换|不用补发了|不要补发了|"
+    r"(?:补发|補發|补寄|補寄|退货|退貨|换货|換貨|价保|價保|发票|發票)\S{0,3}(?:不用了|不要了|不需要了|唔使了?|唔要了|免了)|"
     r"\bwithdraw|\bcancel\b.{0,40}\b(?:request|return|exchange|claim)|"
     r"(?:don'?t|no longer) (?:want|need) (?:to )?(?:return|exchange)",
     textpatterns.IGNORECASE,
@@ -54,7 +55,10 @@ _STATUS = textpatterns.compile(
     r"开出来|開出來|开了没|開了沒|开没开|開沒開|开好了|"
     r"发出来|發出來|发了没|發了沒|寄出|到账|到賬|到帐|还没到|還沒到|咋还没|哪能还没|仲未|"
     r"申请.{0,4}了[吗嗎没沒]|申請.{0,4}了[吗嗎没沒]|有没有申请|几天到|幾天到|多久到|"
-    r"\bstatus\b|\bprogress\b|\bupdate on\b|approved yet|"
+    r"退了[吗嗎伐没沒]|退咗[未冇吗嗎]|到[账賬帐]了[吗嗎没沒伐]|退(?:返|回|到)?去(?:边|邊|哪)|退到哪|钱去哪|錢去邊|"
+    r"几耐|幾耐|几时到|幾時到|多久(?:能|可以)?到|"
+    r"\bstatus\b|\bprogress\b|\bupdate on\b|approved yet|\byet\s*[?？]?\s*$|\b(?:sent|shipped) (?:out|it|them)\b|"
+    r"\bwhere is (?:my|the) (?:refund|money)|\bwhen (?:will|do) i get\b|"
     r"呢\s*[？?]?\s*$",
     textpatterns.IGNORECASE,
 )
@@ -190,10 +194,12 @@ class RequestsFlow(Flow):
             return "withdraw"
         if _CHANGE.search(text):
             return "change"
+        if _STATUS.search(text) and (
+            request_types_in(text) or request_id_in(text) or "售后" in text or turn.focus.get("request_id")
+        ):
+            return "status"  # "钞票退了伐": a question about a refund, whatever the classifier made of 退
         if turn.intent == "withdraw_request":
             return "withdraw"
-        if _STATUS.search(text) and (request_types_in(text) or request_id_in(text) or "售后" in text):
-            return "status"
         return None
 
     @staticmethod
