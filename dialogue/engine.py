@@ -236,8 +236,8 @@ class DialogueEngine:
             turn.ask = ask
             if await self._serve(turn):
                 return True
-            if turn.redirect and turn.redirect in self.flows:
-                target, turn.redirect = self.flows[turn.redirect], None
+            redirect, turn.redirect = turn.redirect, None
+            if redirect and (target := self.flows.get(redirect) or self.by_intent.get(redirect)):
                 await target.start(turn, order_id=turn.slots.pop("redirect_order", None))
             if turn.handoff is not None:
                 reason, details = turn.handoff

@@ -111,7 +111,9 @@ def test_requests_are_named_by_kind_order_and_item_and_otherwise_not_at_all() ->
     [("不是重复提交！我是要取消退货", "withdraw"), ("Please cancel my price protection request", "withdraw"),
      ("把退货改成换货 换43码", "change"), ("跑步鞋换货个尺码帮我改成44码", "change"),
      ("退款到哪一步了", "status"), ("价保怎么样了 批了没", "status"), ("那补发的那个呢", "status"),
-     ("空气炸锅那单不要了 取消退款", None), ("咖啡豆降价了 申请价保", None), ("我要退货", None)],
+     ("空气炸锅那单不要了 取消退款", None), ("咖啡豆降价了 申请价保", None), ("我要退货", None),
+     ("赠品杯子找到了 就是补发就不用了", "withdraw"), ("格么钞票退了伐", "status"), ("啲錢退返去邊度㗎", "status"),
+     ("did you send out the new size for my shorts exchange yet?", "status")],
 )  # fmt: skip
 def test_what_a_message_would_do_to_an_existing_request(text: str, mode: str | None) -> None:
     assert RequestsFlow.mode_of(turn(text)) == mode

@@ -61,10 +61,11 @@ class ComplaintFlow(Flow):
         return True
 
     async def _target(self, turn: Turn) -> Order | None:
-        """The order complained about: named by number or product, or the one just talked about;
-        never a guess. An order that is not the customer's is not attached."""
+        """The order complained about: named by number or product, handed over by the flow that
+        found it (an urge about goods that came wrong), or the one just talked about; never a
+        guess. An order that is not the customer's is not attached."""
         order: Order | None = None
-        order_id = turn.entity("order_id")
+        order_id = turn.entity("order_id") or (turn.form or {}).get("data", {}).get("order_id")
         if order_id:
             order = await self.orders.get(str(order_id))
         else:

@@ -65,7 +65,7 @@ _QUESTIONS: tuple[tuple[Question, textpatterns.Pattern], ...] = (
         ),
     ),
 )
-_ACTION_WORDS = textpatterns.compile(
+ACTION_WORDS = textpatterns.compile(
     r"催|帮我(?:退|换|補|补|申请|取消|改)|幫我(?:退|換|補|申請|取消|改)|申请|申請|投诉|投訴|转人工|轉人工|"
     r"不想要|唔想要|唔要|不要了|要退|想退|退了吧|退咗|退吧|要换|要換|想换|想換|换个|換個|换\d|換\d|补一个|補一個|"
     r"开发票|開發票|开票|開票|改成|改地址|改到|"
@@ -204,7 +204,7 @@ class FollowUpFlow(Flow):
     def question_of(turn: Turn) -> Question | None:
         """The kind of follow-up question the message asks, or None (not one, or it asks for an action)."""
         text = turn.text_now
-        if len(_WORDS.findall(text)) > _LONG_QUESTION or _ACTION_WORDS.search(text) or not _QUESTION.search(text):
+        if len(_WORDS.findall(text)) > _LONG_QUESTION or ACTION_WORDS.search(text) or not _QUESTION.search(text):
             return None
         if CAN_RETURN.search(text):
             return None  # "can I still return it?": the return flow answers, and can go on

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import intents
 from dialogue.flows.base import Flow
+from dialogue.flows.followup import ACTION_WORDS
 from dialogue.replies import register
 from dialogue.turn import Reply, Turn
+from nlu.keywords import keyword_intent
 from shop import Order
 
 register(
@@ -32,6 +35,11 @@ class PolicyFlow(Flow):
         turn.finish()
         knowledge = self.context.knowledge
         found = knowledge.answer(turn.text_now, turn.language) if knowledge is not None else None
+        if found is None and (task := self._task_asked(turn)) is not None:
+            # "…way too big for my kitchen, I'd like to return it": no rule was asked about, a task was.
+            turn.event("policy_read_as_task", intent=task)
+            turn.redirect = task
+            return
         if found is None:
             failed = int(turn.slots.get("failed_turns", 0)) + 1
             turn.slots["failed_turns"] = failed
@@ -58,6 +66,15 @@ class PolicyFlow(Flow):
         about = self.orders_meant(turn, await self.customer_orders(turn))
         turn.act("answer", order=about[0].order_id if len(about) == 1 else None)
         turn.event("self_service_completed", flow=self.name, entry=entry.id, score=round(found.score, 3))
+
+    @staticmethod
+    def _task_asked(turn: Turn) -> str | None:
+        """The after-sales task a message the knowledge base has no rule for asks to be done, by its
+        own words ("I'd like to return it", "帮我退了"), or None."""
+        if not ACTION_WORDS.search(turn.text_now):
+            return None
+        task = keyword_intent(turn.text_now, has_order_id=False)
+        return task if task in intents.names("request") and task != PolicyFlow.name else None
 
     async def _latest_order_status(self, turn: Turn) -> str | None:
         last = turn.focus.get("order_id")

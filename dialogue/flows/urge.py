@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import textpatterns
+from backoffice.classify import FOOD_SAFETY
 from backoffice.followups import DUE_WITHIN, FollowUpKind
 from dialogue import guard
+from dialogue.emotion import detect_emotion
 from dialogue.flows.base import Flow
 from dialogue.flows.order_status import STALLED_AFTER
 from dialogue.replies import register, status_label
@@ -32,6 +35,17 @@ register(
             "en": "request {request_id} ({type}, now {status})",
         },
         "urge_what_order": {"zh": "订单 {order_id}（{status}）", "en": "order {order_id} ({status})"},
+        "urge_nothing_left": {
+            "zh": "订单 {order_id}（{items}）已经{status}，没有需要催的了。如果商品有问题，告诉我是什么问题，"
+            "可以为您办理退货、换货、补发或投诉。",
+            "en": "Order {order_id} ({items}) is already {status}, so there is nothing to hurry. If something is "
+            "wrong with it, tell me what, and I can arrange a return, exchange, resend or complaint.",
+        },
+        "urge_cancelled": {
+            "zh": "订单 {order_id}（{items}）已取消，不会再发货，所以没有登记催单。需要的话可以问我退款进度。",
+            "en": "Order {order_id} ({items}) was cancelled and will not ship, so no chase was logged. "
+            "Ask me about the refund if you like.",
+        },
         "next_warehouse": {
             "zh": "已给仓库下了加急单，要求 {due} 前发出，发货后会通知您物流单号。",
             "en": "The warehouse has an expedite request to ship it by {due}; you'll get the tracking number.",
@@ -95,6 +109,12 @@ register(
 )
 
 _PARCEL_WORDS = ("快递", "包裹", "物流", "派送", "发货", "發貨", "寄", "到货", "parcel", "delivery", "ship", "courier")
+_PRODUCT_PROBLEM = textpatterns.compile(
+    r"假货|假的|山寨|破了|坏了|碎了|漏了|不能用|用不了|有问题|质量差|质量问题|次品|二手|"
+    r"\b(?:fake|broken|damaged|defective|faulty|counterfeit)\b",
+    textpatterns.IGNORECASE,
+)
+"""What came is wrong: the customer is not waiting for anything, they are complaining."""
 _WAITING = (OrderStatus.PAID, OrderStatus.PICKING, OrderStatus.SHIPPED)
 _GOODS_BACK = (RequestType.RETURN_REFUND, RequestType.EXCHANGE)
 
@@ -197,7 +217,18 @@ class UrgeFlow(Flow):
         assert followups is not None
         turn.slots["last_order_id"] = order.order_id
         if order.status not in _WAITING:
-            turn.say("urge_what_order", order_id=order.order_id, status=status_label(order.status.value, turn.language))
+            text = turn.input.text
+            if order.status is not OrderStatus.CANCELLED and (
+                FOOD_SAFETY.search(text) or _PRODUCT_PROBLEM.search(text) or detect_emotion(text).level == "angry"
+            ):
+                # "奶粉是过期的！！你们怎么卖东西的": nothing to hurry — a complaint about what came.
+                turn.redirect = "complaint"
+                turn.slots["redirect_order"] = order.order_id
+                return
+            template = "urge_cancelled" if order.status is OrderStatus.CANCELLED else "urge_nothing_left"
+            items = "、".join(i.name for i in order.items[:2]) if turn.language == "zh" else order.items[0].name
+            turn.say(template, order_id=order.order_id, items=items,
+                     status=status_label(order.status.value, turn.language))  # fmt: skip
             turn.act("answer", order=order.order_id)
             return
         latest = order.latest_logistics(1)
