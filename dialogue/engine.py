@@ -284,6 +284,7 @@ class DialogueEngine:
             elif wants_to_cancel(turn) and started is not None and not started.informational and started is not flow:
                 # "先不取消了 把地址改成…": the pending question is dropped, the new task starts.
                 turn.event("flow_cancelled", flow=form["flow"], step=form["step"])
+                turn.dropped = dict(form["data"])
                 turn.finish()
             elif self._closes_with_thanks(turn, form):
                 # "行 知道了 谢了啊" after an answer: the customer has what they came for; the
@@ -294,6 +295,7 @@ class DialogueEngine:
                 turn.act("thank")
                 return False
             elif wants_to_cancel(turn) and form.get("step") != "confirm":
+                turn.dropped = dict(form["data"])
                 turn.finish()
                 turn.event("flow_cancelled", flow=form["flow"], step=form["step"])
                 turn.say("flow_cancelled")

@@ -104,6 +104,9 @@ class Turn:
     """This customer message's place in the conversation (1, 2, …): whether a question is still fresh."""
     several_asks: bool = False
     """The message holds more than one request; :attr:`ask` is one of them."""
+    dropped: dict[str, Any] | None = None
+    """The answers of a task the customer dropped in this message ("算了 不换了 直接退了吧"): a task
+    they start instead on the same order and item takes the reason and pick-up time from it."""
 
     def __post_init__(self) -> None:
         self.language = language_of(self.variety) if self.variety else self.language

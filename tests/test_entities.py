@@ -84,6 +84,7 @@ def test_quantities_amounts_and_skus(text: str, expected: list[tuple[str, Any]])
         ("和图片不一样", "描述不符"),
         ("水果都发霉了", "过期变质"),
         ("it arrived broken", "破损"),
+        ("I've barely used it and don't really need it anymore", "七天无理由"),
     ],
 )
 def test_reasons_map_to_the_preset_list(text: str, reason: str) -> None:

@@ -210,6 +210,14 @@ class GoodsFlow(Flow):
     def remember(self, turn: Turn, data: dict[str, Any]) -> None:
         if turn.entity("reason"):
             data.setdefault("reason", str(turn.entity("reason")))
+        dropped = turn.dropped or {}
+        if data.get("order_id") and dropped.get("order_id") == data["order_id"] and dropped.get("sku"):
+            # "哎算了 不换了 直接退了吧": the same shoes, for the same reason, collected the same way.
+            data.setdefault("sku", dropped["sku"])
+            if dropped.get("sku") == data["sku"]:
+                for key in ("reason", "evidence", "pickup_date", "pickup_slot"):
+                    if key in dropped:
+                        data.setdefault(key, dropped[key])
         if evidence := turn.evidence():
             data.setdefault("evidence", evidence)
         elif any(w in turn.text_now.lower() for w in _NO_PHOTO):
