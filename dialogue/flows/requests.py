@@ -15,17 +15,17 @@ from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 import textpatterns
-from backoffice.routing.pickups import ExchangeDelivery
+from backoffice.routing.pickups import ExchangeDelivery, PickupRequest, PickupStatus
 from dialogue import guard
 from dialogue.flows.base import Flow
-from dialogue.flows.returns import spec_in
+from dialogue.flows.returns import DEFAULT_PARCEL, pickup_time, spec_in
 from dialogue.replies import register
 from dialogue.targets import mentioned_items, refers_back, request_id_in, request_types_in, requests_named
 from dialogue.turn import Turn
 from shop import Order
 from shop.aftersales import WITHDRAWABLE_STEPS, AfterSalesRequest, RequestConflict, RequestType, Step
 
-Mode = Literal["status", "withdraw", "change"]
+Mode = Literal["status", "withdraw", "change", "reschedule"]
 
 _WITHDRAW = textpatterns.compile(
     r"撤回|撤销|撤銷|撤掉|撤咗|撤了|撤单|撤單|"
@@ -49,6 +49,14 @@ _CHANGE_TO = textpatterns.compile(
     r"(换货|換貨|exchange|swap|退货|退貨|return|退款|refund)",
     textpatterns.IGNORECASE,
 )
+_RESCHEDULE = textpatterns.compile(
+    r"(?:上门取件|上门取货|上门|取件|取货|收件|揾件|pick[- ]?up|collection)\S{0,8}?(?:时间|時間|辰光|日子|time|slot)?"
+    r".{0,10}?(?:改|换|換|推迟|推遲|延后|延後|挪|调|調|change|move|reschedule)|"
+    r"(?:改|换|換|change|move|reschedule).{0,10}?(?:上门取件|取件时间|取件時間|取件|pick[- ]?up)",
+    textpatterns.IGNORECASE,
+)
+"""Another time for the courier to collect a return or exchange ("上门取件辰光要改到礼拜六下半天")."""
+_GOODS_BACK = (RequestType.RETURN_REFUND, RequestType.EXCHANGE)
 _STATUS = textpatterns.compile(
     r"进度|進度|进展|進展|到哪一步|到哪步|到哪了|怎么样了|怎麼樣了|咋样了|咋樣了|如何了|点样|點樣|"
     r"批了|批下来|批下來|审核|審核|通过没|通過沒|结果|結果|"
@@ -170,6 +178,29 @@ register(
             "zh": "已改好：售后单 {request_id} 现在是{now}。{pickup}",
             "en": "Done: request {request_id} is now {now}. {pickup}",
         },
+        "ask_pickup_time": {
+            "zh": "请问改到哪天、哪个时间段？可选时间段：{slots}。",
+            "en": "Which day and time would suit you? Slots: {slots}.",
+        },
+        "confirm_reschedule": {
+            "zh": "请确认：把售后单 {request_id}（订单 {order_id}{item}的{type}）的上门取件改到 {pickup}？"
+            "回复“确认”或“取消”。",
+            "en": "Please confirm: move the pick-up for request {request_id} ({type}, order {order_id}{item}) to "
+            '{pickup}? Reply "yes" or "no".',
+        },
+        "what_reschedule": {
+            "zh": "把售后单 {request_id}（订单 {order_id}{item}的{type}）的上门取件改到 {pickup}",
+            "en": "move the pick-up for request {request_id} ({type}, order {order_id}{item}) to {pickup}",
+        },
+        "rescheduled": {
+            "zh": "已改好：售后单 {request_id} 的上门取件改到 {pickup}，快递员会在这个时间段到 {address} 取件。",
+            "en": "Done: the courier now collects request {request_id} on {pickup} from {address}.",
+        },
+        "pickup_already_booked": {
+            "zh": "售后单 {request_id} 的取件已经和快递公司约好，改时间要由人工客服联系快递处理，我可以帮您转人工。",
+            "en": "The pick-up for request {request_id} is already booked with the courier; an agent has to change "
+            "it with them. I can put you through.",
+        },
         "changed_pickup": {
             "zh": "快递员仍按 {pickup} 上门，取走原商品。",
             "en": "The courier still comes on {pickup} to collect the old item.",
@@ -192,6 +223,8 @@ class RequestsFlow(Flow):
         text = turn.text_now
         if _WITHDRAW.search(text):
             return "withdraw"
+        if _RESCHEDULE.search(text):
+            return "reschedule"
         if _CHANGE.search(text):
             return "change"
         if _STATUS.search(text) and (
@@ -221,6 +254,10 @@ class RequestsFlow(Flow):
         everything = await self.context.aftersales.for_customer(turn.input.customer_id)
         if mode == "status":
             candidates = [r for r in everything if r.open] or everything
+        elif mode == "reschedule":
+            candidates = [
+                r for r in everything if r.open and r.type in (RequestType.RETURN_REFUND, RequestType.EXCHANGE)
+            ]
         else:
             candidates = [r for r in everything if r.open]
         if not candidates:
@@ -233,6 +270,8 @@ class RequestsFlow(Flow):
         focus = turn.focus.get("request_id")
         if focus and any(r.id == focus for r in candidates) and not request_types_in(turn.text_now):
             return mode, [r for r in candidates if r.id == focus]
+        if mode == "reschedule" and len(candidates) == 1:
+            return mode, candidates  # their one return or exchange: the only pick-up there is to move
         if turn.intent == "withdraw_request" or request_types_in(turn.text_now):
             kinds = request_types_in(turn.text_now)
             fitting = [r for r in candidates if not kinds or r.type in kinds]
@@ -321,6 +360,13 @@ class RequestsFlow(Flow):
                 return False
             await self._act_on(turn, data["mode"], chosen[0])
             return True
+        if step == "when":
+            request = await aftersales.get(data["request_id"])
+            when = pickup_time(turn, self.today(), self.policy.pickup_slots)
+            if request is None or when is None:
+                return False
+            await self._confirm_reschedule(turn, request, data, when)
+            return True
         if step == "spec":
             request = await aftersales.get(data["request_id"])
             spec = spec_in(turn.text_now, bare=True)
@@ -336,6 +382,8 @@ class RequestsFlow(Flow):
                 return False
             if data["mode"] == "withdraw":
                 return await self.answer_confirmation(turn, lambda: self._withdraw(turn, request))
+            if data["mode"] == "reschedule":
+                return await self.answer_confirmation(turn, lambda: self._reschedule(turn, request, data))
             return await self.answer_confirmation(turn, lambda: self._change(turn, request, data))
         return False
 
@@ -364,6 +412,16 @@ class RequestsFlow(Flow):
                 what=turn.text("what_withdraw", **values), status=request.customer_status(turn.language),
                 consequence=consequence, **values,
             )  # fmt: skip
+            return
+        if mode == "reschedule":
+            when = pickup_time(turn, self.today(), self.policy.pickup_slots)
+            if when is None:
+                turn.step("when")
+                turn.asked("slot", slot="pickup")
+                turn.say("ask_pickup_time", slots="、".join(self.policy.pickup_slots))
+                turn.act("ask", order=request.order_id, request=request.id, slot="pickup")
+                return
+            await self._confirm_reschedule(turn, request, form["data"], when)
             return
         spec = spec_in(turn.text_now)
         target = _change_target(turn.text_now, request.type, spec)
@@ -403,6 +461,67 @@ class RequestsFlow(Flow):
                 return turn.text("change_to_exchange", spec=spec)
             return turn.text("change_to_same")
         return turn.text("change_to_return")
+
+    async def _confirm_reschedule(
+        self, turn: Turn, request: AfterSalesRequest, data: dict[str, Any], when: tuple[str, str]
+    ) -> None:
+        data["pickup_date"], data["pickup_slot"] = when
+        order = await self.orders.get(request.order_id)
+        assert order is not None
+        values = dict(request_id=request.id, order_id=request.order_id, item=await self._item(turn, request),
+                      type=request.type_label(turn.language), pickup=f"{when[0]} {when[1]}")  # fmt: skip
+        turn.step("confirm")
+        self.ask_to_confirm(
+            turn, "confirm_reschedule", "change_request", order, request=request,
+            what=turn.text("what_reschedule", **values), **values,
+        )  # fmt: skip
+
+    async def _reschedule(self, turn: Turn, request: AfterSalesRequest, data: dict[str, Any]) -> None:
+        """Move the courier's visit: a pick-up not yet booked with the courier gets the new day and
+        slot (the dispatcher books that); a request without one gets one; a booked one is a
+        person's job (the courier's booking must be changed with the courier)."""
+        aftersales, pickups = self.context.aftersales, self.context.pickups
+        assert aftersales is not None
+        guard.authorise(turn, "change_request", request.order_id, request_id=request.id)
+        turn.finish()
+        day, slot = data["pickup_date"], data["pickup_slot"]
+        start, end = slot.split("-")
+        order = await self.orders.get(request.order_id)
+        assert order is not None
+        if pickups is not None:
+            booked = await pickups.get(request.id)
+            if booked is None:
+                sku = next((str(i.get("sku")) for i in request.items if i.get("sku")), None)
+                exchange = request.type is RequestType.EXCHANGE
+                await pickups.request_pickup(
+                    PickupRequest(
+                        pickup_id=request.id, order_id=order.order_id, kind="exchange" if exchange else "return",
+                        customer_name=order.customer.name, phone=order.customer.phone, address=order.address,
+                        date=day, window_start=start, window_end=end, parcels=DEFAULT_PARCEL,
+                        exchange=ExchangeDelivery(sku=sku, count=1, weight_kg=1.0, volume_l=6.0) if exchange else None,
+                    )
+                )  # fmt: skip
+            elif booked.courier is not None or not await pickups.update(
+                request.id, {"date": day, "window_start": start, "window_end": end},
+                expect_status=[PickupStatus.REQUESTED.value],
+            ):  # fmt: skip
+                turn.say("pickup_already_booked", request_id=request.id, quick_replies=(turn.choice("quick_human"),))
+                turn.act("refused", order=request.order_id, request=request.id, request_type=request.type.value)
+                return
+        try:
+            await aftersales.change(
+                request.id, actor="customer", details={"pickup": {"date": day, "slot": slot}},
+                note=f"客户把上门取件改到 {day} {slot}",
+            )  # fmt: skip
+        except RequestConflict:
+            fresh = await aftersales.get(request.id)
+            turn.say("cannot_withdraw", request_id=request.id, type=request.type_label(turn.language),
+                     status=(fresh or request).customer_status(turn.language))  # fmt: skip
+            turn.act("refused", order=request.order_id, request=request.id, request_type=request.type.value)
+            return
+        turn.say("rescheduled", request_id=request.id, pickup=f"{day} {slot}", address=order.address)
+        turn.act("changed", order=request.order_id, request=request.id, request_type=request.type.value)
+        turn.event("pickup_rescheduled", request_id=request.id, date=day, slot=slot)
 
     async def _withdraw(self, turn: Turn, request: AfterSalesRequest) -> None:
         aftersales = self.context.aftersales

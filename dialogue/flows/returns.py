@@ -8,7 +8,8 @@ rule; an item already being returned, exchanged or resent is not put into a seco
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import Any, ClassVar
 
 import textpatterns
@@ -195,6 +196,22 @@ def spec_in(text: str, *, bare: bool = False) -> str | None:
     if _SAME.search(text):
         return "same"
     return None
+
+
+def pickup_time(turn: Turn, today: date, slots: Sequence[str]) -> tuple[str, str] | None:
+    """The pick-up day and slot the message gives ("后天上午", "礼拜六下半天"), fitted to the
+    courier's slots (a day not after today means tomorrow), or None when it gives neither."""
+    day = turn.entity("date")
+    said = turn.entity_values("time_slot")
+    slot = str(said[-1]) if said else None
+    if day is None and slot is None:
+        return None
+    if day is None or str(day) <= today.isoformat():
+        day = (today + timedelta(days=1)).isoformat()
+    if slot is not None and slot not in slots:
+        start = slot.split("-")[0]
+        slot = next((s for s in slots if s.split("-")[0] <= start < s.split("-")[1]), slots[0])
+    return str(day), str(slot or slots[0])
 
 
 class GoodsFlow(Flow):
@@ -478,20 +495,10 @@ class GoodsFlow(Flow):
         turn.act("ask", order=order.order_id, sku=item.sku, slot="pickup")
 
     def _take_pickup(self, turn: Turn, data: dict[str, Any]) -> bool:
-        day = turn.entity("date")
-        slots = turn.entity_values("time_slot")
-        slot = str(slots[-1]) if slots else None
-        if day is None and slot is None:
+        when = pickup_time(turn, self.today(), self.policy.pickup_slots)
+        if when is None:
             return False
-        today = self.today()
-        if day is None or str(day) <= today.isoformat():
-            day = (today + timedelta(days=1)).isoformat()
-        if slot is not None and slot not in self.policy.pickup_slots:
-            start = slot.split("-")[0]
-            fitting = (s for s in self.policy.pickup_slots if s.split("-")[0] <= start < s.split("-")[1])
-            slot = next(fitting, self.policy.pickup_slots[0])
-        data["pickup_date"] = str(day)
-        data["pickup_slot"] = str(slot or self.policy.pickup_slots[0])
+        data["pickup_date"], data["pickup_slot"] = when
         return True
 
     async def request_pickup(self, turn: Turn, order: Order, request: AfterSalesRequest, data: dict[str, Any]) -> None:
