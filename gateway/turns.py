@@ -108,7 +108,8 @@ class TurnProcessor:
         self.leases = leases
         """Turn leases shared with the other gateway processes; None: this process is the only one."""
         self.tickets = tickets
-        """Told of every customer message, so a ticket waiting for the customer goes back to review."""
+        """Told of a customer message on a conversation flagged as awaited by a ticket, so the ticket
+        goes back to review."""
         self.media_max_bytes = media_max_bytes
         self.nlu = nlu
         self.dialogue = dialogue
@@ -280,9 +281,9 @@ class TurnProcessor:
         message, customer = receipt.message, receipt.customer
         # Re-read: an earlier turn of this conversation may have changed it while we waited.
         conversation = await self.store.get_conversation(message.conversation_id) or receipt.conversation
-        if self.tickets is not None and (message.text or message.attachments):
+        if self.tickets is not None and conversation.awaiting_tickets and (message.text or message.attachments):
             await self.tickets.customer_replied(
-                conversation.id, [a.media_id for a in message.attachments if a.media_id]
+                conversation.id, conversation.awaiting_tickets, [a.media_id for a in message.attachments if a.media_id]
             )
         if conversation.state != ConversationState.BOT:
             # With a human (or closed): store only, the bot stays silent.

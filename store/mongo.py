@@ -374,6 +374,22 @@ class ConversationStore:
             changes["language"] = language
         await self.conversations.update_one({"_id": conversation_id}, {"$set": changes})
 
+    async def flag_awaiting_ticket(self, conversation_ids: Sequence[str], ticket_id: str, version: int) -> None:
+        """The ticket is about to wait for the customer (its write of ``version`` does that): its
+        conversations' turns tell the ticket desk about the customer's messages. Set before that
+        write, so a crash leaves a flag the next turn checks and clears, never a missing one."""
+        if conversation_ids:
+            await self.conversations.update_many(
+                {"_id": {"$in": list(conversation_ids)}}, {"$set": {f"awaiting_tickets.{ticket_id}": version}}
+            )
+
+    async def clear_awaiting_ticket(self, conversation_id: str, ticket_id: str, version: int) -> None:
+        """The ticket flagged at ``version`` no longer waits; a newer flag (set again since) stays."""
+        await self.conversations.update_one(
+            {"_id": conversation_id, f"awaiting_tickets.{ticket_id}": version},
+            {"$unset": {f"awaiting_tickets.{ticket_id}": ""}},
+        )
+
     async def hand_to_queue(
         self,
         conversation_id: str,
