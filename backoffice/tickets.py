@@ -57,6 +57,9 @@ from store.mongo import ConversationStore, array_indexes_work
 
 log = logging.getLogger(__name__)
 
+AWAITING = "tickets"
+"""The kind of ``Conversation.awaiting`` flags a ticket waiting for the customer sets."""
+
 WRITE_ATTEMPTS = 8
 
 
@@ -97,8 +100,8 @@ class TicketDesk:
     ) -> None:
         self.db = db
         self.conversations = conversations
-        """Flags the conversations a ticket waits on (``Conversation.awaiting_tickets``); None: no
-        turn asks this desk about the customer's answers by flag."""
+        """Flags the conversations a ticket waits on (``Conversation.awaiting``); None: no turn asks
+        this desk about the customer's answers."""
         self.tickets = db["tickets"]
         self.counters = db["counters"]
         self.config = config or ConfigStore(db)
@@ -152,8 +155,8 @@ class TicketDesk:
             {"status": TicketStatus.PENDING_CUSTOMER.value}, {"conversation_ids": 1, "version": 1}
         )
         async for doc in waiting:
-            await self.conversations.flag_awaiting_ticket(
-                doc.get("conversation_ids") or [], str(doc["_id"]), int(doc.get("version", 1))
+            await self.conversations.flag_awaiting(
+                doc.get("conversation_ids") or [], AWAITING, str(doc["_id"]), int(doc.get("version", 1))
             )
 
     async def calendar(self) -> Calendar:
@@ -390,7 +393,7 @@ class TicketDesk:
     ) -> list[Ticket]:
         """A message on a conversation whose ticket waits for the customer: the ticket goes back
         to review (photos sent are added as evidence). ``awaiting``: the conversation's flags
-        (``Conversation.awaiting_tickets``): only flagged tickets are read (no query on the turn
+        (``Conversation.awaiting["tickets"]``): only flagged tickets are read (no query on the turn
         path), and the flags of tickets no longer waiting are cleared."""
 
         def resume(ticket: Ticket) -> list[TicketEntry]:
@@ -413,7 +416,7 @@ class TicketDesk:
             elif doc is not None and int(doc.get("version", 1)) < flagged:
                 continue  # the write that sets it waiting has not landed yet (or died): the flag stays
             if self.conversations is not None:
-                await self.conversations.clear_awaiting_ticket(conversation_id, ticket_id, flagged)
+                await self.conversations.clear_awaiting(conversation_id, AWAITING, ticket_id, flagged)
         return resumed
 
     # -- history --------------------------------------------------------------------------
@@ -563,7 +566,7 @@ class TicketDesk:
                 return ticket  # nothing to write (a retried action, or one that no longer applies)
             ticket.updated_at = self.clock()
             if ticket.status is TicketStatus.PENDING_CUSTOMER and self.conversations is not None:
-                await self.conversations.flag_awaiting_ticket(ticket.conversation_ids, ticket_id, version + 1)
+                await self.conversations.flag_awaiting(ticket.conversation_ids, AWAITING, ticket_id, version + 1)
             changes = to_document(ticket)
             changes["version"] = version + 1
             if entries:

@@ -30,6 +30,8 @@ from typing import Any
 from pymongo.errors import PyMongoError
 
 from backoffice import TicketDesk
+from backoffice.surveys import AWAITING as SURVEYS_AWAITING
+from backoffice.tickets import AWAITING as TICKETS_AWAITING
 from dialogue import DialogueEngine, TurnInput, TurnOutcome
 from dialogue.choices import resolve_choice
 from errors import Unavailable
@@ -281,9 +283,10 @@ class TurnProcessor:
         message, customer = receipt.message, receipt.customer
         # Re-read: an earlier turn of this conversation may have changed it while we waited.
         conversation = await self.store.get_conversation(message.conversation_id) or receipt.conversation
-        if self.tickets is not None and conversation.awaiting_tickets and (message.text or message.attachments):
+        awaiting_tickets = conversation.awaiting.get(TICKETS_AWAITING)
+        if self.tickets is not None and awaiting_tickets and (message.text or message.attachments):
             await self.tickets.customer_replied(
-                conversation.id, conversation.awaiting_tickets, [a.media_id for a in message.attachments if a.media_id]
+                conversation.id, awaiting_tickets, [a.media_id for a in message.attachments if a.media_id]
             )
         if conversation.state != ConversationState.BOT:
             # With a human (or closed): store only, the bot stays silent.
@@ -328,6 +331,7 @@ class TurnProcessor:
             attachments_refused=bool(message.metadata.get("rejected_attachments")),
             raw_text=message.text,
             spoken=conversation.channel in SPOKEN,
+            awaiting_surveys=conversation.awaiting.get(SURVEYS_AWAITING, {}),
         )
 
     async def _write(

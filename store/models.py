@@ -168,10 +168,10 @@ class Conversation(BaseModel):
     handoff_summary: dict[str, Any] | None = Field(
         default=None, description="what the agent is shown on taking it: customer, orders, intents, slots, requests"
     )
-    awaiting_tickets: dict[str, int] = Field(
+    awaiting: dict[str, dict[str, int]] = Field(
         default_factory=dict,
-        description="tickets that may wait for this customer's answer: ticket id → the ticket version that set "
-        "them waiting (flagged before that write, so a turn asks about tickets only when one is flagged)",
+        description="what may wait for this customer's next message, by kind (tickets, surveys): id → the value "
+        "it was flagged with; flagged before the write that makes it wait, so a turn looks only for flagged things",
     )
 
 

@@ -374,20 +374,22 @@ class ConversationStore:
             changes["language"] = language
         await self.conversations.update_one({"_id": conversation_id}, {"$set": changes})
 
-    async def flag_awaiting_ticket(self, conversation_ids: Sequence[str], ticket_id: str, version: int) -> None:
-        """The ticket is about to wait for the customer (its write of ``version`` does that): its
-        conversations' turns tell the ticket desk about the customer's messages. Set before that
-        write, so a crash leaves a flag the next turn checks and clears, never a missing one."""
+    async def flag_awaiting(self, conversation_ids: Sequence[str], kind: str, item_id: str, value: int) -> None:
+        """Something (``kind``: a ticket, a survey) is about to wait for the customer's next message
+        on these conversations, so their turns look for it (``Conversation.awaiting``). Set before
+        the write that makes it wait: a crash leaves a flag a turn checks and clears, never a
+        missing one. ``value`` tells the reader whether that write has landed (a ticket version,
+        when a survey was asked)."""
         if conversation_ids:
             await self.conversations.update_many(
-                {"_id": {"$in": list(conversation_ids)}}, {"$set": {f"awaiting_tickets.{ticket_id}": version}}
+                {"_id": {"$in": list(conversation_ids)}}, {"$set": {f"awaiting.{kind}.{item_id}": value}}
             )
 
-    async def clear_awaiting_ticket(self, conversation_id: str, ticket_id: str, version: int) -> None:
-        """The ticket flagged at ``version`` no longer waits; a newer flag (set again since) stays."""
+    async def clear_awaiting(self, conversation_id: str, kind: str, item_id: str, value: int) -> None:
+        """The thing flagged with ``value`` no longer waits; a newer flag (set again since) stays."""
         await self.conversations.update_one(
-            {"_id": conversation_id, f"awaiting_tickets.{ticket_id}": version},
-            {"$unset": {f"awaiting_tickets.{ticket_id}": ""}},
+            {"_id": conversation_id, f"awaiting.{kind}.{item_id}": value},
+            {"$unset": {f"awaiting.{kind}.{item_id}": ""}},
         )
 
     async def hand_to_queue(
