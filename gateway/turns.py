@@ -24,7 +24,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.errors import PyMongoError
@@ -293,8 +293,8 @@ class TurnProcessor:
             await self.store.mark_processed(message.id)
             return []
 
-        if not conversation.slots.get("form"):
-            conversation = await self._resume_from_other_channel(conversation, message)
+        if not conversation.slots.get("form") and set(customer.half_done_forms) - {conversation.id}:
+            conversation, customer = await self._resume_from_other_channel(conversation, customer, message)
         # "2" on a channel without buttons means the second choice offered.
         text = resolve_choice(message.text, conversation.slots) or message.text
         with stage("understand"):
@@ -361,7 +361,13 @@ class TurnProcessor:
             customer.id,
             delivered=replies_in_response,
         )
+        had_form, has_form = bool(conversation.slots.get("form")), bool(outcome.slots.get("form"))
+        flagged = conversation.id in customer.half_done_forms
+        if has_form and not (had_form and flagged):  # a flow starts (or its flag went missing)
+            await self.store.flag_half_done_form(customer.id, conversation.id)
         await self.store.save_conversation(conversation.id, slots=outcome.slots, language=outcome.language)
+        if not has_form and (had_form or flagged):
+            await self.store.clear_half_done_form(customer.id, conversation.id)
         events = [*understood.events, *outcome.events]
         await self.store.log_events([_event(message, conversation.channel, name, data) for name, data in events])
         await self.store.mark_processed(
@@ -369,33 +375,43 @@ class TurnProcessor:
         )
         return replies
 
-    async def _resume_from_other_channel(self, conversation: Conversation, message: Message) -> Conversation:
+    async def _resume_from_other_channel(
+        self, conversation: Conversation, customer: Customer, message: Message
+    ) -> tuple[Conversation, Customer]:
         """A customer who left a flow half-done on one channel and writes on another carries on
-        there: the flow's state moves to this conversation (one customer, one history)."""
+        there: the flow's state moves to this conversation (one customer, one history). Asked only
+        when another conversation of the customer is flagged (``Customer.half_done_forms``)."""
         now = utcnow()
-        for other in await self.store.customer_conversations(conversation.customer_id, limit=5):
-            updated = other.updated_at if other.updated_at.tzinfo else other.updated_at.replace(tzinfo=UTC)
+        flagged = {k: v for k, v in customer.half_done_forms.items() if k != conversation.id}
+        others = await self.store.conversations_by_id(list(flagged))
+        others.sort(key=lambda c: _aware_utc(c.updated_at), reverse=True)  # the most recently active first
+        for other in others:
             if (
-                other.id == conversation.id
-                or other.state != ConversationState.BOT
+                other.state != ConversationState.BOT
                 or not other.slots.get("form")
-                or now - updated > RESUME_WINDOW
+                or now - _aware_utc(other.updated_at) > RESUME_WINDOW
             ):
+                if (now - RESUME_WINDOW).timestamp() * 1000 > flagged[other.id]:  # long past its writing turn
+                    await self.store.clear_half_done_form(customer.id, other.id, flagged=flagged[other.id])
                 continue
             moved = {k: other.slots[k] for k in CARRIED_SLOTS if k in other.slots}
             slots = {**conversation.slots, **moved}
+            await self.store.flag_half_done_form(customer.id, conversation.id)
             await self.store.save_conversation(conversation.id, slots=slots, language=other.language)
             await self.store.save_conversation(
                 other.id, slots={k: v for k, v in other.slots.items() if k not in ("form", "choices")}
             )
+            await self.store.clear_half_done_form(customer.id, other.id)
+            forms = {k: v for k, v in customer.half_done_forms.items() if k != other.id} | {conversation.id: 0}
+            customer = customer.model_copy(update={"half_done_forms": forms})
             await self._log(
                 message,
                 conversation.channel,
                 "flow_resumed",
                 {"from_conversation": other.id, "from_channel": other.channel, "flow": other.slots["form"].get("flow")},
             )
-            return conversation.model_copy(update={"slots": slots, "language": other.language})
-        return conversation
+            return conversation.model_copy(update={"slots": slots, "language": other.language}), customer
+        return conversation, customer
 
     async def _understand(self, message: Message, text: str) -> Understood:
         """The NLU's reading of the text, stored beside the message; its events wait for the
@@ -431,6 +447,11 @@ class TurnProcessor:
 
     async def _log(self, message: Message, channel: str, name: str, data: dict[str, Any]) -> None:
         await self.store.log_event(_event(message, channel, name, data))
+
+
+def _aware_utc(at: datetime) -> datetime:
+    """nx-27017 returns ``$set`` datetimes as strings that may parse naive: compare them as UTC."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _event(message: Message, channel: str, name: str, data: dict[str, Any]) -> Event:

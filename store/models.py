@@ -149,6 +149,12 @@ class Customer(BaseModel):
     )
     language: str | None = None
     created_at: datetime
+    half_done_forms: dict[str, int] = Field(
+        default_factory=dict,
+        description="conversations of this customer that may hold a half-done bot flow (id → when flagged, epoch "
+        "ms): flagged before the flow's slots are written, so a turn on another channel looks for one to resume "
+        "only when there is a flag",
+    )
 
 
 class Conversation(BaseModel):

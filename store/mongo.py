@@ -264,6 +264,21 @@ class ConversationStore:
         doc = await self.customers.find_one({"_id": customer_id})
         return _from_doc(Customer, doc) if doc else None
 
+    async def flag_half_done_form(self, customer_id: str, conversation_id: str) -> None:
+        """The conversation is about to hold a half-done flow (``Customer.half_done_forms``); set
+        before its slots are written, so a crash leaves a flag, never a missing one."""
+        await self.customers.update_one(
+            {"_id": customer_id}, {"$set": {f"half_done_forms.{conversation_id}": int(time.time() * 1000)}}
+        )
+
+    async def clear_half_done_form(self, customer_id: str, conversation_id: str, *, flagged: int | None = None) -> None:
+        """The conversation's flow is finished or moved on (written by the conversation's own turn,
+        or by the turn that took the flow over); ``flagged``: only the flag set then (a stale one
+        another conversation's turn clears), not one set again since."""
+        field = f"half_done_forms.{conversation_id}"
+        where: dict[str, Any] = {"_id": customer_id, **({field: flagged} if flagged is not None else {})}
+        await self.customers.update_one(where, {"$unset": {field: ""}})
+
     async def merge_customers(self, source_id: str, target_id: str, *, actor: str, reason: str) -> Customer:
         """Fold ``source`` into ``target``: its identities, conversations and messages move over.
 
@@ -359,6 +374,13 @@ class ConversationStore:
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         doc = await self.conversations.find_one({"_id": conversation_id})
         return _from_doc(Conversation, doc) if doc else None
+
+    async def conversations_by_id(self, conversation_ids: Sequence[str]) -> list[Conversation]:
+        """These conversations (those that exist), by ``_id``; no round trip for none."""
+        if not conversation_ids:
+            return []
+        cursor = self.conversations.find({"_id": {"$in": list(conversation_ids)}})
+        return [_from_doc(Conversation, d) async for d in cursor]
 
     async def save_conversation(
         self,
