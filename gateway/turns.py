@@ -41,7 +41,7 @@ from nlu import NluClient, NluUnavailable, ParseResult
 from store import Conversation, ConversationState, Event, InboundMessage, Message, OutboundMessage
 from store.leases import Leases, LeaseUnavailable
 from store.models import Customer, utcnow
-from store.mongo import ConversationStore, InboundReceipt
+from store.mongo import ConversationStore, InboundReceipt, TurnStart
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class TurnProcessor:
         response (REST), so they are stored as delivered (no outbox, no second write)."""
         with self.timings.turn():
             with stage("accept"):
-                receipt = await self.store.accept_inbound(inbound)
+                receipt = await self.store.accept_inbound(inbound, starting=True)
             if receipt.duplicate:
                 log.info("redelivery of %s/%s", inbound.channel, inbound.channel_message_id)
             replies = await self._process(receipt, replies_in_response=replies_in_response)
@@ -211,15 +211,23 @@ class TurnProcessor:
                 # Earlier messages of this conversation another process stored but has not
                 # answered yet go first, so the conversation is answered in the order it was written.
                 earlier_turns = 0
-                for earlier in await self.store.unprocessed_inbound_of(conversation_id, before=receipt.message.id):
-                    earlier_receipt = await self._receipt_for(earlier)
+                counted: TurnStart | None = None
+                for pending, start in await self.store.unprocessed_inbound_of(
+                    conversation_id, through=receipt.message.id
+                ):
+                    if pending.id == receipt.message.id:
+                        # Stored with its first start counted, and nobody started it since: it runs
+                        # on that count (no second round trip to count it).
+                        counted = start if receipt.start_counted and start.turn_starts == 1 else None
+                        continue
+                    earlier_receipt = await self._receipt_for(pending)
                     if earlier_receipt is not None:
                         await self._turn(earlier_receipt)
                         earlier_turns += 1
                 if earlier_turns:  # they may have linked an identity to the customer
                     customer = await self.store.get_customer(receipt.customer.id) or receipt.customer
                     receipt = InboundReceipt(receipt.message, receipt.conversation, customer, receipt.duplicate)
-                return await self._turn(receipt, replies_in_response=replies_in_response)
+                return await self._turn(receipt, replies_in_response=replies_in_response, counted=counted)
         except LeaseUnavailable as exc:
             raise ConversationBusy(str(exc)) from exc
 
@@ -228,11 +236,14 @@ class TurnProcessor:
             return contextlib.nullcontext()
         return self.leases.hold(f"turn:{conversation_id}", TURN_LEASE_SECONDS, wait=TURN_LEASE_WAIT_SECONDS)
 
-    async def _turn(self, receipt: InboundReceipt, *, replies_in_response: bool = False) -> list[Message]:
-        """The message's turn, run at most :data:`MAX_TURN_STARTS` times in all; then quarantined."""
+    async def _turn(
+        self, receipt: InboundReceipt, *, replies_in_response: bool = False, counted: TurnStart | None = None
+    ) -> list[Message]:
+        """The message's turn, run at most :data:`MAX_TURN_STARTS` times in all; then quarantined.
+        ``counted``: this start is counted already (stored with the message)."""
         message = receipt.message
         while True:
-            started = await self.store.start_turn(message.id)
+            started, counted = counted or await self.store.start_turn(message.id), None
             if started is None or started.processed:
                 return await self.store.replies_to(message.id)
             if started.turn_starts > MAX_TURN_STARTS:

@@ -125,6 +125,8 @@ class InboundReceipt:
     conversation: Conversation
     customer: Customer
     duplicate: bool
+    start_counted: bool = False
+    """The message was stored with its turn's first start counted (``accept_inbound(starting=True)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -585,8 +587,10 @@ class ConversationStore:
 
     # -- messages --------------------------------------------------------------------------
 
-    async def accept_inbound(self, inbound: InboundMessage) -> InboundReceipt:
+    async def accept_inbound(self, inbound: InboundMessage, *, starting: bool = False) -> InboundReceipt:
         """Persist an inbound message exactly once; a redelivery returns the stored one.
+        ``starting``: the caller runs the message's turn at once, so the turn's first start is
+        counted in the message as stored (:meth:`start_turn`'s round trip saved).
 
         The channel's message id is claimed first in ``message_keys`` (``_id`` = channel and id,
         holding the message's id): an insert that fails means a redelivery, found by ``_id``. A
@@ -621,6 +625,7 @@ class ConversationStore:
             "metadata": inbound.metadata,
             "created_at": inbound.received_at,
             "processed": False,
+            "turn_starts": 1 if starting else 0,
         }
         try:
             await self.messages.insert_one(doc)
@@ -631,7 +636,7 @@ class ConversationStore:
             if existing is None:
                 raise
             return await self._receipt(existing, duplicate=True)
-        return InboundReceipt(_from_doc(Message, doc), conversation, customer, duplicate=False)
+        return InboundReceipt(_from_doc(Message, doc), conversation, customer, duplicate=False, start_counted=starting)
 
     async def inbound_stored(self, channel: str, channel_message_id: str) -> bool:
         """Whether this channel message is stored already (by its key: no collection scan)."""
@@ -876,15 +881,19 @@ class ConversationStore:
             return None
         return TurnStart(processed=bool(doc.get("processed")), turn_starts=int(doc.get("turn_starts", 1)))
 
-    async def unprocessed_inbound_of(self, conversation_id: str, *, before: str, limit: int = 100) -> list[Message]:
-        """The conversation's customer messages stored before ``before`` and not yet answered, oldest first."""
+    async def unprocessed_inbound_of(
+        self, conversation_id: str, *, through: str, limit: int = 100
+    ) -> list[tuple[Message, TurnStart]]:
+        """The conversation's customer messages stored up to ``through`` (itself included) and not
+        yet answered, oldest first, each with its turn's starts so far: whether ``through`` is
+        still unanswered comes with the same read."""
         # Equality only, sorted here: nx-27017 scans the whole collection for a range or a sort.
         cursor = self.messages.find(
             {"conversation_id": conversation_id, "direction": Direction.INBOUND.value, "processed": False}
         )
-        found = [d async for d in cursor if str(d["_id"]) < before]
+        found = [d async for d in cursor if str(d["_id"]) <= through]
         earlier = sorted(found, key=lambda d: str(d["_id"]))
-        return [_from_doc(Message, d) for d in earlier[:limit]]
+        return [(_from_doc(Message, d), TurnStart(False, int(d.get("turn_starts", 0)))) for d in earlier[:limit]]
 
     async def history(self, conversation_id: str, limit: int = 200) -> list[Message]:
         cursor = self.messages.find({"conversation_id": conversation_id}).sort("_id", ASCENDING).limit(limit)
