@@ -58,6 +58,7 @@ class Backoffice:
             surveys=self.surveys,
             conversation_words=self.conversation_words,
             conversation_ocr=conversation_ocr,
+            conversations=store,
         )
         self.workflow = TicketWorkflow(self.desk)
         self.admin = AdminActions(self.config, self.staff, self.audit)

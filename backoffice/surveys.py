@@ -9,19 +9,24 @@ The survey asks; the dialogue recognises the answers (``dialogue.survey``) and c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 from pydantic import BaseModel, Field
-from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from backoffice.notifications import CustomerNotifier
 from store import QuickReply
+from store.mongo import stored_datetime
 
 ANSWER_WINDOW = timedelta(hours=72)
+AWAITING = "surveys"
+"""The kind of ``Conversation.awaiting`` flags an asked survey sets (survey id → when asked, epoch ms)."""
+OPEN_STAGES = ("csat", "nps")
+"""A survey's stages while it waits for an answer."""
 CSAT_SCALE = range(1, 6)
 NPS_SCALE = range(0, 11)
 
@@ -81,7 +86,7 @@ class Survey(BaseModel):
 
     @property
     def open(self) -> bool:
-        return self.stage in ("csat", "nps")
+        return self.stage in OPEN_STAGES
 
 
 def _now() -> datetime:
@@ -97,6 +102,20 @@ class SurveyDesk:
     async def ensure_indexes(self) -> None:
         await self.surveys.create_index("conversation_id")
         await self.surveys.create_index("ticket_id")
+        await self.surveys.create_index("stage")
+        await self._flag_open_surveys()
+
+    async def _flag_open_surveys(self) -> None:
+        """Flag the conversations of surveys still open (asked before conversations carried the
+        flag); at start, by the indexed stage."""
+        if self.notifier is None:
+            return
+        for stage in OPEN_STAGES:
+            async for doc in self.surveys.find({"stage": stage}, {"conversation_id": 1, "asked_at": 1}):
+                asked = stored_datetime(doc.get("asked_at")) or _now()
+                await self.notifier.store.flag_awaiting(
+                    [str(doc["conversation_id"])], AWAITING, str(doc["_id"]), _epoch_ms(asked)
+                )
 
     async def send(
         self,
@@ -131,6 +150,7 @@ class SurveyDesk:
         if self.notifier is None:
             return None
         conversation_id = fields["conversation_id"]
+        await self.notifier.store.flag_awaiting([conversation_id], AWAITING, survey_id, _epoch_ms(_now()))
         language = await self.notifier.language_of(conversation_id)
         message = await self.notifier.send(
             conversation_id,
@@ -159,15 +179,28 @@ class SurveyDesk:
         doc = await self.surveys.find_one({"ticket_id": ticket_id})
         return _survey(doc) if doc else None
 
-    async def pending_for(self, conversation_id: str, now: datetime | None = None) -> Survey | None:
-        """The survey this conversation's customer is being asked, if one is open and recent."""
+    async def pending_for(
+        self, conversation_id: str, flagged: Mapping[str, int], now: datetime | None = None
+    ) -> Survey | None:
+        """The survey this conversation's customer is being asked, if one is open and recent.
+        ``flagged``: the conversation's survey flags (``Conversation.awaiting["surveys"]``), so a
+        conversation without one costs no read; flags of surveys answered, lapsed or too old are
+        cleared."""
+        if not flagged:
+            return None
         now = now or _now()
-        cursor = self.surveys.find({"conversation_id": conversation_id}).sort("asked_at", DESCENDING).limit(5)
-        async for doc in cursor:
-            survey = _survey(doc)
-            if survey.open and now - survey.asked_at <= ANSWER_WINDOW:
-                return survey
-        return None
+        found: Survey | None = None
+        docs = {str(d["_id"]): d async for d in self.surveys.find({"_id": {"$in": list(flagged)}})}
+        for survey_id, asked_ms in flagged.items():
+            doc = docs.get(survey_id)
+            if doc is None and _epoch_ms(now) - asked_ms <= ANSWER_WINDOW.total_seconds() * 1000:
+                continue  # being asked right now (or the asking died): the flag stays
+            survey = _survey(doc) if doc is not None else None
+            if survey is not None and survey.open and now - survey.asked_at <= ANSWER_WINDOW:
+                found = survey if found is None or survey.asked_at > found.asked_at else found
+            elif self.notifier is not None:
+                await self.notifier.store.clear_awaiting(conversation_id, AWAITING, survey_id, asked_ms)
+        return found
 
     async def lapse(self, survey_id: str) -> None:
         """The customer wrote about something else: stop waiting for an answer."""
@@ -197,6 +230,10 @@ class SurveyDesk:
         fresh = await self.get(survey_id)
         assert fresh is not None
         return fresh
+
+
+def _epoch_ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
 
 
 def _survey(doc: dict[str, Any]) -> Survey:

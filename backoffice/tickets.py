@@ -13,7 +13,7 @@ Who may make a change is ``backoffice.workflow``'s concern; when the clocks say 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,9 +53,12 @@ from backoffice.ticket_record import (
 )
 from shop import OrderLookup
 from shop.aftersales import AfterSalesService
-from store.mongo import array_indexes_work
+from store.mongo import ConversationStore, array_indexes_work
 
 log = logging.getLogger(__name__)
+
+AWAITING = "tickets"
+"""The kind of ``Conversation.awaiting`` flags a ticket waiting for the customer sets."""
 
 WRITE_ATTEMPTS = 8
 
@@ -92,9 +95,13 @@ class TicketDesk:
         surveys: SurveyDesk | None = None,
         conversation_words: Callable[[str], Awaitable[tuple[list[str], str]]] | None = None,
         conversation_ocr: Callable[[str], Awaitable[list[str]]] | None = None,
+        conversations: ConversationStore | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.db = db
+        self.conversations = conversations
+        """Flags the conversations a ticket waits on (``Conversation.awaiting``); None: no turn asks
+        this desk about the customer's answers."""
         self.tickets = db["tickets"]
         self.counters = db["counters"]
         self.config = config or ConfigStore(db)
@@ -137,6 +144,20 @@ class TicketDesk:
         await self.alerts.ensure_indexes(array_indexes=array_indexes)
         if self.surveys is not None:
             await self.surveys.ensure_indexes()
+        await self._flag_waiting_tickets()
+
+    async def _flag_waiting_tickets(self) -> None:
+        """Flag the conversations of tickets that wait for the customer (tickets set waiting
+        before conversations carried the flag); at start, by the indexed status."""
+        if self.conversations is None:
+            return
+        waiting = self.tickets.find(
+            {"status": TicketStatus.PENDING_CUSTOMER.value}, {"conversation_ids": 1, "version": 1}
+        )
+        async for doc in waiting:
+            await self.conversations.flag_awaiting(
+                doc.get("conversation_ids") or [], AWAITING, str(doc["_id"]), int(doc.get("version", 1))
+            )
 
     async def calendar(self) -> Calendar:
         sla = await self.config.sla()
@@ -367,26 +388,35 @@ class TicketDesk:
 
         return await self.apply(ticket_id, urge)
 
-    async def customer_replied(self, conversation_id: str, media_ids: Sequence[str] = ()) -> list[Ticket]:
+    async def customer_replied(
+        self, conversation_id: str, awaiting: Mapping[str, int], media_ids: Sequence[str] = ()
+    ) -> list[Ticket]:
         """A message on a conversation whose ticket waits for the customer: the ticket goes back
-        to review (photos sent are added as evidence)."""
+        to review (photos sent are added as evidence). ``awaiting``: the conversation's flags
+        (``Conversation.awaiting["tickets"]``): only flagged tickets are read (no query on the turn
+        path), and the flags of tickets no longer waiting are cleared."""
+
+        def resume(ticket: Ticket) -> list[TicketEntry]:
+            if ticket.status is not TicketStatus.PENDING_CUSTOMER:
+                return []
+            now = self.clock()
+            ticket.evidence = list(dict.fromkeys([*ticket.evidence, *media_ids]))
+            ticket.sla.awaiting_since = now
+            entry = transition(
+                ticket, TicketStatus.IN_REVIEW, actor="customer", now=now, reason="the customer answered",
+                data={"media": list(media_ids)},
+            )  # fmt: skip
+            return [entry]
+
         resumed: list[Ticket] = []
-        cursor = self.tickets.find({"conversation_ids": conversation_id, "status": TicketStatus.PENDING_CUSTOMER.value})
-        async for doc in cursor:
-
-            def resume(ticket: Ticket) -> list[TicketEntry]:
-                if ticket.status is not TicketStatus.PENDING_CUSTOMER:
-                    return []
-                now = self.clock()
-                ticket.evidence = list(dict.fromkeys([*ticket.evidence, *media_ids]))
-                ticket.sla.awaiting_since = now
-                entry = transition(
-                    ticket, TicketStatus.IN_REVIEW, actor="customer", now=now, reason="the customer answered",
-                    data={"media": list(media_ids)},
-                )  # fmt: skip
-                return [entry]
-
-            resumed.append(await self.apply(str(doc["_id"]), resume))
+        for ticket_id, flagged in awaiting.items():
+            doc = await self.tickets.find_one({"_id": ticket_id}, {"status": 1, "version": 1})
+            if doc is not None and doc.get("status") == TicketStatus.PENDING_CUSTOMER.value:
+                resumed.append(await self.apply(ticket_id, resume))
+            elif doc is not None and int(doc.get("version", 1)) < flagged:
+                continue  # the write that sets it waiting has not landed yet (or died): the flag stays
+            if self.conversations is not None:
+                await self.conversations.clear_awaiting(conversation_id, AWAITING, ticket_id, flagged)
         return resumed
 
     # -- history --------------------------------------------------------------------------
@@ -535,6 +565,8 @@ class TicketDesk:
             if not entries and to_document(ticket) == unchanged:
                 return ticket  # nothing to write (a retried action, or one that no longer applies)
             ticket.updated_at = self.clock()
+            if ticket.status is TicketStatus.PENDING_CUSTOMER and self.conversations is not None:
+                await self.conversations.flag_awaiting(ticket.conversation_ids, AWAITING, ticket_id, version + 1)
             changes = to_document(ticket)
             changes["version"] = version + 1
             if entries:

@@ -74,7 +74,7 @@ async def answer_survey(turn: Turn, surveys: SurveyDesk) -> bool:
     """True when this message answered the open survey (and the next question or thanks is said)."""
     if turn.form is not None:
         return False  # a flow's question comes first; the survey waits
-    survey = await surveys.pending_for(turn.input.conversation_id)
+    survey = await surveys.pending_for(turn.input.conversation_id, turn.input.awaiting_surveys)
     if survey is None:
         return False
     found = read_score(turn.input.raw_text or turn.input.text, survey.stage)

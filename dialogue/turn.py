@@ -66,6 +66,8 @@ class TurnInput:
     spoken: bool = False
     """The replies are spoken (a phone call): written in the prompts' own wording, not converted."""
     hints: dict[str, str] = field(default_factory=dict)
+    awaiting_surveys: dict[str, int] = field(default_factory=dict)
+    """Surveys flagged on the conversation (``Conversation.awaiting``): only then is one looked for."""
     """What the customer claims but no channel proved (a phone in REST metadata): for verifying, never trusted."""
 
 

@@ -24,12 +24,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.errors import PyMongoError
 
 from backoffice import TicketDesk
+from backoffice.surveys import AWAITING as SURVEYS_AWAITING
+from backoffice.tickets import AWAITING as TICKETS_AWAITING
 from dialogue import DialogueEngine, TurnInput, TurnOutcome
 from dialogue.choices import resolve_choice
 from errors import Unavailable
@@ -39,7 +41,7 @@ from nlu import NluClient, NluUnavailable, ParseResult
 from store import Conversation, ConversationState, Event, InboundMessage, Message, OutboundMessage
 from store.leases import Leases, LeaseUnavailable
 from store.models import Customer, utcnow
-from store.mongo import ConversationStore, InboundReceipt
+from store.mongo import ConversationStore, InboundReceipt, TurnStart
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,8 @@ class TurnProcessor:
         self.leases = leases
         """Turn leases shared with the other gateway processes; None: this process is the only one."""
         self.tickets = tickets
-        """Told of every customer message, so a ticket waiting for the customer goes back to review."""
+        """Told of a customer message on a conversation flagged as awaited by a ticket, so the ticket
+        goes back to review."""
         self.media_max_bytes = media_max_bytes
         self.nlu = nlu
         self.dialogue = dialogue
@@ -122,7 +125,7 @@ class TurnProcessor:
         response (REST), so they are stored as delivered (no outbox, no second write)."""
         with self.timings.turn():
             with stage("accept"):
-                receipt = await self.store.accept_inbound(inbound)
+                receipt = await self.store.accept_inbound(inbound, starting=True)
             if receipt.duplicate:
                 log.info("redelivery of %s/%s", inbound.channel, inbound.channel_message_id)
             replies = await self._process(receipt, replies_in_response=replies_in_response)
@@ -208,15 +211,23 @@ class TurnProcessor:
                 # Earlier messages of this conversation another process stored but has not
                 # answered yet go first, so the conversation is answered in the order it was written.
                 earlier_turns = 0
-                for earlier in await self.store.unprocessed_inbound_of(conversation_id, before=receipt.message.id):
-                    earlier_receipt = await self._receipt_for(earlier)
+                counted: TurnStart | None = None
+                for pending, start in await self.store.unprocessed_inbound_of(
+                    conversation_id, through=receipt.message.id
+                ):
+                    if pending.id == receipt.message.id:
+                        # Stored with its first start counted, and nobody started it since: it runs
+                        # on that count (no second round trip to count it).
+                        counted = start if receipt.start_counted and start.turn_starts == 1 else None
+                        continue
+                    earlier_receipt = await self._receipt_for(pending)
                     if earlier_receipt is not None:
                         await self._turn(earlier_receipt)
                         earlier_turns += 1
                 if earlier_turns:  # they may have linked an identity to the customer
                     customer = await self.store.get_customer(receipt.customer.id) or receipt.customer
                     receipt = InboundReceipt(receipt.message, receipt.conversation, customer, receipt.duplicate)
-                return await self._turn(receipt, replies_in_response=replies_in_response)
+                return await self._turn(receipt, replies_in_response=replies_in_response, counted=counted)
         except LeaseUnavailable as exc:
             raise ConversationBusy(str(exc)) from exc
 
@@ -225,11 +236,14 @@ class TurnProcessor:
             return contextlib.nullcontext()
         return self.leases.hold(f"turn:{conversation_id}", TURN_LEASE_SECONDS, wait=TURN_LEASE_WAIT_SECONDS)
 
-    async def _turn(self, receipt: InboundReceipt, *, replies_in_response: bool = False) -> list[Message]:
-        """The message's turn, run at most :data:`MAX_TURN_STARTS` times in all; then quarantined."""
+    async def _turn(
+        self, receipt: InboundReceipt, *, replies_in_response: bool = False, counted: TurnStart | None = None
+    ) -> list[Message]:
+        """The message's turn, run at most :data:`MAX_TURN_STARTS` times in all; then quarantined.
+        ``counted``: this start is counted already (stored with the message)."""
         message = receipt.message
         while True:
-            started = await self.store.start_turn(message.id)
+            started, counted = counted or await self.store.start_turn(message.id), None
             if started is None or started.processed:
                 return await self.store.replies_to(message.id)
             if started.turn_starts > MAX_TURN_STARTS:
@@ -280,17 +294,18 @@ class TurnProcessor:
         message, customer = receipt.message, receipt.customer
         # Re-read: an earlier turn of this conversation may have changed it while we waited.
         conversation = await self.store.get_conversation(message.conversation_id) or receipt.conversation
-        if self.tickets is not None and (message.text or message.attachments):
+        awaiting_tickets = conversation.awaiting.get(TICKETS_AWAITING)
+        if self.tickets is not None and awaiting_tickets and (message.text or message.attachments):
             await self.tickets.customer_replied(
-                conversation.id, [a.media_id for a in message.attachments if a.media_id]
+                conversation.id, awaiting_tickets, [a.media_id for a in message.attachments if a.media_id]
             )
         if conversation.state != ConversationState.BOT:
             # With a human (or closed): store only, the bot stays silent.
             await self.store.mark_processed(message.id)
             return []
 
-        if not conversation.slots.get("form"):
-            conversation = await self._resume_from_other_channel(conversation, message)
+        if not conversation.slots.get("form") and set(customer.half_done_forms) - {conversation.id}:
+            conversation, customer = await self._resume_from_other_channel(conversation, customer, message)
         # "2" on a channel without buttons means the second choice offered.
         text = resolve_choice(message.text, conversation.slots) or message.text
         with stage("understand"):
@@ -327,6 +342,7 @@ class TurnProcessor:
             attachments_refused=bool(message.metadata.get("rejected_attachments")),
             raw_text=message.text,
             spoken=conversation.channel in SPOKEN,
+            awaiting_surveys=conversation.awaiting.get(SURVEYS_AWAITING, {}),
         )
 
     async def _write(
@@ -356,7 +372,13 @@ class TurnProcessor:
             customer.id,
             delivered=replies_in_response,
         )
+        had_form, has_form = bool(conversation.slots.get("form")), bool(outcome.slots.get("form"))
+        flagged = conversation.id in customer.half_done_forms
+        if has_form and not (had_form and flagged):  # a flow starts (or its flag went missing)
+            await self.store.flag_half_done_form(customer.id, conversation.id)
         await self.store.save_conversation(conversation.id, slots=outcome.slots, language=outcome.language)
+        if not has_form and (had_form or flagged):
+            await self.store.clear_half_done_form(customer.id, conversation.id)
         events = [*understood.events, *outcome.events]
         await self.store.log_events([_event(message, conversation.channel, name, data) for name, data in events])
         await self.store.mark_processed(
@@ -364,33 +386,43 @@ class TurnProcessor:
         )
         return replies
 
-    async def _resume_from_other_channel(self, conversation: Conversation, message: Message) -> Conversation:
+    async def _resume_from_other_channel(
+        self, conversation: Conversation, customer: Customer, message: Message
+    ) -> tuple[Conversation, Customer]:
         """A customer who left a flow half-done on one channel and writes on another carries on
-        there: the flow's state moves to this conversation (one customer, one history)."""
+        there: the flow's state moves to this conversation (one customer, one history). Asked only
+        when another conversation of the customer is flagged (``Customer.half_done_forms``)."""
         now = utcnow()
-        for other in await self.store.customer_conversations(conversation.customer_id, limit=5):
-            updated = other.updated_at if other.updated_at.tzinfo else other.updated_at.replace(tzinfo=UTC)
+        flagged = {k: v for k, v in customer.half_done_forms.items() if k != conversation.id}
+        others = await self.store.conversations_by_id(list(flagged))
+        others.sort(key=lambda c: _aware_utc(c.updated_at), reverse=True)  # the most recently active first
+        for other in others:
             if (
-                other.id == conversation.id
-                or other.state != ConversationState.BOT
+                other.state != ConversationState.BOT
                 or not other.slots.get("form")
-                or now - updated > RESUME_WINDOW
+                or now - _aware_utc(other.updated_at) > RESUME_WINDOW
             ):
+                if (now - RESUME_WINDOW).timestamp() * 1000 > flagged[other.id]:  # long past its writing turn
+                    await self.store.clear_half_done_form(customer.id, other.id, flagged=flagged[other.id])
                 continue
             moved = {k: other.slots[k] for k in CARRIED_SLOTS if k in other.slots}
             slots = {**conversation.slots, **moved}
+            await self.store.flag_half_done_form(customer.id, conversation.id)
             await self.store.save_conversation(conversation.id, slots=slots, language=other.language)
             await self.store.save_conversation(
                 other.id, slots={k: v for k, v in other.slots.items() if k not in ("form", "choices")}
             )
+            await self.store.clear_half_done_form(customer.id, other.id)
+            forms = {k: v for k, v in customer.half_done_forms.items() if k != other.id} | {conversation.id: 0}
+            customer = customer.model_copy(update={"half_done_forms": forms})
             await self._log(
                 message,
                 conversation.channel,
                 "flow_resumed",
                 {"from_conversation": other.id, "from_channel": other.channel, "flow": other.slots["form"].get("flow")},
             )
-            return conversation.model_copy(update={"slots": slots, "language": other.language})
-        return conversation
+            return conversation.model_copy(update={"slots": slots, "language": other.language}), customer
+        return conversation, customer
 
     async def _understand(self, message: Message, text: str) -> Understood:
         """The NLU's reading of the text, stored beside the message; its events wait for the
@@ -426,6 +458,11 @@ class TurnProcessor:
 
     async def _log(self, message: Message, channel: str, name: str, data: dict[str, Any]) -> None:
         await self.store.log_event(_event(message, channel, name, data))
+
+
+def _aware_utc(at: datetime) -> datetime:
+    """nx-27017 returns ``$set`` datetimes as strings that may parse naive: compare them as UTC."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _event(message: Message, channel: str, name: str, data: dict[str, Any]) -> Event:

@@ -149,6 +149,12 @@ class Customer(BaseModel):
     )
     language: str | None = None
     created_at: datetime
+    half_done_forms: dict[str, int] = Field(
+        default_factory=dict,
+        description="conversations of this customer that may hold a half-done bot flow (id → when flagged, epoch "
+        "ms): flagged before the flow's slots are written, so a turn on another channel looks for one to resume "
+        "only when there is a flag",
+    )
 
 
 class Conversation(BaseModel):
@@ -167,6 +173,11 @@ class Conversation(BaseModel):
     handoff_reason: str | None = None
     handoff_summary: dict[str, Any] | None = Field(
         default=None, description="what the agent is shown on taking it: customer, orders, intents, slots, requests"
+    )
+    awaiting: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="what may wait for this customer's next message, by kind (tickets, surveys): id → the value "
+        "it was flagged with; flagged before the write that makes it wait, so a turn looks only for flagged things",
     )
 
 

@@ -125,6 +125,8 @@ class InboundReceipt:
     conversation: Conversation
     customer: Customer
     duplicate: bool
+    start_counted: bool = False
+    """The message was stored with its turn's first start counted (``accept_inbound(starting=True)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +266,21 @@ class ConversationStore:
         doc = await self.customers.find_one({"_id": customer_id})
         return _from_doc(Customer, doc) if doc else None
 
+    async def flag_half_done_form(self, customer_id: str, conversation_id: str) -> None:
+        """The conversation is about to hold a half-done flow (``Customer.half_done_forms``); set
+        before its slots are written, so a crash leaves a flag, never a missing one."""
+        await self.customers.update_one(
+            {"_id": customer_id}, {"$set": {f"half_done_forms.{conversation_id}": int(time.time() * 1000)}}
+        )
+
+    async def clear_half_done_form(self, customer_id: str, conversation_id: str, *, flagged: int | None = None) -> None:
+        """The conversation's flow is finished or moved on (written by the conversation's own turn,
+        or by the turn that took the flow over); ``flagged``: only the flag set then (a stale one
+        another conversation's turn clears), not one set again since."""
+        field = f"half_done_forms.{conversation_id}"
+        where: dict[str, Any] = {"_id": customer_id, **({field: flagged} if flagged is not None else {})}
+        await self.customers.update_one(where, {"$unset": {field: ""}})
+
     async def merge_customers(self, source_id: str, target_id: str, *, actor: str, reason: str) -> Customer:
         """Fold ``source`` into ``target``: its identities, conversations and messages move over.
 
@@ -360,6 +377,13 @@ class ConversationStore:
         doc = await self.conversations.find_one({"_id": conversation_id})
         return _from_doc(Conversation, doc) if doc else None
 
+    async def conversations_by_id(self, conversation_ids: Sequence[str]) -> list[Conversation]:
+        """These conversations (those that exist), by ``_id``; no round trip for none."""
+        if not conversation_ids:
+            return []
+        cursor = self.conversations.find({"_id": {"$in": list(conversation_ids)}})
+        return [_from_doc(Conversation, d) async for d in cursor]
+
     async def save_conversation(
         self,
         conversation_id: str,
@@ -373,6 +397,24 @@ class ConversationStore:
         if language is not None:
             changes["language"] = language
         await self.conversations.update_one({"_id": conversation_id}, {"$set": changes})
+
+    async def flag_awaiting(self, conversation_ids: Sequence[str], kind: str, item_id: str, value: int) -> None:
+        """Something (``kind``: a ticket, a survey) is about to wait for the customer's next message
+        on these conversations, so their turns look for it (``Conversation.awaiting``). Set before
+        the write that makes it wait: a crash leaves a flag a turn checks and clears, never a
+        missing one. ``value`` tells the reader whether that write has landed (a ticket version,
+        when a survey was asked)."""
+        if conversation_ids:
+            await self.conversations.update_many(
+                {"_id": {"$in": list(conversation_ids)}}, {"$set": {f"awaiting.{kind}.{item_id}": value}}
+            )
+
+    async def clear_awaiting(self, conversation_id: str, kind: str, item_id: str, value: int) -> None:
+        """The thing flagged with ``value`` no longer waits; a newer flag (set again since) stays."""
+        await self.conversations.update_one(
+            {"_id": conversation_id, f"awaiting.{kind}.{item_id}": value},
+            {"$unset": {f"awaiting.{kind}.{item_id}": ""}},
+        )
 
     async def hand_to_queue(
         self,
@@ -545,8 +587,10 @@ class ConversationStore:
 
     # -- messages --------------------------------------------------------------------------
 
-    async def accept_inbound(self, inbound: InboundMessage) -> InboundReceipt:
+    async def accept_inbound(self, inbound: InboundMessage, *, starting: bool = False) -> InboundReceipt:
         """Persist an inbound message exactly once; a redelivery returns the stored one.
+        ``starting``: the caller runs the message's turn at once, so the turn's first start is
+        counted in the message as stored (:meth:`start_turn`'s round trip saved).
 
         The channel's message id is claimed first in ``message_keys`` (``_id`` = channel and id,
         holding the message's id): an insert that fails means a redelivery, found by ``_id``. A
@@ -581,6 +625,7 @@ class ConversationStore:
             "metadata": inbound.metadata,
             "created_at": inbound.received_at,
             "processed": False,
+            "turn_starts": 1 if starting else 0,
         }
         try:
             await self.messages.insert_one(doc)
@@ -591,7 +636,7 @@ class ConversationStore:
             if existing is None:
                 raise
             return await self._receipt(existing, duplicate=True)
-        return InboundReceipt(_from_doc(Message, doc), conversation, customer, duplicate=False)
+        return InboundReceipt(_from_doc(Message, doc), conversation, customer, duplicate=False, start_counted=starting)
 
     async def inbound_stored(self, channel: str, channel_message_id: str) -> bool:
         """Whether this channel message is stored already (by its key: no collection scan)."""
@@ -836,15 +881,19 @@ class ConversationStore:
             return None
         return TurnStart(processed=bool(doc.get("processed")), turn_starts=int(doc.get("turn_starts", 1)))
 
-    async def unprocessed_inbound_of(self, conversation_id: str, *, before: str, limit: int = 100) -> list[Message]:
-        """The conversation's customer messages stored before ``before`` and not yet answered, oldest first."""
+    async def unprocessed_inbound_of(
+        self, conversation_id: str, *, through: str, limit: int = 100
+    ) -> list[tuple[Message, TurnStart]]:
+        """The conversation's customer messages stored up to ``through`` (itself included) and not
+        yet answered, oldest first, each with its turn's starts so far: whether ``through`` is
+        still unanswered comes with the same read."""
         # Equality only, sorted here: nx-27017 scans the whole collection for a range or a sort.
         cursor = self.messages.find(
             {"conversation_id": conversation_id, "direction": Direction.INBOUND.value, "processed": False}
         )
-        found = [d async for d in cursor if str(d["_id"]) < before]
+        found = [d async for d in cursor if str(d["_id"]) <= through]
         earlier = sorted(found, key=lambda d: str(d["_id"]))
-        return [_from_doc(Message, d) for d in earlier[:limit]]
+        return [(_from_doc(Message, d), TurnStart(False, int(d.get("turn_starts", 0)))) for d in earlier[:limit]]
 
     async def history(self, conversation_id: str, limit: int = 200) -> list[Message]:
         cursor = self.messages.find({"conversation_id": conversation_id}).sort("_id", ASCENDING).limit(limit)

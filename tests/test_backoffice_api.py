@@ -108,7 +108,11 @@ async def test_a_handed_over_refund_is_claimed_decided_and_closed_and_the_custom
     survey = await gateway.backoffice.surveys.for_ticket(ticket_id)
     assert survey is not None and (survey.csat, survey.nps, survey.stage) == (5, 9, "done")
     assert survey.comment == "处理很快" and survey.agent == "zhao"
+    conversation = await store.get_conversation(request.conversation_id or "")
+    assert conversation is not None and set(conversation.awaiting["surveys"]) == {survey.id}
     assert "订单" in await customer.say("查订单")  # the survey is over: ordinary turns again
+    conversation = await store.get_conversation(request.conversation_id or "")
+    assert conversation is not None and conversation.awaiting["surveys"] == {}  # its flag cleared by that turn
 
     audit = await call(client, "GET", f"/tickets/{ticket_id}/audit", finance)
     assert {e["subject"] for e in audit["entries"]} == {f"ticket:{ticket_id}", f"request:{request.id}"}

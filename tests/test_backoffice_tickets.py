@@ -178,8 +178,20 @@ async def test_the_workflow_checks_roles_and_scope_and_follows_the_customer(
         await flow.move(finance.actor(), ticket.id, S.PENDING_CUSTOMER)
     waiting = await flow.move(finance.actor(), ticket.id, S.PENDING_CUSTOMER, note="请拍一张色差的照片")
     assert waiting.sla.pauses and waiting.sla.pauses[-1].end is None and waiting.sla.first_response_at is not None
-    (resumed,) = await office.desk.customer_replied(buyer.conversation_id, ["sha256-colour"])
+    conversation = await store.get_conversation(buyer.conversation_id)
+    assert conversation is not None and set(conversation.awaiting["tickets"]) == {ticket.id}  # what a turn asks by
+    (resumed,) = await office.desk.customer_replied(
+        buyer.conversation_id, conversation.awaiting["tickets"], ["sha256-colour"]
+    )
     assert resumed.status is S.IN_REVIEW and "sha256-colour" in resumed.evidence and resumed.sla.pauses[-1].end
+    conversation = await store.get_conversation(buyer.conversation_id)
+    assert conversation is not None and conversation.awaiting["tickets"] == {}  # answered: no longer asked about
+    # A flag set for a write that has not landed (or died before it) stays until that version exists.
+    await store.flag_awaiting([buyer.conversation_id], "tickets", ticket.id, 1_000)
+    assert await office.desk.customer_replied(buyer.conversation_id, {ticket.id: 1_000}) == []
+    conversation = await store.get_conversation(buyer.conversation_id)
+    assert conversation is not None and conversation.awaiting["tickets"] == {ticket.id: 1_000}
+    await store.clear_awaiting(buyer.conversation_id, "tickets", ticket.id, 1_000)
     with pytest.raises(ActionInvalid, match="between 0"):
         await flow.move(finance.actor(), ticket.id, S.APPROVED, amount=9999)
     with pytest.raises(ActionInvalid, match="reason"):

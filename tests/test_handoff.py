@@ -133,11 +133,19 @@ async def test_a_flow_started_on_one_channel_resumes_on_another(
     await customer.order("delivered", delivered_days_ago=2)
     asked = await customer.say("我要退货，不想要了")
     assert "取件" in asked
+    customer_id = await customer.customer_id()
+    on_rest = await store.get_customer(customer_id)
+    assert on_rest is not None and len(on_rest.half_done_forms) == 1  # what another channel's turn looks by
     # The customer continues by SMS: the same person (phone), the same half-done return.
     confirm = " ".join(m.text for m in await customer.on_channel("sms", "明天上午"))
     assert "请确认" in confirm
+    on_sms = await store.get_customer(customer_id)
+    assert on_sms is not None and len(on_sms.half_done_forms) == 1
+    assert set(on_sms.half_done_forms) != set(on_rest.half_done_forms)  # the flag moved with the flow
     done = " ".join(m.text for m in await customer.on_channel("sms", "确认"))
     assert "极速审核" in done
+    finished = await store.get_customer(customer_id)
+    assert finished is not None and finished.half_done_forms == {}
     (request,) = await customer.requests()
     assert request.type is RequestType.RETURN_REFUND and request.channel == "sms"
     assert await events(store, "flow_resumed", from_channel="rest")

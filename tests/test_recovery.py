@@ -36,12 +36,17 @@ async def test_unprocessed_messages_are_answered_on_start(
         assert await store.count_messages(direction="out", delivered=False) == len(replies), "no one got them yet"
 
         # The customer's client retries the delivery it never got an answer to.
-        retry = await Chat(http, "crash-victim").texts("查一下订单202611150001", message_id="m-1")
+        chat = Chat(http, "crash-victim")
+        retry = await chat.texts("查一下订单202611150001", message_id="m-1")
         assert retry == [r.text for r in replies]
         assert await store.count_messages(direction="out", delivered=False) == 0
+        # A message stored by the turn that runs it carries its first start; it is counted once.
+        await chat.texts("你好", message_id="m-2")
+        fresh = await store.messages.find_one({"channel_message_id": "crash-victim:m-2"})
+        assert fresh is not None and fresh["turn_starts"] == 1 and fresh["processed"]
 
-    assert await store.count_messages(direction="in") == 1
-    assert await store.count_messages(direction="out") == len(replies)
+    assert await store.count_messages(direction="in") == 2
+    assert await store.count_messages(direction="out", in_reply_to=accepted.message.id) == len(replies)
     assert await store.events.count_documents({"name": "self_service_completed"}) == 1
 
 
