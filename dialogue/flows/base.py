@@ -40,9 +40,10 @@ MAX_ORDER_CHOICES = 5
 MAX_VERIFY_ATTEMPTS = 2
 
 _YES_PHRASES = (
-    "是的", "是", "对的", "对", "對", "好的", "好", "好滴", "好个", "好的呀", "嗯++", "确认", "確認",
-    "确定", "確定", "可以", "行", "没问题", "沒問題", "冇问题", "係", "系啊", "得", "要得", "中", "啱",
-    "对头", "對頭", "ok", "okay", "yes", "yep", "yeah", "y", "sure", "confirm", "correct", "go ahead", "do it",
+    "是的", "是", "对的", "对", "對", "好的", "好", "好滴", "好个", "好的呀", "好额", "好呃", "嗯++(?:呐|哪|那)?",
+    "确认", "確認", "确定", "確定", "可以", "行", "没问题", "沒問題", "冇问题", "係", "系啊", "得", "要得", "中", "啱",
+    "对头", "對頭", "妥", "妥了", "ok", "okay", "yes", "yep", "yeah", "y", "sure", "confirm", "correct", "go ahead",
+    "do it",
 )  # fmt: skip
 _YES_WORDS = "|".join(sorted(_YES_PHRASES, key=len, reverse=True))
 """Longest first: the groups below are atomic ("好的呀" must not stop at "好的")."""

@@ -114,7 +114,7 @@ register(
 
 LATE = textpatterns.compile(
     r"(延迟|延遲|迟到|太慢|好慢|贼慢|慢得|这么慢|這麼慢|咁慢|慢死|慢吞吞|超时|晚到|这么久|几天了|好几天|好多天|还没到|"
-    r"没动|沒動|不动了|才发货|才發貨|一个礼拜|一個禮拜|一周|一週|"
+    r"没动|沒動|不动了|太拖|拖了|拖拖拉拉|拖这么久|才发货|才發貨|一个礼拜|一個禮拜|一周|一週|"
     r"late|delay|slow|took a week|took ages|to even ship)",
     textpatterns.IGNORECASE,
 )

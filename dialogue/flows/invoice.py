@@ -58,7 +58,7 @@ register(
     }
 )
 
-_EMAIL = textpatterns.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+_EMAIL = textpatterns.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", textpatterns.ASCII)  # not 发到…@163.com就好
 _TAX_ID = textpatterns.compile(r"(?<![0-9A-Za-z])[0-9A-Za-z]{18}(?![0-9A-Za-z])")
 _SPACE_IN_CODE = textpatterns.compile(r"(?<=[0-9A-Z]) (?=[0-9A-Z])")
 _COMPANY = ("企业", "公司", "单位", "company", "business", "企業")

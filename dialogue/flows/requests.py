@@ -67,6 +67,8 @@ _STATUS = textpatterns.compile(
     r"几耐|幾耐|几时到|幾時到|多久(?:能|可以)?到|"
     r"\bstatus\b|\bprogress\b|\bupdate on\b|approved yet|\byet\s*[?？]?\s*$|\b(?:sent|shipped) (?:out|it|them)\b|"
     r"\bwhere is (?:my|the) (?:refund|money)|\bwhen (?:will|do) i get\b|"
+    r"\b(?:has|have)n'?t (?:come|got|gone|arrived|been)|\bstill (?:not|no|hasn'?t|haven'?t)\b|"
+    r"\b(?:need|have) to (?:apply|ask|request) (?:for (?:it|the \w+) )?again\b|"
     r"呢\s*[？?]?\s*$",
     textpatterns.IGNORECASE,
 )
