@@ -248,6 +248,22 @@ def content_text(text: str) -> str:
     return numbers_masked("".join(kept).strip())
 
 
+def clause_text(text: str) -> str:
+    """What the classifier reads of one clause: :func:`content_text` without the connective that
+    joined it to the message and the fillers after it ("还有那个火锅底料走到哪点了嘛" → "火锅底料走到
+    哪点了嘛": with them the clause read as out of scope, 0.67; without, as a status question, 0.93)."""
+    stripped = text.strip()
+    joined = _CONNECTIVE.match(stripped)
+    if joined is not None:
+        rest = stripped[joined.end() :].lstrip(" ，,:：")
+        filler = _FILLER.match(rest)
+        if filler is not None and filler.end() < len(rest):
+            rest = rest[filler.end() :].lstrip(" ，,")
+        if _HAS_WORD.search(rest):
+            stripped = rest
+    return content_text(stripped)
+
+
 def numbers_masked(text: str) -> str:
     """Every mobile number and long number replaced by one stand-in: "202612040001的地址改成…"
     and "202698760003的地址改成…" read alike (their confidences differed by 0.25)."""

@@ -27,7 +27,7 @@ from nlu.client import FALLBACK_INTENT, Entity, Intent, NluClient, ParseResult, 
 from nlu.entities import Extracted, extract_entities
 from nlu.keywords import KEYWORD_CONFIDENCE, keyword_intent
 from nlu.normalize import NormalisedText, TextNormaliser, default_normaliser
-from nlu.segment import Clause, clauses, content_text
+from nlu.segment import Clause, clause_text, clauses, content_text
 
 DEFAULT_CONFIDENCE_THRESHOLD = 0.5
 """Below this the dialogue asks the customer to rephrase (calibrated with ``run.py nlu eval``)."""
@@ -90,7 +90,7 @@ class UnderstandingClient(NluClient):
         if classified:
             calls = [self.transport.parse(content_text(classified), message_id=message_id)]
             if len(parts) > 1:
-                calls += [self.transport.parse(content_text(part.text), message_id=message_id) for part in parts]
+                calls += [self.transport.parse(clause_text(part.text), message_id=message_id) for part in parts]
             results = await asyncio.gather(*calls)
             raw = results[0]
         else:

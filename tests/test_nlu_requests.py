@@ -11,7 +11,7 @@ import pytest
 
 from nlu.client import Intent, NluClient, ParseResult
 from nlu.normalize import default_normaliser
-from nlu.segment import clauses, content_text, numbers_masked
+from nlu.segment import clause_text, clauses, content_text, numbers_masked
 from nlu.understanding import UnderstandingClient
 
 KEYWORDS = [
@@ -90,6 +90,16 @@ def test_the_classifier_reads_the_request_without_greetings_and_order_cards() ->
     )
     assert numbers_masked(only_card) == "订单号:202600000000 下单时间:2026-11-18"
     assert content_text(normalise("好的 谢谢")) == "好的 谢谢", "nothing but fillers: all of it"
+
+
+@pytest.mark.parametrize(
+    ("clause", "read"),
+    [("还有那个火锅底料走到哪点了嘛", "火锅底料走到哪点了嘛"), ("对了 亲 帮我催下", "帮我催下"),
+     ("also can you change the address", "can you change the address"),
+     ("还有多久到", "还有多久到"), ("另外", "另外")],
+)  # fmt: skip
+def test_a_clause_is_read_without_the_connective_that_joined_it(clause: str, read: str) -> None:
+    assert clause_text(clause) == read
 
 
 def test_segmentation_is_linear_in_the_text() -> None:
