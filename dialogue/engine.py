@@ -30,7 +30,7 @@ from dialogue.replies import register, say
 from dialogue.survey import answer_survey
 from dialogue.turn import Ask, Reply, Turn, TurnInput, TurnOutcome
 from dialogue.variety import ENGLISH, SIMPLIFIED, choose_variety, language_of, render
-from nlu.keywords import keyword_intent
+from nlu.keywords import KEYWORDS, keyword_intent
 from nlu.result import FALLBACK_INTENT
 from store.models import QuickReply
 
@@ -397,7 +397,10 @@ class DialogueEngine:
             # a request back.
             return self.flows["refund"]
         if intent in self.by_intent:
-            return self.by_intent[intent]
+            read_as = self.by_intent[intent]
+            if not read_as.informational and (named := self._task_the_words_name(turn, intent)) is not None:
+                return self.by_intent[named]  # "could I get an invoice …" read as compensation (invoice 0.17)
+            return read_as
         if intent in ("inform", FALLBACK_INTENT) and (keyword := self._keyword_second_guess(turn)) is not None:
             return self.by_intent[keyword]
         if intent == "inform" and turn.entity("order_id"):
@@ -414,6 +417,16 @@ class DialogueEngine:
             and not (turn.ask is not None and turn.ask.entities)
             and _THANKS.search(turn.text_now) is not None
         )
+
+    def _task_the_words_name(self, turn: Turn, intent: str) -> str | None:
+        """Another task the message's own words name, where none of the classified task's words
+        appear and the classifier still gives it a second guess."""
+        keyword = self._keyword_second_guess(turn)
+        if keyword is None or keyword == intent:
+            return None
+        lowered = turn.text_now.lower()
+        own = next((words for name, words in KEYWORDS if name == intent), ())
+        return None if any(word in lowered for word in own) else keyword
 
     def _keyword_second_guess(self, turn: Turn) -> str | None:
         """A task the classifier ranked second (≥ :data:`SECOND_GUESS_CONFIDENCE`) and the message's

@@ -244,8 +244,11 @@ def names_order_by(text: str, item: OrderItem) -> bool:
     """The item names its order, not itself: "保温杯那单杯套没给" is about the order of the cup."""
     text = _to_simplified.convert(text)
     core = item_core(item.name)
-    at = text.find(core) if core else -1
-    return at >= 0 and bool(_ORDER_REFERENCE.match(text[at + len(core) :]))
+    for size in range(len(core), 1, -1):  # the name or its head: "咖啡豆那单" for 云南小粒咖啡豆
+        at = text.find(core[-size:])
+        if at >= 0 and _ORDER_REFERENCE.match(text[at + size :]):
+            return True
+    return False
 
 
 _ELSEWHERE = textpatterns.compile(

@@ -28,7 +28,8 @@ _REASON_CUES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("发错货", ("发错", "寄错", "错发", "发成了", "发成", "不是我买的", "不是我要的", "送错", "wrong item",
              "wrong product", "wrong model", "wrong colou?r", "wrong one", "sent the wrong")),
     ("尺码不符", ("尺码", "尺寸不", "码数", "码.{0,2}[大小]了", "买[大小]了", "太大了", "太小了", "偏大", "偏小",
-              "不合身", "穿不下", "穿不了", "不对码", "大了一码", "小了一码", "wrong size", "too (?:small|big|large)",
+              "不合身", "穿不下", "穿不了", "不对码", "不对身", "唔啱身", "著唔落", "着唔落", "细咗", "大了一码",
+              "小了一码", "wrong size", "too (?:small|big|large)",
               "doesn'?t fit")),
     ("少件", ("少件", "少了", "少发", "漏发", "漏寄", "漏了", "缺件", "缺了", "少一", "没有赠品", "赠品没",
             "没收到赠品", "missing", "short")),
@@ -131,7 +132,10 @@ _ADDRESS_END = textpatterns.compile(r"[,!?;，。！？；]|\.(?!\d)|谢谢|麻�
 _ENGLISH_ADDRESS_END = textpatterns.compile(
     r"[!?;。！？；]|\.(?:\s|$)|\b(?:thanks|thank you|please|pls)\b", textpatterns.IGNORECASE
 )
-_ADDRESS_LEAD = textpatterns.compile(r"^(?:(?:给我|帮我|请|麻烦)?(?:改成|改为|改到|换成|寄到|送到|发到|写成|写)\s*)+")
+_ADDRESS_LEAD = textpatterns.compile(
+    r"^(?:(?:给我|帮我|请|麻烦)?(?:改成|改为|改到|换成|寄到|送到|发到|写成|写)\s*)*"
+    r"(?:(?:下面这个|这个|下面|如下|以下)\s*[:：]?\s*)?"
+)  # "改成这个：上海市…" (迭个 is normalised to 这个)
 _ADDRESS_TAIL_WORDS = ("就可以", "就行", "就好", "就中", "去", "来", "吗", "呢", "呗", "啊", "呀", "吧", "了", "哈")
 
 

@@ -85,6 +85,7 @@ def test_quantities_amounts_and_skus(text: str, expected: list[tuple[str, Any]])
         ("水果都发霉了", "过期变质"),
         ("it arrived broken", "破损"),
         ("I've barely used it and don't really need it anymore", "七天无理由"),
+        ("條瑜伽褲著落唔啱身", "尺码不符"),
     ],
 )
 def test_reasons_map_to_the_preset_list(text: str, reason: str) -> None:
@@ -103,6 +104,10 @@ def test_reasons_map_to_the_preset_list(text: str, reason: str) -> None:
 )
 def test_addresses_after_a_cue_or_on_their_own(text: str, address: str) -> None:
     assert ("address", address) in entities(text)
+
+
+def test_a_pointer_before_the_address_is_not_part_of_it() -> None:
+    assert ("address", "上海市徐汇区漕溪北路88弄3号602室") in entities("就改成迭个：上海市徐汇区漕溪北路88弄3号602室")
 
 
 def test_a_time_after_a_change_cue_is_not_an_address() -> None:

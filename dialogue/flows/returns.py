@@ -160,7 +160,7 @@ _CHANGE_OF_MIND = ("七天无理由", "尺码不符")
 CAN_RETURN = textpatterns.compile(
     r"能退[吗嗎不么麼没沒]|能不能退|可以退[吗嗎不么麼]|可不可以退|退得了|退唔退得|还能退|還能退|仲退唔退得|退得[不吗嗎]|"
     r"能换[吗嗎不么麼]|能不能换|可以换[吗嗎不么麼]|还能换|還能換|换得了|"
-    r"还能return|能return|can i (?:still )?(?:return|send (?:it|them) back|exchange)|is it (?:still )?returnable",
+    r"还能return|能return|can i (?:still )?(?:return|send (?:it|them) back|exchange|swap)|is it (?:still )?returnable",
     textpatterns.IGNORECASE,
 )
 """A question whether the item can go back ("还能退不", "can I still send it back?")."""
