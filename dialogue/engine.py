@@ -111,6 +111,32 @@ def _extra(turn_input: TurnInput) -> dict[str, Any]:
     return dict(turn_input.parse.model_extra or {}) if turn_input.parse is not None else {}
 
 
+def _grounds_folded(asks: list[Ask]) -> list[Ask]:
+    """Clauses saying the parcel was late ("还有这单也太慢了吧 下单一个多礼拜才到", read as any task),
+    folded into the compensation claim they ground (the next one, else the one before); the
+    message's other asks ("价保审核完了没") stay as they are."""
+    claims = [n for n, a in enumerate(asks) if a.intent == "compensation" and not _is_ground(a)]
+    if not claims:
+        return asks
+    folded = list(asks)
+    grounds: dict[int, list[int]] = {}
+    for n, ask in enumerate(asks):
+        if _is_ground(ask) and n not in claims:
+            target = next((c for c in claims if c > n), claims[-1])
+            grounds.setdefault(target, []).append(n)
+    for target, found in grounds.items():
+        claim = asks[target]
+        text = " ".join([*(asks[n].text for n in found), claim.text])
+        entities = tuple(e for n in [*found, target] for e in asks[n].entities)
+        folded[target] = Ask(text, "compensation", claim.confidence, entities)
+    dropped = {n for found in grounds.values() for n in found}
+    return [a for n, a in enumerate(folded) if n not in dropped]
+
+
+def _is_ground(ask: Ask) -> bool:
+    return ask.intent in _GROUNDS and LATE.search(ask.text) is not None
+
+
 def asks_of(turn_input: TurnInput) -> list[Ask]:
     """The message's requests in order (the NLU's ``requests``), or the whole message as one."""
     parse = turn_input.parse
@@ -131,6 +157,10 @@ def asks_of(turn_input: TurnInput) -> list[Ask]:
     if claim is not None and all(a is claim or (a.intent in _GROUNDS and LATE.search(a.text)) for a in asks):
         # "付款一周才发货 太慢了 要求赔偿": the delay is the claim's ground, not a request of its own.
         return [Ask(turn_input.text, "compensation", claim.confidence, whole)]
+    if claim is not None:
+        asks = _grounds_folded(asks)
+        if len(asks) < 2:
+            return asks
     if any(a.intent == "withdraw_request" for a in asks) and RequestsFlow.changes_one(turn_input.text):
         # "申请了退货，可以改成换货吗？换 L 号": one change to a request, not a withdrawal and a new exchange.
         confidence = max(a.confidence for a in asks if a.intent == "withdraw_request")

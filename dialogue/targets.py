@@ -58,7 +58,10 @@ _REQUEST_WORDS: tuple[tuple[RequestType, tuple[str, ...]], ...] = (
     (RequestType.EXCHANGE, ("换货", "換貨", "换码", "换个", "exchange", "swap")),
     (RequestType.RETURN_REFUND, ("退货", "退貨", "退回", "return")),
     (RequestType.RESEND, ("补发", "補發", "补寄", "補寄", "resend")),
-    (RequestType.PRICE_PROTECTION, ("价保", "價保", "保价", "差价", "price protection", "price drop")),
+    (
+        RequestType.PRICE_PROTECTION,
+        ("价保", "價保", "保价", "价格保护", "價格保護", "差价", "price protection", "price drop"),
+    ),
     (RequestType.COMPENSATION, ("补偿", "補償", "赔偿", "賠償", "赔付", "賠付", "compensation")),
     (RequestType.INVOICE, ("发票", "發票", "开票", "開票", "invoice")),
     (RequestType.REFUND, ("退款", "退钱", "退錢", "钱退", "錢退", "钞票退", "refund", "money back")),

@@ -100,7 +100,10 @@ class UnderstandingClient(NluClient):
         intent, ranking = raw.intent, list(raw.intent_ranking)
         if split:
             intent = split[0][1]
-            ranking = [*(i for _, i in split), *(r for r in ranking if r.name not in {i.name for _, i in split})]
+            asked: dict[str | None, Intent] = {}
+            for _, said in split:
+                asked.setdefault(said.name, said)  # each intent once in the ranking, where first asked
+            ranking = [*asked.values(), *(r for r in ranking if r.name not in asked)]
         if intent.name != FALLBACK_INTENT and intent.confidence < self.confidence_threshold:
             # Same shape as Rasa's FallbackClassifier: the fallback on top, the guesses kept below.
             intent = Intent(name=FALLBACK_INTENT, confidence=self.confidence_threshold)

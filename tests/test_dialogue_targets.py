@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dialogue import guard
+from dialogue.engine import _grounds_folded
 from dialogue.flows.followup import FollowUpFlow
 from dialogue.flows.requests import RequestsFlow
 from dialogue.targets import (
@@ -247,3 +248,13 @@ def test_chinese_nicknames_are_matched_by_meaning_only_when_clearly_nearest(
     orders = [order(f"202600030{n}", name) for n, name in enumerate(names)]
     found = [m.item.name for m in mentioned_items(text, orders, default_embedder())]
     assert found == ([expected] if expected else [])
+
+
+def test_a_late_delivery_grounds_the_claim_next_to_it_and_other_asks_stay() -> None:
+    status = Ask("之前申请的那个价格保护审核完了没", "compensation", 0.82)
+    late = Ask("还有这单也太慢了吧 下单1个多礼拜才到", "refund", 0.82)
+    claim = Ask("能给点补尝不", "compensation", 0.9)
+    folded = _grounds_folded([status, late, claim])
+    assert [a.text for a in folded] == [status.text, f"{late.text} {claim.text}"]
+    assert [a.intent for a in folded] == ["compensation", "compensation"]
+    assert RequestsFlow.mode_of(turn(status.text)) == "status", "价格保护 names price protection"

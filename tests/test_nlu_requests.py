@@ -114,6 +114,13 @@ def reader(transport: KeywordNlu) -> UnderstandingClient:
     return UnderstandingClient(transport, today=lambda: date(2026, 11, 20))
 
 
+async def test_an_intent_asked_twice_is_ranked_once() -> None:
+    result = await reader(KeywordNlu()).parse("我要退款。另外发票开一下。还有退款的事")
+    assert [r.intent.name for r in result.requests] == ["refund", "invoice", "refund"]
+    names = [i.name for i in result.intent_ranking]
+    assert names[:2] == ["refund", "invoice"] and len(names) == len(set(names))
+
+
 async def test_two_asks_come_back_in_order_with_their_clauses_and_entities() -> None:
     transport = KeywordNlu()
     result = await reader(transport).parse("订单2026111500123地址写错了 顺便问下运费险怎么赔")

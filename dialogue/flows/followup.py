@@ -39,7 +39,8 @@ _QUESTIONS: tuple[tuple[Question, textpatterns.Pattern], ...] = (
             r"寄回|退回去|运费|運費|谁出|誰出|上门|上門|取件|攞|拒收|"
             r"收到(?:之后|之後|以后|以後|后|後)?.{0,3}(?:怎么退|怎麼退|點退|点退|咋退)|"
             r"pick(?:\s|-)?up|collect|courier .{0,20}come|shipping (?:fee|cost)|who pays|"
-            r"(?:send|post|mail|ship|return) (?:it|them|the old (?:ones?|item|pair)|the (?:item|parcel)) back",
+            r"\b(?:send|sending|post|posting|mail|ship|shipping|return|returning)\b.{0,20}\bback\b|postage|"
+            r"return shipping",
             textpatterns.IGNORECASE,
         ),
     ),

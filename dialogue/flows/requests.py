@@ -37,7 +37,7 @@ _WITHDRAW = textpatterns.compile(
     textpatterns.IGNORECASE,
 )
 _CHANGE = textpatterns.compile(
-    r"(?:改成|改为|改為|换成|換成)\s*(?:换货|換貨|退货|退貨|退款)|"
+    r"(?:改成|改为|改為|换成|換成)\s*(?:换货|換貨|退货|退貨|退款)|(?:改成|改为|改為)\s*[换換](?:个|個|成)?|"
     r"(?:尺码|尺碼|码数|碼數|size).{0,8}(?:改成|改为|改為|改到|换成|換成)|"
     r"(?:改成|改为|改為|换成|換成)\s*\d{2}(?:\.5)?\s*(?:码|碼|号|號)|"
     r"rather (?:exchange|return|swap)|instead of (?:a |the )?(?:return|refund|exchange)|"
