@@ -185,15 +185,25 @@ class TurnProcessor:
     async def __call__(self, inbound: InboundMessage, *, replies_in_response: bool = False) -> list[Message]:
         """The message's turn. ``replies_in_response``: the channel hands the replies over in its
         response (REST), so they are stored as delivered (no outbox, no second write)."""
+        owner = self.leases.owner if self.leases is not None else None
         with self.timings.turn():
-            with stage("accept"):
-                receipt = await self.store.accept_inbound(inbound, starting=True)
-            if receipt.duplicate:
-                log.info("redelivery of %s/%s", inbound.channel, inbound.channel_message_id)
-            replies = await self._process(receipt, replies_in_response=replies_in_response)
-            if inbound.metadata.get("rejected_attachments"):
-                replies.append(await self._media_refused_notice(receipt))
-            return replies
+            with stage("lease"):
+                held = contextlib.AsyncExitStack()
+                if owner is not None:
+                    await held.enter_async_context(self._locks.hold(f"sender:{inbound.channel}:{inbound.sender_id}"))
+            async with held:
+                with stage("accept"):
+                    receipt = await self.store.accept_inbound(
+                        inbound, starting=True, turn_lease=(owner, TURN_LEASE_SECONDS) if owner is not None else None
+                    )
+                if receipt.duplicate:
+                    log.info("redelivery of %s/%s", inbound.channel, inbound.channel_message_id)
+                replies = await self._process(
+                    receipt, replies_in_response=replies_in_response, sender_locked=owner is not None
+                )
+                if inbound.metadata.get("rejected_attachments"):
+                    replies.append(await self._media_refused_notice(receipt))
+                return replies
 
     async def _media_refused_notice(self, receipt: InboundReceipt) -> Message:
         """Tell the customer an attachment was refused (too large, wrong type, or no room to keep
@@ -262,13 +272,23 @@ class TurnProcessor:
             return None
         return InboundReceipt(message, conversation, customer, duplicate=False)
 
-    async def _process(self, receipt: InboundReceipt, *, replies_in_response: bool = False) -> list[Message]:
+    async def _process(
+        self, receipt: InboundReceipt, *, replies_in_response: bool = False, sender_locked: bool = False
+    ) -> list[Message]:
+        """The message's turn under its conversation's lease (the one taken with the accept, if it
+        was). ``sender_locked``: the caller holds the sender's lock, so this process's turns of the
+        conversation wait there, not on the conversation's lock (a request holding the lease from
+        its accept must never wait for a lock that recovery holds while it waits for that lease)."""
         conversation_id = receipt.message.conversation_id
+        taken = receipt.lease
+        if taken is not None and (taken.conversation is None or taken.conversation.id != conversation_id):
+            taken = None
         try:
             with stage("lease"):
                 held = contextlib.AsyncExitStack()
-                await held.enter_async_context(self._locks.hold(conversation_id))
-                lease = await held.enter_async_context(self._conversation_lease(conversation_id))
+                if not sender_locked:
+                    await held.enter_async_context(self._locks.hold(conversation_id))
+                lease = await held.enter_async_context(self._conversation_lease(conversation_id, taken))
             async with held:
                 lease.hand_back_with = receipt.message.id
                 pending = await self.store.unprocessed_inbound_of(
@@ -305,15 +325,18 @@ class TurnProcessor:
             raise ConversationBusy(str(exc)) from exc
 
     @asynccontextmanager
-    async def _conversation_lease(self, conversation_id: str) -> AsyncIterator[TurnLease]:
-        """The conversation's turn lease, waited for; handed back on leaving unless a turn's write
-        of the conversation did it already."""
+    async def _conversation_lease(
+        self, conversation_id: str, taken: TakenConversation | None = None
+    ) -> AsyncIterator[TurnLease]:
+        """The conversation's turn lease (``taken``: already, with the accept), else waited for;
+        handed back on leaving unless a turn's write of the conversation did it already."""
         owner = self.leases.owner if self.leases is not None else None
-        taken = await wait_for(
-            f"turn:{conversation_id}",
-            lambda: self.store.take_turn_lease(conversation_id, owner, TURN_LEASE_SECONDS),
-            wait=TURN_LEASE_WAIT_SECONDS,
-        )
+        if taken is None or owner is None:
+            taken = await wait_for(
+                f"turn:{conversation_id}",
+                lambda: self.store.take_turn_lease(conversation_id, owner, TURN_LEASE_SECONDS),
+                wait=TURN_LEASE_WAIT_SECONDS,
+            )
         lease = TurnLease(self.store, conversation_id, owner, taken)
         try:
             yield lease

@@ -127,6 +127,8 @@ class InboundReceipt:
     duplicate: bool
     start_counted: bool = False
     """The message was stored with its turn's first start counted (``accept_inbound(starting=True)``)."""
+    lease: TakenConversation | None = None
+    """The conversation's turn lease, taken with the accept's read of it (``accept_inbound(turn_lease=…)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,11 @@ class TakenConversation:
 
     conversation: Conversation | None
     last_turn: dict[str, Any] | None
+
+
+def _taking(owner: str, now_ms: int, ttl: float) -> dict[str, Any]:
+    """The update that takes a conversation's turn lease."""
+    return {"$set": {"turn_owner": owner, "turn_until_ms": now_ms + int(ttl * 1000)}}
 
 
 def _taken(doc: dict[str, Any] | None) -> TakenConversation:
@@ -436,20 +443,21 @@ class ConversationStore:
         if owner is None:
             return _taken(await self.conversations.find_one({"_id": conversation_id}))
         now = int(time.time() * 1000)
-        taking = {"$set": {"turn_owner": owner, "turn_until_ms": now + int(ttl * 1000)}}
+        taking = _taking(owner, now, ttl)
         doc = await self.conversations.find_one_and_update(
             {"_id": conversation_id, "turn_until_ms": {"$lt": now}}, taking, return_document=ReturnDocument.AFTER
         )
         if doc is not None:
             return _taken(doc)
-        # Held (by us: a release that failed; or by another process), or a document without the
-        # lease fields: equality on what was read (nx-27017 scans for an $or, and mismatches a
+        # Held (a live lease is busy even when this process holds it: another of its requests or
+        # its recovery; a release that failed blocks it until it runs out), or a document without
+        # the lease fields: equality on what was read (nx-27017 scans for an $or, and mismatches a
         # null inside one; a plain null equality matches the missing field).
         current = await self.conversations.find_one({"_id": conversation_id})
         if current is None:
             return _taken(None)
         holder, until = current.get("turn_owner"), current.get("turn_until_ms")
-        if holder != owner and isinstance(until, int) and until >= now:
+        if isinstance(until, int) and until >= now:
             return None
         doc = await self.conversations.find_one_and_update(
             {"_id": conversation_id, "turn_owner": holder, "turn_until_ms": until},
@@ -697,10 +705,15 @@ class ConversationStore:
 
     # -- messages --------------------------------------------------------------------------
 
-    async def accept_inbound(self, inbound: InboundMessage, *, starting: bool = False) -> InboundReceipt:
+    async def accept_inbound(
+        self, inbound: InboundMessage, *, starting: bool = False, turn_lease: tuple[str, float] | None = None
+    ) -> InboundReceipt:
         """Persist an inbound message exactly once; a redelivery returns the stored one.
         ``starting``: the caller runs the message's turn at once, so the turn's first start is
-        counted in the message as stored (:meth:`start_turn`'s round trip saved).
+        counted in the message as stored (:meth:`start_turn`'s round trip saved). ``turn_lease``
+        (holder, seconds): the caller runs the turn under the conversation's lease, so the read of
+        the sender's open conversation takes it when it is free (``InboundReceipt.lease``; the
+        turn's own taking saved); the caller hands it back.
 
         The channel's message id is claimed first in ``message_keys`` (``_id`` = channel and id,
         holding the message's id): an insert that fails means a redelivery, found by ``_id``. A
@@ -721,7 +734,7 @@ class ConversationStore:
             if existing is not None:
                 return await self._receipt(existing, duplicate=True)
             # The key was claimed by a delivery that died before storing the message: store it now.
-        customer, conversation = await self._customer_and_conversation(inbound)
+        customer, conversation, lease = await self._customer_and_conversation(inbound, turn_lease)
         doc = {
             "_id": message_id,
             "conversation_id": conversation.id,
@@ -739,14 +752,26 @@ class ConversationStore:
         }
         try:
             await self.messages.insert_one(doc)
-        except DuplicateKeyError:
+        except BaseException as exc:
+            # Not stored, or stored already (perhaps in another conversation): the lease goes back.
+            await self._hand_back(lease, turn_lease)
+            if not isinstance(exc, DuplicateKeyError):
+                raise
             existing = await self.messages.find_one({"_id": message_id}) or await self.messages.find_one(
                 {"channel": inbound.channel, "channel_message_id": inbound.channel_message_id}
             )
             if existing is None:
                 raise
             return await self._receipt(existing, duplicate=True)
-        return InboundReceipt(_from_doc(Message, doc), conversation, customer, duplicate=False, start_counted=starting)
+        return InboundReceipt(
+            _from_doc(Message, doc), conversation, customer, duplicate=False, start_counted=starting, lease=lease
+        )
+
+    async def _hand_back(self, taken: TakenConversation | None, turn_lease: tuple[str, float] | None) -> None:
+        """Give back a turn lease taken by an accept that stores no message for a turn."""
+        if taken is not None and taken.conversation is not None and turn_lease is not None:
+            with contextlib.suppress(Exception):  # the store is down: the lease runs out
+                await self.release_turn_lease(taken.conversation.id, turn_lease[0])
 
     async def inbound_stored(self, channel: str, channel_message_id: str) -> bool:
         """Whether this channel message is stored already (by its key: no collection scan)."""
@@ -755,18 +780,40 @@ class ConversationStore:
             claimed is not None and await self.messages.find_one({"_id": claimed["message_id"]}, {"_id": 1}) is not None
         )
 
-    async def _customer_and_conversation(self, inbound: InboundMessage) -> tuple[Customer, Conversation]:
+    async def _customer_and_conversation(
+        self, inbound: InboundMessage, turn_lease: tuple[str, float] | None = None
+    ) -> tuple[Customer, Conversation, TakenConversation | None]:
         """The sender's open conversation decides the customer (the channel proved the sender, and
         the conversation was bound to its customer when it opened); only a sender without one is
-        resolved through its identities."""
-        open_doc = await self.conversations.find_one({"open_key": f"{inbound.channel}:{inbound.sender_id}"})
-        if open_doc is not None:
-            customer_doc = await self.customers.find_one({"_id": open_doc["customer_id"]})
-            if customer_doc is not None:
-                customer = await self._link(customer_doc, _linkable(inbound.profile))
-                return customer, _from_doc(Conversation, open_doc)
-        customer = await self.resolve_customer(inbound.channel, inbound.sender_id, inbound.profile)
-        return customer, await self.open_conversation(customer, inbound.channel, inbound.sender_id)
+        resolved through its identities. ``turn_lease``: the open conversation's turn lease is
+        taken with its read when it is free (else it is only read)."""
+        where = {"open_key": f"{inbound.channel}:{inbound.sender_id}"}
+        taken: TakenConversation | None = None
+        if turn_lease is not None:
+            owner, ttl = turn_lease
+            now = int(time.time() * 1000)
+            open_doc = await self.conversations.find_one_and_update(
+                {**where, "turn_until_ms": {"$lt": now}}, _taking(owner, now, ttl), return_document=ReturnDocument.AFTER
+            )
+            taken = _taken(open_doc) if open_doc is not None else None
+            open_doc = open_doc or await self.conversations.find_one(where)
+        else:
+            open_doc = await self.conversations.find_one(where)
+        try:
+            if open_doc is not None:
+                customer_doc = await self.customers.find_one({"_id": open_doc["customer_id"]})
+                if customer_doc is not None:
+                    customer = await self._link(customer_doc, _linkable(inbound.profile))
+                    return customer, _from_doc(Conversation, open_doc), taken
+            customer = await self.resolve_customer(inbound.channel, inbound.sender_id, inbound.profile)
+            conversation = await self.open_conversation(customer, inbound.channel, inbound.sender_id)
+        except BaseException:
+            await self._hand_back(taken, turn_lease)
+            raise
+        if taken is not None and (taken.conversation is None or taken.conversation.id != conversation.id):
+            await self._hand_back(taken, turn_lease)  # a lease on another conversation is not the turn's
+            taken = None
+        return customer, conversation, taken
 
     async def _receipt(self, doc: dict[str, Any], *, duplicate: bool) -> InboundReceipt:
         conversation = await self.get_conversation(doc["conversation_id"])
