@@ -1,13 +1,16 @@
 """Leases in the store: who may do a job that only one gateway process at a time may do.
 
-Several gateway processes share one store. A lease names a job (``turn:<conversation id>``,
-``outbox:telegram``) and has one holder until it is released or its time runs out, so a
+Several gateway processes share one store. A lease names a job (``outbox:telegram``,
+``receive:telegram``) and has one holder until it is released or its time runs out, so a
 process that dies holding one blocks the job only until the lease expires. Times are epoch
 milliseconds (integers): nx-27017 turns datetimes written with ``$set`` into strings.
 
 A lease is taken by inserting its document (the unique ``_id`` makes one insert win) or by
 taking over an expired one with a conditional update; both are single-document atomic
-operations on MongoDB and nx-27017 alike. Must not know what the jobs are.
+operations on MongoDB and nx-27017 alike. Must not know what the jobs are. A conversation's turn
+lease follows the same rules on the conversation's own document (its taking is the turn's read
+of it: ``ConversationStore.take_turn_lease``), waited for and renewed by :func:`wait_for` and
+:class:`Renewal` here.
 """
 
 from __future__ import annotations
