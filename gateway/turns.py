@@ -6,9 +6,12 @@ start, and periodically by every process for messages left behind by one that di
 redelivered message gets the replies already given instead of a second turn.
 
 Turns of one conversation run one at a time and in the order their messages were stored, even
-when several gateway processes receive them: a turn holds the conversation's lease in the store
-(``turn:<conversation id>``) and first finishes any earlier message of the conversation still
-unprocessed, whichever process received it.
+when several gateway processes receive them: a turn holds the conversation's lease, kept on the
+conversation's own document (taking it is the turn's read of the conversation, and the last turn's
+write of the conversation hands it back), and first finishes any earlier message of the
+conversation still unprocessed, whichever process received it. A message whose turn wrote the
+conversation but was not marked processed yet (the lease is handed back before that write) is
+the conversation's ``last_turn``: whoever takes the lease next marks it, and never runs it again.
 
 A message's turn may start twice: every start is counted in the store before it runs, so a turn
 that fails, runs out of its time budget, or kills its process (a message built to freeze the
@@ -22,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,9 +42,9 @@ from gateway.channel_registry import CHANNELS
 from gateway.turn_timing import TurnTimings, stage
 from nlu import NluClient, NluUnavailable, ParseResult
 from store import Conversation, ConversationState, Event, InboundMessage, Message, OutboundMessage
-from store.leases import Leases, LeaseUnavailable
+from store.leases import Leases, LeaseUnavailable, Renewal, wait_for
 from store.models import Customer, utcnow
-from store.mongo import ConversationStore, InboundReceipt, TurnStart
+from store.mongo import ConversationStore, InboundReceipt, TakenConversation, TurnStart
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,65 @@ class ConversationBusy(Unavailable, RuntimeError):
     be answered (by recovery or a redelivery), but not within this request."""
 
     code = "conversation_busy"
+
+
+class TurnLease:
+    """This process's hold on a conversation's turn lease (on the conversation's document, see
+    :meth:`ConversationStore.take_turn_lease`): the conversation as it was taken, renewed while
+    the turns run, handed back by the write of the turn it was taken for (:meth:`commit`), or on
+    leaving when that turn wrote no conversation. ``owner`` None: the only process, nothing held."""
+
+    def __init__(
+        self, store: ConversationStore, conversation_id: str, owner: str | None, taken: TakenConversation
+    ) -> None:
+        self.store = store
+        self.conversation_id = conversation_id
+        self.owner = owner
+        self.last_turn = taken.last_turn
+        """The conversation's last written turn as taken (its message may be unmarked)."""
+        self.last_turn_id = str(self.last_turn["message_id"]) if self.last_turn is not None else None
+        self.hand_back_with: str | None = None
+        """The message whose turn's write of the conversation hands the lease back (the last one run)."""
+        self.handed_back = False
+        self._released = False
+        self._conversation = taken.conversation
+        self._renewal = (
+            Renewal(
+                f"turn:{conversation_id}",
+                lambda: store.renew_turn_lease(conversation_id, owner, TURN_LEASE_SECONDS),
+                TURN_LEASE_SECONDS,
+            )
+            if owner is not None
+            else None
+        )
+
+    def conversation(self) -> Conversation | None:
+        """The conversation as taken, once: the first turn under the lease runs on it, later ones
+        re-read it (the turn before changed it)."""
+        conversation, self._conversation = self._conversation, None
+        return conversation
+
+    async def commit(self, message_id: str, processed: dict[str, Any], *, slots: dict[str, Any], language: str) -> None:
+        """The turn's write of the conversation; the lease goes back with it if this is the turn
+        it was taken for (no renewal after: a late one would hold it on)."""
+        release = None
+        if message_id == self.hand_back_with and self.owner is not None:
+            self.handed_back = True
+            if self._renewal is not None:
+                await self._renewal.stop()
+            release = self.owner
+        released = await self.store.commit_turn(
+            self.conversation_id, message_id, processed, slots=slots, language=language, release=release
+        )
+        self._released = self._released or released
+
+    async def release(self) -> None:
+        self.handed_back = True
+        if self._renewal is not None:
+            await self._renewal.stop()
+        if self.owner is not None and not self._released:
+            self._released = True
+            await self.store.release_turn_lease(self.conversation_id, self.owner)
 
 
 class KeyedLocks:
@@ -123,15 +185,25 @@ class TurnProcessor:
     async def __call__(self, inbound: InboundMessage, *, replies_in_response: bool = False) -> list[Message]:
         """The message's turn. ``replies_in_response``: the channel hands the replies over in its
         response (REST), so they are stored as delivered (no outbox, no second write)."""
+        owner = self.leases.owner if self.leases is not None else None
         with self.timings.turn():
-            with stage("accept"):
-                receipt = await self.store.accept_inbound(inbound, starting=True)
-            if receipt.duplicate:
-                log.info("redelivery of %s/%s", inbound.channel, inbound.channel_message_id)
-            replies = await self._process(receipt, replies_in_response=replies_in_response)
-            if inbound.metadata.get("rejected_attachments"):
-                replies.append(await self._media_refused_notice(receipt))
-            return replies
+            with stage("lease"):
+                held = contextlib.AsyncExitStack()
+                if owner is not None:
+                    await held.enter_async_context(self._locks.hold(f"sender:{inbound.channel}:{inbound.sender_id}"))
+            async with held:
+                with stage("accept"):
+                    receipt = await self.store.accept_inbound(
+                        inbound, starting=True, turn_lease=(owner, TURN_LEASE_SECONDS) if owner is not None else None
+                    )
+                if receipt.duplicate:
+                    log.info("redelivery of %s/%s", inbound.channel, inbound.channel_message_id)
+                replies = await self._process(
+                    receipt, replies_in_response=replies_in_response, sender_locked=owner is not None
+                )
+                if inbound.metadata.get("rejected_attachments"):
+                    replies.append(await self._media_refused_notice(receipt))
+                return replies
 
     async def _media_refused_notice(self, receipt: InboundReceipt) -> Message:
         """Tell the customer an attachment was refused (too large, wrong type, or no room to keep
@@ -200,44 +272,87 @@ class TurnProcessor:
             return None
         return InboundReceipt(message, conversation, customer, duplicate=False)
 
-    async def _process(self, receipt: InboundReceipt, *, replies_in_response: bool = False) -> list[Message]:
+    async def _process(
+        self, receipt: InboundReceipt, *, replies_in_response: bool = False, sender_locked: bool = False
+    ) -> list[Message]:
+        """The message's turn under its conversation's lease (the one taken with the accept, if it
+        was). ``sender_locked``: the caller holds the sender's lock, so this process's turns of the
+        conversation wait there, not on the conversation's lock (a request holding the lease from
+        its accept must never wait for a lock that recovery holds while it waits for that lease)."""
         conversation_id = receipt.message.conversation_id
+        taken = receipt.lease
+        if taken is not None and (taken.conversation is None or taken.conversation.id != conversation_id):
+            taken = None
         try:
             with stage("lease"):
                 held = contextlib.AsyncExitStack()
-                await held.enter_async_context(self._locks.hold(conversation_id))
-                await held.enter_async_context(self._conversation_lease(conversation_id))
+                if not sender_locked:
+                    await held.enter_async_context(self._locks.hold(conversation_id))
+                lease = await held.enter_async_context(self._conversation_lease(conversation_id, taken))
             async with held:
+                lease.hand_back_with = receipt.message.id
+                pending = await self.store.unprocessed_inbound_of(
+                    conversation_id, through=receipt.message.id, last_turn=lease.last_turn_id
+                )
+                # First (before another turn writes the conversation and its last turn), a turn
+                # that wrote the conversation and whose process stopped before marking it.
+                last_id, last = lease.last_turn_id, lease.last_turn
+                if last_id is not None and last is not None and any(m.id == last_id for m, _ in pending):
+                    await self.store.finish_turn(last_id, last["processed"])
+                    if last_id == receipt.message.id:
+                        return await self.store.replies_to(receipt.message.id)
                 # Earlier messages of this conversation another process stored but has not
                 # answered yet go first, so the conversation is answered in the order it was written.
                 earlier_turns = 0
                 counted: TurnStart | None = None
-                for pending, start in await self.store.unprocessed_inbound_of(
-                    conversation_id, through=receipt.message.id
-                ):
-                    if pending.id == receipt.message.id:
+                for message, start in pending:
+                    if message.id == lease.last_turn_id:
+                        continue
+                    if message.id == receipt.message.id:
                         # Stored with its first start counted, and nobody started it since: it runs
                         # on that count (no second round trip to count it).
                         counted = start if receipt.start_counted and start.turn_starts == 1 else None
                         continue
-                    earlier_receipt = await self._receipt_for(pending)
+                    earlier_receipt = await self._receipt_for(message)
                     if earlier_receipt is not None:
-                        await self._turn(earlier_receipt)
+                        await self._turn(earlier_receipt, lease)
                         earlier_turns += 1
                 if earlier_turns:  # they may have linked an identity to the customer
                     customer = await self.store.get_customer(receipt.customer.id) or receipt.customer
                     receipt = InboundReceipt(receipt.message, receipt.conversation, customer, receipt.duplicate)
-                return await self._turn(receipt, replies_in_response=replies_in_response, counted=counted)
+                return await self._turn(receipt, lease, replies_in_response=replies_in_response, counted=counted)
         except LeaseUnavailable as exc:
             raise ConversationBusy(str(exc)) from exc
 
-    def _conversation_lease(self, conversation_id: str) -> AbstractAsyncContextManager[None]:
-        if self.leases is None:
-            return contextlib.nullcontext()
-        return self.leases.hold(f"turn:{conversation_id}", TURN_LEASE_SECONDS, wait=TURN_LEASE_WAIT_SECONDS)
+    @asynccontextmanager
+    async def _conversation_lease(
+        self, conversation_id: str, taken: TakenConversation | None = None
+    ) -> AsyncIterator[TurnLease]:
+        """The conversation's turn lease (``taken``: already, with the accept), else waited for;
+        handed back on leaving unless a turn's write of the conversation did it already."""
+        owner = self.leases.owner if self.leases is not None else None
+        if taken is None or owner is None:
+            taken = await wait_for(
+                f"turn:{conversation_id}",
+                lambda: self.store.take_turn_lease(conversation_id, owner, TURN_LEASE_SECONDS),
+                wait=TURN_LEASE_WAIT_SECONDS,
+            )
+        lease = TurnLease(self.store, conversation_id, owner, taken)
+        try:
+            yield lease
+        finally:
+            try:
+                await lease.release()
+            except Exception as exc:  # the store is down: the lease simply expires
+                log.warning("could not release the turn lease of %s: %s", conversation_id, exc)
 
     async def _turn(
-        self, receipt: InboundReceipt, *, replies_in_response: bool = False, counted: TurnStart | None = None
+        self,
+        receipt: InboundReceipt,
+        lease: TurnLease,
+        *,
+        replies_in_response: bool = False,
+        counted: TurnStart | None = None,
     ) -> list[Message]:
         """The message's turn, run at most :data:`MAX_TURN_STARTS` times in all; then quarantined.
         ``counted``: this start is counted already (stored with the message)."""
@@ -250,11 +365,13 @@ class TurnProcessor:
                 return await self._quarantine(receipt, started.turn_starts - 1)
             try:
                 async with asyncio.timeout(TURN_BUDGET_SECONDS):
-                    return await self._run_turn(receipt, replies_in_response=replies_in_response)
+                    return await self._run_turn(receipt, lease, replies_in_response=replies_in_response)
             except (PyMongoError, LeaseUnavailable):
                 raise  # an outage, not this message's fault: it waits, stored, for a retry or recovery
             except Exception:
                 log.exception("turn of message %s failed (start %d)", message.id, started.turn_starts)
+                if lease.handed_back:  # failed in its hand-back write: the next holder finishes it
+                    raise
 
     async def _quarantine(self, receipt: InboundReceipt, failed_runs: int) -> list[Message]:
         """Set the message aside: answered with an apology, the conversation in front of an agent,
@@ -290,10 +407,14 @@ class TurnProcessor:
         await self.store.mark_processed(message.id, quarantined=True)
         return [reply]
 
-    async def _run_turn(self, receipt: InboundReceipt, *, replies_in_response: bool = False) -> list[Message]:
+    async def _run_turn(
+        self, receipt: InboundReceipt, lease: TurnLease, *, replies_in_response: bool = False
+    ) -> list[Message]:
         message, customer = receipt.message, receipt.customer
-        # Re-read: an earlier turn of this conversation may have changed it while we waited.
-        conversation = await self.store.get_conversation(message.conversation_id) or receipt.conversation
+        # As the lease was taken, or re-read: an earlier turn under this lease may have changed it.
+        conversation = (
+            lease.conversation() or await self.store.get_conversation(message.conversation_id) or receipt.conversation
+        )
         awaiting_tickets = conversation.awaiting.get(TICKETS_AWAITING)
         if self.tickets is not None and awaiting_tickets and (message.text or message.attachments):
             await self.tickets.customer_replied(
@@ -317,7 +438,7 @@ class TurnProcessor:
                 self._turn_input(conversation, customer, message, text, parse, nlu_down)
             )
         with stage("write"):
-            return await self._write(conversation, customer, message, outcome, understood, replies_in_response)
+            return await self._write(lease, conversation, customer, message, outcome, understood, replies_in_response)
 
     def _turn_input(
         self,
@@ -347,6 +468,7 @@ class TurnProcessor:
 
     async def _write(
         self,
+        lease: TurnLease,
         conversation: Conversation,
         customer: Customer,
         message: Message,
@@ -355,8 +477,9 @@ class TurnProcessor:
         replies_in_response: bool = False,
     ) -> list[Message]:
         """The turn's outcome into the store: replies (for the outbox, or delivered with the
-        response), slots, events, processed with the NLU's reading (four round trips however much
-        happened)."""
+        response), events, the conversation (slots, the turn itself, the lease handed back), then
+        processed with the NLU's reading (four round trips however much happened). The
+        conversation's write is the turn's commit: after it the turn is never run again."""
         replies = await self.store.record_replies(
             [
                 OutboundMessage(
@@ -376,14 +499,18 @@ class TurnProcessor:
         flagged = conversation.id in customer.half_done_forms
         if has_form and not (had_form and flagged):  # a flow starts (or its flag went missing)
             await self.store.flag_half_done_form(customer.id, conversation.id)
-        await self.store.save_conversation(conversation.id, slots=outcome.slots, language=outcome.language)
         if not has_form and (had_form or flagged):
+            # Before the write that ends the flow: once the lease is handed back with it, the next
+            # turn (in any process) may flag the conversation again. A crash in between re-runs
+            # this turn, which clears or flags again.
             await self.store.clear_half_done_form(customer.id, conversation.id)
         events = [*understood.events, *outcome.events]
         await self.store.log_events([_event(message, conversation.channel, name, data) for name, data in events])
-        await self.store.mark_processed(
+        processed = self.store.processed_changes(
             message.id, acted=outcome.acted, variety=outcome.variety, understanding=understood.record
         )
+        await lease.commit(message.id, processed, slots=outcome.slots, language=outcome.language)
+        await self.store.finish_turn(message.id, processed)
         return replies
 
     async def _resume_from_other_channel(

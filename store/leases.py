@@ -1,13 +1,16 @@
 """Leases in the store: who may do a job that only one gateway process at a time may do.
 
-Several gateway processes share one store. A lease names a job (``turn:<conversation id>``,
-``outbox:telegram``) and has one holder until it is released or its time runs out, so a
+Several gateway processes share one store. A lease names a job (``outbox:telegram``,
+``receive:telegram``) and has one holder until it is released or its time runs out, so a
 process that dies holding one blocks the job only until the lease expires. Times are epoch
 milliseconds (integers): nx-27017 turns datetimes written with ``$set`` into strings.
 
 A lease is taken by inserting its document (the unique ``_id`` makes one insert win) or by
 taking over an expired one with a conditional update; both are single-document atomic
-operations on MongoDB and nx-27017 alike. Must not know what the jobs are.
+operations on MongoDB and nx-27017 alike. Must not know what the jobs are. A conversation's turn
+lease follows the same rules on the conversation's own document (its taking is the turn's read
+of it: ``ConversationStore.take_turn_lease``), waited for and renewed by :func:`wait_for` and
+:class:`Renewal` here.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -28,6 +31,8 @@ from pymongo.errors import DuplicateKeyError
 from errors import Unavailable
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def _now_ms() -> int:
@@ -98,34 +103,66 @@ class Leases:
     async def hold(self, job: str, ttl: float = 10.0, *, wait: float = 60.0, poll: float = 0.01) -> AsyncIterator[None]:
         """Wait (polling, up to ``wait`` seconds) for the lease, keep renewing it while the block
         runs, release it after. Raises :class:`LeaseUnavailable` if it could not be had in time."""
-        deadline = time.monotonic() + wait
-        delay = poll
-        while not await self.try_acquire(job, ttl):
-            if time.monotonic() > deadline:
-                raise LeaseUnavailable(f"lease {job} is held by another process")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
-        renewer = asyncio.create_task(self._renew(job, ttl), name=f"lease-{job}")
+
+        async def take() -> bool | None:
+            return await self.try_acquire(job, ttl) or None
+
+        await wait_for(job, take, wait=wait, poll=poll)
+        renewal = Renewal(job, lambda: self.try_acquire(job, ttl), ttl)
         try:
             yield
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await renewal.stop()
             try:
                 await self.release(job)
             except Exception as exc:  # the store is down: the lease simply expires
                 log.warning("could not release lease %s: %s", job, exc)
 
-    async def _renew(self, job: str, ttl: float) -> None:
+
+async def wait_for(job: str, take: Callable[[], Awaitable[T | None]], *, wait: float, poll: float = 0.01) -> T:
+    """What ``take`` returns once it takes the lease (None: somebody else holds it), asking with a
+    growing pause for up to ``wait`` seconds; then :class:`LeaseUnavailable`. Shared by the
+    ``leases`` collection's leases and the turn lease kept on a conversation's own document."""
+    deadline = time.monotonic() + wait
+    delay = poll
+    while (taken := await take()) is None:
+        if time.monotonic() > deadline:
+            raise LeaseUnavailable(f"lease {job} is held by another process")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+    return taken
+
+
+class Renewal:
+    """Renews a held lease every third of its time until stopped, so only a dead process's lease
+    runs out. Runs as a named task (``lease-<job>``): its writes are not any request's."""
+
+    def __init__(self, job: str, renew: Callable[[], Awaitable[bool]], ttl: float) -> None:
+        self.job = job
+        self._task: asyncio.Task[None] | None = asyncio.create_task(self._run(renew, ttl), name=f"lease-{job}")
+
+    async def _run(self, renew: Callable[[], Awaitable[bool]], ttl: float) -> None:
         while True:
             await asyncio.sleep(ttl / 3)
             try:
-                if not await self.try_acquire(job, ttl):
-                    log.error("lease %s was lost to another process while held", job)
+                if not await renew():
+                    log.error("lease %s was lost to another process while held", self.job)
                     return
             except Exception as exc:  # a store hiccup: try again at the next renewal
-                log.warning("renewing lease %s failed: %s", job, exc)
+                log.warning("renewing lease %s failed: %s", self.job, exc)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    async def stop(self) -> None:
+        """No renewal starts after this returns (one in flight may still land: a release must also
+        clear the holder, so that it matches nothing)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class HeldLease:

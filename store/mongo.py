@@ -127,6 +127,8 @@ class InboundReceipt:
     duplicate: bool
     start_counted: bool = False
     """The message was stored with its turn's first start counted (``accept_inbound(starting=True)``)."""
+    lease: TakenConversation | None = None
+    """The conversation's turn lease, taken with the accept's read of it (``accept_inbound(turn_lease=…)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,32 @@ class TurnStart:
 
     processed: bool
     turn_starts: int
+
+
+FREE_TURN_LEASE: dict[str, Any] = {"turn_owner": "", "turn_until_ms": 0}
+"""A conversation's turn lease nobody holds (see :meth:`ConversationStore.take_turn_lease`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TakenConversation:
+    """A conversation as its turn lease was taken: the document then (read for every lease, never
+    kept across turns: agents and the SLA monitor write it without the lease), and its last written
+    turn (``{"message_id", "processed"}``, see :meth:`ConversationStore.commit_turn`)."""
+
+    conversation: Conversation | None
+    last_turn: dict[str, Any] | None
+
+
+def _taking(owner: str, now_ms: int, ttl: float) -> dict[str, Any]:
+    """The update that takes a conversation's turn lease."""
+    return {"$set": {"turn_owner": owner, "turn_until_ms": now_ms + int(ttl * 1000)}}
+
+
+def _taken(doc: dict[str, Any] | None) -> TakenConversation:
+    if doc is None:
+        return TakenConversation(None, None)
+    last_turn = doc.get("last_turn")
+    return TakenConversation(_from_doc(Conversation, doc), last_turn if isinstance(last_turn, dict) else None)
 
 
 class ConversationStore:
@@ -358,6 +386,7 @@ class ConversationStore:
             "language": customer.language or "zh",
             "created_at": now,
             "updated_at": now,
+            **FREE_TURN_LEASE,
         }
         try:
             await self.conversations.insert_one(new)
@@ -397,6 +426,95 @@ class ConversationStore:
         if language is not None:
             changes["language"] = language
         await self.conversations.update_one({"_id": conversation_id}, {"$set": changes})
+
+    # -- the turn lease ----------------------------------------------------------------------
+
+    async def take_turn_lease(self, conversation_id: str, owner: str | None, ttl: float) -> TakenConversation | None:
+        """Take the conversation's turn lease for ``ttl`` seconds and read the conversation in the
+        same round trip; None while another process holds a live one. ``owner`` None: this process
+        is the only one, so only the read is done. A conversation stored before its documents held
+        the lease (no ``turn_until_ms``) is taken by compare-and-set on what a read found.
+
+        The lease lives on the conversation's own document (``turn_owner``, ``turn_until_ms``,
+        epoch milliseconds): taking it is the turn's read of the conversation, and the turn's write
+        of the conversation hands it back (:meth:`commit_turn`). Agents and the SLA monitor write
+        the same document without the lease, always by ``$set`` of their own fields, so neither
+        loses the other's writes."""
+        if owner is None:
+            return _taken(await self.conversations.find_one({"_id": conversation_id}))
+        now = int(time.time() * 1000)
+        taking = _taking(owner, now, ttl)
+        doc = await self.conversations.find_one_and_update(
+            {"_id": conversation_id, "turn_until_ms": {"$lt": now}}, taking, return_document=ReturnDocument.AFTER
+        )
+        if doc is not None:
+            return _taken(doc)
+        # Held (a live lease is busy even when this process holds it: another of its requests or
+        # its recovery; a release that failed blocks it until it runs out), or a document without
+        # the lease fields: equality on what was read (nx-27017 scans for an $or, and mismatches a
+        # null inside one; a plain null equality matches the missing field).
+        current = await self.conversations.find_one({"_id": conversation_id})
+        if current is None:
+            return _taken(None)
+        holder, until = current.get("turn_owner"), current.get("turn_until_ms")
+        if isinstance(until, int) and until >= now:
+            return None
+        doc = await self.conversations.find_one_and_update(
+            {"_id": conversation_id, "turn_owner": holder, "turn_until_ms": until},
+            taking,
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is not None and holder not in (owner, "", None):
+            log.info("turn lease of conversation %s taken over from %s (expired)", conversation_id, holder)
+        return _taken(doc) if doc is not None else None
+
+    async def renew_turn_lease(self, conversation_id: str, owner: str, ttl: float) -> bool:
+        """Keep holding the conversation's turn lease; False if it was lost (expired and taken)."""
+        until = int(time.time() * 1000) + int(ttl * 1000)
+        result = await self.conversations.update_one(
+            {"_id": conversation_id, "turn_owner": owner}, {"$set": {"turn_until_ms": until}}
+        )
+        return result.matched_count == 1
+
+    async def release_turn_lease(self, conversation_id: str, owner: str) -> None:
+        """Hand the turn lease back without a turn's write (the turn wrote no slots)."""
+        await self.conversations.update_one({"_id": conversation_id, "turn_owner": owner}, {"$set": FREE_TURN_LEASE})
+
+    async def commit_turn(
+        self,
+        conversation_id: str,
+        message_id: str,
+        processed: dict[str, Any],
+        *,
+        slots: dict[str, Any],
+        language: str | None,
+        release: str | None = None,
+    ) -> bool:
+        """A turn's write of its conversation: slots and language, and the turn itself
+        (``last_turn``: its message and what :meth:`mark_processed` will write to it), so a process
+        that takes the lease before the message is marked processed finishes that instead of
+        running the turn again (:meth:`finish_turn`). ``release``: the holder, handing the lease
+        back in the same write; True if it did (False: the lease was lost, the write is made
+        anyway, as every turn's write always was)."""
+        changes: dict[str, Any] = {
+            "updated_at": utcnow(),
+            "slots": slots,
+            "last_turn": {"message_id": message_id, "processed": processed},
+            **({"language": language} if language is not None else {}),
+        }
+        if release is not None:
+            result = await self.conversations.update_one(
+                {"_id": conversation_id, "turn_owner": release}, {"$set": {**changes, **FREE_TURN_LEASE}}
+            )
+            if result.matched_count == 1:
+                return True
+        await self.conversations.update_one({"_id": conversation_id}, {"$set": changes})
+        return False
+
+    async def finish_turn(self, message_id: str, processed: dict[str, Any]) -> None:
+        """Mark processed (``processed``: :meth:`processed_changes`) a message whose turn wrote its
+        conversation: by that turn, or by whoever takes the lease next if it stopped before."""
+        await self.messages.update_one({"_id": message_id}, {"$set": processed})
 
     async def flag_awaiting(self, conversation_ids: Sequence[str], kind: str, item_id: str, value: int) -> None:
         """Something (``kind``: a ticket, a survey) is about to wait for the customer's next message
@@ -587,10 +705,15 @@ class ConversationStore:
 
     # -- messages --------------------------------------------------------------------------
 
-    async def accept_inbound(self, inbound: InboundMessage, *, starting: bool = False) -> InboundReceipt:
+    async def accept_inbound(
+        self, inbound: InboundMessage, *, starting: bool = False, turn_lease: tuple[str, float] | None = None
+    ) -> InboundReceipt:
         """Persist an inbound message exactly once; a redelivery returns the stored one.
         ``starting``: the caller runs the message's turn at once, so the turn's first start is
-        counted in the message as stored (:meth:`start_turn`'s round trip saved).
+        counted in the message as stored (:meth:`start_turn`'s round trip saved). ``turn_lease``
+        (holder, seconds): the caller runs the turn under the conversation's lease, so the read of
+        the sender's open conversation takes it when it is free (``InboundReceipt.lease``; the
+        turn's own taking saved); the caller hands it back.
 
         The channel's message id is claimed first in ``message_keys`` (``_id`` = channel and id,
         holding the message's id): an insert that fails means a redelivery, found by ``_id``. A
@@ -611,7 +734,7 @@ class ConversationStore:
             if existing is not None:
                 return await self._receipt(existing, duplicate=True)
             # The key was claimed by a delivery that died before storing the message: store it now.
-        customer, conversation = await self._customer_and_conversation(inbound)
+        customer, conversation, lease = await self._customer_and_conversation(inbound, turn_lease)
         doc = {
             "_id": message_id,
             "conversation_id": conversation.id,
@@ -629,14 +752,26 @@ class ConversationStore:
         }
         try:
             await self.messages.insert_one(doc)
-        except DuplicateKeyError:
+        except BaseException as exc:
+            # Not stored, or stored already (perhaps in another conversation): the lease goes back.
+            await self._hand_back(lease, turn_lease)
+            if not isinstance(exc, DuplicateKeyError):
+                raise
             existing = await self.messages.find_one({"_id": message_id}) or await self.messages.find_one(
                 {"channel": inbound.channel, "channel_message_id": inbound.channel_message_id}
             )
             if existing is None:
                 raise
             return await self._receipt(existing, duplicate=True)
-        return InboundReceipt(_from_doc(Message, doc), conversation, customer, duplicate=False, start_counted=starting)
+        return InboundReceipt(
+            _from_doc(Message, doc), conversation, customer, duplicate=False, start_counted=starting, lease=lease
+        )
+
+    async def _hand_back(self, taken: TakenConversation | None, turn_lease: tuple[str, float] | None) -> None:
+        """Give back a turn lease taken by an accept that stores no message for a turn."""
+        if taken is not None and taken.conversation is not None and turn_lease is not None:
+            with contextlib.suppress(Exception):  # the store is down: the lease runs out
+                await self.release_turn_lease(taken.conversation.id, turn_lease[0])
 
     async def inbound_stored(self, channel: str, channel_message_id: str) -> bool:
         """Whether this channel message is stored already (by its key: no collection scan)."""
@@ -645,18 +780,40 @@ class ConversationStore:
             claimed is not None and await self.messages.find_one({"_id": claimed["message_id"]}, {"_id": 1}) is not None
         )
 
-    async def _customer_and_conversation(self, inbound: InboundMessage) -> tuple[Customer, Conversation]:
+    async def _customer_and_conversation(
+        self, inbound: InboundMessage, turn_lease: tuple[str, float] | None = None
+    ) -> tuple[Customer, Conversation, TakenConversation | None]:
         """The sender's open conversation decides the customer (the channel proved the sender, and
         the conversation was bound to its customer when it opened); only a sender without one is
-        resolved through its identities."""
-        open_doc = await self.conversations.find_one({"open_key": f"{inbound.channel}:{inbound.sender_id}"})
-        if open_doc is not None:
-            customer_doc = await self.customers.find_one({"_id": open_doc["customer_id"]})
-            if customer_doc is not None:
-                customer = await self._link(customer_doc, _linkable(inbound.profile))
-                return customer, _from_doc(Conversation, open_doc)
-        customer = await self.resolve_customer(inbound.channel, inbound.sender_id, inbound.profile)
-        return customer, await self.open_conversation(customer, inbound.channel, inbound.sender_id)
+        resolved through its identities. ``turn_lease``: the open conversation's turn lease is
+        taken with its read when it is free (else it is only read)."""
+        where = {"open_key": f"{inbound.channel}:{inbound.sender_id}"}
+        taken: TakenConversation | None = None
+        if turn_lease is not None:
+            owner, ttl = turn_lease
+            now = int(time.time() * 1000)
+            open_doc = await self.conversations.find_one_and_update(
+                {**where, "turn_until_ms": {"$lt": now}}, _taking(owner, now, ttl), return_document=ReturnDocument.AFTER
+            )
+            taken = _taken(open_doc) if open_doc is not None else None
+            open_doc = open_doc or await self.conversations.find_one(where)
+        else:
+            open_doc = await self.conversations.find_one(where)
+        try:
+            if open_doc is not None:
+                customer_doc = await self.customers.find_one({"_id": open_doc["customer_id"]})
+                if customer_doc is not None:
+                    customer = await self._link(customer_doc, _linkable(inbound.profile))
+                    return customer, _from_doc(Conversation, open_doc), taken
+            customer = await self.resolve_customer(inbound.channel, inbound.sender_id, inbound.profile)
+            conversation = await self.open_conversation(customer, inbound.channel, inbound.sender_id)
+        except BaseException:
+            await self._hand_back(taken, turn_lease)
+            raise
+        if taken is not None and (taken.conversation is None or taken.conversation.id != conversation.id):
+            await self._hand_back(taken, turn_lease)  # a lease on another conversation is not the turn's
+            taken = None
+        return customer, conversation, taken
 
     async def _receipt(self, doc: dict[str, Any], *, duplicate: bool) -> InboundReceipt:
         conversation = await self.get_conversation(doc["conversation_id"])
@@ -719,9 +876,24 @@ class ConversationStore:
         variety: str | None = None,
         understanding: dict[str, Any] | None = None,
     ) -> None:
-        """The turn is done; ``acted`` is what the bot did about the message (the quality team's
-        and the conversation tests' record), ``variety`` the written variety it answered in,
-        ``understanding`` the NLU's reading (staged by :meth:`stage_understanding` until now)."""
+        """The turn is done (see :meth:`processed_changes`)."""
+        changes = self.processed_changes(
+            message_id, quarantined=quarantined, acted=acted, variety=variety, understanding=understanding
+        )
+        await self.messages.update_one({"_id": message_id}, {"$set": changes})
+
+    def processed_changes(
+        self,
+        message_id: str,
+        *,
+        quarantined: bool = False,
+        acted: list[dict[str, Any]] | None = None,
+        variety: str | None = None,
+        understanding: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """What marks a message processed: ``acted`` is what the bot did about it (the quality
+        team's and the conversation tests' record), ``variety`` the written variety it answered
+        in, ``understanding`` the NLU's reading (staged by :meth:`stage_understanding` until now)."""
         staged = self._staged_understanding.pop(message_id, None)
         changes: dict[str, Any] = {"processed": True}
         if understanding is not None or staged is not None:
@@ -732,7 +904,7 @@ class ConversationStore:
             changes["acted"] = acted
         if variety is not None:
             changes["reply_variety"] = variety
-        await self.messages.update_one({"_id": message_id}, {"$set": changes})
+        return changes
 
     def stage_understanding(self, message_id: str, understanding: dict[str, Any]) -> None:
         """The NLU's reading of a message whose turn is running, shown by :meth:`history` in this
@@ -882,16 +1054,17 @@ class ConversationStore:
         return TurnStart(processed=bool(doc.get("processed")), turn_starts=int(doc.get("turn_starts", 1)))
 
     async def unprocessed_inbound_of(
-        self, conversation_id: str, *, through: str, limit: int = 100
+        self, conversation_id: str, *, through: str, last_turn: str | None = None, limit: int = 100
     ) -> list[tuple[Message, TurnStart]]:
         """The conversation's customer messages stored up to ``through`` (itself included) and not
         yet answered, oldest first, each with its turn's starts so far: whether ``through`` is
-        still unanswered comes with the same read."""
+        still unanswered comes with the same read. ``last_turn``: the message of the conversation's
+        last written turn, included whatever its id if it is not marked processed yet."""
         # Equality only, sorted here: nx-27017 scans the whole collection for a range or a sort.
         cursor = self.messages.find(
             {"conversation_id": conversation_id, "direction": Direction.INBOUND.value, "processed": False}
         )
-        found = [d async for d in cursor if str(d["_id"]) <= through]
+        found = [d async for d in cursor if str(d["_id"]) <= through or d["_id"] == last_turn]
         earlier = sorted(found, key=lambda d: str(d["_id"]))
         return [(_from_doc(Message, d), TurnStart(False, int(d.get("turn_starts", 0)))) for d in earlier[:limit]]
 

@@ -168,6 +168,27 @@ async def test_concurrent_retries_make_one_turn(client: TestClient[object, objec
     assert await store.count_messages(direction="out") == len(answers[0])
 
 
+async def test_messages_sent_at_once_are_answered_in_order_once_and_free_the_lease(
+    client: TestClient[object, object], store: ConversationStore
+) -> None:
+    """A sender's messages reaching one process at once: the first takes the conversation's turn
+    lease with its accept, the others wait for the sender's turn and take it in their order; each
+    is answered once, and the last turn's write of the conversation hands the lease back."""
+    chat = Chat(client, unique_sender())
+    await chat.send("你好")
+    orders = ("202611150001", "202611180002", "202611020003")
+    answers = await asyncio.gather(*(chat.send(f"查一下订单{o}", message_id=f"m-{i}") for i, o in enumerate(orders)))
+    for order, answer in zip(orders, answers, strict=True):
+        assert order in str(answer[0]["text"])
+    conversation = await conversation_of(store, chat.sender)
+    assert await store.count_messages(conversation_id=conversation["_id"], direction="in") == 1 + len(orders)
+    assert await store.unprocessed_inbound() == []
+    assert (conversation["turn_owner"], conversation["turn_until_ms"]) == ("", 0)
+    replies = [m async for m in store.messages.find({"conversation_id": conversation["_id"], "direction": "out"})]
+    answered = [str(m["in_reply_to"]) for m in sorted(replies, key=lambda m: str(m["_id"]))]
+    assert answered == sorted(answered), "replies stored in the order of the messages they answer"
+
+
 async def test_every_turn_logs_the_nlu_result(client: TestClient[object, object], store: ConversationStore) -> None:
     await Chat(client, unique_sender()).send("查一下订单202611150001")
     parsed = await events(store, "nlu_parsed")

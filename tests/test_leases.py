@@ -1,5 +1,6 @@
 """Store leases: one holder at a time, taken over when they run out, handed back on release; and
-what is built on them: receiving that only one gateway process may do (Telegram getUpdates)."""
+what is built on them: receiving that only one gateway process may do (Telegram getUpdates). The
+turn lease kept on a conversation's own document keeps the same rules."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from gateway.receivers import ExclusiveReceivers
 from store import InboundMessage, Message
 from store.leases import Leases, LeaseUnavailable
 from store.media import MediaStore
-from store.mongo import ConversationStore
+from store.mongo import FREE_TURN_LEASE, ConversationStore
 from tests.processes import eventually
 from tests.telegram_standin import TOKEN, BotApiStandIn, private_update
 
@@ -57,6 +58,47 @@ async def test_hold_serialises_and_renews_while_held(store: ConversationStore) -
     with pytest.raises(LeaseUnavailable):
         async with first.hold("busy", ttl=5, wait=5), second.hold("busy", ttl=5, wait=0.2):
             pass
+
+
+async def test_the_turn_lease_on_a_conversation_has_one_holder_until_handed_back_or_expired(
+    store: ConversationStore,
+) -> None:
+    """Taking it reads the conversation (an agent's write without the lease is seen, never undone);
+    the turn's write hands it back; a dead holder's lease runs out and is taken over, and its late
+    write still lands but hands back nothing it no longer holds."""
+    customer = await store.resolve_customer("rest", "lease-customer", {})
+    conversation = await store.open_conversation(customer, "rest", "lease-customer")
+    cid = conversation.id
+    first = await store.take_turn_lease(cid, "first", ttl=0.5)
+    assert first is not None and first.conversation is not None and first.conversation.id == cid
+    assert await store.take_turn_lease(cid, "second", ttl=0.5) is None
+    assert await store.renew_turn_lease(cid, "first", ttl=0.5)
+    await store.set_handoff_summary(cid, {"by": "an agent, without the lease"})
+    assert await store.commit_turn(cid, "m1", {"processed": True}, slots={"a": 1}, language="en", release="first")
+    second = await store.take_turn_lease(cid, "second", ttl=0.3)
+    assert second is not None and second.conversation is not None
+    assert second.conversation.slots == {"a": 1} and second.conversation.language == "en"
+    assert second.conversation.handoff_summary == {"by": "an agent, without the lease"}
+    assert second.last_turn == {"message_id": "m1", "processed": {"processed": True}}
+
+    await asyncio.sleep(0.4)  # second died holding it
+    assert not await store.renew_turn_lease(cid, "first", ttl=5)
+    third = await store.take_turn_lease(cid, "third", ttl=5)
+    assert third is not None, "an expired lease is taken over"
+    assert not await store.renew_turn_lease(cid, "second", ttl=5), "lost: no renewal takes it back"
+    assert not await store.commit_turn(cid, "m2", {"processed": True}, slots={"b": 2}, language=None, release="second")
+    await store.release_turn_lease(cid, "second")  # not the holder: changes nothing
+    assert await store.take_turn_lease(cid, "first", ttl=5) is None, "third still holds it"
+    doc = await store.conversations.find_one({"_id": cid})
+    assert doc is not None and doc["slots"] == {"b": 2} and doc["turn_owner"] == "third"
+    await store.release_turn_lease(cid, "third")
+    assert await store.take_turn_lease(cid, "first", ttl=5) is not None
+
+    # A conversation stored before conversations held the lease is taken by compare-and-set.
+    await store.conversations.update_one({"_id": cid}, {"$unset": FREE_TURN_LEASE})
+    assert await store.take_turn_lease(cid, "first", ttl=5) is not None
+    assert await store.take_turn_lease(cid, "second", ttl=5) is None
+    assert await store.take_turn_lease(cid, None, ttl=5) is not None, "the only process only reads"
 
 
 @pytest_asyncio.fixture

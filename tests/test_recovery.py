@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from pymongo.errors import AutoReconnect
 
 from gateway import GatewayBuilder, Settings, build_app
 from gateway.turns import MAX_TURN_STARTS
@@ -10,7 +14,7 @@ from nlu import NluClient, ParseResult, RasaNluClient
 from store import InboundMessage
 from store.mongo import ConversationStore
 from tests.conftest import DEMO_ORDERS
-from tests.helpers import Chat
+from tests.helpers import Chat, post_rest
 
 
 async def test_unprocessed_messages_are_answered_on_start(
@@ -48,6 +52,75 @@ async def test_unprocessed_messages_are_answered_on_start(
     assert await store.count_messages(direction="in") == 2
     assert await store.count_messages(direction="out", in_reply_to=accepted.message.id) == len(replies)
     assert await store.events.count_documents({"name": "self_service_completed"}) == 1
+
+
+async def test_a_turn_stopped_after_writing_its_conversation_is_finished_not_run_again(
+    settings: Settings, store: ConversationStore, nlu: RasaNluClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turn's write of the conversation hands its lease back, before the message is marked
+    processed: a process that stops in between leaves a message whose replies, slots and events
+    are written. Whoever takes the lease next (recovery, a redelivery, the conversation's next
+    message) marks it processed with what the turn recorded, and never runs it again."""
+    gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
+    await gateway.seed_orders(DEMO_ORDERS)
+    finish_turn = store.finish_turn
+    stopping = True
+
+    async def stops_first(message_id: str, processed: dict[str, Any]) -> None:
+        if stopping:
+            raise AutoReconnect("the process stopped here")
+        await finish_turn(message_id, processed)
+
+    monkeypatch.setattr(store, "finish_turn", stops_first)
+    async with TestClient(TestServer(build_app(gateway))) as http:
+        assert gateway.turns is not None
+        body = {"sender": "stopped-after-commit", "message": "查一下订单202611150001", "message_id": "m-1"}
+        assert (await post_rest(http, body)).status >= 500
+        (message,) = await store.unprocessed_inbound()
+        replies = await store.replies_to(message.id)
+        conversation = await store.conversations.find_one({"_id": message.conversation_id})
+        assert conversation is not None and conversation["last_turn"]["message_id"] == message.id
+        assert conversation["turn_owner"] == "", "handed back with the conversation's write"
+        events = await store.events.count_documents({"conversation_id": message.conversation_id})
+        assert replies and events
+
+        stopping = False
+        assert await gateway.turns.recover() == 1
+        stored = await store.messages.find_one({"_id": message.id})
+        assert stored is not None and stored["processed"] and stored["turn_starts"] == 1, "finished, not run"
+        assert stored["understanding"]["intent"] and stored["acted"] is not None
+        assert [r.id for r in await store.replies_to(message.id)] == [r.id for r in replies]
+        assert await store.events.count_documents({"conversation_id": message.conversation_id}) == events
+        # The customer's client retries: the replies given, nothing run.
+        retry = await post_rest(http, body)
+        assert retry.status == 200 and [r["text"] for r in await retry.json()] == [r.text for r in replies]
+        assert await store.events.count_documents({"conversation_id": message.conversation_id}) == events
+
+
+async def test_a_redelivery_finishes_a_turn_stopped_after_writing_its_conversation(
+    settings: Settings, store: ConversationStore, nlu: RasaNluClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
+    await gateway.seed_orders(DEMO_ORDERS)
+    finish_turn = store.finish_turn
+    stopping = True
+
+    async def stops_first(message_id: str, processed: dict[str, Any]) -> None:
+        if stopping:
+            raise AutoReconnect("the process stopped here")
+        await finish_turn(message_id, processed)
+
+    monkeypatch.setattr(store, "finish_turn", stops_first)
+    async with TestClient(TestServer(build_app(gateway))) as http:
+        body = {"sender": "redelivered-after-commit", "message": "你好", "message_id": "m-1"}
+        assert (await post_rest(http, body)).status >= 500
+        (message,) = await store.unprocessed_inbound()
+        replies = [r.text for r in await store.replies_to(message.id)]
+        stopping = False
+        retry = await post_rest(http, body)
+        assert retry.status == 200 and [r["text"] for r in await retry.json()] == replies
+        stored = await store.messages.find_one({"_id": message.id})
+        assert stored is not None and stored["processed"] and stored["turn_starts"] == 1
 
 
 class CrashingNlu(NluClient):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from store import InboundMessage, OutboundMessage
 from store.embedded import EmbeddedMongo
-from store.mongo import ConversationStore
+from store.mongo import ConversationStore, inbound_key
 
 
 def inbound(channel: str = "rest", sender: str = "alice", mid: str = "m1", **extra: object) -> InboundMessage:
@@ -20,6 +20,25 @@ async def test_a_redelivered_message_is_stored_once(store: ConversationStore) ->
     assert not first.duplicate and again.duplicate
     assert again.message.id == first.message.id
     assert await store.count_messages(direction="in") == 1
+
+
+async def test_an_accept_takes_the_turn_lease_with_its_read_of_the_conversation(store: ConversationStore) -> None:
+    """Taken when free (the turn's own taking saved), only read when another holds it, and handed
+    back when the message turns out to be stored already."""
+    await store.accept_inbound(inbound(sender="lessee", mid="m0"))  # the sender's conversation opens
+    first = await store.accept_inbound(inbound(sender="lessee", mid="m1"), turn_lease=("a", 5))
+    assert first.lease is not None and first.lease.conversation is not None
+    assert first.lease.conversation.id == first.conversation.id
+    held = await store.accept_inbound(inbound(sender="lessee", mid="m2"), turn_lease=("b", 5))
+    assert held.lease is None and held.conversation.id == first.conversation.id, "stored, not leased"
+    await store.release_turn_lease(first.conversation.id, "a")
+
+    # The key lost (stored before keys existed): the insert finds the message, the lease goes back.
+    await store.message_keys.delete_one({"_id": inbound_key("rest", "m1")})
+    again = await store.accept_inbound(inbound(sender="lessee", mid="m1"), turn_lease=("c", 5))
+    assert again.duplicate and again.lease is None and again.message.id == first.message.id
+    doc = await store.conversations.find_one({"_id": first.conversation.id})
+    assert doc is not None and (doc["turn_owner"], doc["turn_until_ms"]) == ("", 0)
 
 
 async def test_concurrent_redeliveries_are_stored_once(store: ConversationStore) -> None:

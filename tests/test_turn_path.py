@@ -22,7 +22,7 @@ from gateway import Gateway
 from store.mongo import ConversationStore
 from tests.selfservice import Customer
 
-PLAIN_TURN_ROUND_TRIPS = 15
+PLAIN_TURN_ROUND_TRIPS = 12
 """Store commands of a plain turn (a greeting, a status question with an order id): accept,
 lease, understanding, reply, bookkeeping. The speed issue brings it to 5."""
 
