@@ -91,18 +91,17 @@ async def read_body(request: web.Request, model: type[M]) -> M:
 
 # -- the document -------------------------------------------------------------------------------
 
-DOCUMENT_KEY = web.AppKey("openapi_document", dict)
-
-
 def routes() -> list[web.RouteDef]:
+    """``GET /api/openapi.json`` for one app (call once per app): rendered on the first request,
+    since an app's routes do not change once it serves."""
+    rendered: list[dict[str, Any]] = []
+
+    async def serve(request: web.Request) -> web.Response:
+        if not rendered:
+            rendered.append(document(request.app))
+        return json_response(rendered[0])
+
     return [route(Operation("GET", "/api/openapi.json", "This document", "gateway", published=False), serve)]
-
-
-async def serve(request: web.Request) -> web.Response:
-    """Rendered once per app: its routes do not change once it serves."""
-    if DOCUMENT_KEY not in request.app:
-        request.app[DOCUMENT_KEY] = document(request.app)
-    return json_response(request.app[DOCUMENT_KEY])
 
 
 def declared(app: web.Application) -> Iterator[tuple[web.AbstractRoute, Operation | None]]:
