@@ -173,9 +173,20 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
         guarded: StaffHandler = auth.guard(handler, "photo OCR", *OCR_PERMISSIONS)
         return route(operation, guarded)
 
-    def op(method: str, path: str, summary: str, **facts: Any) -> Operation:
-        return Operation(method, path, summary, "ocr", errors=(400, 401, 403, 404, 409, 413, 415, 503),
-                         security=(STAFF,), **facts)  # fmt: skip
+    def op(
+        method: str,
+        path: str,
+        summary: str,
+        *,
+        body: Body | None = None,
+        params: tuple[Param, ...] = (),
+        replies: tuple[Reply, ...] = (Reply(),),
+        published: bool = True,
+    ) -> Operation:
+        return Operation(
+            method, path, summary, "ocr", body=body, params=params, replies=replies,
+            errors=(400, 401, 403, 404, 409, 413, 415, 503), security=(STAFF,), published=published,
+        )  # fmt: skip
 
     return [
         # Not in /api/openapi.json yet: it was never published (the console's own queue).

@@ -91,6 +91,7 @@ async def read_body(request: web.Request, model: type[M]) -> M:
 
 # -- the document -------------------------------------------------------------------------------
 
+
 def routes() -> list[web.RouteDef]:
     """``GET /api/openapi.json`` for one app (call once per app): rendered on the first request,
     since an app's routes do not change once it serves."""

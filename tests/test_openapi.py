@@ -21,6 +21,14 @@ from nlu import OfflineNlu
 
 PUBLISHED = Path(__file__).parent / "data" / "openapi_operations.txt"
 TWILIO_SID = "AC" + "1" * 32
+PUBLISHED_SCHEMAS = {
+    "ActualRequest", "ApproveReturnBody", "Assignment", "Attachments", "CommentBody", "CompensateBody",
+    "ConfigDocument", "Error", "ExchangeDelivery", "GeoPoint", "Move", "NewPassword", "NewStaff", "Objective",
+    "ObjectiveMode", "OrderActionBody", "OwnPassword", "OwnStatus", "Parcels", "PickupRequest", "PlanRequest",
+    "Reason", "RedirectBody", "ReplanRequest", "ResendBody", "Role", "Score", "StaffChanges", "TicketStatus",
+    "TicketSubmission", "TicketType", "Transfer",
+}  # fmt: skip
+"""The schemas of the hand-written document this one replaced."""
 
 
 def every_channel(tmp_path: Path, **rest: object) -> Settings:
@@ -72,8 +80,7 @@ def test_the_published_operations_keep_their_paths_methods_and_ids(tmp_path: Pat
     document = openapi.document(app_for(every_channel(tmp_path, webhook_token="shop")))
     published = sorted(f"{key} {op['operationId']}" for key, op in operations(document).items())
     assert published == PUBLISHED.read_text(encoding="utf-8").split("\n")[:-1]
-    schemas = document["components"]["schemas"]
-    assert {"Error", "Move", "TicketSubmission", "PlanRequest", "PickupRequest", "Score", "OwnPassword"} <= set(schemas)
+    assert set(document["components"]["schemas"]) >= PUBLISHED_SCHEMAS
     assert set(document["components"]["securitySchemes"]) == {
         "appUserToken", "bearer", "downstreamSignature", "restToken", "telegramSecret", "twilioSignature",
     }  # fmt: skip
