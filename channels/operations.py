@@ -105,7 +105,8 @@ class Operation:
     operation_id: str | None = None
     """Only where a published id does not follow the path (see ``gateway.openapi``)."""
     published: bool = True
-    """False for what is no API: pages and assets for people, the live websockets, the document itself."""
+    """False: left out of the document: pages and assets for people, the live websockets, the document
+    itself, and routes not published yet (each says why where it is declared)."""
 
     def __post_init__(self) -> None:
         if unlisted := set(self.codes) - set(self.errors):
