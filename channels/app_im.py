@@ -48,6 +48,7 @@ from channels.base import (
     json_response,
     unstorable,
 )
+from channels.operations import BINARY, TEXT, Body, Operation, Param, Reply, SecurityScheme, route
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import setting
 from errors import GatewayError, InsufficientStorage, TooLarge, Unauthorized, UnsupportedMediaType, UserError
@@ -60,6 +61,21 @@ WS_PATH = "/webhooks/app/ws"
 UPLOAD_PATH = "/webhooks/app/upload"
 CHAT_PAGE_PATH = "/chat"
 MAX_USER_CHARS = 128
+USER_TOKEN = SecurityScheme(
+    "appUserToken",
+    {
+        "type": "apiKey",
+        "in": "query",
+        "name": "token",
+        "description": "hex HMAC-SHA256(APP_IM_SECRET, '<user>:<expires>'), with the user and expires parameters",
+    },
+)
+USER = (
+    Param("user", {"type": "string", "minLength": 1, "maxLength": MAX_USER_CHARS}, required=True),
+    Param("expires", {"type": "string", "pattern": "^[0-9]{1,12}$"}, required=True),
+    Param("token", {"type": "string", "maxLength": 128}, required=True),
+)
+"""Who the app's user is: every route but the chat page takes them."""
 MAX_CLIENT_ID_CHARS = 128
 MAX_FRAME_BYTES = 64 * 1024
 MAX_ATTACHMENTS = 10
@@ -219,7 +235,20 @@ class AppImInput(InputChannel):
             page = resources.files("channels").joinpath("chat.html").read_text(encoding="utf-8")
             return web.Response(text=page, content_type="text/html")
 
-        return [web.get(WS_PATH, websocket), web.post(UPLOAD_PATH, upload), web.get(CHAT_PAGE_PATH, chat_page)]
+        switching = Reply(101, None, description="switching to the websocket")
+        return [
+            route(Operation("GET", WS_PATH, "The app's chat websocket (JSON frames; see channels/app_im.py)",
+                            "channels", params=USER, replies=(switching,), errors=(400, 401, 429),
+                            security=(USER_TOKEN,)), websocket),
+            route(Operation("POST", UPLOAD_PATH, "Upload an attachment (the raw bytes with their Content-Type), then "
+                            "reference it", "channels",
+                            body=Body({"application/octet-stream": BINARY},
+                                      f"at most MEDIA_MAX_BYTES ({self.media.max_bytes}) bytes"),
+                            params=(*USER, Param("filename", {"type": "string", "maxLength": 200})),
+                            errors=(400, 401, 413, 415, 429, 503), security=(USER_TOKEN,)), upload),
+            route(Operation("GET", CHAT_PAGE_PATH, "The web chat page (signs in with the app's user token)",
+                            "channels", replies=(Reply(media_type="text/html", schema=TEXT),)), chat_page),
+        ]  # fmt: skip
 
     def _user(self, request: web.Request) -> str | None:
         user, expires, token = (request.query.get(k, "") for k in ("user", "expires", "token"))

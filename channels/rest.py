@@ -42,6 +42,7 @@ from channels.base import (
     unstorable,
 )
 from channels.customer_token import InvalidCustomerToken, verify_customer_token
+from channels.operations import JSON, Operation, Param, Reply, SecurityScheme, json_body, route
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import setting
 from errors import Forbidden, Unauthorized
@@ -55,6 +56,51 @@ MAX_MESSAGE_ID_CHARS = 200
 SESSION_HEADER = "X-Session-Token"
 CUSTOMER_TOKEN_HEADER = "X-Customer-Token"
 SECRET_METADATA = ("session_token", "customer_token")
+TOKEN = SecurityScheme(
+    "restToken",
+    {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "REST_WEBHOOK_TOKEN, when the gateway sets one (the shop backend's token)",
+    },
+)
+MESSAGE = {
+    "type": "object",
+    "required": ["sender", "message"],
+    "properties": {
+        "sender": {"type": ["string", "integer"], "minLength": 1, "maxLength": MAX_SENDER_CHARS},
+        "message": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS},
+        "message_id": {"type": ["string", "integer"], "minLength": 1, "maxLength": MAX_MESSAGE_ID_CHARS},
+        "metadata": {
+            "type": "object",
+            "properties": {
+                "customer_token": {"type": "string", "description": "the shop's signed customer token (HS256 JWT)"},
+                "session_token": {"type": "string", "description": "the sender's session token (or the header)"},
+                "phone": {"type": "string", "description": "a hint only; links nothing without a customer token"},
+                "email": {"type": "string", "description": "a hint only"},
+                "name": {"type": "string"},
+            },
+        },
+    },
+}
+REPLIES = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["recipient_id", "text"],
+        "properties": {
+            "recipient_id": {"type": "string"},
+            "text": {"type": "string"},
+            "buttons": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+}
+REFUSALS = {
+    400: ("invalid_json", "invalid_encoding", "too_deep", "invalid_payload", "invalid_text", "missing_field",
+          "invalid_field", "empty_message", "message_too_long"),
+    401: ("unauthorized", "invalid_customer_token"),
+    403: ("session_required", "session_mismatch"),
+}  # fmt: skip
 """Credentials a client may put in ``metadata``; taken out before the message is stored."""
 
 
@@ -124,7 +170,23 @@ class RestInput(InputChannel):
         async def health(_: web.Request) -> web.Response:
             return json_response({"status": "ok"})
 
-        return [web.post("/webhooks/rest/webhook", webhook), web.get("/webhooks/rest/", health)]
+        message = Operation(
+            "POST", "/webhooks/rest/webhook",
+            "A customer's message from the shop backend (Rasa's REST contract); the turn's replies", "channels",
+            body=json_body(MESSAGE, 1024 * 1024),
+            params=(
+                Param("Idempotency-Key", {"type": "string", "maxLength": 200}, where="header"),
+                Param(SESSION_HEADER, {"type": "string"}, "the sender's session token from its first answer; "
+                      "required after it", where="header"),
+                Param(CUSTOMER_TOKEN_HEADER, {"type": "string"}, where="header"),
+            ),
+            replies=(Reply(schema=REPLIES),), errors=(400, 401, 403, 413, 429, 503), codes=REFUSALS,
+            security=(TOKEN,) if self.token is not None else (),
+        )  # fmt: skip
+        up = Operation(
+            "GET", "/webhooks/rest/", "The REST channel is up", "channels", replies=(Reply(media_type=JSON),)
+        )
+        return [route(message, webhook), route(up, health)]
 
     def parse(self, body: bytes, idempotency_key: str | None = None) -> InboundMessage:
         return self.parse_with_credentials(body, idempotency_key)[0]

@@ -39,6 +39,7 @@ from channels.base import (
     text_with_choices,
     unstorable,
 )
+from channels.operations import FORM, TEXT, TWILIO_SIGNATURE, Body, Operation, Reply, route
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import SettingsError, setting
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
@@ -47,6 +48,23 @@ from twiliohooks import BadSignature, signed_form
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/twilio/sms"
+WEBHOOK = Operation(
+    "POST", WEBHOOK_PATH, "An inbound SMS/MMS (Twilio messaging webhook)", "channels",
+    body=Body({FORM: {
+        "type": "object",
+        "required": ["MessageSid", "From"],
+        "properties": {
+            "MessageSid": {"type": "string", "maxLength": 64},
+            "AccountSid": {"type": "string", "maxLength": 64},
+            "From": {"type": "string", "maxLength": 32},
+            "To": {"type": "string", "maxLength": 32},
+            "Body": {"type": "string", "maxLength": MAX_TEXT_CHARS},
+            "NumMedia": {"type": "string", "pattern": "^[0-9]{1,2}$"},
+        },
+    }}),
+    replies=(Reply(media_type="text/xml", schema=TEXT, description="TwiML"),),
+    errors=(400, 403, 413, 429, 503), security=(TWILIO_SIGNATURE,),
+)  # fmt: skip
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 MAX_MEDIA = 10  # Twilio sends at most ten MediaUrlN per message
 
@@ -88,7 +106,7 @@ class TwilioSmsInput(InputChannel):
             await on_message(inbound)  # stored before Twilio gets its 200; replies go via the outbox
             return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
-        return [web.post(WEBHOOK_PATH, webhook)]
+        return [route(WEBHOOK, webhook)]
 
     def parse(self, fields: dict[str, str]) -> InboundMessage:
         for required in ("MessageSid", "From"):

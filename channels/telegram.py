@@ -42,6 +42,7 @@ from channels.base import (
     storable_text,
     unstorable,
 )
+from channels.operations import Operation, SecurityScheme, json_body, route
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import SettingsError, setting
 from errors import Forbidden, GatewayError, Unavailable
@@ -51,6 +52,26 @@ from store.models import Attachment, InboundMessage, Message
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/telegram/webhook"
+SECRET = SecurityScheme(
+    "telegramSecret",
+    {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Telegram-Bot-Api-Secret-Token",
+        "description": "TELEGRAM_WEBHOOK_SECRET, given to Telegram with setWebhook",
+    },
+)
+WEBHOOK = Operation(
+    "POST", WEBHOOK_PATH, "A Telegram update (Bot API webhook)", "channels",
+    body=json_body({
+        "type": "object",
+        "required": ["update_id"],
+        "description": "a Bot API Update (message or callback_query)",
+        "properties": {"update_id": {"type": "integer"}, "message": {"type": "object"},
+                       "callback_query": {"type": "object"}},
+    }, 1024 * 1024),
+    errors=(400, 403, 413, 503), security=(SECRET,),
+)  # fmt: skip
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "callback_query"]
 MAX_CALLBACK_DATA_BYTES = 64  # Bot API limit for an inline button's callback_data
@@ -129,7 +150,7 @@ class TelegramInput(InputChannel):
                 return json_response({"ok": True, "ignored": "rate_limited"})
             return json_response({"ok": True})
 
-        return [] if self.polling else [web.post(WEBHOOK_PATH, webhook)]
+        return [] if self.polling else [route(WEBHOOK, webhook)]
 
     def _secret_ok(self, given: str | None) -> bool:
         if self.webhook_secret is None:

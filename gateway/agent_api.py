@@ -23,8 +23,9 @@ from aiohttp import web
 from backoffice.handoff import AgentActionRefused, HandoffDesk
 from backoffice.permissions import Permission, Role
 from channels.base import json_response
+from channels.operations import Operation, Reply, json_body, route
 from errors import Forbidden, NotFound, UserError
-from gateway.openapi import read_json_object
+from gateway.openapi import STAFF, read_json_object
 from gateway.starting import wired
 from store.models import MAX_TEXT_CHARS, Conversation, Message
 
@@ -39,6 +40,25 @@ HISTORY_MESSAGES = 300
 INLINE_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BYTES = Reply(media_type="*/*", description="the bytes")
+ID = {"type": "string", "minLength": 1, "maxLength": 64}
+AGENT = {"type": "string", "maxLength": 64, "description": "with the service token"}
+CLAIM = {"type": "object", "properties": {"agent": AGENT}}
+REPLY = {"type": "object", "required": ["text"], "properties": {
+    "text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS},
+    "client_message_id": {"type": "string", "minLength": 1, "maxLength": 128},
+    "agent": {"type": "string", "maxLength": 64}}}  # fmt: skip
+NOTE = {"type": "object", "required": ["text"], "properties": {
+    "text": {"type": "string", "minLength": 1, "maxLength": 4000}, "agent": {"type": "string"}}}  # fmt: skip
+TRANSFER = {"type": "object", "properties": {
+    "to_agent": {"type": "string", "maxLength": 64}, "queue": {"type": "string", "maxLength": 64},
+    "reason": {"type": "string", "maxLength": 500}, "agent": {"type": "string"}}}  # fmt: skip
+CLOSE = {"type": "object", "properties": {
+    "resolution": {"type": "string", "maxLength": 2000}, "survey": {"type": "boolean"},
+    "agent": {"type": "string"}}}  # fmt: skip
+MERGE = {"type": "object", "required": ["source_id", "target_id", "reason"], "properties": {
+    "source_id": ID, "target_id": ID, "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+    "agent": {"type": "string"}}}  # fmt: skip
 
 
 def _conversation_view(conversation: Conversation) -> dict[str, Any]:
@@ -65,24 +85,44 @@ class AgentApi:
         self.auth = auth
 
     def routes(self) -> list[web.RouteDef]:
-        c = f"{PREFIX}/conversations/{{conversation_id}}"
+        c, customer = f"{PREFIX}/conversations/{{conversation_id}}", f"{PREFIX}/customers/{{customer_id}}"
         return [
-            web.get(f"{PREFIX}/queue", self._guard(self.queue)),
-            web.get(f"{PREFIX}/agents", self._guard(self.agents)),
-            web.get(c, self._guard(self.conversation)),
-            web.get(f"{c}/workspace", self._guard(self.workspace)),
-            web.post(f"{c}/claim", self._guard(self.claim)),
-            web.post(f"{c}/messages", self._guard(self.reply)),
-            web.post(f"{c}/notes", self._guard(self.note)),
-            web.post(f"{c}/transfer", self._guard(self.transfer)),
-            web.post(f"{c}/close", self._guard(self.close)),
-            web.get(f"{PREFIX}/media/{{media_id}}", self._guard(self.media)),
-            web.get(f"{PREFIX}/customers/{{customer_id}}", self._guard(self.customer)),
-            web.get(f"{PREFIX}/customers/{{customer_id}}/requests", self._guard(self.requests)),
-            web.post(f"{PREFIX}/customers/merge", self._guard(self.merge)),
-        ]
+            self._route("GET", f"{PREFIX}/queue", self.queue, "Waiting conversations and the agent's own"),
+            self._route("GET", f"{PREFIX}/agents", self.agents, "Colleagues and skill groups to transfer to"),
+            self._route("GET", c, self.conversation, "A conversation and its messages"),
+            self._route("GET", f"{c}/workspace", self.workspace, "Everything the conversation view shows"),
+            self._route("POST", f"{c}/claim", self.claim, "Take a waiting conversation", CLAIM),
+            self._route("POST", f"{c}/messages", self.reply, "Answer the customer on their channel", REPLY, 201),
+            self._route("POST", f"{c}/notes", self.note, "An internal note", NOTE, 201),
+            self._route("POST", f"{c}/transfer", self.transfer, "To a colleague or a skill group", TRANSFER),
+            self._route("POST", f"{c}/close", self.close, "Hand back to the bot (optionally with a survey)", CLOSE),
+            self._route("GET", f"{PREFIX}/media/{{media_id}}", self.media, "A customer's photo or file", reply=BYTES),
+            self._route("GET", customer, self.customer, "A customer on every channel"),
+            self._route("GET", f"{customer}/requests", self.requests, "A customer's after-sales requests"),
+            self._route("POST", f"{PREFIX}/customers/merge", self.merge, "Fold one customer into another (audited)",
+                        MERGE),
+        ]  # fmt: skip
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        summary: str,
+        body: dict[str, Any] | None = None,
+        success: int = 200,
+        *,
+        reply: Reply | None = None,
+    ) -> web.RouteDef:
+        """Staff with ``handle_conversations``, or the service token; a JSON body up to :data:`MAX_BODY`."""
+        operation = Operation(
+            method, path, summary, "agent", body=json_body(body, MAX_BODY) if body else None,
+            replies=(reply or Reply(success),), errors=(400, 401, 403, 404, 409, 413, 503),
+            codes={403: ("forbidden", "not_owner")}, security=(STAFF,),
+        )  # fmt: skip
+        return route(operation, self._guard(handler))
 
     @staticmethod
     def _guard(handler: Handler) -> Handler:

@@ -15,6 +15,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 import textpatterns
 from channels.base import error_response, json_response
+from channels.operations import JSON, Operation, Reply, route
 from errors import (
     Conflict,
     Forbidden,
@@ -29,6 +30,7 @@ from errors import (
     UnsupportedMediaType,
     UserError,
 )
+from gateway import openapi
 from gateway.agent_api import AgentApi
 from gateway.backoffice_api import BackofficeApi
 from gateway.console_web import ConsoleWeb
@@ -91,8 +93,7 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
-    app.router.add_get("/health", health)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_routes([route(HEALTH, health), route(METRICS, metrics), *openapi.routes()])
     auth = StaffAuth(gateway)  # bearer tokens and console sessions, for every staff route
     app.router.add_routes(ocr_routes(gateway, auth))
 
@@ -103,7 +104,7 @@ def build_app(gateway: Gateway, *, wait_for_nlu: bool = True) -> web.Application
     app.router.add_routes(AgentApi(gateway, auth).routes())
     backoffice_api = BackofficeApi(gateway, auth)
     app.router.add_routes(backoffice_api.routes())
-    app.router.add_routes(QualityApi(gateway, auth, backoffice_api.spec).routes())  # one OpenAPI document
+    app.router.add_routes(QualityApi(gateway, auth).routes())
     app.router.add_routes(ConsoleWeb(gateway, auth).routes())
     routes_api = RoutesApi(gateway, auth)  # return pick-up route planning
     app.router.add_routes(routes_api.routes())
@@ -239,6 +240,13 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
         if name not in (hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH):
             response.headers[name] = value
     return response
+
+
+HEALTH = Operation(
+    "GET", "/health", "Readiness: the store and the NLU server answer", "gateway",
+    replies=(Reply(), Reply(503, JSON, {}, "starting or degraded")),
+)  # fmt: skip
+METRICS = Operation("GET", "/metrics", "Prometheus text, for the operators' networks", "gateway", published=False)
 
 
 async def metrics(request: web.Request) -> web.Response:

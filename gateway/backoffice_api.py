@@ -1,6 +1,6 @@
 """The backoffice's HTTP API (``/api/backoffice/…``): tickets for staff, the to-claim pool,
-alerts, configuration, staff accounts and the audit check; its OpenAPI document at
-``/api/openapi.json``.
+alerts, configuration, staff accounts and the audit check; each route declares its OpenAPI
+facts where it is registered (``_register``), for ``/api/openapi.json``.
 
 Staff sign in with a bearer token (``backoffice.staff``) or, from the console, a session cookie
 plus the CSRF header (``gateway.staff_auth``); every route checks the caller's roles
@@ -28,10 +28,10 @@ from backoffice.staff import STAFF_ID_PATTERN, StaffMember
 from backoffice.ticket_record import Ticket
 from backoffice.workflow import VIEWS, ActionInvalid, allowed_actions
 from channels.base import json_response
+from channels.operations import Operation, Param, Reply, Schema, route
 from errors import Forbidden, GatewayError, NotFound, TooManyRequests, UserError
-from gateway import api_docs
 from gateway.limits import client_address
-from gateway.openapi import ApiSpec, Operation, QueryParam, read_body
+from gateway.openapi import STAFF, read_body
 from gateway.staff_auth import StaffAuth
 from gateway.starting import wired
 from shop.aftersales import AfterSalesRequest
@@ -160,7 +160,7 @@ class OwnPassword(_Body):
     password: str = Field(min_length=1, max_length=PASSWORD_MAX)
 
 
-LANG = QueryParam("lang", {"type": "string", "enum": list(LANGUAGES)}, "labels in zh (default) or en")
+LANG = Param("lang", {"type": "string", "enum": list(LANGUAGES)}, "labels in zh (default) or en")
 
 
 def _language(request: web.Request, member: StaffMember | None = None) -> str:
@@ -181,13 +181,7 @@ class BackofficeApi:
     def __init__(self, gateway: Gateway, auth: StaffAuth) -> None:
         self.gateway = gateway
         self.auth = auth
-        self.spec = ApiSpec(
-            "After-sales backoffice API",
-            "1.0.0",
-            "Tickets (售后工单), the to-claim pool, alerts, configuration, staff and audit. "
-            "Sign in with `Authorization: Bearer <staff token>`, or from the console with its session "
-            "cookie and the `X-CSRF-Token` header on requests that change something.",
-        )
+        self._routes: list[web.RouteDef] = []
         self._register()
 
     @property
@@ -195,11 +189,7 @@ class BackofficeApi:
         return wired(self.gateway.backoffice)
 
     def routes(self) -> list[web.RouteDef]:
-        return [*self.spec.routes(), web.get("/api/openapi.json", self.openapi)]
-
-    async def openapi(self, request: web.Request) -> web.Response:
-        # The registry's operations plus the channels', agent, OCR and routes APIs this app serves.
-        return json_response(api_docs.complete(self.spec.document(), request.app, self.gateway.settings))
+        return list(self._routes)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -210,8 +200,14 @@ class BackofficeApi:
         handler: Callable[[web.Request, StaffMember], Awaitable[web.Response]],
         summary: str,
         tag: str,
-        **extra: Any,
+        *,
+        body: Schema | None = None,
+        query: tuple[Param, ...] = (),
+        success: int = 200,
+        errors: tuple[int, ...] = (400, 401, 403, 404),
     ) -> None:
+        """Declare ``METHOD /api/backoffice<path>`` for a signed-in staff member."""
+
         async def serve(request: web.Request) -> web.StreamResponse:
             # The workflow's refusals are errors of the project's tree (a ticket not found is a
             # 404, a refused transition a 409 …) and go to the app's middleware as they are; a
@@ -224,7 +220,11 @@ class BackofficeApi:
             except ValueError as exc:
                 raise ActionInvalid(str(exc)) from exc
 
-        self.spec.add(Operation(method, f"{PREFIX}{path}", serve, summary, tag, **extra))
+        operation = Operation(
+            method, f"{PREFIX}{path}", summary, tag, body=body, params=query, replies=(Reply(success),),
+            errors=errors, security=(STAFF,),
+        )  # fmt: skip
+        self._routes.append(route(operation, serve))
 
     async def _signed_in(self, request: web.Request) -> StaffMember:
         return (await self.auth.caller(request)).member
@@ -286,11 +286,11 @@ class BackofficeApi:
         self._op(
             "GET", "/tickets", self.list_tickets, "Tickets in a view, most urgent first", t,
             query=(
-                QueryParam("view", {"type": "string", "enum": list(VIEWS)}, "mine (default), pool, team …"),
-                QueryParam("queue", {"type": "string", "maxLength": 64}),
-                QueryParam("status", {"type": "string", "enum": [s.value for s in TicketStatus]}),
-                QueryParam("priority", {"type": "string", "enum": [p.value for p in Priority]}),
-                QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                Param("view", {"type": "string", "enum": list(VIEWS)}, "mine (default), pool, team …"),
+                Param("queue", {"type": "string", "maxLength": 64}),
+                Param("status", {"type": "string", "enum": [s.value for s in TicketStatus]}),
+                Param("priority", {"type": "string", "enum": [p.value for p in Priority]}),
+                Param("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
                 LANG,
             ),
         )  # fmt: skip
@@ -319,7 +319,7 @@ class BackofficeApi:
         self._op("GET", "/pool", self.pool, "The to-claim pool per queue: counts, priorities, oldest age", t,
                  query=(LANG,))  # fmt: skip
         self._op("GET", "/alerts", self.alerts, "Alerts for the signed-in staff member", a,
-                 query=(QueryParam("unread", {"type": "boolean"}),))  # fmt: skip
+                 query=(Param("unread", {"type": "boolean"}),))  # fmt: skip
         self._op("POST", "/alerts/{alert_id}/read", self.read_alert, "Mark an alert read", a)
         self._op("GET", "/config/{kind}", self.read_config, "Configuration: tickets, sla or rules (admin)", c)
         self._op("PUT", "/config/{kind}", self.save_config, "Replace a configuration (admin; validated whole)", c,
@@ -353,7 +353,7 @@ class BackofficeApi:
         ):  # fmt: skip
             self._op("POST", f"{order}/{path}", handler, summary, o, body=body, success=201,
                      errors=(400, 401, 403, 404, 409))  # fmt: skip
-        head = QueryParam("head", {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "a published head hash")
+        head = Param("head", {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "a published head hash")
         self._op("GET", "/audit/verify", self.verify_audit, "Check the audit chain against tickets and requests", c,
                  query=(head,))  # fmt: skip
 

@@ -28,6 +28,7 @@ from aiohttp import WSMsgType, web
 import intents
 from backoffice.permissions import Permission, TicketScope, can_view
 from backoffice.staff import StaffMember
+from channels.operations import Handler, Operation, route
 from console.sessions import ABSOLUTE_TIMEOUT
 from errors import Forbidden, Unauthorized
 from gateway.channel_registry import CHANNELS
@@ -141,18 +142,21 @@ class ConsoleWeb:
         self._forbidden_template = _template("forbidden.html")
 
     def routes(self) -> list[web.RouteDef]:
-        routes = [
-            web.get("/console", self.to_inbox),
-            web.get("/console/login", self.sign_in_form),
-            web.post("/console/login", self.sign_in),
-            web.post("/console/logout", self.sign_out),
-            web.get("/console/ws", self.websocket),
-            web.get("/console/assets/vendor/{name}", self.vendor_asset),
-            web.get("/console/assets/{name}", self.asset),
+        """Pages and assets for people in a browser, and the live socket: declared, not in the API document."""
+
+        def page(method: str, path: str, handler: Handler, summary: str) -> web.RouteDef:
+            return route(Operation(method, path, summary, "console", published=False), handler)
+
+        return [
+            page("GET", "/console", self.to_inbox, "To the inbox"),
+            page("GET", "/console/login", self.sign_in_form, "The sign-in form"),
+            page("POST", "/console/login", self.sign_in, "Sign in (the form's CSRF cookie, throttled)"),
+            page("POST", "/console/logout", self.sign_out, "Sign out"),
+            page("GET", "/console/ws", self.websocket, "The console's live feed (websocket)"),
+            page("GET", "/console/assets/vendor/{name}", self.vendor_asset, "A vendored script or style"),
+            page("GET", "/console/assets/{name}", self.asset, "A console script, style or image"),
+            *(page("GET", p.path, self._page_handler(p), f"The {p.name} page") for p in PAGES),
         ]
-        for page in PAGES:
-            routes.append(web.get(page.path, self._page_handler(page)))
-        return routes
 
     # -- sign-in ----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from channels.base import json_response
+from channels.operations import FORM, JSON, Body, Operation, Reply, SecurityScheme, route
 from downstream.courier import parse_pickup_push, parse_tracking_push, parse_work_order_push
 from downstream.events import DownstreamEvent, MalformedCallback, UnknownSubject
 from downstream.payment import parse_payment_callback
@@ -31,13 +32,51 @@ log = logging.getLogger(__name__)
 
 MAX_CALLBACK_BYTES = 256 * 1024
 Parser = Callable[[bytes], DownstreamEvent]
-CALLBACKS: tuple[tuple[str, str, Parser], ...] = (
-    (PAYMENT_CALLBACK, "payment", parse_payment_callback),
-    (WAREHOUSE_CALLBACK, "warehouse", parse_warehouse_callback),
-    (f"{COURIER_CALLBACKS}/tracking", "courier", parse_tracking_push),
-    (f"{COURIER_CALLBACKS}/pickups", "courier", parse_pickup_push),
-    (f"{COURIER_CALLBACKS}/work-orders", "courier", parse_work_order_push),
+SIGNATURE = SecurityScheme(
+    "downstreamSignature",
+    {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Signature",
+        "description": 'sha256=hex HMAC-SHA256 of "<X-Signature-Timestamp>.<raw body>" with the system\'s shared '
+        "secret (PAYMENT_CENTRE_SECRET, WAREHOUSE_SECRET, COURIER_SECRET); the timestamp must be within "
+        "DOWNSTREAM_CALLBACK_WINDOW_SECONDS (docs/downstream.md)",
+    },
 )
+ANSWER = {
+    "type": "object",
+    "required": ["ok", "event", "duplicate"],
+    "properties": {"ok": {"type": "boolean"}, "event": {"type": "string"}, "duplicate": {"type": "boolean"},
+                   "result": {"type": "string"}},
+}  # fmt: skip
+JSON_CALLBACK = Body({JSON: {"type": "object"}})
+COURIER_PUSH = Body(
+    {FORM: {
+        "type": "object",
+        "required": ["param"],
+        "properties": {"param": {"type": "string", "description": "the push as JSON (lastResult, data …)"}},
+    }}
+)  # fmt: skip
+CALLBACKS: tuple[tuple[str, str, Parser, str, Body], ...] = (
+    (PAYMENT_CALLBACK, "payment", parse_payment_callback, "A refund result from the payment centre", JSON_CALLBACK),
+    (WAREHOUSE_CALLBACK, "warehouse", parse_warehouse_callback,
+     "An intercept, expedite, dispatch, receipt or quality-check result", JSON_CALLBACK),
+    (f"{COURIER_CALLBACKS}/tracking", "courier", parse_tracking_push,
+     "A tracking push: every scan so far of a subscribed parcel", COURIER_PUSH),
+    (f"{COURIER_CALLBACKS}/pickups", "courier", parse_pickup_push, "A pick-up state: assigned, collected or failed",
+     COURIER_PUSH),
+    (f"{COURIER_CALLBACKS}/work-orders", "courier", parse_work_order_push,
+     "The courier's answer to an urge or an inquiry", COURIER_PUSH),
+)  # fmt: skip
+"""(path, system, parser, summary, body) of each callback."""
+PUBLISHED_IDS = {f"{COURIER_CALLBACKS}/work-orders": "post_downstream_courier_work-orders"}
+"""Operation ids first published with the path's dash kept (clients may have generated code from them)."""
+REFUSALS = {
+    400: ("malformed_body",),
+    401: ("invalid_signature", "stale_timestamp"),
+    404: ("unknown_request",),
+    413: ("too_large",),
+}
 
 
 class DownstreamApi:
@@ -45,7 +84,15 @@ class DownstreamApi:
         self.gateway = gateway
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post(path, self._handler(system, parse)) for path, system, parse in CALLBACKS]
+        return [
+            route(
+                Operation("POST", path, summary, "downstream", body=body, replies=(Reply(schema=ANSWER),),
+                          errors=(400, 401, 404, 413, 503), codes=REFUSALS, security=(SIGNATURE,),
+                          operation_id=PUBLISHED_IDS.get(path)),
+                self._handler(system, parse),
+            )
+            for path, system, parse, summary, body in CALLBACKS
+        ]  # fmt: skip
 
     def _handler(self, system: str, parse: Parser) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def serve(request: web.Request) -> web.Response:

@@ -32,8 +32,9 @@ from aiohttp import BodyPartReader, web
 
 from backoffice.permissions import Actor, Permission, can_read_photo
 from channels.base import json_response
+from channels.operations import BINARY, JSON, TEXT, Body, Operation, Param, Reply, json_body, route
 from errors import NotFound, TooLarge, UnsupportedMediaType, UserError
-from gateway.openapi import read_json_object
+from gateway.openapi import STAFF, read_json_object
 from gateway.runtime import Gateway
 from gateway.staff_auth import Handler as StaffHandler
 from gateway.staff_auth import StaffAuth
@@ -50,6 +51,38 @@ OCR_PERMISSIONS = (Permission.HANDLE_CONVERSATIONS, Permission.REVIEW, Permissio
 
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+ENGINE = {"enum": list(ENGINE_NAMES)}
+READ = Body(
+    {
+        JSON: {
+            "type": "object",
+            "properties": {
+                "media_id": {"type": "string", "maxLength": 128},
+                "message_id": {"type": "string", "maxLength": 64},
+                "attachment": {"type": "integer", "minimum": 0},
+                "engine": ENGINE,
+            },
+        },
+        "multipart/form-data": {
+            "type": "object",
+            "required": ["image"],
+            "properties": {"image": BINARY, "engine": {"type": "string"}},
+        },
+        "image/png": BINARY,
+        "image/jpeg": BINARY,
+    },
+    f"images at most {MAX_IMAGE_BYTES} bytes, JSON at most {MAX_JSON_BYTES}",
+)
+CORRECTION = {
+    "type": "object",
+    "required": ["field", "value", "why"],
+    "properties": {
+        "field": {"type": "string", "minLength": 1, "maxLength": 64},
+        "value": {"type": ["string", "integer", "null"]},
+        "who": {"type": "string", "maxLength": 128, "description": "ignored: kept for old clients"},
+        "why": {"type": "string", "minLength": 1, "maxLength": 1000},
+    },
+}
 
 
 def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
@@ -136,16 +169,38 @@ def ocr_routes(gateway: Gateway, auth: StaffAuth) -> list[web.RouteDef]:
         shown = [r for r in waiting if await _may_read(gateway, actor, r)][: int(raw)]
         return json_response({"results": [_view(r) | {"image_url": f"/api/ocr/{r.id}/image"} for r in shown]})
 
-    def staff(handler: Handler) -> StaffHandler:
-        return auth.guard(handler, "photo OCR", *OCR_PERMISSIONS)
+    def staff(operation: Operation, handler: Handler) -> web.RouteDef:
+        guarded: StaffHandler = auth.guard(handler, "photo OCR", *OCR_PERMISSIONS)
+        return route(operation, guarded)
+
+    def op(
+        method: str,
+        path: str,
+        summary: str,
+        *,
+        body: Body | None = None,
+        params: tuple[Param, ...] = (),
+        replies: tuple[Reply, ...] = (Reply(),),
+        published: bool = True,
+    ) -> Operation:
+        return Operation(
+            method, path, summary, "ocr", body=body, params=params, replies=replies,
+            errors=(400, 401, 403, 404, 409, 413, 415, 503), security=(STAFF,), published=published,
+        )  # fmt: skip
 
     return [
-        web.get("/api/ocr/review", staff(review_queue)),
-        web.post("/api/ocr", staff(read)),
-        web.get("/api/ocr/{result_id}", staff(get)),
-        web.get("/api/ocr/{result_id}/image", staff(image)),
-        web.post("/api/ocr/{result_id}/corrections", staff(correct)),
-    ]
+        # Not in /api/openapi.json yet: it was never published (the console's own queue).
+        staff(op("GET", "/api/ocr/review", "Readings waiting for a person", published=False,
+                 params=(Param("limit", {"type": "integer", "minimum": 1, "maximum": 200}),)), review_queue),
+        staff(op("POST", "/api/ocr", "Read a photo: an upload (multipart 'image'), a raw image/* body, or a stored "
+                 "one by reference", body=READ, replies=(Reply(201),),
+                 params=(Param("name", {"type": "string", "maxLength": 200}), Param("engine", ENGINE))), read),
+        staff(op("GET", "/api/ocr/{result_id}", "A stored OCR result (personal data masked)"), get),
+        staff(op("GET", "/api/ocr/{result_id}/image", "The photo with doubtful fields outlined and personal data "
+                 "blurred", replies=(Reply(media_type="image/png", schema=TEXT),)), image),
+        staff(op("POST", "/api/ocr/{result_id}/corrections", "A human's correction of one field, with why (who is "
+                 "the signed-in staff member)", body=json_body(CORRECTION, MAX_JSON_BYTES)), correct),
+    ]  # fmt: skip
 
 
 def _view(result: OcrResult) -> dict[str, Any]:

@@ -1,51 +1,35 @@
-"""A small registry of JSON API operations that serves both the aiohttp routes and their
-OpenAPI 3.1 document, so the document cannot drift from the code: request bodies are pydantic
-models (their JSON Schema is the document's), and a body that does not validate is a 400 naming
-the field. Every error response is the project's one shape, ``{"error": {"code", "message",
-"details"}}`` (:data:`ERROR_SCHEMA`).
+"""``/api/openapi.json``: the OpenAPI 3.1 document of the routes the running app serves, rendered
+from what each route declares where it is defined (:mod:`channels.operations`), so the document
+cannot drift from the code and lists only what is on. Request bodies are pydantic models or JSON
+Schemas; a JSON body that does not validate is a 400 naming the field (:func:`read_body`). Every
+error response is the project's one shape, ``{"error": {"code", "message", "details"}}``
+(:data:`ERROR_SCHEMA`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from channels.base import json_response
+from channels.operations import Body, Operation, Reply, Schema, SecurityScheme, declaration, route
 from errors import TooLarge, UserError
 from store import untrusted_json
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 256 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class QueryParam:
-    name: str
-    schema: dict[str, Any]
-    description: str = ""
-    required: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    method: str
-    path: str
-    handler: Handler
-    summary: str
-    tag: str
-    body: type[BaseModel] | None = None
-    query: tuple[QueryParam, ...] = ()
-    success: int = 200
-    errors: tuple[int, ...] = (400, 401, 403, 404)
-    authenticated: bool = True
-    description: str = ""
-    success_type: str = "application/json"
-    """The success response's content type (``text/csv`` for the exports)."""
-
+TITLE = "After-sales backoffice API"
+VERSION = "1.0.0"
+DESCRIPTION = (
+    "Tickets (售后工单), the to-claim pool, alerts, configuration, staff and audit. "
+    "Sign in with `Authorization: Bearer <staff token>`, or from the console with its session "
+    "cookie and the `X-CSRF-Token` header on requests that change something."
+)
+STAFF = SecurityScheme("bearer", {"type": "http", "scheme": "bearer", "description": "a staff API token"})
+"""Staff sign-in (a bearer token, or the console's session cookie): every staff route."""
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -67,15 +51,16 @@ ERROR_SCHEMA = {
         }
     },
 }
-_STATUS_TEXT = {
+STATUS_TEXT = {
     400: "invalid input",
-    401: "missing or invalid token",
-    403: "not allowed for your roles or queues",
+    401: "missing or invalid credentials",
+    403: "not allowed for this caller",
     404: "not found",
     409: "conflicts with the current state",
-    413: "body too large",
-    429: "too many attempts; try again later",
-    503: "the gateway is starting",
+    413: "the body is larger than this route takes",
+    415: "unsupported media type",
+    429: "too many requests; see Retry-After",
+    503: "the gateway is starting, or a service it needs is down; retry later",
 }
 
 
@@ -104,93 +89,122 @@ async def read_body(request: web.Request, model: type[M]) -> M:
         raise UserError(f"{where}: {first['msg']}", code="invalid_field", field=where) from None
 
 
-@dataclass(slots=True)
-class ApiSpec:
-    title: str
-    version: str
-    description: str = ""
-    operations: list[Operation] = field(default_factory=list)
-
-    def add(self, operation: Operation) -> None:
-        self.operations.append(operation)
-
-    def routes(self) -> list[web.RouteDef]:
-        return [web.route(op.method, op.path, op.handler) for op in self.operations]
-
-    def document(self) -> dict[str, Any]:
-        schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
-        paths: dict[str, Any] = {}
-        for op in self.operations:
-            parameters: list[dict[str, Any]] = [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string", "maxLength": 128}}
-                for name in _path_names(op.path)
-            ]
-            parameters += [
-                {
-                    "name": q.name,
-                    "in": "query",
-                    "required": q.required,
-                    "schema": q.schema,
-                    "description": q.description,
-                }
-                for q in op.query
-            ]
-            spec: dict[str, Any] = {
-                "summary": op.summary,
-                "tags": [op.tag],
-                "operationId": _operation_id(op),
-                "parameters": parameters,
-                "responses": {
-                    str(op.success): {
-                        "description": "OK",
-                        "content": {
-                            op.success_type: {
-                                "schema": {"type": "object"} if op.success_type == "application/json" else {}
-                            }
-                        },
-                    },
-                    **{
-                        str(code): {
-                            "description": _STATUS_TEXT.get(code, "error"),
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                        }
-                        for code in op.errors
-                    },
-                },
-            }
-            if op.description:
-                spec["description"] = op.description
-            if op.authenticated:
-                spec["security"] = [{"bearer": []}]
-            if op.body is not None:
-                schema = op.body.model_json_schema(ref_template="#/components/schemas/{model}")
-                for name, definition in schema.pop("$defs", {}).items():
-                    schemas[name] = definition
-                schemas[op.body.__name__] = schema
-                spec["requestBody"] = {
-                    "required": True,
-                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}},
-                }
-            paths.setdefault(op.path, {})[op.method.lower()] = spec
-        return {
-            "openapi": "3.1.0",
-            "info": {"title": self.title, "version": self.version, "description": self.description},
-            "paths": paths,
-            "components": {
-                "schemas": schemas,
-                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "a staff API token"}},
-            },
-        }
+# -- the document -------------------------------------------------------------------------------
 
 
-def _operation_id(op: Operation) -> str:
-    words = op.path.strip("/").replace("{", "").replace("}", "").replace("/", "_").replace("-", "_")
-    return f"{op.method.lower()}_{words}"
+def routes() -> list[web.RouteDef]:
+    """``GET /api/openapi.json`` for one app (call once per app): rendered on the first request,
+    since an app's routes do not change once it serves."""
+    rendered: list[dict[str, Any]] = []
+
+    async def serve(request: web.Request) -> web.Response:
+        if not rendered:
+            rendered.append(document(request.app))
+        return json_response(rendered[0])
+
+    return [route(Operation("GET", "/api/openapi.json", "This document", "gateway", published=False), serve)]
+
+
+def declared(app: web.Application) -> Iterator[tuple[web.AbstractRoute, Operation | None]]:
+    """Every route ``app`` serves (but the HEADs aiohttp adds to GETs) with its declaration."""
+    for served in app.router.routes():
+        operation = declaration(served.handler)
+        if served.method == "HEAD" and (operation is None or operation.method == "GET"):
+            continue
+        yield served, operation
+
+
+def undeclared(app: web.Application) -> list[str]:
+    """``METHOD path`` of each route made without a declaration, or whose declaration is of another route."""
+    missing = []
+    for served, operation in declared(app):
+        info = served.resource.get_info() if served.resource is not None else {}
+        path = info.get("formatter") or info.get("path")
+        if operation is None or (operation.method, operation.path) != (served.method, path):
+            missing.append(f"{served.method} {path}")
+    return missing
+
+
+def document(app: web.Application) -> dict[str, Any]:
+    schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    schemes: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
+    for _, operation in declared(app):
+        if operation is not None and operation.published:
+            paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(operation, schemas)
+            schemes.update((scheme.name, dict(scheme.definition)) for scheme in operation.security)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": TITLE, "version": VERSION, "description": DESCRIPTION},
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": dict(sorted(schemes.items()))},
+    }
+
+
+def operation_id(operation: Operation) -> str:
+    """``<method>_<path>``, braces dropped, ``/`` and ``-`` as ``_`` (``get_api_backoffice_tickets_ticket_id``)."""
+    if operation.operation_id:
+        return operation.operation_id
+    words = operation.path.strip("/").replace("{", "").replace("}", "").replace("/", "_").replace("-", "_")
+    return f"{operation.method.lower()}_{words or 'root'}"
+
+
+def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "maxLength": 128}}
+        for name in _path_names(op.path)
+    ]
+    for param in op.params:
+        rendered = {"name": param.name, "in": param.where, "required": param.required, "schema": dict(param.schema)}
+        parameters.append(rendered | ({"description": param.description} if param.description else {}))
+    spec: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "operationId": operation_id(op)}
+    if op.description:
+        spec["description"] = op.description
+    if parameters:
+        spec["parameters"] = parameters
+    if op.body is not None:
+        body = op.body if isinstance(op.body, Body) else Body({"application/json": op.body})
+        spec["requestBody"] = {
+            "required": True,
+            "content": {kind: {"schema": _schema(schema, schemas)} for kind, schema in body.content.items()},
+        } | ({"description": body.description} if body.description else {})
+    spec["responses"] = {str(reply.status): _reply(reply, schemas) for reply in op.replies} | {
+        str(status): _refusal(status, op.codes.get(status, ())) for status in op.errors
+    }
+    if op.security:
+        spec["security"] = [{scheme.name: []} for scheme in op.security]
+    return spec
+
+
+def _reply(reply: Reply, schemas: dict[str, Any]) -> dict[str, Any]:
+    if reply.media_type is None:
+        return {"description": reply.description}
+    default: Schema = {"type": "object"} if reply.media_type == "application/json" else {}
+    schema = _schema(reply.schema if reply.schema is not None else default, schemas)
+    return {"description": reply.description, "content": {reply.media_type: {"schema": schema}}}
+
+
+def _refusal(status: int, codes: tuple[str, ...]) -> dict[str, Any]:
+    text = STATUS_TEXT.get(status, "error")
+    answer: dict[str, Any] = {
+        "description": f"{text}: {', '.join(f'`{c}`' for c in codes)}" if codes else text,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if codes:
+        answer["x-error-codes"] = list(codes)
+    return answer
+
+
+def _schema(schema: Schema, schemas: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema as it is, or a model's under ``components.schemas`` (with its ``$defs``) by reference."""
+    if not isinstance(schema, type):
+        return dict(schema)
+    rendered = schema.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(rendered.pop("$defs", {}))
+    schemas[schema.__name__] = rendered
+    return {"$ref": f"#/components/schemas/{schema.__name__}"}
 
 
 def _path_names(path: str) -> list[str]:
-    names = []
-    for part in path.split("/"):
-        if part.startswith("{") and part.endswith("}"):
-            names.append(part[1:-1].split(":")[0])
-    return names
+    """The path's parameters: ``{plan_id}`` in ``/plans/{plan_id}.png`` too (a ``:regex`` dropped)."""
+    return [chunk.split("}", 1)[0].split(":", 1)[0] for chunk in path.split("{")[1:]]

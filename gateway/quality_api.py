@@ -25,8 +25,9 @@ from backoffice.classify import CATEGORY_LABELS
 from backoffice.permissions import Permission
 from backoffice.staff import StaffMember
 from channels.base import json_response
+from channels.operations import Operation, Param, Reply, Schema, route
 from errors import UserError
-from gateway.openapi import ApiSpec, Operation, QueryParam, read_body
+from gateway.openapi import STAFF, read_body
 from gateway.staff_auth import StaffAuth
 from quality.analytics import ivr_report, knowledge_misses, problems_report, refund_records
 from quality.metrics import DIMENSIONS, METRIC_BY_NAME, METRICS, QualityFilter, QualityReport, quality_report
@@ -45,21 +46,21 @@ AGENT = textpatterns.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 BOM = "\ufeff"
 P = Permission
 
-Q_FROM = QueryParam("from", {"type": "string", "format": "date"}, "first day (shop time zone); default 29 days ago")
-Q_TO = QueryParam("to", {"type": "string", "format": "date"}, "last day, inclusive; default today; at most 366 days")
-Q_CHANNEL = QueryParam("channel", {"type": "string", "pattern": NAME.pattern}, "only this channel")
-Q_INTENT = QueryParam("intent", {"type": "string", "pattern": NAME.pattern}, "only this intent")
-Q_AGENT = QueryParam("agent", {"type": "string", "pattern": AGENT.pattern}, "only this agent")
-Q_GRANULARITY = QueryParam("granularity", {"type": "string", "enum": ["day", "week"]}, "periods: day or week")
-Q_LANG = QueryParam("lang", {"type": "string", "enum": ["zh", "en"]}, "labels and definitions in zh or en")
+Q_FROM = Param("from", {"type": "string", "format": "date"}, "first day (shop time zone); default 29 days ago")
+Q_TO = Param("to", {"type": "string", "format": "date"}, "last day, inclusive; default today; at most 366 days")
+Q_CHANNEL = Param("channel", {"type": "string", "pattern": NAME.pattern}, "only this channel")
+Q_INTENT = Param("intent", {"type": "string", "pattern": NAME.pattern}, "only this intent")
+Q_AGENT = Param("agent", {"type": "string", "pattern": AGENT.pattern}, "only this agent")
+Q_GRANULARITY = Param("granularity", {"type": "string", "enum": ["day", "week"]}, "periods: day or week")
+Q_LANG = Param("lang", {"type": "string", "enum": ["zh", "en"]}, "labels and definitions in zh or en")
 FILTERS = (Q_FROM, Q_TO, Q_CHANNEL, Q_INTENT, Q_AGENT, Q_LANG)
 ORDER_ID = textpatterns.compile(r"^[0-9]{4,24}$")
 REQUEST_ID = textpatterns.compile(r"^[A-Z]{1,4}[0-9]{6,24}$")
 REQUEST_STATUSES = ("applied", "reviewing", "approved", "rejected", "awaiting_return", "goods_received",
                     "payment_processing", "resending", "issuing", "completed", "cancelled")  # fmt: skip
-Q_ORDER = QueryParam("order_id", {"type": "string", "pattern": ORDER_ID.pattern}, "only this order")
-Q_REQUEST = QueryParam("request_id", {"type": "string", "pattern": REQUEST_ID.pattern}, "this request (any date)")
-Q_STATUS = QueryParam("status", {"type": "string", "enum": list(REQUEST_STATUSES)}, "only requests in this status")
+Q_ORDER = Param("order_id", {"type": "string", "pattern": ORDER_ID.pattern}, "only this order")
+Q_REQUEST = Param("request_id", {"type": "string", "pattern": REQUEST_ID.pattern}, "this request (any date)")
+Q_STATUS = Param("status", {"type": "string", "enum": list(REQUEST_STATUSES)}, "only requests in this status")
 RECORD_FILTERS = (Q_FROM, Q_TO, Q_ORDER, Q_REQUEST, Q_STATUS)
 
 
@@ -99,13 +100,10 @@ def _name(request: web.Request, name: str, pattern: textpatterns.Pattern = NAME)
 
 
 class QualityApi:
-    def __init__(self, gateway: Gateway, auth: StaffAuth, spec: ApiSpec | None = None) -> None:
-        """``spec``: the OpenAPI document to add the operations to (the backoffice's, so one
-        ``/api/openapi.json`` lists every staff route); a document of their own without it."""
+    def __init__(self, gateway: Gateway, auth: StaffAuth) -> None:
         self.gateway = gateway
         self.auth = auth
-        self.spec = spec or ApiSpec("Quality API", "1.0.0")
-        self._own: list[Operation] = []
+        self._routes: list[web.RouteDef] = []
         self._register()
 
     @property
@@ -113,7 +111,7 @@ class QualityApi:
         return ZoneInfo(self.gateway.settings.shop.timezone)
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.route(op.method, op.path, op.handler) for op in self._own]
+        return list(self._routes)
 
     def _register(self) -> None:
         add = self._op
@@ -132,9 +130,9 @@ class QualityApi:
             "The conversations behind a figure",
             P.VIEW_QUALITY,
             query=(
-                QueryParam("metric", {"type": "string", "enum": [m.name for m in METRICS]}, "the figure", True),
-                QueryParam("group", {"type": "string", "enum": list(DIMENSIONS)}, "channel, intent, day, hour, agent"),
-                QueryParam("key", {"type": "string", "maxLength": 64}, "the group's key (with group)"),
+                Param("metric", {"type": "string", "enum": [m.name for m in METRICS]}, "the figure", True),
+                Param("group", {"type": "string", "enum": list(DIMENSIONS)}, "channel, intent, day, hour, agent"),
+                Param("key", {"type": "string", "maxLength": 64}, "the group's key (with group)"),
                 *FILTERS,
             ),
         )
@@ -183,10 +181,10 @@ class QualityApi:
             "Items the caller has not scored yet",
             P.SCORE_QUALITY,
             query=(
-                QueryParam("kind", {"type": "string", "enum": list(KINDS)}, "bot_answer or agent_correction"),
+                Param("kind", {"type": "string", "enum": list(KINDS)}, "bot_answer or agent_correction"),
                 Q_FROM,
                 Q_TO,
-                QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 50}),
+                Param("limit", {"type": "integer", "minimum": 1, "maximum": 50}),
             ),
         )
         add("POST", "/reviews", self.score, "Score a bot answer or an agent's correction", P.SCORE_QUALITY,
@@ -199,16 +197,24 @@ class QualityApi:
         handler: Callable[[web.Request, StaffMember], Awaitable[web.StreamResponse]],
         summary: str,
         permission: Permission,
-        **extra: Any,
+        *,
+        query: tuple[Param, ...] = (),
+        body: Schema | None = None,
+        success: int = 200,
+        success_type: str = "application/json",
     ) -> None:
+        """Declare ``METHOD /api/console<path>`` for staff with ``permission``."""
+
         async def serve(request: web.Request) -> web.StreamResponse:
             member = (await self.auth.caller(request)).member
             member.actor().require(permission, summary.lower())
             return await handler(request, member)
 
-        operation = Operation(method, f"{PREFIX}{path}", serve, summary, "quality", errors=(400, 401, 403), **extra)
-        self._own.append(operation)
-        self.spec.add(operation)
+        operation = Operation(
+            method, f"{PREFIX}{path}", summary, "quality", body=body, params=query,
+            replies=(Reply(success, success_type),), errors=(400, 401, 403), security=(STAFF,),
+        )  # fmt: skip
+        self._routes.append(route(operation, serve))
 
     # -- parameters ---------------------------------------------------------------------------
 

@@ -24,9 +24,10 @@ from backoffice.routing.fleet import CLOCK, Fleet, FleetError, GeoPoint, Objecti
 from backoffice.routing.pickups import DATE, Pickup, PickupRequest, PickupStore
 from backoffice.routing.planner import PlanningError, RoutePlanner, SolverRunner, process_solver
 from channels.base import json_response
+from channels.operations import TEXT, Operation, Param, Reply, Schema, json_body, route
 from errors import Conflict, NotFound, OperationalError, Unauthorized, UserError
 from gateway.console_web import SECURITY_HEADERS
-from gateway.openapi import read_json_object
+from gateway.openapi import MAX_BODY, STAFF, read_json_object
 from gateway.runtime import Gateway
 from gateway.staff_auth import Handler as StaffHandler
 from gateway.staff_auth import StaffAuth
@@ -36,6 +37,8 @@ MAX_TIME_LIMIT_SECONDS = 120.0
 ROUTES_PERMISSIONS = (Permission.ASSIGN, Permission.CONFIGURE)
 """Dispatchers (who assign the work) and admins."""
 M = TypeVar("M", bound=BaseModel)
+DATE_QUERY = Param("date", {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"})
+PNG = Reply(media_type="image/png", schema=TEXT)
 
 
 class PlanRequest(BaseModel):
@@ -82,20 +85,41 @@ class RoutesApi:
         self._solving = asyncio.Lock()
 
     def routes(self) -> list[web.RouteDef]:
-        def staff(handler: StaffHandler) -> StaffHandler:
-            return self.auth.guard(handler, "route planning", *ROUTES_PERMISSIONS)
+        def staff(
+            method: str,
+            path: str,
+            handler: StaffHandler,
+            summary: str,
+            body: Schema | None = None,
+            *,
+            replies: tuple[Reply, ...] = (Reply(),),
+            params: tuple[Param, ...] = (),
+            operation_id: str | None = None,
+        ) -> web.RouteDef:
+            operation = Operation(
+                method, path, summary, "routes", body=json_body(body, MAX_BODY) if body else None, params=params,
+                replies=replies, errors=(400, 401, 403, 404, 409, 503), security=(STAFF,), operation_id=operation_id,
+            )  # fmt: skip
+            return route(operation, self.auth.guard(handler, "route planning", *ROUTES_PERMISSIONS))
 
+        plan, created = "/api/routes/plans/{plan_id}", (Reply(201),)
         return [
-            web.get("/api/routes/plans/latest", staff(self.latest)),
-            web.get("/api/routes/plans/{plan_id}.png", staff(self.image)),  # before the catch-all {plan_id}
-            web.get("/api/routes/plans/{plan_id}", staff(self.get_plan)),
-            web.post("/api/routes/plan", staff(self.plan)),
-            web.post("/api/routes/plans/{plan_id}/replan", staff(self.replan)),
-            web.post("/api/routes/plans/{plan_id}/actuals", staff(self.actual)),
-            web.get("/api/routes/carbon", staff(self.carbon)),
-            web.post("/api/routes/pickups", staff(self.request_pickup)),
-            web.get("/console/routes", self.console),
-        ]
+            staff("GET", "/api/routes/plans/latest", self.latest, "The latest plan (of a day)", params=(DATE_QUERY,)),
+            staff("GET", f"{plan}.png", self.image, "The plan's map", replies=(PNG,),  # before the catch-all
+                  operation_id="get_api_routes_plans_plan_id_png"),  # as first published
+            staff("GET", plan, self.get_plan, "A plan"),
+            staff("POST", "/api/routes/plan", self.plan, "Plan a day's pick-ups", PlanRequest, replies=created),
+            staff("POST", f"{plan}/replan", self.replan, "Replan during the day", ReplanRequest, replies=created),
+            staff("POST", f"{plan}/actuals", self.actual, "A vehicle's actual distance and energy", ActualRequest,
+                  replies=created),
+            staff("GET", "/api/routes/carbon", self.carbon, "Planned against actual CO2 of a day",
+                  params=(DATE_QUERY,)),
+            # 201 for a new pick-up, 200 for the same pickup_id again.
+            staff("POST", "/api/routes/pickups", self.request_pickup, "A pick-up request (idempotent by pickup_id)",
+                  PickupRequest, replies=(Reply(201), Reply(200))),
+            route(Operation("GET", "/console/routes", "The route planning page", "console", published=False),
+                  self.console),
+        ]  # fmt: skip
 
     async def close(self, _: web.Application | None = None) -> None:
         if self._executor is not None:

@@ -54,6 +54,7 @@ from channels.base import (
     error_response,
     national_phone,
 )
+from channels.operations import FORM, TEXT, TWILIO_SIGNATURE, Body, Operation, Reply, route
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import SettingsError
 from ivr import menu, twiml
@@ -76,6 +77,28 @@ STREAM_PATH = "/webhooks/twilio/voice/stream"
 NEXT_PATH = "/webhooks/twilio/voice/next"
 STATUS_PATH = "/webhooks/twilio/voice/status"
 GATHER_PATH = "/webhooks/twilio/voice/gather"
+CALL_FORM = Body({FORM: {
+    "type": "object",
+    "required": ["CallSid", "From"],
+    "properties": {
+        "CallSid": {"type": "string", "maxLength": 64},
+        "AccountSid": {"type": "string", "maxLength": 64},
+        "From": {"type": "string", "maxLength": 32},
+        "To": {"type": "string", "maxLength": 32},
+        "CallStatus": {"type": "string", "maxLength": 32},
+    },
+}})  # fmt: skip
+
+
+def _webhook(path: str, what: str, *, published: bool = True) -> Operation:
+    """A Twilio voice webhook: a signed form in, TwiML (or a bare 204) out."""
+    return Operation(
+        "POST", path, f"{what} (Twilio voice webhook)", "phone", body=CALL_FORM,
+        replies=(Reply(media_type="text/xml", schema=TEXT, description="TwiML"), Reply(204, None, description="noted")),
+        errors=(400, 403, 413, 503), security=(TWILIO_SIGNATURE,), published=published,
+    )  # fmt: skip
+
+
 ENGLISH = "__ivr_english__"
 """Payload of the greeting's "For English, press 9": handled by the IVR, not a message."""
 KEEP_FINISHED_CALLS = 600.0
@@ -376,12 +399,14 @@ class VoiceInput(InputChannel):
     def routes(self, on_message: InboundHandler) -> list[web.RouteDef]:
         self._on_message = on_message
         return [
-            web.post(VOICE_PATH, self._incoming),
-            web.post(NEXT_PATH, self._next),
-            web.post(STATUS_PATH, self._status),
-            web.post(GATHER_PATH, self._gathered),
-            web.get(STREAM_PATH, self._websocket),
-        ]
+            route(_webhook(VOICE_PATH, "A call comes in"), self._incoming),
+            route(_webhook(NEXT_PATH, "What the call does after a media stream ended"), self._next),
+            route(_webhook(STATUS_PATH, "Call status callback"), self._status),
+            # Not in /api/openapi.json yet: the keypad menu's answer (say mode) came after the document.
+            route(_webhook(GATHER_PATH, "The caller's keypad or speech answer", published=False), self._gathered),
+            route(Operation("GET", STREAM_PATH, "The call's media stream (Twilio's websocket)", "phone",
+                            published=False), self._websocket),
+        ]  # fmt: skip
 
     async def _signed_form(self, request: web.Request) -> dict[str, str] | web.Response:
         """The signed form, or the 403 to answer with."""
