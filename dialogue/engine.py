@@ -455,8 +455,10 @@ class DialogueEngine:
         if keyword is None or keyword == intent:
             return None
         lowered = turn.text_now.lower()
-        own = next((words for name, words in KEYWORDS if name == intent), ())
-        return None if any(word in lowered for word in own) else keyword
+        own = next((words for name, words in KEYWORDS if name == intent), None)
+        if own is None or any(word in lowered for word in own):
+            return None  # no words of its own to miss (urge), or they are there
+        return keyword
 
     def _keyword_second_guess(self, turn: Turn) -> str | None:
         """A task the classifier ranked second (≥ :data:`SECOND_GUESS_CONFIDENCE`) and the message's
