@@ -32,7 +32,7 @@ from typing import Any, Literal
 from pymongo.asynchronous.database import AsyncDatabase
 
 from backoffice.followups import FollowUp, FollowUpKind, FollowUps
-from backoffice.fulfilment import GOODS_BACK, MONEY_TYPES, Fulfilment
+from backoffice.fulfilment import MONEY_TYPES, Fulfilment
 from backoffice.lifecycle import TicketType
 from backoffice.routing.fleet import GeoPoint
 from backoffice.routing.pickups import Pickup, PickupStatus, PickupStore
@@ -42,7 +42,7 @@ from downstream.courier import PickupBooking
 from downstream.payment import RefundOrder
 from downstream.warehouse import ExpediteOrder, InterceptOrder, OutboundOrder, Receiver, ReturnNotice
 from shop import OrderLookup
-from shop.aftersales import STEP_LABELS, AfterSalesRequest, AfterSalesService, RequestType, Step
+from shop.aftersales import GOODS_BACK, STEP_LABELS, AfterSalesRequest, AfterSalesService, RequestType, Step
 from store.leases import Leases
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class Dispatcher:
         status, kind = request.status, request.type
         if status is Step.PAYMENT_PROCESSING and kind in MONEY_TYPES:
             return await self._job(f"refund:{request.id}", self._refund, request)
-        if status is Step.AWAITING_RETURN and kind in (RequestType.RETURN_REFUND, RequestType.EXCHANGE):
+        if status is Step.AWAITING_RETURN and kind in GOODS_BACK:
             return await self._job(f"return:{request.id}", self._announce_return, request)
         if (status is Step.RESENDING and kind is RequestType.RESEND and not request.details.get("tracking_number")) or (
             status is Step.GOODS_RECEIVED and kind is RequestType.EXCHANGE

@@ -19,7 +19,7 @@ from backoffice.lifecycle import TYPE_LABELS, TicketStatus, TicketType
 from backoffice.notifications import CustomerNotifier, StaffAlerts, notice
 from backoffice.surveys import SurveyDesk
 from backoffice.ticket_record import Ticket, TicketEntry, from_document
-from shop.aftersales import AfterSalesRequest, AfterSalesService, RequestType, Step
+from shop.aftersales import GOODS_BACK, AfterSalesRequest, AfterSalesService, RequestType, Step
 
 
 class TicketEffects:
@@ -99,7 +99,7 @@ class TicketEffects:
         actor = entry.actor
         if entry.status is TicketStatus.APPROVED and entry.kind == "decision":
             if request.status in (Step.APPLIED, Step.REVIEWING):
-                details = {"return_code": "RT" + request.id[2:]} if request.type in _GOODS_BACK else None
+                details = {"return_code": "RT" + request.id[2:]} if request.type in GOODS_BACK else None
                 request = await self.aftersales.advance(
                     request.id, Step.APPROVED, actor=actor, decided_by=actor, note=entry.reason, details=details
                 )
@@ -215,7 +215,6 @@ class TicketEffects:
             await self.tickets.update_one({"_id": ticket.id}, {"$set": {"survey_id": survey.id}})
 
 
-_GOODS_BACK = frozenset({RequestType.RETURN_REFUND, RequestType.EXCHANGE})
 _AFTER_APPROVAL: dict[RequestType, tuple[Step, str]] = {
     RequestType.REFUND: (Step.PAYMENT_PROCESSING, "payment_centre"),
     RequestType.COMPENSATION: (Step.PAYMENT_PROCESSING, "payment_centre"),

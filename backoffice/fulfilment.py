@@ -40,7 +40,15 @@ from backoffice.tickets import TicketDesk
 from downstream.events import DownstreamEvent, EventKind, ScanState
 from downstream.inbox import CallbackInbox
 from downstream.warehouse import Warehouse
-from shop.aftersales import SHIPPED_BY, AfterSalesRequest, AfterSalesService, RequestConflict, RequestType, Step
+from shop.aftersales import (
+    GOODS_BACK,
+    SHIPPED_BY,
+    AfterSalesRequest,
+    AfterSalesService,
+    RequestConflict,
+    RequestType,
+    Step,
+)
 from shop.policy import AfterSalesPolicy
 from store.media import MediaRejected, MediaStore
 from store.mongo import ConversationStore
@@ -50,7 +58,6 @@ log = logging.getLogger(__name__)
 MONEY_TYPES = frozenset(
     {RequestType.REFUND, RequestType.RETURN_REFUND, RequestType.COMPENSATION, RequestType.PRICE_PROTECTION}
 )
-GOODS_BACK = frozenset({RequestType.RETURN_REFUND, RequestType.EXCHANGE})
 PHOTO_MAX_BYTES = 5 * 1024 * 1024
 LOST = textpatterns.compile(r"丢失|遗失|丢件|丟失|遺失|\blost\b", textpatterns.IGNORECASE)
 """A courier's answer to an inquiry that the parcel is gone: the bot promised a resend or a refund."""

@@ -74,6 +74,18 @@ class SecurityScheme:
     definition: Mapping[str, Any]
 
 
+def twilio_form(sid: str, **fields: Mapping[str, Any]) -> Body:
+    """A Twilio webhook's form: its resource id (``MessageSid``, ``CallSid``), the account and the
+    two numbers every Twilio webhook posts, and the fields of this one."""
+    common: dict[str, Mapping[str, Any]] = {
+        sid: {"type": "string", "maxLength": 64},
+        "AccountSid": {"type": "string", "maxLength": 64},
+        "From": {"type": "string", "maxLength": 32},
+        "To": {"type": "string", "maxLength": 32},
+    }
+    return Body({FORM: {"type": "object", "required": [sid, "From"], "properties": {**common, **fields}}})
+
+
 TWILIO_SIGNATURE = SecurityScheme(
     "twilioSignature",
     {

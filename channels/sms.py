@@ -39,7 +39,7 @@ from channels.base import (
     text_with_choices,
     unstorable,
 )
-from channels.operations import FORM, TEXT, TWILIO_SIGNATURE, Body, Operation, Reply, route
+from channels.operations import TEXT, TWILIO_SIGNATURE, Operation, Reply, route, twilio_form
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import SettingsError, setting
 from store.models import MAX_TEXT_CHARS, Attachment, InboundMessage, Message
@@ -50,18 +50,11 @@ log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/webhooks/twilio/sms"
 WEBHOOK = Operation(
     "POST", WEBHOOK_PATH, "An inbound SMS/MMS (Twilio messaging webhook)", "channels",
-    body=Body({FORM: {
-        "type": "object",
-        "required": ["MessageSid", "From"],
-        "properties": {
-            "MessageSid": {"type": "string", "maxLength": 64},
-            "AccountSid": {"type": "string", "maxLength": 64},
-            "From": {"type": "string", "maxLength": 32},
-            "To": {"type": "string", "maxLength": 32},
-            "Body": {"type": "string", "maxLength": MAX_TEXT_CHARS},
-            "NumMedia": {"type": "string", "pattern": "^[0-9]{1,2}$"},
-        },
-    }}),
+    body=twilio_form(
+        "MessageSid",
+        Body={"type": "string", "maxLength": MAX_TEXT_CHARS},
+        NumMedia={"type": "string", "pattern": "^[0-9]{1,2}$"},
+    ),
     replies=(Reply(media_type="text/xml", schema=TEXT, description="TwiML"),),
     errors=(400, 403, 413, 429, 503), security=(TWILIO_SIGNATURE,),
 )  # fmt: skip

@@ -153,14 +153,11 @@ def asks_of(turn_input: TurnInput) -> list[Ask]:
     whole = tuple(e.model_dump() for e in parse.entities)
     if len(asks) < 2:
         return [Ask(turn_input.text, parse.intent_name, parse.intent.confidence, whole)]
-    claim = next((a for a in asks if a.intent == "compensation"), None)
-    if claim is not None and all(a is claim or (a.intent in _GROUNDS and LATE.search(a.text)) for a in asks):
-        # "付款一周才发货 太慢了 要求赔偿": the delay is the claim's ground, not a request of its own.
-        return [Ask(turn_input.text, "compensation", claim.confidence, whole)]
-    if claim is not None:
+    if any(a.intent == "compensation" for a in asks):
         asks = _grounds_folded(asks)
-        if len(asks) < 2:
-            return asks
+        if len(asks) == 1:
+            # "付款一周才发货 太慢了 要求赔偿": the delay is the claim's ground, not a request of its own.
+            return [Ask(turn_input.text, "compensation", asks[0].confidence, whole)]
     if any(a.intent == "withdraw_request" for a in asks) and RequestsFlow.changes_one(turn_input.text):
         # "申请了退货，可以改成换货吗？换 L 号": one change to a request, not a withdrawal and a new exchange.
         confidence = max(a.confidence for a in asks if a.intent == "withdraw_request")

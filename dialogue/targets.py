@@ -77,7 +77,7 @@ class ItemMatch:
 
 
 NAMED = 2.0
-"""A score from which an item counts as named outright (its name, its head noun, an alias): a
+"""A score from which an item counts as named outright by its Chinese name or head noun: a
 message naming two items this way names both ("电热毯那单取消 还有火锅底料走到哪了"), even if
 one is named more fully than the other."""
 

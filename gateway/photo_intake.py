@@ -33,13 +33,12 @@ from pymongo.errors import DuplicateKeyError
 from backoffice.tickets import TicketDesk
 from media_ocr.model import OcrResult
 from media_ocr.pipeline import OcrFailed, OcrService
-from shop.aftersales import GOODS_TYPES, AfterSalesRequest, AfterSalesService, RequestType, Step
+from shop.aftersales import GOODS_BACK, GOODS_TYPES, AfterSalesRequest, AfterSalesService, Step
 from store.changes import follow_changes
 
 log = logging.getLogger(__name__)
 
 ACTOR = "system:ocr"
-RETURNING = (RequestType.RETURN_REFUND, RequestType.EXCHANGE)
 WAITING_FOR_PARCEL = (Step.APPROVED, Step.AWAITING_RETURN)
 STALE_CLAIM = timedelta(minutes=5)
 """A job claimed this long ago and not done: its process died; another may take it."""
@@ -197,7 +196,7 @@ class PhotoIntake:
         if it is a return slip for one of them, it becomes that request's evidence."""
         customer = str(doc.get("customer_id") or "")
         waiting = [r for r in await self.aftersales.for_customer(customer, open_only=True)
-                   if r.type in RETURNING and r.status in WAITING_FOR_PARCEL]  # fmt: skip
+                   if r.type in GOODS_BACK and r.status in WAITING_FOR_PARCEL]  # fmt: skip
         if not waiting:
             return
         for index, attachment in enumerate(doc.get("attachments", [])):
@@ -247,7 +246,7 @@ class PhotoIntake:
         """A return slip on an open return or exchange: advance it if the slip fits, else review."""
         if result.document_type != "return_slip" or request.type not in GOODS_TYPES or not request.open:
             return
-        if request.type not in RETURNING or result.id is None:
+        if request.type not in GOODS_BACK or result.id is None:
             return
         if result.needs_review:
             return  # a person looks at the reading first; reconsider() matches after the correction

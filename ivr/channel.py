@@ -54,7 +54,7 @@ from channels.base import (
     error_response,
     national_phone,
 )
-from channels.operations import FORM, TEXT, TWILIO_SIGNATURE, Body, Operation, Reply, route
+from channels.operations import TEXT, TWILIO_SIGNATURE, Operation, Reply, route, twilio_form
 from channels.spec import ChannelDeps, ChannelSpec
 from configuration import SettingsError
 from ivr import menu, twiml
@@ -77,17 +77,7 @@ STREAM_PATH = "/webhooks/twilio/voice/stream"
 NEXT_PATH = "/webhooks/twilio/voice/next"
 STATUS_PATH = "/webhooks/twilio/voice/status"
 GATHER_PATH = "/webhooks/twilio/voice/gather"
-CALL_FORM = Body({FORM: {
-    "type": "object",
-    "required": ["CallSid", "From"],
-    "properties": {
-        "CallSid": {"type": "string", "maxLength": 64},
-        "AccountSid": {"type": "string", "maxLength": 64},
-        "From": {"type": "string", "maxLength": 32},
-        "To": {"type": "string", "maxLength": 32},
-        "CallStatus": {"type": "string", "maxLength": 32},
-    },
-}})  # fmt: skip
+CALL_FORM = twilio_form("CallSid", CallStatus={"type": "string", "maxLength": 32})
 
 
 def _webhook(path: str, what: str, *, published: bool = True) -> Operation:

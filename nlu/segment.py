@@ -248,6 +248,10 @@ def content_text(text: str) -> str:
     return numbers_masked("".join(kept).strip())
 
 
+_POINTERS = frozenset({"那个", "这个", "就是", "那个就是"})
+"""Fillers that lead straight into the request, with no space after them."""
+
+
 def clause_text(text: str) -> str:
     """What the classifier reads of one clause: :func:`content_text` without the connective that
     joined it to the message and the fillers after it ("还有那个火锅底料走到哪点了嘛" → "火锅底料走到
@@ -257,7 +261,9 @@ def clause_text(text: str) -> str:
     if joined is not None:
         rest = stripped[joined.end() :].lstrip(" ，,:：")
         filler = _FILLER.match(rest)
-        if filler is not None and filler.end() < len(rest):
+        if filler is not None and filler.end() < len(rest) and (
+            rest[filler.end()] in " ，," or filler.group(0) in _POINTERS
+        ):  # "还有 亲 …", "还有那个…"; not the 行 of 行李箱 or the 宝宝 of 宝宝的衣服
             rest = rest[filler.end() :].lstrip(" ，,")
         if _HAS_WORD.search(rest):
             stripped = rest

@@ -148,6 +148,8 @@ TYPE_LABELS: dict[RequestType, dict[str, str]] = {
 SHIPPED_BY = "warehouse"
 """The actor of the resending step that means a parcel left (the warehouse's report, with its waybill)."""
 
+GOODS_BACK = frozenset({RequestType.RETURN_REFUND, RequestType.EXCHANGE})
+"""Requests whose goods come back to the shop (a parcel sent back or a courier pick-up)."""
 WITHDRAWABLE_STEPS = frozenset({Step.APPLIED, Step.REVIEWING, Step.APPROVED, Step.AWAITING_RETURN, Step.ISSUING})
 """Steps before anything irreversible (money sent, goods received or dispatched): the customer may
 take the request back or change it."""

@@ -96,7 +96,8 @@ def test_the_classifier_reads_the_request_without_greetings_and_order_cards() ->
     ("clause", "read"),
     [("还有那个火锅底料走到哪点了嘛", "火锅底料走到哪点了嘛"), ("对了 亲 帮我催下", "帮我催下"),
      ("also can you change the address", "can you change the address"),
-     ("还有多久到", "还有多久到"), ("另外", "另外")],
+     ("还有多久到", "还有多久到"), ("另外", "另外"), ("还有行李箱的退货", "行李箱的退货"),
+     ("另外宝宝的衣服也退", "宝宝的衣服也退")],
 )  # fmt: skip
 def test_a_clause_is_read_without_the_connective_that_joined_it(clause: str, read: str) -> None:
     assert clause_text(clause) == read

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pymongo.errors import AutoReconnect
 
-from gateway import GatewayBuilder, Settings, build_app
+from gateway import Gateway, GatewayBuilder, Settings, build_app
 from gateway.turns import MAX_TURN_STARTS
 from nlu import NluClient, ParseResult, RasaNluClient
 from store import InboundMessage
@@ -54,6 +55,26 @@ async def test_unprocessed_messages_are_answered_on_start(
     assert await store.events.count_documents({"name": "self_service_completed"}) == 1
 
 
+async def stopping_after_commit(
+    settings: Settings, store: ConversationStore, nlu: RasaNluClient, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Gateway, asyncio.Event]:
+    """A gateway whose turns stop after writing their conversation, before marking the message
+    processed, while the returned event is set (clear it to let them finish)."""
+    gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
+    await gateway.seed_orders(DEMO_ORDERS)
+    finish_turn = store.finish_turn
+    stopping = asyncio.Event()
+    stopping.set()
+
+    async def stops_first(message_id: str, processed: dict[str, Any]) -> None:
+        if stopping.is_set():
+            raise AutoReconnect("the process stopped here")
+        await finish_turn(message_id, processed)
+
+    monkeypatch.setattr(store, "finish_turn", stops_first)
+    return gateway, stopping
+
+
 async def test_a_turn_stopped_after_writing_its_conversation_is_finished_not_run_again(
     settings: Settings, store: ConversationStore, nlu: RasaNluClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,17 +82,7 @@ async def test_a_turn_stopped_after_writing_its_conversation_is_finished_not_run
     processed: a process that stops in between leaves a message whose replies, slots and events
     are written. Whoever takes the lease next (recovery, a redelivery, the conversation's next
     message) marks it processed with what the turn recorded, and never runs it again."""
-    gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
-    await gateway.seed_orders(DEMO_ORDERS)
-    finish_turn = store.finish_turn
-    stopping = True
-
-    async def stops_first(message_id: str, processed: dict[str, Any]) -> None:
-        if stopping:
-            raise AutoReconnect("the process stopped here")
-        await finish_turn(message_id, processed)
-
-    monkeypatch.setattr(store, "finish_turn", stops_first)
+    gateway, stopping = await stopping_after_commit(settings, store, nlu, monkeypatch)
     async with TestClient(TestServer(build_app(gateway))) as http:
         assert gateway.turns is not None
         body = {"sender": "stopped-after-commit", "message": "查一下订单202611150001", "message_id": "m-1"}
@@ -84,7 +95,7 @@ async def test_a_turn_stopped_after_writing_its_conversation_is_finished_not_run
         events = await store.events.count_documents({"conversation_id": message.conversation_id})
         assert replies and events
 
-        stopping = False
+        stopping.clear()
         assert await gateway.turns.recover() == 1
         stored = await store.messages.find_one({"_id": message.id})
         assert stored is not None and stored["processed"] and stored["turn_starts"] == 1, "finished, not run"
@@ -100,23 +111,13 @@ async def test_a_turn_stopped_after_writing_its_conversation_is_finished_not_run
 async def test_a_redelivery_finishes_a_turn_stopped_after_writing_its_conversation(
     settings: Settings, store: ConversationStore, nlu: RasaNluClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gateway = GatewayBuilder(settings).store(store).nlu(nlu).build()
-    await gateway.seed_orders(DEMO_ORDERS)
-    finish_turn = store.finish_turn
-    stopping = True
-
-    async def stops_first(message_id: str, processed: dict[str, Any]) -> None:
-        if stopping:
-            raise AutoReconnect("the process stopped here")
-        await finish_turn(message_id, processed)
-
-    monkeypatch.setattr(store, "finish_turn", stops_first)
+    gateway, stopping = await stopping_after_commit(settings, store, nlu, monkeypatch)
     async with TestClient(TestServer(build_app(gateway))) as http:
         body = {"sender": "redelivered-after-commit", "message": "你好", "message_id": "m-1"}
         assert (await post_rest(http, body)).status >= 500
         (message,) = await store.unprocessed_inbound()
         replies = [r.text for r in await store.replies_to(message.id)]
-        stopping = False
+        stopping.clear()
         retry = await post_rest(http, body)
         assert retry.status == 200 and [r["text"] for r in await retry.json()] == replies
         stored = await store.messages.find_one({"_id": message.id})

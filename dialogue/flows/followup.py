@@ -22,7 +22,7 @@ from dialogue.flows.returns import CAN_RETURN
 from dialogue.replies import register, status_label
 from dialogue.turn import Turn
 from shop import Order, OrderStatus
-from shop.aftersales import AfterSalesRequest, RequestType, Step
+from shop.aftersales import GOODS_BACK, AfterSalesRequest, RequestType, Step
 
 Question = Literal["lost", "return_shipping", "what_form", "contact", "when"]
 
@@ -352,7 +352,7 @@ class FollowUpFlow(Flow):
         return True
 
     async def _return_shipping(self, turn: Turn, order: Order, request: AfterSalesRequest | None) -> bool:
-        if request is not None and request.type in (RequestType.RETURN_REFUND, RequestType.EXCHANGE):
+        if request is not None and request.type in GOODS_BACK:
             if request.status is Step.CANCELLED:
                 booked = await self.context.pickups.get(request.id) if self.context.pickups else None
                 cancelled = booked is not None and booked.status.value == "cancelled"

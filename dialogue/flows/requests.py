@@ -23,7 +23,7 @@ from dialogue.replies import register
 from dialogue.targets import mentioned_items, refers_back, request_id_in, request_types_in, requests_named
 from dialogue.turn import Turn
 from shop import Order
-from shop.aftersales import WITHDRAWABLE_STEPS, AfterSalesRequest, RequestConflict, RequestType, Step
+from shop.aftersales import GOODS_BACK, WITHDRAWABLE_STEPS, AfterSalesRequest, RequestConflict, RequestType, Step
 
 Mode = Literal["status", "withdraw", "change", "reschedule"]
 
@@ -56,7 +56,6 @@ _RESCHEDULE = textpatterns.compile(
     textpatterns.IGNORECASE,
 )
 """Another time for the courier to collect a return or exchange ("上门取件辰光要改到礼拜六下半天")."""
-_GOODS_BACK = (RequestType.RETURN_REFUND, RequestType.EXCHANGE)
 _STATUS = textpatterns.compile(
     r"进度|進度|进展|進展|到哪一步|到哪步|到哪了|怎么样了|怎麼樣了|咋样了|咋樣了|如何了|点样|點樣|"
     r"批了|批下来|批下來|审核|審核|通过没|通過沒|结果|結果|"
@@ -257,9 +256,7 @@ class RequestsFlow(Flow):
         if mode == "status":
             candidates = [r for r in everything if r.open] or everything
         elif mode == "reschedule":
-            candidates = [
-                r for r in everything if r.open and r.type in (RequestType.RETURN_REFUND, RequestType.EXCHANGE)
-            ]
+            candidates = [r for r in everything if r.open and r.type in GOODS_BACK]
         else:
             candidates = [r for r in everything if r.open]
         if not candidates:
@@ -392,9 +389,7 @@ class RequestsFlow(Flow):
     async def _act_on(self, turn: Turn, mode: Mode, request: AfterSalesRequest) -> None:
         if request.status not in WITHDRAWABLE_STEPS:
             turn.finish()
-            turn.say("cannot_withdraw", request_id=request.id, type=request.type_label(turn.language),
-                     status=request.customer_status(turn.language))  # fmt: skip
-            turn.act("refused", order=request.order_id, request=request.id, request_type=request.type.value)
+            self._past_changing(turn, request)
             return
         item = await self._item(turn, request)
         form = turn.begin(self.name, "confirm", mode=mode, request_id=request.id, order_id=request.order_id)
@@ -516,14 +511,18 @@ class RequestsFlow(Flow):
                 note=f"客户把上门取件改到 {day} {slot}",
             )  # fmt: skip
         except RequestConflict:
-            fresh = await aftersales.get(request.id)
-            turn.say("cannot_withdraw", request_id=request.id, type=request.type_label(turn.language),
-                     status=(fresh or request).customer_status(turn.language))  # fmt: skip
-            turn.act("refused", order=request.order_id, request=request.id, request_type=request.type.value)
+            self._past_changing(turn, await aftersales.get(request.id) or request)
             return
         turn.say("rescheduled", request_id=request.id, pickup=f"{day} {slot}", address=order.address)
         turn.act("changed", order=request.order_id, request=request.id, request_type=request.type.value)
         turn.event("pickup_rescheduled", request_id=request.id, date=day, slot=slot)
+
+    @staticmethod
+    def _past_changing(turn: Turn, request: AfterSalesRequest) -> None:
+        """The request (as it is now) has gone past the point where it can be taken back or changed."""
+        turn.say("cannot_withdraw", request_id=request.id, type=request.type_label(turn.language),
+                 status=request.customer_status(turn.language))  # fmt: skip
+        turn.act("refused", order=request.order_id, request=request.id, request_type=request.type.value)
 
     async def _withdraw(self, turn: Turn, request: AfterSalesRequest) -> None:
         aftersales = self.context.aftersales
@@ -533,10 +532,7 @@ class RequestsFlow(Flow):
         try:
             request = await aftersales.withdraw(request.id, actor="customer", note="客户在对话中撤回申请")
         except RequestConflict:
-            fresh = await aftersales.get(request.id)
-            turn.say("cannot_withdraw", request_id=request.id, type=request.type_label(turn.language),
-                     status=(fresh or request).customer_status(turn.language))  # fmt: skip
-            turn.act("refused", order=request.order_id, request=request.id, request_type=request.type.value)
+            self._past_changing(turn, await aftersales.get(request.id) or request)
             return
         cancelled = False
         if self.context.pickups is not None:
@@ -561,10 +557,7 @@ class RequestsFlow(Flow):
                 request.id, actor="customer", type=target, details={"spec": spec} if spec else None, note=note
             )
         except RequestConflict:
-            fresh = await aftersales.get(request.id)
-            turn.say("cannot_withdraw", request_id=request.id, type=request.type_label(turn.language),
-                     status=(fresh or request).customer_status(turn.language))  # fmt: skip
-            turn.act("refused", order=request.order_id, request=request.id, request_type=request.type.value)
+            self._past_changing(turn, await aftersales.get(request.id) or request)
             return
         pickup = request.details.get("pickup") or {}
         if target is RequestType.EXCHANGE and request.type is not RequestType.EXCHANGE and self.context.pickups:

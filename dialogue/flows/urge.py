@@ -22,7 +22,7 @@ from dialogue.replies import register, status_label
 from dialogue.targets import refers_back, request_types_in, requests_named
 from dialogue.turn import Turn
 from shop import Order, OrderStatus
-from shop.aftersales import AfterSalesRequest, RequestType, Step
+from shop.aftersales import GOODS_BACK, AfterSalesRequest, RequestType, Step
 
 register(
     {
@@ -116,7 +116,6 @@ _PRODUCT_PROBLEM = textpatterns.compile(
 )
 """What came is wrong: the customer is not waiting for anything, they are complaining."""
 _WAITING = (OrderStatus.PAID, OrderStatus.PICKING, OrderStatus.SHIPPED)
-_GOODS_BACK = (RequestType.RETURN_REFUND, RequestType.EXCHANGE)
 
 
 class UrgeFlow(Flow):
@@ -300,7 +299,7 @@ class UrgeFlow(Flow):
             return turn.text("next_review", deadline=due)
         if waybill := request.parcel_on_its_way():
             return turn.text("next_parcel", tracking=waybill, due=due)
-        if status in (Step.APPROVED, Step.AWAITING_RETURN) and request.type in _GOODS_BACK:
+        if status in (Step.APPROVED, Step.AWAITING_RETURN) and request.type in GOODS_BACK:
             pickup = request.details.get("pickup") or {}
             if pickup:
                 return turn.text("next_pickup", pickup=f"{pickup.get('date', '')} {pickup.get('slot', '')}".strip())
