@@ -3,6 +3,8 @@ the wrong order, item or request (the conversation stories test them end to end)
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +16,7 @@ from dialogue.engine import _grounds_folded
 from dialogue.flows.followup import FollowUpFlow
 from dialogue.flows.requests import RequestsFlow
 from dialogue.targets import (
+    MAX_MEANING_PROBES,
     default_embedder,
     described_orders,
     item_core,
@@ -258,3 +261,25 @@ def test_a_late_delivery_grounds_the_claim_next_to_it_and_other_asks_stay() -> N
     assert [a.text for a in folded] == [status.text, f"{late.text} {claim.text}"]
     assert [a.intent for a in folded] == ["compensation", "compensation"]
     assert RequestsFlow.mode_of(turn(status.text)) == "status", "价格保护 names price protection"
+
+
+class CountingEmbedder:
+    """Unit vectors that never decide anything; counts the texts it was asked for."""
+
+    def __init__(self) -> None:
+        self.texts = 0
+
+    def vectors(self, texts: Sequence[str]) -> list[Sequence[float]]:
+        self.texts += len(texts)
+        return [(1.0, 0.0) for _ in texts]
+
+
+def test_a_long_message_costs_a_bounded_number_of_comparisons_by_meaning() -> None:
+    """4,000 characters of would-be nicknames ("风筒吹那单…", once 1,050 phrases and 7 s of the model)."""
+    orders = [order("2026000401", "移动电源 20000mAh"), order("2026000402", "保温杯 500ml")]
+    embed = CountingEmbedder()
+    chars = "风筒吹衣服鞋袜锅碗瓢盆冰箱调壳"
+    names = ("".join(three) for three in itertools.product(chars, repeat=3))
+    text = "".join(f"{name}那单" for name in itertools.islice(names, 800))[:4000]
+    assert mentioned_items(text, orders, embed) == []
+    assert embed.texts <= len(orders) + MAX_MEANING_PROBES <= len(orders) + 64
