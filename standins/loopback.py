@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from aiohttp import web
 
 from supervisor import free_port
@@ -26,7 +28,17 @@ class LoopbackServer:
         self.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        for attempt in range(5):
+            try:
+                await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+                return
+            except OSError as exc:
+                # The port was free when chosen, but something (another test's server, an outgoing
+                # connection's ephemeral port) took it before the bind: choose again. Callers read
+                # ``port``/``base_url`` after start.
+                if exc.errno != errno.EADDRINUSE or attempt == 4:
+                    raise
+                self.port = free_port()
 
     async def stop(self) -> None:
         if self._runner is not None:
